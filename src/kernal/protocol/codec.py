@@ -1,0 +1,168 @@
+"""Framing and (de)serialisation: bytes in, typed messages out, and back. No I/O here.
+
+A frame is one UTF-8 JSON object terminated by ``\\n``. :class:`LineFramer` splits a byte stream
+into frames and enforces the size limit before buffering more than it allows; the ``decode_*``
+functions turn one frame into a validated model or raise :class:`ProtocolError` with the code
+and reason the hub sends back.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from kernal.protocol.errors import ErrorCode, FrameTooLarge, ProtocolError
+from kernal.protocol.messages import (
+    CLIENT_MESSAGE_TYPES,
+    SERVER_MESSAGE_TYPES,
+    Auth,
+    ClientMessage,
+    ServerMessage,
+)
+
+DEFAULT_MAX_FRAME = 1024 * 1024
+"""Largest frame, in bytes without the newline, that either side accepts by default (1 MiB)."""
+
+
+class LineFramer:
+    """Incremental splitter of a byte stream into newline-terminated frames.
+
+    ``feed`` returns every complete frame (without its ``\\n`` or a trailing ``\\r``; blank lines
+    are skipped) and keeps the incomplete tail. It raises :class:`FrameTooLarge` as soon as a
+    frame is known to exceed ``max_frame`` bytes, so a peer cannot make us buffer without bound.
+    """
+
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        if max_frame < 1:
+            raise ValueError("max_frame must be positive")
+        self.max_frame = max_frame
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buffer += data
+        frames: list[bytes] = []
+        start = 0
+        while (end := self._buffer.find(b"\n", start)) != -1:
+            line = bytes(self._buffer[start:end])
+            start = end + 1
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if len(line) > self.max_frame:
+                raise FrameTooLarge(self.max_frame)
+            if line.strip():
+                frames.append(line)
+        del self._buffer[:start]
+        if len(self._buffer) > self.max_frame + 1:  # +1: room for a '\r' before the newline
+            raise FrameTooLarge(self.max_frame)
+        return frames
+
+    @property
+    def pending(self) -> int:
+        """Bytes buffered of a frame whose newline has not arrived yet."""
+        return len(self._buffer)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_object(frame: bytes) -> dict[str, Any]:
+    """Parse one frame into a JSON object, or raise ``bad_json`` / ``not_an_object``."""
+    try:
+        value = json.loads(frame.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise ProtocolError(ErrorCode.BAD_JSON, "frame is not valid UTF-8") from None
+    except RecursionError:
+        raise ProtocolError(ErrorCode.BAD_JSON, "JSON is nested too deeply") from None
+    except ValueError as exc:
+        raise ProtocolError(ErrorCode.BAD_JSON, f"frame is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ProtocolError(
+            ErrorCode.NOT_AN_OBJECT, f"frame must be a JSON object, got {type(value).__name__}"
+        )
+    return value
+
+
+def _msg_id_of(obj: dict[str, Any]) -> str | None:
+    msg_id = obj.get("msg_id")
+    return msg_id if isinstance(msg_id, str) else None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One readable line naming every offending field, e.g. ``pattern_data: Input should be ...``."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "message"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def _validate(model: type[BaseModel], obj: dict[str, Any], ref: str | None) -> Any:
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        raise ProtocolError(ErrorCode.INVALID_FIELD, describe_validation_error(exc), ref) from None
+
+
+def decode_auth(frame: bytes) -> Auth:
+    """Decode a connection's first frame. Anything but a valid AUTH raises ``not_authenticated``."""
+    try:
+        obj = parse_object(frame)
+    except ProtocolError as exc:
+        raise ProtocolError(ErrorCode.NOT_AUTHENTICATED, exc.reason) from None
+    kind = obj.get("type", "AUTH")
+    if kind != "AUTH":
+        raise ProtocolError(
+            ErrorCode.NOT_AUTHENTICATED,
+            f"the first message must authenticate with ai_id and token, got type {kind!r}",
+            _msg_id_of(obj),
+        )
+    try:
+        return Auth.model_validate(obj)
+    except ValidationError as exc:
+        raise ProtocolError(
+            ErrorCode.NOT_AUTHENTICATED, describe_validation_error(exc), _msg_id_of(obj)
+        ) from None
+
+
+def decode_client_message(frame: bytes) -> ClientMessage:
+    """Decode a frame sent by an authenticated client into its typed model.
+
+    Raises :class:`ProtocolError` with ``bad_json``, ``not_an_object``, ``unknown_type`` or
+    ``invalid_field``; ``ref`` carries the frame's ``msg_id`` whenever it was a string.
+    """
+    obj = parse_object(frame)
+    ref = _msg_id_of(obj)
+    kind = obj.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError(ErrorCode.INVALID_FIELD, "type: a string field is required", ref)
+    model = CLIENT_MESSAGE_TYPES.get(kind)
+    if model is None:
+        known = ", ".join(sorted(CLIENT_MESSAGE_TYPES))
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown type {kind!r}; known: {known}", ref)
+    if model is Auth:
+        raise ProtocolError(ErrorCode.FORBIDDEN, "this connection is already authenticated", ref)
+    message: ClientMessage = _validate(model, obj, ref)
+    return message
+
+
+def decode_server_message(frame: bytes) -> ServerMessage | dict[str, Any]:
+    """Decode a frame from the hub. Unknown types come back as plain dicts (tolerant reader)."""
+    obj = parse_object(frame)
+    model = SERVER_MESSAGE_TYPES.get(str(obj.get("type")))
+    if model is None:
+        return obj
+    result: ServerMessage = _validate(model, obj, None)
+    return result
+
+
+def encode(message: BaseModel) -> bytes:
+    """Serialise a model as one frame: compact JSON, aliases applied, ``None`` fields left out."""
+    return message.model_dump_json(by_alias=True, exclude_none=True).encode("utf-8") + b"\n"
+
+
+def encode_object(obj: dict[str, Any]) -> bytes:
+    """Serialise a plain JSON object as one frame."""
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("utf-8") + b"\n"

@@ -1,0 +1,344 @@
+"""Message models of protocol v1.
+
+Every frame is one JSON object with a ``type``. Models are strict about the types of the fields
+they know (a string is never silently turned into a number) and ignore fields they do not know,
+so newer clients can talk to older hubs. Fields that only the hub may set (``from``,
+contributors, timestamps) do not exist on the client models at all: whatever a client puts
+there is dropped on parsing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+PROTOCOL_VERSION = 1
+
+AiId = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")
+]
+"""An AI's identity: letters, digits and ``_ . : @ -``, 1 to 128 characters."""
+
+ItemId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+"""Identifier of a pattern, component, request or collaboration (1 to 256 characters)."""
+
+Label = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Labels = Annotated[list[Label], Field(max_length=256)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Percent = Annotated[float, Field(ge=0.0, le=100.0)]
+Reason = Annotated[str, StringConstraints(max_length=2048)]
+MsgId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class Message(BaseModel):
+    """Base of every frame. ``msg_id`` is echoed as ``ref`` in the hub's ACK or ERROR."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True, populate_by_name=True)
+
+    msg_id: MsgId | None = None
+
+
+# --------------------------------------------------------------------------- client -> hub
+
+
+class Auth(Message):
+    """First frame of every connection. ``type`` may be omitted on this frame only."""
+
+    type: Literal["AUTH"] = "AUTH"
+    ai_id: AiId
+    token: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class Hello(Message):
+    """Announces what the AI is good at; answered with ``STATE``. Required before other frames."""
+
+    type: Literal["HELLO"] = "HELLO"
+    specialization: Label
+    capabilities: Labels = []
+    protocol_version: int = PROTOCOL_VERSION
+
+
+class PatternShare(Message):
+    """A learned pattern. Persisted, ACKed after commit, then relayed to every other AI."""
+
+    type: Literal["PATTERN_SHARE"] = "PATTERN_SHARE"
+    pattern_id: ItemId
+    pattern_data: dict[str, Any]
+
+
+class ComponentShare(Message):
+    """A component (artifact). Relayed to ``to`` only, or to every other AI.
+
+    With ``collaboration_complete`` and ``collaboration_id`` it also completes that collaboration,
+    in the same transaction as the component is stored.
+    """
+
+    type: Literal["OS_COMPONENT_SHARE"] = "OS_COMPONENT_SHARE"
+    component_id: ItemId
+    component_data: dict[str, Any]
+    quality_score: Fraction | None = None
+    to: AiId | None = None
+    collaboration_id: ItemId | None = None
+    collaboration_complete: bool = False
+
+
+class CollaborationRequest(Message):
+    """Asks peers (or one peer, ``to``) to collaborate."""
+
+    type: Literal["COLLABORATION_REQUEST"] = "COLLABORATION_REQUEST"
+    request_id: ItemId
+    expertise_offered: Labels = []
+    seeking_expertise: Labels = []
+    to: AiId | None = None
+
+
+class CollaborationAccept(Message):
+    """Accepts ``to``'s request; the hub opens a collaboration and names it."""
+
+    type: Literal["COLLABORATION_ACCEPT"] = "COLLABORATION_ACCEPT"
+    request_id: ItemId
+    to: AiId
+
+
+class CollaborationReject(Message):
+    """Declines ``to``'s request."""
+
+    type: Literal["COLLABORATION_REJECT"] = "COLLABORATION_REJECT"
+    request_id: ItemId
+    to: AiId
+    reason: Reason | None = None
+
+
+class CollaborationProgress(Message):
+    """Progress of an active collaboration, 0 to 100; relayed to the partner."""
+
+    type: Literal["COLLABORATION_PROGRESS"] = "COLLABORATION_PROGRESS"
+    collaboration_id: ItemId
+    progress: Percent
+
+
+class CollaborationComplete(Message):
+    """Ends a collaboration successfully; ``result`` is any JSON value, recorded as the outcome."""
+
+    type: Literal["COLLABORATION_COMPLETE"] = "COLLABORATION_COMPLETE"
+    collaboration_id: ItemId
+    result: Any = None
+
+
+class CollaborationFailed(Message):
+    """Ends a collaboration as failed."""
+
+    type: Literal["COLLABORATION_FAILED"] = "COLLABORATION_FAILED"
+    collaboration_id: ItemId
+    reason: Reason
+
+
+class Feedback(Message):
+    """Reports a use of a pattern or component, optionally with a measured score."""
+
+    type: Literal["FEEDBACK"] = "FEEDBACK"
+    kind: Literal["pattern", "component"]
+    id: ItemId
+    score: Fraction | None = None
+
+
+class Ping(Message):
+    """Liveness check; answered with ``PONG``."""
+
+    type: Literal["PING"] = "PING"
+
+
+ClientMessage = (
+    Hello
+    | PatternShare
+    | ComponentShare
+    | CollaborationRequest
+    | CollaborationAccept
+    | CollaborationReject
+    | CollaborationProgress
+    | CollaborationComplete
+    | CollaborationFailed
+    | Feedback
+    | Ping
+)
+
+CLIENT_MESSAGE_TYPES: dict[str, type[Message]] = {
+    model.model_fields["type"].default: model
+    for model in (
+        Auth,
+        Hello,
+        PatternShare,
+        ComponentShare,
+        CollaborationRequest,
+        CollaborationAccept,
+        CollaborationReject,
+        CollaborationProgress,
+        CollaborationComplete,
+        CollaborationFailed,
+        Feedback,
+        Ping,
+    )
+}
+
+
+# --------------------------------------------------------------------------- hub -> client
+
+
+class ServerMessage(BaseModel):
+    """Base of frames the hub sends. Clients should ignore fields they do not know."""
+
+    model_config = ConfigDict(strict=False, extra="ignore", frozen=True, populate_by_name=True)
+
+
+class AuthOk(ServerMessage):
+    type: Literal["AUTH_OK"] = "AUTH_OK"
+    ai_id: str
+    protocol_version: int = PROTOCOL_VERSION
+
+
+class AuthFailed(ServerMessage):
+    """Sent before the hub closes a connection that did not authenticate."""
+
+    type: Literal["AUTH_FAILED"] = "AUTH_FAILED"
+    error: str
+
+
+class AiInfo(ServerMessage):
+    ai_id: str
+    specialization: str
+    capabilities: list[str]
+
+
+class KnowledgeBase(ServerMessage):
+    shared_patterns: int
+    shared_components: int
+    recent_patterns: list[dict[str, Any]]
+    recent_components: list[dict[str, Any]]
+
+
+class State(ServerMessage):
+    """Answer to ``HELLO``: who else is here and what has been shared so far."""
+
+    type: Literal["STATE"] = "STATE"
+    active_ais: list[AiInfo]
+    knowledge_base: KnowledgeBase
+
+
+class AiJoined(AiInfo):
+    type: Literal["AI_JOINED"] = "AI_JOINED"
+
+
+class AiLeft(ServerMessage):
+    type: Literal["AI_LEFT"] = "AI_LEFT"
+    ai_id: str
+
+
+class Ack(ServerMessage):
+    """Confirms a frame was carried out (for shares: after the database commit)."""
+
+    type: Literal["ACK"] = "ACK"
+    ref: str | None = None
+    of: str
+    id: str | None = None
+    collaboration_id: str | None = None
+    duplicate: bool | None = None
+
+
+class Error(ServerMessage):
+    type: Literal["ERROR"] = "ERROR"
+    code: str
+    error: str
+    ref: str | None = None
+
+
+class Pong(ServerMessage):
+    type: Literal["PONG"] = "PONG"
+    ref: str | None = None
+
+
+class Relayed(ServerMessage):
+    """Base of frames the hub forwards from one AI to others, stamped with the sender."""
+
+    sender: str = Field(alias="from")
+
+
+class RelayedPatternShare(Relayed):
+    type: Literal["PATTERN_SHARE"] = "PATTERN_SHARE"
+    pattern_id: str
+    pattern_data: dict[str, Any]
+    timestamp: float
+
+
+class RelayedComponentShare(Relayed):
+    type: Literal["OS_COMPONENT_SHARE"] = "OS_COMPONENT_SHARE"
+    component_id: str
+    component_data: dict[str, Any]
+    quality_score: float | None = None
+    collaboration_id: str | None = None
+    collaboration_complete: bool = False
+    timestamp: float
+
+
+class RelayedCollaborationRequest(Relayed):
+    type: Literal["COLLABORATION_REQUEST"] = "COLLABORATION_REQUEST"
+    request_id: str
+    expertise_offered: list[str]
+    seeking_expertise: list[str]
+    # The hub's view of the requester, so a receiver can judge complementarity without a lookup.
+    specialization: str | None = None
+
+
+class RelayedCollaborationAccept(Relayed):
+    type: Literal["COLLABORATION_ACCEPT"] = "COLLABORATION_ACCEPT"
+    request_id: str
+    collaboration_id: str
+
+
+class RelayedCollaborationReject(Relayed):
+    type: Literal["COLLABORATION_REJECT"] = "COLLABORATION_REJECT"
+    request_id: str
+    reason: str | None = None
+
+
+class RelayedCollaborationProgress(Relayed):
+    type: Literal["COLLABORATION_PROGRESS"] = "COLLABORATION_PROGRESS"
+    collaboration_id: str
+    progress: float
+
+
+class RelayedCollaborationComplete(Relayed):
+    type: Literal["COLLABORATION_COMPLETE"] = "COLLABORATION_COMPLETE"
+    collaboration_id: str
+    result: Any = None
+
+
+class RelayedCollaborationFailed(Relayed):
+    """Also sent by the hub itself (``from`` is the lost partner) when a member disconnects."""
+
+    type: Literal["COLLABORATION_FAILED"] = "COLLABORATION_FAILED"
+    collaboration_id: str
+    reason: str
+
+
+SERVER_MESSAGE_TYPES: dict[str, type[ServerMessage]] = {
+    model.model_fields["type"].default: model
+    for model in (
+        AuthOk,
+        AuthFailed,
+        State,
+        AiJoined,
+        AiLeft,
+        Ack,
+        Error,
+        Pong,
+        RelayedPatternShare,
+        RelayedComponentShare,
+        RelayedCollaborationRequest,
+        RelayedCollaborationAccept,
+        RelayedCollaborationReject,
+        RelayedCollaborationProgress,
+        RelayedCollaborationComplete,
+        RelayedCollaborationFailed,
+    )
+}

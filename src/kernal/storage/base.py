@@ -1,0 +1,264 @@
+"""The storage interface every backend implements, and the records it returns.
+
+The hub talks to storage only through :class:`Store`. Every method is a coroutine; a method that
+writes returns only after its transaction has committed, so the hub can acknowledge a share the
+moment the call returns. Backends must pass ``tests/storage/test_store_contract.py``.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class StoreError(Exception):
+    """Base of the errors a store raises for a request it refuses."""
+
+
+class ConflictError(StoreError):
+    """The id is already taken by another contributor."""
+
+
+class NotFoundError(StoreError):
+    """The pattern, component or collaboration does not exist."""
+
+
+class ShareOutcome(enum.Enum):
+    """What storing a pattern or component did."""
+
+    CREATED = "created"
+    DUPLICATE = "duplicate"  # same contributor re-sent the same id: nothing written
+
+
+class CollaborationStatus(enum.StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class ItemKind(enum.StrEnum):
+    PATTERN = "pattern"
+    COMPONENT = "component"
+
+
+@dataclass(frozen=True)
+class PatternRecord:
+    pattern_id: str
+    pattern_data: dict[str, Any]
+    contributor: str
+    timestamp: float
+    usage_count: int = 0
+
+
+@dataclass(frozen=True)
+class ComponentRecord:
+    component_id: str
+    component_data: dict[str, Any]
+    contributor: str
+    timestamp: float
+    quality_score: float | None = None
+    usage_count: int = 0
+
+
+@dataclass(frozen=True)
+class AiRecord:
+    ai_id: str
+    specialization: str
+    capabilities: list[str]
+    first_seen: float
+    last_seen: float
+
+
+@dataclass(frozen=True)
+class CollaborationRecord:
+    collaboration_id: str
+    request_id: str
+    requester: str
+    acceptor: str
+    request: dict[str, Any]
+    status: CollaborationStatus
+    progress: float
+    started_at: float
+    ended_at: float | None = None
+    outcome: Any = None
+    reason: str | None = None
+
+    @property
+    def members(self) -> tuple[str, str]:
+        return (self.requester, self.acceptor)
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    """State of the item after a feedback was recorded."""
+
+    usage_count: int
+    quality_score: float | None = None  # components only: mean of the scores received
+
+
+@dataclass(frozen=True)
+class StatsSnapshot:
+    timestamp: float
+    connected_ais: int
+    shared_patterns: int
+    shared_components: int
+    active_collaborations: int
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A stored token, without its hash."""
+
+    ai_id: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class KnowledgeCounts:
+    shared_patterns: int
+    shared_components: int
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class Store(abc.ABC):
+    """Persistent state of a hub. One instance per hub process; safe to call from one event loop.
+
+    ``timestamp`` arguments are Unix seconds taken from the hub's clock.
+    """
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and bring the schema to the latest migration."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Finish pending writes and release connections. Idempotent."""
+
+    # ------------------------------------------------------------------ knowledge base
+
+    @abc.abstractmethod
+    async def add_pattern(self, record: PatternRecord) -> ShareOutcome:
+        """Store a pattern. Same id from the same contributor: DUPLICATE, nothing written.
+
+        Raises :class:`ConflictError` if another contributor owns the id.
+        """
+
+    @abc.abstractmethod
+    async def add_component(
+        self, record: ComponentRecord, *, completes_collaboration: str | None = None
+    ) -> ShareOutcome:
+        """Store a component; with ``completes_collaboration``, also mark that collaboration
+        completed (ended at ``record.timestamp``, outcome ``{"component_id": ...}``) in the same
+        transaction. Raises :class:`ConflictError` as :meth:`add_pattern`, and
+        :class:`NotFoundError` if the collaboration does not exist or is not active; in both
+        cases nothing is written.
+        """
+
+    @abc.abstractmethod
+    async def get_pattern(self, pattern_id: str) -> PatternRecord | None: ...
+
+    @abc.abstractmethod
+    async def get_component(self, component_id: str) -> ComponentRecord | None: ...
+
+    @abc.abstractmethod
+    async def recent_patterns(self, limit: int) -> list[PatternRecord]:
+        """Newest first."""
+
+    @abc.abstractmethod
+    async def recent_components(self, limit: int) -> list[ComponentRecord]:
+        """Newest first."""
+
+    @abc.abstractmethod
+    async def counts(self) -> KnowledgeCounts: ...
+
+    @abc.abstractmethod
+    async def record_feedback(
+        self, kind: ItemKind, item_id: str, ai_id: str, score: float | None, timestamp: float
+    ) -> FeedbackResult:
+        """Increment the item's ``usage_count``; for a component with a score, set its
+        ``quality_score`` to the mean of all scores received. Raises :class:`NotFoundError`."""
+
+    # ------------------------------------------------------------------ AIs
+
+    @abc.abstractmethod
+    async def upsert_ai(
+        self, ai_id: str, specialization: str, capabilities: list[str], timestamp: float
+    ) -> None:
+        """Record an AI's HELLO: first_seen kept, last_seen and profile updated."""
+
+    @abc.abstractmethod
+    async def touch_ai(self, ai_id: str, timestamp: float) -> None:
+        """Update last_seen of a known AI (no-op for an unknown one)."""
+
+    @abc.abstractmethod
+    async def list_ais(self) -> list[AiRecord]:
+        """Every AI ever seen, ordered by ai_id."""
+
+    # ------------------------------------------------------------------ collaborations
+
+    @abc.abstractmethod
+    async def create_collaboration(self, record: CollaborationRecord) -> None: ...
+
+    @abc.abstractmethod
+    async def set_collaboration_progress(self, collaboration_id: str, progress: float) -> None:
+        """Raises :class:`NotFoundError` if it does not exist or is not active."""
+
+    @abc.abstractmethod
+    async def end_collaboration(
+        self,
+        collaboration_id: str,
+        status: CollaborationStatus,
+        timestamp: float,
+        *,
+        outcome: Any = None,
+        reason: str | None = None,
+    ) -> CollaborationRecord:
+        """Close an active collaboration as completed or failed and return the closed record.
+        Raises :class:`NotFoundError` if it does not exist or is not active."""
+
+    @abc.abstractmethod
+    async def get_collaboration(self, collaboration_id: str) -> CollaborationRecord | None: ...
+
+    @abc.abstractmethod
+    async def list_collaborations(
+        self, status: CollaborationStatus | None = None, limit: int = 100
+    ) -> list[CollaborationRecord]:
+        """Newest (by started_at) first."""
+
+    @abc.abstractmethod
+    async def fail_active_collaborations(self, timestamp: float, reason: str) -> int:
+        """Mark every active collaboration failed (used at hub start after an unclean stop).
+        Returns how many were closed."""
+
+    # ------------------------------------------------------------------ tokens
+
+    @abc.abstractmethod
+    async def set_token_hash(self, ai_id: str, token_hash: str, timestamp: float) -> None:
+        """Create or replace the token of ``ai_id``."""
+
+    @abc.abstractmethod
+    async def get_token_hash(self, ai_id: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def delete_token(self, ai_id: str) -> bool:
+        """Returns whether a token existed."""
+
+    @abc.abstractmethod
+    async def list_tokens(self) -> list[TokenInfo]:
+        """Ordered by ai_id."""
+
+    @abc.abstractmethod
+    async def count_tokens(self) -> int: ...
+
+    # ------------------------------------------------------------------ stats
+
+    @abc.abstractmethod
+    async def add_stats_snapshot(self, snapshot: StatsSnapshot) -> None: ...
+
+    @abc.abstractmethod
+    async def stats_history(self, since: float = 0.0, limit: int = 1000) -> list[StatsSnapshot]:
+        """Snapshots with timestamp >= since, oldest first, the newest ``limit`` of them."""
