@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Launcher for a checkout: ``python3 kernal.py hub|trainer|harness|token ...``.
+
+This file shares its name with the ``kernal`` package. Run as a script, it makes sure
+``import kernal`` finds ``src/kernal`` rather than itself and runs under the checkout's ``.venv``
+when there is one. Imported as ``kernal`` (the checkout root is on ``sys.path``, as under pytest
+or ``python -c`` from here), it replaces itself with the real package.
+"""
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SRC = HERE / "src"
+VENV = HERE / ".venv"
+
+
+def _prefer_package() -> None:
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+    if (SRC / "kernal").is_dir() and str(SRC) not in sys.path:
+        sys.path.insert(0, str(SRC))
+
+
+if __name__ != "__main__":
+    # The import system returns whatever sys.modules holds for this name once we finish, so
+    # putting the package there makes `import kernal` yield the package, not this launcher.
+    del sys.modules[__name__]
+    _prefer_package()
+    sys.modules[__name__] = importlib.import_module(__name__)
+else:
+    venv_python = VENV / "bin" / "python"
+    if venv_python.exists() and Path(sys.prefix).resolve() != VENV.resolve():
+        os.execv(str(venv_python), [str(venv_python), str(Path(__file__).resolve()), *sys.argv[1:]])
+    _prefer_package()
+    try:
+        from kernal.cli import main
+    except ModuleNotFoundError as exc:
+        sys.exit(
+            f"kernal's dependencies are not installed ({exc.name} is missing).\n"
+            "Set up the checkout first: scripts/setup (creates .venv and installs kernal)."
+        )
+    main()

@@ -1,0 +1,376 @@
+"""The ``kernal`` command: hub, trainer, harness, demo and token management."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from kernal import __version__
+from kernal.config import (
+    DEFAULT_DASHBOARD_PORT,
+    DEFAULT_DB,
+    DEFAULT_HUB_PORT,
+    HubSettings,
+    TrainerSettings,
+    load_capabilities_file,
+    parse_hub_address,
+)
+from kernal.logs import setup_logging
+
+app = typer.Typer(
+    help="kernal: a hub where AI trainers meet, authenticate, share what they learn and collaborate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+token_app = typer.Typer(help="Manage the tokens trainers authenticate with.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+log = logging.getLogger("kernal")
+T = TypeVar("T")
+
+DbOption = Annotated[
+    str, typer.Option("--db", envvar="KERNAL_DB", help="SQLite file or database URL.")
+]
+SpeedOption = Annotated[
+    float, typer.Option("--speed", min=0.001, help="Run time-based behaviour K times faster.")
+]
+LogJsonOption = Annotated[
+    bool, typer.Option("--log-json", help="Log JSON lines instead of text.")
+]
+LogLevelOption = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING...")]
+
+
+def run_until_interrupted(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main``; Ctrl+C or SIGTERM cancel it (its ``finally`` blocks clean up) and exit 130."""
+
+    async def runner() -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        return await main
+
+    try:
+        return asyncio.run(runner())
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        logging.getLogger("kernal").info("Interrupted; shut down cleanly")
+        raise typer.Exit(130) from None
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(2)
+
+
+@app.callback(invoke_without_command=True)
+def _main(
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+# ---------------------------------------------------------------------------------- hub
+
+
+@app.command()
+def hub(
+    host: Annotated[str, typer.Option(help="Address trainers connect to.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Trainer TCP port (0: any free port).")] = (
+        DEFAULT_HUB_PORT
+    ),
+    dashboard_port: Annotated[
+        int, typer.Option(help="Dashboard/API port (0: any free port, -1: no dashboard).")
+    ] = DEFAULT_DASHBOARD_PORT,
+    dashboard_host: Annotated[
+        str | None, typer.Option(help="Dashboard address (default: same as --host).")
+    ] = None,
+    db: DbOption = DEFAULT_DB,
+    max_frame: Annotated[int, typer.Option(help="Largest accepted frame in bytes.")] = 1024 * 1024,
+    speed: SpeedOption = 1.0,
+    log_json: LogJsonOption = False,
+    log_level: LogLevelOption = "INFO",
+) -> None:
+    """Run the hub (TCP for trainers) and its dashboard until Ctrl+C."""
+    setup_logging(level=log_level, json_lines=log_json)
+    settings = HubSettings(
+        host=host,
+        port=port,
+        dashboard_host=dashboard_host,
+        dashboard_port=None if dashboard_port < 0 else dashboard_port,
+        db=db,
+        max_frame=max_frame,
+        speed=speed,
+    )
+    run_until_interrupted(_serve_hub(settings, demo_trainers=0))
+
+
+async def _serve_hub(settings: HubSettings, *, demo_trainers: int) -> None:
+    from kernal.hub.server import Hub, HubConfigError
+    from kernal.storage import open_store
+
+    store = await open_store(settings.db)
+    await store.close()  # validated and migrated; the hub opens it again
+    hub_ = Hub(settings, store)
+    try:
+        await hub_.start()
+    except HubConfigError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot listen: {exc}. Is another hub running? Try --port 0.") from None
+    trainers: list[asyncio.Task[Any]] = []
+    try:
+        if demo_trainers:
+            trainers = _start_demo_trainers(hub_, demo_trainers)
+        await hub_.serve_forever()
+    finally:
+        for task in trainers:
+            task.cancel()
+        await asyncio.gather(*trainers, return_exceptions=True)
+        await hub_.stop()
+
+
+DEMO_SPECIALIZATIONS = ["networking", "graphics", "security", "file_system", "audio"]
+
+
+def _start_demo_trainers(hub_: Any, count: int) -> list[asyncio.Task[Any]]:
+    from kernal.hub.auth import DEMO_TOKENS
+    from kernal.trainer.trainer import Trainer
+
+    tasks = []
+    host, port = hub_.address
+    for n in range(1, min(count, len(DEMO_TOKENS)) + 1):
+        ai_id = f"AI_Node_{n}"
+        settings = TrainerSettings(
+            ai_id=ai_id,
+            specialization=DEMO_SPECIALIZATIONS[(n - 1) % len(DEMO_SPECIALIZATIONS)],
+            token=DEMO_TOKENS[ai_id],
+            hub_host=host,
+            hub_port=port,
+            speed=hub_.settings.speed,
+            seed=n,
+        )
+        tasks.append(asyncio.create_task(Trainer(settings).run()))
+    return tasks
+
+
+@app.command()
+def demo(
+    trainers: Annotated[int, typer.Option(min=0, max=8, help="Demo trainers to start.")] = 3,
+    port: Annotated[int, typer.Option(help="Trainer TCP port.")] = DEFAULT_HUB_PORT,
+    dashboard_port: Annotated[int, typer.Option(help="Dashboard port.")] = DEFAULT_DASHBOARD_PORT,
+    db: DbOption = DEFAULT_DB,
+    speed: SpeedOption = 1.0,
+    log_json: LogJsonOption = False,
+) -> None:
+    """The hub, its dashboard and a few demo trainers in one process (loopback, demo tokens)."""
+    setup_logging(json_lines=log_json)
+    settings = HubSettings(port=port, dashboard_port=dashboard_port, db=db, speed=speed)
+    run_until_interrupted(_serve_hub(settings, demo_trainers=trainers))
+
+
+# ---------------------------------------------------------------------------------- trainer
+
+
+@app.command()
+def trainer(
+    ai_id: Annotated[str, typer.Argument(help="This trainer's identity, e.g. AI_Node_1.")],
+    specialization: Annotated[str, typer.Argument(help="networking, graphics, security, ...")],
+    token: Annotated[str, typer.Argument(help="The token registered for AI_ID.")],
+    hub_address: Annotated[
+        str, typer.Option("--hub", envvar="KERNAL_HUB", help="Hub address HOST:PORT.")
+    ] = f"127.0.0.1:{DEFAULT_HUB_PORT}",
+    trust_threshold: Annotated[
+        float, typer.Option(min=0, max=1, help="Reject peers whose reputation is below this.")
+    ] = 0.5,
+    reputation_alpha: Annotated[
+        float, typer.Option(min=0.001, max=1, help="Weight of the newest outcome (EMA).")
+    ] = 0.3,
+    initial_reputation: Annotated[
+        float, typer.Option(min=0, max=1, help="Reputation of a peer never worked with.")
+    ] = 0.5,
+    speed: SpeedOption = 1.0,
+    seed: Annotated[int | None, typer.Option(help="Seed for reproducible runs.")] = None,
+    engine: Annotated[str, typer.Option(help="Training engine (entry point name).")] = "simulated",
+    capabilities_file: Annotated[
+        Path | None, typer.Option(help="TOML file with extra [capabilities] lists.")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many scenario seconds.")
+    ] = None,
+    log_json: LogJsonOption = False,
+    log_level: LogLevelOption = "INFO",
+) -> None:
+    """Run a reference trainer against a hub until Ctrl+C (or --duration)."""
+    from kernal.engines.base import UnknownEngineError
+    from kernal.trainer.trainer import Trainer
+
+    setup_logging(level=log_level, json_lines=log_json)
+    try:
+        host, port = parse_hub_address(hub_address)
+        extra = load_capabilities_file(capabilities_file) if capabilities_file else {}
+        settings = TrainerSettings(
+            ai_id=ai_id,
+            specialization=specialization,
+            token=token,
+            hub_host=host,
+            hub_port=port,
+            trust_threshold=trust_threshold,
+            reputation_alpha=reputation_alpha,
+            initial_reputation=initial_reputation,
+            speed=speed,
+            seed=seed,
+            engine=engine,
+            extra_capabilities=extra,
+        )
+        runner = Trainer(settings)
+    except (ValueError, UnknownEngineError) as exc:
+        raise _fail(str(exc)) from None
+    results = run_until_interrupted(runner.run(duration))
+    if results["auth_error"]:
+        raise _fail(results["auth_error"])
+    typer.echo(json.dumps(results, indent=2))
+
+
+# ---------------------------------------------------------------------------------- harness
+
+
+@app.command()
+def harness(
+    scenario: Annotated[str, typer.Argument(help="basic, multi_spec, stress_test or sequential.")],
+    speed: SpeedOption = 1.0,
+    out: Annotated[Path | None, typer.Option(help="Also write the JSON report here.")] = None,
+    trainers: Annotated[
+        int | None, typer.Option(min=1, help="Number of trainers (stress_test, sequential).")
+    ] = None,
+    db: Annotated[
+        str | None, typer.Option(help="Database to use (default: a temporary one).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for every trainer.")] = 0,
+    dashboard: Annotated[
+        bool, typer.Option(help="Serve the dashboard on a free port while it runs.")
+    ] = False,
+    log_level: LogLevelOption = "WARNING",
+    log_json: LogJsonOption = False,
+) -> None:
+    """Run a scenario with its own hub and trainers and print a JSON report."""
+    from kernal.harness.runner import run_scenario
+    from kernal.harness.scenarios import SCENARIOS
+
+    setup_logging(level=log_level, json_lines=log_json)
+    if scenario not in SCENARIOS:
+        raise _fail(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
+    report = run_until_interrupted(
+        run_scenario(
+            SCENARIOS[scenario],
+            speed=speed,
+            trainers=trainers,
+            db=db,
+            seed=seed,
+            dashboard=dashboard,
+        )
+    )
+    text = json.dumps(report, indent=2)
+    typer.echo(text)
+    if out is not None:
+        out.write_text(text + "\n", encoding="utf-8")
+    if not all(t["success"] for t in report["trainers"].values()):
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------------------- tokens
+
+
+@token_app.command("add")
+def token_add(
+    ai_id: Annotated[str, typer.Argument(help="The AI the token is for.")],
+    token: Annotated[
+        str | None, typer.Option(help="Use this token instead of a random one.")
+    ] = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Create or replace AI_ID's token and print it (only its hash is stored)."""
+    from kernal.hub.auth import generate_token, hash_token
+    from kernal.protocol.messages import Auth
+
+    try:
+        Auth(ai_id=ai_id, token=token or "x")
+    except ValueError:
+        raise _fail(f"invalid AI id {ai_id!r}: use letters, digits and _ . : @ -") from None
+    secret = token or generate_token()
+
+    async def add() -> None:
+        from kernal.storage import open_store
+        from kernal.timing import Clock
+
+        store = await open_store(db)
+        try:
+            await store.set_token_hash(ai_id, hash_token(secret), Clock.now())
+        finally:
+            await store.close()
+
+    asyncio.run(add())
+    typer.secho(f"token for {ai_id} stored in {db}:", err=True)
+    typer.echo(secret)
+
+
+@token_app.command("list")
+def token_list(db: DbOption = DEFAULT_DB) -> None:
+    """List the AIs that have a token (never the tokens themselves)."""
+    import datetime as dt
+
+    async def fetch() -> list[Any]:
+        from kernal.storage import open_store
+
+        store = await open_store(db)
+        try:
+            return await store.list_tokens()
+        finally:
+            await store.close()
+
+    tokens = asyncio.run(fetch())
+    if not tokens:
+        typer.echo("no tokens stored: a loopback hub on this database runs with demo tokens")
+    for info in tokens:
+        created = dt.datetime.fromtimestamp(info.created_at, dt.UTC).isoformat(timespec="seconds")
+        typer.echo(f"{info.ai_id}\t{created}")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    ai_id: Annotated[str, typer.Argument(help="The AI whose token to delete.")],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Delete AI_ID's token; its next connection is refused."""
+
+    async def revoke() -> bool:
+        from kernal.storage import open_store
+
+        store = await open_store(db)
+        try:
+            return await store.delete_token(ai_id)
+        finally:
+            await store.close()
+
+    if not asyncio.run(revoke()):
+        raise _fail(f"no token stored for {ai_id} in {db}")
+    typer.echo(f"revoked the token of {ai_id}")
+
+
+def main() -> None:
+    app(prog_name="kernal")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

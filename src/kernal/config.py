@@ -1,0 +1,92 @@
+"""Settings in one place. The CLI fills these from flags and ``KERNAL_*`` environment variables;
+library users construct them directly. Every time-based value is in scenario seconds and is run
+through the :class:`~kernal.timing.Clock` built from ``speed``."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kernal.protocol import DEFAULT_MAX_FRAME
+from kernal.timing import Clock
+
+DEFAULT_HUB_PORT = 6000
+DEFAULT_DASHBOARD_PORT = 5001
+DEFAULT_DB = "hub_data.db"
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_HUB_PORT
+    dashboard_host: str | None = None  # None: same as host
+    dashboard_port: int | None = DEFAULT_DASHBOARD_PORT  # None: no dashboard
+    db: str = DEFAULT_DB  # a SQLite path or a database URL
+    max_frame: int = DEFAULT_MAX_FRAME
+    auth_timeout: float = 10.0  # real seconds: a network limit, not scenario time
+    stats_interval: float = 5.0  # scenario seconds between stats snapshots
+    recent_limit: int = 10  # items of each kind in STATE
+    send_queue_limit: int = 10_000  # frames buffered for a slow client before it is dropped
+    speed: float = 1.0
+
+    @property
+    def clock(self) -> Clock:
+        return Clock(self.speed)
+
+    @property
+    def web_host(self) -> str:
+        return self.dashboard_host or self.host
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    ai_id: str
+    specialization: str
+    token: str
+    hub_host: str = "127.0.0.1"
+    hub_port: int = DEFAULT_HUB_PORT
+    trust_threshold: float = 0.5
+    reputation_alpha: float = 0.3
+    initial_reputation: float = 0.5
+    speed: float = 1.0
+    seed: int | None = None
+    engine: str = "simulated"
+    extra_capabilities: dict[str, list[str]] = field(default_factory=dict)
+    max_frame: int = DEFAULT_MAX_FRAME
+
+    @property
+    def clock(self) -> Clock:
+        return Clock(self.speed)
+
+
+def parse_hub_address(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (or ``[v6]:PORT``, or bare ``HOST``) to a pair; raises ValueError."""
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        return value, DEFAULT_HUB_PORT
+    host = host.strip("[]")
+    if not host or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return host, int(port)
+
+
+def load_capabilities_file(path: str | Path) -> dict[str, list[str]]:
+    """Read extra specializations from a TOML file::
+
+        [capabilities]
+        data_science = ["data_ingestion", "model_training", "analysis"]
+
+    Raises ValueError with a message that names the file and the problem.
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"cannot read capabilities file {path}: {exc}") from exc
+    table = data.get("capabilities", {})
+    if not isinstance(table, dict) or not all(
+        isinstance(caps, list) and all(isinstance(c, str) for c in caps) for caps in table.values()
+    ):
+        raise ValueError(f"{path}: [capabilities] must map specializations to lists of strings")
+    return {str(spec): list(caps) for spec, caps in table.items()}

@@ -1,0 +1,107 @@
+"""The engine interface: the part of a trainer that learns and builds things.
+
+The trainer handles the network, the timing and the collaboration protocol; an engine decides
+what is shared and what a collaboration produces. Implement :class:`Engine` and register it in
+the ``kernal.engines`` entry-point group (the built-in ``simulated`` engine is registered the
+same way)::
+
+    [project.entry-points."kernal.engines"]
+    my_engine = "my_package.engine:MyEngine"
+
+then run ``kernal trainer AI_X networking TOKEN --engine my_engine``.
+"""
+
+from __future__ import annotations
+
+import abc
+import random
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+ENGINE_GROUP = "kernal.engines"
+
+
+@dataclass(frozen=True)
+class EngineContext:
+    """What an engine knows about the trainer it runs in."""
+
+    ai_id: str
+    specialization: str
+    capabilities: list[str]
+    seed: int | None = None
+    rng: random.Random = field(default_factory=random.Random)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """Something to share: its JSON data and, for components, the author's quality estimate."""
+
+    data: dict[str, Any]
+    quality_score: float | None = None
+
+
+@dataclass(frozen=True)
+class CollaborationTask:
+    """A collaboration this trainer works on, as the engine sees it."""
+
+    collaboration_id: str
+    partner: str
+    partner_specialization: str | None
+    request: dict[str, Any]
+
+
+class Engine(abc.ABC):
+    """Base class of training engines. One instance per trainer; methods run on its event loop."""
+
+    name: str = "engine"
+
+    def __init__(self, context: EngineContext) -> None:
+        self.context = context
+
+    @abc.abstractmethod
+    async def train(self) -> dict[str, Any]:
+        """The local training phase before sharing starts. Returns a summary for the report."""
+
+    @abc.abstractmethod
+    def make_pattern(self, index: int) -> Artifact:
+        """The ``index``-th pattern to share (0-based)."""
+
+    @abc.abstractmethod
+    def make_component(self, index: int) -> Artifact:
+        """The ``index``-th component to share (0-based)."""
+
+    @abc.abstractmethod
+    def build_for_collaboration(self, task: CollaborationTask) -> Artifact:
+        """What this trainer delivers to its partner when a collaboration reaches 100%."""
+
+    def observe_pattern(self, sender: str, pattern_id: str, data: dict[str, Any]) -> None:  # noqa: B027
+        """A peer shared a pattern. Default: ignore it."""
+
+    def observe_component(  # noqa: B027
+        self, sender: str, component_id: str, data: dict[str, Any], quality: float | None
+    ) -> None:
+        """A peer shared (or delivered) a component. Default: ignore it."""
+
+    def summary(self) -> dict[str, Any]:
+        """Figures for the trainer's report."""
+        return {}
+
+
+class UnknownEngineError(LookupError):
+    pass
+
+
+def available_engines() -> list[str]:
+    return sorted(ep.name for ep in entry_points(group=ENGINE_GROUP))
+
+
+def load_engine(name: str) -> type[Engine]:
+    """The engine class registered as ``name`` in the ``kernal.engines`` entry-point group."""
+    for ep in entry_points(group=ENGINE_GROUP, name=name):
+        engine = ep.load()
+        if not (isinstance(engine, type) and issubclass(engine, Engine)):
+            raise UnknownEngineError(f"entry point {name!r} is not an Engine subclass: {engine!r}")
+        return engine
+    known = ", ".join(available_engines()) or "none (is kernal installed? `pip install -e .`)"
+    raise UnknownEngineError(f"no engine named {name!r}; available: {known}")

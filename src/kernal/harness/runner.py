@@ -1,0 +1,138 @@
+"""Runs a scenario: its own hub (free ports, a temporary database unless told otherwise), its
+trainers over real TCP, hub stats sampled every 30 scenario seconds, and a JSON report."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from kernal.config import HubSettings, TrainerSettings
+from kernal.harness.scenarios import Scenario, TrainerSpec
+from kernal.hub.auth import generate_token, hash_token
+from kernal.hub.server import Hub
+from kernal.storage import CollaborationStatus
+from kernal.storage.sql import SqlStore, database_url
+from kernal.timing import Clock
+from kernal.trainer.trainer import Trainer
+
+log = logging.getLogger("kernal.harness")
+
+SAMPLED = ("shared_patterns", "shared_components", "connected_ais")
+
+
+async def run_scenario(
+    scenario: Scenario,
+    *,
+    speed: float = 1.0,
+    trainers: int | None = None,
+    db: str | None = None,
+    seed: int = 0,
+    dashboard: bool = False,
+) -> dict[str, Any]:
+    """Run ``scenario`` and return its report (see docs/harness.md for the shape)."""
+    with tempfile.TemporaryDirectory(prefix="kernal-harness-") as tmp:
+        db_target = db or str(Path(tmp) / "hub_data.db")
+        settings = HubSettings(
+            port=0, dashboard_port=0 if dashboard else None, db=db_target, speed=speed
+        )
+        hub = Hub(settings, SqlStore(database_url(db_target)))
+        await hub.start()
+        try:
+            return await _run(hub, scenario, scenario.trainers(trainers), seed)
+        finally:
+            await hub.stop()
+
+
+async def _register(hub: Hub, specs: list[TrainerSpec]) -> dict[str, str]:
+    tokens = {spec.ai_id: generate_token() for spec in specs}
+    hashes = await asyncio.gather(
+        *(asyncio.to_thread(hash_token, token) for token in tokens.values())
+    )
+    now = Clock.now()
+    for ai_id, token_hash in zip(tokens, hashes, strict=True):
+        await hub.store.set_token_hash(ai_id, token_hash, now)
+    return tokens
+
+
+async def _run(hub: Hub, scenario: Scenario, specs: list[TrainerSpec], seed: int) -> dict[str, Any]:
+    clock = hub.clock
+    count = len(specs)
+    duration = scenario.duration(count)
+    tokens = await _register(hub, specs)
+    host, port = hub.address
+    trainers = {
+        spec.ai_id: Trainer(
+            TrainerSettings(
+                ai_id=spec.ai_id,
+                specialization=spec.specialization,
+                token=tokens[spec.ai_id],
+                hub_host=host,
+                hub_port=port,
+                speed=clock.speed,
+                seed=seed,
+            )
+        )
+        for spec in specs
+    }
+    loop = asyncio.get_running_loop()
+    start_time = time.time()
+    started = loop.time()
+
+    async def until(scenario_seconds: float) -> None:
+        # Anchored to the start, so sampling does not drift by the time each sample takes.
+        await asyncio.sleep(max(0.0, started + clock.real(scenario_seconds) - loop.time()))
+
+    async def run_trainer(spec: TrainerSpec) -> dict[str, Any]:
+        await until(spec.join_at)
+        return await trainers[spec.ai_id].run()
+
+    tasks = {spec.ai_id: asyncio.create_task(run_trainer(spec)) for spec in specs}
+    log.info("Scenario %s: %d trainers for %g s at speed %g", scenario.key, count, duration, clock.speed)
+    hub_stats: dict[str, dict[str, int]] = {}
+    try:
+        mark = scenario.sample_every
+        while mark < duration:
+            await until(mark)
+            hub_stats[f"t_{mark:g}s"] = _sampled(await hub.status())
+            mark += scenario.sample_every
+        await until(duration)
+        final = await _final_stats(hub)
+    finally:
+        for trainer in trainers.values():
+            trainer.stop()
+        results = await asyncio.gather(*tasks.values(), return_exceptions=True)
+    end_time = time.time()
+    report_trainers: dict[str, Any] = {}
+    for ai_id, result in zip(tasks, results, strict=True):
+        if isinstance(result, BaseException):
+            report_trainers[ai_id] = {"results": {"error": repr(result)}, "success": False}
+        else:
+            report_trainers[ai_id] = {"results": result, "success": trainers[ai_id].succeeded()}
+    return {
+        "scenario": scenario.name,
+        "scenario_key": scenario.key,
+        "speed": clock.speed,
+        "scenario_duration": duration,
+        "start_time": start_time,
+        "trainers": report_trainers,
+        "hub_stats": hub_stats,
+        "final_stats": final,
+        "end_time": end_time,
+        "duration": round(end_time - start_time, 3),
+    }
+
+
+def _sampled(status: dict[str, Any]) -> dict[str, int]:
+    return {key: int(status[key]) for key in (*SAMPLED, "active_collaborations")}
+
+
+async def _final_stats(hub: Hub) -> dict[str, int]:
+    final = _sampled(await hub.status())
+    for status in (CollaborationStatus.COMPLETED, CollaborationStatus.FAILED):
+        records = await hub.store.list_collaborations(status, limit=1_000_000)
+        final[f"collaborations_{status.value}"] = len(records)
+    return final

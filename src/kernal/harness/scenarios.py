@@ -1,0 +1,73 @@
+"""The scenarios the harness can run. Durations and delays are scenario seconds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kernal.trainer.capabilities import SPECIALIZATIONS
+
+
+@dataclass(frozen=True)
+class TrainerSpec:
+    ai_id: str
+    specialization: str
+    join_at: float = 0.0  # scenario seconds after the start
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    name: str
+    default_trainers: int
+    build: Callable[[int], list[TrainerSpec]]
+    duration: Callable[[int], float]
+    sample_every: float = 30.0
+
+    def trainers(self, count: int | None = None) -> list[TrainerSpec]:
+        return self.build(count or self.default_trainers)
+
+
+_SPECS = list(SPECIALIZATIONS)
+
+
+def _basic(_: int) -> list[TrainerSpec]:
+    return [TrainerSpec("AI_Node_1", "networking"), TrainerSpec("AI_Node_2", "graphics")]
+
+
+def _multi_spec(_: int) -> list[TrainerSpec]:
+    return [
+        TrainerSpec("AI_Node_1", "networking"),
+        TrainerSpec("AI_Node_2", "graphics"),
+        TrainerSpec("AI_Node_3", "security"),
+        TrainerSpec("AI_WindowManager", "window_manager"),
+    ]
+
+
+def _stress(count: int) -> list[TrainerSpec]:
+    return [TrainerSpec(f"AI_Stress_{n:03d}", _SPECS[n % len(_SPECS)]) for n in range(count)]
+
+
+SEQUENTIAL_GAP = 20.0
+
+
+def _sequential(count: int) -> list[TrainerSpec]:
+    return [
+        TrainerSpec(f"AI_Node_{n + 1}", _SPECS[n % len(_SPECS)], join_at=n * SEQUENTIAL_GAP)
+        for n in range(count)
+    ]
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "basic": Scenario("basic", "Basic Collaboration", 2, _basic, lambda _: 180.0),
+    "multi_spec": Scenario("multi_spec", "Multi-Specialization", 4, _multi_spec, lambda _: 300.0),
+    "stress_test": Scenario("stress_test", "Stress Test", 50, _stress, lambda _: 120.0),
+    # Every trainer gets 90 s after the last one joins, enough to share all it planned.
+    "sequential": Scenario(
+        "sequential",
+        "Sequential Joining",
+        5,
+        _sequential,
+        lambda n: (n - 1) * SEQUENTIAL_GAP + 90.0,
+    ),
+}

@@ -1,0 +1,99 @@
+"""Tokens: hashing, verification, and the demo mode of a fresh loopback hub.
+
+Tokens are stored as salted PBKDF2-SHA256 hashes (``pbkdf2_sha256$<iterations>$<salt>$<hash>``),
+never in plain text. Verification runs in a worker thread so a burst of logins does not stall the
+event loop, and a successful verification is remembered in memory (keyed by the stored hash, so a
+replaced or revoked token is never served from the cache).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import ipaddress
+import logging
+import secrets
+
+from kernal.storage import Store
+
+log = logging.getLogger("kernal.hub.auth")
+
+PBKDF2_ITERATIONS = 120_000
+
+DEMO_TOKENS: dict[str, str] = {f"AI_Node_{n}": f"secret{n}" for n in range(1, 9)}
+"""The original prototype's tokens, honoured only while the token store is empty on loopback."""
+
+
+def generate_token() -> str:
+    """A new random token (256 bits, URL-safe)."""
+    return secrets.token_urlsafe(32)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def hash_token(token: str, *, iterations: int = PBKDF2_ITERATIONS) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", token.encode("utf-8"), salt, iterations)
+    return f"pbkdf2_sha256${iterations}${_b64(salt)}${_b64(digest)}"
+
+
+def verify_token(token: str, stored: str) -> bool:
+    """Constant-time check of ``token`` against a stored hash. Malformed hashes never match."""
+    try:
+        scheme, iterations, salt_b64, digest_b64 = stored.split("$")
+        if scheme != "pbkdf2_sha256":
+            return False
+        salt = base64.urlsafe_b64decode(salt_b64 + "=" * (-len(salt_b64) % 4))
+        expected = base64.urlsafe_b64decode(digest_b64 + "=" * (-len(digest_b64) % 4))
+        digest = hashlib.pbkdf2_hmac("sha256", token.encode("utf-8"), salt, int(iterations))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(digest, expected)
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (``127.0.0.0/8``, ``::1``, ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Authenticator:
+    """Decides whether an ``(ai_id, token)`` pair may connect.
+
+    The store is read on every attempt, so tokens added or revoked with ``kernal token`` while
+    the hub runs take effect at the next connection, without a restart.
+    """
+
+    def __init__(self, store: Store, *, allow_demo_tokens: bool) -> None:
+        self._store = store
+        self._allow_demo = allow_demo_tokens
+        self._verified: dict[str, tuple[str, bytes]] = {}
+
+    async def demo_mode(self) -> bool:
+        """Whether the demo tokens are in force: allowed, and no token stored yet."""
+        return self._allow_demo and await self._store.count_tokens() == 0
+
+    async def check(self, ai_id: str, token: str) -> str | None:
+        """Return ``None`` if the pair is valid, else the reason to give the client."""
+        stored = await self._store.get_token_hash(ai_id)
+        if stored is None:
+            if await self.demo_mode() and ai_id in DEMO_TOKENS:
+                ok = hmac.compare_digest(DEMO_TOKENS[ai_id].encode(), token.encode())
+                return None if ok else "invalid token"
+            return f"no token registered for {ai_id}; add one with `kernal token add {ai_id}`"
+        fast = hashlib.sha256(stored.encode() + b"\0" + token.encode()).digest()
+        cached = self._verified.get(ai_id)
+        if cached is not None and cached[0] == stored and hmac.compare_digest(cached[1], fast):
+            return None
+        if await asyncio.to_thread(verify_token, token, stored):
+            self._verified[ai_id] = (stored, fast)
+            return None
+        return "invalid token"

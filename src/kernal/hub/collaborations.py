@@ -1,0 +1,113 @@
+"""Collaboration bookkeeping: open requests, active collaborations and who may speak on them.
+
+The store holds the durable record; this keeps the in-memory index the router needs on every
+frame (members of each active collaboration, requests that may still be accepted).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from kernal.protocol import ErrorCode, ProtocolError
+from kernal.storage import CollaborationRecord, CollaborationStatus
+
+MAX_OPEN_REQUESTS = 10_000
+
+
+@dataclass
+class OpenRequest:
+    requester: str
+    request_id: str
+    body: dict[str, Any]
+    accepted_by: set[str] = field(default_factory=set)
+
+
+class CollaborationBook:
+    """Requests that can be accepted and collaborations that are active, by id."""
+
+    def __init__(self) -> None:
+        self._requests: OrderedDict[tuple[str, str], OpenRequest] = OrderedDict()
+        self._active: dict[str, CollaborationRecord] = {}
+
+    # ------------------------------------------------------------------ requests
+
+    def add_request(self, requester: str, request_id: str, body: dict[str, Any]) -> None:
+        key = (requester, request_id)
+        self._requests[key] = OpenRequest(requester, request_id, body)
+        self._requests.move_to_end(key)
+        while len(self._requests) > MAX_OPEN_REQUESTS:
+            self._requests.popitem(last=False)  # oldest requests expire first
+
+    def open_collaboration(
+        self, requester: str, request_id: str, acceptor: str, now: float
+    ) -> CollaborationRecord:
+        """Validate an accept and return the new (not yet stored) collaboration."""
+        if requester == acceptor:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "an AI cannot accept its own request")
+        request = self._requests.get((requester, request_id))
+        if request is None:
+            raise ProtocolError(
+                ErrorCode.NOT_FOUND, f"no open request {request_id!r} from {requester}"
+            )
+        if acceptor in request.accepted_by:
+            raise ProtocolError(
+                ErrorCode.CONFLICT, f"request {request_id!r} already accepted by {acceptor}"
+            )
+        target = request.body.get("to")
+        if target is not None and target != acceptor:
+            raise ProtocolError(ErrorCode.FORBIDDEN, f"request {request_id!r} was sent to {target}")
+        return CollaborationRecord(
+            collaboration_id=f"collab_{uuid.uuid4().hex}",
+            request_id=request_id,
+            requester=requester,
+            acceptor=acceptor,
+            request=request.body,
+            status=CollaborationStatus.ACTIVE,
+            progress=0.0,
+            started_at=now,
+        )
+
+    def activate(self, record: CollaborationRecord) -> None:
+        """Record a collaboration that the store has committed."""
+        request = self._requests.get((record.requester, record.request_id))
+        if request is not None:
+            request.accepted_by.add(record.acceptor)
+        self._active[record.collaboration_id] = record
+
+    def forget_requests_of(self, ai_id: str) -> None:
+        for key in [key for key in self._requests if key[0] == ai_id]:
+            del self._requests[key]
+
+    # ------------------------------------------------------------------ active collaborations
+
+    def member_view(self, collaboration_id: str, ai_id: str) -> CollaborationRecord:
+        """The active collaboration, if ``ai_id`` is a member; ``not_found`` / ``forbidden``."""
+        record = self._active.get(collaboration_id)
+        if record is None:
+            raise ProtocolError(
+                ErrorCode.NOT_FOUND, f"no active collaboration {collaboration_id!r}"
+            )
+        if ai_id not in record.members:
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN, f"{ai_id} is not a member of collaboration {collaboration_id}"
+            )
+        return record
+
+    @staticmethod
+    def partner(record: CollaborationRecord, ai_id: str) -> str:
+        return record.acceptor if ai_id == record.requester else record.requester
+
+    def finish(self, collaboration_id: str) -> None:
+        self._active.pop(collaboration_id, None)
+
+    def active_of(self, ai_id: str) -> list[CollaborationRecord]:
+        return [record for record in self._active.values() if ai_id in record.members]
+
+    def active(self) -> list[CollaborationRecord]:
+        return list(self._active.values())
+
+    def __len__(self) -> int:
+        return len(self._active)

@@ -1,0 +1,127 @@
+"""One client connection: framed reading and a bounded, non-blocking send queue.
+
+Sending never awaits the network: frames go to a per-connection queue drained by a writer task,
+so one slow reader cannot stall the hub or the other trainers. A client that falls more than
+``send_queue_limit`` frames behind is disconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pydantic import BaseModel
+
+from kernal.protocol import LineFramer, encode
+
+log = logging.getLogger("kernal.hub")
+
+_READ_CHUNK = 64 * 1024
+
+
+class Connection:
+    """Transport of one client. ``ai_id`` and profile fields are set by the hub after AUTH/HELLO."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        max_frame: int,
+        send_queue_limit: int,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._framer = LineFramer(max_frame)
+        self._outbox: asyncio.Queue[bytes | None] = asyncio.Queue(send_queue_limit)
+        self._writer_task = asyncio.create_task(self._write_loop())
+        self._closing = False
+        self.peer: Any = writer.get_extra_info("peername")
+        self.ai_id: str | None = None
+        self.specialization: str | None = None
+        self.capabilities: list[str] = []
+        self.connected_at: float = 0.0
+        self.evicted = False  # set when a newer connection of the same AI took over
+
+    @property
+    def joined(self) -> bool:
+        """Authenticated and said HELLO."""
+        return self.specialization is not None
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    async def frames(self) -> AsyncIterator[bytes]:
+        """Yield complete frames until EOF. Raises FrameTooLarge from the framer."""
+        while not self._closing:
+            try:
+                data = await self._reader.read(_READ_CHUNK)
+            except (ConnectionError, OSError):
+                return
+            if not data:
+                return
+            for frame in self._framer.feed(data):
+                yield frame
+
+    def send(self, message: BaseModel) -> None:
+        self.send_raw(encode(message))
+
+    def send_raw(self, frame: bytes) -> None:
+        """Queue a frame. Drops the connection if the client is too far behind."""
+        if self._closing:
+            return
+        try:
+            self._outbox.put_nowait(frame)
+        except asyncio.QueueFull:
+            log.warning(
+                "[%s] dropping slow client: %d frames queued", self.ai_id, self._outbox.qsize()
+            )
+            self.abort()
+
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                frame = await self._outbox.get()
+                if frame is None:
+                    break
+                chunks = [frame]
+                # Write everything already queued in one go: fewer syscalls under fan-out.
+                while not self._outbox.empty():
+                    more = self._outbox.get_nowait()
+                    if more is None:
+                        self._writer.write(b"".join(chunks))
+                        await self._writer.drain()
+                        return
+                    chunks.append(more)
+                self._writer.write(b"".join(chunks))
+                await self._writer.drain()
+        except (ConnectionError, OSError):
+            self._closing = True
+        finally:
+            with contextlib.suppress(ConnectionError, OSError, RuntimeError):
+                self._writer.close()
+
+    async def close(self, *, timeout: float = 2.0) -> None:
+        """Flush what is queued (within ``timeout``), then close. Idempotent."""
+        if not self._closing:
+            self._closing = True
+            with contextlib.suppress(asyncio.QueueFull):
+                self._outbox.put_nowait(None)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._writer_task), timeout)
+        except (TimeoutError, asyncio.CancelledError):
+            self.abort()
+        with contextlib.suppress(ConnectionError, OSError):
+            await self._writer.wait_closed()
+
+    def abort(self) -> None:
+        """Close now, dropping anything still queued."""
+        self._closing = True
+        self._writer_task.cancel()
+        transport = self._writer.transport
+        if not transport.is_closing():
+            transport.abort()

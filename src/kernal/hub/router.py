@@ -1,0 +1,290 @@
+"""What the hub does with each message from a joined AI.
+
+Every handler either completes and replies ``ACK`` (shares only after their transaction has
+committed), or raises :class:`ProtocolError` before anything is persisted or relayed. ``from``,
+contributors and timestamps always come from the authenticated connection and the hub's clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from kernal.hub.connection import Connection
+from kernal.protocol import ErrorCode, ProtocolError
+from kernal.protocol.messages import (
+    Ack,
+    ClientMessage,
+    CollaborationAccept,
+    CollaborationComplete,
+    CollaborationFailed,
+    CollaborationProgress,
+    CollaborationReject,
+    CollaborationRequest,
+    ComponentShare,
+    Feedback,
+    PatternShare,
+    RelayedCollaborationAccept,
+    RelayedCollaborationComplete,
+    RelayedCollaborationFailed,
+    RelayedCollaborationProgress,
+    RelayedCollaborationReject,
+    RelayedCollaborationRequest,
+    RelayedComponentShare,
+    RelayedPatternShare,
+)
+from kernal.storage import (
+    CollaborationRecord,
+    CollaborationStatus,
+    ComponentRecord,
+    ConflictError,
+    ItemKind,
+    NotFoundError,
+    PatternRecord,
+    ShareOutcome,
+)
+
+if TYPE_CHECKING:
+    from kernal.hub.server import Hub
+
+log = logging.getLogger("kernal.hub")
+
+
+class Router:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.store = hub.store
+        self.book = hub.collaborations
+
+    async def dispatch(self, conn: Connection, message: ClientMessage) -> None:
+        assert conn.ai_id is not None
+        match message:
+            case PatternShare():
+                await self._pattern(conn.ai_id, conn, message)
+            case ComponentShare():
+                await self._component(conn.ai_id, conn, message)
+            case CollaborationRequest():
+                self._request(conn.ai_id, conn, message)
+            case CollaborationAccept():
+                await self._accept(conn.ai_id, conn, message)
+            case CollaborationReject():
+                self._reject(conn.ai_id, conn, message)
+            case CollaborationProgress():
+                await self._progress(conn.ai_id, conn, message)
+            case CollaborationComplete() | CollaborationFailed():
+                await self._end(conn.ai_id, conn, message)
+            case Feedback():
+                await self._feedback(conn.ai_id, conn, message)
+            case _:  # HELLO and PING are handled by the session
+                raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unexpected {message.type}")
+
+    def _require_online(self, ai_id: str, ref: str | None) -> None:
+        target = self.hub.connections.get(ai_id)
+        if target is None or not target.joined:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"{ai_id} is not connected", ref)
+
+    # ------------------------------------------------------------------ knowledge
+
+    async def _pattern(self, sender: str, conn: Connection, msg: PatternShare) -> None:
+        now = self.hub.clock.now()
+        record = PatternRecord(msg.pattern_id, msg.pattern_data, sender, now)
+        try:
+            outcome = await self.store.add_pattern(record)
+        except ConflictError as exc:
+            raise ProtocolError(ErrorCode.CONFLICT, str(exc), msg.msg_id) from None
+        duplicate = outcome is ShareOutcome.DUPLICATE
+        conn.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.pattern_id, duplicate=duplicate or None))
+        if duplicate:
+            return
+        log.info("Pattern %s shared by %s", msg.pattern_id, sender)
+        self.hub.broadcast(
+            RelayedPatternShare(
+                sender=sender, pattern_id=msg.pattern_id, pattern_data=msg.pattern_data, timestamp=now
+            ),
+            exclude=sender,
+        )
+
+    async def _component(self, sender: str, conn: Connection, msg: ComponentShare) -> None:
+        ref = msg.msg_id
+        completes: CollaborationRecord | None = None
+        if msg.collaboration_complete:
+            if msg.collaboration_id is None:
+                raise ProtocolError(
+                    ErrorCode.INVALID_FIELD,
+                    "collaboration_id: required when collaboration_complete is true",
+                    ref,
+                )
+            completes = self._member_view(msg.collaboration_id, sender, ref)
+        if msg.to is not None:
+            self._require_online(msg.to, ref)
+        now = self.hub.clock.now()
+        record = ComponentRecord(
+            msg.component_id, msg.component_data, sender, now, msg.quality_score
+        )
+        try:
+            outcome = await self.store.add_component(
+                record, completes_collaboration=completes.collaboration_id if completes else None
+            )
+        except ConflictError as exc:
+            raise ProtocolError(ErrorCode.CONFLICT, str(exc), ref) from None
+        except NotFoundError as exc:
+            raise ProtocolError(ErrorCode.NOT_FOUND, str(exc), ref) from None
+        duplicate = outcome is ShareOutcome.DUPLICATE
+        if completes is not None:
+            self.book.finish(completes.collaboration_id)
+            log.info(
+                "Collaboration %s completed by %s with component %s",
+                completes.collaboration_id,
+                sender,
+                msg.component_id,
+            )
+        conn.send(Ack(ref=ref, of=msg.type, id=msg.component_id, duplicate=duplicate or None))
+        if duplicate and completes is None:
+            return
+        log.info("Component %s shared by %s", msg.component_id, sender)
+        relayed = RelayedComponentShare(
+            sender=sender,
+            component_id=msg.component_id,
+            component_data=msg.component_data,
+            quality_score=msg.quality_score,
+            collaboration_id=msg.collaboration_id,
+            collaboration_complete=msg.collaboration_complete,
+            timestamp=now,
+        )
+        if msg.to is not None:
+            self.hub.send_to(msg.to, relayed)
+        else:
+            self.hub.broadcast(relayed, exclude=sender)
+
+    async def _feedback(self, sender: str, conn: Connection, msg: Feedback) -> None:
+        kind = ItemKind(msg.kind)
+        item = await (
+            self.store.get_pattern(msg.id) if kind is ItemKind.PATTERN else self.store.get_component(msg.id)
+        )
+        if item is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no {msg.kind} {msg.id!r}", msg.msg_id)
+        if item.contributor == sender:
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN, f"{sender} cannot give feedback on its own {msg.kind}", msg.msg_id
+            )
+        try:
+            await self.store.record_feedback(kind, msg.id, sender, msg.score, self.hub.clock.now())
+        except NotFoundError as exc:
+            raise ProtocolError(ErrorCode.NOT_FOUND, str(exc), msg.msg_id) from None
+        conn.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.id))
+
+    # ------------------------------------------------------------------ collaborations
+
+    def _request(self, sender: str, conn: Connection, msg: CollaborationRequest) -> None:
+        if msg.to is not None:
+            self._require_online(msg.to, msg.msg_id)
+        self.book.add_request(sender, msg.request_id, msg.model_dump(exclude={"msg_id"}))
+        relayed = RelayedCollaborationRequest(
+            sender=sender,
+            request_id=msg.request_id,
+            expertise_offered=msg.expertise_offered,
+            seeking_expertise=msg.seeking_expertise,
+            specialization=conn.specialization,
+        )
+        if msg.to is not None:
+            self.hub.send_to(msg.to, relayed)
+        else:
+            self.hub.broadcast(relayed, exclude=sender)
+        conn.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.request_id))
+
+    async def _accept(self, sender: str, conn: Connection, msg: CollaborationAccept) -> None:
+        self._require_online(msg.to, msg.msg_id)
+        try:
+            record = self.book.open_collaboration(msg.to, msg.request_id, sender, self.hub.clock.now())
+        except ProtocolError as exc:
+            exc.ref = msg.msg_id
+            raise
+        await self.store.create_collaboration(record)
+        self.book.activate(record)
+        log.info(
+            "Collaboration %s started: %s <-> %s", record.collaboration_id, msg.to, sender
+        )
+        self.hub.send_to(
+            msg.to,
+            RelayedCollaborationAccept(
+                sender=sender, request_id=msg.request_id, collaboration_id=record.collaboration_id
+            ),
+        )
+        conn.send(
+            Ack(
+                ref=msg.msg_id,
+                of=msg.type,
+                id=msg.request_id,
+                collaboration_id=record.collaboration_id,
+            )
+        )
+
+    def _reject(self, sender: str, conn: Connection, msg: CollaborationReject) -> None:
+        self._require_online(msg.to, msg.msg_id)
+        self.hub.send_to(
+            msg.to, RelayedCollaborationReject(sender=sender, request_id=msg.request_id, reason=msg.reason)
+        )
+        conn.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.request_id))
+
+    def _member_view(self, collaboration_id: str, sender: str, ref: str | None) -> CollaborationRecord:
+        try:
+            return self.book.member_view(collaboration_id, sender)
+        except ProtocolError as exc:
+            exc.ref = ref
+            raise
+
+    async def _progress(self, sender: str, conn: Connection, msg: CollaborationProgress) -> None:
+        record = self._member_view(msg.collaboration_id, sender, msg.msg_id)
+        await self.store.set_collaboration_progress(msg.collaboration_id, msg.progress)
+        self.hub.send_to(
+            self.book.partner(record, sender),
+            RelayedCollaborationProgress(
+                sender=sender, collaboration_id=msg.collaboration_id, progress=msg.progress
+            ),
+        )
+        conn.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.collaboration_id))
+
+    async def _end(
+        self, sender: str, conn: Connection, msg: CollaborationComplete | CollaborationFailed
+    ) -> None:
+        record = self._member_view(msg.collaboration_id, sender, msg.msg_id)
+        if isinstance(msg, CollaborationComplete):
+            await self.end_collaboration(
+                record, CollaborationStatus.COMPLETED, sender=sender, outcome=msg.result
+            )
+        else:
+            await self.end_collaboration(
+                record, CollaborationStatus.FAILED, sender=sender, reason=msg.reason
+            )
+        conn.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.collaboration_id))
+
+    async def end_collaboration(
+        self,
+        record: CollaborationRecord,
+        status: CollaborationStatus,
+        *,
+        sender: str,
+        outcome: Any = None,
+        reason: str | None = None,
+    ) -> None:
+        """Close ``record`` in the store and tell the partner of ``sender``."""
+        cid = record.collaboration_id
+        self.book.finish(cid)
+        try:
+            await self.store.end_collaboration(
+                cid, status, self.hub.clock.now(), outcome=outcome, reason=reason
+            )
+        except NotFoundError:
+            return  # already closed (e.g. completed by a component share in the same instant)
+        partner = self.book.partner(record, sender)
+        if status is CollaborationStatus.COMPLETED:
+            log.info("Collaboration %s completed by %s", cid, sender)
+            self.hub.send_to(
+                partner, RelayedCollaborationComplete(sender=sender, collaboration_id=cid, result=outcome)
+            )
+        else:
+            log.info("Collaboration %s failed (%s): %s", cid, sender, reason)
+            self.hub.send_to(
+                partner,
+                RelayedCollaborationFailed(sender=sender, collaboration_id=cid, reason=reason or ""),
+            )

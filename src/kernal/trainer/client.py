@@ -1,0 +1,279 @@
+"""Client SDK: one authenticated connection to a hub, kept alive across hub restarts.
+
+    client = HubClient(host, port, "AI_Node_1", "secret1", specialization="networking",
+                       capabilities=[...], on_message=handle)
+    runner = asyncio.create_task(client.run())     # connects, reconnects with backoff
+    await client.connected.wait()
+    ack = await client.request(PatternShare(pattern_id="p1", pattern_data={...}))
+
+``request`` stamps a ``msg_id`` and waits for the hub's ``ACK`` (or raises :class:`HubError` on its
+``ERROR``); incoming relays, ``AI_JOINED``/``AI_LEFT`` and other frames go to ``on_message``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from kernal.protocol import (
+    DEFAULT_MAX_FRAME,
+    PROTOCOL_VERSION,
+    ErrorCode,
+    LineFramer,
+    ProtocolError,
+    decode_server_message,
+    encode,
+)
+from kernal.protocol.messages import (
+    Ack,
+    Auth,
+    AuthFailed,
+    AuthOk,
+    Error,
+    Hello,
+    Message,
+    Ping,
+    Pong,
+    ServerMessage,
+    State,
+)
+
+log = logging.getLogger("kernal.trainer")
+
+Incoming = ServerMessage | dict[str, Any]
+MessageHandler = Callable[[Incoming], Awaitable[None]]
+StateHandler = Callable[[State], Awaitable[None]]
+
+
+class HubError(Exception):
+    """The hub answered a request with ``ERROR``."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+class AuthenticationError(Exception):
+    """The hub refused our token. Not retried: a wrong token does not fix itself."""
+
+
+class ConnectionLost(ConnectionError):
+    """The connection closed before the hub answered."""
+
+
+class HubClient:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        ai_id: str,
+        token: str,
+        *,
+        specialization: str,
+        capabilities: list[str],
+        on_message: MessageHandler | None = None,
+        on_state: StateHandler | None = None,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        reconnect: bool = True,
+        backoff_initial: float = 0.2,
+        backoff_max: float = 10.0,
+        request_timeout: float = 30.0,
+    ) -> None:
+        self.host, self.port = host, port
+        self.ai_id = ai_id
+        self._token = token
+        self.specialization = specialization
+        self.capabilities = capabilities
+        self._on_message = on_message
+        self._on_state = on_state
+        self._max_frame = max_frame
+        self._reconnect = reconnect
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._request_timeout = request_timeout
+        self._writer: asyncio.StreamWriter | None = None
+        self._pending: dict[str, asyncio.Future[Ack | Pong]] = {}
+        self._ids = itertools.count(1)
+        self._inbox: asyncio.Queue[Incoming] = asyncio.Queue()
+        self._early: list[bytes] = []
+        self._framer = LineFramer(max_frame)
+        self._closed = False
+        self.connected = asyncio.Event()
+        self.connections = 0  # successful logins, so reconnects = connections - 1
+        self.state: State | None = None
+
+    # ------------------------------------------------------------------ public
+
+    async def run(self) -> None:
+        """Stay connected until :meth:`close`. Raises AuthenticationError on a refused token."""
+        consumer = asyncio.create_task(self._consume()) if self._on_message else None
+        try:
+            await self._stay_connected()
+        finally:
+            if consumer is not None:
+                consumer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await consumer
+
+    async def _stay_connected(self) -> None:
+        backoff = self._backoff_initial
+        while not self._closed:
+            try:
+                reader = await self._connect()
+                backoff = self._backoff_initial
+                await self._read_loop(reader)
+            except (ConnectionError, OSError, TimeoutError, ProtocolError) as exc:
+                if not self._closed:
+                    log.warning("[%s] Hub connection lost: %s", self.ai_id, exc or type(exc).__name__)
+            except _Replaced as exc:
+                log.warning("[%s] %s; not reconnecting", self.ai_id, exc)
+                self._closed = True
+            finally:
+                self._drop_connection()
+            if self._closed or not self._reconnect:
+                return
+            delay = backoff * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not crypto
+            log.info("[%s] Reconnecting to %s:%d in %.1f s", self.ai_id, self.host, self.port, delay)
+            await asyncio.sleep(delay)
+            backoff = min(backoff * 2, self._backoff_max)
+
+    async def request(self, message: Message, *, timeout: float | None = None) -> Ack:
+        """Send ``message`` with a fresh ``msg_id`` and wait for the ACK; raises HubError,
+        ConnectionLost, or TimeoutError."""
+        reply = await self._roundtrip(message, timeout)
+        assert isinstance(reply, Ack)
+        return reply
+
+    async def ping(self, *, timeout: float | None = None) -> None:
+        await self._roundtrip(Ping(), timeout)
+
+    async def send(self, message: Message) -> None:
+        """Send without waiting for an answer (the ACK or ERROR still arrives, unmatched)."""
+        writer = self._writer
+        if writer is None or not self.connected.is_set():
+            raise ConnectionLost("not connected to the hub")
+        writer.write(encode(message))
+        await writer.drain()
+
+    async def close(self) -> None:
+        self._closed = True
+        writer = self._writer
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    # ------------------------------------------------------------------ internals
+
+    async def _roundtrip(self, message: Message, timeout: float | None) -> Ack | Pong:
+        msg_id = f"{self.ai_id}-{next(self._ids)}"
+        future: asyncio.Future[Ack | Pong] = asyncio.get_running_loop().create_future()
+        self._pending[msg_id] = future
+        try:
+            await self.send(message.model_copy(update={"msg_id": msg_id}))
+            return await asyncio.wait_for(future, timeout or self._request_timeout)
+        finally:
+            self._pending.pop(msg_id, None)
+
+    async def _connect(self) -> asyncio.StreamReader:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port, limit=2**16), 10
+        )
+        self._writer = writer
+        framer = LineFramer(self._max_frame)
+        writer.write(encode(Auth(ai_id=self.ai_id, token=self._token)))
+        reply = await self._next(reader, framer)
+        if isinstance(reply, AuthFailed):
+            self._closed = True
+            raise AuthenticationError(f"hub refused {self.ai_id}: {reply.error}")
+        if not isinstance(reply, AuthOk):
+            raise ConnectionLost(f"expected AUTH_OK, got {reply!r}")
+        writer.write(
+            encode(
+                Hello(
+                    specialization=self.specialization,
+                    capabilities=self.capabilities,
+                    protocol_version=PROTOCOL_VERSION,
+                )
+            )
+        )
+        state = await self._next(reader, framer)
+        if not isinstance(state, State):
+            raise ConnectionLost(f"expected STATE, got {state!r}")
+        self._framer = framer
+        self.state = state
+        self.connections += 1
+        self.connected.set()
+        log.info("[%s] Connected to hub at %s:%d", self.ai_id, self.host, self.port)
+        if self._on_state is not None:
+            await self._on_state(state)
+        return reader
+
+    async def _next(self, reader: asyncio.StreamReader, framer: LineFramer) -> Incoming:
+        while True:
+            data = await asyncio.wait_for(reader.read(65536), 15)
+            if not data:
+                raise ConnectionLost("hub closed the connection")
+            frames = framer.feed(data)
+            if frames:
+                # The handshake is strictly request/answer, so one frame per read is the norm;
+                # anything after it is kept for the read loop.
+                self._early = frames[1:]
+                return decode_server_message(frames[0])
+
+    async def _read_loop(self, reader: asyncio.StreamReader) -> None:
+        for frame in self._early:
+            await self._dispatch(decode_server_message(frame))
+        self._early = []
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                raise ConnectionLost("hub closed the connection")
+            for frame in self._framer.feed(data):
+                await self._dispatch(decode_server_message(frame))
+
+    async def _dispatch(self, message: Incoming) -> None:
+        if isinstance(message, Ack | Pong) and message.ref in self._pending:
+            future = self._pending[message.ref]
+            if not future.done():
+                future.set_result(message)
+            return
+        if isinstance(message, Error):
+            if message.code == ErrorCode.REPLACED:
+                raise _Replaced(message.error)
+            future = self._pending.get(message.ref or "")
+            if future is not None and not future.done():
+                future.set_exception(HubError(message.code, message.error))
+                return
+            log.warning("[%s] Hub error %s: %s", self.ai_id, message.code, message.error)
+        if self._on_message is not None:
+            self._inbox.put_nowait(message)
+
+    async def _consume(self) -> None:
+        # Handlers run here, not in the read loop, so they may await request() themselves.
+        assert self._on_message is not None
+        while True:
+            message = await self._inbox.get()
+            try:
+                await self._on_message(message)
+            except Exception:
+                log.exception("[%s] Message handler failed on %r", self.ai_id, message)
+
+    def _drop_connection(self) -> None:
+        self.connected.clear()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ConnectionLost("connection to the hub was lost"))
+
+
+class _Replaced(Exception):
+    """Another process logged in with our ai_id."""

@@ -1,0 +1,39 @@
+"""Per-peer reputation from measured outcomes, by exponential moving average."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ReputationBook:
+    """``new = alpha * outcome + (1 - alpha) * old``; unknown peers start at ``initial``.
+
+    Outcomes are in [0, 1]: 1 for a completed collaboration, 0 for a failed one or a partner lost
+    mid-way. The book lives as long as the trainer, so a peer that reconnects under the same id
+    keeps its history.
+    """
+
+    alpha: float = 0.3
+    initial: float = 0.5
+    scores: dict[str, float] = field(default_factory=dict)
+    interactions: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha <= 1:
+            raise ValueError(f"reputation alpha must be in (0, 1], got {self.alpha}")
+        if not 0 <= self.initial <= 1:
+            raise ValueError(f"initial reputation must be in [0, 1], got {self.initial}")
+
+    def get(self, peer: str) -> float:
+        return self.scores.get(peer, self.initial)
+
+    def update(self, peer: str, outcome: float) -> float:
+        outcome = min(1.0, max(0.0, outcome))
+        score = self.alpha * outcome + (1 - self.alpha) * self.get(peer)
+        self.scores[peer] = score
+        self.interactions[peer] = self.interactions.get(peer, 0) + 1
+        return score
+
+    def snapshot(self) -> dict[str, float]:
+        return {peer: round(score, 4) for peer, score in sorted(self.scores.items())}

@@ -1,0 +1,428 @@
+"""The reference trainer: learns locally, shares, asks complementary peers to collaborate,
+accepts by reputation, and delivers what collaborations produce.
+
+All timings are scenario seconds run through the settings' clock, so ``speed=60`` plays a
+3-minute run in 3 seconds. What is shared and built comes from a pluggable :class:`Engine`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from kernal.config import TrainerSettings
+from kernal.engines.base import CollaborationTask, Engine, EngineContext, load_engine
+from kernal.protocol.messages import (
+    AiJoined,
+    AiLeft,
+    CollaborationAccept,
+    CollaborationProgress,
+    CollaborationReject,
+    CollaborationRequest,
+    ComponentShare,
+    Feedback,
+    Message,
+    PatternShare,
+    RelayedCollaborationAccept,
+    RelayedCollaborationComplete,
+    RelayedCollaborationFailed,
+    RelayedCollaborationProgress,
+    RelayedCollaborationReject,
+    RelayedCollaborationRequest,
+    RelayedComponentShare,
+    RelayedPatternShare,
+    State,
+)
+from kernal.trainer.capabilities import CapabilityCatalog
+from kernal.trainer.client import (
+    AuthenticationError,
+    ConnectionLost,
+    HubClient,
+    HubError,
+    Incoming,
+)
+from kernal.trainer.reputation import ReputationBook
+
+log = logging.getLogger("kernal.trainer")
+
+TRAINING_TIME = 2.0  # scenario seconds of local training before sharing starts
+PATTERN_INTERVAL = 10.0
+TICK = 5.0  # collaboration requests and progress
+PROGRESS_STEP = 10.0
+MAX_ACTIVE_FOR_REQUESTS = 2  # ask for more work only below this many collaborations
+MAX_ACTIVE_FOR_ACCEPT = 3  # accept non-complementary requests only below this many
+
+
+@dataclass
+class ActiveCollaboration:
+    collaboration_id: str
+    partner: str
+    role: str  # "requester" or "acceptor": the acceptor drives progress and delivers
+    request: dict[str, Any]
+    progress: float = 0.0
+
+
+@dataclass
+class TrainerStats:
+    patterns_shared: int = 0
+    components_shared: int = 0
+    requests_sent: int = 0
+    requests_received: int = 0
+    requests_accepted: int = 0
+    requests_rejected: int = 0
+    rejections_received: int = 0
+    collaborations_completed: int = 0
+    collaborations_failed: int = 0
+    hub_errors: list[str] = field(default_factory=list)
+
+
+class Trainer:
+    """One trainer process' behaviour. ``await trainer.run(duration)`` returns its results."""
+
+    def __init__(
+        self,
+        settings: TrainerSettings,
+        *,
+        engine: Engine | None = None,
+        patterns_to_share: int = 3,
+        components_to_share: int = 2,
+    ) -> None:
+        self.settings = settings
+        self.ai_id = settings.ai_id
+        self.clock = settings.clock
+        self.catalog = CapabilityCatalog(settings.extra_capabilities)
+        self.capabilities = self.catalog.capabilities_of(settings.specialization)
+        self.rng = random.Random(f"{settings.seed}:{settings.ai_id}")  # noqa: S311
+        context = EngineContext(
+            settings.ai_id, settings.specialization, self.capabilities, settings.seed, self.rng
+        )
+        self.engine = engine or load_engine(settings.engine)(context)
+        self.reputation = ReputationBook(settings.reputation_alpha, settings.initial_reputation)
+        self.stats = TrainerStats()
+        self.peers: dict[str, str] = {}  # ai_id -> specialization
+        self.active: dict[str, ActiveCollaboration] = {}
+        self._open_requests: dict[str, dict[str, Any]] = {}
+        self._patterns_planned = patterns_to_share
+        self._components_planned = components_to_share
+        self._training: dict[str, Any] = {}
+        self._auth_error: str | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ids = 0
+        self._stop = asyncio.Event()
+        self.client = HubClient(
+            settings.hub_host,
+            settings.hub_port,
+            settings.ai_id,
+            settings.token,
+            specialization=settings.specialization,
+            capabilities=self.capabilities,
+            on_message=self._on_message,
+            on_state=self._on_state,
+            max_frame=settings.max_frame,
+        )
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self, duration: float | None = None) -> dict[str, Any]:
+        """Run for ``duration`` scenario seconds (or until :meth:`stop`) and return :meth:`results`."""
+        connection = asyncio.create_task(self.client.run())
+        behaviour = [
+            asyncio.create_task(self._learn_and_share()),
+            asyncio.create_task(self._tick_loop()),
+        ]
+        try:
+            waiter = [asyncio.create_task(self._stop.wait())]
+            if duration is not None:
+                waiter.append(asyncio.create_task(self.clock.sleep(duration)))
+            done, _ = await asyncio.wait(
+                [connection, *waiter], return_when=asyncio.FIRST_COMPLETED
+            )
+            if connection in done and (exc := connection.exception()) is not None:
+                if not isinstance(exc, AuthenticationError):
+                    raise exc
+                self._auth_error = str(exc)
+                log.error("[%s] %s", self.ai_id, exc)
+            for task in waiter:
+                task.cancel()
+        finally:
+            for task in [*behaviour, *self._tasks]:
+                task.cancel()
+            await self.client.close()
+            await asyncio.gather(connection, *behaviour, *self._tasks, return_exceptions=True)
+        return self.results()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to disconnect and return."""
+        self._stop.set()
+
+    def results(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "specialization": self.settings.specialization,
+            "engine": self.engine.name,
+            "connected": self.client.connections > 0,
+            "reconnects": max(0, self.client.connections - 1),
+            "auth_error": self._auth_error,
+            "training": self._training,
+            "patterns_shared": s.patterns_shared,
+            "components_shared": s.components_shared,
+            "collaboration_requests_sent": s.requests_sent,
+            "collaboration_requests_received": s.requests_received,
+            "requests_accepted": s.requests_accepted,
+            "requests_rejected": s.requests_rejected,
+            "rejections_received": s.rejections_received,
+            "collaborations_completed": s.collaborations_completed,
+            "collaborations_failed": s.collaborations_failed,
+            "active_collaborations": len(self.active),
+            "reputation": self.reputation.snapshot(),
+            "hub_errors": s.hub_errors[-20:],
+            "engine_summary": self.engine.summary(),
+        }
+
+    def succeeded(self) -> bool:
+        """Connected and shared everything it planned to."""
+        return (
+            self._auth_error is None
+            and self.client.connections > 0
+            and self.stats.patterns_shared >= self._patterns_planned
+            and self.stats.components_shared >= self._components_planned
+        )
+
+    def _new_id(self, kind: str) -> str:
+        self._ids += 1
+        return f"{self.ai_id}_{kind}_{int(time.time() * 1000)}_{self._ids}"
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, message: Message) -> bool:
+        """Send until ACKed, across reconnects (ids make retries idempotent). False on ERROR."""
+        while True:
+            await self.client.connected.wait()
+            try:
+                await self.client.request(message)
+                return True
+            except (ConnectionLost, TimeoutError):
+                await asyncio.sleep(0.05)
+            except HubError as exc:
+                self.stats.hub_errors.append(f"{message.type}: {exc}")
+                log.warning("[%s] Hub refused %s: %s", self.ai_id, message.type, exc)
+                return False
+
+    # ------------------------------------------------------------------ behaviour
+
+    async def _learn_and_share(self) -> None:
+        await self.client.connected.wait()
+        await self.clock.sleep(TRAINING_TIME)
+        self._training = await self.engine.train()
+        for index in range(self._patterns_planned):
+            if index:
+                await self.clock.sleep(PATTERN_INTERVAL)
+            artifact = self.engine.make_pattern(index)
+            pattern_id = self._new_id("pattern")
+            if await self._deliver(PatternShare(pattern_id=pattern_id, pattern_data=artifact.data)):
+                self.stats.patterns_shared += 1
+                log.info("[%s] Shared pattern %s", self.ai_id, pattern_id)
+        for index in range(self._components_planned):
+            await self.clock.sleep(PATTERN_INTERVAL)
+            artifact = self.engine.make_component(index)
+            component_id = self._new_id(f"{self.settings.specialization}_module")
+            message = ComponentShare(
+                component_id=component_id,
+                component_data=artifact.data,
+                quality_score=artifact.quality_score,
+            )
+            if await self._deliver(message):
+                self.stats.components_shared += 1
+                log.info("[%s] Shared component %s", self.ai_id, component_id)
+
+    async def _tick_loop(self) -> None:
+        await self.client.connected.wait()
+        while True:
+            await self.clock.sleep(TICK)
+            if not self.client.connected.is_set():
+                continue
+            with contextlib.suppress(ConnectionLost, TimeoutError):
+                await self._advance_collaborations()
+                if len(self.active) < MAX_ACTIVE_FOR_REQUESTS and self.peers:
+                    await self._broadcast_request()
+
+    async def _broadcast_request(self) -> None:
+        request_id = self._new_id("request")
+        request = CollaborationRequest(
+            request_id=request_id,
+            expertise_offered=self.capabilities,
+            seeking_expertise=self.catalog.lacking(self.capabilities),
+        )
+        self._open_requests[request_id] = request.model_dump(exclude={"msg_id"})
+        try:
+            await self.client.request(request)
+        except HubError as exc:
+            self.stats.hub_errors.append(f"{request.type}: {exc}")
+            return
+        self.stats.requests_sent += 1
+        log.info("[%s] Broadcasted COLLABORATION_REQUEST", self.ai_id)
+
+    async def _advance_collaborations(self) -> None:
+        for collab in list(self.active.values()):
+            if collab.role != "acceptor":
+                continue
+            collab.progress = min(100.0, collab.progress + PROGRESS_STEP)
+            try:
+                if collab.progress < 100.0:
+                    await self.client.request(
+                        CollaborationProgress(
+                            collaboration_id=collab.collaboration_id, progress=collab.progress
+                        )
+                    )
+                else:
+                    await self._complete(collab)
+            except HubError as exc:  # the collaboration ended meanwhile (partner left)
+                self.stats.hub_errors.append(f"collaboration {collab.collaboration_id}: {exc}")
+                self._end(collab.collaboration_id, outcome=None)
+
+    async def _complete(self, collab: ActiveCollaboration) -> None:
+        task = CollaborationTask(
+            collab.collaboration_id, collab.partner, self.peers.get(collab.partner), collab.request
+        )
+        artifact = self.engine.build_for_collaboration(task)
+        component_id = self._new_id("collab_feature")
+        await self.client.request(
+            ComponentShare(
+                component_id=component_id,
+                component_data=artifact.data,
+                quality_score=artifact.quality_score,
+                to=collab.partner,
+                collaboration_id=collab.collaboration_id,
+                collaboration_complete=True,
+            )
+        )
+        self._end(collab.collaboration_id, outcome=1.0)
+
+    def _end(self, collaboration_id: str, *, outcome: float | None) -> None:
+        """Forget a collaboration; a measured ``outcome`` feeds the partner's reputation."""
+        collab = self.active.pop(collaboration_id, None)
+        if collab is None:
+            return
+        if outcome is None:
+            self.stats.collaborations_failed += 1
+            return
+        score = self.reputation.update(collab.partner, outcome)
+        if outcome > 0:
+            self.stats.collaborations_completed += 1
+            verb = "completed"
+        else:
+            self.stats.collaborations_failed += 1
+            verb = "failed"
+        log.info(
+            "[%s] Collaboration %s with %s %s; reputation of %s now %.3f",
+            self.ai_id,
+            collaboration_id,
+            collab.partner,
+            verb,
+            collab.partner,
+            score,
+        )
+
+    # ------------------------------------------------------------------ incoming
+
+    async def _on_state(self, state: State) -> None:
+        self.peers = {ai.ai_id: ai.specialization for ai in state.active_ais if ai.ai_id != self.ai_id}
+        # The hub failed our collaborations when we dropped; nobody is to blame for that.
+        for collaboration_id in list(self.active):
+            self._end(collaboration_id, outcome=None)
+
+    async def _on_message(self, message: Incoming) -> None:
+        match message:
+            case RelayedCollaborationRequest():
+                await self._consider(message)
+            case RelayedCollaborationAccept():
+                request = self._open_requests.get(message.request_id, {})
+                self.active[message.collaboration_id] = ActiveCollaboration(
+                    message.collaboration_id, message.sender, "requester", request
+                )
+                log.info(
+                    "[%s] %s accepted our request; collaboration %s started",
+                    self.ai_id,
+                    message.sender,
+                    message.collaboration_id,
+                )
+            case RelayedCollaborationReject():
+                self.stats.rejections_received += 1
+            case RelayedCollaborationProgress():
+                if collab := self.active.get(message.collaboration_id):
+                    collab.progress = message.progress
+            case RelayedComponentShare():
+                self.engine.observe_component(
+                    message.sender, message.component_id, message.component_data, message.quality_score
+                )
+                if message.collaboration_complete and message.collaboration_id in self.active:
+                    self._end(message.collaboration_id, outcome=1.0)
+                    self._spawn(
+                        self._deliver(Feedback(kind="component", id=message.component_id))
+                    )
+            case RelayedCollaborationComplete():
+                self._end(message.collaboration_id, outcome=1.0)
+            case RelayedCollaborationFailed():
+                self._end(message.collaboration_id, outcome=0.0)
+            case RelayedPatternShare():
+                self.engine.observe_pattern(message.sender, message.pattern_id, message.pattern_data)
+            case AiJoined():
+                self.peers[message.ai_id] = message.specialization
+            case AiLeft():
+                self.peers.pop(message.ai_id, None)
+            case _:
+                pass
+
+    def complementary(self, request: RelayedCollaborationRequest) -> bool:
+        """The requester is of another specialization and offers something we lack."""
+        if request.specialization == self.settings.specialization:
+            return False
+        return bool(set(request.expertise_offered) - set(self.capabilities))
+
+    async def _consider(self, request: RelayedCollaborationRequest) -> None:
+        self.stats.requests_received += 1
+        if request.specialization:
+            self.peers.setdefault(request.sender, request.specialization)
+        trust = self.reputation.get(request.sender)
+        reason: str | None = None
+        if trust < self.settings.trust_threshold:
+            reason = f"reputation {trust:.2f} below trust threshold {self.settings.trust_threshold}"
+        elif not self.complementary(request) and len(self.active) >= MAX_ACTIVE_FOR_ACCEPT:
+            reason = f"busy with {len(self.active)} collaborations"
+        if reason is not None:
+            self.stats.requests_rejected += 1
+            log.info("[%s] Rejected request from %s: %s", self.ai_id, request.sender, reason)
+            with contextlib.suppress(HubError, ConnectionLost, TimeoutError):
+                await self.client.request(
+                    CollaborationReject(request_id=request.request_id, to=request.sender, reason=reason)
+                )
+            return
+        try:
+            ack = await self.client.request(
+                CollaborationAccept(request_id=request.request_id, to=request.sender)
+            )
+        except (HubError, ConnectionLost, TimeoutError) as exc:
+            log.info("[%s] Could not accept request from %s: %s", self.ai_id, request.sender, exc)
+            return
+        assert ack.collaboration_id is not None
+        self.stats.requests_accepted += 1
+        self.active[ack.collaboration_id] = ActiveCollaboration(
+            ack.collaboration_id,
+            request.sender,
+            "acceptor",
+            request.model_dump(by_alias=True, exclude_none=True),
+        )
+        log.info(
+            "[%s] Accepted collaboration request from %s (collaboration %s)",
+            self.ai_id,
+            request.sender,
+            ack.collaboration_id,
+        )
