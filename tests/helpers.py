@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -18,7 +19,11 @@ class RawClient:
 
     @classmethod
     async def connect(cls, hub: Hub) -> RawClient:
-        reader, writer = await asyncio.open_connection(*hub.address, limit=2**24)
+        return await cls.connect_to(*hub.address)
+
+    @classmethod
+    async def connect_to(cls, host: str, port: int) -> RawClient:
+        reader, writer = await asyncio.open_connection(host, port, limit=2**24)
         return cls(reader, writer)
 
     async def send_bytes(self, data: bytes) -> None:
@@ -47,7 +52,9 @@ class RawClient:
         assert data == b"" or data.endswith(b"\n")
         assert await asyncio.wait_for(self.reader.read(), timeout) == b""
 
-    async def login(self, ai_id: str, token: str, specialization: str = "networking") -> dict[str, Any]:
+    async def login(
+        self, ai_id: str, token: str, specialization: str = "networking"
+    ) -> dict[str, Any]:
         """AUTH + HELLO; returns the STATE frame."""
         await self.send({"ai_id": ai_id, "token": token})
         reply = await self.recv()
@@ -57,10 +64,8 @@ class RawClient:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(ConnectionError, OSError):
             await self.writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
 
 
 async def login(hub: Hub, ai_id: str, specialization: str = "networking") -> RawClient:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import signal
-import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -26,7 +25,7 @@ from kernal.config import (
 from kernal.logs import setup_logging
 
 app = typer.Typer(
-    help="kernal: a hub where AI trainers meet, authenticate, share what they learn and collaborate.",
+    help="kernal: a hub where AI trainers meet, share what they learn and collaborate.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -43,9 +42,7 @@ DbOption = Annotated[
 SpeedOption = Annotated[
     float, typer.Option("--speed", min=0.001, help="Run time-based behaviour K times faster.")
 ]
-LogJsonOption = Annotated[
-    bool, typer.Option("--log-json", help="Log JSON lines instead of text.")
-]
+LogJsonOption = Annotated[bool, typer.Option("--log-json", help="Log JSON lines instead of text.")]
 LogLevelOption = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING...")]
 
 
@@ -118,11 +115,9 @@ def hub(
 
 async def _serve_hub(settings: HubSettings, *, demo_trainers: int) -> None:
     from kernal.hub.server import Hub, HubConfigError
-    from kernal.storage import open_store
+    from kernal.storage.sql import SqlStore, database_url
 
-    store = await open_store(settings.db)
-    await store.close()  # validated and migrated; the hub opens it again
-    hub_ = Hub(settings, store)
+    hub_ = Hub(settings, SqlStore(database_url(settings.db)))
     try:
         await hub_.start()
     except HubConfigError as exc:
@@ -373,4 +368,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

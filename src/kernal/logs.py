@@ -41,3 +41,4 @@ def setup_logging(*, level: str = "INFO", json_lines: bool = False) -> None:
     root.setLevel(level.upper())
     # uvicorn's access log would print a line for every 3-second dashboard poll.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -91,7 +91,9 @@ async def _run(hub: Hub, scenario: Scenario, specs: list[TrainerSpec], seed: int
         return await trainers[spec.ai_id].run()
 
     tasks = {spec.ai_id: asyncio.create_task(run_trainer(spec)) for spec in specs}
-    log.info("Scenario %s: %d trainers for %g s at speed %g", scenario.key, count, duration, clock.speed)
+    log.info(
+        "Scenario %s: %d trainers for %g s at speed %g", scenario.key, count, duration, clock.speed
+    )
     hub_stats: dict[str, dict[str, int]] = {}
     try:
         mark = scenario.sample_every

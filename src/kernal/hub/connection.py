@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -36,6 +37,7 @@ class Connection:
         self._reader = reader
         self._writer = writer
         self._framer = LineFramer(max_frame)
+        self._ready: deque[bytes] = deque()
         self._outbox: asyncio.Queue[bytes | None] = asyncio.Queue(send_queue_limit)
         self._writer_task = asyncio.create_task(self._write_loop())
         self._closing = False
@@ -55,17 +57,28 @@ class Connection:
     def closing(self) -> bool:
         return self._closing
 
-    async def frames(self) -> AsyncIterator[bytes]:
-        """Yield complete frames until EOF. Raises FrameTooLarge from the framer."""
-        while not self._closing:
+    async def next_frame(self) -> bytes | None:
+        """The next complete frame, or None at EOF. Raises FrameTooLarge from the framer.
+
+        Frames that arrived in the same read are kept for the following calls, so a client may
+        pipeline AUTH, HELLO and more in one packet.
+        """
+        while not self._ready:
+            if self._closing:
+                return None
             try:
                 data = await self._reader.read(_READ_CHUNK)
             except (ConnectionError, OSError):
-                return
+                return None
             if not data:
-                return
-            for frame in self._framer.feed(data):
-                yield frame
+                return None
+            self._ready.extend(self._framer.feed(data))
+        return self._ready.popleft()
+
+    async def frames(self) -> AsyncIterator[bytes]:
+        """Yield complete frames until EOF (see :meth:`next_frame`)."""
+        while (frame := await self.next_frame()) is not None:
+            yield frame
 
     def send(self, message: BaseModel) -> None:
         self.send_raw(encode(message))

@@ -99,7 +99,10 @@ class Router:
         log.info("Pattern %s shared by %s", msg.pattern_id, sender)
         self.hub.broadcast(
             RelayedPatternShare(
-                sender=sender, pattern_id=msg.pattern_id, pattern_data=msg.pattern_data, timestamp=now
+                sender=sender,
+                pattern_id=msg.pattern_id,
+                pattern_data=msg.pattern_data,
+                timestamp=now,
             ),
             exclude=sender,
         )
@@ -159,13 +162,17 @@ class Router:
     async def _feedback(self, sender: str, conn: Connection, msg: Feedback) -> None:
         kind = ItemKind(msg.kind)
         item = await (
-            self.store.get_pattern(msg.id) if kind is ItemKind.PATTERN else self.store.get_component(msg.id)
+            self.store.get_pattern(msg.id)
+            if kind is ItemKind.PATTERN
+            else self.store.get_component(msg.id)
         )
         if item is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"no {msg.kind} {msg.id!r}", msg.msg_id)
         if item.contributor == sender:
             raise ProtocolError(
-                ErrorCode.FORBIDDEN, f"{sender} cannot give feedback on its own {msg.kind}", msg.msg_id
+                ErrorCode.FORBIDDEN,
+                f"{sender} cannot give feedback on its own {msg.kind}",
+                msg.msg_id,
             )
         try:
             await self.store.record_feedback(kind, msg.id, sender, msg.score, self.hub.clock.now())
@@ -195,15 +202,15 @@ class Router:
     async def _accept(self, sender: str, conn: Connection, msg: CollaborationAccept) -> None:
         self._require_online(msg.to, msg.msg_id)
         try:
-            record = self.book.open_collaboration(msg.to, msg.request_id, sender, self.hub.clock.now())
+            record = self.book.open_collaboration(
+                msg.to, msg.request_id, sender, self.hub.clock.now()
+            )
         except ProtocolError as exc:
             exc.ref = msg.msg_id
             raise
         await self.store.create_collaboration(record)
         self.book.activate(record)
-        log.info(
-            "Collaboration %s started: %s <-> %s", record.collaboration_id, msg.to, sender
-        )
+        log.info("Collaboration %s started: %s <-> %s", record.collaboration_id, msg.to, sender)
         self.hub.send_to(
             msg.to,
             RelayedCollaborationAccept(
@@ -222,11 +229,14 @@ class Router:
     def _reject(self, sender: str, conn: Connection, msg: CollaborationReject) -> None:
         self._require_online(msg.to, msg.msg_id)
         self.hub.send_to(
-            msg.to, RelayedCollaborationReject(sender=sender, request_id=msg.request_id, reason=msg.reason)
+            msg.to,
+            RelayedCollaborationReject(sender=sender, request_id=msg.request_id, reason=msg.reason),
         )
         conn.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.request_id))
 
-    def _member_view(self, collaboration_id: str, sender: str, ref: str | None) -> CollaborationRecord:
+    def _member_view(
+        self, collaboration_id: str, sender: str, ref: str | None
+    ) -> CollaborationRecord:
         try:
             return self.book.member_view(collaboration_id, sender)
         except ProtocolError as exc:
@@ -280,11 +290,14 @@ class Router:
         if status is CollaborationStatus.COMPLETED:
             log.info("Collaboration %s completed by %s", cid, sender)
             self.hub.send_to(
-                partner, RelayedCollaborationComplete(sender=sender, collaboration_id=cid, result=outcome)
+                partner,
+                RelayedCollaborationComplete(sender=sender, collaboration_id=cid, result=outcome),
             )
         else:
             log.info("Collaboration %s failed (%s): %s", cid, sender, reason)
             self.hub.send_to(
                 partner,
-                RelayedCollaborationFailed(sender=sender, collaboration_id=cid, reason=reason or ""),
+                RelayedCollaborationFailed(
+                    sender=sender, collaboration_id=cid, reason=reason or ""
+                ),
             )

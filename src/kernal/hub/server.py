@@ -145,7 +145,10 @@ class Hub:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.stop()
 
@@ -235,16 +238,13 @@ class Hub:
             await conn.close()
 
     async def _authenticate(self, conn: Connection) -> bool:
-        frames = conn.frames()
         try:
-            frame = await asyncio.wait_for(anext(frames), self.settings.auth_timeout)
-        except StopAsyncIteration:
-            return False
+            frame = await asyncio.wait_for(conn.next_frame(), self.settings.auth_timeout)
         except TimeoutError:
             conn.send(AuthFailed(error=f"no AUTH within {self.settings.auth_timeout:g} s"))
             return False
-        finally:
-            await frames.aclose()
+        if frame is None:
+            return False
         try:
             auth = decode_auth(frame)
         except ProtocolError as exc:
@@ -353,7 +353,11 @@ class Hub:
             for c in await self.store.recent_components(limit)
         ]
         active = [
-            AiInfo(ai_id=c.ai_id or "", specialization=c.specialization or "", capabilities=c.capabilities)
+            AiInfo(
+                ai_id=c.ai_id or "",
+                specialization=c.specialization or "",
+                capabilities=c.capabilities,
+            )
             for c in self.joined()
         ]
         state = State(
@@ -399,4 +403,3 @@ class Hub:
                 await self.store.touch_ai(ai_id, now)
             self.broadcast(AiLeft(ai_id=ai_id))
         log.info("[-] AI Trainer disconnected: %s", ai_id)
-

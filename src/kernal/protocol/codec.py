@@ -9,6 +9,8 @@ and reason the hub sends back.
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -24,6 +26,13 @@ from kernal.protocol.messages import (
 
 DEFAULT_MAX_FRAME = 1024 * 1024
 """Largest frame, in bytes without the newline, that either side accepts by default (1 MiB)."""
+
+MAX_DEPTH = 100
+"""Deepest nesting of objects and arrays in a client's frame; the frame's own object is level 1.
+
+Far below what could still be serialised: the hub re-sends client data a few levels deeper (in
+``STATE``) and pydantic refuses to serialise beyond about 255 levels.
+"""
 
 
 class LineFramer:
@@ -68,14 +77,58 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def parse_object(frame: bytes) -> dict[str, Any]:
-    """Parse one frame into a JSON object, or raise ``bad_json`` / ``not_an_object``."""
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # e.g. 1e400: valid JSON, but neither storable nor sendable
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+_LONE_SURROGATE = re.compile("[\\ud800-\\udfff]")
+
+
+def _check_tree(value: Any, max_depth: int | None, strings: bool) -> None:
+    """Reject what JSON can spell but UTF-8 JSON cannot carry on: nesting deeper than
+    ``max_depth`` and (when ``strings``) lone UTF-16 surrogates such as ``"\\ud800"``."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+            if strings and any(_LONE_SURROGATE.search(key) for key in item):
+                raise ValueError("a key contains a lone UTF-16 surrogate escape")
+        elif isinstance(item, list):
+            children = item
+        else:
+            if strings and isinstance(item, str) and _LONE_SURROGATE.search(item):
+                raise ValueError("a string contains a lone UTF-16 surrogate escape")
+            continue
+        if max_depth is not None and depth > max_depth:
+            raise RecursionError
+        stack.extend((child, depth + 1) for child in children)
+
+
+def parse_object(frame: bytes, *, max_depth: int | None = MAX_DEPTH) -> dict[str, Any]:
+    """Parse one frame into a JSON object, or raise ``bad_json`` / ``not_an_object``.
+
+    Besides malformed JSON, ``bad_json`` covers what JSON can spell but the hub could neither
+    store nor send on: ``NaN``/``Infinity``, numbers beyond the range of a double, lone UTF-16
+    surrogates, and nesting deeper than ``max_depth`` (``None``: only Python's recursion limit).
+    """
     try:
-        value = json.loads(frame.decode("utf-8"), parse_constant=_reject_constant)
+        value = json.loads(
+            frame.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float
+        )
+        deep = max_depth is not None and frame.count(b"{") + frame.count(b"[") > max_depth
+        strings = _SURROGATE_ESCAPE.search(frame) is not None
+        if deep or strings:
+            _check_tree(value, max_depth, strings)
     except UnicodeDecodeError:
         raise ProtocolError(ErrorCode.BAD_JSON, "frame is not valid UTF-8") from None
     except RecursionError:
-        raise ProtocolError(ErrorCode.BAD_JSON, "JSON is nested too deeply") from None
+        limit = f" (limit: {max_depth} levels)" if max_depth is not None else ""
+        raise ProtocolError(ErrorCode.BAD_JSON, f"JSON is nested too deeply{limit}") from None
     except ValueError as exc:
         raise ProtocolError(ErrorCode.BAD_JSON, f"frame is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
@@ -91,7 +144,7 @@ def _msg_id_of(obj: dict[str, Any]) -> str | None:
 
 
 def describe_validation_error(exc: ValidationError) -> str:
-    """One readable line naming every offending field, e.g. ``pattern_data: Input should be ...``."""
+    """One readable line naming every offending field (``pattern_data: Input should be ...``)."""
     parts = []
     for error in exc.errors(include_url=False):
         where = ".".join(str(part) for part in error["loc"]) or "message"
@@ -149,8 +202,12 @@ def decode_client_message(frame: bytes) -> ClientMessage:
 
 
 def decode_server_message(frame: bytes) -> ServerMessage | dict[str, Any]:
-    """Decode a frame from the hub. Unknown types come back as plain dicts (tolerant reader)."""
-    obj = parse_object(frame)
+    """Decode a frame from the hub. Unknown types come back as plain dicts (tolerant reader).
+
+    No nesting limit beyond Python's: the hub sends client data a few levels deeper than the
+    client sent it (``STATE`` lists recent patterns with their data).
+    """
+    obj = parse_object(frame, max_depth=None)
     model = SERVER_MESSAGE_TYPES.get(str(obj.get("type")))
     if model is None:
         return obj

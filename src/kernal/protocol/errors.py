@@ -23,11 +23,13 @@ class ErrorCode(StrEnum):
 
 
 #: Codes after which the hub closes the connection; after any other code it stays usable.
-CLOSING_CODES = frozenset({ErrorCode.NOT_AUTHENTICATED, ErrorCode.FRAME_TOO_LARGE, ErrorCode.REPLACED})
+CLOSING_CODES = frozenset(
+    {ErrorCode.NOT_AUTHENTICATED, ErrorCode.FRAME_TOO_LARGE, ErrorCode.REPLACED}
+)
 
 
 class ProtocolError(Exception):
-    """A frame or message the hub rejects. ``ref`` is the client's ``msg_id`` when one was readable."""
+    """A frame or message the hub rejects; ``ref`` is the client's ``msg_id`` if it had one."""
 
     def __init__(self, code: ErrorCode, reason: str, ref: str | None = None) -> None:
         super().__init__(f"{code}: {reason}")
@@ -42,6 +44,7 @@ class FrameTooLarge(ProtocolError):
     def __init__(self, limit: int) -> None:
         super().__init__(
             ErrorCode.FRAME_TOO_LARGE,
-            f"frame exceeds the {limit}-byte limit; split the message or raise --max-frame on the hub",
+            f"frame exceeds the {limit}-byte limit; "
+            "split the message or raise --max-frame on the hub",
         )
         self.limit = limit

@@ -17,6 +17,7 @@ from kernal.storage.base import (
     StoreError,
     TokenInfo,
 )
+from kernal.storage.sql import SqlStore, database_url, open_store
 
 __all__ = [
     "AiRecord",
@@ -30,18 +31,11 @@ __all__ = [
     "NotFoundError",
     "PatternRecord",
     "ShareOutcome",
+    "SqlStore",
     "StatsSnapshot",
     "Store",
     "StoreError",
     "TokenInfo",
+    "database_url",
     "open_store",
 ]
-
-
-def __getattr__(name: str) -> object:
-    # Imported lazily so that `kernal.storage` stays cheap to import for the protocol-only users.
-    if name == "open_store":
-        from kernal.storage.sql import open_store
-
-        return open_store
-    raise AttributeError(name)

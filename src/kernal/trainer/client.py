@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import logging
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -101,7 +102,7 @@ class HubClient:
         self._pending: dict[str, asyncio.Future[Ack | Pong]] = {}
         self._ids = itertools.count(1)
         self._inbox: asyncio.Queue[Incoming] = asyncio.Queue()
-        self._early: list[bytes] = []
+        self._ready: deque[bytes] = deque()
         self._framer = LineFramer(max_frame)
         self._closed = False
         self.connected = asyncio.Event()
@@ -130,7 +131,9 @@ class HubClient:
                 await self._read_loop(reader)
             except (ConnectionError, OSError, TimeoutError, ProtocolError) as exc:
                 if not self._closed:
-                    log.warning("[%s] Hub connection lost: %s", self.ai_id, exc or type(exc).__name__)
+                    log.warning(
+                        "[%s] Hub connection lost: %s", self.ai_id, exc or type(exc).__name__
+                    )
             except _Replaced as exc:
                 log.warning("[%s] %s; not reconnecting", self.ai_id, exc)
                 self._closed = True
@@ -138,8 +141,10 @@ class HubClient:
                 self._drop_connection()
             if self._closed or not self._reconnect:
                 return
-            delay = backoff * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not crypto
-            log.info("[%s] Reconnecting to %s:%d in %.1f s", self.ai_id, self.host, self.port, delay)
+            delay = backoff * random.uniform(0.8, 1.2)
+            log.info(
+                "[%s] Reconnecting to %s:%d in %.1f s", self.ai_id, self.host, self.port, delay
+            )
             await asyncio.sleep(delay)
             backoff = min(backoff * 2, self._backoff_max)
 
@@ -186,9 +191,10 @@ class HubClient:
             asyncio.open_connection(self.host, self.port, limit=2**16), 10
         )
         self._writer = writer
-        framer = LineFramer(self._max_frame)
+        self._framer = LineFramer(self._max_frame)
+        self._ready.clear()
         writer.write(encode(Auth(ai_id=self.ai_id, token=self._token)))
-        reply = await self._next(reader, framer)
+        reply = await asyncio.wait_for(self._next(reader), 15)
         if isinstance(reply, AuthFailed):
             self._closed = True
             raise AuthenticationError(f"hub refused {self.ai_id}: {reply.error}")
@@ -203,10 +209,9 @@ class HubClient:
                 )
             )
         )
-        state = await self._next(reader, framer)
+        state = await asyncio.wait_for(self._next(reader), 15)
         if not isinstance(state, State):
             raise ConnectionLost(f"expected STATE, got {state!r}")
-        self._framer = framer
         self.state = state
         self.connections += 1
         self.connected.set()
@@ -215,34 +220,24 @@ class HubClient:
             await self._on_state(state)
         return reader
 
-    async def _next(self, reader: asyncio.StreamReader, framer: LineFramer) -> Incoming:
-        while True:
-            data = await asyncio.wait_for(reader.read(65536), 15)
-            if not data:
-                raise ConnectionLost("hub closed the connection")
-            frames = framer.feed(data)
-            if frames:
-                # The handshake is strictly request/answer, so one frame per read is the norm;
-                # anything after it is kept for the read loop.
-                self._early = frames[1:]
-                return decode_server_message(frames[0])
-
-    async def _read_loop(self, reader: asyncio.StreamReader) -> None:
-        for frame in self._early:
-            await self._dispatch(decode_server_message(frame))
-        self._early = []
-        while True:
+    async def _next(self, reader: asyncio.StreamReader) -> Incoming:
+        """The next frame from the hub; frames that came in the same read wait in ``_ready``."""
+        while not self._ready:
             data = await reader.read(65536)
             if not data:
                 raise ConnectionLost("hub closed the connection")
-            for frame in self._framer.feed(data):
-                await self._dispatch(decode_server_message(frame))
+            self._ready.extend(self._framer.feed(data))
+        return decode_server_message(self._ready.popleft())
+
+    async def _read_loop(self, reader: asyncio.StreamReader) -> None:
+        while True:
+            await self._dispatch(await self._next(reader))
 
     async def _dispatch(self, message: Incoming) -> None:
         if isinstance(message, Ack | Pong) and message.ref in self._pending:
-            future = self._pending[message.ref]
-            if not future.done():
-                future.set_result(message)
+            waiting = self._pending[message.ref]
+            if not waiting.done():
+                waiting.set_result(message)
             return
         if isinstance(message, Error):
             if message.code == ErrorCode.REPLACED:

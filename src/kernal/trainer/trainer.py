@@ -26,7 +26,6 @@ from kernal.protocol.messages import (
     CollaborationRequest,
     ComponentShare,
     Feedback,
-    Message,
     PatternShare,
     RelayedCollaborationAccept,
     RelayedCollaborationComplete,
@@ -97,7 +96,7 @@ class Trainer:
         self.clock = settings.clock
         self.catalog = CapabilityCatalog(settings.extra_capabilities)
         self.capabilities = self.catalog.capabilities_of(settings.specialization)
-        self.rng = random.Random(f"{settings.seed}:{settings.ai_id}")  # noqa: S311
+        self.rng = random.Random(f"{settings.seed}:{settings.ai_id}")
         context = EngineContext(
             settings.ai_id, settings.specialization, self.capabilities, settings.seed, self.rng
         )
@@ -129,19 +128,17 @@ class Trainer:
     # ------------------------------------------------------------------ running
 
     async def run(self, duration: float | None = None) -> dict[str, Any]:
-        """Run for ``duration`` scenario seconds (or until :meth:`stop`) and return :meth:`results`."""
+        """Run ``duration`` scenario seconds (or until :meth:`stop`); return :meth:`results`."""
         connection = asyncio.create_task(self.client.run())
         behaviour = [
             asyncio.create_task(self._learn_and_share()),
             asyncio.create_task(self._tick_loop()),
         ]
         try:
-            waiter = [asyncio.create_task(self._stop.wait())]
+            waiter: list[asyncio.Task[Any]] = [asyncio.create_task(self._stop.wait())]
             if duration is not None:
                 waiter.append(asyncio.create_task(self.clock.sleep(duration)))
-            done, _ = await asyncio.wait(
-                [connection, *waiter], return_when=asyncio.FIRST_COMPLETED
-            )
+            done, _ = await asyncio.wait([connection, *waiter], return_when=asyncio.FIRST_COMPLETED)
             if connection in done and (exc := connection.exception()) is not None:
                 if not isinstance(exc, AuthenticationError):
                     raise exc
@@ -202,7 +199,7 @@ class Trainer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, message: Message) -> bool:
+    async def _deliver(self, message: PatternShare | ComponentShare | Feedback) -> bool:
         """Send until ACKed, across reconnects (ids make retries idempotent). False on ERROR."""
         while True:
             await self.client.connected.wait()
@@ -334,7 +331,9 @@ class Trainer:
     # ------------------------------------------------------------------ incoming
 
     async def _on_state(self, state: State) -> None:
-        self.peers = {ai.ai_id: ai.specialization for ai in state.active_ais if ai.ai_id != self.ai_id}
+        self.peers = {
+            ai.ai_id: ai.specialization for ai in state.active_ais if ai.ai_id != self.ai_id
+        }
         # The hub failed our collaborations when we dropped; nobody is to blame for that.
         for collaboration_id in list(self.active):
             self._end(collaboration_id, outcome=None)
@@ -361,19 +360,22 @@ class Trainer:
                     collab.progress = message.progress
             case RelayedComponentShare():
                 self.engine.observe_component(
-                    message.sender, message.component_id, message.component_data, message.quality_score
+                    message.sender,
+                    message.component_id,
+                    message.component_data,
+                    message.quality_score,
                 )
                 if message.collaboration_complete and message.collaboration_id in self.active:
                     self._end(message.collaboration_id, outcome=1.0)
-                    self._spawn(
-                        self._deliver(Feedback(kind="component", id=message.component_id))
-                    )
+                    self._spawn(self._deliver(Feedback(kind="component", id=message.component_id)))
             case RelayedCollaborationComplete():
                 self._end(message.collaboration_id, outcome=1.0)
             case RelayedCollaborationFailed():
                 self._end(message.collaboration_id, outcome=0.0)
             case RelayedPatternShare():
-                self.engine.observe_pattern(message.sender, message.pattern_id, message.pattern_data)
+                self.engine.observe_pattern(
+                    message.sender, message.pattern_id, message.pattern_data
+                )
             case AiJoined():
                 self.peers[message.ai_id] = message.specialization
             case AiLeft():
@@ -402,7 +404,9 @@ class Trainer:
             log.info("[%s] Rejected request from %s: %s", self.ai_id, request.sender, reason)
             with contextlib.suppress(HubError, ConnectionLost, TimeoutError):
                 await self.client.request(
-                    CollaborationReject(request_id=request.request_id, to=request.sender, reason=reason)
+                    CollaborationReject(
+                        request_id=request.request_id, to=request.sender, reason=reason
+                    )
                 )
             return
         try:

@@ -1,0 +1,113 @@
+"""The SQL schema of the hub, as SQLAlchemy Core tables (no ORM).
+
+This module describes the schema at the latest migration; it never creates anything. The tables
+are created only by the Alembic migrations in ``kernal/storage/migrations`` and
+``tests/storage/test_migrations.py`` checks that the two agree on SQLite and PostgreSQL.
+
+Conventions, identical on every backend:
+
+* JSON values are stored as ``TEXT`` (compact ``json.dumps``), so that the ``sqlite3`` CLI shows
+  them readably and both backends behave the same.
+* Times are Unix seconds in a double-precision float (``Float(53)``: ``FLOAT``/``REAL`` on SQLite,
+  ``double precision`` on PostgreSQL, which keeps sub-millisecond precision of current times).
+
+``shared_patterns`` and ``shared_components`` are queried by users directly, so their table and
+column names are part of the public interface and must not change.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+
+def _double() -> sa.Float[float]:
+    """A double-precision float: times (Unix seconds), scores, progress."""
+    return sa.Float(precision=53)
+
+
+def _count() -> sa.Column[int]:
+    return sa.Column("usage_count", sa.Integer, nullable=False, server_default=sa.text("0"))
+
+
+shared_patterns = sa.Table(
+    "shared_patterns",
+    metadata,
+    sa.Column("pattern_id", sa.Text, primary_key=True),
+    sa.Column("pattern_data", sa.Text, nullable=False),  # JSON object
+    sa.Column("contributor", sa.Text, nullable=False),
+    sa.Column("timestamp", _double(), nullable=False),
+    _count(),
+)
+
+shared_components = sa.Table(
+    "shared_components",
+    metadata,
+    sa.Column("component_id", sa.Text, primary_key=True),
+    sa.Column("component_data", sa.Text, nullable=False),  # JSON object
+    sa.Column("contributor", sa.Text, nullable=False),
+    sa.Column("timestamp", _double(), nullable=False),
+    # The author's claim until scored feedback arrives, then the mean of the feedback scores.
+    sa.Column("quality_score", _double(), nullable=True),
+    _count(),
+)
+
+ais = sa.Table(
+    "ais",
+    metadata,
+    sa.Column("ai_id", sa.Text, primary_key=True),
+    sa.Column("specialization", sa.Text, nullable=False),
+    sa.Column("capabilities", sa.Text, nullable=False),  # JSON list of strings
+    sa.Column("first_seen", _double(), nullable=False),
+    sa.Column("last_seen", _double(), nullable=False),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("ai_id", sa.Text, primary_key=True),
+    sa.Column("token_hash", sa.Text, nullable=False),
+    sa.Column("created_at", _double(), nullable=False),
+)
+
+collaborations = sa.Table(
+    "collaborations",
+    metadata,
+    sa.Column("collaboration_id", sa.Text, primary_key=True),
+    sa.Column("request_id", sa.Text, nullable=False),
+    sa.Column("requester", sa.Text, nullable=False),
+    sa.Column("acceptor", sa.Text, nullable=False),
+    sa.Column("request", sa.Text, nullable=False),  # JSON object
+    sa.Column("status", sa.Text, nullable=False),  # CollaborationStatus value
+    sa.Column("progress", _double(), nullable=False, server_default=sa.text("0")),
+    sa.Column("started_at", _double(), nullable=False),
+    sa.Column("ended_at", _double(), nullable=True),
+    sa.Column("outcome", sa.Text, nullable=True),  # JSON value, NULL when none
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Index("ix_collaborations_status", "status"),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.Text, nullable=False),  # ItemKind value
+    sa.Column("item_id", sa.Text, nullable=False),
+    sa.Column("ai_id", sa.Text, nullable=False),
+    sa.Column("score", _double(), nullable=True),
+    sa.Column("timestamp", _double(), nullable=False),
+    sa.Index("ix_feedback_kind_item", "kind", "item_id"),
+)
+
+stats_snapshots = sa.Table(
+    "stats_snapshots",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("timestamp", _double(), nullable=False),
+    sa.Column("connected_ais", sa.Integer, nullable=False),
+    sa.Column("shared_patterns", sa.Integer, nullable=False),
+    sa.Column("shared_components", sa.Integer, nullable=False),
+    sa.Column("active_collaborations", sa.Integer, nullable=False),
+    sa.Index("ix_stats_snapshots_timestamp", "timestamp"),
+)

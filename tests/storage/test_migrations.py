@@ -1,0 +1,136 @@
+"""The Alembic migrations: they build exactly ``kernal.storage.schema``, re-run as a no-op, and
+downgrade cleanly, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from kernal.storage.schema import metadata
+from kernal.storage.sql import MIGRATIONS_DIR, SqlStore
+from tests.storage.conftest import PG_URL, Backend
+
+HEAD = "0001_initial"
+TABLES = {
+    "shared_patterns",
+    "shared_components",
+    "ais",
+    "tokens",
+    "collaborations",
+    "feedback",
+    "stats_snapshots",
+}
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    config = Config(output_buffer=io.StringIO())
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def schema_differences(engine: sa.Engine) -> list[object]:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": True}
+        )
+        differences: list[object] = compare_metadata(context, metadata)
+        return differences
+
+
+def table_names(engine: sa.Engine) -> set[str]:
+    return set(sa.inspect(engine).get_table_names())
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    with engine.connect() as conn:
+        revision: str | None = MigrationContext.configure(conn).get_current_revision()
+        return revision
+
+
+def test_single_head() -> None:
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == [HEAD]
+
+
+async def test_upgrade_head_matches_schema(backend: Backend) -> None:
+    async with backend.new_store() as store:
+        engine = store.create_engine()
+    try:
+        assert table_names(engine) == TABLES | {"alembic_version"}
+        assert current_revision(engine) == HEAD
+        assert schema_differences(engine) == []
+    finally:
+        engine.dispose()
+
+
+async def test_upgrade_twice_is_a_no_op(backend: Backend) -> None:
+    async with backend.new_store() as store:
+        await store.set_token_hash("bob", "h", 1.0)
+        engine = store.create_engine()
+    try:
+        indexes_before = {t: sa.inspect(engine).get_indexes(t) for t in TABLES}
+        async with backend.new_store() as store:  # runs the upgrade again
+            assert await store.get_token_hash("bob") == "h"
+        assert {t: sa.inspect(engine).get_indexes(t) for t in TABLES} == indexes_before
+        with engine.connect() as conn:
+            versions = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+        assert versions == [(HEAD,)]
+    finally:
+        engine.dispose()
+
+
+async def test_downgrade_base_then_upgrade_again(backend: Backend) -> None:
+    async with backend.new_store() as store:
+        engine = store.create_engine()
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "base")
+        assert table_names(engine) == {"alembic_version"}
+        assert current_revision(engine) is None
+        async with backend.new_store():
+            pass
+        assert schema_differences(engine) == []
+    finally:
+        engine.dispose()
+
+
+def test_env_without_a_connection_uses_sqlalchemy_url(tmp_path: Path) -> None:
+    """``alembic`` used by hand: env.py builds its own engine from ``sqlalchemy.url``."""
+    path = tmp_path / "manual.db"
+    config = alembic_config()
+    config.set_main_option("sqlalchemy.url", str(path))
+    command.upgrade(config, "head")
+    engine = sa.create_engine(f"sqlite:///{path}")
+    try:
+        assert current_revision(engine) == HEAD
+        assert schema_differences(engine) == []
+    finally:
+        engine.dispose()
+
+
+def test_offline_sql_generation(tmp_path: Path) -> None:
+    config = alembic_config()
+    config.set_main_option("sqlalchemy.url", "postgresql://localhost/offline")
+    command.upgrade(config, "head", sql=True)
+    assert isinstance(config.output_buffer, io.StringIO)
+    sql = config.output_buffer.getvalue()
+    assert "CREATE TABLE shared_patterns" in sql
+    assert "timestamp FLOAT(53) NOT NULL" in sql
+
+
+async def test_postgresql_schema_from_the_url(pg_admin: sa.Engine, pg_schema: str) -> None:
+    async with SqlStore(f"{PG_URL}?schema={pg_schema}") as store:
+        assert store.schema == pg_schema
+        await store.set_token_hash("bob", "h", 1.0)
+    assert set(sa.inspect(pg_admin).get_table_names(schema=pg_schema)) >= TABLES
+    with pg_admin.connect() as conn:
+        hashes = conn.exec_driver_sql(f"SELECT token_hash FROM {pg_schema}.tokens").all()
+    assert hashes == [("h",)]
