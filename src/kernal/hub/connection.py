@@ -124,10 +124,10 @@ class Connection:
             self._closing = True
             with contextlib.suppress(asyncio.QueueFull):
                 self._outbox.put_nowait(None)
-        try:
-            await asyncio.wait_for(asyncio.shield(self._writer_task), timeout)
-        except (TimeoutError, asyncio.CancelledError):
-            self.abort()
+        if not self._writer_task.done():
+            _, pending = await asyncio.wait([self._writer_task], timeout=timeout)
+            if pending:
+                self.abort()
         with contextlib.suppress(ConnectionError, OSError):
             await self._writer.wait_closed()
 

@@ -136,7 +136,8 @@ class Hub:
             await asyncio.wait(self._handlers, timeout=5)
         if self._server is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+                async with asyncio.timeout(2):
+                    await self._server.wait_closed()
         await self.store.close()
         log.info("Hub stopped")
 
@@ -239,7 +240,8 @@ class Hub:
 
     async def _authenticate(self, conn: Connection) -> bool:
         try:
-            frame = await asyncio.wait_for(conn.next_frame(), self.settings.auth_timeout)
+            async with asyncio.timeout(self.settings.auth_timeout):
+                frame = await conn.next_frame()
         except TimeoutError:
             conn.send(AuthFailed(error=f"no AUTH within {self.settings.auth_timeout:g} s"))
             return False
@@ -306,12 +308,14 @@ class Hub:
                 hello.msg_id,
             )
         first = not conn.joined
+        capabilities = list(hello.capabilities)
+        await self.store.upsert_ai(conn.ai_id, hello.specialization, capabilities, self.clock.now())
+        state = await self._state_for(conn.ai_id, hello.specialization, capabilities)
+        # No await from here to the broadcast: STATE is the first frame after HELLO, before any
+        # AI_JOINED, AI_LEFT or relay that other connections cause once this one counts as joined.
         conn.specialization = hello.specialization
-        conn.capabilities = list(hello.capabilities)
-        await self.store.upsert_ai(
-            conn.ai_id, hello.specialization, conn.capabilities, self.clock.now()
-        )
-        conn.send(await self._state_for(conn.ai_id))
+        conn.capabilities = capabilities
+        conn.send(state)
         log.info(
             "AI %s joined: specialization=%s, capabilities=%s",
             conn.ai_id,
@@ -328,7 +332,7 @@ class Hub:
                 exclude=conn.ai_id,
             )
 
-    async def _state_for(self, ai_id: str) -> State:
+    async def _state_for(self, ai_id: str, specialization: str, capabilities: list[str]) -> State:
         limit = self.settings.recent_limit
         counts = await self.store.counts()
         patterns = [
@@ -353,13 +357,12 @@ class Hub:
             for c in await self.store.recent_components(limit)
         ]
         active = [
-            AiInfo(
-                ai_id=c.ai_id or "",
-                specialization=c.specialization or "",
-                capabilities=c.capabilities,
-            )
+            AiInfo(ai_id=c.ai_id, specialization=c.specialization, capabilities=c.capabilities)
             for c in self.joined()
+            if c.ai_id is not None and c.specialization is not None and c.ai_id != ai_id
         ]
+        active.append(AiInfo(ai_id=ai_id, specialization=specialization, capabilities=capabilities))
+        active.sort(key=lambda info: info.ai_id)
         state = State(
             active_ais=active,
             knowledge_base=KnowledgeBase(

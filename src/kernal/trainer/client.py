@@ -182,19 +182,22 @@ class HubClient:
         self._pending[msg_id] = future
         try:
             await self.send(message.model_copy(update={"msg_id": msg_id}))
-            return await asyncio.wait_for(future, timeout or self._request_timeout)
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that
+            # lands in the same iteration as the reply, leaving a cancelled caller running.
+            async with asyncio.timeout(timeout or self._request_timeout):
+                return await future
         finally:
             self._pending.pop(msg_id, None)
 
     async def _connect(self) -> asyncio.StreamReader:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self.host, self.port, limit=2**16), 10
-        )
+        async with asyncio.timeout(10):
+            reader, writer = await asyncio.open_connection(self.host, self.port, limit=2**16)
         self._writer = writer
         self._framer = LineFramer(self._max_frame)
         self._ready.clear()
         writer.write(encode(Auth(ai_id=self.ai_id, token=self._token)))
-        reply = await asyncio.wait_for(self._next(reader), 15)
+        async with asyncio.timeout(15):
+            reply = await self._next(reader)
         if isinstance(reply, AuthFailed):
             self._closed = True
             raise AuthenticationError(f"hub refused {self.ai_id}: {reply.error}")
@@ -209,7 +212,8 @@ class HubClient:
                 )
             )
         )
-        state = await asyncio.wait_for(self._next(reader), 15)
+        async with asyncio.timeout(15):
+            state = await self._next(reader)
         if not isinstance(state, State):
             raise ConnectionLost(f"expected STATE, got {state!r}")
         self.state = state

@@ -147,9 +147,10 @@ class Trainer:
             for task in waiter:
                 task.cancel()
         finally:
-            for task in [*behaviour, *self._tasks]:
-                task.cancel()
             await self.client.close()
+            # Cancel the connection too: it may be sleeping in a reconnect backoff.
+            for task in [connection, *behaviour, *self._tasks]:
+                task.cancel()
             await asyncio.gather(connection, *behaviour, *self._tasks, return_exceptions=True)
         return self.results()
 

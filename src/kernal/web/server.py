@@ -37,9 +37,8 @@ class WebServer:
 
     async def stop(self) -> None:
         self._server.should_exit = True
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), 5)
-        except TimeoutError:
+        _, pending = await asyncio.wait([self._task], timeout=5)
+        if pending:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task

@@ -1,0 +1,94 @@
+"""Each harness scenario, run for real (hub, trainers, TCP, SQLite) at high speed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kernal.harness.runner import run_scenario
+from kernal.harness.scenarios import SCENARIOS
+
+
+def _check_report(report: dict[str, Any], trainers: int, duration: float) -> None:
+    assert set(report) >= {
+        "scenario",
+        "start_time",
+        "trainers",
+        "hub_stats",
+        "final_stats",
+        "end_time",
+        "duration",
+    }
+    json.dumps(report)  # the report is plain JSON
+    assert len(report["trainers"]) == trainers
+    for ai_id, entry in report["trainers"].items():
+        assert entry["success"], (ai_id, entry["results"])
+        assert entry["results"]["patterns_shared"] == 3
+        assert entry["results"]["components_shared"] == 2
+    expected_keys = [f"t_{t}s" for t in range(30, int(duration), 30)]
+    assert list(report["hub_stats"]) == expected_keys
+    for sample in report["hub_stats"].values():
+        assert set(sample) >= {"shared_patterns", "shared_components", "connected_ais"}
+    final = report["final_stats"]
+    assert final["shared_patterns"] == 3 * trainers
+    assert final["shared_components"] >= 2 * trainers
+    assert final["connected_ais"] == trainers
+    assert report["end_time"] > report["start_time"]
+    assert report["duration"] < duration  # ran faster than real time
+
+
+async def test_basic() -> None:
+    report = await run_scenario(SCENARIOS["basic"], speed=200)
+    assert report["scenario"] == "Basic Collaboration"
+    assert set(report["trainers"]) == {"AI_Node_1", "AI_Node_2"}
+    _check_report(report, 2, 180)
+    assert report["final_stats"]["collaborations_completed"] >= 1
+    # Counts only grow over time.
+    samples = list(report["hub_stats"].values())
+    assert all(a["shared_patterns"] <= b["shared_patterns"] for a, b in zip(samples, samples[1:]))
+
+
+async def test_multi_spec() -> None:
+    report = await run_scenario(SCENARIOS["multi_spec"], speed=200)
+    assert set(report["trainers"]) == {"AI_Node_1", "AI_Node_2", "AI_Node_3", "AI_WindowManager"}
+    specs = {t["results"]["specialization"] for t in report["trainers"].values()}
+    assert len(specs) == 4
+    _check_report(report, 4, 300)
+
+
+async def test_stress_test() -> None:
+    report = await run_scenario(SCENARIOS["stress_test"], speed=40, trainers=20)
+    _check_report(report, 20, 120)
+
+
+async def test_sequential_trainers_join_one_after_another() -> None:
+    report = await run_scenario(SCENARIOS["sequential"], speed=100, trainers=4)
+    duration = 3 * 20 + 90
+    _check_report(report, 4, duration)
+    connected = [sample["connected_ais"] for sample in report["hub_stats"].values()]
+    assert connected[0] == 2  # at t=30 s: the ones that joined at 0 and 20 s
+    assert connected == sorted(connected)
+
+
+async def test_uses_the_given_database(tmp_path: Path) -> None:
+    db = tmp_path / "kept.db"
+    report = await run_scenario(SCENARIOS["basic"], speed=200, db=str(db))
+    assert db.exists()
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM shared_patterns").fetchone() == (
+            report["final_stats"]["shared_patterns"],
+        )
+
+
+@pytest.mark.parametrize("key", sorted(SCENARIOS))
+def test_scenario_definitions(key: str) -> None:
+    scenario = SCENARIOS[key]
+    specs = scenario.trainers()
+    assert len(specs) == scenario.default_trainers
+    assert len({s.ai_id for s in specs}) == len(specs)
+    assert all(s.join_at < scenario.duration(len(specs)) for s in specs)

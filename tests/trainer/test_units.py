@@ -1,0 +1,81 @@
+"""Reputation, capabilities and engine loading: pure logic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kernal.config import load_capabilities_file, parse_hub_address
+from kernal.engines.base import Engine, UnknownEngineError, available_engines, load_engine
+from kernal.engines.simulated import SimulatedEngine
+from kernal.trainer.capabilities import BASE_CAPABILITIES, CapabilityCatalog
+from kernal.trainer.reputation import ReputationBook
+
+
+def test_reputation_is_an_ema_of_outcomes() -> None:
+    book = ReputationBook(alpha=0.5, initial=0.5)
+    assert book.get("peer") == 0.5
+    assert book.update("peer", 1.0) == pytest.approx(0.75)
+    assert book.update("peer", 0.0) == pytest.approx(0.375)
+    assert book.update("peer", 7.0) == pytest.approx(0.6875)  # outcomes are clipped to [0, 1]
+    assert book.interactions["peer"] == 3
+    assert book.snapshot() == {"peer": 0.6875}
+
+
+def test_repeated_failures_fall_below_threshold() -> None:
+    book = ReputationBook(alpha=0.3, initial=0.5)
+    book.update("bad", 0.0)
+    assert book.get("bad") < 0.5
+
+
+@pytest.mark.parametrize(("alpha", "initial"), [(0.0, 0.5), (1.5, 0.5), (0.3, -0.1)])
+def test_reputation_rejects_bad_parameters(alpha: float, initial: float) -> None:
+    with pytest.raises(ValueError):
+        ReputationBook(alpha=alpha, initial=initial)
+
+
+def test_capabilities_of_known_and_unknown_specializations() -> None:
+    catalog = CapabilityCatalog()
+    assert catalog.capabilities_of("networking")[:3] == BASE_CAPABILITIES
+    assert "network_protocols" in catalog.capabilities_of("networking")
+    assert catalog.capabilities_of("data_science") == BASE_CAPABILITIES
+    lacking = catalog.lacking(catalog.capabilities_of("networking"))
+    assert "rendering" in lacking and "network_protocols" not in lacking
+
+
+def test_capabilities_file_adds_specializations(tmp_path: Path) -> None:
+    path = tmp_path / "caps.toml"
+    path.write_text('[capabilities]\ndata_science = ["data_ingestion", "analysis"]\n')
+    catalog = CapabilityCatalog(load_capabilities_file(path))
+    assert catalog.capabilities_of("data_science") == [
+        *BASE_CAPABILITIES,
+        "data_ingestion",
+        "analysis",
+    ]
+
+
+@pytest.mark.parametrize(
+    "content", ["[capabilities]\nx = 1\n", "not toml [", "[capabilities]\nx = [1]\n"]
+)
+def test_bad_capabilities_file_is_a_clear_error(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "caps.toml"
+    path.write_text(content)
+    with pytest.raises(ValueError, match="caps.toml"):
+        load_capabilities_file(path)
+
+
+def test_parse_hub_address() -> None:
+    assert parse_hub_address("10.0.0.5:7000") == ("10.0.0.5", 7000)
+    assert parse_hub_address("hub.local") == ("hub.local", 6000)
+    assert parse_hub_address("[::1]:6001") == ("::1", 6001)
+    with pytest.raises(ValueError):
+        parse_hub_address("host:port")
+
+
+def test_builtin_engine_is_registered_like_a_plugin() -> None:
+    assert "simulated" in available_engines()
+    engine = load_engine("simulated")
+    assert engine is SimulatedEngine and issubclass(engine, Engine)
+    with pytest.raises(UnknownEngineError, match="available: .*simulated"):
+        load_engine("no_such_engine")
