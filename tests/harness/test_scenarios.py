@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ async def test_basic() -> None:
     assert report["final_stats"]["collaborations_completed"] >= 1
     # Counts only grow over time.
     samples = list(report["hub_stats"].values())
-    assert all(a["shared_patterns"] <= b["shared_patterns"] for a, b in zip(samples, samples[1:]))
+    assert all(a["shared_patterns"] <= b["shared_patterns"] for a, b in itertools.pairwise(samples))
 
 
 async def test_multi_spec() -> None:

@@ -61,7 +61,7 @@ def test_capabilities_file_adds_specializations(tmp_path: Path) -> None:
 def test_bad_capabilities_file_is_a_clear_error(tmp_path: Path, content: str) -> None:
     path = tmp_path / "caps.toml"
     path.write_text(content)
-    with pytest.raises(ValueError, match="caps.toml"):
+    with pytest.raises(ValueError, match=r"caps\.toml"):
         load_capabilities_file(path)
 
 
@@ -77,5 +77,5 @@ def test_builtin_engine_is_registered_like_a_plugin() -> None:
     assert "simulated" in available_engines()
     engine = load_engine("simulated")
     assert engine is SimulatedEngine and issubclass(engine, Engine)
-    with pytest.raises(UnknownEngineError, match="available: .*simulated"):
+    with pytest.raises(UnknownEngineError, match=r"available: .*simulated"):
         load_engine("no_such_engine")
