@@ -1,0 +1,137 @@
+"""The commands users type: `kernal token ...`, `python3 kernal.py ...`, harness exit status."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from kernal import __version__
+from kernal.cli import app
+from kernal.config import HubSettings
+from kernal.hub.server import Hub
+from kernal.storage.sql import SqlStore, database_url
+from tests.helpers import RawClient
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == __version__
+
+
+def test_token_add_list_revoke(tmp_path: Path) -> None:
+    db = str(tmp_path / "hub.db")
+    listed = runner.invoke(app, ["token", "list", "--db", db])
+    assert "no tokens stored" in listed.stdout
+
+    added = runner.invoke(app, ["token", "add", "AI_Custom", "--db", db])
+    assert added.exit_code == 0, added.output
+    token = added.stdout.strip().splitlines()[-1]
+    assert len(token) >= 40
+    chosen = runner.invoke(app, ["token", "add", "AI_Other", "--token", "secretX", "--db", db])
+    assert chosen.stdout.strip().splitlines()[-1] == "secretX"
+
+    listed = runner.invoke(app, ["token", "list", "--db", db])
+    assert [line.split("\t")[0] for line in listed.stdout.splitlines()] == ["AI_Custom", "AI_Other"]
+    with sqlite3.connect(db) as conn:
+        dump = "\n".join(conn.iterdump())
+    assert token not in dump and "secretX" not in dump
+
+    revoked = runner.invoke(app, ["token", "revoke", "AI_Other", "--db", db])
+    assert revoked.exit_code == 0
+    again = runner.invoke(app, ["token", "revoke", "AI_Other", "--db", db])
+    assert again.exit_code == 2 and "no token stored for AI_Other" in again.output
+
+
+def test_token_add_rejects_bad_ids(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["token", "add", "bad id", "--db", str(tmp_path / "hub.db")])
+    assert result.exit_code == 2 and "invalid AI id" in result.output
+
+
+async def test_token_added_by_cli_works_on_a_running_hub(tmp_path: Path) -> None:
+    db = str(tmp_path / "hub.db")
+    hub = Hub(HubSettings(port=0, dashboard_port=None, db=db), SqlStore(database_url(db)))
+    await hub.start()
+    try:
+        assert await hub.auth.demo_mode()
+        # The CLI runs its own event loop, as it does when a user types it in another terminal.
+        result = await asyncio.to_thread(
+            runner.invoke, app, ["token", "add", "AI_Custom", "--db", db]
+        )
+        token = result.stdout.strip().splitlines()[-1]
+        client = await RawClient.connect(hub)
+        await client.send({"ai_id": "AI_Custom", "token": token})
+        assert (await client.recv())["type"] == "AUTH_OK"
+        await client.close()
+        demo = await RawClient.connect(hub)
+        await demo.send({"ai_id": "AI_Node_1", "token": "secret1"})
+        assert (await demo.recv())["type"] == "AUTH_FAILED"  # demo tokens ended
+        await demo.close()
+    finally:
+        await hub.stop()
+
+
+def test_hub_refuses_public_address_without_tokens(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["hub", "--host", "0.0.0.0", "--port", "0", "--db", str(tmp_path / "h.db")]
+    )
+    assert result.exit_code == 2
+    assert "kernal token add" in result.output
+
+
+def test_trainer_reports_unknown_engine(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["trainer", "AI_Node_1", "networking", "secret1", "--engine", "x"])
+    assert result.exit_code == 2 and "no engine named 'x'" in result.output
+
+
+def test_unknown_scenario_lists_the_known_ones() -> None:
+    result = runner.invoke(app, ["harness", "nope"])
+    assert result.exit_code == 2 and "basic" in result.output
+
+
+def _launcher(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "kernal.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_launcher_runs_harness_and_writes_report(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    result = _launcher("harness", "basic", "--speed", "200", "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report == json.loads(out.read_text())
+    assert report["scenario"] == "Basic Collaboration"
+    assert "Traceback" not in result.stderr
+
+
+def test_harness_exit_status_is_nonzero_when_a_trainer_fails(tmp_path: Path) -> None:
+    # At this speed the 3-minute scenario is over before any trainer has shared anything.
+    result = _launcher("harness", "basic", "--speed", "1000000", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert not any(t["success"] for t in report["trainers"].values())
+
+
+def test_import_from_checkout_root_finds_the_package() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "import kernal, kernal.cli; print(kernal.__file__)"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip().endswith(str(Path("src", "kernal", "__init__.py")))
