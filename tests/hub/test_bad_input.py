@@ -155,3 +155,51 @@ async def test_abrupt_disconnect_mid_frame_does_not_hurt_the_hub(hub: Hub) -> No
     assert _rows(hub, "shared_patterns") == 0
     await client.close()
     await other.close()
+
+
+async def test_store_failure_is_an_internal_error_not_a_lost_connection(hub: Hub) -> None:
+    client = await login(hub, "AI_Node_1")
+
+    async def broken(*_: object, **__: object) -> None:
+        raise OSError("disk unplugged")
+
+    real = hub.store.add_pattern
+    hub.store.add_pattern = broken  # type: ignore[method-assign]
+    try:
+        await client.send(
+            {"type": "PATTERN_SHARE", "msg_id": "m", "pattern_id": "p", "pattern_data": {}}
+        )
+        error = await client.recv_type("ERROR")
+        assert (error["code"], error["ref"]) == ("internal_error", "m")
+    finally:
+        hub.store.add_pattern = real  # type: ignore[method-assign]
+    await client.send(
+        {"type": "PATTERN_SHARE", "msg_id": "again", "pattern_id": "p", "pattern_data": {}}
+    )
+    assert (await client.recv_type("ACK"))["ref"] == "again"
+    await client.close()
+
+
+async def test_frames_before_an_oversized_one_are_still_answered(make_hub: HubFactory) -> None:
+    hub = await make_hub(max_frame=4096)
+    client = await login(hub, "AI_Node_1")
+    good = b'{"type":"PATTERN_SHARE","msg_id":"ok","pattern_id":"p","pattern_data":{}}\n'
+    await client.send_bytes(good + b"y" * 5000 + b"\n")
+    assert (await client.recv())["ref"] == "ok"
+    assert (await client.recv())["code"] == "frame_too_large"
+    await client.expect_closed()
+    await client.close()
+    assert _rows(hub, "shared_patterns") == 1
+
+
+async def test_pipelined_shares_are_answered_in_order(hub: Hub) -> None:
+    client = await login(hub, "AI_Node_1")
+    frames = b"".join(
+        b'{"type":"PATTERN_SHARE","msg_id":"m%d","pattern_id":"p%d","pattern_data":{}}\n' % (n, n)
+        for n in range(50)
+    )
+    await client.send_bytes(frames + b'{"type":"PATTERN_SHARE","msg_id":"bad","pattern_id":7}\n')
+    refs = [(await client.recv())["ref"] for _ in range(51)]
+    assert refs == [f"m{n}" for n in range(50)] + ["bad"]
+    assert _rows(hub, "shared_patterns") == 50
+    await client.close()

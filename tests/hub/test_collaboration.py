@@ -236,3 +236,28 @@ async def test_restart_marks_leftover_collaborations_failed(hub: Hub, make_hub: 
     restarted = await make_hub(db=hub.settings.db)
     assert (await restarted.status())["active_collaborations"] == 0
     assert _collab(restarted, cid)["status"] == "failed"
+
+
+async def test_component_on_a_collaboration_needs_membership_and_the_partner(hub: Hub) -> None:
+    requester, acceptor, cid = await _open(hub)
+    outsider = await login(hub, "AI_Node_3")
+    share = {"type": "OS_COMPONENT_SHARE", "component_id": "x", "component_data": {}}
+    await outsider.send({**share, "collaboration_id": cid})
+    assert (await outsider.recv_type("ERROR"))["code"] == "forbidden"
+    await acceptor.send(
+        {**share, "collaboration_id": cid, "collaboration_complete": True, "to": "AI_Node_3"}
+    )
+    error = await acceptor.recv_type("ERROR")
+    assert error["code"] == "forbidden" and "partner AI_Node_1" in error["error"]
+    assert _collab(hub, cid)["status"] == "active"
+    with sqlite3.connect(hub.settings.db) as db:
+        assert db.execute("SELECT COUNT(*) FROM shared_components").fetchone() == (0,)
+    for client in (requester, acceptor, outsider):
+        await client.close()
+
+
+async def test_request_to_yourself_is_refused(hub: Hub) -> None:
+    client = await login(hub, "AI_Node_1")
+    await client.send({"type": "COLLABORATION_REQUEST", "request_id": "r", "to": "AI_Node_1"})
+    assert (await client.recv_type("ERROR"))["code"] == "forbidden"
+    await client.close()

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import BaseModel
@@ -64,6 +63,8 @@ class Connection:
         pipeline AUTH, HELLO and more in one packet.
         """
         while not self._ready:
+            if self._framer.error is not None:
+                raise self._framer.error  # after the valid frames that preceded it
             if self._closing:
                 return None
             try:
@@ -75,10 +76,15 @@ class Connection:
             self._ready.extend(self._framer.feed(data))
         return self._ready.popleft()
 
-    async def frames(self) -> AsyncIterator[bytes]:
-        """Yield complete frames until EOF (see :meth:`next_frame`)."""
-        while (frame := await self.next_frame()) is not None:
-            yield frame
+    async def next_frames(self, limit: int = 256) -> list[bytes]:
+        """Every frame already received (at least one, at most ``limit``); empty at EOF."""
+        first = await self.next_frame()
+        if first is None:
+            return []
+        frames = [first]
+        while self._ready and len(frames) < limit:
+            frames.append(self._ready.popleft())
+        return frames
 
     def send(self, message: BaseModel) -> None:
         self.send_raw(encode(message))

@@ -56,6 +56,18 @@ class Router:
         self.store = hub.store
         self.book = hub.collaborations
 
+    @staticmethod
+    def can_pipeline(message: ClientMessage) -> bool:
+        """Whether ``message`` may be stored concurrently with its neighbours: plain shares only,
+        which touch no in-memory state that a later frame of the same client could depend on."""
+        if isinstance(message, PatternShare):
+            return True
+        return (
+            isinstance(message, ComponentShare)
+            and message.collaboration_id is None
+            and not message.collaboration_complete
+        )
+
     async def dispatch(self, conn: Connection, message: ClientMessage) -> None:
         assert conn.ai_id is not None
         match message:
@@ -110,14 +122,25 @@ class Router:
     async def _component(self, sender: str, conn: Connection, msg: ComponentShare) -> None:
         ref = msg.msg_id
         completes: CollaborationRecord | None = None
-        if msg.collaboration_complete:
-            if msg.collaboration_id is None:
-                raise ProtocolError(
-                    ErrorCode.INVALID_FIELD,
-                    "collaboration_id: required when collaboration_complete is true",
-                    ref,
-                )
-            completes = self._member_view(msg.collaboration_id, sender, ref)
+        if msg.collaboration_complete and msg.collaboration_id is None:
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD,
+                "collaboration_id: required when collaboration_complete is true",
+                ref,
+            )
+        if msg.collaboration_id is not None:
+            # Only members speak on a collaboration, with or without completing it.
+            collaboration = self._member_view(msg.collaboration_id, sender, ref)
+            partner = self.book.partner(collaboration, sender)
+            if msg.collaboration_complete:
+                if msg.to not in (None, partner):
+                    raise ProtocolError(
+                        ErrorCode.FORBIDDEN,
+                        f"the result of collaboration {collaboration.collaboration_id} goes to "
+                        f"its partner {partner}, not {msg.to}",
+                        ref,
+                    )
+                completes = collaboration
         if msg.to is not None:
             self._require_online(msg.to, ref)
         now = self.hub.clock.now()
@@ -183,6 +206,12 @@ class Router:
     # ------------------------------------------------------------------ collaborations
 
     def _request(self, sender: str, conn: Connection, msg: CollaborationRequest) -> None:
+        if msg.to == sender:
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN,
+                "a collaboration request cannot be sent to yourself",
+                msg.msg_id,
+            )
         if msg.to is not None:
             self._require_online(msg.to, msg.msg_id)
         self.book.add_request(sender, msg.request_id, msg.model_dump(exclude={"msg_id"}))
@@ -245,7 +274,10 @@ class Router:
 
     async def _progress(self, sender: str, conn: Connection, msg: CollaborationProgress) -> None:
         record = self._member_view(msg.collaboration_id, sender, msg.msg_id)
-        await self.store.set_collaboration_progress(msg.collaboration_id, msg.progress)
+        try:
+            await self.store.set_collaboration_progress(msg.collaboration_id, msg.progress)
+        except NotFoundError as exc:  # ended by the partner in the same instant
+            raise ProtocolError(ErrorCode.NOT_FOUND, str(exc), msg.msg_id) from None
         self.hub.send_to(
             self.book.partner(record, sender),
             RelayedCollaborationProgress(

@@ -25,6 +25,7 @@ from kernal.protocol import (
     ProtocolError,
     decode_auth,
     decode_client_message,
+    encode,
 )
 from kernal.protocol.messages import (
     AiInfo,
@@ -32,6 +33,7 @@ from kernal.protocol.messages import (
     AiLeft,
     AuthFailed,
     AuthOk,
+    ClientMessage,
     Error,
     Hello,
     KnowledgeBase,
@@ -73,6 +75,7 @@ class Hub:
 
     async def start(self) -> None:
         await self.store.open()
+        self.started_at = self.clock.now()
         try:
             await self._check_security()
             closed = await self.store.fail_active_collaborations(
@@ -94,7 +97,6 @@ class Hub:
             await self._close_listeners()
             await self.store.close()
             raise
-        self.started_at = self.clock.now()
         self._stats_task = asyncio.create_task(self._stats_loop())
         log.info("Hub listening for trainers on %s:%d", *self.address)
         if self.dashboard_address:
@@ -195,10 +197,11 @@ class Hub:
 
     def broadcast(self, message: ServerMessage, *, exclude: str | None = None) -> int:
         """Send to every AI that said HELLO, except ``exclude``. Returns how many got it."""
+        frame = encode(message)  # once, not once per recipient
         sent = 0
         for conn in self.joined():
             if conn.ai_id != exclude:
-                conn.send(message)
+                conn.send_raw(frame)
                 sent += 1
         return sent
 
@@ -278,26 +281,77 @@ class Hub:
         return True
 
     async def _session(self, conn: Connection) -> None:
-        async for frame in conn.frames():
-            if conn.evicted:
-                return
-            try:
-                message = decode_client_message(frame)
-                if isinstance(message, Ping):
-                    conn.send(Pong(ref=message.msg_id))
-                elif isinstance(message, Hello):
-                    await self._hello(conn, message)
-                elif not conn.joined:
-                    raise ProtocolError(
-                        ErrorCode.FORBIDDEN, "send HELLO before other messages", message.msg_id
-                    )
-                else:
-                    await self.router.dispatch(conn, message)
-            except ProtocolError as exc:
-                log.info("[%s] ERROR %s: %s", conn.ai_id, exc.code, exc.reason)
-                conn.send(Error(code=exc.code, error=exc.reason, ref=exc.ref))
-                if exc.code in CLOSING_CODES:
+        """Serve frames until EOF. Replies keep the order of the frames they answer.
+
+        Runs of plain shares that arrived together are stored concurrently: their writes queue
+        in order and commit together (group commit), and their ACKs and relays go out in order.
+        Anything else waits for the shares before it, so it sees their effects.
+        """
+        while frames := await conn.next_frames():
+            shares: list[ClientMessage] = []
+            for frame in frames:
+                if conn.evicted:
                     return
+                try:
+                    message = decode_client_message(frame)
+                    if conn.joined and self.router.can_pipeline(message):
+                        shares.append(message)
+                        continue
+                    await self._dispatch_all(conn, shares)
+                    shares = []
+                    await self._dispatch(conn, message)
+                except ProtocolError as exc:
+                    await self._dispatch_all(conn, shares)
+                    shares = []
+                    if not self._reply_error(conn, exc):
+                        return
+            await self._dispatch_all(conn, shares)
+
+    async def _dispatch(self, conn: Connection, message: ClientMessage) -> None:
+        try:
+            await self._carry_out(conn, message)
+        except ProtocolError:
+            raise
+        except Exception:
+            # A bug or an outage must cost this frame, not the connection or the hub.
+            log.exception("[%s] Failed to handle %s", conn.ai_id, message.type)
+            raise ProtocolError(
+                ErrorCode.INTERNAL_ERROR,
+                f"the hub failed to handle this {message.type}; nothing was stored",
+                message.msg_id,
+            ) from None
+
+    async def _carry_out(self, conn: Connection, message: ClientMessage) -> None:
+        if isinstance(message, Ping):
+            conn.send(Pong(ref=message.msg_id))
+        elif isinstance(message, Hello):
+            await self._hello(conn, message)
+        elif not conn.joined:
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN, "send HELLO before other messages", message.msg_id
+            )
+        else:
+            await self.router.dispatch(conn, message)
+
+    async def _dispatch_all(self, conn: Connection, messages: list[ClientMessage]) -> None:
+        async def one(message: ClientMessage) -> None:
+            try:
+                await self._dispatch(conn, message)
+            except ProtocolError as exc:
+                self._reply_error(conn, exc)
+
+        if len(messages) == 1:
+            await one(messages[0])
+        elif messages:
+            # gather starts the coroutines in order, so their writes are queued in order.
+            await asyncio.gather(*(one(message) for message in messages))
+
+    @staticmethod
+    def _reply_error(conn: Connection, exc: ProtocolError) -> bool:
+        """Send the ERROR; return whether the connection stays open."""
+        log.info("[%s] ERROR %s: %s", conn.ai_id, exc.code, exc.reason)
+        conn.send(Error(code=exc.code, error=exc.reason, ref=exc.ref))
+        return exc.code not in CLOSING_CODES
 
     async def _hello(self, conn: Connection, hello: Hello) -> None:
         assert conn.ai_id is not None

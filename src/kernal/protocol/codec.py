@@ -39,8 +39,11 @@ class LineFramer:
     """Incremental splitter of a byte stream into newline-terminated frames.
 
     ``feed`` returns every complete frame (without its ``\\n`` or a trailing ``\\r``; blank lines
-    are skipped) and keeps the incomplete tail. It raises :class:`FrameTooLarge` as soon as a
-    frame is known to exceed ``max_frame`` bytes, so a peer cannot make us buffer without bound.
+    are skipped) and keeps the incomplete tail. As soon as a frame is known to exceed
+    ``max_frame`` bytes it stops: frames that completed before it are still returned, and the
+    :class:`FrameTooLarge` is kept in :attr:`error` and raised by this call if it has nothing to
+    return, else by the next one. So a peer cannot make us buffer without bound, and the valid
+    frames it sent before the oversized one are not lost.
     """
 
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
@@ -48,8 +51,11 @@ class LineFramer:
             raise ValueError("max_frame must be positive")
         self.max_frame = max_frame
         self._buffer = bytearray()
+        self.error: FrameTooLarge | None = None
 
     def feed(self, data: bytes) -> list[bytes]:
+        if self.error is not None:
+            raise self.error
         self._buffer += data
         frames: list[bytes] = []
         start = 0
@@ -59,12 +65,19 @@ class LineFramer:
             if line.endswith(b"\r"):
                 line = line[:-1]
             if len(line) > self.max_frame:
-                raise FrameTooLarge(self.max_frame)
+                return self._fail(frames)
             if line.strip():
                 frames.append(line)
         del self._buffer[:start]
         if len(self._buffer) > self.max_frame + 1:  # +1: room for a '\r' before the newline
-            raise FrameTooLarge(self.max_frame)
+            return self._fail(frames)
+        return frames
+
+    def _fail(self, frames: list[bytes]) -> list[bytes]:
+        self.error = FrameTooLarge(self.max_frame)
+        self._buffer.clear()
+        if not frames:
+            raise self.error
         return frames
 
     @property

@@ -17,6 +17,9 @@ class ErrorCode(StrEnum):
     CONFLICT = "conflict"
     NOT_FOUND = "not_found"
     FORBIDDEN = "forbidden"
+    # The hub failed to carry out a valid frame (e.g. the database is unreachable); nothing of
+    # it was stored or relayed, and the client may retry.
+    INTERNAL_ERROR = "internal_error"
     # Sent to a connection just before the hub closes it because the same AI connected again.
     # Clients must not reconnect on this code, or two processes would evict each other forever.
     REPLACED = "replaced"

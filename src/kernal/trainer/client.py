@@ -103,7 +103,7 @@ class HubClient:
         self._ids = itertools.count(1)
         self._inbox: asyncio.Queue[Incoming] = asyncio.Queue()
         self._ready: deque[bytes] = deque()
-        self._framer = LineFramer(max_frame)
+        self._framer = LineFramer(2 * max_frame)
         self._closed = False
         self.connected = asyncio.Event()
         self.connections = 0  # successful logins, so reconnects = connections - 1
@@ -193,7 +193,9 @@ class HubClient:
         async with asyncio.timeout(10):
             reader, writer = await asyncio.open_connection(self.host, self.port, limit=2**16)
         self._writer = writer
-        self._framer = LineFramer(self._max_frame)
+        # A relay carries more than the frame its sender sent (``from``, ``timestamp``, numbers
+        # re-encoded), so read with room to spare over the hub's frame limit.
+        self._framer = LineFramer(2 * self._max_frame)
         self._ready.clear()
         writer.write(encode(Auth(ai_id=self.ai_id, token=self._token)))
         async with asyncio.timeout(15):
@@ -227,6 +229,8 @@ class HubClient:
     async def _next(self, reader: asyncio.StreamReader) -> Incoming:
         """The next frame from the hub; frames that came in the same read wait in ``_ready``."""
         while not self._ready:
+            if self._framer.error is not None:
+                raise self._framer.error
             data = await reader.read(65536)
             if not data:
                 raise ConnectionLost("hub closed the connection")

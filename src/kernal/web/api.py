@@ -1,0 +1,237 @@
+"""The read-only JSON API behind the dashboard.
+
+Every route reads either the hub's in-memory state (who is connected right now) or its store
+(everything that was ever shared, collaborations, stats snapshots); none of them writes. Live
+figures must never be cached, so every response here carries ``Cache-Control: no-store``.
+
+Contracts:
+
+* ``GET /status`` is a JSON object with at least the integers ``connected_ais``,
+  ``shared_patterns``, ``shared_components`` and ``active_collaborations`` (kept from the original
+  prototype; scripts poll it). Any other key :meth:`Hub.status` returns is passed through.
+* Lists of patterns, components and collaborations are newest first; stats history is oldest
+  first (ready to plot).
+* An unknown id is a 404 ``{"error": "...", "detail": "..."}``; a bad query parameter is a 422
+  with the same ``error`` summary (see :mod:`kernal.web.app`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from pydantic import BaseModel, ConfigDict
+
+from kernal.storage import CollaborationStatus
+
+if TYPE_CHECKING:
+    from kernal.hub.server import Hub
+
+
+class _Record(BaseModel):
+    """Built straight from the store's frozen dataclasses."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Status(BaseModel):
+    """The dashboard's headline figures. Extra keys from the hub are kept, not dropped."""
+
+    model_config = ConfigDict(extra="allow")
+
+    connected_ais: int
+    shared_patterns: int
+    shared_components: int
+    active_collaborations: int
+    uptime: float
+    demo_tokens: bool
+
+
+class Health(BaseModel):
+    ok: bool
+
+
+class ConnectedAi(BaseModel):
+    """An AI that is authenticated and said HELLO on a live connection."""
+
+    ai_id: str
+    specialization: str
+    capabilities: list[str]
+    connected_at: float
+
+
+class KnownAi(_Record):
+    """An AI the store has seen at least once; ``online`` if it is connected right now."""
+
+    ai_id: str
+    specialization: str
+    capabilities: list[str]
+    first_seen: float
+    last_seen: float
+    online: bool = False
+
+
+class Ais(BaseModel):
+    connected: list[ConnectedAi]
+    """Connected now, ordered by ai_id."""
+    known: list[KnownAi]
+    """Every AI ever seen (a superset of ``connected``), ordered by ai_id."""
+
+
+class Pattern(_Record):
+    pattern_id: str
+    contributor: str
+    timestamp: float
+    usage_count: int
+    pattern_data: dict[str, Any]
+
+
+class Component(_Record):
+    component_id: str
+    contributor: str
+    timestamp: float
+    quality_score: float | None
+    usage_count: int
+    component_data: dict[str, Any]
+
+
+class Collaboration(_Record):
+    collaboration_id: str
+    request_id: str
+    requester: str
+    acceptor: str
+    members: list[str]
+    status: CollaborationStatus
+    progress: float
+    """Percent, 0 to 100, as last reported by a member."""
+    started_at: float
+    ended_at: float | None
+    outcome: Any
+    reason: str | None
+    request: dict[str, Any]
+    """The COLLABORATION_REQUEST as the requester sent it (expertise offered and sought)."""
+
+
+class StatsPoint(_Record):
+    timestamp: float
+    connected_ais: int
+    shared_patterns: int
+    shared_components: int
+    active_collaborations: int
+
+
+def _no_store(response: Response) -> None:
+    # Live data: a cached /status would show a stale hub as healthy.
+    response.headers["Cache-Control"] = "no-store"
+
+
+MAX_ITEMS = 500
+MAX_HISTORY = 10_000
+
+ItemLimit = Annotated[
+    int, Query(ge=1, le=MAX_ITEMS, description=f"How many, newest first (1 to {MAX_ITEMS}).")
+]
+
+
+def api_router(hub: Hub) -> APIRouter:
+    """Routes reading ``hub``; the hub must be started (its store open) before they are called."""
+    router = APIRouter(dependencies=[Depends(_no_store)])
+    store = hub.store
+
+    @router.get("/status", tags=["status"])
+    async def status() -> Status:
+        """Headline figures (compatible with the original prototype's ``/status``)."""
+        return Status.model_validate(await hub.status())
+
+    @router.get("/healthz", tags=["status"])
+    async def healthz() -> Health:
+        """Liveness: the web server answers inside the hub process."""
+        return Health(ok=True)
+
+    @router.get("/api/ais", tags=["ais"])
+    async def ais() -> Ais:
+        """Connected AIs, and every AI ever seen with an ``online`` flag."""
+        joined = {
+            conn.ai_id: conn
+            for conn in hub.joined()
+            if conn.ai_id is not None and conn.specialization is not None
+        }
+        connected = [
+            ConnectedAi(
+                ai_id=ai_id,
+                specialization=conn.specialization or "",
+                capabilities=list(conn.capabilities),
+                connected_at=conn.connected_at,
+            )
+            for ai_id, conn in sorted(joined.items())
+        ]
+        known = {
+            record.ai_id: KnownAi.model_validate(record).model_copy(
+                update={"online": record.ai_id in joined}
+            )
+            for record in await store.list_ais()
+        }
+        # The hub marks a connection joined before its HELLO is stored; an AI caught in between
+        # is still listed as known, so that ``known`` is always a superset of ``connected``.
+        for ai in connected:
+            if ai.ai_id not in known:
+                known[ai.ai_id] = KnownAi(
+                    ai_id=ai.ai_id,
+                    specialization=ai.specialization,
+                    capabilities=ai.capabilities,
+                    first_seen=ai.connected_at,
+                    last_seen=ai.connected_at,
+                    online=True,
+                )
+        return Ais(connected=connected, known=[known[key] for key in sorted(known)])
+
+    @router.get("/api/patterns", tags=["knowledge"])
+    async def patterns(limit: ItemLimit = 50) -> list[Pattern]:
+        """Recently shared patterns with their data, newest first."""
+        return [Pattern.model_validate(p) for p in await store.recent_patterns(limit)]
+
+    @router.get("/api/patterns/{pattern_id:path}", tags=["knowledge"])
+    async def pattern(pattern_id: str) -> Pattern:
+        """One pattern by id (URL-encoded; ids may contain ``/``). 404 if unknown."""
+        record = await store.get_pattern(pattern_id)
+        if record is None:
+            raise HTTPException(404, f"no pattern {pattern_id!r}")
+        return Pattern.model_validate(record)
+
+    @router.get("/api/components", tags=["knowledge"])
+    async def components(limit: ItemLimit = 50) -> list[Component]:
+        """Recently shared OS components with their data, newest first."""
+        return [Component.model_validate(c) for c in await store.recent_components(limit)]
+
+    @router.get("/api/components/{component_id:path}", tags=["knowledge"])
+    async def component(component_id: str) -> Component:
+        """One component by id (URL-encoded; ids may contain ``/``). 404 if unknown."""
+        record = await store.get_component(component_id)
+        if record is None:
+            raise HTTPException(404, f"no component {component_id!r}")
+        return Component.model_validate(record)
+
+    @router.get("/api/collaborations", tags=["collaborations"])
+    async def collaborations(
+        status: Annotated[
+            CollaborationStatus | None, Query(description="Only this status; all if omitted.")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_ITEMS)] = 100,
+    ) -> list[Collaboration]:
+        """Collaborations newest first (by start). The store is the source of truth: it holds
+        the latest progress, which the hub's in-memory book does not track."""
+        return [
+            Collaboration.model_validate(record)
+            for record in await store.list_collaborations(status, limit)
+        ]
+
+    @router.get("/api/stats/history", tags=["status"])
+    async def stats_history(
+        since: Annotated[float, Query(ge=0, description="Unix seconds; 0 for all.")] = 0.0,
+        limit: Annotated[int, Query(ge=1, le=MAX_HISTORY, description="Newest N kept.")] = 500,
+    ) -> list[StatsPoint]:
+        """Periodic snapshots of the headline figures since ``since``, oldest first; when
+        there are more than ``limit``, the newest ``limit`` of them."""
+        return [StatsPoint.model_validate(s) for s in await store.stats_history(since, limit)]
+
+    return router

@@ -1,0 +1,114 @@
+"""The dashboard and HTTP API, served in-process with the hub (see :mod:`kernal.web.server`).
+
+``create_app(hub)`` returns an ASGI app that only reads the hub's state:
+
+* ``GET /`` the dashboard page; ``/static/...`` its script and stylesheet, shipped inside the
+  package (no CDN, no build step). The page polls the JSON API every 3 s.
+* ``GET /status``, ``GET /healthz`` and ``GET /api/...``: see :mod:`kernal.web.api`.
+* Every error is JSON with a human-readable ``error`` string next to FastAPI's usual ``detail``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from kernal import __version__
+from kernal.web.api import api_router
+
+if TYPE_CHECKING:
+    from kernal.hub.server import Hub
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+# The page loads nothing but its own files and talks only to this origin. Client-supplied ids and
+# data are rendered as text, never as markup; this policy is the second line of defence: even an
+# injected <img onerror=...> or <script> could not run.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    # Revalidate on every load so an upgraded hub never runs a stale page.
+    "Cache-Control": "no-cache",
+}
+
+
+class _PackageStatic(StaticFiles):
+    """StaticFiles whose responses are revalidated on every load (ETag makes that cheap)."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers.update(PAGE_HEADERS)
+        return response
+
+
+def _summary(errors: list[dict[str, Any]]) -> str:
+    """``"query.limit: Input should be less than or equal to 500"`` for each failed input."""
+    parts = []
+    for error in errors:
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        parts.append(f"{where}: {error.get('msg', 'invalid')}" if where else str(error.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    return JSONResponse(
+        status_code=422,
+        content={"error": _summary(errors), "detail": jsonable_encoder(errors)},
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code in (204, 304):  # no body allowed
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(
+        status_code=exc.status_code,
+        content={"error": str(exc.detail), "detail": exc.detail},
+        headers=exc.headers,
+    )
+
+
+def create_app(hub: Hub) -> FastAPI:
+    """The web app of ``hub``. It never starts or stops the hub: run it inside a started hub
+    (``HubSettings.dashboard_port``) or, in tests, call it through ``httpx.ASGITransport``."""
+    app = FastAPI(
+        title="kernal hub",
+        version=__version__,
+        summary="Live state of a kernal hub: connected AIs, shared knowledge, collaborations.",
+        docs_url=None,  # Swagger UI loads from a CDN; the schema below is self-contained
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.include_router(api_router(hub))
+    app.mount("/static", _PackageStatic(directory=STATIC_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
+
+    return app
