@@ -296,7 +296,12 @@ def token_add(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Create or replace AI_ID's token and print it (only its hash is stored)."""
-    from kernal.hub.auth import generate_token, hash_token
+    from kernal.hub.auth import (
+        GENERATED_TOKEN_ITERATIONS,
+        PBKDF2_ITERATIONS,
+        generate_token,
+        hash_token,
+    )
     from kernal.protocol.messages import Auth
 
     try:
@@ -304,6 +309,7 @@ def token_add(
     except ValueError:
         raise _fail(f"invalid AI id {ai_id!r}: use letters, digits and _ . : @ -") from None
     secret = token or generate_token()
+    iterations = PBKDF2_ITERATIONS if token else GENERATED_TOKEN_ITERATIONS
 
     async def add() -> None:
         from kernal.storage import open_store
@@ -311,7 +317,9 @@ def token_add(
 
         store = await open_store(db)
         try:
-            await store.set_token_hash(ai_id, hash_token(secret), Clock.now())
+            await store.set_token_hash(
+                ai_id, hash_token(secret, iterations=iterations), Clock.now()
+            )
         finally:
             await store.close()
 

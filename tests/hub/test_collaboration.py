@@ -204,14 +204,15 @@ async def test_accept_rules(hub: Hub) -> None:
     await acceptor.recv_type("ACK")
     await acceptor.send({"type": "COLLABORATION_ACCEPT", "request_id": "r1", "to": "AI_Node_1"})
     assert (await acceptor.recv_type("ERROR"))["code"] == "conflict"
-    # A broadcast request may be accepted by several peers: each gets its own collaboration.
+    # A request finds one partner: the first accept wins, later ones are told who took it.
     await third.send({"type": "COLLABORATION_ACCEPT", "request_id": "r1", "to": "AI_Node_1"})
-    await third.recv_type("ACK")
+    taken = await third.recv_type("ERROR")
+    assert taken["code"] == "conflict" and "already accepted by AI_Node_2" in taken["error"]
     await requester.send({"type": "COLLABORATION_REQUEST", "request_id": "r2", "to": "AI_Node_2"})
     await requester.recv_type("ACK")
     await third.send({"type": "COLLABORATION_ACCEPT", "request_id": "r2", "to": "AI_Node_1"})
     assert (await third.recv_type("ERROR"))["code"] == "forbidden"
-    assert (await hub.status())["active_collaborations"] == 2
+    assert (await hub.status())["active_collaborations"] == 1
     for client in (requester, acceptor, third):
         await client.close()
 

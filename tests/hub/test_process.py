@@ -126,3 +126,95 @@ async def test_port_in_use_is_a_clear_error(hub_process: HubProcess, tmp_path: P
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2
     assert b"cannot listen" in err and b"Traceback" not in err
+
+
+async def _run_launcher(*args: str, cwd: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "kernal.py"),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=cwd,
+    )
+
+
+async def test_trainer_command_against_hub_process(hub_process: HubProcess, tmp_path: Path) -> None:
+    trainer = await _run_launcher(
+        "trainer",
+        "AI_Node_1",
+        "networking",
+        "secret1",
+        "--hub",
+        f"127.0.0.1:{hub_process.port}",
+        "--speed",
+        "50",
+        "--duration",
+        "60",
+        cwd=tmp_path,
+    )
+    out, err = await asyncio.wait_for(trainer.communicate(), 60)
+    assert trainer.returncode == 0, err.decode()
+    results = json.loads(out)
+    assert (results["patterns_shared"], results["components_shared"]) == (3, 2)
+    log = err.decode()
+    assert f"[AI_Node_1] Connected to hub at 127.0.0.1:{hub_process.port}" in log
+    assert "[AI_Node_1] Shared pattern AI_Node_1_pattern_" in log
+    assert "[AI_Node_1] Shared component AI_Node_1_networking_module_" in log
+
+
+async def test_trainer_with_wrong_token_exits_with_the_reason(
+    hub_process: HubProcess, tmp_path: Path
+) -> None:
+    trainer = await _run_launcher(
+        "trainer",
+        "AI_Node_1",
+        "networking",
+        "nope",
+        "--hub",
+        f"127.0.0.1:{hub_process.port}",
+        cwd=tmp_path,
+    )
+    _, err = await asyncio.wait_for(trainer.communicate(), 30)
+    assert trainer.returncode == 2
+    assert b"invalid token" in err and b"Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["trainer", "harness"])
+async def test_ctrl_c_stops_trainer_and_harness_cleanly(
+    hub_process: HubProcess, tmp_path: Path, command: str
+) -> None:
+    args = (
+        ["trainer", "AI_Node_2", "graphics", "secret2", "--hub", f"127.0.0.1:{hub_process.port}"]
+        if command == "trainer"
+        else ["harness", "basic"]
+    )
+    proc = await _run_launcher(*args, cwd=tmp_path)
+    await asyncio.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 130, err.decode()
+    assert b"Traceback" not in err
+
+
+async def test_log_json_emits_one_object_per_line(tmp_path: Path) -> None:
+    proc = await _run_launcher(
+        "hub",
+        "--port",
+        "0",
+        "--dashboard-port",
+        "-1",
+        "--db",
+        str(tmp_path / "h.db"),
+        "--log-json",
+        cwd=tmp_path,
+    )
+    assert proc.stderr is not None
+    lines = []
+    while not any("Hub listening" in line.get("message", "") for line in lines):
+        raw = await asyncio.wait_for(proc.stderr.readline(), 30)
+        assert raw, "hub exited"
+        lines.append(json.loads(raw))
+    proc.send_signal(signal.SIGINT)
+    await proc.wait()
+    assert all({"ts", "level", "logger", "message"} <= set(line) for line in lines)

@@ -73,7 +73,7 @@ class WriterGate:
 
     async def wait_queued(self, n: int) -> None:
         for _ in range(5000):
-            if self.store._jobs.qsize() >= n:
+            if self.store._writes.pending() >= n:
                 return
             await asyncio.sleep(0.001)
         raise AssertionError(f"{n} jobs were not queued in time")

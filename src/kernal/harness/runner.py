@@ -12,7 +12,7 @@ from typing import Any
 
 from kernal.config import HubSettings, TrainerSettings
 from kernal.harness.scenarios import Scenario, TrainerSpec
-from kernal.hub.auth import generate_token, hash_token
+from kernal.hub.auth import GENERATED_TOKEN_ITERATIONS, generate_token, hash_token
 from kernal.hub.server import Hub
 from kernal.storage import CollaborationStatus
 from kernal.storage.sql import SqlStore, database_url
@@ -49,9 +49,7 @@ async def run_scenario(
 
 async def _register(hub: Hub, specs: list[TrainerSpec]) -> dict[str, str]:
     tokens = {spec.ai_id: generate_token() for spec in specs}
-    hashes = await asyncio.gather(
-        *(asyncio.to_thread(hash_token, token) for token in tokens.values())
-    )
+    hashes = [hash_token(token, iterations=GENERATED_TOKEN_ITERATIONS) for token in tokens.values()]
     now = Clock.now()
     for ai_id, token_hash in zip(tokens, hashes, strict=True):
         await hub.store.set_token_hash(ai_id, token_hash, now)

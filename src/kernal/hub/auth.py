@@ -21,6 +21,11 @@ from kernal.storage import Store
 log = logging.getLogger("kernal.hub.auth")
 
 PBKDF2_ITERATIONS = 120_000
+"""Stretching for tokens a person chose: it slows down guessing a weak secret."""
+
+GENERATED_TOKEN_ITERATIONS = 1_000
+"""For tokens from :func:`generate_token`: 256 random bits cannot be guessed, so stretching
+them would only make every login slower."""
 
 DEMO_TOKENS: dict[str, str] = {f"AI_Node_{n}": f"secret{n}" for n in range(1, 9)}
 """The original prototype's tokens, honoured only while the token store is empty on loopback."""

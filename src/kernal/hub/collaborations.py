@@ -52,9 +52,12 @@ class CollaborationBook:
             raise ProtocolError(
                 ErrorCode.NOT_FOUND, f"no open request {request_id!r} from {requester}"
             )
-        if acceptor in request.accepted_by:
+        if request.accepted_by:
+            # A request finds one partner: first accept wins. Letting every peer in made
+            # collaborations grow with the square of the trainers.
+            taker = next(iter(request.accepted_by))
             raise ProtocolError(
-                ErrorCode.CONFLICT, f"request {request_id!r} already accepted by {acceptor}"
+                ErrorCode.CONFLICT, f"request {request_id!r} was already accepted by {taker}"
             )
         target = request.body.get("to")
         if target is not None and target != acceptor:

@@ -281,7 +281,8 @@ ERROR_WHEN: dict[ErrorCode, str] = {
     ),
     ErrorCode.CONFLICT: (
         "A `pattern_id` or `component_id` already shared by another AI; a"
-        " `COLLABORATION_ACCEPT` for a request you have already accepted."
+        " `COLLABORATION_ACCEPT` for a request that has already been accepted (a request finds"
+        " one partner: the first accept wins, and the error names who took it)."
     ),
     ErrorCode.NOT_FOUND: (
         "`to` names an AI that is not connected or has not sent `HELLO`; a"

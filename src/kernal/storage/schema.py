@@ -12,7 +12,10 @@ Conventions, identical on every backend:
   ``double precision`` on PostgreSQL, which keeps sub-millisecond precision of current times).
 
 ``shared_patterns`` and ``shared_components`` are queried by users directly, so their table and
-column names are part of the public interface and must not change.
+column names are part of the public interface and must not change. On a database adopted from
+the single-file prototype these two tables keep the prototype's definition (nullable columns,
+see ``migrations/versions/0001_initial.py``); the hub reads such rows leniently
+(:mod:`kernal.storage.rows`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ shared_patterns = sa.Table(
     sa.Column("contributor", sa.Text, nullable=False),
     sa.Column("timestamp", _double(), nullable=False),
     _count(),
+    # Newest first (recent_patterns): the whole ORDER BY, so no sort step.
+    sa.Index("ix_shared_patterns_timestamp", "timestamp", "pattern_id"),
 )
 
 shared_components = sa.Table(
@@ -51,6 +56,7 @@ shared_components = sa.Table(
     # The author's claim until scored feedback arrives, then the mean of the feedback scores.
     sa.Column("quality_score", _double(), nullable=True),
     _count(),
+    sa.Index("ix_shared_components_timestamp", "timestamp", "component_id"),
 )
 
 ais = sa.Table(
@@ -85,7 +91,9 @@ collaborations = sa.Table(
     sa.Column("ended_at", _double(), nullable=True),
     sa.Column("outcome", sa.Text, nullable=True),  # JSON value, NULL when none
     sa.Column("reason", sa.Text, nullable=True),
-    sa.Index("ix_collaborations_status", "status"),
+    # Newest first (list_collaborations), all or of one status: the whole ORDER BY, no sort step.
+    sa.Index("ix_collaborations_started_at", "started_at", "collaboration_id"),
+    sa.Index("ix_collaborations_status_started_at", "status", "started_at", "collaboration_id"),
 )
 
 feedback = sa.Table(

@@ -414,8 +414,14 @@ class Trainer:
             ack = await self.client.request(
                 CollaborationAccept(request_id=request.request_id, to=request.sender)
             )
-        except (HubError, ConnectionLost, TimeoutError) as exc:
-            log.info("[%s] Could not accept request from %s: %s", self.ai_id, request.sender, exc)
+        except HubError as exc:
+            if exc.code == "conflict":  # another peer was quicker: nobody's fault
+                log.info("[%s] Request from %s already taken", self.ai_id, request.sender)
+            else:
+                log.info("[%s] Could not accept %s's request: %s", self.ai_id, request.sender, exc)
+            return
+        except (ConnectionLost, TimeoutError) as exc:
+            log.info("[%s] Could not accept %s's request: %s", self.ai_id, request.sender, exc)
             return
         assert ack.collaboration_id is not None
         self.stats.requests_accepted += 1

@@ -29,7 +29,7 @@ def _run(connection: Connection) -> None:
 
 
 def _url() -> str:
-    from kernal.storage.sql import database_url
+    from kernal.storage.engine import database_url
 
     url = config.get_main_option("sqlalchemy.url")
     if not url:
