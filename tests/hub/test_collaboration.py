@@ -72,6 +72,8 @@ async def test_full_lifecycle_completed_by_component(hub: Hub) -> None:
         await acceptor.recv_type("ACK")
         relayed = await requester.recv_type("COLLABORATION_PROGRESS")
         assert (relayed["from"], relayed["progress"]) == ("AI_Node_2", progress)
+    assert hub.collaborations.progress_of(cid) == 90
+    await asyncio.sleep(0.3)  # progress is stored in batches, every stats tick (0.1 s here)
     assert _collab(hub, cid)["progress"] == 90
 
     await acceptor.send(

@@ -31,6 +31,10 @@ class CollaborationBook:
     def __init__(self) -> None:
         self._requests: OrderedDict[tuple[str, str], OpenRequest] = OrderedDict()
         self._active: dict[str, CollaborationRecord] = {}
+        # Progress is kept here and written to the store in batches (see take_progress): at
+        # scale, a commit per progress report is most of the hub's write load.
+        self._progress: dict[str, float] = {}
+        self._unsaved: set[str] = set()
 
     # ------------------------------------------------------------------ requests
 
@@ -103,8 +107,25 @@ class CollaborationBook:
     def partner(record: CollaborationRecord, ai_id: str) -> str:
         return record.acceptor if ai_id == record.requester else record.requester
 
+    def set_progress(self, collaboration_id: str, progress: float) -> None:
+        self._progress[collaboration_id] = progress
+        self._unsaved.add(collaboration_id)
+
+    def progress_of(self, collaboration_id: str) -> float | None:
+        """Latest reported progress of an active collaboration (None if none reported)."""
+        return self._progress.get(collaboration_id)
+
+    def take_progress(self, collaboration_ids: set[str] | None = None) -> dict[str, float]:
+        """Progress reported since the last call and not yet stored (all, or just these ids)."""
+        ids = self._unsaved if collaboration_ids is None else self._unsaved & collaboration_ids
+        taken = {cid: self._progress[cid] for cid in ids if cid in self._progress}
+        self._unsaved -= set(taken)
+        return taken
+
     def finish(self, collaboration_id: str) -> None:
         self._active.pop(collaboration_id, None)
+        self._progress.pop(collaboration_id, None)
+        self._unsaved.discard(collaboration_id)
 
     def active_of(self, ai_id: str) -> list[CollaborationRecord]:
         return [record for record in self._active.values() if ai_id in record.members]

@@ -274,10 +274,7 @@ class Router:
 
     async def _progress(self, sender: str, conn: Connection, msg: CollaborationProgress) -> None:
         record = self._member_view(msg.collaboration_id, sender, msg.msg_id)
-        try:
-            await self.store.set_collaboration_progress(msg.collaboration_id, msg.progress)
-        except NotFoundError as exc:  # ended by the partner in the same instant
-            raise ProtocolError(ErrorCode.NOT_FOUND, str(exc), msg.msg_id) from None
+        self.book.set_progress(msg.collaboration_id, msg.progress)  # stored by the next flush
         self.hub.send_to(
             self.book.partner(record, sender),
             RelayedCollaborationProgress(
@@ -311,8 +308,11 @@ class Router:
     ) -> None:
         """Close ``record`` in the store and tell the partner of ``sender``."""
         cid = record.collaboration_id
+        unsaved = self.book.take_progress({cid})
         self.book.finish(cid)
         try:
+            if unsaved and status is CollaborationStatus.FAILED:  # completed ones are stored at 100
+                await self.store.set_collaboration_progress(cid, unsaved[cid])
             await self.store.end_collaboration(
                 cid, status, self.hub.clock.now(), outcome=outcome, reason=reason
             )

@@ -42,7 +42,7 @@ from kernal.protocol.messages import (
     ServerMessage,
     State,
 )
-from kernal.storage import CollaborationStatus, StatsSnapshot, Store
+from kernal.storage import CollaborationStatus, NotFoundError, StatsSnapshot, Store
 
 log = logging.getLogger("kernal.hub")
 
@@ -176,9 +176,21 @@ class Hub:
             "demo_tokens": await self.auth.demo_mode(),
         }
 
+    async def save_progress(self) -> None:
+        """Write the collaboration progress reported since the last call (one group commit)."""
+        unsaved = self.collaborations.take_progress()
+        results = await asyncio.gather(
+            *(self.store.set_collaboration_progress(cid, p) for cid, p in unsaved.items()),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, Exception) and not isinstance(result, NotFoundError):
+                log.error("Could not store collaboration progress: %s", result)
+
     async def _stats_loop(self) -> None:
         while True:
             await self.clock.sleep(self.settings.stats_interval)
+            await self.save_progress()
             try:
                 figures = await self.status()
                 await self.store.add_stats_snapshot(

@@ -24,6 +24,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from kernal.storage import schema as t
 from kernal.storage.base import (
@@ -192,6 +194,16 @@ def _finite(value: object) -> float | None:
 # ---------------------------------------------------------------------- steps of write jobs
 
 
+def _insert_if_new(conn: Connection, table: sa.Table) -> sa.Insert:
+    """``INSERT ... ON CONFLICT DO NOTHING`` in the connection's dialect (SQLite, PostgreSQL)."""
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        return sqlite_insert(table).on_conflict_do_nothing()
+    if dialect == "postgresql":
+        return postgresql_insert(table).on_conflict_do_nothing()
+    raise NotImplementedError(f"no insert-if-new for the {dialect} dialect")
+
+
 def share(conn: Connection, table: sa.Table, row: dict[str, Any]) -> ShareOutcome:
     """Insert a pattern or component unless its id is taken.
 
@@ -200,12 +212,16 @@ def share(conn: Connection, table: sa.Table, row: dict[str, Any]) -> ShareOutcom
     """
     kind = "pattern" if table is t.shared_patterns else "component"
     item_id = row[f"{kind}_id"]
-    # Select the row, not just the contributor: a NULL contributor must not read as "no row".
-    query = sa.select(table.c.contributor).where(table.c[f"{kind}_id"] == item_id)
-    existing = conn.execute(query).first()
-    if existing is None:
-        conn.execute(table.insert().values(row))
+    # One statement when the id is new (the common case); only a taken id costs a lookup.
+    id_column = table.c[f"{kind}_id"]
+    # RETURNING, not rowcount: psycopg does not report a reliable rowcount here.
+    if conn.execute(_insert_if_new(conn, table).returning(id_column), row).first() is not None:
         return ShareOutcome.CREATED
+    # Select the row, not just the contributor: a NULL contributor must not read as "no row".
+    query = sa.select(table.c.contributor).where(id_column == item_id)
+    existing = conn.execute(query).first()
+    if existing is None:  # pragma: no cover - the insert only does nothing when the id exists
+        raise RuntimeError(f"{kind} {item_id!r} neither inserted nor found")
     owner = existing.contributor
     if owner == row["contributor"]:
         return ShareOutcome.DUPLICATE

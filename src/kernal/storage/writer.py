@@ -126,20 +126,51 @@ class WriteQueue:
             self._commit_batch(connect, batch)
 
     def _commit_batch(self, connect: Callable[[], Connection], batch: list[_Job[Any]]) -> None:
-        results: list[tuple[bool, Any]] = []
+        # Optimistic first: one transaction, no savepoints (they cost two statements per job).
+        # If a job raises, roll it all back and run the batch again with a savepoint per job,
+        # so the failing job fails alone. Jobs only touch the database, so a rerun after the
+        # rollback sees exactly what the first run saw.
         try:
-            with connect() as conn, conn.begin():
-                for job in batch:
-                    try:
-                        with conn.begin_nested():
-                            results.append((True, job.fn(conn)))
-                    except Exception as exc:
-                        results.append((False, exc))
+            results = self._attempt(connect, batch, isolate=False)
+        except _JobFailed:
+            try:
+                results = self._attempt(connect, batch, isolate=True)
+            except Exception as exc:
+                self._settle_all(batch, exc)
+                return
         except Exception as exc:  # BEGIN or COMMIT failed: nothing of the batch is stored
-            for job in batch:
-                job.settle(False, exc)
+            self._settle_all(batch, exc)
             return
         self.batches_committed += 1
         # Only now, after COMMIT: a caller must never see a result that could still be lost.
         for job, (ok, value) in zip(batch, results, strict=True):
             job.settle(ok, value)
+
+    @staticmethod
+    def _attempt(
+        connect: Callable[[], Connection], batch: list[_Job[Any]], *, isolate: bool
+    ) -> list[tuple[bool, Any]]:
+        results: list[tuple[bool, Any]] = []
+        with connect() as conn, conn.begin():
+            for job in batch:
+                if not isolate:
+                    try:
+                        results.append((True, job.fn(conn)))
+                    except Exception as exc:
+                        raise _JobFailed from exc
+                    continue
+                try:
+                    with conn.begin_nested():
+                        results.append((True, job.fn(conn)))
+                except Exception as exc:
+                    results.append((False, exc))
+        return results
+
+    @staticmethod
+    def _settle_all(batch: list[_Job[Any]], exc: Exception) -> None:
+        for job in batch:
+            job.settle(False, exc)
+
+
+class _JobFailed(Exception):
+    """A job raised during an optimistic (savepoint-free) attempt; the batch must be isolated."""

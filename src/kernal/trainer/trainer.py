@@ -55,6 +55,7 @@ TICK = 5.0  # collaboration requests and progress
 PROGRESS_STEP = 10.0
 MAX_ACTIVE_FOR_REQUESTS = 2  # ask for more work only below this many collaborations
 MAX_ACTIVE_FOR_ACCEPT = 3  # accept non-complementary requests only below this many
+REQUEST_PATIENCE = 2  # ticks a request counts as pending work while nobody answers it
 
 
 @dataclass
@@ -105,7 +106,9 @@ class Trainer:
         self.stats = TrainerStats()
         self.peers: dict[str, str] = {}  # ai_id -> specialization
         self.active: dict[str, ActiveCollaboration] = {}
-        self._open_requests: dict[str, dict[str, Any]] = {}
+        self._open_requests: dict[str, dict[str, Any]] = {}  # every request sent, by id
+        self._unanswered: dict[str, int] = {}  # request id -> tick it was sent at
+        self._ticks = 0
         self._patterns_planned = patterns_to_share
         self._components_planned = components_to_share
         self._training: dict[str, Any] = {}
@@ -247,9 +250,17 @@ class Trainer:
             await self.clock.sleep(TICK)
             if not self.client.connected.is_set():
                 continue
+            self._ticks += 1
+            # A request nobody accepted within two ticks no longer counts as pending work.
+            for request_id, sent in list(self._unanswered.items()):
+                if self._ticks - sent > REQUEST_PATIENCE:
+                    del self._unanswered[request_id]
             with contextlib.suppress(ConnectionLost, TimeoutError):
                 await self._advance_collaborations()
-                if len(self.active) < MAX_ACTIVE_FOR_REQUESTS and self.peers:
+                # Requests still waiting for an answer count, or a busy hub (slow answers)
+                # would make us ask again every tick and end up in far more than we want.
+                busy = len(self.active) + len(self._unanswered)
+                if busy < MAX_ACTIVE_FOR_REQUESTS and self.peers:
                     await self._broadcast_request()
 
     async def _broadcast_request(self) -> None:
@@ -260,6 +271,7 @@ class Trainer:
             seeking_expertise=self.catalog.lacking(self.capabilities),
         )
         self._open_requests[request_id] = request.model_dump(exclude={"msg_id"})
+        self._unanswered[request_id] = self._ticks
         try:
             await self.client.request(request)
         except HubError as exc:
@@ -269,22 +281,24 @@ class Trainer:
         log.info("[%s] Broadcasted COLLABORATION_REQUEST", self.ai_id)
 
     async def _advance_collaborations(self) -> None:
-        for collab in list(self.active.values()):
-            if collab.role != "acceptor":
-                continue
-            collab.progress = min(100.0, collab.progress + PROGRESS_STEP)
-            try:
-                if collab.progress < 100.0:
-                    await self.client.request(
-                        CollaborationProgress(
-                            collaboration_id=collab.collaboration_id, progress=collab.progress
-                        )
+        """Advance every collaboration we drive by one step, concurrently."""
+        driven = [c for c in self.active.values() if c.role == "acceptor"]
+        await asyncio.gather(*(self._advance(collab) for collab in driven))
+
+    async def _advance(self, collab: ActiveCollaboration) -> None:
+        collab.progress = min(100.0, collab.progress + PROGRESS_STEP)
+        try:
+            if collab.progress < 100.0:
+                await self.client.request(
+                    CollaborationProgress(
+                        collaboration_id=collab.collaboration_id, progress=collab.progress
                     )
-                else:
-                    await self._complete(collab)
-            except HubError as exc:  # the collaboration ended meanwhile (partner left)
-                self.stats.hub_errors.append(f"collaboration {collab.collaboration_id}: {exc}")
-                self._end(collab.collaboration_id, outcome=None)
+                )
+            else:
+                await self._complete(collab)
+        except HubError as exc:  # the collaboration ended meanwhile (partner left)
+            self.stats.hub_errors.append(f"collaboration {collab.collaboration_id}: {exc}")
+            self._end(collab.collaboration_id, outcome=None)
 
     async def _complete(self, collab: ActiveCollaboration) -> None:
         task = CollaborationTask(
@@ -345,6 +359,7 @@ class Trainer:
                 await self._consider(message)
             case RelayedCollaborationAccept():
                 request = self._open_requests.get(message.request_id, {})
+                self._unanswered.pop(message.request_id, None)
                 self.active[message.collaboration_id] = ActiveCollaboration(
                     message.collaboration_id, message.sender, "requester", request
                 )

@@ -218,12 +218,16 @@ def api_router(hub: Hub) -> APIRouter:
         ] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_ITEMS)] = 100,
     ) -> list[Collaboration]:
-        """Collaborations newest first (by start). The store is the source of truth: it holds
-        the latest progress, which the hub's in-memory book does not track."""
-        return [
-            Collaboration.model_validate(record)
-            for record in await store.list_collaborations(status, limit)
-        ]
+        """Collaborations newest first (by start). Records come from the store; the progress
+        of active ones from the hub, which writes it to the store only every stats tick."""
+        result = []
+        for record in await store.list_collaborations(status, limit):
+            item = Collaboration.model_validate(record)
+            live = hub.collaborations.progress_of(record.collaboration_id)
+            if live is not None and record.status == "active":
+                item = item.model_copy(update={"progress": live})
+            result.append(item)
+        return result
 
     @router.get("/api/stats/history", tags=["status"])
     async def stats_history(
