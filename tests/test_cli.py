@@ -135,3 +135,11 @@ def test_import_from_checkout_root_finds_the_package() -> None:
         check=True,
     )
     assert result.stdout.strip().endswith(str(Path("src", "kernal", "__init__.py")))
+
+
+def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
+    for command in (["token", "list"], ["hub", "--port", "0"]):
+        result = runner.invoke(app, [*command, "--db", "postgresql://127.0.0.1:1/nowhere"])
+        assert result.exit_code == 2, result.output
+        assert "cannot open the database" in result.output
+        assert "Traceback" not in result.output

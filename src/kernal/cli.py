@@ -8,7 +8,7 @@ import logging
 import signal
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -23,6 +23,9 @@ from kernal.config import (
     parse_hub_address,
 )
 from kernal.logs import setup_logging
+
+if TYPE_CHECKING:
+    from kernal.storage import Store
 
 app = typer.Typer(
     help="kernal: a hub where AI trainers meet, share what they learn and collaborate.",
@@ -62,6 +65,17 @@ def run_until_interrupted(main: Coroutine[Any, Any, T]) -> T:
     except (asyncio.CancelledError, KeyboardInterrupt):
         logging.getLogger("kernal").info("Interrupted; shut down cleanly")
         raise typer.Exit(130) from None
+
+
+async def _open_store(db: str) -> Store:
+    """The opened store for a token command, or a clear error (no traceback)."""
+    from kernal.hub.server import describe_store_error
+    from kernal.storage import open_store
+
+    try:
+        return await open_store(db)
+    except Exception as exc:
+        raise _fail(describe_store_error(db, exc)) from None
 
 
 def _fail(message: str) -> typer.Exit:
@@ -312,10 +326,9 @@ def token_add(
     iterations = PBKDF2_ITERATIONS if token else GENERATED_TOKEN_ITERATIONS
 
     async def add() -> None:
-        from kernal.storage import open_store
         from kernal.timing import Clock
 
-        store = await open_store(db)
+        store = await _open_store(db)
         try:
             await store.set_token_hash(
                 ai_id, hash_token(secret, iterations=iterations), Clock.now()
@@ -334,9 +347,7 @@ def token_list(db: DbOption = DEFAULT_DB) -> None:
     import datetime as dt
 
     async def fetch() -> list[Any]:
-        from kernal.storage import open_store
-
-        store = await open_store(db)
+        store = await _open_store(db)
         try:
             return await store.list_tokens()
         finally:
@@ -358,9 +369,7 @@ def token_revoke(
     """Delete AI_ID's token; its next connection is refused."""
 
     async def revoke() -> bool:
-        from kernal.storage import open_store
-
-        store = await open_store(db)
+        store = await _open_store(db)
         try:
             return await store.delete_token(ai_id)
         finally:

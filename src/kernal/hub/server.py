@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kernal.config import HubSettings
 from kernal.hub.auth import Authenticator, is_loopback
@@ -44,11 +44,23 @@ from kernal.protocol.messages import (
 )
 from kernal.storage import CollaborationStatus, NotFoundError, StatsSnapshot, Store
 
+if TYPE_CHECKING:
+    from kernal.web.server import WebServer
+
 log = logging.getLogger("kernal.hub")
 
 
 class HubConfigError(Exception):
     """The hub refuses to start with these settings; the message says how to fix them."""
+
+
+def describe_store_error(db: str, exc: Exception) -> str:
+    """One line for a database that would not open, naming it and what to check."""
+    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return (
+        f"cannot open the database {db!r}: {first_line}. Use a SQLite file path or a "
+        "postgresql://host/dbname URL, and check that the server is reachable."
+    )
 
 
 class Hub:
@@ -64,7 +76,7 @@ class Hub:
         self.router = Router(self)
         self.started_at = 0.0
         self._server: asyncio.Server | None = None
-        self._web: Any = None
+        self._web: WebServer | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._stats_task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -74,7 +86,10 @@ class Hub:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        await self.store.open()
+        try:
+            await self.store.open()
+        except Exception as exc:
+            raise HubConfigError(describe_store_error(self.settings.db, exc)) from exc
         self.started_at = self.clock.now()
         try:
             await self._check_security()
