@@ -7,6 +7,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kernal.protocol import DEFAULT_MAX_FRAME
 from kernal.timing import Clock
@@ -54,6 +55,7 @@ class TrainerSettings:
     engine: str = "simulated"
     extra_capabilities: dict[str, list[str]] = field(default_factory=dict)
     max_frame: int = DEFAULT_MAX_FRAME
+    engine_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def clock(self) -> Clock:

@@ -393,3 +393,21 @@ class TestStoreContract:
         assert task.cancelled()
         # Submitted before the cancel: the write itself still happened.
         assert await store.get_pattern("p") == pattern("p")
+
+
+class TestReceivedScores:
+    """The hub's memory of how each AI's work was rated, across connections."""
+
+    async def test_scores_are_tallied_per_contributor(self, store: SqlStore) -> None:
+        await store.add_pattern(PatternRecord("p1", {}, "alice", 1.0))
+        await store.add_component(ComponentRecord("c1", {}, "alice", 1.0))
+        await store.add_component(ComponentRecord("c2", {}, "bob", 1.0))
+        await store.record_feedback(ItemKind.COMPONENT, "c1", "bob", 0.2, 2.0)
+        await store.record_feedback(ItemKind.PATTERN, "p1", "carol", 0.4, 2.0)
+        await store.record_feedback(ItemKind.COMPONENT, "c1", "carol", None, 2.0)  # unscored
+        await store.record_feedback(ItemKind.COMPONENT, "c2", "bob", 1.0, 2.0)  # self-rating
+        tallies = await store.received_scores(["alice", "bob", "nobody"])
+        assert set(tallies) == {"alice"}
+        assert tallies["alice"].count == 2
+        assert abs(tallies["alice"].total - 0.6) < 1e-9
+        assert await store.received_scores([]) == {}

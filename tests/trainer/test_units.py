@@ -79,3 +79,16 @@ def test_builtin_engine_is_registered_like_a_plugin() -> None:
     assert engine is SimulatedEngine and issubclass(engine, Engine)
     with pytest.raises(UnknownEngineError, match=r"available: .*simulated"):
         load_engine("no_such_engine")
+
+
+def test_seeding_from_the_hub_never_starts_a_peer_above_initial() -> None:
+    book = ReputationBook(alpha=0.3, initial=0.5)
+    book.seed("whitewasher", 0.1)
+    book.seed("star", 0.9)
+    book.seed("unrated", None)
+    assert book.get("whitewasher") == 0.1
+    assert book.get("star") == 0.5
+    assert "unrated" not in book.scores
+    book.update("star", 1.0)
+    book.seed("star", 0.0)  # known peers keep their own record
+    assert book.get("star") > 0.5

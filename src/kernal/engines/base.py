@@ -16,6 +16,7 @@ from __future__ import annotations
 import abc
 import random
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -24,13 +25,15 @@ ENGINE_GROUP = "kernal.engines"
 
 @dataclass(frozen=True)
 class EngineContext:
-    """What an engine knows about the trainer it runs in."""
+    """What an engine knows about the trainer it runs in. ``options`` carries engine-specific
+    settings from the command line (``--data``, ``--split``, ``--behaviour``, ...)."""
 
     ai_id: str
     specialization: str
     capabilities: list[str]
     seed: int | None = None
     rng: random.Random = field(default_factory=random.Random)
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,19 @@ class CollaborationTask:
     partner: str
     partner_specialization: str | None
     request: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the engine measured on a partner's contribution.
+
+    ``outcome`` (0..1) feeds the partner's reputation; ``score`` (0..1, optional) is sent to the
+    hub as FEEDBACK on the partner's component; ``kept`` says whether it was merged.
+    """
+
+    outcome: float
+    score: float | None = None
+    kept: bool = False
 
 
 class Engine(abc.ABC):
@@ -74,6 +90,23 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def build_for_collaboration(self, task: CollaborationTask) -> Artifact:
         """What this trainer delivers to its partner when a collaboration reaches 100%."""
+
+    # ------------------------------------------------------------------ collaboration work
+    # Defaults reproduce the prototype: no exchange, +10% per tick, success judged at the end.
+
+    def offer(self, task: CollaborationTask) -> Artifact | None:
+        """What to send the partner as soon as a collaboration starts (None: nothing)."""
+        return None
+
+    def assess(self, task: CollaborationTask, data: dict[str, Any]) -> Assessment | None:
+        """The partner's offer arrived: use it and measure it. None: nothing was measured, and
+        the partner is judged by whether the collaboration completes."""
+        return None
+
+    async def work(self, task: CollaborationTask, progress: float) -> float:
+        """One tick of work on a collaboration this trainer drives; returns the new progress
+        (0..100). At 100 the trainer delivers :meth:`build_for_collaboration`."""
+        return min(100.0, progress + 10.0)
 
     def observe_pattern(self, sender: str, pattern_id: str, data: dict[str, Any]) -> None:  # noqa: B027
         """A peer shared a pattern. Default: ignore it."""

@@ -76,7 +76,7 @@ class Router:
             case ComponentShare():
                 await self._component(conn.ai_id, conn, message)
             case CollaborationRequest():
-                self._request(conn.ai_id, conn, message)
+                await self._request(conn.ai_id, conn, message)
             case CollaborationAccept():
                 await self._accept(conn.ai_id, conn, message)
             case CollaborationReject():
@@ -205,7 +205,7 @@ class Router:
 
     # ------------------------------------------------------------------ collaborations
 
-    def _request(self, sender: str, conn: Connection, msg: CollaborationRequest) -> None:
+    async def _request(self, sender: str, conn: Connection, msg: CollaborationRequest) -> None:
         if msg.to == sender:
             raise ProtocolError(
                 ErrorCode.FORBIDDEN,
@@ -214,6 +214,7 @@ class Router:
             )
         if msg.to is not None:
             self._require_online(msg.to, msg.msg_id)
+        standing = (await self.hub.reputations([sender]))[sender]
         self.book.add_request(sender, msg.request_id, msg.model_dump(exclude={"msg_id"}))
         relayed = RelayedCollaborationRequest(
             sender=sender,
@@ -221,6 +222,7 @@ class Router:
             expertise_offered=msg.expertise_offered,
             seeking_expertise=msg.seeking_expertise,
             specialization=conn.specialization,
+            reputation=standing,
         )
         if msg.to is not None:
             self.hub.send_to(msg.to, relayed)

@@ -50,6 +50,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("kernal.hub")
 
 
+REPUTATION_PRIOR = 0.5
+REPUTATION_PRIOR_WEIGHT = 2.0
+
+
+def hub_reputation(total: float, count: int) -> float:
+    """Mean of the scores received, pulled toward 0.5 by two virtual ratings, so that a single
+    rating does not decide and an AI nobody rated stands at 0.5."""
+    return (total + REPUTATION_PRIOR * REPUTATION_PRIOR_WEIGHT) / (count + REPUTATION_PRIOR_WEIGHT)
+
+
 class HubConfigError(Exception):
     """The hub refuses to start with these settings; the message says how to fix them."""
 
@@ -175,6 +185,16 @@ class Hub:
         await self._server.serve_forever()
 
     # ------------------------------------------------------------------ state
+
+    async def reputations(self, ai_ids: list[str]) -> dict[str, float]:
+        """The hub's standing of each AI (see :func:`hub_reputation`), newcomers at the prior."""
+        tallies = await self.store.received_scores(ai_ids)
+        return {
+            ai_id: hub_reputation(tallies[ai_id].total, tallies[ai_id].count)
+            if ai_id in tallies
+            else REPUTATION_PRIOR
+            for ai_id in ai_ids
+        }
 
     def joined(self) -> list[Connection]:
         return [conn for conn in self.connections.values() if conn.joined]
@@ -392,6 +412,7 @@ class Hub:
         capabilities = list(hello.capabilities)
         await self.store.upsert_ai(conn.ai_id, hello.specialization, capabilities, self.clock.now())
         state = await self._state_for(conn.ai_id, hello.specialization, capabilities)
+        standing = next(ai.reputation for ai in state.active_ais if ai.ai_id == conn.ai_id)
         # No await from here to the broadcast: STATE is the first frame after HELLO, before any
         # AI_JOINED, AI_LEFT or relay that other connections cause once this one counts as joined.
         conn.specialization = hello.specialization
@@ -409,6 +430,7 @@ class Hub:
                     ai_id=conn.ai_id,
                     specialization=hello.specialization,
                     capabilities=conn.capabilities,
+                    reputation=standing,
                 ),
                 exclude=conn.ai_id,
             )
@@ -416,6 +438,7 @@ class Hub:
     async def _state_for(self, ai_id: str, specialization: str, capabilities: list[str]) -> State:
         limit = self.settings.recent_limit
         counts = await self.store.counts()
+        standings = await self.reputations([ai_id, *(c.ai_id for c in self.joined() if c.ai_id)])
         patterns = [
             {
                 "pattern_id": p.pattern_id,
@@ -437,12 +460,25 @@ class Hub:
             }
             for c in await self.store.recent_components(limit)
         ]
+        # Built after the last await, so it matches who is joined when STATE is sent.
         active = [
-            AiInfo(ai_id=c.ai_id, specialization=c.specialization, capabilities=c.capabilities)
+            AiInfo(
+                ai_id=c.ai_id,
+                specialization=c.specialization,
+                capabilities=c.capabilities,
+                reputation=standings.get(c.ai_id, REPUTATION_PRIOR),
+            )
             for c in self.joined()
             if c.ai_id is not None and c.specialization is not None and c.ai_id != ai_id
         ]
-        active.append(AiInfo(ai_id=ai_id, specialization=specialization, capabilities=capabilities))
+        active.append(
+            AiInfo(
+                ai_id=ai_id,
+                specialization=specialization,
+                capabilities=capabilities,
+                reputation=standings[ai_id],
+            )
+        )
         active.sort(key=lambda info: info.ai_id)
         state = State(
             active_ais=active,

@@ -358,6 +358,12 @@ FIELDS: dict[str, str] = {
     "protocol_version": "Protocol version the client speaks; this hub accepts only $version.",
     "server:protocol_version": "Protocol version the hub speaks: $version.",
     "specialization": "What the AI is good at, from its latest `HELLO`.",
+    "reputation": (
+        "The hub's standing of this AI, 0 to 1: the mean of the scores other AIs sent as"
+        " `FEEDBACK` on its patterns and components, counting two virtual ratings of 0.5 (so a"
+        " newcomer is 0.5). Kept by `ai_id` across connections: reconnecting does not reset it."
+        " Use it as the starting reputation of a peer you have not worked with."
+    ),
     "HELLO.specialization": "What this AI is good at, e.g. `networking`; shown to the others.",
     "server:COLLABORATION_REQUEST.specialization": (
         "The requester's specialization from its `HELLO`, added by the hub."

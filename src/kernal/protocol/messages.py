@@ -208,6 +208,7 @@ class AiInfo(ServerMessage):
     ai_id: str
     specialization: str
     capabilities: list[str]
+    reputation: float | None = None
 
 
 class KnowledgeBase(ServerMessage):
@@ -287,6 +288,7 @@ class RelayedCollaborationRequest(Relayed):
     seeking_expertise: list[str]
     # The hub's view of the requester, so a receiver can judge complementarity without a lookup.
     specialization: str | None = None
+    reputation: float | None = None
 
 
 class RelayedCollaborationAccept(Relayed):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import enum
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +100,14 @@ class FeedbackResult:
 
 
 @dataclass(frozen=True)
+class ScoreTally:
+    """Scores received: their sum and how many there were."""
+
+    total: float
+    count: int
+
+
+@dataclass(frozen=True)
 class StatsSnapshot:
     timestamp: float
     connected_ais: int
@@ -181,6 +190,12 @@ class Store(abc.ABC):
     ) -> FeedbackResult:
         """Increment the item's ``usage_count``; for a component with a score, set its
         ``quality_score`` to the mean of all scores received. Raises :class:`NotFoundError`."""
+
+    @abc.abstractmethod
+    async def received_scores(self, contributors: Collection[str]) -> dict[str, ScoreTally]:
+        """For each contributor, the scores other AIs sent as FEEDBACK on its patterns and
+        components (self-ratings excluded). Contributors without any scored feedback are left
+        out. This outlives connections: it is the hub's memory of how an AI's work was rated."""
 
     # ------------------------------------------------------------------ AIs
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Collection
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,11 +39,13 @@ from kernal.storage.base import (
     ItemKind,
     NotFoundError,
     PatternRecord,
+    ScoreTally,
     ShareOutcome,
 )
 
 __all__ = [
     "ai_record",
+    "received_scores",
     "close_collaboration",
     "collaboration_record",
     "collaboration_row",
@@ -317,3 +320,30 @@ def close_collaboration(
     conn.execute(
         t.collaborations.update().where(c.collaboration_id == collaboration_id).values(values)
     )
+
+
+def received_scores(conn: Connection, contributors: Collection[str]) -> dict[str, ScoreTally]:
+    """Sum and count of the scored feedback others gave each contributor's items."""
+    f = t.feedback.c
+    tallies: dict[str, tuple[float, int]] = {}
+    for table, kind in (
+        (t.shared_patterns, ItemKind.PATTERN),
+        (t.shared_components, ItemKind.COMPONENT),
+    ):
+        owner = table.c.contributor
+        query = (
+            sa.select(owner, sa.func.sum(f.score), sa.func.count(f.score))
+            .select_from(t.feedback.join(table, f.item_id == table.c[f"{kind.value}_id"]))
+            .where(
+                f.kind == kind.value,
+                f.score.is_not(None),
+                f.ai_id != owner,
+                owner.in_(list(contributors)),
+            )
+            .group_by(owner)
+        )
+        for row in conn.execute(query):
+            contributor, total, count = str(row[0]), float(row[1] or 0.0), int(row[2])
+            before = tallies.get(contributor, (0.0, 0))
+            tallies[contributor] = (before[0] + total, before[1] + count)
+    return {ai: ScoreTally(total, count) for ai, (total, count) in tallies.items() if count}

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Self, TypeVar
 
 import sqlalchemy as sa
@@ -39,6 +39,7 @@ from kernal.storage.base import (
     KnowledgeCounts,
     NotFoundError,
     PatternRecord,
+    ScoreTally,
     ShareOutcome,
     StatsSnapshot,
     Store,
@@ -232,6 +233,11 @@ class SqlStore(Store):
         return await self._write(
             lambda conn: rows.record_feedback(conn, kind, item_id, ai_id, score, timestamp)
         )
+
+    async def received_scores(self, contributors: Collection[str]) -> dict[str, ScoreTally]:
+        if not contributors:
+            return {}
+        return await self._read(lambda conn: rows.received_scores(conn, contributors))
 
     # ------------------------------------------------------------------ AIs
 

@@ -28,6 +28,13 @@ class ReputationBook:
     def get(self, peer: str) -> float:
         return self.scores.get(peer, self.initial)
 
+    def seed(self, peer: str, standing: float | None) -> None:
+        """Start a peer we have not worked with from the hub's ``standing``, but never above
+        ``initial``: a bad record follows an AI to every trainer it meets (no whitewashing by
+        reconnecting), while a good one must still be earned here. No-op for a known peer."""
+        if standing is not None and peer not in self.scores:
+            self.scores[peer] = min(self.initial, max(0.0, min(1.0, standing)))
+
     def update(self, peer: str, outcome: float) -> float:
         outcome = min(1.0, max(0.0, outcome))
         score = self.alpha * outcome + (1 - self.alpha) * self.get(peer)

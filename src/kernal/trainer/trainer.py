@@ -52,7 +52,6 @@ log = logging.getLogger("kernal.trainer")
 TRAINING_TIME = 2.0  # scenario seconds of local training before sharing starts
 PATTERN_INTERVAL = 10.0
 TICK = 5.0  # collaboration requests and progress
-PROGRESS_STEP = 10.0
 MAX_ACTIVE_FOR_REQUESTS = 2  # ask for more work only below this many collaborations
 MAX_ACTIVE_FOR_ACCEPT = 3  # accept non-complementary requests only below this many
 REQUEST_PATIENCE = 2  # ticks a request counts as pending work while nobody answers it
@@ -65,6 +64,7 @@ class ActiveCollaboration:
     role: str  # "requester" or "acceptor": the acceptor drives progress and delivers
     request: dict[str, Any]
     progress: float = 0.0
+    assessed: bool = False  # the partner's contribution was measured and scored already
 
 
 @dataclass
@@ -79,6 +79,7 @@ class TrainerStats:
     collaborations_completed: int = 0
     collaborations_failed: int = 0
     hub_errors: list[str] = field(default_factory=list)
+    assessments: list[float] = field(default_factory=list)
 
 
 class Trainer:
@@ -99,7 +100,12 @@ class Trainer:
         self.capabilities = self.catalog.capabilities_of(settings.specialization)
         self.rng = random.Random(f"{settings.seed}:{settings.ai_id}")
         context = EngineContext(
-            settings.ai_id, settings.specialization, self.capabilities, settings.seed, self.rng
+            settings.ai_id,
+            settings.specialization,
+            self.capabilities,
+            settings.seed,
+            self.rng,
+            settings.engine_options,
         )
         self.engine = engine or load_engine(settings.engine)(context)
         self.reputation = ReputationBook(settings.reputation_alpha, settings.initial_reputation)
@@ -286,7 +292,7 @@ class Trainer:
         await asyncio.gather(*(self._advance(collab) for collab in driven))
 
     async def _advance(self, collab: ActiveCollaboration) -> None:
-        collab.progress = min(100.0, collab.progress + PROGRESS_STEP)
+        collab.progress = await self.engine.work(self._task(collab), collab.progress)
         try:
             if collab.progress < 100.0:
                 await self.client.request(
@@ -301,10 +307,7 @@ class Trainer:
             self._end(collab.collaboration_id, outcome=None)
 
     async def _complete(self, collab: ActiveCollaboration) -> None:
-        task = CollaborationTask(
-            collab.collaboration_id, collab.partner, self.peers.get(collab.partner), collab.request
-        )
-        artifact = self.engine.build_for_collaboration(task)
+        artifact = self.engine.build_for_collaboration(self._task(collab))
         component_id = self._new_id("collab_feature")
         await self.client.request(
             ComponentShare(
@@ -318,13 +321,60 @@ class Trainer:
         )
         self._end(collab.collaboration_id, outcome=1.0)
 
+    def _task(self, collab: ActiveCollaboration) -> CollaborationTask:
+        return CollaborationTask(
+            collab.collaboration_id, collab.partner, self.peers.get(collab.partner), collab.request
+        )
+
+    async def _begin(self, collab: ActiveCollaboration) -> None:
+        """A collaboration started: send the partner what the engine offers, if anything."""
+        artifact = self.engine.offer(self._task(collab))
+        if artifact is None:
+            return
+        share = ComponentShare(
+            component_id=self._new_id("offer"),
+            component_data=artifact.data,
+            quality_score=artifact.quality_score,
+            to=collab.partner,
+            collaboration_id=collab.collaboration_id,
+        )
+        with contextlib.suppress(ConnectionLost, TimeoutError):
+            try:
+                await self.client.request(share)
+            except HubError as exc:  # it ended meanwhile (the partner left)
+                self.stats.hub_errors.append(f"offer on {collab.collaboration_id}: {exc}")
+
+    async def _assess(self, collab: ActiveCollaboration, message: RelayedComponentShare) -> None:
+        """The partner's offer arrived: the engine uses and measures it; that measurement is the
+        partner's outcome for this collaboration, and our FEEDBACK on its component."""
+        assessment = self.engine.assess(self._task(collab), message.component_data)
+        if assessment is None:
+            return
+        collab.assessed = True
+        score = self.reputation.update(collab.partner, assessment.outcome)
+        self.stats.assessments.append(round(assessment.outcome, 4))
+        log.info(
+            "[%s] Measured %s's contribution: outcome %.3f (%s); reputation now %.3f",
+            self.ai_id,
+            collab.partner,
+            assessment.outcome,
+            "merged" if assessment.kept else "not merged",
+            score,
+        )
+        feedback = Feedback(kind="component", id=message.component_id, score=assessment.score)
+        await self._deliver(feedback)
+
     def _end(self, collaboration_id: str, *, outcome: float | None) -> None:
-        """Forget a collaboration; a measured ``outcome`` feeds the partner's reputation."""
+        """Forget a collaboration. ``outcome`` feeds the partner's reputation, except a success
+        whose contribution was already measured (one interaction, one update)."""
         collab = self.active.pop(collaboration_id, None)
         if collab is None:
             return
         if outcome is None:
             self.stats.collaborations_failed += 1
+            return
+        if collab.assessed and outcome > 0:
+            self.stats.collaborations_completed += 1
             return
         score = self.reputation.update(collab.partner, outcome)
         if outcome > 0:
@@ -349,6 +399,9 @@ class Trainer:
         self.peers = {
             ai.ai_id: ai.specialization for ai in state.active_ais if ai.ai_id != self.ai_id
         }
+        for ai in state.active_ais:
+            if ai.ai_id != self.ai_id:
+                self.reputation.seed(ai.ai_id, ai.reputation)
         # The hub failed our collaborations when we dropped; nobody is to blame for that.
         for collaboration_id in list(self.active):
             self._end(collaboration_id, outcome=None)
@@ -360,9 +413,11 @@ class Trainer:
             case RelayedCollaborationAccept():
                 request = self._open_requests.get(message.request_id, {})
                 self._unanswered.pop(message.request_id, None)
-                self.active[message.collaboration_id] = ActiveCollaboration(
+                started = ActiveCollaboration(
                     message.collaboration_id, message.sender, "requester", request
                 )
+                self.active[message.collaboration_id] = started
+                self._spawn(self._begin(started))
                 log.info(
                     "[%s] %s accepted our request; collaboration %s started",
                     self.ai_id,
@@ -372,8 +427,8 @@ class Trainer:
             case RelayedCollaborationReject():
                 self.stats.rejections_received += 1
             case RelayedCollaborationProgress():
-                if collab := self.active.get(message.collaboration_id):
-                    collab.progress = message.progress
+                if reported := self.active.get(message.collaboration_id):
+                    reported.progress = message.progress
             case RelayedComponentShare():
                 self.engine.observe_component(
                     message.sender,
@@ -381,9 +436,12 @@ class Trainer:
                     message.component_data,
                     message.quality_score,
                 )
-                if message.collaboration_complete and message.collaboration_id in self.active:
-                    self._end(message.collaboration_id, outcome=1.0)
+                current = self.active.get(message.collaboration_id or "")
+                if current is not None and message.collaboration_complete:
+                    self._end(current.collaboration_id, outcome=1.0)
                     self._spawn(self._deliver(Feedback(kind="component", id=message.component_id)))
+                elif current is not None and not current.assessed:
+                    self._spawn(self._assess(current, message))
             case RelayedCollaborationComplete():
                 self._end(message.collaboration_id, outcome=1.0)
             case RelayedCollaborationFailed():
@@ -394,6 +452,7 @@ class Trainer:
                 )
             case AiJoined():
                 self.peers[message.ai_id] = message.specialization
+                self.reputation.seed(message.ai_id, message.reputation)
             case AiLeft():
                 self.peers.pop(message.ai_id, None)
             case _:
@@ -409,6 +468,7 @@ class Trainer:
         self.stats.requests_received += 1
         if request.specialization:
             self.peers.setdefault(request.sender, request.specialization)
+        self.reputation.seed(request.sender, request.reputation)
         trust = self.reputation.get(request.sender)
         reason: str | None = None
         if trust < self.settings.trust_threshold:
@@ -440,12 +500,14 @@ class Trainer:
             return
         assert ack.collaboration_id is not None
         self.stats.requests_accepted += 1
-        self.active[ack.collaboration_id] = ActiveCollaboration(
+        collab = ActiveCollaboration(
             ack.collaboration_id,
             request.sender,
             "acceptor",
             request.model_dump(by_alias=True, exclude_none=True),
         )
+        self.active[ack.collaboration_id] = collab
+        self._spawn(self._begin(collab))
         log.info(
             "[%s] Accepted collaboration request from %s (collaboration %s)",
             self.ai_id,
