@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import abc
 import random
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 

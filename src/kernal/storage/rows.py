@@ -45,7 +45,6 @@ from kernal.storage.base import (
 
 __all__ = [
     "ai_record",
-    "received_scores",
     "close_collaboration",
     "collaboration_record",
     "collaboration_row",
@@ -56,6 +55,7 @@ __all__ = [
     "is_active",
     "pattern_record",
     "pattern_row",
+    "received_scores",
     "record_feedback",
     "require_active",
     "share",
