@@ -61,7 +61,7 @@ def _config_rows() -> list[tuple[str, str]]:
 def test_every_documented_flag_exists(command: str, flag: str) -> None:
     commands = ["hub", "trainer", "harness"] if command == "all" else [command]
     for name in commands:
-        result = CliRunner().invoke(app, [name, "--help"], terminal_width=200)
+        result = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "240"})
         assert flag in result.output, f"{flag} is documented for `kernal {name}` but missing"
 
 

@@ -211,7 +211,24 @@ def trainer(
     ] = 0.5,
     speed: SpeedOption = 1.0,
     seed: Annotated[int | None, typer.Option(help="Seed for reproducible runs.")] = None,
-    engine: Annotated[str, typer.Option(help="Training engine (entry point name).")] = "simulated",
+    engine: Annotated[
+        str, typer.Option(help="Training engine (entry point name): learning, simulated, ...")
+    ] = "learning",
+    data: Annotated[
+        Path | None, typer.Option(help="learning: your own data, CSV (label column) or NPZ.")
+    ] = None,
+    split: Annotated[
+        str, typer.Option(help="learning: iid, dirichlet:ALPHA or shards:K.")
+    ] = "dirichlet:0.5",
+    shard_size: Annotated[
+        int | None, typer.Option(help="learning: samples in this trainer's shard.")
+    ] = None,
+    behaviour: Annotated[
+        str, typer.Option(help="learning: honest, or an adversary (label_flip, sign_flip, ...).")
+    ] = "honest",
+    merge: Annotated[
+        str, typer.Option(help="learning: gated (measured) or fedavg (no defence, a baseline).")
+    ] = "gated",
     capabilities_file: Annotated[
         Path | None, typer.Option(help="TOML file with extra [capabilities] lists.")
     ] = None,
@@ -242,6 +259,7 @@ def trainer(
             seed=seed,
             engine=engine,
             extra_capabilities=extra,
+            engine_options=_learning_options(data, split, shard_size, behaviour, merge),
         )
         runner = Trainer(settings)
     except (ValueError, UnknownEngineError) as exc:
@@ -250,6 +268,25 @@ def trainer(
     if results["auth_error"]:
         raise _fail(results["auth_error"])
     typer.echo(json.dumps(results, indent=2))
+
+
+def _learning_options(
+    data: Path | None, split: str, shard_size: int | None, behaviour: str, merge: str
+) -> dict[str, Any]:
+    """Engine options from the command line, checked here so mistakes fail before connecting."""
+    from kernal.learning.attacks import parse_behaviour
+    from kernal.learning.data import parse_split
+
+    parse_split(split)
+    parse_behaviour(behaviour)
+    if merge not in ("gated", "fedavg"):
+        raise ValueError(f"unknown merge {merge!r}: expected gated or fedavg")
+    options: dict[str, Any] = {"split": split, "behaviour": behaviour, "merge": merge}
+    if data is not None:
+        options["data"] = str(data)
+    if shard_size is not None:
+        options["shard_size"] = shard_size
+    return options
 
 
 # ---------------------------------------------------------------------------------- harness
@@ -270,16 +307,43 @@ def harness(
     dashboard: Annotated[
         bool, typer.Option(help="Serve the dashboard on a free port while it runs.")
     ] = False,
+    engine: Annotated[str, typer.Option(help="Trainers' engine: learning or simulated.")] = (
+        "learning"
+    ),
+    split: Annotated[str, typer.Option(help="iid, dirichlet:ALPHA or shards:K.")] = (
+        "dirichlet:0.5"
+    ),
+    merge: Annotated[str, typer.Option(help="gated, or fedavg (no defence).")] = "gated",
+    data: Annotated[Path | None, typer.Option(help="Your own CSV/NPZ instead of digits.")] = None,
+    attack: Annotated[
+        str, typer.Option(help="adversarial: label_flip, sign_flip, noise, scale, ...")
+    ] = "label_flip",
+    malicious_fraction: Annotated[
+        float, typer.Option(min=0, max=1, help="adversarial: share of poisoners.")
+    ] = 0.3,
+    plot: Annotated[Path | None, typer.Option(help="Write PNG charts into this folder.")] = None,
     log_level: LogLevelOption = "WARNING",
     log_json: LogJsonOption = False,
 ) -> None:
     """Run a scenario with its own hub and trainers and print a JSON report."""
-    from kernal.harness.runner import run_scenario
-    from kernal.harness.scenarios import SCENARIOS
+    from kernal.harness.runner import RunOptions, run_scenario
+    from kernal.harness.scenarios import SCENARIOS, Adversaries
 
     setup_logging(level=log_level, json_lines=log_json)
     if scenario not in SCENARIOS:
         raise _fail(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
+    try:
+        _learning_options(data, split, None, attack, merge)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    options = RunOptions(
+        engine=engine,
+        split=split,
+        merge=merge,
+        data=None if data is None else str(data),
+        adversaries=Adversaries(attack, malicious_fraction),
+        plot=plot,
+    )
     report = run_until_interrupted(
         run_scenario(
             SCENARIOS[scenario],
@@ -288,6 +352,7 @@ def harness(
             db=db,
             seed=seed,
             dashboard=dashboard,
+            options=options,
         )
     )
     text = json.dumps(report, indent=2)

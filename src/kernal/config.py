@@ -52,7 +52,7 @@ class TrainerSettings:
     initial_reputation: float = 0.5
     speed: float = 1.0
     seed: int | None = None
-    engine: str = "simulated"
+    engine: str = "learning"
     extra_capabilities: dict[str, list[str]] = field(default_factory=dict)
     max_frame: int = DEFAULT_MAX_FRAME
     engine_options: dict[str, Any] = field(default_factory=dict)

@@ -23,6 +23,7 @@ def _trainer(hub: Hub, n: int, specialization: str, **options: Any) -> Trainer:
         hub_port=hub.address[1],
         speed=options.pop("speed", SPEED),
         seed=options.pop("seed", 1),
+        engine=options.pop("engine", "simulated"),  # protocol behaviour, not learning
         **options,
     )
     return Trainer(settings)

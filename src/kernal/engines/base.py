@@ -98,7 +98,7 @@ class Engine(abc.ABC):
         """What to send the partner as soon as a collaboration starts (None: nothing)."""
         return None
 
-    def assess(self, task: CollaborationTask, data: dict[str, Any]) -> Assessment | None:
+    async def assess(self, task: CollaborationTask, data: dict[str, Any]) -> Assessment | None:
         """The partner's offer arrived: use it and measure it. None: nothing was measured, and
         the partner is judged by whether the collaboration completes."""
         return None

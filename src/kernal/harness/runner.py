@@ -7,11 +7,14 @@ import asyncio
 import logging
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kernal.config import HubSettings, TrainerSettings
-from kernal.harness.scenarios import Scenario, TrainerSpec
+from kernal.harness.charts import write_charts
+from kernal.harness.learning_report import learning_section
+from kernal.harness.scenarios import Adversaries, Scenario, TrainerSpec
 from kernal.hub.auth import GENERATED_TOKEN_ITERATIONS, generate_token, hash_token
 from kernal.hub.server import Hub
 from kernal.storage import CollaborationStatus
@@ -24,6 +27,29 @@ log = logging.getLogger("kernal.harness")
 SAMPLED = ("shared_patterns", "shared_components", "connected_ais")
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How the trainers of a run learn (see kernal.engines.learning for the options)."""
+
+    engine: str = "learning"
+    split: str = "dirichlet:0.5"
+    merge: str = "gated"
+    data: str | None = None
+    adversaries: Adversaries = field(default_factory=Adversaries)
+    plot: Path | None = None
+    trust_threshold: float = 0.5
+
+    def engine_options(self, spec: TrainerSpec) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "split": self.split,
+            "merge": self.merge,
+            "behaviour": spec.behaviour,
+        }
+        if self.data is not None:
+            options["data"] = self.data
+        return options
+
+
 async def run_scenario(
     scenario: Scenario,
     *,
@@ -32,8 +58,10 @@ async def run_scenario(
     db: str | None = None,
     seed: int = 0,
     dashboard: bool = False,
+    options: RunOptions | None = None,
 ) -> dict[str, Any]:
     """Run ``scenario`` and return its report (see docs/harness.md for the shape)."""
+    options = options or RunOptions()
     with tempfile.TemporaryDirectory(prefix="kernal-harness-") as tmp:
         db_target = db or str(Path(tmp) / "hub_data.db")
         settings = HubSettings(
@@ -42,7 +70,8 @@ async def run_scenario(
         hub = Hub(settings, SqlStore(database_url(db_target)))
         await hub.start()
         try:
-            return await _run(hub, scenario, scenario.trainers(trainers), seed)
+            specs = scenario.trainers(trainers, options.adversaries)
+            return await _run(hub, scenario, specs, seed, options)
         finally:
             await hub.stop()
 
@@ -56,7 +85,9 @@ async def _register(hub: Hub, specs: list[TrainerSpec]) -> dict[str, str]:
     return tokens
 
 
-async def _run(hub: Hub, scenario: Scenario, specs: list[TrainerSpec], seed: int) -> dict[str, Any]:
+async def _run(
+    hub: Hub, scenario: Scenario, specs: list[TrainerSpec], seed: int, options: RunOptions
+) -> dict[str, Any]:
     clock = hub.clock
     count = len(specs)
     duration = scenario.duration(count)
@@ -72,6 +103,9 @@ async def _run(hub: Hub, scenario: Scenario, specs: list[TrainerSpec], seed: int
                 hub_port=port,
                 speed=clock.speed,
                 seed=seed,
+                trust_threshold=options.trust_threshold,
+                engine=options.engine,
+                engine_options=options.engine_options(spec),
             )
         )
         for spec in specs
@@ -111,8 +145,12 @@ async def _run(hub: Hub, scenario: Scenario, specs: list[TrainerSpec], seed: int
         if isinstance(result, BaseException):
             report_trainers[ai_id] = {"results": {"error": repr(result)}, "success": False}
         else:
+            summary = result.get("engine_summary", {})
+            for key in ("behaviour", "local_only_accuracy", "final_accuracy"):
+                if key in summary:
+                    result[key] = summary[key]
             report_trainers[ai_id] = {"results": result, "success": trainers[ai_id].succeeded()}
-    return {
+    report: dict[str, Any] = {
         "scenario": scenario.name,
         "scenario_key": scenario.key,
         "speed": clock.speed,
@@ -124,6 +162,19 @@ async def _run(hub: Hub, scenario: Scenario, specs: list[TrainerSpec], seed: int
         "end_time": end_time,
         "duration": round(end_time - start_time, 3),
     }
+    learning = learning_section(trainers, options.trust_threshold)
+    if learning is not None:
+        report["learning"] = learning
+        if options.plot is not None:
+            charts = write_charts(
+                trainers,
+                started=start_time,
+                speed=clock.speed,
+                threshold=options.trust_threshold,
+                out=options.plot,
+            )
+            report["charts"] = [str(path) for path in charts]
+    return report
 
 
 def _sampled(status: dict[str, Any]) -> dict[str, int]:

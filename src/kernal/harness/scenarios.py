@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kernal.trainer.capabilities import SPECIALIZATIONS
 
@@ -13,6 +13,16 @@ class TrainerSpec:
     ai_id: str
     specialization: str
     join_at: float = 0.0  # scenario seconds after the start
+    behaviour: str = "honest"  # learning engine: an adversary's attack
+
+
+@dataclass(frozen=True)
+class Adversaries:
+    """Who attacks in a scenario that has poisoners: this fraction of the trainers, with this
+    attack (the last ones, so the first trainers are always honest)."""
+
+    attack: str = "label_flip"
+    fraction: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -23,9 +33,20 @@ class Scenario:
     build: Callable[[int], list[TrainerSpec]]
     duration: Callable[[int], float]
     sample_every: float = 30.0
+    has_adversaries: bool = False
 
-    def trainers(self, count: int | None = None) -> list[TrainerSpec]:
-        return self.build(count or self.default_trainers)
+    def trainers(
+        self, count: int | None = None, adversaries: Adversaries | None = None
+    ) -> list[TrainerSpec]:
+        specs = self.build(count or self.default_trainers)
+        if not self.has_adversaries:
+            return specs
+        adversaries = adversaries or Adversaries()
+        bad = round(len(specs) * adversaries.fraction)
+        return [
+            replace(spec, behaviour=adversaries.attack) if n >= len(specs) - bad else spec
+            for n, spec in enumerate(specs)
+        ]
 
 
 _SPECS = list(SPECIALIZATIONS)
@@ -58,6 +79,10 @@ def _sequential(count: int) -> list[TrainerSpec]:
     ]
 
 
+def _learners(count: int) -> list[TrainerSpec]:
+    return [TrainerSpec(f"AI_Node_{n + 1}", _SPECS[n % len(_SPECS)]) for n in range(count)]
+
+
 SCENARIOS: dict[str, Scenario] = {
     "basic": Scenario("basic", "Basic Collaboration", 2, _basic, lambda _: 180.0),
     "multi_spec": Scenario("multi_spec", "Multi-Specialization", 4, _multi_spec, lambda _: 300.0),
@@ -69,5 +94,15 @@ SCENARIOS: dict[str, Scenario] = {
         5,
         _sequential,
         lambda n: (n - 1) * SEQUENTIAL_GAP + 90.0,
+    ),
+    # Ten trainers on non-IID shards of the digits, learning together (learning engine).
+    "learning": Scenario("learning", "Collaborative Learning", 10, _learners, lambda _: 300.0),
+    "adversarial": Scenario(
+        "adversarial",
+        "Adversarial Learning",
+        10,
+        _learners,
+        lambda _: 300.0,
+        has_adversaries=True,
     ),
 }

@@ -188,6 +188,10 @@ class HubClient:
                 return await future
         finally:
             self._pending.pop(msg_id, None)
+            if not future.done():
+                future.cancel()
+            elif not future.cancelled():
+                future.exception()  # retrieved: a send that failed first already raised
 
     async def _connect(self) -> asyncio.StreamReader:
         async with asyncio.timeout(10):

