@@ -172,12 +172,24 @@ def local_only_long(seed: int, ai_ids: list[str]) -> dict[str, float]:
     return out
 
 
-def code_fingerprint() -> dict[str, str]:
-    """Short hashes of the learning code measured: it may change between two runs of the bench."""
-    files = sorted((ROOT / "src" / "kernal" / "learning").glob("*.py"))
-    files += [ROOT / "src" / "kernal" / "engines" / "learning.py"]
+def code_fingerprint() -> dict[str, Any]:
+    """What code was measured: the git commit, the files of ``src/`` changed since it, and a
+    hash of every ``src/kernal`` source file (the code may change between two runs)."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "src" / "kernal").rglob("*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.rstrip("\n") if done.returncode == 0 else "unknown"
+
+    changed = git("status", "--porcelain", "--", "src")
     return {
-        str(f.relative_to(ROOT)): hashlib.sha256(f.read_bytes()).hexdigest()[:12] for f in files
+        "git_head": git("rev-parse", "--short", "HEAD"),
+        "src_changed_since_head": [line[3:] for line in changed.splitlines() if line.strip()]
+        if changed != "unknown"
+        else "unknown",
+        "src_sha256": digest.hexdigest()[:16],
     }
 
 
@@ -570,9 +582,9 @@ def main(argv: list[str] | None = None) -> None:
     flower = {(s, a): by_name[f"{s}:{a or 'none'}"] for s in seeds for a in [None, *attacks]}
 
     results = evaluate(runs, seeds, attacks, flower, long_local)
-    code_changed = code_fingerprint() != fingerprint
+    code_changed = code_fingerprint()["src_sha256"] != fingerprint["src_sha256"]
     if code_changed:
-        print("WARNING: the learning code changed while the bench ran: rerun it")
+        print("WARNING: src/kernal changed while the bench ran: rerun it")
     wall = time.perf_counter() - started
     scenario = SCENARIOS["adversarial"]
     count = scenario.default_trainers
@@ -581,6 +593,12 @@ def main(argv: list[str] | None = None) -> None:
         f"{count} trainers, split {SPLIT}, {scenario.duration(count):g} scenario s per run,"
         f" {len(plan)} runs"
         f"{' (quick)' if args.quick else ''}; bench wall time {wall:.0f} s"
+    )
+    changed = fingerprint["src_changed_since_head"]
+    print(
+        f"code: git {fingerprint['git_head']}"
+        + (f" + uncommitted changes to {', '.join(changed)}" if changed else "")
+        + f" (src sha256 {fingerprint['src_sha256']})"
     )
     print_tables(results, runs, seeds, long_local, speed_check, flower_out["flwr_version"])
     summary = {

@@ -131,6 +131,8 @@ class LearningEngine(Engine):
             self.model, self.interactions, self.last_received, self.rng
         )
         self.interactions += 1
+        # What we shared coming back unchanged is an echo, not a contribution.
+        self.recent.append(shared)
         return shared
 
     def _describe(self, model: SoftmaxModel) -> dict[str, Any]:
@@ -191,7 +193,6 @@ class LearningEngine(Engine):
             decision = await asyncio.to_thread(
                 evaluate_merge, self.model, other, val_X, val_y, history=tuple(self.recent)
             )
-            self.recent.append(self.model)
             if decision.kept:
                 self.kept += 1
                 self.model = decision.model

@@ -123,6 +123,9 @@ class Trainer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ids = 0
         self._stop = asyncio.Event()
+        # No collaboration before local training: an untrained model is worth nothing to a
+        # partner, and measuring engines would rightly score it so.
+        self._trained = asyncio.Event()
         self.client = HubClient(
             settings.hub_host,
             settings.hub_port,
@@ -231,6 +234,7 @@ class Trainer:
         await self.client.connected.wait()
         await self.clock.sleep(TRAINING_TIME)
         self._training = await self.engine.train()
+        self._trained.set()
         for index in range(self._patterns_planned):
             if index:
                 await self.clock.sleep(PATTERN_INTERVAL)
@@ -268,7 +272,7 @@ class Trainer:
                 # Requests still waiting for an answer count, or a busy hub (slow answers)
                 # would make us ask again every tick and end up in far more than we want.
                 busy = len(self.active) + len(self._unanswered)
-                if busy < MAX_ACTIVE_FOR_REQUESTS and self.peers:
+                if busy < MAX_ACTIVE_FOR_REQUESTS and self.peers and self._trained.is_set():
                     await self._broadcast_request()
 
     async def _broadcast_request(self) -> None:
@@ -473,7 +477,9 @@ class Trainer:
         self.reputation.seed(request.sender, request.reputation)
         trust = self.reputation.get(request.sender)
         reason: str | None = None
-        if trust < self.settings.trust_threshold:
+        if not self._trained.is_set():
+            reason = "still training locally"
+        elif trust < self.settings.trust_threshold:
             reason = f"reputation {trust:.2f} below trust threshold {self.settings.trust_threshold}"
             refused = self.stats.rejected_for_trust
             refused[request.sender] = refused.get(request.sender, 0) + 1
