@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,3 +77,17 @@ def test_bad_options_are_clear_errors() -> None:
         _engine(behaviour="evil")
     with pytest.raises(ValueError):
         _engine(split="dirichlet:x")
+
+
+async def test_learns_from_a_users_own_csv(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    rows = ["f1,f2,label"]
+    for _ in range(300):
+        label = int(rng.integers(0, 3))
+        rows.append(f"{label + rng.normal(0, 0.2):.3f},{-label + rng.normal(0, 0.2):.3f},c{label}")
+    path = tmp_path / "mine.csv"
+    path.write_text("\n".join(rows))
+    engine = _engine(data=str(path), split="iid", shard_size=120)
+    summary = await engine.train()
+    assert engine.test.n_classes == 3 and engine.model.W.shape == (2, 3)
+    assert summary["local_only_accuracy"] > 0.8  # three well-separated classes
