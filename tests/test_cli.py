@@ -110,7 +110,7 @@ def _launcher(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_launcher_runs_harness_and_writes_report(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
-    result = _launcher("harness", "basic", "--speed", "200", "--out", str(out), cwd=tmp_path)
+    result = _launcher("harness", "basic", "--speed", "60", "--out", str(out), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report == json.loads(out.read_text())

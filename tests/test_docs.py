@@ -99,7 +99,7 @@ async def test_engine_example_runs_in_a_trainer(make_hub: HubFactory) -> None:
 async def test_harness_doc_matches_a_real_report() -> None:
     docs = (ROOT / "docs" / "harness.md").read_text(encoding="utf-8")
     example = json.loads(_blocks(docs, "json")[0])
-    report = await run_scenario(SCENARIOS["basic"], speed=200)
+    report = await run_scenario(SCENARIOS["basic"], speed=60)
     assert set(example) == set(report)
     documented = example["trainers"]["AI_Node_1"]
     real = report["trainers"]["AI_Node_1"]
