@@ -32,6 +32,7 @@ from kernal.protocol.messages import (
     RelayedCollaborationRequest,
     RelayedComponentShare,
     RelayedPatternShare,
+    ServerMessage,
 )
 from kernal.storage import (
     CollaborationRecord,
@@ -89,6 +90,13 @@ class Router:
                 await self._feedback(conn.ai_id, conn, message)
             case _:  # HELLO and PING are handled by the session
                 raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unexpected {message.type}")
+
+    def _route(self, message: ServerMessage, *, to: str | None, sender: str) -> None:
+        """Relay to ``to`` only, or to every other AI."""
+        if to is not None:
+            self.hub.send_to(to, message)
+        else:
+            self.hub.broadcast(message, exclude=sender)
 
     def _require_online(self, ai_id: str, ref: str | None) -> None:
         target = self.hub.connections.get(ai_id)
@@ -177,10 +185,7 @@ class Router:
             collaboration_complete=msg.collaboration_complete,
             timestamp=now,
         )
-        if msg.to is not None:
-            self.hub.send_to(msg.to, relayed)
-        else:
-            self.hub.broadcast(relayed, exclude=sender)
+        self._route(relayed, to=msg.to, sender=sender)
 
     async def _feedback(self, sender: str, conn: Connection, msg: Feedback) -> None:
         kind = ItemKind(msg.kind)
@@ -224,10 +229,7 @@ class Router:
             specialization=conn.specialization,
             reputation=standing,
         )
-        if msg.to is not None:
-            self.hub.send_to(msg.to, relayed)
-        else:
-            self.hub.broadcast(relayed, exclude=sender)
+        self._route(relayed, to=msg.to, sender=sender)
         conn.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.request_id))
 
     async def _accept(self, sender: str, conn: Connection, msg: CollaborationAccept) -> None:
