@@ -2,7 +2,8 @@
 
 Every kernal figure comes from the harness (:func:`kernal.harness.runner.run_scenario`): a real
 hub, ten real trainers over TCP running the ``learning`` engine on non-IID
-(``dirichlet:0.5``) shards of scikit-learn's digits, 300 scenario seconds played at ``--speed``.
+(``dirichlet:0.5``) shards of scikit-learn's digits, for the scenario's duration (scenario
+seconds) played at ``--speed``.
 For each seed the bench runs the attack-free ``learning`` scenario and the ``adversarial`` one
 (30% poisoners: the last 3 of 10 trainers) for each attack, each with the gate
 (``merge="gated"``) and without it (``merge="fedavg"``, the undefended baseline). It then checks:
@@ -14,23 +15,24 @@ For each seed the bench runs the attack-free ``learning`` scenario and the ``adv
    mode (mean of the per-seed ratios), with the gate; the no-gate row is shown for contrast;
 3. trust: honest-poisoner pairs whose reputation fell below 0.5 within 5 interactions >= 95%
    (pooled over attacks and seeds: ``poisoners_distrusted_within_5`` x
-   ``honest_poisoner_pairs_met``), and honest-honest pairs ending below it <= 5% (pooled over
-   every gated run, attack-free and attacked);
+   ``honest_poisoner_pairs_met``), and honest-honest pairs ending below it <= 5% (the mean of
+   the reports' ``honest_pairs_below_threshold`` over every gated run, attack-free and
+   attacked);
 4. Flower's FedAvg (the real ``flwr`` library, ``bench/flower_fedavg.py`` in its own virtualenv
    ``bench/.venv-flower``, created on first use) on the same shards and poisoners: final global
    accuracy and wall time. Rounds = the mean number of partner models an honest trainer
    assessed (merged or refused) in the matching gated kernal run, rounded: one FedAvg round
    gives every client one combined model, one kernal exchange gives it one partner model.
 
-Speed matters: trainers, hub and numpy share the machine's cores, so past some speed a run is
-limited by real time and each trainer fits fewer collaborations into its 300 scenario seconds.
-The default, 25, is where accuracy stopped improving on the 2-core machine of
-docs/learning.md. The speed check reruns the first seed attack-free at half, equal (the
-run-to-run noise) and double speed, and with ``sign_flip`` at half speed, printing accuracy and
-the partner models an honest trainer assessed. The machine is shared and small: read ratios,
-not absolutes.
+Speed matters: the hub and all ten trainers run in this one Python process, so past some speed
+a run is limited by real time rather than scenario time, and the faster the run, the fewer
+collaborations each trainer fits into the scenario. The speed check reruns the first seed
+attack-free at half, equal (the run-to-run noise) and double speed, and with ``sign_flip`` at
+half speed, printing accuracy and the partner models an honest trainer assessed, so the speed
+effect can be read against the noise. The machine is shared and small: read ratios, not
+absolutes.
 
-    .venv/bin/python bench/learning.py [--seeds 0 1 2] [--speed 25] [--quick] [--out FILE.json]
+    .venv/bin/python bench/learning.py [--seeds 0 1 2] [--speed 50] [--quick] [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ QUICK_ATTACKS = ("label_flip", "sign_flip")
 MERGES = ("gated", "fedavg")
 TRUST_THRESHOLD = 0.5
 FLOWER_EPOCHS = 5  # the learning engine's default epochs_per_tick
-DEFAULT_SPEED = 25.0  # see the module docstring: faster runs get fewer collaborations
+DEFAULT_SPEED = 50.0  # see the module docstring: faster runs get fewer collaborations
 
 # The targets.
 CENTRAL_RATIO = 0.95
@@ -172,12 +174,20 @@ def local_only_long(seed: int, ai_ids: list[str]) -> dict[str, float]:
     return out
 
 
-def code_fingerprint() -> dict[str, Any]:
-    """What code was measured: the git commit, the files of ``src/`` changed since it, and a
-    hash of every ``src/kernal`` source file (the code may change between two runs)."""
+def source_hashes() -> dict[str, str]:
+    """sha256 of every ``src/kernal`` source file, by path relative to the repository."""
+    return {
+        str(path.relative_to(ROOT)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted((ROOT / "src" / "kernal").rglob("*.py"))
+    }
+
+
+def code_fingerprint(hashes: dict[str, str]) -> dict[str, Any]:
+    """What code was measured: the git commit, the files of ``src/`` changed since it, and one
+    hash over every ``src/kernal`` source file (the code may change between two runs)."""
     digest = hashlib.sha256()
-    for path in sorted((ROOT / "src" / "kernal").rglob("*.py")):
-        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    for path, file_hash in sorted(hashes.items()):
+        digest.update(f"{path}\0{file_hash}\n".encode())
 
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
@@ -517,7 +527,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.getLogger("kernal").setLevel(logging.ERROR)  # the hub's per-share INFO/WARNING lines
     started = time.perf_counter()
-    fingerprint = code_fingerprint()
+    hashes = source_hashes()
+    fingerprint = code_fingerprint(hashes)
     seeds: list[int] = args.seeds[:1] if args.quick else list(args.seeds)
     attacks = list(QUICK_ATTACKS if args.quick else ATTACKS)
     plan = [(s, a, m) for s in seeds for a in [None, *attacks] for m in MERGES]
@@ -582,9 +593,14 @@ def main(argv: list[str] | None = None) -> None:
     flower = {(s, a): by_name[f"{s}:{a or 'none'}"] for s in seeds for a in [None, *attacks]}
 
     results = evaluate(runs, seeds, attacks, flower, long_local)
-    code_changed = code_fingerprint()["src_sha256"] != fingerprint["src_sha256"]
+    now = source_hashes()
+    code_changed = sorted(f for f in hashes.keys() | now.keys() if hashes.get(f) != now.get(f))
     if code_changed:
-        print("WARNING: src/kernal changed while the bench ran: rerun it")
+        print(
+            f"NOTE: changed on disk while the bench ran: {', '.join(code_changed)}. The kernal"
+            " runs used the modules imported at the start; the Flower subprocess imported"
+            " kernal.learning at the end."
+        )
     wall = time.perf_counter() - started
     scenario = SCENARIOS["adversarial"]
     count = scenario.default_trainers

@@ -82,11 +82,14 @@ def learning_section(trainers: dict[str, Trainer], threshold: float) -> dict[str
         }
 
     section["poisoner_reputation_seen_by_honest"] = views(poisoners)
+    # A pair met if they worked together, or if the honest trainer refused the poisoner for
+    # low reputation (a poisoner known only from STATE has not been judged by this trainer).
     met = [
         interactions_to_distrust(trainers[viewer], poisoner, threshold)
         for viewer in honest
         for poisoner in poisoners
-        if poisoner in trainers[viewer].reputation.scores
+        if poisoner in trainers[viewer].reputation.interactions
+        or poisoner in trainers[viewer].stats.rejected_for_trust
     ]
     section["honest_poisoner_pairs_met"] = len(met)
     section["poisoners_distrusted_within_5"] = (

@@ -67,31 +67,38 @@ async def run_scenario(
         settings = HubSettings(
             port=0, dashboard_port=0 if dashboard else None, db=db_target, speed=speed
         )
+        specs = scenario.trainers(trainers, options.adversaries)
+        # Tokens first, so the hub starts with them (and never in demo mode).
+        tokens = await _register(db_target, specs)
         hub = Hub(settings, SqlStore(database_url(db_target)))
         await hub.start()
         try:
-            specs = scenario.trainers(trainers, options.adversaries)
-            return await _run(hub, scenario, specs, seed, options)
+            return await _run(hub, scenario, specs, tokens, seed, options)
         finally:
             await hub.stop()
 
 
-async def _register(hub: Hub, specs: list[TrainerSpec]) -> dict[str, str]:
+async def _register(db: str, specs: list[TrainerSpec]) -> dict[str, str]:
     tokens = {spec.ai_id: generate_token() for spec in specs}
     hashes = [hash_token(token, iterations=GENERATED_TOKEN_ITERATIONS) for token in tokens.values()]
     now = Clock.now()
-    for ai_id, token_hash in zip(tokens, hashes, strict=True):
-        await hub.store.set_token_hash(ai_id, token_hash, now)
+    async with SqlStore(database_url(db)) as store:
+        for ai_id, token_hash in zip(tokens, hashes, strict=True):
+            await store.set_token_hash(ai_id, token_hash, now)
     return tokens
 
 
 async def _run(
-    hub: Hub, scenario: Scenario, specs: list[TrainerSpec], seed: int, options: RunOptions
+    hub: Hub,
+    scenario: Scenario,
+    specs: list[TrainerSpec],
+    tokens: dict[str, str],
+    seed: int,
+    options: RunOptions,
 ) -> dict[str, Any]:
     clock = hub.clock
     count = len(specs)
     duration = scenario.duration(count)
-    tokens = await _register(hub, specs)
     host, port = hub.address
     trainers = {
         spec.ai_id: Trainer(

@@ -163,8 +163,11 @@ class HubClient:
         writer = self._writer
         if writer is None or not self.connected.is_set():
             raise ConnectionLost("not connected to the hub")
-        writer.write(encode(message))
-        await writer.drain()
+        try:
+            writer.write(encode(message))
+            await writer.drain()
+        except (ConnectionError, OSError) as exc:
+            raise ConnectionLost(f"connection to the hub was lost: {exc}") from exc
 
     async def close(self) -> None:
         self._closed = True
