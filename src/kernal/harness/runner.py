@@ -25,6 +25,7 @@ from kernal.trainer.trainer import Trainer
 log = logging.getLogger("kernal.harness")
 
 SAMPLED = ("shared_patterns", "shared_components", "connected_ais")
+STOP_TIMEOUT = 30.0  # real seconds the trainers get to stop at the end of a scenario
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,10 @@ async def _run(
     finally:
         for trainer in trainers.values():
             trainer.stop()
+        # Bounded, so one trainer that does not stop cannot hang the whole run.
+        _, stuck = await asyncio.wait(tasks.values(), timeout=STOP_TIMEOUT)
+        for task in stuck:
+            task.cancel()
         results = await asyncio.gather(*tasks.values(), return_exceptions=True)
     end_time = time.time()
     report_trainers: dict[str, Any] = {}

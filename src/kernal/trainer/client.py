@@ -174,8 +174,15 @@ class HubClient:
         writer = self._writer
         if writer is not None:
             writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
+            try:
+                # Bounded: with unsent data and a hub that does not read, a graceful close
+                # would wait forever.
+                async with asyncio.timeout(2):
+                    await writer.wait_closed()
+            except TimeoutError:
+                writer.transport.abort()
+            except (ConnectionError, OSError):
+                pass
 
     # ------------------------------------------------------------------ internals
 

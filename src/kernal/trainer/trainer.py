@@ -55,6 +55,7 @@ TICK = 5.0  # collaboration requests and progress
 MAX_ACTIVE_FOR_REQUESTS = 2  # ask for more work only below this many collaborations
 MAX_ACTIVE_FOR_ACCEPT = 3  # accept non-complementary requests only below this many
 REQUEST_PATIENCE = 2  # ticks a request counts as pending work while nobody answers it
+STOP_TIMEOUT = 10.0  # real seconds run() waits for its tasks to finish when stopping
 
 
 @dataclass
@@ -162,9 +163,12 @@ class Trainer:
         finally:
             await self.client.close()
             # Cancel the connection too: it may be sleeping in a reconnect backoff.
-            for task in [connection, *behaviour, *self._tasks]:
+            tasks = [connection, *behaviour, *self._tasks]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(connection, *behaviour, *self._tasks, return_exceptions=True)
+            _, stuck = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
+            if stuck:
+                log.warning("[%s] %d tasks did not stop in time", self.ai_id, len(stuck))
         return self.results()
 
     def stop(self) -> None:
