@@ -52,10 +52,6 @@ class Connection:
         """Authenticated and said HELLO."""
         return self.specialization is not None
 
-    @property
-    def closing(self) -> bool:
-        return self._closing
-
     async def next_frame(self) -> bytes | None:
         """The next complete frame, or None at EOF. Raises FrameTooLarge from the framer.
 

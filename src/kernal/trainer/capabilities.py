@@ -41,6 +41,3 @@ class CapabilityCatalog:
                     seen.add(cap)
                     missing.append(cap)
         return missing
-
-    def known(self, specialization: str) -> bool:
-        return specialization in self._specs
