@@ -10,18 +10,20 @@ import pytest
 
 from kernal.config import HubSettings
 from kernal.hub.server import Hub
-from kernal.storage.sql import SqlStore, database_url
+from kernal.serve import Service, start_service
 from tests.helpers import RawClient
 
 HubFactory = Callable[..., Awaitable[Hub]]
+ServiceFactory = Callable[..., Awaitable[Service]]
 
 
 @pytest.fixture
-async def make_hub(tmp_path: Path) -> AsyncIterator[HubFactory]:
-    """Start real hubs: ``await make_hub(speed=100, db=...)``; all are stopped at teardown."""
-    hubs: list[Hub] = []
+async def make_service(tmp_path: Path) -> AsyncIterator[ServiceFactory]:
+    """Start real hubs with their dashboards as the CLI does: ``await make_service(speed=100,
+    dashboard_port=0)``; all are stopped at teardown."""
+    services: list[Service] = []
 
-    async def factory(**overrides: Any) -> Hub:
+    async def factory(**overrides: Any) -> Service:
         options: dict[str, Any] = {
             "port": 0,
             "dashboard_port": None,
@@ -30,15 +32,23 @@ async def make_hub(tmp_path: Path) -> AsyncIterator[HubFactory]:
             "auth_timeout": 2.0,
         }
         options.update(overrides)
-        settings = HubSettings(**options)
-        hub = Hub(settings, SqlStore(database_url(settings.db)))
-        await hub.start()
-        hubs.append(hub)
-        return hub
+        service = await start_service(HubSettings(**options))
+        services.append(service)
+        return service
 
     yield factory
-    for hub in hubs:
-        await hub.stop()
+    for service in services:
+        await service.stop()
+
+
+@pytest.fixture
+async def make_hub(make_service: ServiceFactory) -> HubFactory:
+    """Start real hubs: ``await make_hub(speed=100, db=...)``; all are stopped at teardown."""
+
+    async def factory(**overrides: Any) -> Hub:
+        return (await make_service(**overrides)).hub
+
+    return factory
 
 
 @pytest.fixture

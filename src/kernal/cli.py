@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import signal
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -25,6 +25,7 @@ from kernal.config import (
 from kernal.logs import setup_logging
 
 if TYPE_CHECKING:
+    from kernal.hub.server import Hub
     from kernal.storage import Store
 
 app = typer.Typer(
@@ -70,12 +71,14 @@ def run_until_interrupted(main: Coroutine[Any, Any, T]) -> T:
 async def _open_store(db: str) -> Store:
     """The opened store for a token command, or a clear error (no traceback)."""
     from kernal.hub.server import describe_store_error
-    from kernal.storage import open_store
+    from kernal.serve import build_store
 
+    store = build_store(db)
     try:
-        return await open_store(db)
+        await store.open()
     except Exception as exc:
-        raise _fail(describe_store_error(db, exc)) from None
+        raise _fail(describe_store_error(store.describe(), exc)) from None
+    return store
 
 
 def _fail(message: str) -> typer.Exit:
@@ -128,39 +131,30 @@ def hub(
 
 
 async def _serve_hub(settings: HubSettings, *, demo_trainers: int) -> None:
-    from kernal.hub.server import Hub, HubConfigError
-    from kernal.storage.sql import SqlStore, database_url
+    from kernal import serve
+    from kernal.hub.server import HubConfigError
 
-    hub_ = Hub(settings, SqlStore(database_url(settings.db)))
+    companions = [_demo_trainer(n) for n in range(1, demo_trainers + 1)]
     try:
-        await hub_.start()
+        await serve.run(settings, companions)
     except HubConfigError as exc:
         raise _fail(str(exc)) from None
     except OSError as exc:
         raise _fail(f"cannot listen: {exc}. Is another hub running? Try --port 0.") from None
-    trainers: list[asyncio.Task[Any]] = []
-    try:
-        if demo_trainers:
-            trainers = _start_demo_trainers(hub_, demo_trainers)
-        await hub_.serve_forever()
-    finally:
-        for task in trainers:
-            task.cancel()
-        await asyncio.gather(*trainers, return_exceptions=True)
-        await hub_.stop()
 
 
 DEMO_SPECIALIZATIONS = ["networking", "graphics", "security", "file_system", "audio"]
 
 
-def _start_demo_trainers(hub_: Any, count: int) -> list[asyncio.Task[Any]]:
-    from kernal.hub.auth import DEMO_TOKENS
-    from kernal.trainer.trainer import Trainer
+def _demo_trainer(n: int) -> Callable[[Hub], Coroutine[Any, Any, Any]]:
+    """The ``n``-th demo trainer (``AI_Node_n`` with its demo token), run beside a hub."""
 
-    tasks = []
-    host, port = hub_.address
-    for n in range(1, min(count, len(DEMO_TOKENS)) + 1):
+    async def run(hub_: Hub) -> Any:
+        from kernal.hub.auth import DEMO_TOKENS
+        from kernal.trainer.trainer import Trainer
+
         ai_id = f"AI_Node_{n}"
+        host, port = hub_.address
         settings = TrainerSettings(
             ai_id=ai_id,
             specialization=DEMO_SPECIALIZATIONS[(n - 1) % len(DEMO_SPECIALIZATIONS)],
@@ -170,8 +164,9 @@ def _start_demo_trainers(hub_: Any, count: int) -> list[asyncio.Task[Any]]:
             speed=hub_.settings.speed,
             seed=n,
         )
-        tasks.append(asyncio.create_task(Trainer(settings).run()))
-    return tasks
+        return await Trainer(settings).run()
+
+    return run
 
 
 @app.command()

@@ -41,7 +41,7 @@ async def test_bad_first_message_fails_auth_and_closes(
     assert fragment in reply["error"]
     await client.expect_closed()
     await client.close()
-    assert hub.connections == {}
+    assert hub.peers.sessions() == {}
 
 
 async def test_garbage_first_frame_fails_auth(hub: Hub) -> None:
@@ -119,8 +119,44 @@ async def test_same_ai_connecting_again_takes_over(hub: Hub) -> None:
     state = await new.recv_type("STATE")
     assert {ai["ai_id"] for ai in state["active_ais"]} == {"AI_Node_1", "AI_Node_2"}
     assert (await watcher.recv_type("AI_JOINED"))["ai_id"] == "AI_Node_1"
-    assert hub.connections["AI_Node_1"].joined
+    assert hub.peers.get("AI_Node_1") is hub.peers.sessions()["AI_Node_1"]
     for client in (new, watcher):
+        await client.close()
+
+
+async def test_simultaneous_logins_of_one_ai_leave_exactly_one_live_session(hub: Hub) -> None:
+    watcher = await login(hub, "AI_Node_2", "graphics")
+    first = await login(hub, "AI_Node_1")
+    rivals = [await RawClient.connect(hub) for _ in range(3)]
+    for rival in rivals:  # three logins in flight at once, the first one already joined
+        rival.writer.write(b'{"ai_id": "AI_Node_1", "token": "secret1"}\n')
+    await asyncio.gather(*(rival.writer.drain() for rival in rivals))
+    survivors = []
+    for client in (first, *rivals):
+        try:
+            while (frame := await client.recv(timeout=5))["type"] != "AUTH_OK":
+                assert frame["type"] in ("ERROR", "AI_JOINED", "AI_LEFT"), frame
+            survivors.append(client)
+        except ConnectionError:
+            pass  # replaced and closed
+    # Whoever got AUTH_OK and was then replaced is closed too: exactly one stays open.
+    open_ones = []
+    for client in survivors:
+        await client.send({"type": "PING", "msg_id": "alive"})
+        try:
+            while (frame := await client.recv(timeout=5))["type"] != "PONG":
+                pass
+            open_ones.append(client)
+        except ConnectionError:
+            pass
+    assert len(open_ones) == 1
+    (live,) = open_ones
+    await live.send({"type": "HELLO", "specialization": "networking", "capabilities": []})
+    await live.recv_type("STATE")
+    assert list(hub.peers.sessions()) == ["AI_Node_2", "AI_Node_1"] and len(hub.peers) == 2
+    await watcher.send({"type": "PATTERN_SHARE", "pattern_id": "p", "pattern_data": {}})
+    assert (await live.recv_type("PATTERN_SHARE"))["from"] == "AI_Node_2"
+    for client in (first, *rivals, watcher):
         await client.close()
 
 
@@ -172,7 +208,7 @@ async def test_public_bind_allowed_with_tokens_and_no_demo(tmp_path: object) -> 
 
 async def test_many_logins_at_once(hub: Hub) -> None:
     clients = await asyncio.gather(*(login(hub, f"AI_Node_{n}") for n in range(1, 9)))
-    assert len(hub.joined()) == 8
+    assert len(hub.peers) == 8
     for client in clients:
         await client.close()
 

@@ -148,7 +148,7 @@ async def test_abrupt_disconnect_mid_frame_does_not_hurt_the_hub(hub: Hub) -> No
     await client.send_bytes(b'{"type":"PATTERN_SHARE","pattern_id":"half",')
     client.writer.transport.abort()
     await asyncio.sleep(0.1)
-    assert "AI_Node_1" not in hub.connections
+    assert "AI_Node_1" not in hub.peers.sessions()
     other = await login(hub, "AI_Node_2")
     await other.send({"type": "PING"})
     assert (await other.recv())["type"] == "PONG"

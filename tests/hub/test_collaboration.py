@@ -56,7 +56,7 @@ async def _open(hub: Hub) -> tuple[RawClient, RawClient, str]:
 
 async def test_full_lifecycle_completed_by_component(hub: Hub) -> None:
     requester, acceptor, cid = await _open(hub)
-    assert (await hub.status())["active_collaborations"] == 1
+    assert (await hub.status()).active_collaborations == 1
     row = _collab(hub, cid)
     assert (row["requester"], row["acceptor"], row["status"]) == (
         "AI_Node_1",
@@ -93,7 +93,7 @@ async def test_full_lifecycle_completed_by_component(hub: Hub) -> None:
     assert (row["status"], row["progress"]) == ("completed", 100)
     assert json.loads(row["outcome"]) == {"component_id": "feature-1"}
     assert row["ended_at"] >= row["started_at"]
-    assert (await hub.status())["active_collaborations"] == 0
+    assert (await hub.status()).active_collaborations == 0
 
     # Once ended, nobody can speak on it any more.
     await acceptor.send({"type": "COLLABORATION_PROGRESS", "collaboration_id": cid, "progress": 5})
@@ -162,7 +162,7 @@ async def test_partner_disconnect_fails_the_collaboration(hub: Hub) -> None:
     assert "disconnected" in failed["reason"]
     row = _collab(hub, cid)
     assert row["status"] == "failed" and "AI_Node_2 disconnected" in row["reason"]
-    assert (await hub.status())["active_collaborations"] == 0
+    assert (await hub.status()).active_collaborations == 0
     await requester.close()
 
 
@@ -214,7 +214,7 @@ async def test_accept_rules(hub: Hub) -> None:
     await requester.recv_type("ACK")
     await third.send({"type": "COLLABORATION_ACCEPT", "request_id": "r2", "to": "AI_Node_1"})
     assert (await third.recv_type("ERROR"))["code"] == "forbidden"
-    assert (await hub.status())["active_collaborations"] == 1
+    assert (await hub.status()).active_collaborations == 1
     for client in (requester, acceptor, third):
         await client.close()
 
@@ -237,7 +237,7 @@ async def test_restart_marks_leftover_collaborations_failed(hub: Hub, make_hub: 
     acceptor.writer.transport.abort()
     await hub.stop()
     restarted = await make_hub(db=hub.settings.db)
-    assert (await restarted.status())["active_collaborations"] == 0
+    assert (await restarted.status()).active_collaborations == 0
     assert _collab(restarted, cid)["status"] == "failed"
 
 

@@ -185,8 +185,8 @@ async def test_knowledge_survives_restart(make_hub: HubFactory, tmp_path: object
 
     restarted = await make_hub(db=hub.settings.db)
     after = await restarted.status()
-    assert (after["shared_patterns"], after["shared_components"]) == (3, 1)
-    assert (before["shared_patterns"], before["shared_components"]) == (3, 1)
+    assert (after.shared_patterns, after.shared_components) == (3, 1)
+    assert (before.shared_patterns, before.shared_components) == (3, 1)
     newcomer = await RawClient.connect(restarted)
     state = await newcomer.login("AI_Node_2", "secret2")
     kb = state["knowledge_base"]

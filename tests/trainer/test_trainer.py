@@ -41,10 +41,10 @@ async def test_two_trainers_share_and_collaborate(make_hub: HubFactory) -> None:
     assert results[0]["reputation"]["AI_Node_2"] > 0.5
     assert results[1]["reputation"]["AI_Node_1"] > 0.5
     status = await hub.status()
-    assert status["shared_patterns"] == 6
+    assert status.shared_patterns == 6
     # 4 shared components plus one per completed collaboration.
     completed = await hub.store.list_collaborations()
-    assert status["shared_components"] == 4 + sum(c.status == "completed" for c in completed)
+    assert status.shared_components == 4 + sum(c.status == "completed" for c in completed)
 
 
 async def test_trust_threshold_rejects_unknown_peers(make_hub: HubFactory) -> None:
@@ -102,7 +102,7 @@ async def test_trainer_reconnects_after_hub_restart(make_hub: HubFactory) -> Non
             break
         await asyncio.sleep(0.05)
     assert trainer.client.connections >= 2
-    assert "AI_Node_1" in restarted.connections
+    assert "AI_Node_1" in restarted.peers.sessions()
     trainer.stop()
     result = await task
     assert result["reconnects"] >= 1

@@ -17,7 +17,7 @@ import pytest
 from kernal.hub.server import Hub
 from kernal.storage import StatsSnapshot
 from kernal.web.app import create_app
-from tests.conftest import HubFactory
+from tests.conftest import HubFactory, ServiceFactory
 from tests.helpers import RawClient, login
 
 STATIC = Path(__file__).resolve().parents[2] / "src" / "kernal" / "web" / "static"
@@ -390,10 +390,11 @@ def test_script_never_parses_client_text_as_markup() -> None:
 # ---------------------------------------------------------------------- real port
 
 
-async def test_status_over_the_hubs_real_dashboard_port(make_hub: HubFactory) -> None:
-    hub = await make_hub(dashboard_port=0)
-    assert hub.dashboard_address is not None
-    host, port = hub.dashboard_address
+async def test_status_over_the_hubs_real_dashboard_port(make_service: ServiceFactory) -> None:
+    service = await make_service(dashboard_port=0)
+    hub = service.hub
+    assert service.dashboard_address is not None
+    host, port = service.dashboard_address
     assert port != 0
     client = await login(hub, "AI_Node_3", "storage")
     try:

@@ -16,7 +16,7 @@ import pytest
 from playwright.async_api import Browser, ConsoleMessage, async_playwright, expect
 
 from kernal.hub.server import Hub
-from tests.conftest import HubFactory
+from tests.conftest import ServiceFactory
 from tests.helpers import RawClient, login
 from tests.web.test_api import collaborate, share_component, share_pattern
 
@@ -57,11 +57,12 @@ async def browser(chromium: Path) -> AsyncIterator[Browser]:
 
 
 async def test_dashboard_shows_live_figures_and_escapes_client_text(
-    make_hub: HubFactory, browser: Browser, tmp_path: Path
+    make_service: ServiceFactory, browser: Browser, tmp_path: Path
 ) -> None:
-    hub: Hub = await make_hub(dashboard_port=0)
-    assert hub.dashboard_address is not None
-    host, port = hub.dashboard_address
+    service = await make_service(dashboard_port=0)
+    hub: Hub = service.hub
+    assert service.dashboard_address is not None
+    host, port = service.dashboard_address
     clients: list[RawClient] = []
     try:
         one = await login(hub, "AI_Node_1", "networking")

@@ -17,14 +17,16 @@ from kernal.harness.learning_report import learning_section
 from kernal.harness.scenarios import Adversaries, Scenario, TrainerSpec
 from kernal.hub.auth import GENERATED_TOKEN_ITERATIONS, generate_token, hash_token
 from kernal.hub.server import Hub
+from kernal.hub.status import HubStatus
+from kernal.serve import build_store, start_service
 from kernal.storage import CollaborationStatus
-from kernal.storage.sql import SqlStore, database_url
 from kernal.timing import Clock
 from kernal.trainer.trainer import Trainer
 
 log = logging.getLogger("kernal.harness")
 
-SAMPLED = ("shared_patterns", "shared_components", "connected_ais")
+# The original report's keys, in its order.
+SAMPLED = ("shared_patterns", "shared_components", "connected_ais", "active_collaborations")
 STOP_TIMEOUT = 30.0  # real seconds the trainers get to stop at the end of a scenario
 
 
@@ -71,21 +73,24 @@ async def run_scenario(
         specs = scenario.trainers(trainers, options.adversaries)
         # Tokens first, so the hub starts with them (and never in demo mode).
         tokens = await _register(db_target, specs)
-        hub = Hub(settings, SqlStore(database_url(db_target)))
-        await hub.start()
+        service = await start_service(settings)
         try:
-            return await _run(hub, scenario, specs, tokens, seed, options)
+            return await _run(service.hub, scenario, specs, tokens, seed, options)
         finally:
-            await hub.stop()
+            await service.stop()
 
 
 async def _register(db: str, specs: list[TrainerSpec]) -> dict[str, str]:
     tokens = {spec.ai_id: generate_token() for spec in specs}
     hashes = [hash_token(token, iterations=GENERATED_TOKEN_ITERATIONS) for token in tokens.values()]
     now = Clock.now()
-    async with SqlStore(database_url(db)) as store:
+    store = build_store(db)
+    await store.open()
+    try:
         for ai_id, token_hash in zip(tokens, hashes, strict=True):
             await store.set_token_hash(ai_id, token_hash, now)
+    finally:
+        await store.close()
     return tokens
 
 
@@ -189,8 +194,8 @@ async def _run(
     return report
 
 
-def _sampled(status: dict[str, Any]) -> dict[str, int]:
-    return {key: int(status[key]) for key in (*SAMPLED, "active_collaborations")}
+def _sampled(status: HubStatus) -> dict[str, int]:
+    return {key: int(getattr(status, key)) for key in SAMPLED}
 
 
 async def _final_stats(hub: Hub) -> dict[str, int]:

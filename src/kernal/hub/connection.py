@@ -23,7 +23,8 @@ _READ_CHUNK = 64 * 1024
 
 
 class Connection:
-    """Transport of one client. ``ai_id`` and profile fields are set by the hub after AUTH/HELLO."""
+    """Transport of one client: frames in, frames out. ``name`` labels its log lines (the peer
+    address until the session knows the AI id)."""
 
     def __init__(
         self,
@@ -41,16 +42,7 @@ class Connection:
         self._writer_task = asyncio.create_task(self._write_loop())
         self._closing = False
         self.peer: Any = writer.get_extra_info("peername")
-        self.ai_id: str | None = None
-        self.specialization: str | None = None
-        self.capabilities: list[str] = []
-        self.connected_at: float = 0.0
-        self.evicted = False  # set when a newer connection of the same AI took over
-
-    @property
-    def joined(self) -> bool:
-        """Authenticated and said HELLO."""
-        return self.specialization is not None
+        self.name = str(self.peer)
 
     async def next_frame(self) -> bytes | None:
         """The next complete frame, or None at EOF. Raises FrameTooLarge from the framer.
@@ -93,7 +85,7 @@ class Connection:
             self._outbox.put_nowait(frame)
         except asyncio.QueueFull:
             log.warning(
-                "[%s] dropping slow client: %d frames queued", self.ai_id, self._outbox.qsize()
+                "[%s] dropping slow client: %d frames queued", self.name, self._outbox.qsize()
             )
             self.abort()
 

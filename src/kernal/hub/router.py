@@ -2,15 +2,20 @@
 
 Every handler either completes and replies ``ACK`` (shares only after their transaction has
 committed), or raises :class:`ProtocolError` before anything is persisted or relayed. ``from``,
-contributors and timestamps always come from the authenticated connection and the hub's clock.
+contributors and timestamps always come from the authenticated session and the hub's clock.
+
+The router gets its collaborators (store, registry of peers, collaboration book, standings,
+clock) and knows nothing of sessions, sockets or the server around it.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from kernal.hub.connection import Connection
+from kernal.hub.collaborations import CollaborationBook
+from kernal.hub.peers import Peer, Peers
+from kernal.hub.reputation import Standings
 from kernal.protocol import ErrorCode, ProtocolError
 from kernal.protocol.messages import (
     Ack,
@@ -24,15 +29,9 @@ from kernal.protocol.messages import (
     ComponentShare,
     Feedback,
     PatternShare,
-    RelayedCollaborationAccept,
     RelayedCollaborationComplete,
     RelayedCollaborationFailed,
-    RelayedCollaborationProgress,
-    RelayedCollaborationReject,
-    RelayedCollaborationRequest,
-    RelayedComponentShare,
-    RelayedPatternShare,
-    ServerMessage,
+    relayed,
 )
 from kernal.storage import (
     CollaborationRecord,
@@ -42,20 +41,32 @@ from kernal.storage import (
     ItemKind,
     NotFoundError,
     PatternRecord,
+    ScoreTally,
     ShareOutcome,
+    Store,
 )
-
-if TYPE_CHECKING:
-    from kernal.hub.server import Hub
+from kernal.timing import Clock
 
 log = logging.getLogger("kernal.hub")
 
+NO_SCORES = ScoreTally(0.0, 0)
+
 
 class Router:
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
-        self.store = hub.store
-        self.book = hub.collaborations
+    def __init__(
+        self,
+        *,
+        store: Store,
+        peers: Peers,
+        book: CollaborationBook,
+        standings: Standings,
+        clock: Clock,
+    ) -> None:
+        self.store = store
+        self.peers = peers
+        self.book = book
+        self.standings = standings
+        self.clock = clock
 
     @staticmethod
     def can_pipeline(message: ClientMessage) -> bool:
@@ -69,65 +80,53 @@ class Router:
             and not message.collaboration_complete
         )
 
-    async def dispatch(self, conn: Connection, message: ClientMessage) -> None:
-        assert conn.ai_id is not None
+    async def dispatch(self, peer: Peer, message: ClientMessage) -> None:
+        """Carry out ``message`` from the joined ``peer``."""
+        sender = peer.ai_id
+        assert sender is not None
         match message:
             case PatternShare():
-                await self._pattern(conn.ai_id, conn, message)
+                await self._pattern(sender, peer, message)
             case ComponentShare():
-                await self._component(conn.ai_id, conn, message)
+                await self._component(sender, peer, message)
             case CollaborationRequest():
-                await self._request(conn.ai_id, conn, message)
+                self._request(sender, peer, message)
             case CollaborationAccept():
-                await self._accept(conn.ai_id, conn, message)
+                await self._accept(sender, peer, message)
             case CollaborationReject():
-                self._reject(conn.ai_id, conn, message)
+                self._reject(sender, peer, message)
             case CollaborationProgress():
-                await self._progress(conn.ai_id, conn, message)
+                self._progress(sender, peer, message)
             case CollaborationComplete() | CollaborationFailed():
-                await self._end(conn.ai_id, conn, message)
+                await self._end(sender, peer, message)
             case Feedback():
-                await self._feedback(conn.ai_id, conn, message)
+                await self._feedback(sender, peer, message)
             case _:  # HELLO and PING are handled by the session
                 raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unexpected {message.type}")
 
-    def _route(self, message: ServerMessage, *, to: str | None, sender: str) -> None:
-        """Relay to ``to`` only, or to every other AI."""
-        if to is not None:
-            self.hub.send_to(to, message)
-        else:
-            self.hub.broadcast(message, exclude=sender)
-
-    def _require_online(self, ai_id: str, ref: str | None) -> None:
-        target = self.hub.connections.get(ai_id)
-        if target is None or not target.joined:
-            raise ProtocolError(ErrorCode.NOT_FOUND, f"{ai_id} is not connected", ref)
+    def detach(self, ai_id: str) -> list[CollaborationRecord]:
+        """An AI is leaving: forget its open requests; return its active collaborations (for
+        :meth:`end_collaboration`)."""
+        self.book.forget_requests_of(ai_id)
+        return self.book.active_of(ai_id)
 
     # ------------------------------------------------------------------ knowledge
 
-    async def _pattern(self, sender: str, conn: Connection, msg: PatternShare) -> None:
-        now = self.hub.clock.now()
+    async def _pattern(self, sender: str, peer: Peer, msg: PatternShare) -> None:
+        now = self.clock.now()
         record = PatternRecord(msg.pattern_id, msg.pattern_data, sender, now)
         try:
             outcome = await self.store.add_pattern(record)
         except ConflictError as exc:
             raise ProtocolError(ErrorCode.CONFLICT, str(exc), msg.msg_id) from None
         duplicate = outcome is ShareOutcome.DUPLICATE
-        conn.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.pattern_id, duplicate=duplicate or None))
+        peer.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.pattern_id, duplicate=duplicate or None))
         if duplicate:
             return
         log.info("Pattern %s shared by %s", msg.pattern_id, sender)
-        self.hub.broadcast(
-            RelayedPatternShare(
-                sender=sender,
-                pattern_id=msg.pattern_id,
-                pattern_data=msg.pattern_data,
-                timestamp=now,
-            ),
-            exclude=sender,
-        )
+        self.peers.broadcast(relayed(msg, sender, timestamp=now), exclude=sender)
 
-    async def _component(self, sender: str, conn: Connection, msg: ComponentShare) -> None:
+    async def _component(self, sender: str, peer: Peer, msg: ComponentShare) -> None:
         ref = msg.msg_id
         completes: CollaborationRecord | None = None
         if msg.collaboration_complete and msg.collaboration_id is None:
@@ -150,8 +149,8 @@ class Router:
                     )
                 completes = collaboration
         if msg.to is not None:
-            self._require_online(msg.to, ref)
-        now = self.hub.clock.now()
+            self.peers.require_online(msg.to, ref)
+        now = self.clock.now()
         record = ComponentRecord(
             msg.component_id, msg.component_data, sender, now, msg.quality_score
         )
@@ -172,22 +171,13 @@ class Router:
                 sender,
                 msg.component_id,
             )
-        conn.send(Ack(ref=ref, of=msg.type, id=msg.component_id, duplicate=duplicate or None))
+        peer.send(Ack(ref=ref, of=msg.type, id=msg.component_id, duplicate=duplicate or None))
         if duplicate and completes is None:
             return
         log.info("Component %s shared by %s", msg.component_id, sender)
-        relayed = RelayedComponentShare(
-            sender=sender,
-            component_id=msg.component_id,
-            component_data=msg.component_data,
-            quality_score=msg.quality_score,
-            collaboration_id=msg.collaboration_id,
-            collaboration_complete=msg.collaboration_complete,
-            timestamp=now,
-        )
-        self._route(relayed, to=msg.to, sender=sender)
+        self.peers.route(relayed(msg, sender, timestamp=now), to=msg.to, sender=sender)
 
-    async def _feedback(self, sender: str, conn: Connection, msg: Feedback) -> None:
+    async def _feedback(self, sender: str, peer: Peer, msg: Feedback) -> None:
         kind = ItemKind(msg.kind)
         item = await (
             self.store.get_pattern(msg.id)
@@ -203,14 +193,17 @@ class Router:
                 msg.msg_id,
             )
         try:
-            await self.store.record_feedback(kind, msg.id, sender, msg.score, self.hub.clock.now())
+            await self.store.record_feedback(kind, msg.id, sender, msg.score, self.clock.now())
         except NotFoundError as exc:
             raise ProtocolError(ErrorCode.NOT_FOUND, str(exc), msg.msg_id) from None
-        conn.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.id))
+        if msg.score is not None:
+            tallies = await self.store.received_scores([item.contributor])
+            self.standings.update(item.contributor, tallies.get(item.contributor, NO_SCORES))
+        peer.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.id))
 
     # ------------------------------------------------------------------ collaborations
 
-    async def _request(self, sender: str, conn: Connection, msg: CollaborationRequest) -> None:
+    def _request(self, sender: str, peer: Peer, msg: CollaborationRequest) -> None:
         if msg.to == sender:
             raise ProtocolError(
                 ErrorCode.FORBIDDEN,
@@ -218,39 +211,30 @@ class Router:
                 msg.msg_id,
             )
         if msg.to is not None:
-            self._require_online(msg.to, msg.msg_id)
-        standing = (await self.hub.reputations([sender]))[sender]
+            self.peers.require_online(msg.to, msg.msg_id)
         self.book.add_request(sender, msg.request_id, msg.model_dump(exclude={"msg_id"}))
-        relayed = RelayedCollaborationRequest(
-            sender=sender,
-            request_id=msg.request_id,
-            expertise_offered=msg.expertise_offered,
-            seeking_expertise=msg.seeking_expertise,
-            specialization=conn.specialization,
-            reputation=standing,
+        profile = peer.profile
+        forward = relayed(
+            msg,
+            sender,
+            specialization=None if profile is None else profile.specialization,
+            reputation=self.standings.of(sender),
         )
-        self._route(relayed, to=msg.to, sender=sender)
-        conn.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.request_id))
+        self.peers.route(forward, to=msg.to, sender=sender)
+        peer.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.request_id))
 
-    async def _accept(self, sender: str, conn: Connection, msg: CollaborationAccept) -> None:
-        self._require_online(msg.to, msg.msg_id)
+    async def _accept(self, sender: str, peer: Peer, msg: CollaborationAccept) -> None:
+        self.peers.require_online(msg.to, msg.msg_id)
         try:
-            record = self.book.open_collaboration(
-                msg.to, msg.request_id, sender, self.hub.clock.now()
-            )
+            record = self.book.open_collaboration(msg.to, msg.request_id, sender, self.clock.now())
         except ProtocolError as exc:
             exc.ref = msg.msg_id
             raise
         await self.store.create_collaboration(record)
         self.book.activate(record)
         log.info("Collaboration %s started: %s <-> %s", record.collaboration_id, msg.to, sender)
-        self.hub.send_to(
-            msg.to,
-            RelayedCollaborationAccept(
-                sender=sender, request_id=msg.request_id, collaboration_id=record.collaboration_id
-            ),
-        )
-        conn.send(
+        self.peers.send_to(msg.to, relayed(msg, sender, collaboration_id=record.collaboration_id))
+        peer.send(
             Ack(
                 ref=msg.msg_id,
                 of=msg.type,
@@ -259,13 +243,10 @@ class Router:
             )
         )
 
-    def _reject(self, sender: str, conn: Connection, msg: CollaborationReject) -> None:
-        self._require_online(msg.to, msg.msg_id)
-        self.hub.send_to(
-            msg.to,
-            RelayedCollaborationReject(sender=sender, request_id=msg.request_id, reason=msg.reason),
-        )
-        conn.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.request_id))
+    def _reject(self, sender: str, peer: Peer, msg: CollaborationReject) -> None:
+        self.peers.require_online(msg.to, msg.msg_id)
+        self.peers.send_to(msg.to, relayed(msg, sender))
+        peer.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.request_id))
 
     def _member_view(
         self, collaboration_id: str, sender: str, ref: str | None
@@ -276,19 +257,14 @@ class Router:
             exc.ref = ref
             raise
 
-    async def _progress(self, sender: str, conn: Connection, msg: CollaborationProgress) -> None:
+    def _progress(self, sender: str, peer: Peer, msg: CollaborationProgress) -> None:
         record = self._member_view(msg.collaboration_id, sender, msg.msg_id)
         self.book.set_progress(msg.collaboration_id, msg.progress)  # stored by the next flush
-        self.hub.send_to(
-            self.book.partner(record, sender),
-            RelayedCollaborationProgress(
-                sender=sender, collaboration_id=msg.collaboration_id, progress=msg.progress
-            ),
-        )
-        conn.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.collaboration_id))
+        self.peers.send_to(self.book.partner(record, sender), relayed(msg, sender))
+        peer.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.collaboration_id))
 
     async def _end(
-        self, sender: str, conn: Connection, msg: CollaborationComplete | CollaborationFailed
+        self, sender: str, peer: Peer, msg: CollaborationComplete | CollaborationFailed
     ) -> None:
         record = self._member_view(msg.collaboration_id, sender, msg.msg_id)
         if isinstance(msg, CollaborationComplete):
@@ -299,7 +275,7 @@ class Router:
             await self.end_collaboration(
                 record, CollaborationStatus.FAILED, sender=sender, reason=msg.reason
             )
-        conn.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.collaboration_id))
+        peer.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.collaboration_id))
 
     async def end_collaboration(
         self,
@@ -318,20 +294,20 @@ class Router:
             if unsaved and status is CollaborationStatus.FAILED:  # completed ones are stored at 100
                 await self.store.set_collaboration_progress(cid, unsaved[cid])
             await self.store.end_collaboration(
-                cid, status, self.hub.clock.now(), outcome=outcome, reason=reason
+                cid, status, self.clock.now(), outcome=outcome, reason=reason
             )
         except NotFoundError:
             return  # already closed (e.g. completed by a component share in the same instant)
         partner = self.book.partner(record, sender)
         if status is CollaborationStatus.COMPLETED:
             log.info("Collaboration %s completed by %s", cid, sender)
-            self.hub.send_to(
+            self.peers.send_to(
                 partner,
                 RelayedCollaborationComplete(sender=sender, collaboration_id=cid, result=outcome),
             )
         else:
             log.info("Collaboration %s failed (%s): %s", cid, sender, reason)
-            self.hub.send_to(
+            self.peers.send_to(
                 partner,
                 RelayedCollaborationFailed(
                     sender=sender, collaboration_id=cid, reason=reason or ""

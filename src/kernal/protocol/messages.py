@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    model_serializer,
+)
 
 PROTOCOL_VERSION = 1
 
@@ -211,11 +218,39 @@ class AiInfo(ServerMessage):
     reputation: float | None = None
 
 
+class RecentPattern(ServerMessage):
+    """A pattern as ``STATE`` lists it. The hub always sends every field."""
+
+    pattern_id: str
+    contributor: str
+    timestamp: float = 0.0
+    usage_count: int = 0
+    pattern_data: dict[str, Any]
+
+
+class RecentComponent(ServerMessage):
+    """A component as ``STATE`` lists it. The hub always sends every field."""
+
+    component_id: str
+    contributor: str
+    timestamp: float = 0.0
+    quality_score: float | None = None
+    usage_count: int = 0
+    component_data: dict[str, Any]
+
+    @model_serializer(mode="wrap")
+    def _always_quality(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # The key is always there, null or not, as it has been since the first protocol.
+        data: dict[str, Any] = handler(self)
+        data.setdefault("quality_score", self.quality_score)
+        return data
+
+
 class KnowledgeBase(ServerMessage):
     shared_patterns: int
     shared_components: int
-    recent_patterns: list[dict[str, Any]]
-    recent_components: list[dict[str, Any]]
+    recent_patterns: list[RecentPattern]
+    recent_components: list[RecentComponent]
 
 
 class State(ServerMessage):
@@ -321,6 +356,36 @@ class RelayedCollaborationFailed(Relayed):
     type: Literal["COLLABORATION_FAILED"] = "COLLABORATION_FAILED"
     collaboration_id: str
     reason: str
+
+
+RELAYED_FORMS: dict[type[Message], type[Relayed]] = {
+    PatternShare: RelayedPatternShare,
+    ComponentShare: RelayedComponentShare,
+    CollaborationRequest: RelayedCollaborationRequest,
+    CollaborationAccept: RelayedCollaborationAccept,
+    CollaborationReject: RelayedCollaborationReject,
+    CollaborationProgress: RelayedCollaborationProgress,
+    CollaborationComplete: RelayedCollaborationComplete,
+    CollaborationFailed: RelayedCollaborationFailed,
+}
+"""The frame the hub forwards for each client message it relays."""
+
+_NOT_RELAYED = frozenset({"msg_id", "to", "type"})
+
+
+def relayed(message: Message, sender: str, **stamps: Any) -> Relayed:
+    """The relayed form of ``message``: its fields (bar ``msg_id`` and ``to``), ``from`` set to
+    the authenticated ``sender``, plus what the hub adds (``stamps``: a timestamp, the
+    requester's standing...). Raises KeyError for a message the hub never relays.
+
+    The client's fields were validated when its frame was decoded, so the relayed model is
+    built without validating them again.
+    """
+    form = RELAYED_FORMS[type(message)]
+    fields = {
+        name: getattr(message, name) for name in type(message).model_fields.keys() - _NOT_RELAYED
+    }
+    return form.model_construct(sender=sender, **fields, **stamps)
 
 
 SERVER_MESSAGE_TYPES: dict[str, type[ServerMessage]] = {

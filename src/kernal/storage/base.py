@@ -139,6 +139,10 @@ class Store(abc.ABC):
 
     # ------------------------------------------------------------------ lifecycle
 
+    def describe(self) -> str:
+        """Where this store keeps its data, for messages to people (never a password)."""
+        return repr(self)
+
     @abc.abstractmethod
     async def open(self) -> None:
         """Connect and bring the schema to the latest migration."""

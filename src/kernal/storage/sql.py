@@ -86,7 +86,10 @@ class SqlStore(Store):
         return self._writes.batches_committed
 
     def __repr__(self) -> str:
-        return f"SqlStore({self.url.render_as_string(hide_password=True)!r})"
+        return f"SqlStore({self.describe()!r})"
+
+    def describe(self) -> str:
+        return self.url.render_as_string(hide_password=True)
 
     async def __aenter__(self) -> Self:
         if self._engine is None:

@@ -6,9 +6,9 @@ figures must never be cached, so every response here carries ``Cache-Control: no
 
 Contracts:
 
-* ``GET /status`` is a JSON object with at least the integers ``connected_ais``,
+* ``GET /status`` is :class:`~kernal.hub.status.HubStatus`: the integers ``connected_ais``,
   ``shared_patterns``, ``shared_components`` and ``active_collaborations`` (kept from the original
-  prototype; scripts poll it). Any other key :meth:`Hub.status` returns is passed through.
+  prototype; scripts poll it), ``uptime`` and ``demo_tokens``.
 * Lists of patterns, components and collaborations are newest first; stats history is oldest
   first (ready to plot).
 * An unknown id is a 404 ``{"error": "...", "detail": "..."}``; a bad query parameter is a 422
@@ -17,34 +17,20 @@ Contracts:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict
 
+from kernal.hub.server import Hub
+from kernal.hub.status import HubStatus
 from kernal.storage import CollaborationStatus
-
-if TYPE_CHECKING:
-    from kernal.hub.server import Hub
 
 
 class _Record(BaseModel):
     """Built straight from the store's frozen dataclasses."""
 
     model_config = ConfigDict(from_attributes=True)
-
-
-class Status(BaseModel):
-    """The dashboard's headline figures. Extra keys from the hub are kept, not dropped."""
-
-    model_config = ConfigDict(extra="allow")
-
-    connected_ais: int
-    shared_patterns: int
-    shared_components: int
-    active_collaborations: int
-    uptime: float
-    demo_tokens: bool
 
 
 class Health(BaseModel):
@@ -139,9 +125,9 @@ def api_router(hub: Hub) -> APIRouter:
     store = hub.store
 
     @router.get("/status", tags=["status"])
-    async def status() -> Status:
+    async def status() -> HubStatus:
         """Headline figures (compatible with the original prototype's ``/status``)."""
-        return Status.model_validate(await hub.status())
+        return await hub.status()
 
     @router.get("/healthz", tags=["status"])
     async def healthz() -> Health:
@@ -151,20 +137,16 @@ def api_router(hub: Hub) -> APIRouter:
     @router.get("/api/ais", tags=["ais"])
     async def ais() -> Ais:
         """Connected AIs, and every AI ever seen with an ``online`` flag."""
-        joined = {
-            conn.ai_id: conn
-            for conn in hub.joined()
-            if conn.ai_id is not None and conn.specialization is not None
-        }
         connected = [
             ConnectedAi(
-                ai_id=ai_id,
-                specialization=conn.specialization or "",
-                capabilities=list(conn.capabilities),
-                connected_at=conn.connected_at,
+                ai_id=profile.ai_id,
+                specialization=profile.specialization,
+                capabilities=list(profile.capabilities),
+                connected_at=profile.connected_at,
             )
-            for ai_id, conn in sorted(joined.items())
+            for profile in hub.peers.profiles()
         ]
+        joined = {ai.ai_id for ai in connected}
         known = {
             record.ai_id: KnownAi.model_validate(record).model_copy(
                 update={"online": record.ai_id in joined}
@@ -224,7 +206,7 @@ def api_router(hub: Hub) -> APIRouter:
         for record in await store.list_collaborations(status, limit):
             item = Collaboration.model_validate(record)
             live = hub.collaborations.progress_of(record.collaboration_id)
-            if live is not None and record.status == "active":
+            if live is not None and record.status is CollaborationStatus.ACTIVE:
                 item = item.model_copy(update={"progress": live})
             result.append(item)
         return result

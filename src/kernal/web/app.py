@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -22,10 +22,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from kernal import __version__
+from kernal.hub.server import Hub
 from kernal.web.api import api_router
-
-if TYPE_CHECKING:
-    from kernal.hub.server import Hub
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -92,8 +90,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(hub: Hub) -> FastAPI:
-    """The web app of ``hub``. It never starts or stops the hub: run it inside a started hub
-    (``HubSettings.dashboard_port``) or, in tests, call it through ``httpx.ASGITransport``."""
+    """The web app of ``hub``. It never starts or stops the hub: :mod:`kernal.serve` runs it
+    next to a started hub; tests call it through ``httpx.ASGITransport``."""
     app = FastAPI(
         title="kernal hub",
         version=__version__,

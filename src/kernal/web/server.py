@@ -1,4 +1,5 @@
-"""Runs the web app with uvicorn inside the hub's event loop (same process, same state)."""
+"""Runs an ASGI app with uvicorn inside the running event loop (the hub's: same process, same
+state). Started by :mod:`kernal.serve`, never by the hub."""
 
 from __future__ import annotations
 
@@ -7,14 +8,9 @@ import contextlib
 import logging
 import socket
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Any
 
 import uvicorn
-
-from kernal.web.app import create_app
-
-if TYPE_CHECKING:
-    from kernal.hub.server import Hub
 
 log = logging.getLogger("kernal.web")
 
@@ -44,10 +40,9 @@ class WebServer:
                 await self._task
 
 
-async def start_web(hub: Hub) -> WebServer:
-    """Bind the dashboard port (0 picks a free one) and serve until :meth:`WebServer.stop`."""
-    host = hub.settings.web_host
-    port = hub.settings.dashboard_port or 0
+async def start_web(app: Any, host: str, port: int) -> WebServer:
+    """Bind ``host:port`` (port 0 picks a free one) and serve ``app`` until
+    :meth:`WebServer.stop`. Raises OSError if the address cannot be bound."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -59,9 +54,7 @@ async def start_web(hub: Hub) -> WebServer:
     sock.listen(128)
     sock.setblocking(False)
     address = sock.getsockname()[:2]
-    config = uvicorn.Config(
-        create_app(hub), log_config=None, access_log=False, lifespan="off", ws="none"
-    )
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", ws="none")
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:

@@ -1,0 +1,308 @@
+"""One trainer connection, from the first byte to the last: AUTH, then HELLO, then frames.
+
+A :class:`Session` owns its :class:`~kernal.hub.connection.Connection` (framing, the send
+queue) and the protocol state of that connection (who it is, what it said in HELLO). What each
+message *does* is the router's business; who else is online is the registry's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from kernal.hub.auth import Authenticator
+from kernal.hub.connection import Connection
+from kernal.hub.peers import Peers, Profile
+from kernal.hub.presence import Presence
+from kernal.hub.router import Router
+from kernal.protocol import (
+    CLOSING_CODES,
+    PROTOCOL_VERSION,
+    ErrorCode,
+    FrameTooLarge,
+    ProtocolError,
+    decode_auth,
+    decode_client_message,
+)
+from kernal.protocol.messages import (
+    AiLeft,
+    AuthFailed,
+    AuthOk,
+    ClientMessage,
+    Error,
+    Hello,
+    Ping,
+    Pong,
+    ServerMessage,
+)
+from kernal.storage import CollaborationStatus, Store
+from kernal.timing import Clock
+
+log = logging.getLogger("kernal.hub")
+
+EVICTED_CLOSE_TIMEOUT = 1.0  # real seconds a replaced session gets to flush its ERROR
+CLOSE_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True)
+class SessionServices:
+    """What every session of a hub shares."""
+
+    store: Store
+    peers: Peers
+    router: Router
+    presence: Presence
+    auth: Authenticator
+    clock: Clock
+    auth_timeout: float
+
+
+class Session:
+    """The protocol state and frame loop of one connection. ``await session.run()`` serves it
+    until EOF, then departs: fails its collaborations, tells the others, closes."""
+
+    def __init__(self, conn: Connection, services: SessionServices) -> None:
+        self.conn = conn
+        self._services = services
+        self._ai_id: str | None = None
+        self._profile: Profile | None = None
+        self._authenticated_at = 0.0
+        self.evicted = False  # a newer session of the same AI took over
+        self._predecessor: asyncio.Task[None] | None = None
+        self._departure: asyncio.Task[None] | None = None
+
+    @property
+    def ai_id(self) -> str | None:
+        """Set once authenticated."""
+        return self._ai_id
+
+    @property
+    def profile(self) -> Profile | None:
+        """Set by the first HELLO, replaced by later ones."""
+        return self._profile
+
+    @property
+    def joined(self) -> bool:
+        return self._profile is not None
+
+    def send(self, message: ServerMessage) -> None:
+        self.conn.send(message)
+
+    def send_raw(self, frame: bytes) -> None:
+        self.conn.send_raw(frame)
+
+    # ------------------------------------------------------------------ life
+
+    async def run(self) -> None:
+        try:
+            if await self._authenticate():
+                await self._serve()
+        except FrameTooLarge as exc:
+            log.warning("[%s] %s from %s", self._ai_id or "?", exc.reason, self.conn.peer)
+            self.conn.send(Error(code=exc.code, error=exc.reason))
+        except Exception:
+            log.exception("[%s] Connection handler failed; closing it", self._ai_id or "?")
+        finally:
+            await asyncio.shield(self.depart())
+
+    def evict(self, reason: str) -> None:
+        """A newer session of the same AI took over: tell this client why, then depart."""
+        self.evicted = True
+        self.conn.send(Error(code=ErrorCode.REPLACED, error=reason))
+        self.depart(close_timeout=EVICTED_CLOSE_TIMEOUT)
+
+    def depart(self, *, close_timeout: float = CLOSE_TIMEOUT) -> asyncio.Task[None]:
+        """Start leaving (once; later calls return the same task): fail this AI's active
+        collaborations, tell the others, close the connection."""
+        if self._departure is None:
+            self._departure = asyncio.create_task(self._leave(close_timeout))
+            if self._ai_id is not None:
+                self._services.peers.departing(self._ai_id, self._departure)
+        return self._departure
+
+    async def _leave(self, close_timeout: float) -> None:
+        services = self._services
+        try:
+            if self._predecessor is not None:
+                # Its AI_LEFT and failed collaborations go out before anything of ours.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._predecessor)
+            ai_id = self._ai_id
+            if ai_id is None:
+                return
+            services.peers.release(self)
+            for record in services.router.detach(ai_id) if self.joined else []:
+                await services.router.end_collaboration(
+                    record,
+                    CollaborationStatus.FAILED,
+                    sender=ai_id,
+                    reason=f"partner {ai_id} disconnected",
+                )
+            if self.joined:
+                with contextlib.suppress(Exception):
+                    await services.store.touch_ai(ai_id, services.clock.now())
+                services.peers.broadcast(AiLeft(ai_id=ai_id))
+            log.info("[-] AI Trainer disconnected: %s", ai_id)
+        finally:
+            await self.conn.close(timeout=close_timeout)
+
+    # ------------------------------------------------------------------ AUTH
+
+    async def _authenticate(self) -> bool:
+        services = self._services
+        conn = self.conn
+        try:
+            async with asyncio.timeout(services.auth_timeout):
+                frame = await conn.next_frame()
+        except TimeoutError:
+            conn.send(AuthFailed(error=f"no AUTH within {services.auth_timeout:g} s"))
+            return False
+        if frame is None:
+            return False
+        try:
+            auth = decode_auth(frame)
+        except ProtocolError as exc:
+            log.warning("[?] Authentication failed from %s: %s", conn.peer, exc.reason)
+            conn.send(AuthFailed(error=exc.reason))
+            return False
+        problem = await services.auth.check(auth.ai_id, auth.token)
+        if problem is not None:
+            log.warning("[-] Authentication failed for %s @ %s: %s", auth.ai_id, conn.peer, problem)
+            conn.send(AuthFailed(error=problem))
+            return False
+        self._ai_id = conn.name = auth.ai_id
+        self._authenticated_at = services.clock.now()
+        # One step, no await: of simultaneous logins of one AI, the last to get here is live.
+        previous = services.peers.claim(self)
+        if isinstance(previous, Session):
+            log.info("[%s] New connection from %s takes over", auth.ai_id, conn.peer)
+            previous.evict(
+                f"{auth.ai_id} connected again from {conn.peer}; closing this connection"
+            )
+        self._predecessor = services.peers.departure_of(auth.ai_id)
+        if self._predecessor is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._predecessor)
+        if not services.peers.is_live(self):
+            return False  # an even newer login took over while we waited
+        conn.send(AuthOk(ai_id=auth.ai_id))
+        log.info("[+] AI Trainer authenticated: %s @ %s", auth.ai_id, conn.peer)
+        return True
+
+    # ------------------------------------------------------------------ frames
+
+    async def _serve(self) -> None:
+        """Serve frames until EOF. Replies keep the order of the frames they answer.
+
+        Runs of plain shares that arrived together are stored concurrently: their writes queue
+        in order and commit together (group commit), and their ACKs and relays go out in order.
+        Anything else waits for the shares before it, so it sees their effects.
+        """
+        can_pipeline = self._services.router.can_pipeline
+        while frames := await self.conn.next_frames():
+            shares: list[ClientMessage] = []
+            for frame in frames:
+                if self.evicted:
+                    return
+                try:
+                    message = decode_client_message(frame)
+                    if self.joined and can_pipeline(message):
+                        shares.append(message)
+                        continue
+                    await self._dispatch_all(shares)
+                    shares = []
+                    await self._dispatch(message)
+                except ProtocolError as exc:
+                    await self._dispatch_all(shares)
+                    shares = []
+                    if not self._reply_error(exc):
+                        return
+            await self._dispatch_all(shares)
+
+    async def _dispatch(self, message: ClientMessage) -> None:
+        try:
+            await self._carry_out(message)
+        except ProtocolError:
+            raise
+        except Exception:
+            # A bug or an outage must cost this frame, not the connection or the hub.
+            log.exception("[%s] Failed to handle %s", self._ai_id, message.type)
+            raise ProtocolError(
+                ErrorCode.INTERNAL_ERROR,
+                f"the hub failed to handle this {message.type}; nothing was stored",
+                message.msg_id,
+            ) from None
+
+    async def _carry_out(self, message: ClientMessage) -> None:
+        if isinstance(message, Ping):
+            self.conn.send(Pong(ref=message.msg_id))
+        elif isinstance(message, Hello):
+            await self._hello(message)
+        elif not self.joined:
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN, "send HELLO before other messages", message.msg_id
+            )
+        else:
+            await self._services.router.dispatch(self, message)
+
+    async def _dispatch_all(self, messages: list[ClientMessage]) -> None:
+        async def one(message: ClientMessage) -> None:
+            try:
+                await self._dispatch(message)
+            except ProtocolError as exc:
+                self._reply_error(exc)
+
+        if len(messages) == 1:
+            await one(messages[0])
+        elif messages:
+            # gather starts the coroutines in order, so their writes are queued in order.
+            await asyncio.gather(*(one(message) for message in messages))
+
+    def _reply_error(self, exc: ProtocolError) -> bool:
+        """Send the ERROR; return whether the connection stays open."""
+        log.info("[%s] ERROR %s: %s", self._ai_id, exc.code, exc.reason)
+        self.conn.send(Error(code=exc.code, error=exc.reason, ref=exc.ref))
+        return exc.code not in CLOSING_CODES
+
+    # ------------------------------------------------------------------ HELLO
+
+    async def _hello(self, hello: Hello) -> None:
+        services = self._services
+        ai_id = self._ai_id
+        assert ai_id is not None
+        if hello.protocol_version != PROTOCOL_VERSION:
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD,
+                f"protocol_version {hello.protocol_version} is not supported; "
+                f"this hub speaks {PROTOCOL_VERSION}",
+                hello.msg_id,
+            )
+        first = self._profile is None
+        profile = Profile(
+            ai_id=ai_id,
+            specialization=hello.specialization,
+            capabilities=tuple(hello.capabilities),
+            connected_at=self._authenticated_at,
+        )
+        await services.store.upsert_ai(
+            ai_id, profile.specialization, list(profile.capabilities), services.clock.now()
+        )
+        state = await services.presence.welcome(profile)
+        # No await from here to the broadcast: STATE is the first frame after HELLO, before any
+        # AI_JOINED, AI_LEFT or relay that other connections cause once this one counts as joined.
+        if self.evicted:
+            return
+        self._profile = profile
+        if first:
+            services.peers.join(self)
+        self.conn.send(state)
+        log.info(
+            "AI %s joined: specialization=%s, capabilities=%s",
+            ai_id,
+            profile.specialization,
+            list(profile.capabilities),
+        )
+        if first:
+            services.peers.broadcast(services.presence.joined(profile), exclude=ai_id)

@@ -1,0 +1,64 @@
+"""The hub's periodic duties: collaboration progress flushed to the store and a snapshot of the
+headline figures for the history charts, every ``interval`` scenario seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from kernal.hub.collaborations import CollaborationBook
+from kernal.hub.status import HubStatus
+from kernal.storage import NotFoundError, Store
+from kernal.timing import Clock
+
+log = logging.getLogger("kernal.hub")
+
+
+class StatsRecorder:
+    def __init__(
+        self,
+        *,
+        status: Callable[[], Awaitable[HubStatus]],
+        store: Store,
+        book: CollaborationBook,
+        clock: Clock,
+        interval: float,
+    ) -> None:
+        self._status = status
+        self._store = store
+        self._book = book
+        self._clock = clock
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def save_progress(self) -> None:
+        """Write the collaboration progress reported since the last call (one group commit)."""
+        unsaved = self._book.take_progress()
+        results = await asyncio.gather(
+            *(self._store.set_collaboration_progress(cid, p) for cid, p in unsaved.items()),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, Exception) and not isinstance(result, NotFoundError):
+                log.error("Could not store collaboration progress: %s", result)
+
+    async def _run(self) -> None:
+        while True:
+            await self._clock.sleep(self._interval)
+            await self.save_progress()
+            try:
+                status = await self._status()
+                await self._store.add_stats_snapshot(status.snapshot(self._clock.now()))
+            except Exception:
+                log.exception("Could not record a stats snapshot")
