@@ -91,7 +91,7 @@ async def test_engine_example_runs_in_a_trainer(make_hub: HubFactory) -> None:
         trainers.append(Trainer(settings, engine=engine))
     results = await asyncio.gather(*(t.run(duration=120) for t in trainers))
     assert all(t.succeeded() for t in trainers), results
-    assert results[0]["engine"] == "echo"
+    assert results[0].engine == "echo"
     patterns = await hub.store.recent_patterns(10)
     assert any(p.pattern_data.get("seen") for p in patterns)  # it learned from its peer
 

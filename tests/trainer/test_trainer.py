@@ -35,11 +35,11 @@ async def test_two_trainers_share_and_collaborate(make_hub: HubFactory) -> None:
     results = await asyncio.gather(one.run(duration=150), two.run(duration=150))
     for trainer, result in zip((one, two), results, strict=True):
         assert trainer.succeeded(), result
-        assert result["patterns_shared"] == 3 and result["components_shared"] == 2
-        assert result["collaborations_completed"] >= 1
-        assert result["hub_errors"] == []
-    assert results[0]["reputation"]["AI_Node_2"] > 0.5
-    assert results[1]["reputation"]["AI_Node_1"] > 0.5
+        assert result.patterns_shared == 3 and result.components_shared == 2
+        assert result.collaborations_completed >= 1
+        assert result.hub_errors == []
+    assert results[0].trust.scores["AI_Node_2"] > 0.5
+    assert results[1].trust.scores["AI_Node_1"] > 0.5
     status = await hub.status()
     assert status.shared_patterns == 6
     # 4 shared components plus one per completed collaboration.
@@ -83,8 +83,8 @@ async def test_partner_lost_midway_lowers_its_reputation(make_hub: HubFactory) -
 async def test_bad_token_stops_without_retrying(hub: Hub) -> None:
     trainer = _trainer(hub, 1, "networking", token="wrong")
     result = await asyncio.wait_for(trainer.run(duration=1000), 10)
-    assert "invalid token" in result["auth_error"]
-    assert not result["connected"]
+    assert "invalid token" in (result.auth_error or "")
+    assert not result.connected
     assert not trainer.succeeded()
 
 
@@ -105,10 +105,10 @@ async def test_trainer_reconnects_after_hub_restart(make_hub: HubFactory) -> Non
     assert "AI_Node_1" in restarted.peers.sessions()
     trainer.stop()
     result = await task
-    assert result["reconnects"] >= 1
+    assert result.reconnects >= 1
     # Nothing was lost or duplicated across the restart.
     patterns = await restarted.store.recent_patterns(100)
-    assert len(patterns) == result["patterns_shared"]
+    assert len(patterns) == result.patterns_shared
 
 
 async def test_replaced_trainer_does_not_fight_back(hub: Hub) -> None:

@@ -8,7 +8,10 @@ same way)::
     [project.entry-points."kernal.engines"]
     my_engine = "my_package.engine:MyEngine"
 
-then run ``kernal trainer AI_X networking TOKEN --engine my_engine``.
+then run ``kernal trainer AI_X networking TOKEN --engine my_engine``. An engine with settings
+declares them as a pydantic model (``Options = MyOptions``, a subclass of
+:class:`EngineOptions`); ``--option KEY=VALUE`` on the command line (and the harness) fills it,
+and a wrong name or value fails before the trainer connects.
 """
 
 from __future__ import annotations
@@ -18,15 +21,29 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 ENGINE_GROUP = "kernal.engines"
+
+
+class EngineOptions(BaseModel):
+    """Base of an engine's typed options. Unknown names are errors, so a typo never passes
+    silently; values from the command line arrive as text and are converted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EngineOptionsError(ValueError):
+    """Options an engine does not accept; the message names each one and why."""
 
 
 @dataclass(frozen=True)
 class EngineContext:
     """What an engine knows about the trainer it runs in. ``options`` carries engine-specific
-    settings from the command line (``--data``, ``--split``, ``--behaviour``, ...)."""
+    settings from the command line (``--data``, ``--split``, ``--option KEY=VALUE``, ...), as
+    given; the engine reads them through its :attr:`Engine.Options` model."""
 
     ai_id: str
     specialization: str
@@ -71,9 +88,28 @@ class Engine(abc.ABC):
     """Base class of training engines. One instance per trainer; methods run on its event loop."""
 
     name: str = "engine"
+    Options: ClassVar[type[EngineOptions]] = EngineOptions
+    """The engine's options model; the base has none."""
 
     def __init__(self, context: EngineContext) -> None:
         self.context = context
+        self.options = self.parse_options(context.options)
+
+    @classmethod
+    def parse_options(cls, raw: Mapping[str, Any]) -> EngineOptions:
+        """``raw`` validated into :attr:`Options`; raises :class:`EngineOptionsError`."""
+        try:
+            return cls.Options.model_validate(dict(raw))
+        except ValidationError as exc:
+            problems = []
+            for error in exc.errors(include_url=False):
+                where = ".".join(str(part) for part in error["loc"]) or "options"
+                message = "unknown option" if error["type"] == "extra_forbidden" else error["msg"]
+                problems.append(f"{where}: {message}")
+            known = ", ".join(cls.Options.model_fields) or "none"
+            raise EngineOptionsError(
+                f"engine {cls.name!r} options: {'; '.join(problems)} (its options: {known})"
+            ) from None
 
     @abc.abstractmethod
     async def train(self) -> dict[str, Any]:

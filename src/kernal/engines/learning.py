@@ -25,17 +25,50 @@ import functools
 import time
 import zlib
 from collections import deque
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field, field_validator
 
-from kernal.engines.base import Artifact, Assessment, CollaborationTask, Engine
+from kernal.engines.base import Artifact, Assessment, CollaborationTask, Engine, EngineOptions
 from kernal.learning.attacks import parse_behaviour
-from kernal.learning.data import Dataset, holdout, load_digits, load_file, make_shard
+from kernal.learning.data import (
+    Dataset,
+    holdout,
+    load_digits,
+    load_file,
+    make_shard,
+    parse_split,
+)
 from kernal.learning.merge import evaluate_merge, fedavg
 from kernal.learning.model import SoftmaxModel
 
 MERGE_MODES = ("gated", "fedavg")
+
+
+class LearningOptions(EngineOptions):
+    """The learning engine's options (see the module docstring)."""
+
+    data: str | None = None
+    split: str = "dirichlet:0.5"
+    shard_size: int | None = Field(default=None, ge=1)
+    behaviour: str = "honest"
+    merge: Literal["gated", "fedavg"] = "gated"
+    local_epochs: int = Field(default=30, ge=0)
+    epochs_per_tick: int = Field(default=5, ge=0)
+
+    @field_validator("split")
+    @classmethod
+    def _split(cls, value: str) -> str:
+        parse_split(value)
+        return value
+
+    @field_validator("behaviour")
+    @classmethod
+    def _behaviour(cls, value: str) -> str:
+        return parse_behaviour(value).name
+
+
 TICKS_PER_COLLABORATION = 4
 HISTORY = 5  # recent models kept to recognise a free rider sending one back
 
@@ -54,25 +87,23 @@ def data_seed(seed: int | None, ai_id: str) -> int:
 
 class LearningEngine(Engine):
     name = "learning"
+    Options = LearningOptions
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        options = self.context.options
-        self.source: str | None = options.get("data")
-        self.split = str(options.get("split", "dirichlet:0.5"))
-        self.behaviour = parse_behaviour(str(options.get("behaviour", "honest")))
-        self.merge_mode = str(options.get("merge", "gated"))
-        if self.merge_mode not in MERGE_MODES:
-            raise ValueError(f"unknown merge {self.merge_mode!r}: expected one of {MERGE_MODES}")
-        self.local_epochs = int(options.get("local_epochs", 30))
-        self.epochs_per_tick = int(options.get("epochs_per_tick", 5))
-        shard_size = options.get("shard_size")
+        options = self.options
+        assert isinstance(options, LearningOptions)
+        self.source = options.data
+        self.split = options.split
+        self.behaviour = parse_behaviour(options.behaviour)
+        self.merge_mode = options.merge
+        self.local_epochs = options.local_epochs
+        self.epochs_per_tick = options.epochs_per_tick
+        shard_size = options.shard_size
         self.seed = data_seed(self.context.seed, self.context.ai_id)
         self.rng = np.random.default_rng(self.seed)
         pool, self.test = dataset_for(self.source)
-        self.shard = make_shard(
-            pool, self.split, self.seed, None if shard_size is None else int(shard_size)
-        )
+        self.shard = make_shard(pool, self.split, self.seed, shard_size)
         n_classes = pool.n_classes
         # What this trainer learns from (flipped labels for a label-flipping adversary).
         self.train_y = self.behaviour.training_labels(self.shard.train.y, n_classes)
@@ -218,6 +249,7 @@ class LearningEngine(Engine):
     def summary(self) -> dict[str, Any]:
         return {
             "behaviour": self.behaviour.name,
+            "data": self.source,
             "split": self.split,
             "merge": self.merge_mode,
             "local_only_accuracy": None

@@ -5,11 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from kernal.engines.learning import LearningEngine
-from kernal.trainer.trainer import Trainer
+from kernal.trainer.report import TrainerReport
 
 
 def write_charts(
-    trainers: dict[str, Trainer], *, started: float, speed: float, threshold: float, out: Path
+    reports: dict[str, TrainerReport],
+    *,
+    started: float,
+    speed: float,
+    threshold: float,
+    out: Path,
 ) -> list[Path]:
     """Accuracy over time per trainer, and reputation over time as honest trainers see their
     peers. Times are scenario seconds since ``started`` (a wall-clock Unix time)."""
@@ -22,17 +27,20 @@ def write_charts(
         raise RuntimeError("--plot needs matplotlib: pip install 'kernal[charts]'") from exc
 
     out.mkdir(parents=True, exist_ok=True)
-    engines = {ai: t.engine for ai, t in trainers.items() if isinstance(t.engine, LearningEngine)}
-    malicious = {ai for ai, e in engines.items() if e.behaviour.malicious}
+    summaries = {
+        ai: r.engine_summary for ai, r in reports.items() if r.engine == LearningEngine.name
+    }
+    behaviours = {ai: str(s.get("behaviour", "honest")) for ai, s in summaries.items()}
+    malicious = {ai for ai, behaviour in behaviours.items() if behaviour != "honest"}
 
     def when(wall: float) -> float:
         return (wall - started) * speed
 
     fig, ax = plt.subplots(figsize=(9, 5))
-    for ai, engine in sorted(engines.items()):
-        points = engine.history
+    for ai, summary in sorted(summaries.items()):
+        points = summary.get("accuracy_history", [])
         style = "--" if ai in malicious else "-"
-        label = f"{ai} ({engine.behaviour.name})" if ai in malicious else ai
+        label = f"{ai} ({behaviours[ai]})" if ai in malicious else ai
         ax.plot([when(t) for t, _ in points], [a for _, a in points], style, label=label)
     ax.set(xlabel="scenario time (s)", ylabel="test accuracy", title="Accuracy over time")
     ax.set_ylim(0, 1)
@@ -43,11 +51,11 @@ def write_charts(
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(9, 5))
-    for viewer, trainer in sorted(trainers.items()):
+    for viewer, report in sorted(reports.items()):
         if viewer in malicious:
             continue
         by_peer: dict[str, list[tuple[float, float]]] = {}
-        for t, peer, score in trainer.reputation.history:
+        for t, peer, score in report.trust.history:
             by_peer.setdefault(peer, []).append((when(t), score))
         for peer, points in by_peer.items():
             bad = peer in malicious

@@ -8,7 +8,7 @@ from typing import Any
 
 from kernal.engines.learning import LearningEngine, dataset_for
 from kernal.learning.model import SoftmaxModel
-from kernal.trainer.trainer import Trainer
+from kernal.trainer.report import TrainerReport
 
 CENTRALIZED_EPOCHS = 100
 
@@ -24,39 +24,27 @@ def centralized_accuracy(source: str | None, *, epochs: int = CENTRALIZED_EPOCHS
 DETECTION_WINDOW = 5
 
 
-def interactions_to_distrust(trainer: Trainer, peer: str, threshold: float) -> int | None:
-    """How many of ``trainer``'s interactions with ``peer`` it took for the peer to fall below
-    ``threshold`` (0: it started below, seeded from the hub's record); None if it never did."""
-    book = trainer.reputation
-    if book.seeded.get(peer, book.initial) < threshold:
-        return 0
-    updates = (score for _, who, score in book.history if who == peer)
-    for n, score in enumerate(updates, start=1):
-        if score < threshold:
-            return n
-    return None
-
-
 def _mean(values: list[float]) -> float | None:
     return round(statistics.fmean(values), 4) if values else None
 
 
-def learning_section(trainers: dict[str, Trainer], threshold: float) -> dict[str, Any] | None:
+def learning_section(reports: dict[str, TrainerReport], threshold: float) -> dict[str, Any] | None:
     """Overall figures, or None when no trainer ran the learning engine."""
-    engines = {
-        ai_id: t.engine for ai_id, t in trainers.items() if isinstance(t.engine, LearningEngine)
+    summaries = {
+        ai_id: r.engine_summary for ai_id, r in reports.items() if r.engine == LearningEngine.name
     }
-    if not engines:
+    if not summaries:
         return None
-    honest = [ai for ai, e in engines.items() if not e.behaviour.malicious]
-    poisoners = [ai for ai, e in engines.items() if e.behaviour.malicious]
-    final = {ai: e.test_accuracy() for ai, e in engines.items()}
-    local = {ai: e.local_only_accuracy for ai, e in engines.items()}
-    sources = {e.source for e in engines.values()}
+    honest = [ai for ai, s in summaries.items() if s.get("behaviour", "honest") == "honest"]
+    poisoners = [ai for ai in summaries if ai not in honest]
+    final = {ai: s.get("final_accuracy") for ai, s in summaries.items()}
+    local = {ai: s.get("local_only_accuracy") for ai, s in summaries.items()}
+    sources = {s.get("data") for s in summaries.values()}
+    trust = {ai: reports[ai].trust for ai in summaries}
     section: dict[str, Any] = {
         "honest_trainers": honest,
         "poisoners": poisoners,
-        "mean_honest_accuracy": _mean([final[ai] for ai in honest]),
+        "mean_honest_accuracy": _mean([acc for ai in honest if (acc := final[ai]) is not None]),
         "mean_honest_local_only_accuracy": _mean(
             [acc for ai in honest if (acc := local[ai]) is not None]
         ),
@@ -64,7 +52,9 @@ def learning_section(trainers: dict[str, Trainer], threshold: float) -> dict[str
         if len(sources) == 1
         else None,
         "honest_below_local_only": [
-            ai for ai in honest if (base := local[ai]) is not None and final[ai] < base
+            ai
+            for ai in honest
+            if (base := local[ai]) is not None and (acc := final[ai]) is not None and acc < base
         ],
     }
 
@@ -73,9 +63,9 @@ def learning_section(trainers: dict[str, Trainer], threshold: float) -> dict[str
         return {
             target: _mean(
                 [
-                    trainers[viewer].reputation.scores[target]
+                    trust[viewer].scores[target]
                     for viewer in honest
-                    if viewer != target and target in trainers[viewer].reputation.interactions
+                    if viewer != target and target in trust[viewer].interactions
                 ]
             )
             for target in targets
@@ -85,11 +75,10 @@ def learning_section(trainers: dict[str, Trainer], threshold: float) -> dict[str
     # A pair met if they worked together, or if the honest trainer refused the poisoner for
     # low reputation (a poisoner known only from STATE has not been judged by this trainer).
     met = [
-        interactions_to_distrust(trainers[viewer], poisoner, threshold)
+        trust[viewer].interactions_to_distrust(poisoner)
         for viewer in honest
         for poisoner in poisoners
-        if poisoner in trainers[viewer].reputation.interactions
-        or poisoner in trainers[viewer].stats.rejected_for_trust
+        if trust[viewer].met(poisoner)
     ]
     section["honest_poisoner_pairs_met"] = len(met)
     section["poisoners_distrusted_within_5"] = (
@@ -98,10 +87,10 @@ def learning_section(trainers: dict[str, Trainer], threshold: float) -> dict[str
         else None
     )
     pairs = [
-        trainers[viewer].reputation.scores[peer]
+        trust[viewer].scores[peer]
         for viewer in honest
         for peer in honest
-        if peer != viewer and peer in trainers[viewer].reputation.interactions
+        if peer != viewer and peer in trust[viewer].interactions
     ]
     section["honest_pairs_below_threshold"] = (
         round(sum(score < threshold for score in pairs) / len(pairs), 4) if pairs else None

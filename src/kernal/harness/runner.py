@@ -7,6 +7,7 @@ import asyncio
 import logging
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from kernal.hub.status import HubStatus
 from kernal.serve import build_store, start_service
 from kernal.storage import CollaborationStatus
 from kernal.timing import Clock
+from kernal.trainer.report import TrainerReport
 from kernal.trainer.trainer import Trainer
 
 log = logging.getLogger("kernal.harness")
@@ -32,24 +34,20 @@ STOP_TIMEOUT = 30.0  # real seconds the trainers get to stop at the end of a sce
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How the trainers of a run learn (see kernal.engines.learning for the options)."""
+    """How the trainers of a run work: their engine and its options (as ``--option`` gives
+    them), who attacks in a scenario that has poisoners, charts, the trust threshold."""
 
     engine: str = "learning"
-    split: str = "dirichlet:0.5"
-    merge: str = "gated"
-    data: str | None = None
+    engine_options: Mapping[str, Any] = field(default_factory=dict)
     adversaries: Adversaries = field(default_factory=Adversaries)
     plot: Path | None = None
     trust_threshold: float = 0.5
 
-    def engine_options(self, spec: TrainerSpec) -> dict[str, Any]:
-        options: dict[str, Any] = {
-            "split": self.split,
-            "merge": self.merge,
-            "behaviour": spec.behaviour,
-        }
-        if self.data is not None:
-            options["data"] = self.data
+    def options_for(self, spec: TrainerSpec) -> dict[str, Any]:
+        """The engine options of one trainer: the run's, plus its attack if it is a poisoner."""
+        options = dict(self.engine_options)
+        if spec.behaviour != "honest":
+            options["behaviour"] = spec.behaviour
         return options
 
 
@@ -118,7 +116,7 @@ async def _run(
                 seed=seed,
                 trust_threshold=options.trust_threshold,
                 engine=options.engine,
-                engine_options=options.engine_options(spec),
+                engine_options=options.options_for(spec),
             )
         )
         for spec in specs
@@ -131,7 +129,7 @@ async def _run(
         # Anchored to the start, so sampling does not drift by the time each sample takes.
         await asyncio.sleep(max(0.0, started + clock.real(scenario_seconds) - loop.time()))
 
-    async def run_trainer(spec: TrainerSpec) -> dict[str, Any]:
+    async def run_trainer(spec: TrainerSpec) -> TrainerReport:
         await until(spec.join_at)
         return await trainers[spec.ai_id].run()
 
@@ -157,16 +155,14 @@ async def _run(
             task.cancel()
         results = await asyncio.gather(*tasks.values(), return_exceptions=True)
     end_time = time.time()
-    report_trainers: dict[str, Any] = {}
-    for ai_id, result in zip(tasks, results, strict=True):
-        if isinstance(result, BaseException):
-            report_trainers[ai_id] = {"results": {"error": repr(result)}, "success": False}
-        else:
-            summary = result.get("engine_summary", {})
-            for key in ("behaviour", "local_only_accuracy", "final_accuracy"):
-                if key in summary:
-                    result[key] = summary[key]
-            report_trainers[ai_id] = {"results": result, "success": trainers[ai_id].succeeded()}
+    reports: dict[str, TrainerReport] = {}
+    for spec, result in zip(specs, results, strict=True):
+        reports[spec.ai_id] = (
+            TrainerReport.failed(spec.ai_id, spec.specialization, options.engine, repr(result))
+            if isinstance(result, BaseException)
+            else result
+        )
+    report_trainers = {ai_id: _trainer_entry(report) for ai_id, report in reports.items()}
     report: dict[str, Any] = {
         "scenario": scenario.name,
         "scenario_key": scenario.key,
@@ -179,12 +175,12 @@ async def _run(
         "end_time": end_time,
         "duration": round(end_time - start_time, 3),
     }
-    learning = learning_section(trainers, options.trust_threshold)
+    learning = learning_section(reports, options.trust_threshold)
     if learning is not None:
         report["learning"] = learning
         if options.plot is not None:
             charts = write_charts(
-                trainers,
+                reports,
                 started=start_time,
                 speed=clock.speed,
                 threshold=options.trust_threshold,
@@ -192,6 +188,16 @@ async def _run(
             )
             report["charts"] = [str(path) for path in charts]
     return report
+
+
+def _trainer_entry(report: TrainerReport) -> dict[str, Any]:
+    """A trainer's entry in the harness report: its results, a few learning figures lifted to
+    the top, and whether it succeeded."""
+    results = report.results()
+    for key in ("behaviour", "local_only_accuracy", "final_accuracy"):
+        if key in report.engine_summary:
+            results[key] = report.engine_summary[key]
+    return {"results": results, "success": report.succeeded}
 
 
 def _sampled(status: HubStatus) -> dict[str, int]:

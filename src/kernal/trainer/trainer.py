@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +36,7 @@ from kernal.protocol.messages import (
     RelayedPatternShare,
     State,
 )
+from kernal.trainer import policy
 from kernal.trainer.capabilities import CapabilityCatalog
 from kernal.trainer.client import (
     AuthenticationError,
@@ -45,6 +45,7 @@ from kernal.trainer.client import (
     HubError,
     Incoming,
 )
+from kernal.trainer.report import TrainerReport, TrustRecord
 from kernal.trainer.reputation import ReputationBook
 
 log = logging.getLogger("kernal.trainer")
@@ -52,8 +53,6 @@ log = logging.getLogger("kernal.trainer")
 TRAINING_TIME = 2.0  # scenario seconds of local training before sharing starts
 PATTERN_INTERVAL = 10.0
 TICK = 5.0  # collaboration requests and progress
-MAX_ACTIVE_FOR_REQUESTS = 2  # ask for more work only below this many collaborations
-MAX_ACTIVE_FOR_ACCEPT = 3  # accept non-complementary requests only below this many
 REQUEST_PATIENCE = 2  # ticks a request counts as pending work while nobody answers it
 STOP_TIMEOUT = 10.0  # real seconds run() waits for its tasks to finish when stopping
 
@@ -85,13 +84,16 @@ class TrainerStats:
 
 
 class Trainer:
-    """One trainer process' behaviour. ``await trainer.run(duration)`` returns its results."""
+    """One trainer's behaviour. ``await trainer.run(duration)`` returns its report. The engine
+    is ``engine`` if given, else an instance of ``engine_class``, else the one registered
+    under ``settings.engine``."""
 
     def __init__(
         self,
         settings: TrainerSettings,
         *,
         engine: Engine | None = None,
+        engine_class: type[Engine] | None = None,
         patterns_to_share: int = 3,
         components_to_share: int = 2,
     ) -> None:
@@ -100,7 +102,13 @@ class Trainer:
         self.clock = settings.clock
         self.catalog = CapabilityCatalog(settings.extra_capabilities)
         self.capabilities = self.catalog.capabilities_of(settings.specialization)
-        self.rng = random.Random(f"{settings.seed}:{settings.ai_id}")
+        # Seeded: a seeded run replays, ids included. Unseeded: fresh ids on every run, so a
+        # restarted trainer's shares are new shares, not duplicates of the last run's.
+        self.rng = (
+            random.Random(f"{settings.seed}:{settings.ai_id}")
+            if settings.seed is not None
+            else random.Random()
+        )
         context = EngineContext(
             settings.ai_id,
             settings.specialization,
@@ -109,7 +117,7 @@ class Trainer:
             self.rng,
             settings.engine_options,
         )
-        self.engine = engine or load_engine(settings.engine)(context)
+        self.engine = engine or (engine_class or load_engine(settings.engine))(context)
         self.reputation = ReputationBook(settings.reputation_alpha, settings.initial_reputation)
         self.stats = TrainerStats()
         self.peers: dict[str, str] = {}  # ai_id -> specialization
@@ -141,8 +149,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ running
 
-    async def run(self, duration: float | None = None) -> dict[str, Any]:
-        """Run ``duration`` scenario seconds (or until :meth:`stop`); return :meth:`results`."""
+    async def run(self, duration: float | None = None) -> TrainerReport:
+        """Run ``duration`` scenario seconds (or until :meth:`stop`); return :meth:`report`."""
         connection = asyncio.create_task(self.client.run())
         behaviour = [
             asyncio.create_task(self._learn_and_share()),
@@ -169,36 +177,46 @@ class Trainer:
             _, stuck = await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
             if stuck:
                 log.warning("[%s] %d tasks did not stop in time", self.ai_id, len(stuck))
-        return self.results()
+        return self.report()
 
     def stop(self) -> None:
         """Ask :meth:`run` to disconnect and return."""
         self._stop.set()
 
-    def results(self) -> dict[str, Any]:
+    def report(self) -> TrainerReport:
         s = self.stats
-        return {
-            "specialization": self.settings.specialization,
-            "engine": self.engine.name,
-            "connected": self.client.connections > 0,
-            "reconnects": max(0, self.client.connections - 1),
-            "auth_error": self._auth_error,
-            "training": self._training,
-            "patterns_shared": s.patterns_shared,
-            "components_shared": s.components_shared,
-            "collaboration_requests_sent": s.requests_sent,
-            "collaboration_requests_received": s.requests_received,
-            "requests_accepted": s.requests_accepted,
-            "requests_rejected": s.requests_rejected,
-            "rejections_received": s.rejections_received,
-            "rejected_for_low_reputation": dict(sorted(s.rejected_for_trust.items())),
-            "collaborations_completed": s.collaborations_completed,
-            "collaborations_failed": s.collaborations_failed,
-            "active_collaborations": len(self.active),
-            "reputation": self.reputation.snapshot(),
-            "hub_errors": s.hub_errors[-20:],
-            "engine_summary": self.engine.summary(),
-        }
+        book = self.reputation
+        return TrainerReport(
+            ai_id=self.ai_id,
+            specialization=self.settings.specialization,
+            engine=self.engine.name,
+            connected=self.client.connections > 0,
+            reconnects=max(0, self.client.connections - 1),
+            auth_error=self._auth_error,
+            training=self._training,
+            patterns_shared=s.patterns_shared,
+            components_shared=s.components_shared,
+            collaboration_requests_sent=s.requests_sent,
+            collaboration_requests_received=s.requests_received,
+            requests_accepted=s.requests_accepted,
+            requests_rejected=s.requests_rejected,
+            rejections_received=s.rejections_received,
+            collaborations_completed=s.collaborations_completed,
+            collaborations_failed=s.collaborations_failed,
+            active_collaborations=len(self.active),
+            hub_errors=list(s.hub_errors),
+            engine_summary=self.engine.summary(),
+            succeeded=self.succeeded(),
+            trust=TrustRecord(
+                threshold=self.settings.trust_threshold,
+                initial=book.initial,
+                scores=dict(book.scores),
+                interactions=dict(book.interactions),
+                seeded=dict(book.seeded),
+                history=list(book.history),
+                rejected_for_trust=dict(s.rejected_for_trust),
+            ),
+        )
 
     def succeeded(self) -> bool:
         """Connected and shared everything it planned to."""
@@ -211,7 +229,7 @@ class Trainer:
 
     def _new_id(self, kind: str) -> str:
         self._ids += 1
-        return f"{self.ai_id}_{kind}_{int(time.time() * 1000)}_{self._ids}"
+        return f"{self.ai_id}_{kind}_{self.rng.getrandbits(48):012x}_{self._ids}"
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -276,7 +294,9 @@ class Trainer:
                 # Requests still waiting for an answer count, or a busy hub (slow answers)
                 # would make us ask again every tick and end up in far more than we want.
                 busy = len(self.active) + len(self._unanswered)
-                if busy < MAX_ACTIVE_FOR_REQUESTS and self.peers and self._trained.is_set():
+                if policy.should_request(
+                    trained=self._trained.is_set(), busy=busy, peers=len(self.peers)
+                ):
                     await self._broadcast_request()
 
     async def _broadcast_request(self) -> None:
@@ -468,28 +488,28 @@ class Trainer:
             case _:
                 pass
 
-    def complementary(self, request: RelayedCollaborationRequest) -> bool:
-        """The requester is of another specialization and offers something we lack."""
-        if request.specialization == self.settings.specialization:
-            return False
-        return bool(set(request.expertise_offered) - set(self.capabilities))
-
     async def _consider(self, request: RelayedCollaborationRequest) -> None:
         self.stats.requests_received += 1
         if request.specialization:
             self.peers.setdefault(request.sender, request.specialization)
         self.reputation.seed(request.sender, request.reputation)
-        trust = self.reputation.get(request.sender)
-        reason: str | None = None
-        if not self._trained.is_set():
-            reason = "still training locally"
-        elif trust < self.settings.trust_threshold:
-            reason = f"reputation {trust:.2f} below trust threshold {self.settings.trust_threshold}"
+        decision = policy.consider_request(
+            trained=self._trained.is_set(),
+            trust=self.reputation.get(request.sender),
+            threshold=self.settings.trust_threshold,
+            is_complementary=policy.complementary(
+                self.settings.specialization,
+                self.capabilities,
+                request.specialization,
+                request.expertise_offered,
+            ),
+            active=len(self.active),
+        )
+        if decision.low_trust:
             refused = self.stats.rejected_for_trust
             refused[request.sender] = refused.get(request.sender, 0) + 1
-        elif not self.complementary(request) and len(self.active) >= MAX_ACTIVE_FOR_ACCEPT:
-            reason = f"busy with {len(self.active)} collaborations"
-        if reason is not None:
+        if not decision.accept:
+            reason = decision.reason
             self.stats.requests_rejected += 1
             log.info("[%s] Rejected request from %s: %s", self.ai_id, request.sender, reason)
             with contextlib.suppress(HubError, ConnectionLost, TimeoutError):

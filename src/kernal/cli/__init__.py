@@ -1,0 +1,39 @@
+"""The ``kernal`` command: hub, demo, trainer, harness, token management, new-trainer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from kernal import __version__
+from kernal.cli.common import typer_app
+from kernal.cli.harness import harness
+from kernal.cli.hub import demo, hub
+from kernal.cli.new_trainer import new_trainer
+from kernal.cli.tokens import token_app
+from kernal.cli.trainer import trainer
+
+app = typer_app("kernal: a hub where AI trainers meet, share what they learn and collaborate.")
+app.command()(hub)
+app.command()(demo)
+app.command()(trainer)
+app.command()(harness)
+app.add_typer(token_app, name="token")
+app.command("new-trainer")(new_trainer)
+
+
+@app.callback(invoke_without_command=True)
+def _main(
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+def main() -> None:
+    app(prog_name="kernal")
+
+
+__all__ = ["app", "main"]

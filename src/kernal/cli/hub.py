@@ -1,0 +1,114 @@
+"""``kernal hub`` and ``kernal demo``: a hub and its dashboard (and demo trainers) until Ctrl+C."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from kernal.cli.common import (
+    DbOption,
+    LogJsonOption,
+    LogLevelOption,
+    SpeedOption,
+    fail,
+    run_until_interrupted,
+)
+from kernal.config import (
+    DEFAULT_DASHBOARD_PORT,
+    DEFAULT_DB,
+    DEFAULT_HUB_PORT,
+    HubSettings,
+    TrainerSettings,
+)
+from kernal.logs import setup_logging
+from kernal.protocol import DEFAULT_MAX_FRAME
+
+if TYPE_CHECKING:
+    from kernal.hub.server import Hub
+
+DEMO_SPECIALIZATIONS = ["networking", "graphics", "security", "file_system", "audio"]
+
+
+def hub(
+    host: Annotated[str, typer.Option(help="Address trainers connect to.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Trainer TCP port (0: any free port).")] = (
+        DEFAULT_HUB_PORT
+    ),
+    dashboard_port: Annotated[
+        int, typer.Option(help="Dashboard/API port (0: any free port, -1: no dashboard).")
+    ] = DEFAULT_DASHBOARD_PORT,
+    dashboard_host: Annotated[
+        str | None, typer.Option(help="Dashboard address (default: same as --host).")
+    ] = None,
+    db: DbOption = DEFAULT_DB,
+    max_frame: Annotated[int, typer.Option(help="Largest accepted frame in bytes.")] = (
+        DEFAULT_MAX_FRAME
+    ),
+    speed: SpeedOption = 1.0,
+    log_json: LogJsonOption = False,
+    log_level: LogLevelOption = "INFO",
+) -> None:
+    """Run the hub (TCP for trainers) and its dashboard until Ctrl+C."""
+    setup_logging(level=log_level, json_lines=log_json)
+    settings = HubSettings(
+        host=host,
+        port=port,
+        dashboard_host=dashboard_host,
+        dashboard_port=None if dashboard_port < 0 else dashboard_port,
+        db=db,
+        max_frame=max_frame,
+        speed=speed,
+    )
+    run_until_interrupted(serve_hub(settings, demo_trainers=0))
+
+
+def demo(
+    trainers: Annotated[int, typer.Option(min=0, max=8, help="Demo trainers to start.")] = 3,
+    port: Annotated[int, typer.Option(help="Trainer TCP port.")] = DEFAULT_HUB_PORT,
+    dashboard_port: Annotated[int, typer.Option(help="Dashboard port.")] = DEFAULT_DASHBOARD_PORT,
+    db: DbOption = DEFAULT_DB,
+    speed: SpeedOption = 1.0,
+    log_json: LogJsonOption = False,
+) -> None:
+    """The hub, its dashboard and a few demo trainers in one process (loopback, demo tokens)."""
+    setup_logging(json_lines=log_json)
+    settings = HubSettings(port=port, dashboard_port=dashboard_port, db=db, speed=speed)
+    run_until_interrupted(serve_hub(settings, demo_trainers=trainers))
+
+
+async def serve_hub(settings: HubSettings, *, demo_trainers: int) -> None:
+    from kernal import serve
+    from kernal.hub.server import HubConfigError
+
+    companions = [_demo_trainer(n) for n in range(1, demo_trainers + 1)]
+    try:
+        await serve.run(settings, companions)
+    except HubConfigError as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"cannot listen: {exc}. Is another hub running? Try --port 0.") from None
+
+
+def _demo_trainer(n: int) -> Callable[[Hub], Coroutine[Any, Any, Any]]:
+    """The ``n``-th demo trainer (``AI_Node_n`` with its demo token), run beside a hub."""
+
+    async def run(hub_: Hub) -> Any:
+        from kernal.hub.auth import DEMO_TOKENS
+        from kernal.trainer.trainer import Trainer
+
+        ai_id = f"AI_Node_{n}"
+        host, port = hub_.address
+        settings = TrainerSettings(
+            ai_id=ai_id,
+            specialization=DEMO_SPECIALIZATIONS[(n - 1) % len(DEMO_SPECIALIZATIONS)],
+            token=DEMO_TOKENS[ai_id],
+            hub_host=host,
+            hub_port=port,
+            speed=hub_.settings.speed,
+            seed=n,
+        )
+        return await Trainer(settings).run()
+
+    return run

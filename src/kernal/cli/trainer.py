@@ -1,0 +1,120 @@
+"""``kernal trainer``: one reference trainer against a hub, until Ctrl+C or ``--duration``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kernal.cli.common import (
+    EngineOption,
+    LogJsonOption,
+    LogLevelOption,
+    SpeedOption,
+    engine_options,
+    fail,
+    run_until_interrupted,
+)
+from kernal.config import (
+    DEFAULT_HUB_PORT,
+    TrainerSettings,
+    load_capabilities_file,
+    parse_hub_address,
+)
+from kernal.logs import setup_logging
+
+# The learning engine's options have flags of their own (they were the first); any engine's
+# options, the learning engine's included, can also be given as --option KEY=VALUE.
+DataFlag = Annotated[
+    Path | None, typer.Option(help="learning: your own data, CSV (label column) or NPZ.")
+]
+SplitFlag = Annotated[
+    str | None,
+    typer.Option(help="learning: iid, dirichlet:ALPHA or shards:K (default dirichlet:0.5)."),
+]
+MergeFlag = Annotated[
+    str | None,
+    typer.Option(help="learning: gated (measured, the default) or fedavg (no defence)."),
+]
+
+
+def trainer(
+    ai_id: Annotated[str, typer.Argument(help="This trainer's identity, e.g. AI_Node_1.")],
+    specialization: Annotated[str, typer.Argument(help="networking, graphics, security, ...")],
+    token: Annotated[str, typer.Argument(help="The token registered for AI_ID.")],
+    hub_address: Annotated[
+        str, typer.Option("--hub", envvar="KERNAL_HUB", help="Hub address HOST:PORT.")
+    ] = f"127.0.0.1:{DEFAULT_HUB_PORT}",
+    trust_threshold: Annotated[
+        float, typer.Option(min=0, max=1, help="Reject peers whose reputation is below this.")
+    ] = 0.5,
+    reputation_alpha: Annotated[
+        float, typer.Option(min=0.001, max=1, help="Weight of the newest outcome (EMA).")
+    ] = 0.3,
+    initial_reputation: Annotated[
+        float, typer.Option(min=0, max=1, help="Reputation of a peer never worked with.")
+    ] = 0.5,
+    speed: SpeedOption = 1.0,
+    seed: Annotated[int | None, typer.Option(help="Seed for reproducible runs.")] = None,
+    engine: Annotated[
+        str, typer.Option(help="Training engine (entry point name): learning, simulated, ...")
+    ] = "learning",
+    option: EngineOption = None,
+    data: DataFlag = None,
+    split: SplitFlag = None,
+    shard_size: Annotated[
+        int | None, typer.Option(help="learning: samples in this trainer's shard.")
+    ] = None,
+    behaviour: Annotated[
+        str | None,
+        typer.Option(help="learning: honest (default), or an adversary (label_flip, ...)."),
+    ] = None,
+    merge: MergeFlag = None,
+    capabilities_file: Annotated[
+        Path | None, typer.Option(help="TOML file with extra [capabilities] lists.")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many scenario seconds.")
+    ] = None,
+    log_json: LogJsonOption = False,
+    log_level: LogLevelOption = "INFO",
+) -> None:
+    """Run a reference trainer against a hub until Ctrl+C (or --duration)."""
+    from kernal.engines.base import UnknownEngineError
+    from kernal.trainer.trainer import Trainer
+
+    setup_logging(level=log_level, json_lines=log_json)
+    try:
+        host, port = parse_hub_address(hub_address)
+        extra = load_capabilities_file(capabilities_file) if capabilities_file else {}
+        flags = {
+            "data": data,
+            "split": split,
+            "shard_size": shard_size,
+            "behaviour": behaviour,
+            "merge": merge,
+        }
+        settings = TrainerSettings(
+            ai_id=ai_id,
+            specialization=specialization,
+            token=token,
+            hub_host=host,
+            hub_port=port,
+            trust_threshold=trust_threshold,
+            reputation_alpha=reputation_alpha,
+            initial_reputation=initial_reputation,
+            speed=speed,
+            seed=seed,
+            engine=engine,
+            extra_capabilities=extra,
+            engine_options=engine_options(engine, flags, option),
+        )
+        runner = Trainer(settings)
+    except (ValueError, UnknownEngineError) as exc:
+        raise fail(str(exc)) from None
+    report = run_until_interrupted(runner.run(duration))
+    if report.auth_error:
+        raise fail(report.auth_error)
+    typer.echo(json.dumps(report.results(), indent=2))

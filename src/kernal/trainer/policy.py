@@ -1,0 +1,67 @@
+"""The reference trainer's decisions, as pure functions: whether to ask for work, whether to
+accept a request and why not. The trainer and the offline simulator
+(:mod:`kernal.learning.simulate`) both decide through here, so they cannot drift apart."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+MAX_ACTIVE_FOR_REQUESTS = 2  # ask for more work only below this many collaborations
+MAX_ACTIVE_FOR_ACCEPT = 3  # accept non-complementary requests only below this many
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Accept a request, or reject it with the reason sent to the requester."""
+
+    accept: bool
+    reason: str | None = None
+    low_trust: bool = False  # rejected because the requester's reputation is too low
+
+    @classmethod
+    def reject(cls, reason: str, *, low_trust: bool = False) -> Decision:
+        return cls(False, reason, low_trust)
+
+
+ACCEPT = Decision(True)
+
+
+def complementary(
+    own_specialization: str,
+    own_capabilities: Collection[str],
+    requester_specialization: str | None,
+    offered: Collection[str],
+) -> bool:
+    """The requester is of another specialization and offers something we lack."""
+    if requester_specialization == own_specialization:
+        return False
+    return bool(set(offered) - set(own_capabilities))
+
+
+def consider_request(
+    *,
+    trained: bool,
+    trust: float,
+    threshold: float,
+    is_complementary: bool,
+    active: int,
+) -> Decision:
+    """Whether to accept a collaboration request from a peer we trust ``trust`` much, while
+    busy with ``active`` collaborations. The checks run in this order; the first that fails is
+    the reason."""
+    if not trained:
+        return Decision.reject("still training locally")
+    if trust < threshold:
+        return Decision.reject(
+            f"reputation {trust:.2f} below trust threshold {threshold}", low_trust=True
+        )
+    if not is_complementary and active >= MAX_ACTIVE_FOR_ACCEPT:
+        return Decision.reject(f"busy with {active} collaborations")
+    return ACCEPT
+
+
+def should_request(*, trained: bool, busy: int, peers: int) -> bool:
+    """Ask for more work: trained, someone to ask, and fewer than two collaborations (active
+    plus requests nobody answered yet: with slow answers we would otherwise ask every tick)."""
+    return trained and peers > 0 and busy < MAX_ACTIVE_FOR_REQUESTS
