@@ -37,8 +37,16 @@ else:
     try:
         from kernal.cli import main
     except ModuleNotFoundError as exc:
-        sys.exit(
-            f"kernal's dependencies are not installed ({exc.name} is missing).\n"
-            "Set up the checkout first: scripts/setup (creates .venv and installs kernal)."
+        if (SRC / "kernal").is_dir():  # a checkout that was never set up
+            sys.exit(
+                f"kernal's dependencies are not installed ({exc.name} is missing).\n"
+                "Set up the checkout first: scripts/setup (creates .venv and installs kernal)."
+            )
+        sys.exit(  # a copy of this launcher, away from any checkout
+            f"kernal is not installed for this Python ({sys.executable}): {exc.name} is missing.\n"
+            "Install it from a checkout or a wheel, e.g.\n"
+            f"  {sys.executable} -m pip install /path/to/kernal\n"
+            "then run this file again, or use the `kernal` command it installs. For a trainer\n"
+            "of your own to edit, `kernal new-trainer ~/my_trainer.py` writes one."
         )
     main()

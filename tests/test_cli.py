@@ -143,3 +143,88 @@ def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
         assert result.exit_code == 2, result.output
         assert "cannot open the database" in result.output
         assert "Traceback" not in result.output
+
+
+def test_engine_options_fail_before_connecting() -> None:
+    wrong = runner.invoke(
+        app,
+        [
+            "trainer",
+            "A",
+            "networking",
+            "t",
+            "--engine",
+            "simulated",
+            "--split",
+            "iid",
+            "--hub",
+            "127.0.0.1:1",
+        ],
+    )
+    assert wrong.exit_code == 2 and "split: unknown option" in wrong.output
+    bad = runner.invoke(
+        app, ["trainer", "A", "networking", "t", "-o", "shard_size=lots", "--hub", "127.0.0.1:1"]
+    )
+    assert bad.exit_code == 2 and "shard_size" in bad.output
+    malformed = runner.invoke(app, ["harness", "basic", "-o", "nokey"])
+    assert malformed.exit_code == 2 and "expected KEY=VALUE" in malformed.output
+
+
+def test_help_has_no_stray_markers() -> None:
+    for command in ([], ["hub"], ["trainer"], ["harness"], ["token"], ["new-trainer"]):
+        result = runner.invoke(app, [*command, "--help"])
+        assert result.exit_code == 0, result.output
+        assert "<bool>" not in result.output
+
+
+def test_new_trainer_writes_a_file_that_joins_a_hub(tmp_path: Path) -> None:
+    target = tmp_path / "me" / "my_trainer.py"
+    written = runner.invoke(app, ["new-trainer", str(target)])
+    assert written.exit_code == 0, written.output
+    text = target.read_text()
+    assert "def _generate_feature_for_request" in text and "Replace this stub" in text
+    again = runner.invoke(app, ["new-trainer", str(target)])
+    assert again.exit_code == 2 and "exists" in again.output
+
+    async def run_against_hub() -> tuple[dict[str, object], list[str]]:
+        db = str(tmp_path / "hub.db")
+        async with Hub(
+            HubSettings(port=0, dashboard_port=None, db=db, speed=100), SqlStore(db)
+        ) as hub:
+            host, port = hub.address
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(target),
+                "AI_Node_1",
+                "networking",
+                "secret1",
+                "--hub",
+                f"{host}:{port}",
+                "--speed",
+                "100",
+                "--duration",
+                "60",
+                cwd=tmp_path,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await asyncio.wait_for(process.communicate(), 60)
+            assert process.returncode == 0, err.decode()
+            shared = [p.pattern_id for p in await hub.store.recent_patterns(10)]
+            return json.loads(out), shared
+
+    results, shared = asyncio.run(run_against_hub())
+    assert results["engine"] == "my_engine" and results["patterns_shared"] == 3
+    assert len(shared) == 3
+
+
+def test_a_copied_launcher_without_kernal_says_how_to_install(tmp_path: Path) -> None:
+    copy = tmp_path / "my_kernel.py"
+    copy.write_text((ROOT / "kernal.py").read_text())
+    # -S: no site-packages, so this Python has none of kernal's dependencies.
+    result = subprocess.run(
+        [sys.executable, "-S", str(copy), "hub"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "kernal is not installed for this Python" in result.stderr
+    assert "pip install" in result.stderr and "scripts/setup" not in result.stderr

@@ -92,3 +92,32 @@ def test_seeding_from_the_hub_never_starts_a_peer_above_initial() -> None:
     book.update("star", 1.0)
     book.seed("star", 0.0)  # known peers keep their own record
     assert book.get("star") > 0.5
+
+
+def test_engine_options_are_typed_and_checked() -> None:
+    from kernal.engines.base import EngineOptions, EngineOptionsError
+    from kernal.engines.learning import LearningEngine
+
+    parsed = LearningEngine.parse_options({"split": "iid", "shard_size": "120"})
+    assert parsed.model_dump()["shard_size"] == 120  # text from the command line, converted
+    for bad, named in (
+        ({"split": "halves"}, "split"),
+        ({"merge": "median"}, "merge"),
+        ({"shard_size": 0}, "shard_size"),
+        ({"typo": 1}, "typo: unknown option"),
+    ):
+        with pytest.raises(EngineOptionsError, match=named):
+            LearningEngine.parse_options(bad)
+
+    class Mine(EngineOptions):
+        depth: int = 3
+
+    class MyEngine(SimulatedEngine):
+        name = "mine"
+        Options = Mine
+
+    assert MyEngine.parse_options({"depth": "5"}) == Mine(depth=5)
+    with pytest.raises(EngineOptionsError, match="its options: depth"):
+        MyEngine.parse_options({"width": 2})
+    with pytest.raises(EngineOptionsError, match="unknown option"):
+        SimulatedEngine.parse_options({"split": "iid"})

@@ -8,11 +8,10 @@ import typer
 
 from kernal import __version__
 from kernal.cli.common import typer_app
-from kernal.cli.harness import harness
 from kernal.cli.hub import demo, hub
 from kernal.cli.new_trainer import new_trainer
 from kernal.cli.tokens import token_app
-from kernal.cli.trainer import trainer
+from kernal.cli.trainers import harness, trainer
 
 app = typer_app("kernal: a hub where AI trainers meet, share what they learn and collaborate.")
 app.command()(hub)

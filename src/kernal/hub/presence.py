@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TypeVar
 
 from kernal.hub.peers import Peers, Profile
@@ -20,23 +21,15 @@ from kernal.storage import Store
 InfoT = TypeVar("InfoT", bound=AiInfo)
 
 
+@dataclass(frozen=True, kw_only=True)
 class Presence:
     """Builds ``STATE`` and ``AI_JOINED`` from the registry, the standings and the store."""
 
-    def __init__(
-        self,
-        *,
-        store: Store,
-        peers: Peers,
-        standings: Standings,
-        recent_limit: int,
-        max_state_bytes: int,
-    ) -> None:
-        self._store = store
-        self._peers = peers
-        self._standings = standings
-        self._recent_limit = recent_limit
-        self._max_state_bytes = max_state_bytes
+    store: Store
+    peers: Peers
+    standings: Standings
+    recent_limit: int
+    max_state_bytes: int
 
     def info(self, profile: Profile, kind: type[InfoT] = AiInfo) -> InfoT:  # type: ignore[assignment]
         """``profile`` with the hub's standing, as ``STATE`` lists it (or as ``kind``)."""
@@ -44,7 +37,7 @@ class Presence:
             ai_id=profile.ai_id,
             specialization=profile.specialization,
             capabilities=list(profile.capabilities),
-            reputation=self._standings.of(profile.ai_id),
+            reputation=self.standings.of(profile.ai_id),
         )
 
     def joined(self, profile: Profile) -> AiJoined:
@@ -56,31 +49,19 @@ class Presence:
         and newest items of the knowledge base, the oldest items left out until the frame fits
         in ``max_state_bytes``. The caller must send it before awaiting anything, so that it
         matches who is joined when it leaves."""
-        await self._standings.load([newcomer.ai_id])
-        counts = await self._store.counts()
+        await self.standings.load([newcomer.ai_id])
+        counts = await self.store.counts()
+        # The records have the listed fields by the same names.
         patterns = [
-            RecentPattern(
-                pattern_id=p.pattern_id,
-                contributor=p.contributor,
-                timestamp=p.timestamp,
-                usage_count=p.usage_count,
-                pattern_data=p.pattern_data,
-            )
-            for p in await self._store.recent_patterns(self._recent_limit)
+            RecentPattern.model_validate(record, from_attributes=True)
+            for record in await self.store.recent_patterns(self.recent_limit)
         ]
         components = [
-            RecentComponent(
-                component_id=c.component_id,
-                contributor=c.contributor,
-                timestamp=c.timestamp,
-                quality_score=c.quality_score,
-                usage_count=c.usage_count,
-                component_data=c.component_data,
-            )
-            for c in await self._store.recent_components(self._recent_limit)
+            RecentComponent.model_validate(record, from_attributes=True)
+            for record in await self.store.recent_components(self.recent_limit)
         ]
         # Built after the last await, so it matches who is joined when STATE is sent.
-        others = [p for p in self._peers.profiles() if p.ai_id != newcomer.ai_id]
+        others = [p for p in self.peers.profiles() if p.ai_id != newcomer.ai_id]
         active: list[AiInfo] = [self.info(profile) for profile in (*others, newcomer)]
         active.sort(key=lambda info: info.ai_id)
         base = State(
@@ -113,7 +94,7 @@ class Presence:
         component_sizes = [len(encode(c)) for c in components]
         size = base_size + sum(pattern_sizes) + sum(component_sizes)
         size -= bool(pattern_sizes) + bool(component_sizes)  # n items, n - 1 commas
-        while size > self._max_state_bytes and (pattern_sizes or component_sizes):
+        while size > self.max_state_bytes and (pattern_sizes or component_sizes):
             sizes = pattern_sizes if len(pattern_sizes) >= len(component_sizes) else component_sizes
             size -= sizes.pop()
             if not sizes:

@@ -11,6 +11,7 @@ clock) and knows nothing of sessions, sockets or the server around it.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from kernal.hub.collaborations import CollaborationBook
@@ -52,21 +53,15 @@ log = logging.getLogger("kernal.hub")
 NO_SCORES = ScoreTally(0.0, 0)
 
 
+@dataclass(frozen=True, kw_only=True)
 class Router:
-    def __init__(
-        self,
-        *,
-        store: Store,
-        peers: Peers,
-        book: CollaborationBook,
-        standings: Standings,
-        clock: Clock,
-    ) -> None:
-        self.store = store
-        self.peers = peers
-        self.book = book
-        self.standings = standings
-        self.clock = clock
+    """Carries out the messages of joined AIs with the hub's parts it is given."""
+
+    store: Store
+    peers: Peers
+    book: CollaborationBook
+    standings: Standings
+    clock: Clock
 
     @staticmethod
     def can_pipeline(message: ClientMessage) -> bool:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from kernal.hub.collaborations import CollaborationBook
 from kernal.hub.status import HubStatus
@@ -16,22 +17,16 @@ from kernal.timing import Clock
 log = logging.getLogger("kernal.hub")
 
 
+@dataclass(kw_only=True)
 class StatsRecorder:
-    def __init__(
-        self,
-        *,
-        status: Callable[[], Awaitable[HubStatus]],
-        store: Store,
-        book: CollaborationBook,
-        clock: Clock,
-        interval: float,
-    ) -> None:
-        self._status = status
-        self._store = store
-        self._book = book
-        self._clock = clock
-        self._interval = interval
-        self._task: asyncio.Task[None] | None = None
+    """Runs the periodic duties from :meth:`start` to :meth:`stop`."""
+
+    status: Callable[[], Awaitable[HubStatus]]
+    store: Store
+    book: CollaborationBook
+    clock: Clock
+    interval: float
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -44,9 +39,9 @@ class StatsRecorder:
 
     async def save_progress(self) -> None:
         """Write the collaboration progress reported since the last call (one group commit)."""
-        unsaved = self._book.take_progress()
+        unsaved = self.book.take_progress()
         results = await asyncio.gather(
-            *(self._store.set_collaboration_progress(cid, p) for cid, p in unsaved.items()),
+            *(self.store.set_collaboration_progress(cid, p) for cid, p in unsaved.items()),
             return_exceptions=True,
         )
         for result in results:
@@ -55,10 +50,10 @@ class StatsRecorder:
 
     async def _run(self) -> None:
         while True:
-            await self._clock.sleep(self._interval)
+            await self.clock.sleep(self.interval)
             await self.save_progress()
             try:
-                status = await self._status()
-                await self._store.add_stats_snapshot(status.snapshot(self._clock.now()))
+                status = await self.status()
+                await self.store.add_stats_snapshot(status.snapshot(self.clock.now()))
             except Exception:
                 log.exception("Could not record a stats snapshot")

@@ -69,6 +69,10 @@ class ConnectionLost(ConnectionError):
 
 
 class HubClient:
+    """One authenticated connection to a hub, kept alive across hub restarts (see the module
+    docstring for an example). ``run()`` connects and reconnects with jittered backoff;
+    ``request()`` sends a frame and waits for its ACK."""
+
     def __init__(
         self,
         host: str,
