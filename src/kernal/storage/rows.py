@@ -229,14 +229,20 @@ def _finite(value: object) -> float | None:
 # ---------------------------------------------------------------------- steps of write jobs
 
 
-def _insert_if_new(conn: Connection, table: sa.Table) -> sa.Insert:
-    """``INSERT ... ON CONFLICT DO NOTHING`` in the connection's dialect (SQLite, PostgreSQL)."""
+def _insert(conn: Connection, table: sa.Table) -> Any:
+    """An INSERT with ``ON CONFLICT`` clauses, in the connection's dialect (SQLite, PostgreSQL)."""
     dialect = conn.dialect.name
     if dialect == "sqlite":
-        return sqlite_insert(table).on_conflict_do_nothing()
+        return sqlite_insert(table)
     if dialect == "postgresql":
-        return postgresql_insert(table).on_conflict_do_nothing()
-    raise NotImplementedError(f"no insert-if-new for the {dialect} dialect")
+        return postgresql_insert(table)
+    raise NotImplementedError(f"no INSERT ... ON CONFLICT for the {dialect} dialect")
+
+
+def _insert_if_new(conn: Connection, table: sa.Table) -> sa.Insert:
+    """``INSERT ... ON CONFLICT DO NOTHING``."""
+    statement: sa.Insert = _insert(conn, table).on_conflict_do_nothing()
+    return statement
 
 
 def share(conn: Connection, spec: ItemTable[Any], row: dict[str, Any]) -> ShareOutcome:
@@ -298,14 +304,33 @@ def record_feedback(
     if spec.has_quality:
         state.append(table.c.quality_score)
     row = conn.execute(sa.select(*state).where(key)).one()
+    owner = row.contributor
+    # The rules of received_scores: a score from someone else, on an item somebody owns.
+    if score is not None and owner is not None and ai_id != owner:
+        _add_received_score(conn, owner, score)
     # Read leniently, as item_record does: an adopted row may hold anything there.
-    contributor = _text(row.contributor)
-    tally = received_scores(conn, [contributor]).get(contributor, ScoreTally(0.0, 0))
+    contributor = _text(owner)
     return FeedbackResult(
         usage_count=_count(row.usage_count),
         quality_score=_finite(row.quality_score) if spec.has_quality else None,
         contributor=contributor,
-        contributor_scores=tally,
+        contributor_scores=received_scores(conn, [contributor]).get(
+            contributor, ScoreTally(0.0, 0)
+        ),
+    )
+
+
+def _add_received_score(conn: Connection, contributor: str, score: float) -> None:
+    table = t.contributor_scores
+    insert = _insert(conn, table).values(contributor=contributor, score_total=score, score_count=1)
+    conn.execute(
+        insert.on_conflict_do_update(
+            index_elements=[table.c.contributor],
+            set_={
+                "score_total": table.c.score_total + insert.excluded.score_total,
+                "score_count": table.c.score_count + 1,
+            },
+        )
     )
 
 
@@ -360,23 +385,11 @@ def close_collaboration(
 
 def received_scores(conn: Connection, contributors: Collection[str]) -> dict[str, ScoreTally]:
     """Sum and count of the scored feedback others gave each contributor's items."""
-    f = t.feedback.c
-    tallies: dict[str, tuple[float, int]] = {}
-    for spec in ITEM_TABLES.values():
-        owner = spec.table.c.contributor
-        query = (
-            sa.select(owner, sa.func.sum(f.score), sa.func.count(f.score))
-            .select_from(t.feedback.join(spec.table, f.item_id == spec.key))
-            .where(
-                f.kind == spec.kind.value,
-                f.score.is_not(None),
-                f.ai_id != owner,
-                owner.in_(list(contributors)),
-            )
-            .group_by(owner)
-        )
-        for row in conn.execute(query):
-            contributor, total, count = str(row[0]), float(row[1] or 0.0), int(row[2])
-            before = tallies.get(contributor, (0.0, 0))
-            tallies[contributor] = (before[0] + total, before[1] + count)
-    return {ai: ScoreTally(total, count) for ai, (total, count) in tallies.items() if count}
+    c = t.contributor_scores.c
+    query = sa.select(c.contributor, c.score_total, c.score_count).where(
+        c.contributor.in_(list(contributors)), c.score_count > 0
+    )
+    return {
+        str(row.contributor): ScoreTally(float(row.score_total), int(row.score_count))
+        for row in conn.execute(query)
+    }
