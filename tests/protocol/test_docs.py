@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +18,13 @@ from kernal.protocol import (
     decode_auth,
     decode_client_message,
     decode_server_message,
-    docs,
 )
 from kernal.protocol.messages import CLIENT_MESSAGE_TYPES, SERVER_MESSAGE_TYPES
+from tools.protocol_docs import data
+from tools.protocol_docs import generator as docs
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "protocol.md"
 FENCE = re.compile(r"^```(\S*)[ \t]*(\S*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 SESSION_LINE = re.compile(r"^([CS])([12]): (\{.*\})$")
 
@@ -43,7 +48,7 @@ def decode_client(obj: dict[str, Any]) -> Any:
 
 def test_doc_is_what_the_generator_produces(text: str) -> None:
     assert text == docs.render(), (
-        "docs/protocol.md is stale: run `python -m kernal.protocol.docs --write`"
+        "docs/protocol.md is stale: run `python -m tools.protocol_docs --write`"
     )
 
 
@@ -189,6 +194,20 @@ def test_main_write_then_check(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "--write" in capsys.readouterr().err
 
 
+def test_runs_as_a_module_from_the_repository_root() -> None:
+    # From the root, `kernal` could resolve to the launcher kernal.py: the run must get the
+    # package in src/ (the launcher hands it over), and find the committed document current.
+    code = "import tools.protocol_docs.generator, kernal; print(kernal.__file__)"
+    found = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert Path(found.stdout.strip()) == ROOT / "src" / "kernal" / "__init__.py"
+    check = subprocess.run(
+        [sys.executable, "-m", "tools.protocol_docs", "--check"], cwd=ROOT, capture_output=True
+    )
+    assert check.returncode == 0, check.stderr
+
+
 def test_check_tolerates_crlf_checkouts(tmp_path: Path) -> None:
     target = tmp_path / "protocol.md"
     target.write_bytes(docs.render().replace("\n", "\r\n").encode())
@@ -199,26 +218,45 @@ def test_check_tolerates_crlf_checkouts(tmp_path: Path) -> None:
 
 
 def test_a_field_without_description_stops_the_generator(monkeypatch: pytest.MonkeyPatch) -> None:
-    fields = dict(docs.FIELDS)
+    fields = dict(data.FIELDS)
     del fields["pattern_data"]
-    monkeypatch.setattr(docs, "FIELDS", fields)
+    monkeypatch.setattr(data, "FIELDS", fields)
     with pytest.raises(docs.DocError, match="pattern_data"):
         docs.render()
 
 
 def test_an_undocumented_error_code_stops_the_generator(monkeypatch: pytest.MonkeyPatch) -> None:
-    when = dict(docs.ERROR_WHEN)
+    when = dict(data.ERROR_WHEN)
     del when[ErrorCode.CONFLICT]
-    monkeypatch.setattr(docs, "ERROR_WHEN", when)
+    monkeypatch.setattr(data, "ERROR_WHEN", when)
     with pytest.raises(docs.DocError, match="conflict"):
         docs.render()
 
 
 def test_an_undocumented_message_stops_the_generator(monkeypatch: pytest.MonkeyPatch) -> None:
-    client_docs = dict(docs.CLIENT_DOCS)
+    client_docs = dict(data.CLIENT_DOCS)
     del client_docs["FEEDBACK"]
-    monkeypatch.setattr(docs, "CLIENT_DOCS", client_docs)
+    monkeypatch.setattr(data, "CLIENT_DOCS", client_docs)
     with pytest.raises(docs.DocError, match="FEEDBACK"):
+        docs.render()
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda prose: prose.replace("<!-- generated: session -->\n", ""),
+        lambda prose: prose.replace("generated: contents", "generated: nothing"),
+        lambda prose: prose + "<!-- generated: contents -->\n",
+    ],
+    ids=["missing", "unknown", "repeated"],
+)
+def test_a_misplaced_section_marker_stops_the_generator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edit: Callable[[str], str]
+) -> None:
+    prose = tmp_path / "prose.md"
+    prose.write_text(edit(docs.PROSE.read_text(encoding="utf-8")), encoding="utf-8")
+    monkeypatch.setattr(docs, "PROSE", prose)
+    with pytest.raises(docs.DocError, match="must mark the sections"):
         docs.render()
 
 

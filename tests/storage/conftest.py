@@ -1,5 +1,9 @@
 """Fixtures of the storage tests: every store test runs on SQLite and on PostgreSQL.
 
+The contract (``test_store_contract.py``) runs through one test class per backend; the tests
+of the SQL backend's own machinery (writer, migrations) take the parametrized ``backend`` or
+``store`` fixtures below.
+
 PostgreSQL is expected at ``$KERNAL_TEST_PG_URL`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``, trust auth). Each test gets its own schema,
 dropped afterwards. An unreachable server fails the tests loudly: it is never skipped.
@@ -73,7 +77,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 
 @pytest.fixture
 async def store(backend: Backend) -> AsyncIterator[SqlStore]:
-    """An open store on a fresh database, closed after the test."""
+    """An open SQL store on a fresh database of ``backend``, closed after the test."""
     store = backend.new_store()
     await store.open()
     try:

@@ -19,6 +19,7 @@ from kernal.storage import (
     ConflictError,
     ItemKind,
     PatternRecord,
+    ScoreTally,
     ShareOutcome,
     open_store,
 )
@@ -158,6 +159,15 @@ async def test_writes_work_on_old_rows(db: Path) -> None:
         ("p-new", '{"n":1}', "dave", T + 10, 0),
         ("p-text", "retry three times", "bob", T + 1, 1),
     ]
+
+
+async def test_feedback_on_a_row_without_contributor(db: Path) -> None:
+    async with await open_store(str(db)) as store:
+        result = await store.record_feedback(ItemKind.PATTERN, "p-null", "eve", 0.9, T + 11)
+        assert (result.usage_count, result.contributor) == (1, "")
+        assert result.contributor_scores == ScoreTally(0.0, 0)  # nobody's: no standing to change
+        result = await store.record_feedback(ItemKind.PATTERN, "p-text", "eve", 0.5, T + 12)
+        assert (result.contributor, result.contributor_scores) == ("bob", ScoreTally(0.5, 1))
 
 
 async def test_reopening_is_a_no_op(db: Path) -> None:

@@ -14,11 +14,18 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from kernal.storage.schema import collaborations, metadata, shared_components, shared_patterns
+from kernal.storage import ItemKind, ScoreTally
+from kernal.storage.schema import (
+    collaborations,
+    feedback,
+    metadata,
+    shared_components,
+    shared_patterns,
+)
 from kernal.storage.sql import MIGRATIONS_DIR, SqlStore
 from tests.storage.conftest import PG_URL, Backend
 
-HEAD = "0002_timestamp_indexes"
+HEAD = "0003_contributor_scores"
 TABLES = {
     "shared_patterns",
     "shared_components",
@@ -27,6 +34,7 @@ TABLES = {
     "collaborations",
     "feedback",
     "stats_snapshots",
+    "contributor_scores",
 }
 
 
@@ -204,3 +212,55 @@ async def test_postgresql_schema_from_the_url(pg_admin: sa.Engine, pg_schema: st
     with pg_admin.connect() as conn:
         hashes = conn.exec_driver_sql(f"SELECT token_hash FROM {pg_schema}.tokens").all()
     assert hashes == [("h",)]
+
+
+async def test_0003_fills_the_tallies_from_the_stored_feedback(backend: Backend) -> None:
+    """Upgrading a database with feedback gives the tallies received_scores used to sum."""
+    async with backend.new_store() as store:
+        engine = store.create_engine()
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0002_timestamp_indexes")
+        assert "contributor_scores" not in table_names(engine)
+        with engine.begin() as conn:
+            conn.execute(
+                shared_patterns.insert(),
+                [
+                    {"pattern_id": p, "pattern_data": "{}", "contributor": ai, "timestamp": 1.0}
+                    for p, ai in [("p1", "alice"), ("p2", "bob"), ("x", "alice")]
+                ],
+            )
+            conn.execute(
+                shared_components.insert(),
+                [
+                    {"component_id": c, "component_data": "{}", "contributor": ai, "timestamp": 1.0}
+                    for c, ai in [("c1", "alice"), ("c2", "carol"), ("x", "bob")]
+                ],
+            )
+            conn.execute(
+                feedback.insert(),
+                [
+                    {"kind": kind, "item_id": item, "ai_id": ai, "score": score, "timestamp": 2.0}
+                    for kind, item, ai, score in [
+                        ("pattern", "p1", "bob", 0.5),
+                        ("pattern", "p1", "carol", None),  # unscored
+                        ("pattern", "p1", "alice", 1.0),  # self-rating
+                        ("component", "c1", "bob", 0.25),
+                        ("component", "c2", "alice", 0.75),
+                        ("pattern", "x", "carol", 0.125),  # alice's pattern x
+                        ("component", "x", "carol", 0.5),  # bob's component x
+                        ("component", "x", "bob", 1.0),  # self-rating
+                        ("pattern", "gone", "bob", 1.0),  # no such item
+                    ]
+                ],
+            )
+        async with backend.new_store() as store:  # upgrades to head
+            assert await store.received_scores(["alice", "bob", "carol", "dave"]) == {
+                "alice": ScoreTally(0.875, 3),
+                "bob": ScoreTally(0.5, 1),
+                "carol": ScoreTally(0.75, 1),
+            }
+            result = await store.record_feedback(ItemKind.PATTERN, "p2", "alice", 0.5, 3.0)
+            assert (result.contributor, result.contributor_scores) == ("bob", ScoreTally(1.0, 2))
+    finally:
+        engine.dispose()

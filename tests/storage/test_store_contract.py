@@ -1,32 +1,51 @@
-"""The contract of :class:`kernal.storage.base.Store`, run on every SQL backend."""
+"""The contract of :class:`kernal.storage.base.Store`: one abstract test class, one subclass per
+backend (as Flower's ``linkstate_test.py`` does).
+
+To run the whole contract on a new backend, subclass :class:`StoreContract` in a module named
+``test_*.py`` with a class named ``Test*`` and implement :meth:`StoreContract.store_factory`::
+
+    class TestMemoryStore(StoreContract):
+        def store_factory(self, request: pytest.FixtureRequest) -> StoreFactory:
+            return MemoryStore  # hypothetically: every call must reach the same database
+
+The tests use only the :class:`Store` interface. What is specific to the SQL backend lives in
+``test_writer.py`` (group commit), ``test_sqlite_specifics.py``, ``test_migrations.py`` and
+``test_legacy_database.py``.
+"""
 
 from __future__ import annotations
 
+import abc
 import asyncio
-import threading
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from kernal.storage import (
     CollaborationRecord,
     CollaborationStatus,
     ComponentRecord,
     ConflictError,
+    FeedbackResult,
     ItemKind,
     NotFoundError,
     PatternRecord,
+    ScoreTally,
     ShareOutcome,
     StatsSnapshot,
+    Store,
     TokenInfo,
 )
-from kernal.storage.schema import shared_patterns
 from kernal.storage.sql import SqlStore
-from tests.storage.conftest import Backend
+from tests.storage.conftest import PG_URL
 
 T0 = 1_700_000_000.123456  # a current Unix time: checks the float keeps microseconds
+
+#: Makes an unopened store; every call within one test reaches the same database.
+StoreFactory = Callable[[], Store]
 
 
 def pattern(pid: str, contributor: str = "alice", ts: float = T0, **data: Any) -> PatternRecord:
@@ -52,42 +71,51 @@ def collaboration(cid: str, started_at: float = T0) -> CollaborationRecord:
     )
 
 
-class WriterGate:
-    """Holds the store's writer thread inside a job until released, so that everything submitted
-    meanwhile is queued and then committed as one batch."""
-
-    def __init__(self, store: SqlStore) -> None:
-        self.store = store
-        self.entered = threading.Event()
-        self.release = threading.Event()
-        self.task: asyncio.Task[None] | None = None
-
-    def _hold(self, _conn: sa.Connection) -> None:
-        self.entered.set()
-        self.release.wait(10)
-
-    async def __aenter__(self) -> WriterGate:
-        self.task = asyncio.create_task(self.store._write(self._hold))
-        assert await asyncio.to_thread(self.entered.wait, 10)
-        return self
-
-    async def wait_queued(self, n: int) -> None:
-        for _ in range(5000):
-            if self.store._writes.pending() >= n:
-                return
-            await asyncio.sleep(0.001)
-        raise AssertionError(f"{n} jobs were not queued in time")
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.release.set()
-        assert self.task is not None
-        await self.task
+@contextlib.asynccontextmanager
+async def opened(store: Store) -> AsyncIterator[Store]:
+    """``store``, opened, closed on the way out."""
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
-class TestStoreContract:
+class StoreContract(abc.ABC):
+    """Every test of the :class:`Store` contract. Not collected itself (pytest collects only
+    ``Test*`` classes); a subclass per backend runs all of them on that backend."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # pytest silently skips an abstract class: a backend class without a factory would
+        # pass by running nothing. Make it a collection error instead. (ABCMeta sets
+        # __abstractmethods__ only after this hook runs, so look for them directly.)
+        names = {name for klass in cls.__mro__ for name in vars(klass) if not name.startswith("__")}
+        missing = sorted(
+            name for name in names if getattr(getattr(cls, name), "__isabstractmethod__", False)
+        )
+        if cls.__name__.startswith("Test") and missing:
+            raise TypeError(f"{cls.__name__} must implement {', '.join(missing)} for the contract")
+
+    @abc.abstractmethod
+    def store_factory(self, request: pytest.FixtureRequest) -> StoreFactory:
+        """For one test: a factory of unopened stores on one fresh, empty database, which every
+        call reaches (a test reopens it). Fixtures such as ``tmp_path`` come from ``request``;
+        one that cannot be had (a server down) must fail the test, never skip it."""
+
+    @pytest.fixture
+    def new_store(self, request: pytest.FixtureRequest) -> StoreFactory:
+        return self.store_factory(request)
+
+    @pytest.fixture
+    async def store(self, new_store: StoreFactory) -> AsyncIterator[Store]:
+        """An open store on the test's fresh database, closed after the test."""
+        async with opened(new_store()) as store:
+            yield store
+
     # ------------------------------------------------------------------ patterns & components
 
-    async def test_pattern_created_duplicate_conflict(self, store: SqlStore) -> None:
+    async def test_pattern_created_duplicate_conflict(self, store: Store) -> None:
         assert await store.add_pattern(pattern("p1", x=1)) is ShareOutcome.CREATED
         assert await store.add_pattern(pattern("p1", x=2)) is ShareOutcome.DUPLICATE
         with pytest.raises(ConflictError, match=r"'p1'.*'alice'"):
@@ -96,7 +124,7 @@ class TestStoreContract:
         assert stored == PatternRecord("p1", {"x": 1}, "alice", T0, 0)
         assert (await store.counts()).shared_patterns == 1
 
-    async def test_component_created_duplicate_conflict(self, store: SqlStore) -> None:
+    async def test_component_created_duplicate_conflict(self, store: Store) -> None:
         assert await store.add_component(component("c1", quality=0.7)) is ShareOutcome.CREATED
         assert await store.add_component(component("c1")) is ShareOutcome.DUPLICATE
         with pytest.raises(ConflictError, match=r"'c1'.*'alice'"):
@@ -104,13 +132,13 @@ class TestStoreContract:
         assert await store.get_component("c1") == component("c1", quality=0.7)
         assert (await store.counts()).shared_components == 1
 
-    async def test_unknown_ids_read_as_none(self, store: SqlStore) -> None:
+    async def test_unknown_ids_read_as_none(self, store: Store) -> None:
         assert await store.get_pattern("nope") is None
         assert await store.get_component("nope") is None
         assert await store.get_collaboration("nope") is None
         assert await store.get_token_hash("nope") is None
 
-    async def test_json_round_trip(self, store: SqlStore) -> None:
+    async def test_json_round_trip(self, store: Store) -> None:
         data = {
             "nested": {"list": [1, 2.5, None, True, {"deep": ["x"]}], "empty": {}},
             "unicode": "héllo wörld ✓ 日本語 🚀",
@@ -122,7 +150,7 @@ class TestStoreContract:
         assert (await store.get_pattern("j")) == PatternRecord("j", data, "alice", T0)
         assert (await store.get_component("j")) == ComponentRecord("j", data, "alice", T0)
 
-    async def test_recent_ordering_and_limit(self, store: SqlStore) -> None:
+    async def test_recent_ordering_and_limit(self, store: Store) -> None:
         for i in (3, 1, 4, 0, 2):
             await store.add_pattern(pattern(f"p{i}", ts=T0 + i))
             await store.add_component(component(f"c{i}", ts=T0 + i))
@@ -138,9 +166,31 @@ class TestStoreContract:
         counts = await store.counts()
         assert (counts.shared_patterns, counts.shared_components) == (5, 5)
 
+    async def test_items_by_kind(self, store: Store) -> None:
+        """get_item and recent_items are what the per-kind methods return; ids are per kind."""
+        await store.add_pattern(pattern("x", y=1))
+        await store.add_component(component("x", quality=0.5))
+        await store.add_pattern(pattern("p", ts=T0 + 1))
+        found = await store.get_item(ItemKind.PATTERN, "x")
+        assert found == pattern("x", y=1) == await store.get_pattern("x")
+        assert (found.kind, found.item_id) == (ItemKind.PATTERN, "x")
+        found = await store.get_item(ItemKind.COMPONENT, "x")
+        assert found == component("x", quality=0.5) == await store.get_component("x")
+        assert (found.kind, found.item_id) == (ItemKind.COMPONENT, "x")
+        assert await store.get_item(ItemKind.PATTERN, "nope") is None
+        assert await store.get_item(ItemKind.COMPONENT, "p") is None
+        assert await store.recent_items(ItemKind.PATTERN, 10) == [
+            pattern("p", ts=T0 + 1),
+            pattern("x", y=1),
+        ]
+        assert await store.recent_items(ItemKind.PATTERN, 1) == await store.recent_patterns(1)
+        assert await store.recent_items(ItemKind.COMPONENT, 10) == await store.recent_components(10)
+        assert await store.recent_items(ItemKind.COMPONENT, 0) == []
+        assert await store.recent_items(ItemKind.COMPONENT, -1) == []
+
     # ------------------------------------------------------------------ feedback
 
-    async def test_feedback_on_pattern(self, store: SqlStore) -> None:
+    async def test_feedback_on_pattern(self, store: Store) -> None:
         await store.add_pattern(pattern("p"))
         first = await store.record_feedback(ItemKind.PATTERN, "p", "bob", 0.9, T0 + 1)
         second = await store.record_feedback(ItemKind.PATTERN, "p", "carol", None, T0 + 2)
@@ -150,7 +200,7 @@ class TestStoreContract:
             "p", {"kind": "test"}, "alice", T0, 2
         )
 
-    async def test_feedback_quality_is_mean_of_scores(self, store: SqlStore) -> None:
+    async def test_feedback_quality_is_mean_of_scores(self, store: Store) -> None:
         await store.add_component(component("c", quality=0.99))  # the author's claim
         result = await store.record_feedback(ItemKind.COMPONENT, "c", "bob", None, T0)
         assert (result.usage_count, result.quality_score) == (1, 0.99)  # no score yet: claim kept
@@ -167,7 +217,7 @@ class TestStoreContract:
         assert stored.usage_count == 4
         assert stored.quality_score == pytest.approx(0.625)
 
-    async def test_feedback_on_unknown_item(self, store: SqlStore) -> None:
+    async def test_feedback_on_unknown_item(self, store: Store) -> None:
         await store.add_pattern(pattern("x"))
         with pytest.raises(NotFoundError):
             await store.record_feedback(ItemKind.PATTERN, "missing", "bob", 1.0, T0)
@@ -175,9 +225,63 @@ class TestStoreContract:
             await store.record_feedback(ItemKind.COMPONENT, "x", "bob", 1.0, T0)
         assert (await store.get_pattern("x")) == pattern("x")
 
+    async def test_feedback_reports_the_contributors_standing(self, store: Store) -> None:
+        """Each result names the contributor and what received_scores says of it right after."""
+        await store.add_pattern(pattern("p1", "alice"))
+        await store.add_component(component("c1", "alice"))
+        await store.add_component(component("c2", "bob"))
+
+        async def feedback(
+            kind: ItemKind, item: str, ai: str, score: float | None
+        ) -> FeedbackResult:
+            result = await store.record_feedback(kind, item, ai, score, T0)
+            now = await store.received_scores([result.contributor])
+            assert result.contributor_scores == now.get(result.contributor, ScoreTally(0.0, 0))
+            return result
+
+        result = await feedback(ItemKind.COMPONENT, "c1", "bob", 0.25)
+        assert (result.contributor, result.contributor_scores) == ("alice", ScoreTally(0.25, 1))
+        result = await feedback(ItemKind.PATTERN, "p1", "carol", 0.5)  # summed across kinds
+        assert (result.contributor, result.contributor_scores) == ("alice", ScoreTally(0.75, 2))
+        assert result.usage_count == 1
+        result = await feedback(ItemKind.COMPONENT, "c1", "dave", None)  # unscored: not counted
+        assert (result.contributor, result.contributor_scores) == ("alice", ScoreTally(0.75, 2))
+        assert (result.usage_count, result.quality_score) == (2, 0.25)
+        result = await feedback(ItemKind.COMPONENT, "c2", "bob", 1.0)  # a self-rating
+        assert (result.contributor, result.contributor_scores) == ("bob", ScoreTally(0.0, 0))
+        result = await feedback(ItemKind.COMPONENT, "c2", "alice", 0.5)
+        assert (result.contributor, result.contributor_scores) == ("bob", ScoreTally(0.5, 1))
+        assert result.quality_score == pytest.approx(0.75)  # the self-rating is in the mean
+
+    async def test_failed_feedback_changes_no_standing(self, store: Store) -> None:
+        await store.add_pattern(pattern("p", "alice"))
+        await store.record_feedback(ItemKind.PATTERN, "p", "bob", 0.5, T0)
+        with pytest.raises(NotFoundError):
+            await store.record_feedback(ItemKind.COMPONENT, "p", "carol", 1.0, T0)
+        assert await store.received_scores(["alice"]) == {"alice": ScoreTally(0.5, 1)}
+        result = await store.record_feedback(ItemKind.PATTERN, "p", "carol", 0.25, T0)
+        assert (result.usage_count, result.contributor_scores) == (2, ScoreTally(0.75, 2))
+
+    # ------------------------------------------------------------------ received scores
+    # The hub's memory of how each AI's work was rated, across connections.
+
+    async def test_scores_are_tallied_per_contributor(self, store: Store) -> None:
+        await store.add_pattern(PatternRecord("p1", {}, "alice", 1.0))
+        await store.add_component(ComponentRecord("c1", {}, "alice", 1.0))
+        await store.add_component(ComponentRecord("c2", {}, "bob", 1.0))
+        await store.record_feedback(ItemKind.COMPONENT, "c1", "bob", 0.2, 2.0)
+        await store.record_feedback(ItemKind.PATTERN, "p1", "carol", 0.4, 2.0)
+        await store.record_feedback(ItemKind.COMPONENT, "c1", "carol", None, 2.0)  # unscored
+        await store.record_feedback(ItemKind.COMPONENT, "c2", "bob", 1.0, 2.0)  # self-rating
+        tallies = await store.received_scores(["alice", "bob", "nobody"])
+        assert set(tallies) == {"alice"}
+        assert tallies["alice"].count == 2
+        assert abs(tallies["alice"].total - 0.6) < 1e-9
+        assert await store.received_scores([]) == {}
+
     # ------------------------------------------------------------------ collaborations
 
-    async def test_collaboration_lifecycle(self, store: SqlStore) -> None:
+    async def test_collaboration_lifecycle(self, store: Store) -> None:
         record = collaboration("k1")
         await store.create_collaboration(record)
         assert await store.get_collaboration("k1") == record
@@ -202,7 +306,7 @@ class TestStoreContract:
         with pytest.raises(NotFoundError):
             await store.set_collaboration_progress("unknown", 1.0)
 
-    async def test_collaboration_failed(self, store: SqlStore) -> None:
+    async def test_collaboration_failed(self, store: Store) -> None:
         await store.create_collaboration(collaboration("k"))
         await store.set_collaboration_progress("k", 30.0)
         ended = await store.end_collaboration(
@@ -211,7 +315,7 @@ class TestStoreContract:
         assert (ended.status, ended.reason, ended.outcome) == ("failed", "peer left", None)
         assert (ended.progress, ended.ended_at) == (30.0, T0 + 1)
 
-    async def test_list_and_fail_active_collaborations(self, store: SqlStore) -> None:
+    async def test_list_and_fail_active_collaborations(self, store: Store) -> None:
         for i in range(4):
             await store.create_collaboration(collaboration(f"k{i}", started_at=T0 + i))
         await store.end_collaboration("k1", CollaborationStatus.COMPLETED, T0 + 10)
@@ -229,7 +333,7 @@ class TestStoreContract:
         completed = await store.list_collaborations(CollaborationStatus.COMPLETED)
         assert [c.collaboration_id for c in completed] == ["k1"]
 
-    async def test_component_completes_collaboration(self, store: SqlStore) -> None:
+    async def test_component_completes_collaboration(self, store: Store) -> None:
         await store.create_collaboration(collaboration("k"))
         outcome = await store.add_component(component("c", ts=T0 + 9), completes_collaboration="k")
         assert outcome is ShareOutcome.CREATED
@@ -240,7 +344,7 @@ class TestStoreContract:
         assert await store.get_component("c") is not None
 
     async def test_component_for_unknown_or_ended_collaboration_is_not_stored(
-        self, store: SqlStore
+        self, store: Store
     ) -> None:
         with pytest.raises(NotFoundError):
             await store.add_component(component("c1"), completes_collaboration="unknown")
@@ -254,7 +358,7 @@ class TestStoreContract:
         assert (await store.get_collaboration("k")).status == "failed"  # type: ignore[union-attr]
 
     async def test_conflicting_component_does_not_complete_collaboration(
-        self, store: SqlStore
+        self, store: Store
     ) -> None:
         await store.add_component(component("c", "alice"))
         await store.create_collaboration(collaboration("k"))
@@ -264,7 +368,7 @@ class TestStoreContract:
 
     # ------------------------------------------------------------------ AIs
 
-    async def test_ai_upsert_and_touch(self, store: SqlStore) -> None:
+    async def test_ai_upsert_and_touch(self, store: Store) -> None:
         await store.upsert_ai("zed", "vision", ["see"], T0)
         await store.upsert_ai("amy", "nlp", ["read", "write"], T0 + 1)
         await store.upsert_ai("zed", "vision+audio", ["see", "hear"], T0 + 2)
@@ -283,7 +387,7 @@ class TestStoreContract:
 
     # ------------------------------------------------------------------ tokens
 
-    async def test_tokens(self, store: SqlStore) -> None:
+    async def test_tokens(self, store: Store) -> None:
         assert await store.count_tokens() == 0
         await store.set_token_hash("bob", "hash-b1", T0)
         await store.set_token_hash("alice", "hash-a", T0 + 1)
@@ -298,7 +402,7 @@ class TestStoreContract:
 
     # ------------------------------------------------------------------ stats
 
-    async def test_stats_history(self, store: SqlStore) -> None:
+    async def test_stats_history(self, store: Store) -> None:
         for i in range(6):
             await store.add_stats_snapshot(StatsSnapshot(T0 + i, i, 10 * i, 100 * i, i % 2))
         history = await store.stats_history()
@@ -312,102 +416,42 @@ class TestStoreContract:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def test_data_survives_close_and_reopen(self, store: SqlStore, backend: Backend) -> None:
+    async def test_data_survives_close_and_reopen(
+        self, store: Store, new_store: StoreFactory
+    ) -> None:
         await store.add_pattern(pattern("p"))
         await store.set_token_hash("bob", "h", T0)
         await store.close()
         await store.close()  # idempotent
         with pytest.raises(RuntimeError):
             await store.add_pattern(pattern("q"))
-        async with backend.new_store() as reopened:
+        async with opened(new_store()) as reopened:
             assert await reopened.get_pattern("p") == pattern("p")
             assert await reopened.get_token_hash("bob") == "h"
 
-    async def test_close_commits_pending_writes(self, store: SqlStore, backend: Backend) -> None:
+    async def test_close_commits_pending_writes(
+        self, store: Store, new_store: StoreFactory
+    ) -> None:
         tasks = [asyncio.create_task(store.add_pattern(pattern(f"p{i}"))) for i in range(50)]
         await asyncio.sleep(0)  # let every task submit its job
         await store.close()
         assert all(task.done() for task in tasks)
         assert {await task for task in tasks} == {ShareOutcome.CREATED}
-        async with backend.new_store() as reopened:
+        async with opened(new_store()) as reopened:
             assert (await reopened.counts()).shared_patterns == 50
 
-    # ------------------------------------------------------------------ concurrency
 
-    async def test_concurrent_shares_are_group_committed(self, store: SqlStore) -> None:
-        before = store.batches_committed
-        results = await asyncio.gather(*(store.add_pattern(pattern(f"p{i}")) for i in range(200)))
-        assert set(results) == {ShareOutcome.CREATED}
-        assert (await store.counts()).shared_patterns == 200
-        assert store.batches_committed - before < 200  # writes shared transactions
-
-    async def test_failing_job_in_a_batch_fails_alone(self, store: SqlStore) -> None:
-        await store.add_pattern(pattern("taken", "alice"))
-        before = store.batches_committed
-        async with WriterGate(store) as gate:
-            tasks = [
-                asyncio.create_task(store.add_pattern(pattern(f"p{i}", "bob"))) for i in range(10)
-            ]
-            tasks.insert(5, asyncio.create_task(store.add_pattern(pattern("taken", "bob"))))
-            tasks += [asyncio.create_task(store.add_pattern(pattern(f"q{i}"))) for i in range(10)]
-            await gate.wait_queued(len(tasks))
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        assert store.batches_committed - before == 2  # the gate's batch, then all of these
-        assert isinstance(results[5], ConflictError)
-        assert results[:5] + results[6:] == [ShareOutcome.CREATED] * 20
-        assert (await store.counts()).shared_patterns == 21
-        assert (await store.get_pattern("taken")) == pattern("taken", "alice")
-
-    async def test_savepoint_undoes_only_the_failing_job(self, store: SqlStore) -> None:
-        def insert(pid: str, fail: bool) -> Callable[[sa.Connection], None]:
-            def job(conn: sa.Connection) -> None:
-                conn.execute(
-                    shared_patterns.insert().values(
-                        pattern_id=pid, pattern_data="{}", contributor="x", timestamp=T0
-                    )
-                )
-                if fail:
-                    raise RuntimeError(f"{pid} failed after writing")
-
-            return job
-
-        before = store.batches_committed
-        async with WriterGate(store) as gate:
-            first = asyncio.create_task(store._write(insert("a", False)))
-            failing = asyncio.create_task(store._write(insert("b", True)))
-            last = asyncio.create_task(store._write(insert("c", False)))
-            await gate.wait_queued(3)
-        await first
-        with pytest.raises(RuntimeError, match="b failed"):
-            await failing
-        await last
-        assert store.batches_committed - before == 2
-        assert [await store.get_pattern(p) is not None for p in "abc"] == [True, False, True]
-
-    async def test_cancelled_caller_does_not_break_the_writer(self, store: SqlStore) -> None:
-        async with WriterGate(store) as gate:
-            task = asyncio.create_task(store.add_pattern(pattern("p")))
-            await gate.wait_queued(1)
-            task.cancel()
-        assert await store.add_pattern(pattern("q")) is ShareOutcome.CREATED
-        assert task.cancelled()
-        # Submitted before the cancel: the write itself still happened.
-        assert await store.get_pattern("p") == pattern("p")
+class TestSqliteStore(StoreContract):
+    def store_factory(self, request: pytest.FixtureRequest) -> StoreFactory:
+        tmp_path: Path = request.getfixturevalue("tmp_path")
+        path = str(tmp_path / "hub_data.db")
+        return lambda: SqlStore(path)
 
 
-class TestReceivedScores:
-    """The hub's memory of how each AI's work was rated, across connections."""
+class TestPostgresStore(StoreContract):
+    """On ``$KERNAL_TEST_PG_URL`` (see conftest), in a schema of its own per test; an
+    unreachable server fails every test here."""
 
-    async def test_scores_are_tallied_per_contributor(self, store: SqlStore) -> None:
-        await store.add_pattern(PatternRecord("p1", {}, "alice", 1.0))
-        await store.add_component(ComponentRecord("c1", {}, "alice", 1.0))
-        await store.add_component(ComponentRecord("c2", {}, "bob", 1.0))
-        await store.record_feedback(ItemKind.COMPONENT, "c1", "bob", 0.2, 2.0)
-        await store.record_feedback(ItemKind.PATTERN, "p1", "carol", 0.4, 2.0)
-        await store.record_feedback(ItemKind.COMPONENT, "c1", "carol", None, 2.0)  # unscored
-        await store.record_feedback(ItemKind.COMPONENT, "c2", "bob", 1.0, 2.0)  # self-rating
-        tallies = await store.received_scores(["alice", "bob", "nobody"])
-        assert set(tallies) == {"alice"}
-        assert tallies["alice"].count == 2
-        assert abs(tallies["alice"].total - 0.6) < 1e-9
-        assert await store.received_scores([]) == {}
+    def store_factory(self, request: pytest.FixtureRequest) -> StoreFactory:
+        schema: str = request.getfixturevalue("pg_schema")
+        return lambda: SqlStore(PG_URL, schema=schema)

@@ -42,15 +42,12 @@ from kernal.storage import (
     ItemKind,
     NotFoundError,
     PatternRecord,
-    ScoreTally,
     ShareOutcome,
     Store,
 )
 from kernal.timing import Clock
 
 log = logging.getLogger("kernal.hub")
-
-NO_SCORES = ScoreTally(0.0, 0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,11 +171,7 @@ class Router:
 
     async def _feedback(self, sender: str, peer: Peer, msg: Feedback) -> None:
         kind = ItemKind(msg.kind)
-        item = await (
-            self.store.get_pattern(msg.id)
-            if kind is ItemKind.PATTERN
-            else self.store.get_component(msg.id)
-        )
+        item = await self.store.get_item(kind, msg.id)
         if item is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"no {msg.kind} {msg.id!r}", msg.msg_id)
         if item.contributor == sender:
@@ -188,12 +181,12 @@ class Router:
                 msg.msg_id,
             )
         try:
-            await self.store.record_feedback(kind, msg.id, sender, msg.score, self.clock.now())
+            result = await self.store.record_feedback(
+                kind, msg.id, sender, msg.score, self.clock.now()
+            )
         except NotFoundError as exc:
             raise ProtocolError(ErrorCode.NOT_FOUND, str(exc), msg.msg_id) from None
-        if msg.score is not None:
-            tallies = await self.store.received_scores([item.contributor])
-            self.standings.update(item.contributor, tallies.get(item.contributor, NO_SCORES))
+        self.standings.update(result.contributor, result.contributor_scores)
         peer.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.id))
 
     # ------------------------------------------------------------------ collaborations

@@ -2,7 +2,13 @@
 
 The hub talks to storage only through :class:`Store`. Every method is a coroutine; a method that
 writes returns only after its transaction has committed, so the hub can acknowledge a share the
-moment the call returns. Backends must pass ``tests/storage/test_store_contract.py``.
+moment the call returns. Backends must pass ``tests/storage/test_store_contract.py`` (subclass
+its ``StoreContract`` to run the whole contract on a new backend).
+
+Patterns and components are the two kinds of *item* (:class:`ItemKind`): the same thing, shared
+by a contributor, counted when used, rated by FEEDBACK; components also carry a quality score.
+The interface reads them by kind (:meth:`Store.get_item`, :meth:`Store.recent_items`), with
+per-kind shorthands for callers that know which one they want.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import abc
 import enum
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, TypeAlias, TypeVar
 
 
 class StoreError(Exception):
@@ -46,21 +52,38 @@ class ItemKind(enum.StrEnum):
 
 @dataclass(frozen=True)
 class PatternRecord:
+    kind: ClassVar[ItemKind] = ItemKind.PATTERN
+
     pattern_id: str
     pattern_data: dict[str, Any]
     contributor: str
     timestamp: float
     usage_count: int = 0
 
+    @property
+    def item_id(self) -> str:
+        return self.pattern_id
+
 
 @dataclass(frozen=True)
 class ComponentRecord:
+    kind: ClassVar[ItemKind] = ItemKind.COMPONENT
+
     component_id: str
     component_data: dict[str, Any]
     contributor: str
     timestamp: float
     quality_score: float | None = None
     usage_count: int = 0
+
+    @property
+    def item_id(self) -> str:
+        return self.component_id
+
+
+#: A shared item of either kind; ``record.kind`` says which.
+ItemRecord: TypeAlias = PatternRecord | ComponentRecord
+_Item = TypeVar("_Item", bound=ItemRecord)
 
 
 @dataclass(frozen=True)
@@ -92,19 +115,24 @@ class CollaborationRecord:
 
 
 @dataclass(frozen=True)
-class FeedbackResult:
-    """State of the item after a feedback was recorded."""
-
-    usage_count: int
-    quality_score: float | None = None  # components only: mean of the scores received
-
-
-@dataclass(frozen=True)
 class ScoreTally:
     """Scores received: their sum and how many there were."""
 
     total: float
     count: int
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    """State after a feedback was recorded, read in the transaction that recorded it."""
+
+    usage_count: int
+    quality_score: float | None = None  # components only: mean of the scores received
+    contributor: str = field(kw_only=True)
+    """The item's contributor (``""`` for a row adopted from the prototype without one)."""
+    contributor_scores: ScoreTally = field(kw_only=True)
+    """The scores the contributor's items have received, this feedback included: exactly what
+    :meth:`Store.received_scores` returns for it now, ``ScoreTally(0.0, 0)`` if nothing."""
 
 
 @dataclass(frozen=True)
@@ -172,18 +200,38 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def get_pattern(self, pattern_id: str) -> PatternRecord | None: ...
+    async def get_item(self, kind: ItemKind, item_id: str) -> ItemRecord | None:
+        """The pattern or component (as ``kind`` says) with that id, or None. Ids are unique
+        within a kind only: a pattern and a component may have the same id."""
 
     @abc.abstractmethod
-    async def get_component(self, component_id: str) -> ComponentRecord | None: ...
+    async def recent_items(self, kind: ItemKind, limit: int) -> list[ItemRecord]:
+        """The newest ``limit`` items of ``kind`` (none if ``limit`` <= 0), newest first."""
 
-    @abc.abstractmethod
+    async def get_pattern(self, pattern_id: str) -> PatternRecord | None:
+        """:meth:`get_item` for a pattern."""
+        found = await self.get_item(ItemKind.PATTERN, pattern_id)
+        return None if found is None else self._checked(PatternRecord, found)
+
+    async def get_component(self, component_id: str) -> ComponentRecord | None:
+        """:meth:`get_item` for a component."""
+        found = await self.get_item(ItemKind.COMPONENT, component_id)
+        return None if found is None else self._checked(ComponentRecord, found)
+
     async def recent_patterns(self, limit: int) -> list[PatternRecord]:
-        """Newest first."""
+        """:meth:`recent_items` of patterns."""
+        found = await self.recent_items(ItemKind.PATTERN, limit)
+        return [self._checked(PatternRecord, record) for record in found]
 
-    @abc.abstractmethod
     async def recent_components(self, limit: int) -> list[ComponentRecord]:
-        """Newest first."""
+        """:meth:`recent_items` of components."""
+        found = await self.recent_items(ItemKind.COMPONENT, limit)
+        return [self._checked(ComponentRecord, record) for record in found]
+
+    def _checked(self, cls: type[_Item], record: ItemRecord) -> _Item:
+        if not isinstance(record, cls):  # a backend bug, not a caller's: say whose
+            raise TypeError(f"{type(self).__name__} returned a {record.kind} for a {cls.kind}")
+        return record
 
     @abc.abstractmethod
     async def counts(self) -> KnowledgeCounts: ...
@@ -193,7 +241,9 @@ class Store(abc.ABC):
         self, kind: ItemKind, item_id: str, ai_id: str, score: float | None, timestamp: float
     ) -> FeedbackResult:
         """Increment the item's ``usage_count``; for a component with a score, set its
-        ``quality_score`` to the mean of all scores received. Raises :class:`NotFoundError`."""
+        ``quality_score`` to the mean of all scores received. Returns the item's state and its
+        contributor's standing after this feedback (see :class:`FeedbackResult`), read in the
+        same transaction. Raises :class:`NotFoundError` (nothing written)."""
 
     @abc.abstractmethod
     async def received_scores(self, contributors: Collection[str]) -> dict[str, ScoreTally]:

@@ -14,14 +14,19 @@ such a row, so the converters substitute neutral values instead of raising:
   ``quality_score``: not a finite number -> ``None``.
 
 Rows written by this code never need any of that: on them the converters are exact inverses.
+
+Patterns and components go through the same converters and steps, told apart by their
+:class:`ItemTable` (:data:`PATTERNS`, :data:`COMPONENTS`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
@@ -37,6 +42,7 @@ from kernal.storage.base import (
     ConflictError,
     FeedbackResult,
     ItemKind,
+    ItemRecord,
     NotFoundError,
     PatternRecord,
     ScoreTally,
@@ -44,22 +50,67 @@ from kernal.storage.base import (
 )
 
 __all__ = [
+    "COMPONENTS",
+    "ITEM_TABLES",
+    "PATTERNS",
+    "ItemTable",
     "ai_record",
     "close_collaboration",
     "collaboration_record",
     "collaboration_row",
-    "component_record",
-    "component_row",
     "dumps",
     "insert_collaboration",
     "is_active",
-    "pattern_record",
-    "pattern_row",
+    "item_record",
+    "item_row",
+    "item_table",
     "received_scores",
     "record_feedback",
     "require_active",
     "share",
 ]
+
+R = TypeVar("R", bound=ItemRecord)
+
+
+@dataclass(frozen=True)
+class ItemTable(Generic[R]):
+    """Where one kind of item is stored: all that differs between patterns and components.
+
+    The fields of ``record`` are the columns of ``table``, with the same names (checked by
+    ``tests/storage/test_rows.py``); ``has_quality``: the kind has a ``quality_score`` column.
+    """
+
+    kind: ItemKind
+    table: sa.Table
+    id_column: str
+    data_column: str
+    record: type[R]
+    has_quality: bool
+
+    @property
+    def key(self) -> sa.Column[Any]:
+        """The id column."""
+        return self.table.c[self.id_column]
+
+
+PATTERNS = ItemTable(
+    ItemKind.PATTERN, t.shared_patterns, "pattern_id", "pattern_data", PatternRecord, False
+)
+COMPONENTS = ItemTable(
+    ItemKind.COMPONENT,
+    t.shared_components,
+    "component_id",
+    "component_data",
+    ComponentRecord,
+    True,
+)
+ITEM_TABLES: Mapping[ItemKind, ItemTable[Any]] = {it.kind: it for it in (PATTERNS, COMPONENTS)}
+
+
+def item_table(kind: ItemKind | str) -> ItemTable[Any]:
+    """The table of ``kind``. Raises :class:`ValueError` for a string that is not a kind."""
+    return ITEM_TABLES[ItemKind(kind)]
 
 
 def dumps(value: Any) -> str:
@@ -71,25 +122,12 @@ def dumps(value: Any) -> str:
 # ---------------------------------------------------------------------- records -> rows
 
 
-def pattern_row(record: PatternRecord) -> dict[str, Any]:
-    return {
-        "pattern_id": record.pattern_id,
-        "pattern_data": dumps(record.pattern_data),
-        "contributor": record.contributor,
-        "timestamp": record.timestamp,
-        "usage_count": record.usage_count,
-    }
-
-
-def component_row(record: ComponentRecord) -> dict[str, Any]:
-    return {
-        "component_id": record.component_id,
-        "component_data": dumps(record.component_data),
-        "contributor": record.contributor,
-        "timestamp": record.timestamp,
-        "quality_score": record.quality_score,
-        "usage_count": record.usage_count,
-    }
+def item_row(spec: ItemTable[R], record: R) -> dict[str, Any]:
+    """The row of a pattern or component: its fields, the data as JSON text."""
+    # Shallow on purpose: dataclasses.asdict would deep-copy the data only to encode it.
+    row = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    row[spec.data_column] = dumps(row[spec.data_column])
+    return row
 
 
 def collaboration_row(record: CollaborationRecord) -> dict[str, Any]:
@@ -111,25 +149,19 @@ def collaboration_row(record: CollaborationRecord) -> dict[str, Any]:
 # ---------------------------------------------------------------------- rows -> records
 
 
-def pattern_record(row: sa.Row[Any]) -> PatternRecord:
-    return PatternRecord(
-        pattern_id=_text(row.pattern_id),
-        pattern_data=_json_object(row.pattern_data),
-        contributor=_text(row.contributor),
-        timestamp=_finite(row.timestamp) or 0.0,
-        usage_count=_count(row.usage_count),
-    )
-
-
-def component_record(row: sa.Row[Any]) -> ComponentRecord:
-    return ComponentRecord(
-        component_id=_text(row.component_id),
-        component_data=_json_object(row.component_data),
-        contributor=_text(row.contributor),
-        timestamp=_finite(row.timestamp) or 0.0,
-        quality_score=_finite(row.quality_score),
-        usage_count=_count(row.usage_count),
-    )
+def item_record(spec: ItemTable[R], row: sa.Row[Any]) -> R:
+    """The record of a pattern or component row, read leniently (see the module)."""
+    columns = row._mapping
+    values: dict[str, Any] = {
+        spec.id_column: _text(columns[spec.id_column]),
+        spec.data_column: _json_object(columns[spec.data_column]),
+        "contributor": _text(row.contributor),
+        "timestamp": _finite(row.timestamp) or 0.0,
+        "usage_count": _count(row.usage_count),
+    }
+    if spec.has_quality:
+        values["quality_score"] = _finite(row.quality_score)
+    return spec.record(**values)
 
 
 def ai_record(row: sa.Row[Any]) -> AiRecord:
@@ -197,44 +229,49 @@ def _finite(value: object) -> float | None:
 # ---------------------------------------------------------------------- steps of write jobs
 
 
-def _insert_if_new(conn: Connection, table: sa.Table) -> sa.Insert:
-    """``INSERT ... ON CONFLICT DO NOTHING`` in the connection's dialect (SQLite, PostgreSQL)."""
+def _insert(conn: Connection, table: sa.Table) -> Any:
+    """An INSERT with ``ON CONFLICT`` clauses, in the connection's dialect (SQLite, PostgreSQL)."""
     dialect = conn.dialect.name
     if dialect == "sqlite":
-        return sqlite_insert(table).on_conflict_do_nothing()
+        return sqlite_insert(table)
     if dialect == "postgresql":
-        return postgresql_insert(table).on_conflict_do_nothing()
-    raise NotImplementedError(f"no insert-if-new for the {dialect} dialect")
+        return postgresql_insert(table)
+    raise NotImplementedError(f"no INSERT ... ON CONFLICT for the {dialect} dialect")
 
 
-def share(conn: Connection, table: sa.Table, row: dict[str, Any]) -> ShareOutcome:
-    """Insert a pattern or component unless its id is taken.
+def _insert_if_new(conn: Connection, table: sa.Table) -> sa.Insert:
+    """``INSERT ... ON CONFLICT DO NOTHING``."""
+    statement: sa.Insert = _insert(conn, table).on_conflict_do_nothing()
+    return statement
+
+
+def share(conn: Connection, spec: ItemTable[Any], row: dict[str, Any]) -> ShareOutcome:
+    """Insert an :func:`item_row` unless its id is taken.
 
     Same contributor: DUPLICATE, nothing written. Another contributor, or an adopted prototype
     row whose contributor is NULL (nobody can prove they own it): :class:`ConflictError`.
     """
-    kind = "pattern" if table is t.shared_patterns else "component"
-    item_id = row[f"{kind}_id"]
+    item_id = row[spec.id_column]
     # One statement when the id is new (the common case); only a taken id costs a lookup.
-    id_column = table.c[f"{kind}_id"]
     # RETURNING, not rowcount: psycopg does not report a reliable rowcount here.
-    if conn.execute(_insert_if_new(conn, table).returning(id_column), row).first() is not None:
+    inserted = conn.execute(_insert_if_new(conn, spec.table).returning(spec.key), row).first()
+    if inserted is not None:
         return ShareOutcome.CREATED
     # Select the row, not just the contributor: a NULL contributor must not read as "no row".
-    query = sa.select(table.c.contributor).where(id_column == item_id)
+    query = sa.select(spec.table.c.contributor).where(spec.key == item_id)
     existing = conn.execute(query).first()
     if existing is None:  # pragma: no cover - the insert only does nothing when the id exists
-        raise RuntimeError(f"{kind} {item_id!r} neither inserted nor found")
+        raise RuntimeError(f"{spec.kind.value} {item_id!r} neither inserted nor found")
     owner = existing.contributor
     if owner == row["contributor"]:
         return ShareOutcome.DUPLICATE
     by = "an unknown contributor" if owner is None else repr(owner)
-    raise ConflictError(f"{kind} id {item_id!r} is already taken by {by}")
+    raise ConflictError(f"{spec.kind.value} id {item_id!r} is already taken by {by}")
 
 
 def record_feedback(
     conn: Connection,
-    kind: ItemKind,
+    spec: ItemTable[Any],
     item_id: str,
     ai_id: str,
     score: float | None,
@@ -242,34 +279,58 @@ def record_feedback(
 ) -> FeedbackResult:
     """Count one use of the item and store the feedback; for a component with a score, set its
     ``quality_score`` to the mean of all its scores. Raises :class:`NotFoundError`."""
-    table = t.shared_patterns if kind is ItemKind.PATTERN else t.shared_components
-    key = table.c[f"{kind.value}_id"] == item_id
+    table = spec.table
+    key = spec.key == item_id
     # COALESCE: an adopted prototype row may have a NULL usage_count, which counts as 0.
     bump = (
         table.update().where(key).values(usage_count=sa.func.coalesce(table.c.usage_count, 0) + 1)
     )
     if conn.execute(bump).rowcount == 0:
-        raise NotFoundError(f"no {kind.value} with id {item_id!r}")
+        raise NotFoundError(f"no {spec.kind.value} with id {item_id!r}")
     conn.execute(
         t.feedback.insert().values(
-            kind=kind.value, item_id=item_id, ai_id=ai_id, score=score, timestamp=timestamp
+            kind=spec.kind.value, item_id=item_id, ai_id=ai_id, score=score, timestamp=timestamp
         )
     )
-    if kind is ItemKind.PATTERN:
-        usage = conn.scalar(sa.select(table.c.usage_count).where(key))
-        return FeedbackResult(usage_count=_count(usage))
-    if score is not None:
+    if spec.has_quality and score is not None:
         f = t.feedback.c
         mean = (
             sa.select(sa.func.avg(f.score))
-            .where(f.kind == kind.value, f.item_id == item_id, f.score.is_not(None))
+            .where(f.kind == spec.kind.value, f.item_id == item_id, f.score.is_not(None))
             .scalar_subquery()
         )
         conn.execute(table.update().where(key).values(quality_score=mean))
-    row = conn.execute(sa.select(table.c.usage_count, table.c.quality_score).where(key)).one()
-    # Read leniently, as component_record does: an adopted row may hold anything there.
+    state = [table.c.usage_count, table.c.contributor]
+    if spec.has_quality:
+        state.append(table.c.quality_score)
+    row = conn.execute(sa.select(*state).where(key)).one()
+    owner = row.contributor
+    # The rules of received_scores: a score from someone else, on an item somebody owns.
+    if score is not None and owner is not None and ai_id != owner:
+        _add_received_score(conn, owner, score)
+    # Read leniently, as item_record does: an adopted row may hold anything there.
+    contributor = _text(owner)
     return FeedbackResult(
-        usage_count=_count(row.usage_count), quality_score=_finite(row.quality_score)
+        usage_count=_count(row.usage_count),
+        quality_score=_finite(row.quality_score) if spec.has_quality else None,
+        contributor=contributor,
+        contributor_scores=received_scores(conn, [contributor]).get(
+            contributor, ScoreTally(0.0, 0)
+        ),
+    )
+
+
+def _add_received_score(conn: Connection, contributor: str, score: float) -> None:
+    table = t.contributor_scores
+    insert = _insert(conn, table).values(contributor=contributor, score_total=score, score_count=1)
+    conn.execute(
+        insert.on_conflict_do_update(
+            index_elements=[table.c.contributor],
+            set_={
+                "score_total": table.c.score_total + insert.excluded.score_total,
+                "score_count": table.c.score_count + 1,
+            },
+        )
     )
 
 
@@ -324,26 +385,11 @@ def close_collaboration(
 
 def received_scores(conn: Connection, contributors: Collection[str]) -> dict[str, ScoreTally]:
     """Sum and count of the scored feedback others gave each contributor's items."""
-    f = t.feedback.c
-    tallies: dict[str, tuple[float, int]] = {}
-    for table, kind in (
-        (t.shared_patterns, ItemKind.PATTERN),
-        (t.shared_components, ItemKind.COMPONENT),
-    ):
-        owner = table.c.contributor
-        query = (
-            sa.select(owner, sa.func.sum(f.score), sa.func.count(f.score))
-            .select_from(t.feedback.join(table, f.item_id == table.c[f"{kind.value}_id"]))
-            .where(
-                f.kind == kind.value,
-                f.score.is_not(None),
-                f.ai_id != owner,
-                owner.in_(list(contributors)),
-            )
-            .group_by(owner)
-        )
-        for row in conn.execute(query):
-            contributor, total, count = str(row[0]), float(row[1] or 0.0), int(row[2])
-            before = tallies.get(contributor, (0.0, 0))
-            tallies[contributor] = (before[0] + total, before[1] + count)
-    return {ai: ScoreTally(total, count) for ai, (total, count) in tallies.items() if count}
+    c = t.contributor_scores.c
+    query = sa.select(c.contributor, c.score_total, c.score_count).where(
+        c.contributor.in_(list(contributors)), c.score_count > 0
+    )
+    return {
+        str(row.contributor): ScoreTally(float(row.score_total), int(row.score_count))
+        for row in conn.execute(query)
+    }

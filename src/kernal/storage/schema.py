@@ -108,6 +108,17 @@ feedback = sa.Table(
     sa.Index("ix_feedback_kind_item", "kind", "item_id"),
 )
 
+# Derived from feedback, never written by anything but the store: for each contributor, the sum
+# and count of the scores others gave its items (received_scores), updated in each feedback's
+# transaction so that reading a standing is one key lookup, however long the history.
+contributor_scores = sa.Table(
+    "contributor_scores",
+    metadata,
+    sa.Column("contributor", sa.Text, primary_key=True),
+    sa.Column("score_total", _double(), nullable=False),
+    sa.Column("score_count", sa.Integer, nullable=False),
+)
+
 stats_snapshots = sa.Table(
     "stats_snapshots",
     metadata,

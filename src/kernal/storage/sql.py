@@ -36,6 +36,7 @@ from kernal.storage.base import (
     ComponentRecord,
     FeedbackResult,
     ItemKind,
+    ItemRecord,
     KnowledgeCounts,
     NotFoundError,
     PatternRecord,
@@ -51,6 +52,7 @@ from kernal.storage.writer import WriteQueue
 __all__ = ["MIGRATIONS_DIR", "SqlStore", "database_url", "open_store"]
 
 T = TypeVar("T")
+R = TypeVar("R", bound=ItemRecord)
 
 
 async def open_store(url_or_path: str) -> SqlStore:
@@ -151,61 +153,56 @@ class SqlStore(Store):
     # ------------------------------------------------------------------ knowledge base
 
     async def add_pattern(self, record: PatternRecord) -> ShareOutcome:
-        row = rows.pattern_row(record)
-        return await self._write(lambda conn: rows.share(conn, t.shared_patterns, row))
+        return await self._add_item(rows.PATTERNS, record)
 
     async def add_component(
         self, record: ComponentRecord, *, completes_collaboration: str | None = None
     ) -> ShareOutcome:
-        row = rows.component_row(record)
+        return await self._add_item(
+            rows.COMPONENTS, record, completes_collaboration=completes_collaboration
+        )
+
+    async def _add_item(
+        self,
+        spec: rows.ItemTable[R],
+        record: R,
+        *,
+        completes_collaboration: str | None = None,
+    ) -> ShareOutcome:
+        row = rows.item_row(spec, record)
         cid = completes_collaboration
 
         def job(conn: Connection) -> ShareOutcome:
             if cid is not None:
                 rows.require_active(conn, cid)
-            outcome = rows.share(conn, t.shared_components, row)
+            outcome = rows.share(conn, spec, row)
             if cid is not None:
                 rows.close_collaboration(
                     conn,
                     cid,
                     status=CollaborationStatus.COMPLETED,
                     ended_at=record.timestamp,
-                    outcome=rows.dumps({"component_id": record.component_id}),
+                    outcome=rows.dumps({spec.id_column: record.item_id}),
                 )
             return outcome
 
         return await self._write(job)
 
-    async def get_pattern(self, pattern_id: str) -> PatternRecord | None:
-        query = sa.select(t.shared_patterns).where(t.shared_patterns.c.pattern_id == pattern_id)
+    async def get_item(self, kind: ItemKind, item_id: str) -> ItemRecord | None:
+        spec = rows.item_table(kind)
+        query = sa.select(spec.table).where(spec.key == item_id)
         row = await self._read(lambda conn: conn.execute(query).first())
-        return None if row is None else rows.pattern_record(row)
+        return None if row is None else rows.item_record(spec, row)
 
-    async def get_component(self, component_id: str) -> ComponentRecord | None:
-        c = t.shared_components.c
-        query = sa.select(t.shared_components).where(c.component_id == component_id)
-        row = await self._read(lambda conn: conn.execute(query).first())
-        return None if row is None else rows.component_record(row)
-
-    async def recent_patterns(self, limit: int) -> list[PatternRecord]:
-        c = t.shared_patterns.c
+    async def recent_items(self, kind: ItemKind, limit: int) -> list[ItemRecord]:
+        spec = rows.item_table(kind)
         query = (
-            sa.select(t.shared_patterns)
-            .order_by(c.timestamp.desc(), c.pattern_id.desc())
+            sa.select(spec.table)
+            .order_by(spec.table.c.timestamp.desc(), spec.key.desc())  # ix_*_timestamp
             .limit(max(limit, 0))
         )
         found = await self._read(lambda conn: conn.execute(query).all())
-        return [rows.pattern_record(row) for row in found]
-
-    async def recent_components(self, limit: int) -> list[ComponentRecord]:
-        c = t.shared_components.c
-        query = (
-            sa.select(t.shared_components)
-            .order_by(c.timestamp.desc(), c.component_id.desc())
-            .limit(max(limit, 0))
-        )
-        found = await self._read(lambda conn: conn.execute(query).all())
-        return [rows.component_record(row) for row in found]
+        return [rows.item_record(spec, row) for row in found]
 
     async def counts(self) -> KnowledgeCounts:
         """Both counts, plus ``extra``: ``ais`` (ever seen) and ``active_collaborations``."""
@@ -232,9 +229,9 @@ class SqlStore(Store):
     async def record_feedback(
         self, kind: ItemKind, item_id: str, ai_id: str, score: float | None, timestamp: float
     ) -> FeedbackResult:
-        kind = ItemKind(kind)
+        spec = rows.item_table(kind)
         return await self._write(
-            lambda conn: rows.record_feedback(conn, kind, item_id, ai_id, score, timestamp)
+            lambda conn: rows.record_feedback(conn, spec, item_id, ai_id, score, timestamp)
         )
 
     async def received_scores(self, contributors: Collection[str]) -> dict[str, ScoreTally]:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from kernal.hub.server import Hub
 from kernal.hub.status import HubStatus
-from kernal.storage import CollaborationStatus
+from kernal.storage import CollaborationStatus, ItemKind
 
 
 class _Record(BaseModel):
@@ -119,6 +119,42 @@ ItemLimit = Annotated[
 ]
 
 
+def _item_routes(
+    router: APIRouter, hub: Hub, kind: ItemKind, model: type[_Record], noun: str
+) -> None:
+    """``GET /api/{kind}s`` (newest first) and ``GET /api/{kind}s/{id}`` for one item kind."""
+    store = hub.store
+
+    async def recent(limit: ItemLimit = 50) -> list[Any]:
+        return [model.model_validate(r) for r in await store.recent_items(kind, limit)]
+
+    async def one(item_id: str) -> Any:
+        record = await store.get_item(kind, item_id)
+        if record is None:
+            raise HTTPException(404, f"no {kind} {item_id!r}")
+        return model.model_validate(record)
+
+    recent.__doc__ = f"Recently shared {noun} with their data, newest first."
+    one.__doc__ = f"One {kind} by id (URL-encoded; ids may contain ``/``). 404 if unknown."
+    path = f"/api/{kind}s"
+    router.add_api_route(
+        path,
+        recent,
+        methods=["GET"],
+        tags=["knowledge"],
+        response_model=list[model],  # type: ignore[valid-type]  # chosen at run time
+        name=f"{kind}s",
+    )
+    router.add_api_route(
+        path + "/{item_id:path}",
+        one,
+        methods=["GET"],
+        tags=["knowledge"],
+        response_model=model,
+        name=str(kind),
+    )
+
+
 def api_router(hub: Hub) -> APIRouter:
     """Routes reading ``hub``; the hub must be started (its store open) before they are called."""
     router = APIRouter(dependencies=[Depends(_no_store)])
@@ -167,31 +203,11 @@ def api_router(hub: Hub) -> APIRouter:
                 )
         return Ais(connected=connected, known=[known[key] for key in sorted(known)])
 
-    @router.get("/api/patterns", tags=["knowledge"])
-    async def patterns(limit: ItemLimit = 50) -> list[Pattern]:
-        """Recently shared patterns with their data, newest first."""
-        return [Pattern.model_validate(p) for p in await store.recent_patterns(limit)]
-
-    @router.get("/api/patterns/{pattern_id:path}", tags=["knowledge"])
-    async def pattern(pattern_id: str) -> Pattern:
-        """One pattern by id (URL-encoded; ids may contain ``/``). 404 if unknown."""
-        record = await store.get_pattern(pattern_id)
-        if record is None:
-            raise HTTPException(404, f"no pattern {pattern_id!r}")
-        return Pattern.model_validate(record)
-
-    @router.get("/api/components", tags=["knowledge"])
-    async def components(limit: ItemLimit = 50) -> list[Component]:
-        """Recently shared OS components with their data, newest first."""
-        return [Component.model_validate(c) for c in await store.recent_components(limit)]
-
-    @router.get("/api/components/{component_id:path}", tags=["knowledge"])
-    async def component(component_id: str) -> Component:
-        """One component by id (URL-encoded; ids may contain ``/``). 404 if unknown."""
-        record = await store.get_component(component_id)
-        if record is None:
-            raise HTTPException(404, f"no component {component_id!r}")
-        return Component.model_validate(record)
+    for kind, model, noun in (
+        (ItemKind.PATTERN, Pattern, "patterns"),
+        (ItemKind.COMPONENT, Component, "OS components"),
+    ):
+        _item_routes(router, hub, kind, model, noun)
 
     @router.get("/api/collaborations", tags=["collaborations"])
     async def collaborations(

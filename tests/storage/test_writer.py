@@ -1,0 +1,114 @@
+"""The SQL store's single writer: group commit, a savepoint per job, cancelled callers.
+
+These test :class:`kernal.storage.writer.WriteQueue` as the SQL store drives it (on SQLite and
+PostgreSQL), not the :class:`~kernal.storage.base.Store` contract: another backend need not
+batch its writes at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+import pytest
+import sqlalchemy as sa
+
+from kernal.storage import ConflictError, ShareOutcome
+from kernal.storage.schema import shared_patterns
+from kernal.storage.sql import SqlStore
+from tests.storage.test_store_contract import T0, pattern
+
+
+class WriterGate:
+    """Holds the store's writer thread inside a job until released, so that everything submitted
+    meanwhile is queued and then committed as one batch."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def _hold(self, _conn: sa.Connection) -> None:
+        self.entered.set()
+        self.release.wait(10)
+
+    async def __aenter__(self) -> WriterGate:
+        self.task = asyncio.create_task(self.store._write(self._hold))
+        assert await asyncio.to_thread(self.entered.wait, 10)
+        return self
+
+    async def wait_queued(self, n: int) -> None:
+        for _ in range(5000):
+            if self.store._writes.pending() >= n:
+                return
+            await asyncio.sleep(0.001)
+        raise AssertionError(f"{n} jobs were not queued in time")
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.release.set()
+        assert self.task is not None
+        await self.task
+
+
+async def test_concurrent_shares_are_group_committed(store: SqlStore) -> None:
+    before = store.batches_committed
+    results = await asyncio.gather(*(store.add_pattern(pattern(f"p{i}")) for i in range(200)))
+    assert set(results) == {ShareOutcome.CREATED}
+    assert (await store.counts()).shared_patterns == 200
+    assert store.batches_committed - before < 200  # writes shared transactions
+
+
+async def test_failing_job_in_a_batch_fails_alone(store: SqlStore) -> None:
+    await store.add_pattern(pattern("taken", "alice"))
+    before = store.batches_committed
+    async with WriterGate(store) as gate:
+        tasks = [asyncio.create_task(store.add_pattern(pattern(f"p{i}", "bob"))) for i in range(10)]
+        tasks.insert(5, asyncio.create_task(store.add_pattern(pattern("taken", "bob"))))
+        tasks += [asyncio.create_task(store.add_pattern(pattern(f"q{i}"))) for i in range(10)]
+        await gate.wait_queued(len(tasks))
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert store.batches_committed - before == 2  # the gate's batch, then all of these
+    assert isinstance(results[5], ConflictError)
+    assert results[:5] + results[6:] == [ShareOutcome.CREATED] * 20
+    assert (await store.counts()).shared_patterns == 21
+    assert (await store.get_pattern("taken")) == pattern("taken", "alice")
+
+
+async def test_savepoint_undoes_only_the_failing_job(store: SqlStore) -> None:
+    def insert(pid: str, fail: bool) -> Callable[[sa.Connection], None]:
+        def job(conn: sa.Connection) -> None:
+            conn.execute(
+                shared_patterns.insert().values(
+                    pattern_id=pid, pattern_data="{}", contributor="x", timestamp=T0
+                )
+            )
+            if fail:
+                raise RuntimeError(f"{pid} failed after writing")
+
+        return job
+
+    before = store.batches_committed
+    async with WriterGate(store) as gate:
+        first = asyncio.create_task(store._write(insert("a", False)))
+        failing = asyncio.create_task(store._write(insert("b", True)))
+        last = asyncio.create_task(store._write(insert("c", False)))
+        await gate.wait_queued(3)
+    await first
+    with pytest.raises(RuntimeError, match="b failed"):
+        await failing
+    await last
+    assert store.batches_committed - before == 2
+    assert [await store.get_pattern(p) is not None for p in "abc"] == [True, False, True]
+
+
+async def test_cancelled_caller_does_not_break_the_writer(store: SqlStore) -> None:
+    async with WriterGate(store) as gate:
+        task = asyncio.create_task(store.add_pattern(pattern("p")))
+        await gate.wait_queued(1)
+        task.cancel()
+    assert await store.add_pattern(pattern("q")) is ShareOutcome.CREATED
+    assert task.cancelled()
+    # Submitted before the cancel: the write itself still happened.
+    assert await store.get_pattern("p") == pattern("p")
