@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from kernal.protocol.messages import RequestTerms
 from kernal.storage import (
     CollaborationRecord,
     CollaborationStatus,
@@ -64,7 +65,9 @@ def collaboration(cid: str, started_at: float = T0) -> CollaborationRecord:
         request_id=f"req-{cid}",
         requester="alice",
         acceptor="bob",
-        request={"task": "optimise", "params": {"depth": 3}},
+        request=RequestTerms(
+            request_id=f"req-{cid}", expertise_offered=["tcp"], seeking_expertise=["optimise"]
+        ),
         status=CollaborationStatus.ACTIVE,
         progress=0.0,
         started_at=started_at,

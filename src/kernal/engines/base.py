@@ -25,6 +25,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from kernal.protocol.messages import RequestTerms
+
 ENGINE_GROUP = "kernal.engines"
 
 
@@ -68,7 +70,7 @@ class CollaborationTask:
     collaboration_id: str
     partner: str
     partner_specialization: str | None
-    request: dict[str, Any]
+    request: RequestTerms
 
 
 @dataclass(frozen=True)

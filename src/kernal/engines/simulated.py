@@ -58,7 +58,7 @@ class SimulatedEngine(Engine):
                 "kind": "collaborative_feature",
                 "authors": sorted([self.context.ai_id, task.partner]),
                 "combines": [self.context.specialization, task.partner_specialization],
-                "seeking": task.request.get("seeking_expertise", []),
+                "seeking": task.request.seeking_expertise,
             },
             quality_score=round(rng.uniform(0.7, 0.99), 3),
         )

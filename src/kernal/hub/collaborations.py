@@ -9,9 +9,9 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
 
 from kernal.protocol import ErrorCode, ProtocolError
+from kernal.protocol.messages import RequestTerms
 from kernal.storage import CollaborationRecord, CollaborationStatus
 
 MAX_OPEN_REQUESTS = 10_000
@@ -20,8 +20,7 @@ MAX_OPEN_REQUESTS = 10_000
 @dataclass
 class OpenRequest:
     requester: str
-    request_id: str
-    body: dict[str, Any]
+    terms: RequestTerms
     accepted_by: set[str] = field(default_factory=set)
 
 
@@ -38,9 +37,9 @@ class CollaborationBook:
 
     # ------------------------------------------------------------------ requests
 
-    def add_request(self, requester: str, request_id: str, body: dict[str, Any]) -> None:
-        key = (requester, request_id)
-        self._requests[key] = OpenRequest(requester, request_id, body)
+    def add_request(self, requester: str, terms: RequestTerms) -> None:
+        key = (requester, terms.request_id)
+        self._requests[key] = OpenRequest(requester, terms)
         self._requests.move_to_end(key)
         while len(self._requests) > MAX_OPEN_REQUESTS:
             self._requests.popitem(last=False)  # oldest requests expire first
@@ -63,7 +62,7 @@ class CollaborationBook:
             raise ProtocolError(
                 ErrorCode.CONFLICT, f"request {request_id!r} was already accepted by {taker}"
             )
-        target = request.body.get("to")
+        target = request.terms.to
         if target is not None and target != acceptor:
             raise ProtocolError(ErrorCode.FORBIDDEN, f"request {request_id!r} was sent to {target}")
         return CollaborationRecord(
@@ -71,7 +70,7 @@ class CollaborationBook:
             request_id=request_id,
             requester=requester,
             acceptor=acceptor,
-            request=request.body,
+            request=request.terms,
             status=CollaborationStatus.ACTIVE,
             progress=0.0,
             started_at=now,

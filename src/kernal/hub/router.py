@@ -12,28 +12,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from kernal.hub.collaborations import CollaborationBook
 from kernal.hub.peers import Peer, Peers
 from kernal.hub.reputation import Standings
 from kernal.protocol import ErrorCode, ProtocolError
-from kernal.protocol.messages import (
-    Ack,
-    ClientMessage,
-    CollaborationAccept,
-    CollaborationComplete,
-    CollaborationFailed,
-    CollaborationProgress,
-    CollaborationReject,
-    CollaborationRequest,
-    ComponentShare,
-    Feedback,
-    PatternShare,
-    RelayedCollaborationComplete,
-    RelayedCollaborationFailed,
-    relayed,
-)
+from kernal.protocol import messages as m
+from kernal.protocol.messages import relayed
 from kernal.storage import (
     CollaborationRecord,
     CollaborationStatus,
@@ -61,37 +46,37 @@ class Router:
     clock: Clock
 
     @staticmethod
-    def can_pipeline(message: ClientMessage) -> bool:
+    def can_pipeline(message: m.ClientMessage) -> bool:
         """Whether ``message`` may be stored concurrently with its neighbours: plain shares only,
         which touch no in-memory state that a later frame of the same client could depend on."""
-        if isinstance(message, PatternShare):
+        if isinstance(message, m.PatternShare):
             return True
         return (
-            isinstance(message, ComponentShare)
+            isinstance(message, m.ComponentShare)
             and message.collaboration_id is None
             and not message.collaboration_complete
         )
 
-    async def dispatch(self, peer: Peer, message: ClientMessage) -> None:
+    async def dispatch(self, peer: Peer, message: m.ClientMessage) -> None:
         """Carry out ``message`` from the joined ``peer``."""
         sender = peer.ai_id
         assert sender is not None
         match message:
-            case PatternShare():
+            case m.PatternShare():
                 await self._pattern(sender, peer, message)
-            case ComponentShare():
+            case m.ComponentShare():
                 await self._component(sender, peer, message)
-            case CollaborationRequest():
+            case m.CollaborationRequest():
                 self._request(sender, peer, message)
-            case CollaborationAccept():
+            case m.CollaborationAccept():
                 await self._accept(sender, peer, message)
-            case CollaborationReject():
+            case m.CollaborationReject():
                 self._reject(sender, peer, message)
-            case CollaborationProgress():
+            case m.CollaborationProgress():
                 self._progress(sender, peer, message)
-            case CollaborationComplete() | CollaborationFailed():
+            case m.CollaborationComplete() | m.CollaborationFailed():
                 await self._end(sender, peer, message)
-            case Feedback():
+            case m.Feedback():
                 await self._feedback(sender, peer, message)
             case _:  # HELLO and PING are handled by the session
                 raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unexpected {message.type}")
@@ -104,7 +89,7 @@ class Router:
 
     # ------------------------------------------------------------------ knowledge
 
-    async def _pattern(self, sender: str, peer: Peer, msg: PatternShare) -> None:
+    async def _pattern(self, sender: str, peer: Peer, msg: m.PatternShare) -> None:
         now = self.clock.now()
         record = PatternRecord(msg.pattern_id, msg.pattern_data, sender, now)
         try:
@@ -112,13 +97,15 @@ class Router:
         except ConflictError as exc:
             raise ProtocolError(ErrorCode.CONFLICT, str(exc), msg.msg_id) from None
         duplicate = outcome is ShareOutcome.DUPLICATE
-        peer.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.pattern_id, duplicate=duplicate or None))
+        peer.send(
+            m.Ack(ref=msg.msg_id, of=msg.type, id=msg.pattern_id, duplicate=duplicate or None)
+        )
         if duplicate:
             return
         log.info("Pattern %s shared by %s", msg.pattern_id, sender)
         self.peers.broadcast(relayed(msg, sender, timestamp=now), exclude=sender)
 
-    async def _component(self, sender: str, peer: Peer, msg: ComponentShare) -> None:
+    async def _component(self, sender: str, peer: Peer, msg: m.ComponentShare) -> None:
         ref = msg.msg_id
         completes: CollaborationRecord | None = None
         if msg.collaboration_complete and msg.collaboration_id is None:
@@ -163,13 +150,13 @@ class Router:
                 sender,
                 msg.component_id,
             )
-        peer.send(Ack(ref=ref, of=msg.type, id=msg.component_id, duplicate=duplicate or None))
+        peer.send(m.Ack(ref=ref, of=msg.type, id=msg.component_id, duplicate=duplicate or None))
         if duplicate and completes is None:
             return
         log.info("Component %s shared by %s", msg.component_id, sender)
         self.peers.route(relayed(msg, sender, timestamp=now), to=msg.to, sender=sender)
 
-    async def _feedback(self, sender: str, peer: Peer, msg: Feedback) -> None:
+    async def _feedback(self, sender: str, peer: Peer, msg: m.Feedback) -> None:
         kind = ItemKind(msg.kind)
         item = await self.store.get_item(kind, msg.id)
         if item is None:
@@ -187,11 +174,11 @@ class Router:
         except NotFoundError as exc:
             raise ProtocolError(ErrorCode.NOT_FOUND, str(exc), msg.msg_id) from None
         self.standings.update(result.contributor, result.contributor_scores)
-        peer.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.id))
+        peer.send(m.Ack(ref=msg.msg_id, of=msg.type, id=msg.id))
 
     # ------------------------------------------------------------------ collaborations
 
-    def _request(self, sender: str, peer: Peer, msg: CollaborationRequest) -> None:
+    def _request(self, sender: str, peer: Peer, msg: m.CollaborationRequest) -> None:
         if msg.to == sender:
             raise ProtocolError(
                 ErrorCode.FORBIDDEN,
@@ -200,7 +187,7 @@ class Router:
             )
         if msg.to is not None:
             self.peers.require_online(msg.to, msg.msg_id)
-        self.book.add_request(sender, msg.request_id, msg.model_dump(exclude={"msg_id"}))
+        self.book.add_request(sender, m.RequestTerms.of(msg))
         profile = peer.profile
         forward = relayed(
             msg,
@@ -209,9 +196,9 @@ class Router:
             reputation=self.standings.of(sender),
         )
         self.peers.route(forward, to=msg.to, sender=sender)
-        peer.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.request_id))
+        peer.send(m.Ack(ref=msg.msg_id, of=msg.type, id=msg.request_id))
 
-    async def _accept(self, sender: str, peer: Peer, msg: CollaborationAccept) -> None:
+    async def _accept(self, sender: str, peer: Peer, msg: m.CollaborationAccept) -> None:
         self.peers.require_online(msg.to, msg.msg_id)
         try:
             record = self.book.open_collaboration(msg.to, msg.request_id, sender, self.clock.now())
@@ -223,7 +210,7 @@ class Router:
         log.info("Collaboration %s started: %s <-> %s", record.collaboration_id, msg.to, sender)
         self.peers.send_to(msg.to, relayed(msg, sender, collaboration_id=record.collaboration_id))
         peer.send(
-            Ack(
+            m.Ack(
                 ref=msg.msg_id,
                 of=msg.type,
                 id=msg.request_id,
@@ -231,10 +218,10 @@ class Router:
             )
         )
 
-    def _reject(self, sender: str, peer: Peer, msg: CollaborationReject) -> None:
+    def _reject(self, sender: str, peer: Peer, msg: m.CollaborationReject) -> None:
         self.peers.require_online(msg.to, msg.msg_id)
         self.peers.send_to(msg.to, relayed(msg, sender))
-        peer.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.request_id))
+        peer.send(m.Ack(ref=msg.msg_id, of=msg.type, id=msg.request_id))
 
     def _member_view(
         self, collaboration_id: str, sender: str, ref: str | None
@@ -245,59 +232,46 @@ class Router:
             exc.ref = ref
             raise
 
-    def _progress(self, sender: str, peer: Peer, msg: CollaborationProgress) -> None:
+    def _progress(self, sender: str, peer: Peer, msg: m.CollaborationProgress) -> None:
         record = self._member_view(msg.collaboration_id, sender, msg.msg_id)
         self.book.set_progress(msg.collaboration_id, msg.progress)  # stored by the next flush
         self.peers.send_to(self.book.partner(record, sender), relayed(msg, sender))
-        peer.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.collaboration_id))
+        peer.send(m.Ack(ref=msg.msg_id, of=msg.type, id=msg.collaboration_id))
 
     async def _end(
-        self, sender: str, peer: Peer, msg: CollaborationComplete | CollaborationFailed
+        self, sender: str, peer: Peer, msg: m.CollaborationComplete | m.CollaborationFailed
     ) -> None:
         record = self._member_view(msg.collaboration_id, sender, msg.msg_id)
-        if isinstance(msg, CollaborationComplete):
-            await self.end_collaboration(
-                record, CollaborationStatus.COMPLETED, sender=sender, outcome=msg.result
-            )
-        else:
-            await self.end_collaboration(
-                record, CollaborationStatus.FAILED, sender=sender, reason=msg.reason
-            )
-        peer.send(Ack(ref=msg.msg_id, of=msg.type, id=msg.collaboration_id))
+        await self.end_collaboration(record, msg, sender=sender)
+        peer.send(m.Ack(ref=msg.msg_id, of=msg.type, id=msg.collaboration_id))
 
     async def end_collaboration(
         self,
         record: CollaborationRecord,
-        status: CollaborationStatus,
+        ending: m.CollaborationComplete | m.CollaborationFailed,
         *,
         sender: str,
-        outcome: Any = None,
-        reason: str | None = None,
     ) -> None:
-        """Close ``record`` in the store and tell the partner of ``sender``."""
+        """Close ``record`` in the store as ``ending`` says (a member's frame, or one the hub
+        makes when a member leaves) and relay ``ending`` to the partner of ``sender``."""
         cid = record.collaboration_id
         unsaved = self.book.take_progress({cid})
         self.book.finish(cid)
+        completed = isinstance(ending, m.CollaborationComplete)
         try:
-            if unsaved and status is CollaborationStatus.FAILED:  # completed ones are stored at 100
+            if unsaved and not completed:  # completed ones are stored at 100
                 await self.store.set_collaboration_progress(cid, unsaved[cid])
             await self.store.end_collaboration(
-                cid, status, self.clock.now(), outcome=outcome, reason=reason
+                cid,
+                CollaborationStatus.COMPLETED if completed else CollaborationStatus.FAILED,
+                self.clock.now(),
+                outcome=ending.result if isinstance(ending, m.CollaborationComplete) else None,
+                reason=ending.reason if isinstance(ending, m.CollaborationFailed) else None,
             )
         except NotFoundError:
             return  # already closed (e.g. completed by a component share in the same instant)
-        partner = self.book.partner(record, sender)
-        if status is CollaborationStatus.COMPLETED:
+        if isinstance(ending, m.CollaborationComplete):
             log.info("Collaboration %s completed by %s", cid, sender)
-            self.peers.send_to(
-                partner,
-                RelayedCollaborationComplete(sender=sender, collaboration_id=cid, result=outcome),
-            )
         else:
-            log.info("Collaboration %s failed (%s): %s", cid, sender, reason)
-            self.peers.send_to(
-                partner,
-                RelayedCollaborationFailed(
-                    sender=sender, collaboration_id=cid, reason=reason or ""
-                ),
-            )
+            log.info("Collaboration %s failed (%s): %s", cid, sender, ending.reason)
+        self.peers.send_to(self.book.partner(record, sender), relayed(ending, sender))

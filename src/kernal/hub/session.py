@@ -31,13 +31,14 @@ from kernal.protocol.messages import (
     AuthFailed,
     AuthOk,
     ClientMessage,
+    CollaborationFailed,
     Error,
     Hello,
     Ping,
     Pong,
     ServerMessage,
 )
-from kernal.storage import CollaborationStatus, Store
+from kernal.storage import Store
 from kernal.timing import Clock
 
 log = logging.getLogger("kernal.hub")
@@ -134,12 +135,11 @@ class Session:
                 return
             services.peers.release(self)
             for record in services.router.detach(ai_id) if self.joined else []:
-                await services.router.end_collaboration(
-                    record,
-                    CollaborationStatus.FAILED,
-                    sender=ai_id,
+                ending = CollaborationFailed(
+                    collaboration_id=record.collaboration_id,
                     reason=f"partner {ai_id} disconnected",
                 )
+                await services.router.end_collaboration(record, ending, sender=ai_id)
             if self.joined:
                 with contextlib.suppress(Exception):
                     await services.store.touch_ai(ai_id, services.clock.now())

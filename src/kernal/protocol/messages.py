@@ -100,6 +100,28 @@ class CollaborationRequest(Message):
     to: AiId | None = None
 
 
+class RequestTerms(BaseModel):
+    """What a collaboration request asked for: kept by the hub with the collaboration it opened,
+    returned by the API, and handed to engines. Not a frame of its own."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    request_id: str
+    expertise_offered: list[str] = []
+    seeking_expertise: list[str] = []
+    to: str | None = None
+
+    @classmethod
+    def of(cls, request: CollaborationRequest | RelayedCollaborationRequest) -> RequestTerms:
+        """The terms of a request as its requester sent it, or as the hub relayed it."""
+        return cls(
+            request_id=request.request_id,
+            expertise_offered=list(request.expertise_offered),
+            seeking_expertise=list(request.seeking_expertise),
+            to=getattr(request, "to", None),
+        )
+
+
 class CollaborationAccept(Message):
     """Accepts ``to``'s request; the hub opens a collaboration and names it."""
 

@@ -1,45 +1,7 @@
 """Storage: the :class:`Store` interface, its records, and the SQL backend (SQLite, PostgreSQL)."""
 
-from kernal.storage.base import (
-    AiRecord,
-    CollaborationRecord,
-    CollaborationStatus,
-    ComponentRecord,
-    ConflictError,
-    FeedbackResult,
-    ItemKind,
-    ItemRecord,
-    KnowledgeCounts,
-    NotFoundError,
-    PatternRecord,
-    ScoreTally,
-    ShareOutcome,
-    StatsSnapshot,
-    Store,
-    StoreError,
-    TokenInfo,
-)
+from kernal.storage import base
+from kernal.storage.base import *  # noqa: F403  (the interface and its records: base.__all__)
 from kernal.storage.sql import SqlStore, database_url, open_store
 
-__all__ = [
-    "AiRecord",
-    "CollaborationRecord",
-    "CollaborationStatus",
-    "ComponentRecord",
-    "ConflictError",
-    "FeedbackResult",
-    "ItemKind",
-    "ItemRecord",
-    "KnowledgeCounts",
-    "NotFoundError",
-    "PatternRecord",
-    "ScoreTally",
-    "ShareOutcome",
-    "SqlStore",
-    "StatsSnapshot",
-    "Store",
-    "StoreError",
-    "TokenInfo",
-    "database_url",
-    "open_store",
-]
+__all__ = [*base.__all__, "SqlStore", "database_url", "open_store"]

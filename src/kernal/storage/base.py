@@ -19,6 +19,28 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeAlias, TypeVar
 
+from kernal.protocol.messages import RequestTerms
+
+__all__ = [
+    "AiRecord",
+    "CollaborationRecord",
+    "CollaborationStatus",
+    "ComponentRecord",
+    "ConflictError",
+    "FeedbackResult",
+    "ItemKind",
+    "ItemRecord",
+    "KnowledgeCounts",
+    "NotFoundError",
+    "PatternRecord",
+    "ScoreTally",
+    "ShareOutcome",
+    "StatsSnapshot",
+    "Store",
+    "StoreError",
+    "TokenInfo",
+]
+
 
 class StoreError(Exception):
     """Base of the errors a store raises for a request it refuses."""
@@ -101,7 +123,7 @@ class CollaborationRecord:
     request_id: str
     requester: str
     acceptor: str
-    request: dict[str, Any]
+    request: RequestTerms
     status: CollaborationStatus
     progress: float
     started_at: float

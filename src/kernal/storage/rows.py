@@ -33,6 +33,7 @@ from sqlalchemy import Connection
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from kernal.protocol.messages import RequestTerms
 from kernal.storage import schema as t
 from kernal.storage.base import (
     AiRecord,
@@ -136,7 +137,8 @@ def collaboration_row(record: CollaborationRecord) -> dict[str, Any]:
         "request_id": record.request_id,
         "requester": record.requester,
         "acceptor": record.acceptor,
-        "request": dumps(record.request),
+        # The request frame as its requester sent it (the stored shape since the first schema).
+        "request": dumps({"type": "COLLABORATION_REQUEST", **record.request.model_dump()}),
         "status": CollaborationStatus(record.status).value,
         "progress": record.progress,
         "started_at": record.started_at,
@@ -147,6 +149,14 @@ def collaboration_row(record: CollaborationRecord) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- rows -> records
+
+
+def _request_terms(text: Any, request_id: str) -> RequestTerms:
+    """The stored request; one that does not parse keeps only its id (a read never fails)."""
+    try:
+        return RequestTerms.model_validate_json(text)
+    except (ValueError, TypeError):
+        return RequestTerms(request_id=request_id)
 
 
 def item_record(spec: ItemTable[R], row: sa.Row[Any]) -> R:
@@ -180,7 +190,7 @@ def collaboration_record(row: sa.Row[Any]) -> CollaborationRecord:
         request_id=row.request_id,
         requester=row.requester,
         acceptor=row.acceptor,
-        request=json.loads(row.request),
+        request=_request_terms(row.request, row.request_id),
         status=CollaborationStatus(row.status),
         progress=row.progress,
         started_at=row.started_at,

@@ -71,7 +71,7 @@ class MyEngine(Engine):
             "kind": "collaborative_feature",
             "authors": sorted([self.context.ai_id, task.partner]),
             "combines": [self.context.specialization, task.partner_specialization],
-            "seeking": list(task.request.get("seeking_expertise", [])),
+            "seeking": task.request.seeking_expertise,
             "built_from_patterns_seen": len(self.seen),
         }
 

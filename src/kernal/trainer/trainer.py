@@ -34,6 +34,7 @@ from kernal.protocol.messages import (
     RelayedCollaborationRequest,
     RelayedComponentShare,
     RelayedPatternShare,
+    RequestTerms,
     State,
 )
 from kernal.trainer import policy
@@ -62,7 +63,7 @@ class ActiveCollaboration:
     collaboration_id: str
     partner: str
     role: str  # "requester" or "acceptor": the acceptor drives progress and delivers
-    request: dict[str, Any]
+    request: RequestTerms
     progress: float = 0.0
     assessed: bool = False  # the partner's contribution was measured and scored already
 
@@ -122,7 +123,7 @@ class Trainer:
         self.stats = TrainerStats()
         self.peers: dict[str, str] = {}  # ai_id -> specialization
         self.active: dict[str, ActiveCollaboration] = {}
-        self._open_requests: dict[str, dict[str, Any]] = {}  # every request sent, by id
+        self._open_requests: dict[str, RequestTerms] = {}  # every request sent, by id
         self._unanswered: dict[str, int] = {}  # request id -> tick it was sent at
         self._ticks = 0
         self._patterns_planned = patterns_to_share
@@ -306,7 +307,7 @@ class Trainer:
             expertise_offered=self.capabilities,
             seeking_expertise=self.catalog.lacking(self.capabilities),
         )
-        self._open_requests[request_id] = request.model_dump(exclude={"msg_id"})
+        self._open_requests[request_id] = RequestTerms.of(request)
         self._unanswered[request_id] = self._ticks
         try:
             await self.client.request(request)
@@ -441,7 +442,9 @@ class Trainer:
             case RelayedCollaborationRequest():
                 await self._consider(message)
             case RelayedCollaborationAccept():
-                request = self._open_requests.get(message.request_id, {})
+                request = self._open_requests.get(
+                    message.request_id, RequestTerms(request_id=message.request_id)
+                )
                 self._unanswered.pop(message.request_id, None)
                 started = ActiveCollaboration(
                     message.collaboration_id, message.sender, "requester", request
@@ -538,7 +541,7 @@ class Trainer:
             ack.collaboration_id,
             request.sender,
             "acceptor",
-            request.model_dump(by_alias=True, exclude_none=True),
+            RequestTerms.of(request),
         )
         self.active[ack.collaboration_id] = collab
         self._spawn(self._begin(collab))

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from kernal.hub.server import Hub
 from kernal.hub.status import HubStatus
+from kernal.protocol.messages import RequestTerms
 from kernal.storage import CollaborationStatus, ItemKind
 
 
@@ -94,8 +95,8 @@ class Collaboration(_Record):
     ended_at: float | None
     outcome: Any
     reason: str | None
-    request: dict[str, Any]
-    """The COLLABORATION_REQUEST as the requester sent it (expertise offered and sought)."""
+    request: RequestTerms
+    """What the requester sent in its COLLABORATION_REQUEST (expertise offered and sought)."""
 
 
 class StatsPoint(_Record):
