@@ -35,6 +35,7 @@ from kernal.learning.attacks import Behaviour, parse_behaviour
 from kernal.learning.data import Dataset, Shard, holdout, load_digits, make_shard
 from kernal.learning.merge import evaluate_merge, fedavg
 from kernal.learning.model import IntArray, SoftmaxModel
+from kernal.trainer import policy
 
 HISTORY = 6  # own recently shared models remembered by the free-rider guard
 DETECTION_LIMIT = 5
@@ -219,6 +220,20 @@ def simulate(
     def trusts(viewer: int, peer: int) -> bool:
         return merge == "fedavg" or rep[viewer, peer] >= threshold
 
+    def accepts(viewer: int, requester: int) -> bool:
+        """The reference trainer's own decision: every simulated pair is complementary and
+        trained, so trust decides."""
+        return (
+            merge == "fedavg"
+            or policy.consider_request(
+                trained=True,
+                trust=float(rep[viewer, requester]),
+                threshold=threshold,
+                is_complementary=True,
+                active=0,
+            ).accept
+        )
+
     for t in trainers:
         if t.behaviour.trains():
             train(t.model, t.shard.train, t.train_y, warmup_epochs, seed * 7919 + t.index)
@@ -238,7 +253,7 @@ def simulate(
             if not peers:
                 continue
             partner = trainers[int(rng.choice(peers))]
-            if not partner.behaviour.malicious and not trusts(partner.index, me.index):
+            if not partner.behaviour.malicious and not accepts(partner.index, me.index):
                 continue  # rejected: below the partner's trust threshold
             met.add((min(me.index, partner.index), max(me.index, partner.index)))
             sent = share(me)
