@@ -446,13 +446,20 @@ def test_valid_surrogate_pairs_and_escaped_backslashes_pass() -> None:
 def test_large_finite_numbers_pass_and_round_trip() -> None:
     data = (
         b'{"type":"PATTERN_SHARE","pattern_id":"p","pattern_data":{"f":1.5e308,"i":'
-        + b"9" * 400
+        + b"9" * 300
         + b"}}"
     )
     message = decode_client_message(data)
     assert isinstance(message, PatternShare)
     assert message.pattern_data["f"] == 1.5e308
     assert decode_client_message(encode(message)) == message
+
+
+def test_integers_beyond_a_double_are_bad_json() -> None:
+    """As the protocol reference says: what a reader holding doubles cannot keep is refused."""
+    data = b'{"type":"PATTERN_SHARE","pattern_id":"p","pattern_data":{"i":' + b"9" * 400 + b"}}"
+    error = rejected(decode_client_message, data)
+    assert error.code is ErrorCode.BAD_JSON and "out of range" in error.reason
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,15 @@
-"""One client connection: framed reading and a bounded, non-blocking send queue.
+"""One client connection: frames in, frames out, as an :class:`asyncio.Protocol`.
 
-Sending never awaits the network: frames go to a per-connection queue drained by a writer task,
-so one slow reader cannot stall the hub or the other trainers. A client that falls more than
-``send_queue_limit`` frames behind is disconnected.
+Reading: bytes are split into frames as they arrive (the pure ``LineFramer``) and wait for the
+session to take them; past ``READ_PAUSE_FRAMES`` frames or ``read_buffer_bytes`` bytes waiting,
+the connection stops reading (TCP pushes back on the client) until the session catches up.
+
+Writing never waits for the network. Frames sent during one turn of the event loop are joined
+and written once at the end of the turn (as Redis's ``writeToClient`` and NATS's
+``flushClients`` do), so a relay to a thousand peers costs a list append per peer, and one
+``write`` per peer per turn. A client whose unsent data grows past ``send_buffer_bytes``, or
+past ``send_queue_limit`` frames while the kernel buffer is full, is dropped: the client that
+does not read pays, nobody else.
 """
 
 from __future__ import annotations
@@ -10,125 +17,207 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
 
-from kernal.protocol import LineFramer, encode
+from kernal.protocol import FrameTooLarge, LineFramer, encode
 
 log = logging.getLogger("kernal.hub")
 
-_READ_CHUNK = 64 * 1024
+READ_PAUSE_FRAMES = 1024  # frames waiting for the session before reading pauses
+READ_RESUME_FRAMES = 256
 
 
-class Connection:
-    """Transport of one client: frames in, frames out. ``name`` labels its log lines (the peer
-    address until the session knows the AI id)."""
+class Connection(asyncio.Protocol):
+    """Transport of one client. ``name`` labels its log lines (the peer address until the
+    session knows the AI id)."""
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
         *,
         max_frame: int,
         send_queue_limit: int,
+        send_buffer_bytes: int,
+        read_buffer_bytes: int,
+        on_connected: Callable[[Connection], None] | None = None,
     ) -> None:
-        self._reader = reader
-        self._writer = writer
+        self._on_connected = on_connected
         self._framer = LineFramer(max_frame)
-        self._ready: deque[bytes] = deque()
-        self._outbox: asyncio.Queue[bytes | None] = asyncio.Queue(send_queue_limit)
-        self._writer_task = asyncio.create_task(self._write_loop())
+        self._frames: list[bytes] = []
+        self._frames_bytes = 0
+        self._taken = 0  # frames of _frames already handed to the session
+        self._reading_paused = False
+        self._read_buffer_bytes = read_buffer_bytes
+        self._waiter: asyncio.Future[None] | None = None
+        self._out: list[bytes] = []
+        self._send_queue_limit = send_queue_limit
+        self._send_buffer_bytes = send_buffer_bytes
+        self._write_paused = False
+        self._frames_while_paused = 0
         self._closing = False
-        self.peer: Any = writer.get_extra_info("peername")
-        self.name = str(self.peer)
+        self._eof = False
+        self._lost = False
+        self._closed: asyncio.Future[None] | None = None
+        self._transport: asyncio.Transport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.peer: Any = None
+        self.name = "?"
 
-    async def next_frame(self) -> bytes | None:
-        """The next complete frame, or None at EOF. Raises FrameTooLarge from the framer.
+    # ------------------------------------------------------------------ protocol callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._loop = asyncio.get_running_loop()
+        self._closed = self._loop.create_future()
+        self.peer = transport.get_extra_info("peername")
+        self.name = str(self.peer)
+        if self._on_connected is not None:
+            self._on_connected(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._framer.error is not None or self._closing:
+            return  # oversized frame already seen: nothing more is read
+        try:
+            frames = self._framer.feed(data)
+        except FrameTooLarge:
+            frames = []  # kept in self._framer.error, raised to the session in order
+        if frames:
+            self._frames.extend(frames)
+            self._frames_bytes += sum(map(len, frames))
+            waiting = len(self._frames) - self._taken
+            if not self._reading_paused and (
+                waiting > READ_PAUSE_FRAMES or self._frames_bytes > self._read_buffer_bytes
+            ):
+                self._reading_paused = True
+                assert self._transport is not None
+                self._transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake()
+        return True  # half-closed: the replies to frames already received still go out
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = True
+        self._lost = True
+        self._closing = True
+        self._out.clear()
+        self._wake()
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._frames_while_paused = 0
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+
+    # ------------------------------------------------------------------ reading
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def next_frames(self, limit: int = 256) -> list[bytes]:
+        """The frames received and not taken yet (at least one, at most ``limit``); empty at
+        EOF. Raises :class:`FrameTooLarge` once the frames before the oversized one are taken.
 
         Frames that arrived in the same read are kept for the following calls, so a client may
         pipeline AUTH, HELLO and more in one packet.
         """
-        while not self._ready:
+        while self._taken >= len(self._frames):
             if self._framer.error is not None:
-                raise self._framer.error  # after the valid frames that preceded it
-            if self._closing:
-                return None
+                raise self._framer.error
+            if self._eof or self._closing:
+                return []
+            assert self._loop is not None
+            self._waiter = self._loop.create_future()
             try:
-                data = await self._reader.read(_READ_CHUNK)
-            except (ConnectionError, OSError):
-                return None
-            if not data:
-                return None
-            self._ready.extend(self._framer.feed(data))
-        return self._ready.popleft()
+                await self._waiter
+            finally:
+                self._waiter = None
+        start = self._taken
+        batch = self._frames[start : start + limit]
+        self._taken = start + len(batch)
+        if self._taken >= len(self._frames):
+            self._frames.clear()
+            self._taken = 0
+        self._frames_bytes -= sum(map(len, batch))
+        if self._reading_paused and len(self._frames) - self._taken <= READ_RESUME_FRAMES:
+            self._reading_paused = False
+            if self._transport is not None and not self._transport.is_closing():
+                self._transport.resume_reading()
+        return batch
 
-    async def next_frames(self, limit: int = 256) -> list[bytes]:
-        """Every frame already received (at least one, at most ``limit``); empty at EOF."""
-        first = await self.next_frame()
-        if first is None:
-            return []
-        frames = [first]
-        while self._ready and len(frames) < limit:
-            frames.append(self._ready.popleft())
-        return frames
+    async def next_frame(self) -> bytes | None:
+        """The next frame, or None at EOF (see :meth:`next_frames`)."""
+        frames = await self.next_frames(limit=1)
+        return frames[0] if frames else None
+
+    # ------------------------------------------------------------------ writing
 
     def send(self, message: BaseModel) -> None:
         self.send_raw(encode(message))
 
     def send_raw(self, frame: bytes) -> None:
-        """Queue a frame. Drops the connection if the client is too far behind."""
+        """Queue an encoded frame; it leaves with everything else queued in this turn."""
         if self._closing:
             return
-        try:
-            self._outbox.put_nowait(frame)
-        except asyncio.QueueFull:
+        out = self._out
+        out.append(frame)
+        if len(out) == 1:
+            assert self._loop is not None
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        out = self._out
+        transport = self._transport
+        if not out or transport is None or self._lost:
+            out.clear()
+            return
+        frames = len(out)
+        data = out[0] if frames == 1 else b"".join(out)
+        out.clear()
+        transport.write(data)
+        if self._write_paused:
+            self._frames_while_paused += frames
+        waiting = transport.get_write_buffer_size()
+        if waiting > self._send_buffer_bytes or self._frames_while_paused > self._send_queue_limit:
             log.warning(
-                "[%s] dropping slow client: %d frames queued", self.name, self._outbox.qsize()
+                "[%s] dropping slow client: %d bytes (%d frames) waiting to be sent",
+                self.name,
+                waiting,
+                self._frames_while_paused,
             )
             self.abort()
 
-    async def _write_loop(self) -> None:
-        try:
-            while True:
-                frame = await self._outbox.get()
-                if frame is None:
-                    break
-                chunks = [frame]
-                # Write everything already queued in one go: fewer syscalls under fan-out.
-                while not self._outbox.empty():
-                    more = self._outbox.get_nowait()
-                    if more is None:
-                        self._writer.write(b"".join(chunks))
-                        await self._writer.drain()
-                        return
-                    chunks.append(more)
-                self._writer.write(b"".join(chunks))
-                await self._writer.drain()
-        except (ConnectionError, OSError):
-            self._closing = True
-        finally:
-            with contextlib.suppress(ConnectionError, OSError, RuntimeError):
-                self._writer.close()
+    # ------------------------------------------------------------------ closing
 
     async def close(self, *, timeout: float = 2.0) -> None:
-        """Flush what is queued (within ``timeout``), then close. Idempotent."""
+        """Send what is queued (within ``timeout``), then close. Idempotent."""
+        if self._transport is None:
+            return
         if not self._closing:
+            self._flush()
             self._closing = True
-            with contextlib.suppress(asyncio.QueueFull):
-                self._outbox.put_nowait(None)
-        if not self._writer_task.done():
-            _, pending = await asyncio.wait([self._writer_task], timeout=timeout)
-            if pending:
+            self._transport.close()  # after the buffered data is written
+        if self._closed is not None and not self._closed.done():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await asyncio.shield(self._closed)
+            if not self._closed.done():
                 self.abort()
-        with contextlib.suppress(ConnectionError, OSError):
-            await self._writer.wait_closed()
 
     def abort(self) -> None:
         """Close now, dropping anything still queued."""
         self._closing = True
-        self._writer_task.cancel()
-        transport = self._writer.transport
-        if not transport.is_closing():
-            transport.abort()
+        self._out.clear()
+        if self._transport is not None and not self._lost:
+            self._transport.abort()
+        self._wake()

@@ -12,7 +12,7 @@ session becomes *joined* when it has said HELLO: only joined peers get relays an
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,6 +46,11 @@ class Peer(Protocol):
     def send_raw(self, frame: bytes) -> None:
         """Queue an already encoded frame."""
 
+    @property
+    def raw_sender(self) -> Callable[[bytes], None]:
+        """The fastest way to queue an encoded frame for this peer (the registry keeps it, so
+        a broadcast is one call per peer)."""
+
 
 class Peers:
     """The live session of each AI id, and which of them have joined."""
@@ -53,6 +58,7 @@ class Peers:
     def __init__(self) -> None:
         self._live: dict[str, Peer] = {}
         self._joined: dict[str, Peer] = {}
+        self._senders: dict[str, Callable[[bytes], None]] = {}  # of the joined peers
         self._departures: dict[str, asyncio.Task[None]] = {}
 
     # ------------------------------------------------------------------ membership
@@ -63,6 +69,7 @@ class Peers:
         previous = self._live.get(peer.ai_id)
         self._live[peer.ai_id] = peer
         self._joined.pop(peer.ai_id, None)
+        self._senders.pop(peer.ai_id, None)
         return previous if previous is not peer else None
 
     def is_live(self, peer: Peer) -> bool:
@@ -73,6 +80,7 @@ class Peers:
         if not self.is_live(peer) or peer.ai_id is None:
             return False
         self._joined[peer.ai_id] = peer
+        self._senders[peer.ai_id] = peer.raw_sender
         return True
 
     def release(self, peer: Peer) -> bool:
@@ -81,6 +89,7 @@ class Peers:
             return False
         del self._live[peer.ai_id]
         self._joined.pop(peer.ai_id, None)
+        self._senders.pop(peer.ai_id, None)
         return True
 
     def sessions(self) -> dict[str, Peer]:
@@ -134,25 +143,29 @@ class Peers:
 
     # ------------------------------------------------------------------ sending
 
-    def send_to(self, ai_id: str, message: ServerMessage) -> bool:
-        """Queue ``message`` for the joined peer ``ai_id``; False if it is not online."""
-        peer = self._joined.get(ai_id)
-        if peer is None:
+    def send_to(self, ai_id: str, message: ServerMessage | bytes) -> bool:
+        """Queue ``message`` (a model or an encoded frame) for the joined peer ``ai_id``; False
+        if it is not online."""
+        send = self._senders.get(ai_id)
+        if send is None:
             return False
-        peer.send(message)
+        send(message if isinstance(message, bytes) else encode(message))
         return True
 
-    def broadcast(self, message: ServerMessage, *, exclude: str | None = None) -> int:
+    def broadcast(self, message: ServerMessage | bytes, *, exclude: str | None = None) -> int:
         """Queue ``message`` for every joined peer but ``exclude``; returns how many got it."""
-        frame = encode(message)  # once, not once per recipient
-        sent = 0
-        for ai_id, peer in list(self._joined.items()):
-            if ai_id != exclude:
-                peer.send_raw(frame)
-                sent += 1
-        return sent
+        frame = message if isinstance(message, bytes) else encode(message)  # once for all
+        senders = self._senders
+        if exclude in senders:
+            for ai_id, send in list(senders.items()):
+                if ai_id != exclude:
+                    send(frame)
+            return len(senders) - 1
+        for send in list(senders.values()):
+            send(frame)
+        return len(senders)
 
-    def route(self, message: ServerMessage, *, to: str | None, sender: str) -> None:
+    def route(self, message: ServerMessage | bytes, *, to: str | None, sender: str) -> None:
         """Deliver to ``to`` only, or to every joined peer but the ``sender``."""
         if to is not None:
             self.send_to(to, message)

@@ -18,7 +18,8 @@ from kernal.hub.peers import Peer, Peers
 from kernal.hub.reputation import Standings
 from kernal.protocol import ErrorCode, ProtocolError
 from kernal.protocol import messages as m
-from kernal.protocol.messages import relayed
+from kernal.protocol.codec import RawFields
+from kernal.protocol.relay import relay_frame
 from kernal.storage import (
     CollaborationRecord,
     CollaborationStatus,
@@ -57,25 +58,28 @@ class Router:
             and not message.collaboration_complete
         )
 
-    async def dispatch(self, peer: Peer, message: m.ClientMessage) -> None:
-        """Carry out ``message`` from the joined ``peer``."""
+    async def dispatch(
+        self, peer: Peer, message: m.ClientMessage, raw: RawFields | None = None
+    ) -> None:
+        """Carry out ``message`` from the joined ``peer``; ``raw``: its fields as sent, for
+        relays (without it, relays are encoded from the model)."""
         sender = peer.ai_id
         assert sender is not None
         match message:
             case m.PatternShare():
-                await self._pattern(sender, peer, message)
+                await self._pattern(sender, peer, message, raw)
             case m.ComponentShare():
-                await self._component(sender, peer, message)
+                await self._component(sender, peer, message, raw)
             case m.CollaborationRequest():
-                self._request(sender, peer, message)
+                self._request(sender, peer, message, raw)
             case m.CollaborationAccept():
-                await self._accept(sender, peer, message)
+                await self._accept(sender, peer, message, raw)
             case m.CollaborationReject():
-                self._reject(sender, peer, message)
+                self._reject(sender, peer, message, raw)
             case m.CollaborationProgress():
-                self._progress(sender, peer, message)
+                self._progress(sender, peer, message, raw)
             case m.CollaborationComplete() | m.CollaborationFailed():
-                await self._end(sender, peer, message)
+                await self._end(sender, peer, message, raw)
             case m.Feedback():
                 await self._feedback(sender, peer, message)
             case _:  # HELLO and PING are handled by the session
@@ -89,7 +93,9 @@ class Router:
 
     # ------------------------------------------------------------------ knowledge
 
-    async def _pattern(self, sender: str, peer: Peer, msg: m.PatternShare) -> None:
+    async def _pattern(
+        self, sender: str, peer: Peer, msg: m.PatternShare, raw: RawFields | None
+    ) -> None:
         now = self.clock.now()
         record = PatternRecord(msg.pattern_id, msg.pattern_data, sender, now)
         try:
@@ -103,9 +109,11 @@ class Router:
         if duplicate:
             return
         log.info("Pattern %s shared by %s", msg.pattern_id, sender)
-        self.peers.broadcast(relayed(msg, sender, timestamp=now), exclude=sender)
+        self.peers.broadcast(relay_frame(msg, raw, sender, timestamp=now), exclude=sender)
 
-    async def _component(self, sender: str, peer: Peer, msg: m.ComponentShare) -> None:
+    async def _component(
+        self, sender: str, peer: Peer, msg: m.ComponentShare, raw: RawFields | None
+    ) -> None:
         ref = msg.msg_id
         completes: CollaborationRecord | None = None
         if msg.collaboration_complete and msg.collaboration_id is None:
@@ -154,7 +162,7 @@ class Router:
         if duplicate and completes is None:
             return
         log.info("Component %s shared by %s", msg.component_id, sender)
-        self.peers.route(relayed(msg, sender, timestamp=now), to=msg.to, sender=sender)
+        self.peers.route(relay_frame(msg, raw, sender, timestamp=now), to=msg.to, sender=sender)
 
     async def _feedback(self, sender: str, peer: Peer, msg: m.Feedback) -> None:
         kind = ItemKind(msg.kind)
@@ -178,7 +186,9 @@ class Router:
 
     # ------------------------------------------------------------------ collaborations
 
-    def _request(self, sender: str, peer: Peer, msg: m.CollaborationRequest) -> None:
+    def _request(
+        self, sender: str, peer: Peer, msg: m.CollaborationRequest, raw: RawFields | None
+    ) -> None:
         if msg.to == sender:
             raise ProtocolError(
                 ErrorCode.FORBIDDEN,
@@ -189,8 +199,9 @@ class Router:
             self.peers.require_online(msg.to, msg.msg_id)
         self.book.add_request(sender, m.RequestTerms.of(msg))
         profile = peer.profile
-        forward = relayed(
+        forward = relay_frame(
             msg,
+            raw,
             sender,
             specialization=None if profile is None else profile.specialization,
             reputation=self.standings.of(sender),
@@ -198,7 +209,9 @@ class Router:
         self.peers.route(forward, to=msg.to, sender=sender)
         peer.send(m.Ack(ref=msg.msg_id, of=msg.type, id=msg.request_id))
 
-    async def _accept(self, sender: str, peer: Peer, msg: m.CollaborationAccept) -> None:
+    async def _accept(
+        self, sender: str, peer: Peer, msg: m.CollaborationAccept, raw: RawFields | None
+    ) -> None:
         self.peers.require_online(msg.to, msg.msg_id)
         try:
             record = self.book.open_collaboration(msg.to, msg.request_id, sender, self.clock.now())
@@ -208,7 +221,9 @@ class Router:
         await self.store.create_collaboration(record)
         self.book.activate(record)
         log.info("Collaboration %s started: %s <-> %s", record.collaboration_id, msg.to, sender)
-        self.peers.send_to(msg.to, relayed(msg, sender, collaboration_id=record.collaboration_id))
+        self.peers.send_to(
+            msg.to, relay_frame(msg, raw, sender, collaboration_id=record.collaboration_id)
+        )
         peer.send(
             m.Ack(
                 ref=msg.msg_id,
@@ -218,9 +233,11 @@ class Router:
             )
         )
 
-    def _reject(self, sender: str, peer: Peer, msg: m.CollaborationReject) -> None:
+    def _reject(
+        self, sender: str, peer: Peer, msg: m.CollaborationReject, raw: RawFields | None
+    ) -> None:
         self.peers.require_online(msg.to, msg.msg_id)
-        self.peers.send_to(msg.to, relayed(msg, sender))
+        self.peers.send_to(msg.to, relay_frame(msg, raw, sender))
         peer.send(m.Ack(ref=msg.msg_id, of=msg.type, id=msg.request_id))
 
     def _member_view(
@@ -232,17 +249,23 @@ class Router:
             exc.ref = ref
             raise
 
-    def _progress(self, sender: str, peer: Peer, msg: m.CollaborationProgress) -> None:
+    def _progress(
+        self, sender: str, peer: Peer, msg: m.CollaborationProgress, raw: RawFields | None
+    ) -> None:
         record = self._member_view(msg.collaboration_id, sender, msg.msg_id)
         self.book.set_progress(msg.collaboration_id, msg.progress)  # stored by the next flush
-        self.peers.send_to(self.book.partner(record, sender), relayed(msg, sender))
+        self.peers.send_to(self.book.partner(record, sender), relay_frame(msg, raw, sender))
         peer.send(m.Ack(ref=msg.msg_id, of=msg.type, id=msg.collaboration_id))
 
     async def _end(
-        self, sender: str, peer: Peer, msg: m.CollaborationComplete | m.CollaborationFailed
+        self,
+        sender: str,
+        peer: Peer,
+        msg: m.CollaborationComplete | m.CollaborationFailed,
+        raw: RawFields | None,
     ) -> None:
         record = self._member_view(msg.collaboration_id, sender, msg.msg_id)
-        await self.end_collaboration(record, msg, sender=sender)
+        await self.end_collaboration(record, msg, sender=sender, raw=raw)
         peer.send(m.Ack(ref=msg.msg_id, of=msg.type, id=msg.collaboration_id))
 
     async def end_collaboration(
@@ -251,6 +274,7 @@ class Router:
         ending: m.CollaborationComplete | m.CollaborationFailed,
         *,
         sender: str,
+        raw: RawFields | None = None,
     ) -> None:
         """Close ``record`` in the store as ``ending`` says (a member's frame, or one the hub
         makes when a member leaves) and relay ``ending`` to the partner of ``sender``."""
@@ -274,4 +298,4 @@ class Router:
             log.info("Collaboration %s completed by %s", cid, sender)
         else:
             log.info("Collaboration %s failed (%s): %s", cid, sender, ending.reason)
-        self.peers.send_to(self.book.partner(record, sender), relayed(ending, sender))
+        self.peers.send_to(self.book.partner(record, sender), relay_frame(ending, raw, sender))

@@ -29,7 +29,6 @@ from kernal.storage import Store
 log = logging.getLogger("kernal.hub")
 
 LISTEN_BACKLOG = 4096  # a burst of trainers connecting at once must not be refused by the kernel
-READ_LIMIT = 2**16
 
 
 class HubConfigError(Exception):
@@ -107,11 +106,10 @@ class Hub:
             )
             if closed:
                 log.info("Marked %d collaborations left active by the last run as failed", closed)
-            self._server = await asyncio.start_server(
-                self._on_connect,
+            self._server = await asyncio.get_running_loop().create_server(
+                self._new_connection,
                 self.settings.host,
                 self.settings.port,
-                limit=READ_LIMIT,
                 backlog=LISTEN_BACKLOG,
             )
         except BaseException:
@@ -188,16 +186,20 @@ class Hub:
 
     # ------------------------------------------------------------------ connections
 
-    def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._stopping:
-            writer.close()
-            return
-        conn = Connection(
-            reader,
-            writer,
-            max_frame=self.settings.max_frame,
-            send_queue_limit=self.settings.send_queue_limit,
+    def _new_connection(self) -> Connection:
+        settings = self.settings
+        return Connection(
+            max_frame=settings.max_frame,
+            send_queue_limit=settings.send_queue_limit,
+            send_buffer_bytes=settings.send_buffer_bytes,
+            read_buffer_bytes=settings.read_buffer_bytes,
+            on_connected=self._serve,
         )
+
+    def _serve(self, conn: Connection) -> None:
+        if self._stopping:
+            conn.abort()
+            return
         session = Session(conn, self._services)
         self._sessions.add(session)
         task = asyncio.create_task(session.run())

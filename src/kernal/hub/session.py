@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kernal.hub.auth import Authenticator
@@ -24,8 +25,9 @@ from kernal.protocol import (
     FrameTooLarge,
     ProtocolError,
     decode_auth,
-    decode_client_message,
+    decode_client_frame,
 )
+from kernal.protocol.codec import RawFields
 from kernal.protocol.messages import (
     AiLeft,
     AuthFailed,
@@ -42,6 +44,8 @@ from kernal.storage import Store
 from kernal.timing import Clock
 
 log = logging.getLogger("kernal.hub")
+
+Received = tuple[ClientMessage, RawFields]  # a decoded frame and its fields as sent
 
 EVICTED_CLOSE_TIMEOUT = 1.0  # real seconds a replaced session gets to flush its ERROR
 CLOSE_TIMEOUT = 2.0
@@ -93,6 +97,10 @@ class Session:
 
     def send_raw(self, frame: bytes) -> None:
         self.conn.send_raw(frame)
+
+    @property
+    def raw_sender(self) -> Callable[[bytes], None]:
+        return self.conn.send_raw
 
     # ------------------------------------------------------------------ life
 
@@ -202,28 +210,32 @@ class Session:
         """
         can_pipeline = self._services.router.can_pipeline
         while frames := await self.conn.next_frames():
-            shares: list[ClientMessage] = []
+            shares: list[Received] = []
             for frame in frames:
                 if self.evicted:
                     return
                 try:
-                    message = decode_client_message(frame)
-                    if self.joined and can_pipeline(message):
-                        shares.append(message)
+                    received = decode_client_frame(frame)
+                    if self.joined and can_pipeline(received[0]):
+                        shares.append(received)
                         continue
                     await self._dispatch_all(shares)
                     shares = []
-                    await self._dispatch(message)
+                    await self._dispatch(received)
                 except ProtocolError as exc:
                     await self._dispatch_all(shares)
                     shares = []
                     if not self._reply_error(exc):
                         return
             await self._dispatch_all(shares)
+            # Let other connections (and this one's writes) have a turn between batches, so a
+            # client pipelining thousands of cheap frames cannot hold the loop.
+            await asyncio.sleep(0)
 
-    async def _dispatch(self, message: ClientMessage) -> None:
+    async def _dispatch(self, received: Received) -> None:
+        message, raw = received
         try:
-            await self._carry_out(message)
+            await self._carry_out(message, raw)
         except ProtocolError:
             raise
         except Exception:
@@ -235,7 +247,7 @@ class Session:
                 message.msg_id,
             ) from None
 
-    async def _carry_out(self, message: ClientMessage) -> None:
+    async def _carry_out(self, message: ClientMessage, raw: RawFields) -> None:
         if isinstance(message, Ping):
             self.conn.send(Pong(ref=message.msg_id))
         elif isinstance(message, Hello):
@@ -245,10 +257,10 @@ class Session:
                 ErrorCode.FORBIDDEN, "send HELLO before other messages", message.msg_id
             )
         else:
-            await self._services.router.dispatch(self, message)
+            await self._services.router.dispatch(self, message, raw)
 
-    async def _dispatch_all(self, messages: list[ClientMessage]) -> None:
-        async def one(message: ClientMessage) -> None:
+    async def _dispatch_all(self, messages: list[Received]) -> None:
+        async def one(message: Received) -> None:
             try:
                 await self._dispatch(message)
             except ProtocolError as exc:

@@ -9,8 +9,11 @@ and reason the hub sends back.
 from __future__ import annotations
 
 import json
+import json.scanner
 import math
 import re
+import sys
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -52,24 +55,29 @@ class LineFramer:
         self.max_frame = max_frame
         self._buffer = bytearray()
         self.error: FrameTooLarge | None = None
+        self.blank_lines = 0
+        """Empty or whitespace-only lines skipped so far (they count against rate limits)."""
 
     def feed(self, data: bytes) -> list[bytes]:
         if self.error is not None:
             raise self.error
-        self._buffer += data
+        if self._buffer:
+            self._buffer += data
+            data = bytes(self._buffer)
+        lines = data.split(b"\n")  # in C: a flood of blank lines costs little
+        tail = lines.pop()
+        limit = self.max_frame
         frames: list[bytes] = []
-        start = 0
-        while (end := self._buffer.find(b"\n", start)) != -1:
-            line = bytes(self._buffer[start:end])
-            start = end + 1
+        for line in lines:
+            if len(line) > limit and not (len(line) == limit + 1 and line.endswith(b"\r")):
+                return self._fail(frames)
             if line.endswith(b"\r"):
                 line = line[:-1]
-            if len(line) > self.max_frame:
-                return self._fail(frames)
-            if line.strip():
+            if line and not line.isspace():
                 frames.append(line)
-        del self._buffer[:start]
-        if len(self._buffer) > self.max_frame + 1:  # +1: room for a '\r' before the newline
+        self.blank_lines += len(lines) - len(frames)
+        self._buffer = bytearray(tail)
+        if len(tail) > limit + 1:  # +1: room for a '\r' before the newline
             return self._fail(frames)
         return frames
 
@@ -90,6 +98,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _bounded_int(text: str) -> int:
+    value = int(text)
+    if abs(value) > _MAX_DOUBLE:  # beyond what any JSON reader holding doubles can keep
+        raise ValueError(f"number {text[:20]}... is out of range")
+    return value
+
+
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):  # e.g. 1e400: valid JSON, but neither storable nor sendable
@@ -97,6 +112,7 @@ def _finite_float(text: str) -> float:
     return value
 
 
+_MAX_DOUBLE = int(sys.float_info.max)
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 _LONE_SURROGATE = re.compile("[\\ud800-\\udfff]")
 
@@ -122,21 +138,114 @@ def _check_tree(value: Any, max_depth: int | None, strings: bool) -> None:
         stack.extend((child, depth + 1) for child in children)
 
 
-def parse_object(frame: bytes, *, max_depth: int | None = MAX_DEPTH) -> dict[str, Any]:
-    """Parse one frame into a JSON object, or raise ``bad_json`` / ``not_an_object``.
+_CAREFUL = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_bounded_int
+)
+_FAST = json.JSONDecoder(parse_constant=_reject_constant)
+_SCAN: Any = json.scanner.make_scanner(_FAST)  # type: ignore[arg-type]  # the C scanner
+# Only these can overflow a double: an exponent of three digits or more, or 309+ digits in a row
+# (maybe inside a string: then the careful parse just finds nothing wrong).
+_MAYBE_HUGE = re.compile(rb"[eE][+-]?0*[1-9][0-9]{2}|[0-9]{309}")
+
+
+@dataclass(frozen=True, slots=True)
+class RawFields:
+    """The frame as the client sent it, to relay or store its values without re-encoding
+    them: ``raw(key)`` is the JSON text of a top-level value, exactly as received."""
+
+    text: str
+    spans: dict[str, tuple[int, int]]
+
+    def __call__(self, key: str) -> bytes | None:
+        span = self.spans.get(key)
+        return None if span is None else self.text[span[0] : span[1]].encode("utf-8")
+
+    def text_of(self, key: str) -> str | None:
+        span = self.spans.get(key)
+        return None if span is None else self.text[span[0] : span[1]]
+
+
+def _top_level(text: str) -> tuple[dict[str, Any], dict[str, tuple[int, int]]] | None:
+    """A JSON object parsed member by member with the C scanner, recording where each value
+    lies; None if ``text`` is not a well-formed object (the caller re-parses to say why)."""
+    scanstring = json.decoder.scanstring  # type: ignore[attr-defined]
+    end = len(text)
+    blank = " \t\n\r"
+    i = 0
+    while i < end and text[i] in blank:
+        i += 1
+    if i >= end or text[i] != "{":
+        return None
+    obj: dict[str, Any] = {}
+    spans: dict[str, tuple[int, int]] = {}
+    i += 1
+    while i < end and text[i] in blank:
+        i += 1
+    if i < end and text[i] == "}":
+        i += 1
+    else:
+        while True:
+            if i >= end or text[i] != '"':
+                return None
+            key, i = scanstring(text, i + 1, True)
+            while i < end and text[i] in blank:
+                i += 1
+            if i >= end or text[i] != ":":
+                return None
+            i += 1
+            while i < end and text[i] in blank:
+                i += 1
+            try:
+                value, stop = _SCAN(text, i)
+            except StopIteration:
+                return None
+            obj[key] = value
+            spans[key] = (i, stop)
+            i = stop
+            while i < end and text[i] in blank:
+                i += 1
+            if i < end and text[i] == "}":
+                i += 1
+                break
+            if i >= end or text[i] != ",":
+                return None
+            i += 1
+            while i < end and text[i] in blank:
+                i += 1
+    while i < end and text[i] in blank:
+        i += 1
+    return (obj, spans) if i == end else None
+
+
+def parse_frame(
+    frame: bytes, *, max_depth: int | None = MAX_DEPTH
+) -> tuple[dict[str, Any], RawFields]:
+    """Parse one frame into a JSON object and its raw fields, or raise ``bad_json`` /
+    ``not_an_object``.
 
     Besides malformed JSON, ``bad_json`` covers what JSON can spell but the hub could neither
-    store nor send on: ``NaN``/``Infinity``, numbers beyond the range of a double, lone UTF-16
-    surrogates, and nesting deeper than ``max_depth`` (``None``: only Python's recursion limit).
+    store nor send on: ``NaN``/``Infinity``, numbers beyond the range of a double (integers
+    included), lone UTF-16 surrogates, and nesting deeper than ``max_depth`` (``None``: only
+    Python's recursion limit).
     """
     try:
-        value = json.loads(
-            frame.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float
-        )
+        text = frame.decode("utf-8")
+        parsed = None if _MAYBE_HUGE.search(frame) else _top_level(text)
+        if parsed is None:
+            # Slow and exact: the reason for a bad frame, or the numbers of a huge-looking one.
+            value = _CAREFUL.decode(text)
+            if not isinstance(value, dict):
+                raise ProtocolError(
+                    ErrorCode.NOT_AN_OBJECT,
+                    f"frame must be a JSON object, got {type(value).__name__}",
+                )
+            parsed = _top_level(text)
+            assert parsed is not None  # a valid object parses member by member too
+        obj, spans = parsed
         deep = max_depth is not None and frame.count(b"{") + frame.count(b"[") > max_depth
         strings = _SURROGATE_ESCAPE.search(frame) is not None
         if deep or strings:
-            _check_tree(value, max_depth, strings)
+            _check_tree(obj, max_depth, strings)
     except UnicodeDecodeError:
         raise ProtocolError(ErrorCode.BAD_JSON, "frame is not valid UTF-8") from None
     except RecursionError:
@@ -144,11 +253,12 @@ def parse_object(frame: bytes, *, max_depth: int | None = MAX_DEPTH) -> dict[str
         raise ProtocolError(ErrorCode.BAD_JSON, f"JSON is nested too deeply{limit}") from None
     except ValueError as exc:
         raise ProtocolError(ErrorCode.BAD_JSON, f"frame is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ProtocolError(
-            ErrorCode.NOT_AN_OBJECT, f"frame must be a JSON object, got {type(value).__name__}"
-        )
-    return value
+    return obj, RawFields(text, spans)
+
+
+def parse_object(frame: bytes, *, max_depth: int | None = MAX_DEPTH) -> dict[str, Any]:
+    """The JSON object of one frame (see :func:`parse_frame` for what is rejected)."""
+    return parse_frame(frame, max_depth=max_depth)[0]
 
 
 def _msg_id_of(obj: dict[str, Any]) -> str | None:
@@ -193,13 +303,14 @@ def decode_auth(frame: bytes) -> Auth:
         ) from None
 
 
-def decode_client_message(frame: bytes) -> ClientMessage:
-    """Decode a frame sent by an authenticated client into its typed model.
+def decode_client_frame(frame: bytes) -> tuple[ClientMessage, RawFields]:
+    """Decode a frame sent by an authenticated client into its typed model, with its raw
+    fields (what the hub relays and stores, as the client sent it).
 
     Raises :class:`ProtocolError` with ``bad_json``, ``not_an_object``, ``unknown_type`` or
     ``invalid_field``; ``ref`` carries the frame's ``msg_id`` whenever it was a string.
     """
-    obj = parse_object(frame)
+    obj, raw = parse_frame(frame)
     ref = _msg_id_of(obj)
     kind = obj.get("type")
     if not isinstance(kind, str):
@@ -211,7 +322,12 @@ def decode_client_message(frame: bytes) -> ClientMessage:
     if model is Auth:
         raise ProtocolError(ErrorCode.FORBIDDEN, "this connection is already authenticated", ref)
     message: ClientMessage = _validate(model, obj, ref)
-    return message
+    return message, raw
+
+
+def decode_client_message(frame: bytes) -> ClientMessage:
+    """The typed model of a client's frame (see :func:`decode_client_frame`)."""
+    return decode_client_frame(frame)[0]
 
 
 def decode_server_message(frame: bytes) -> ServerMessage | dict[str, Any]:
