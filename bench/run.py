@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,31 +61,48 @@ def options_for(quick: bool) -> dict[str, Any]:
 
 async def run_rows(
     rows: list[str], opts: dict[str, Any], workdir: Path, profile: procs.Profiling | None
-) -> tuple[dict[str, Any], list[report.Row]]:
+) -> dict[str, Any]:
+    """Run each row in turn; its raw results, or ``{"error": ...}`` if it broke."""
     raw: dict[str, Any] = {}
-    table: list[report.Row] = []
     for name in rows:
         started = time.monotonic()
         try:
             if name == "relay":
                 raw[name] = await relay.run(workdir, opts[name], profile, _log)
-                table += report.relay_rows(raw[name])
             elif name == "fanin":
                 raw[name] = await fanin.run(workdir, opts[name], profile, _log)
-                table += report.fanin_rows(raw[name])
             elif name == "connections":
                 raw[name] = await connections.run(workdir, opts[name], profile, _log)
-                table += report.connection_rows(raw[name])
             elif name == "harness":
                 raw[name] = await scale.run(workdir, opts[name], _log)
-                table += report.harness_rows(raw[name])
         except Exception as exc:  # one broken row must not cost the others
             raw[name] = {"error": f"{type(exc).__name__}: {exc}"}
-            table.append(
-                report.Row(f"{name}: failed", "n/a", "n/a", None, notes=[raw[name]["error"]])
-            )
         _log(f"{name}: done in {time.monotonic() - started:.0f} s")
-    return raw, table
+    return raw
+
+
+BUILDERS: dict[str, Callable[[Any], list[report.Row]]] = {
+    "relay": report.relay_rows,
+    "fanin": report.fanin_rows,
+    "connections": report.connection_rows,
+    "harness": report.harness_rows,
+}
+
+
+def build_table(raw: dict[str, Any]) -> list[report.Row]:
+    """The table rows for every row's raw results (a failed row gets one line saying so)."""
+    table: list[report.Row] = []
+    for name, results in raw.items():
+        if isinstance(results, dict) and "error" in results:
+            table.append(
+                report.Row(f"{name}: failed", "n/a", "n/a", None, notes=[results["error"]])
+            )
+            continue
+        try:
+            table += BUILDERS[name](results)
+        except Exception as exc:
+            table.append(report.Row(f"{name}: no table", "n/a", "n/a", None, notes=[repr(exc)]))
+    return table
 
 
 def _log(message: str) -> None:
@@ -162,7 +180,7 @@ def document(meta: dict[str, Any], table: list[report.Row], opts: dict[str, Any]
     pin = (
         "hub, redis-server and nats-server pinned to core 0, the load (this harness) to core 1; "
         "the harness row runs unpinned (its hub and trainers share one process today)"
-        if meta["pinned"]
+        if meta["machine"]["pinned"]
         else "not pinned (fewer than 2 usable cores)"
     )
     notes = "\n".join(
@@ -233,7 +251,19 @@ def main() -> None:
         help="py-spy's output: flamegraph (.svg), speedscope (.json) or raw "
         "collapsed stacks (.txt)",
     )
+    parser.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        metavar="FILE.json",
+        help="no measuring: print the table of an earlier --out file (and write the doc from it "
+        "unless --no-write)",
+    )
     args = parser.parse_args()
+    if args.source is not None:
+        saved = json.loads(args.source.read_text())
+        finish(saved["meta"], saved["results"], args, write=not args.no_write)
+        return
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = sorted(set(rows) - set(ROWS))
     if unknown:
@@ -258,23 +288,27 @@ def main() -> None:
         "quick": args.quick,
     }
     started = time.monotonic()
-    opts = options_for(args.quick)
     with tempfile.TemporaryDirectory(prefix="kernal-bench-") as tmp:
-        raw, table = runner(run_rows(rows, opts, Path(tmp), profiling))
+        raw = runner(run_rows(rows, options_for(args.quick), Path(tmp), profiling))
     meta["wall_s"] = round(time.monotonic() - started, 1)
     meta["load_end"] = loadavg()
+    if args.out is not None:  # first, so a bug further on cannot cost the measurements
+        args.out.write_text(json.dumps({"meta": meta, "results": raw}, indent=1, default=str))
+    finish(meta, raw, args, write=not (args.no_write or args.quick or args.profile))
+
+
+def finish(
+    meta: dict[str, Any], raw: dict[str, Any], args: argparse.Namespace, *, write: bool
+) -> None:
+    """Print the table; write the doc when asked."""
+    table = build_table(raw)
     print(report.text_table(table))
     print(
         f"\n{meta['command']}: {meta['wall_s']:.0f} s on {meta['machine']['event_loop']}, "
         f"load average {meta['load_start']} → {meta['load_end']}"
     )
-    if args.out is not None:
-        table_json = [vars(row) for row in table]
-        args.out.write_text(
-            json.dumps({"meta": meta, "results": raw, "table": table_json}, indent=1, default=str)
-        )
-    if not (args.no_write or args.quick or args.profile):
-        report.write_doc(DOC, document(meta, table, opts))
+    if write:
+        report.write_doc(DOC, document(meta, table, options_for(meta["quick"])))
         print(f"wrote {DOC.relative_to(procs.ROOT)}")
 
 

@@ -180,12 +180,11 @@ async def run_one(
             result["note"] = f"{len(pubs)}/{publishers} publishers joined in {budget:g} s"
             result["errors"] = errors
             return result
-        cpu0, wall0 = hub.cpu_seconds(), time.perf_counter()
+        usage = procs.Usage(hub)
         first_send = time.perf_counter_ns()
         await asyncio.gather(*(p.share_for(options.duration, options.stall) for p in pubs))
         complete = await _settle(pubs, options)
-        wall = time.perf_counter() - wall0
-        result["hub_cpu"] = round((hub.cpu_seconds() - cpu0) / wall, 2)
+        result.update(usage.finish())
         result.update(_summary(pubs, first_send, complete))
     except Exception as exc:
         result["note"] = f"{type(exc).__name__}: {exc}"[:300]

@@ -34,13 +34,17 @@ NATS = "/usr/sbin/nats-server"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+_CORES = frozenset(os.sched_getaffinity(0))  # before pin_self narrows this process to one
+
+
 def usable_cores() -> set[int]:
-    return set(os.sched_getaffinity(0))
+    """The cores this process could use when it started (pinning does not change this)."""
+    return set(_CORES)
 
 
 def can_pin() -> bool:
     """Pinning needs both cores; on a one-core machine everything shares it (said in the notes)."""
-    return {SERVER_CORE, LOAD_CORE} <= usable_cores()
+    return {SERVER_CORE, LOAD_CORE} <= _CORES
 
 
 def pin_self(core: int) -> None:
@@ -77,6 +81,44 @@ def cpu_seconds(pid: int) -> float:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
+
+
+def core_busy(core: int) -> float:
+    """Seconds ``core`` has spent not idle since boot (user, nice, system, irq, softirq, steal),
+    whoever ran there."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{core} "):
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, line.split()[1:9])
+            return (user + nice + system + irq + softirq + steal) / CLK_TCK
+    return 0.0
+
+
+class Usage:
+    """CPU use over an interval, as shares of one core: the server process, this process, and
+    what else ran on the server and load cores (other work on a shared machine)."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self._start = self._now()
+
+    def _now(self) -> tuple[float, float, float, float, float]:
+        return (
+            time.perf_counter(),
+            self.server.cpu_seconds(),
+            time.process_time(),
+            core_busy(SERVER_CORE),
+            core_busy(LOAD_CORE),
+        )
+
+    def finish(self) -> dict[str, float]:
+        end = self._now()
+        wall, server, load, core0, core1 = (b - a for a, b in zip(self._start, end, strict=True))
+        wall = max(wall, 1e-9)
+        out = {"server_cpu": server / wall, "load_cpu": load / wall}
+        if can_pin():
+            out["server_core_other"] = max(0.0, core0 - server) / wall
+            out["load_core_other"] = max(0.0, core1 - load) / wall
+        return {k: round(v, 2) for k, v in out.items()}
 
 
 PROFILE_SUFFIXES = {"flamegraph": ".svg", "speedscope": ".json", "raw": ".txt"}

@@ -117,15 +117,12 @@ async def run_one(
             await system.before_counting(link, max(1.0, deadline - time.monotonic()))
             link.count_with(system.counter(tally).feed, _lost(tally))
         result["join_s"] = round(time.monotonic() - started, 2)
-        server = system.server
-        assert server is not None
-        cpu = (server.cpu_seconds(), time.process_time(), time.perf_counter())
+        assert system.server is not None
+        usage = procs.Usage(system.server)
         sent, problem = await pump(system, publisher, replies, tally, subscribers, options)
         complete = await settle(tally, replies, sent, options.stall) and problem is None
         result.update(summary(tally, sent, complete))
-        wall = time.perf_counter() - cpu[2]
-        result["server_cpu"] = round((server.cpu_seconds() - cpu[0]) / wall, 2)
-        result["load_cpu"] = round((time.process_time() - cpu[1]) / wall, 2)
+        result.update(usage.finish())
         if problem or tally.lost:
             result["note"] = problem or f"{tally.lost} subscribers disconnected"
     except Exception as exc:

@@ -86,10 +86,11 @@ def relay_rows(results: list[dict[str, Any]]) -> list[Row]:
             for name, res in (("kernal", hub), (ref_name, ref)):
                 if res.get("note"):
                     row.notes.append(f"{name}: {res['note']}")
-            if ref.get("load_cpu", 0) >= 0.9:
+            busy = ref.get("load_cpu", 0) + ref.get("load_core_other", 0)
+            if busy >= 0.9:
                 row.notes.append(
-                    f"the load core was saturated ({ref['load_cpu']:.0%}) during the {ref_name} "
-                    "run: its figure is a lower bound"
+                    f"the load core was {busy:.0%} busy during the {ref_name} run (the harness "
+                    "and other work): the reference may be limited by the load, a lower bound"
                 )
             row.notes.append(_cpu_note(hub, "kernal") + "; " + _cpu_note(ref, ref_name))
             rows.append(row)
@@ -99,7 +100,18 @@ def relay_rows(results: list[dict[str, Any]]) -> list[Row]:
 def _cpu_note(result: dict[str, Any], name: str) -> str:
     if "server_cpu" not in result:
         return f"{name}: no CPU figures"
-    return f"{name}: server {result['server_cpu']:.0%} of its core, load {result['load_cpu']:.0%}"
+    text = f"{name}: server {result['server_cpu']:.0%} of a core, load {result['load_cpu']:.0%}"
+    return text + _others(result)
+
+
+def _others(result: dict[str, Any]) -> str:
+    """Other processes' use of the two cores during the run, when it is worth a mention."""
+    other = [
+        f"{result[key]:.0%} of the {core} core"
+        for key, core in (("server_core_other", "server"), ("load_core_other", "load"))
+        if result.get(key, 0) >= 0.1
+    ]
+    return f" (other work took {' and '.join(other)})" if other else ""
 
 
 def fanin_rows(results: dict[str, Any]) -> list[Row]:
@@ -124,8 +136,8 @@ def fanin_rows(results: dict[str, Any]) -> list[Row]:
             row.notes.append(
                 f"relays {run['relays_received']:,}/{run['relays_expected']:,} "
                 f"({rate(run['relays_received'] / run['seconds'])}), hub at "
-                f"{run.get('hub_cpu', 0):.0%} of its core, {run.get('rows_committed', '?')} rows "
-                f"for {run['acked']:,} ACKs"
+                f"{run.get('server_cpu', 0):.0%} of a core{_others(run)}, "
+                f"{run.get('rows_committed', '?')} rows committed for {run['acked']:,} ACKs"
             )
         if run.get("note"):
             row.notes.append(run["note"])

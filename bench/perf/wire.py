@@ -19,6 +19,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 TS = b"@T"
 TS_DIGITS = 19
@@ -229,8 +230,8 @@ class Link(asyncio.Protocol):
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A cast, not an isinstance check: uvloop's transports are not asyncio.Transport subclasses.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         feed = self.feed
@@ -341,7 +342,7 @@ async def open_all(
             try:
                 return await asyncio.wait_for(join(i), left)  # type: ignore[arg-type]
             except Exception as exc:
-                text = f"{type(exc).__name__}: {exc or 'timed out'}"[:200]
+                text = f"{type(exc).__name__}: {str(exc) or 'timed out'}"[:200]
                 if text not in errors and len(errors) < 5:
                     errors.append(text)
                 return None

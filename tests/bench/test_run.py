@@ -35,7 +35,8 @@ async def test_relay_fanin_and_connection_rows(tmp_path: Path) -> None:
             sizes=(20,), burst=20, idle_seconds=0.2, quiet_limit=0.0
         ),
     }
-    raw, table = await bench.run_rows(list(options), options, tmp_path, None)
+    raw = await bench.run_rows(list(options), options, tmp_path, None)
+    table = bench.build_table(raw)
     assert len(table) == 2 + 1 + 4  # relay vs Redis and NATS, fan-in, 3 idle rows + burst
     _finite(table)
     for result in raw["relay"]:
@@ -47,16 +48,27 @@ async def test_relay_fanin_and_connection_rows(tmp_path: Path) -> None:
     assert all(
         r["admitted"] == 20 for r in raw["connections"]["idle"] + raw["connections"]["burst"]
     )
-    text, markdown = report.text_table(table), report.markdown_table(table)
+    meta = {
+        "command": "bench/run",
+        "date": "today",
+        "machine": bench.machine("asyncio"),
+        "load_start": bench.loadavg(),
+        "load_end": bench.loadavg(),
+        "wall_s": 1.0,
+        "quick": False,
+    }
+    text = report.text_table(table)
+    doc = bench.document(meta, table, bench.options_for(False))
     for row in table:
-        assert row.row in text and row.row in markdown
+        assert row.row in text and row.row in doc
 
 
 async def test_harness_row(tmp_path: Path) -> None:
     options = scale.ScaleOptions(
         steps=(3,), speed=50.0, learning_trainers=2, learning_speed=50.0, timeout=50.0
     )
-    raw, table = await bench.run_rows(["harness"], {"harness": options}, tmp_path, None)
+    raw = await bench.run_rows(["harness"], {"harness": options}, tmp_path, None)
+    table = bench.build_table(raw)
     assert raw["harness"]["steps"][0]["succeeded"] == 3
     assert raw["harness"]["learning"]["succeeded"] == 2
     _finite(table)
