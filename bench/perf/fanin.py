@@ -58,7 +58,8 @@ class Publisher:
         self.pending: deque[int] = deque()
         self.latencies: list[float] = []
         self.last_ack_ns = 0
-        self.error: str | None = None
+        self.error: str | None = None  # the first ERROR frame the hub sent
+        self.stalled = False  # waited ``stall`` s for an ACK and gave up sending
         self.lost = False
         self._room = asyncio.Event()
 
@@ -85,14 +86,14 @@ class Publisher:
         end = time.monotonic() + seconds
         head = b'{"type":"PATTERN_SHARE","pattern_id":"' + self.ai_id.encode() + b"-"
         tail = b'","pattern_data":' + PATTERN_DATA.encode() + b"}\n"
-        while time.monotonic() < end and not (self.lost or self.error):
+        while time.monotonic() < end and not (self.lost or self.error or self.stalled):
             room = self.window - (self.sent - self.acked)
             if room <= 0:
                 self._room.clear()
                 try:
                     await asyncio.wait_for(self._room.wait(), stall)
                 except TimeoutError:
-                    self.error = self.error or f"no ACK for {stall:g} s"
+                    self.stalled = True
                 continue
             first = self.sent
             frames = b"".join(head + b"%d" % i + tail for i in range(first, first + room))
@@ -185,7 +186,7 @@ async def run_one(
         await asyncio.gather(*(p.share_for(options.duration, options.stall) for p in pubs))
         complete = await _settle(pubs, options)
         result.update(usage.finish())
-        result.update(_summary(pubs, first_send, complete))
+        result.update(_summary(pubs, first_send, complete, options.stall))
     except Exception as exc:
         result["note"] = f"{type(exc).__name__}: {exc}"[:300]
     finally:
@@ -216,7 +217,7 @@ async def _settle(pubs: list[Publisher], options: FaninOptions) -> bool:
         relays = sum(p.received for p in pubs)
         live = [p for p in pubs if not p.lost]
         if all(p.acked >= p.sent for p in live) and relays >= _expected_relays(pubs):
-            return not any(p.lost or p.error for p in pubs)
+            return not any(p.lost or p.error or p.stalled for p in pubs)
         if acked + relays != last:
             last, quiet_since = acked + relays, time.monotonic()
         elif time.monotonic() - quiet_since > options.stall:
@@ -225,7 +226,9 @@ async def _settle(pubs: list[Publisher], options: FaninOptions) -> bool:
     return False
 
 
-def _summary(pubs: list[Publisher], first_send: int, complete: bool) -> dict[str, Any]:
+def _summary(
+    pubs: list[Publisher], first_send: int, complete: bool, stall: float
+) -> dict[str, Any]:
     acked = sum(p.acked for p in pubs)
     last_ack = max((p.last_ack_ns for p in pubs), default=first_send)
     elapsed = max(1e-9, (last_ack - first_send) / 1e9)
@@ -244,8 +247,11 @@ def _summary(pubs: list[Publisher], first_send: int, complete: bool) -> dict[str
         "lost": sum(p.lost for p in pubs),
         "complete": complete,
     }
+    stalled = sum(p.stalled for p in pubs)
     if errors:
-        out["note"] = f"{len(errors)} publishers got errors, e.g. {errors[0][:160]}"
+        out["note"] = f"{len(errors)} publishers got ERRORs, e.g. {errors[0][:160]}"
+    elif stalled:
+        out["note"] = f"{stalled} publishers stopped sending after waiting {stall:g} s for an ACK"
     elif out["lost"]:
         out["note"] = f"{out['lost']} publishers disconnected by the hub"
     elif not complete:
