@@ -59,3 +59,26 @@ def test_values_are_relayed_as_the_client_wrote_them() -> None:
     assert data in built
     assert len(built) < len(frame) + 64
     assert len(encode(relayed(message, "AI_Node_1", timestamp=1.0))) > 3 * len(frame)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"ref": "m1", "of": "PATTERN_SHARE", "id": 'p\u00e9"x'},
+        {"ref": None, "of": "FEEDBACK", "id": "c"},
+        {"ref": "m2", "of": "OS_COMPONENT_SHARE", "id": "c", "duplicate": True},
+        {"ref": "m3", "of": "COLLABORATION_ACCEPT", "id": "r", "collaboration_id": "collab_1"},
+    ],
+)
+def test_ack_frame_is_the_encoded_ack(fields: dict[str, object]) -> None:
+    from kernal.protocol.messages import Ack
+    from kernal.protocol.relay import ack_frame
+
+    args = dict(fields)
+    fast = ack_frame(
+        args.pop("ref"),
+        args.pop("of"),
+        args.pop("id"),
+        **args,  # type: ignore[arg-type]
+    )
+    assert json.loads(fast) == json.loads(encode(Ack(**fields)))  # type: ignore[arg-type]

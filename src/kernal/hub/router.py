@@ -19,7 +19,7 @@ from kernal.hub.reputation import Standings
 from kernal.protocol import ErrorCode, ProtocolError
 from kernal.protocol import messages as m
 from kernal.protocol.codec import RawFields
-from kernal.protocol.relay import relay_frame
+from kernal.protocol.relay import ack_frame, relay_frame
 from kernal.storage import (
     CollaborationRecord,
     CollaborationStatus,
@@ -103,9 +103,8 @@ class Router:
         except ConflictError as exc:
             raise ProtocolError(ErrorCode.CONFLICT, str(exc), msg.msg_id) from None
         duplicate = outcome is ShareOutcome.DUPLICATE
-        peer.send(
-            m.Ack(ref=msg.msg_id, of=msg.type, id=msg.pattern_id, duplicate=duplicate or None)
-        )
+        ack = ack_frame(msg.msg_id, msg.type, msg.pattern_id, duplicate=duplicate or None)
+        peer.send_raw(ack)
         if duplicate:
             return
         log.info("Pattern %s shared by %s", msg.pattern_id, sender)
@@ -158,7 +157,7 @@ class Router:
                 sender,
                 msg.component_id,
             )
-        peer.send(m.Ack(ref=ref, of=msg.type, id=msg.component_id, duplicate=duplicate or None))
+        peer.send_raw(ack_frame(ref, msg.type, msg.component_id, duplicate=duplicate or None))
         if duplicate and completes is None:
             return
         log.info("Component %s shared by %s", msg.component_id, sender)
@@ -182,7 +181,7 @@ class Router:
         except NotFoundError as exc:
             raise ProtocolError(ErrorCode.NOT_FOUND, str(exc), msg.msg_id) from None
         self.standings.update(result.contributor, result.contributor_scores)
-        peer.send(m.Ack(ref=msg.msg_id, of=msg.type, id=msg.id))
+        peer.send_raw(ack_frame(msg.msg_id, msg.type, msg.id))
 
     # ------------------------------------------------------------------ collaborations
 
@@ -207,7 +206,7 @@ class Router:
             reputation=self.standings.of(sender),
         )
         self.peers.route(forward, to=msg.to, sender=sender)
-        peer.send(m.Ack(ref=msg.msg_id, of=msg.type, id=msg.request_id))
+        peer.send_raw(ack_frame(msg.msg_id, msg.type, msg.request_id))
 
     async def _accept(
         self, sender: str, peer: Peer, msg: m.CollaborationAccept, raw: RawFields | None
@@ -224,21 +223,17 @@ class Router:
         self.peers.send_to(
             msg.to, relay_frame(msg, raw, sender, collaboration_id=record.collaboration_id)
         )
-        peer.send(
-            m.Ack(
-                ref=msg.msg_id,
-                of=msg.type,
-                id=msg.request_id,
-                collaboration_id=record.collaboration_id,
-            )
+        ack = ack_frame(
+            msg.msg_id, msg.type, msg.request_id, collaboration_id=record.collaboration_id
         )
+        peer.send_raw(ack)
 
     def _reject(
         self, sender: str, peer: Peer, msg: m.CollaborationReject, raw: RawFields | None
     ) -> None:
         self.peers.require_online(msg.to, msg.msg_id)
         self.peers.send_to(msg.to, relay_frame(msg, raw, sender))
-        peer.send(m.Ack(ref=msg.msg_id, of=msg.type, id=msg.request_id))
+        peer.send_raw(ack_frame(msg.msg_id, msg.type, msg.request_id))
 
     def _member_view(
         self, collaboration_id: str, sender: str, ref: str | None
@@ -255,7 +250,7 @@ class Router:
         record = self._member_view(msg.collaboration_id, sender, msg.msg_id)
         self.book.set_progress(msg.collaboration_id, msg.progress)  # stored by the next flush
         self.peers.send_to(self.book.partner(record, sender), relay_frame(msg, raw, sender))
-        peer.send(m.Ack(ref=msg.msg_id, of=msg.type, id=msg.collaboration_id))
+        peer.send_raw(ack_frame(msg.msg_id, msg.type, msg.collaboration_id))
 
     async def _end(
         self,
@@ -266,7 +261,7 @@ class Router:
     ) -> None:
         record = self._member_view(msg.collaboration_id, sender, msg.msg_id)
         await self.end_collaboration(record, msg, sender=sender, raw=raw)
-        peer.send(m.Ack(ref=msg.msg_id, of=msg.type, id=msg.collaboration_id))
+        peer.send_raw(ack_frame(msg.msg_id, msg.type, msg.collaboration_id))
 
     async def end_collaboration(
         self,

@@ -143,78 +143,60 @@ _CAREFUL = json.JSONDecoder(
 )
 _FAST = json.JSONDecoder(parse_constant=_reject_constant)
 _SCAN: Any = json.scanner.make_scanner(_FAST)  # type: ignore[arg-type]  # the C scanner
-# Only these can overflow a double: an exponent of three digits or more, or 309+ digits in a row
-# (maybe inside a string: then the careful parse just finds nothing wrong).
-_MAYBE_HUGE = re.compile(rb"[eE][+-]?0*[1-9][0-9]{2}|[0-9]{309}")
+# Only an exponent of three digits or more, or 309 digits in a row, can overflow a double. To
+# find them at C speed, every digit becomes 0, E becomes e and + disappears: what remains to
+# look for is "e000" and a run of 309 zeros (maybe inside a string: then the careful parse
+# just finds nothing wrong).
+_NUMERIC = bytes.maketrans(b"123456789E", b"000000000e")
+_HUGE_EXPONENT = b"e000"
+_HUGE_DIGITS = b"0" * 309
+_RAW_CANDIDATES = 8  # places a key's raw value is looked for before it is re-encoded instead
 
 
 @dataclass(frozen=True, slots=True)
 class RawFields:
-    """The frame as the client sent it, to relay or store its values without re-encoding
-    them: ``raw(key)`` is the JSON text of a top-level value, exactly as received."""
+    """The frame as the client sent it, to relay its values without re-encoding them:
+    ``raw(key)`` is the JSON text of the top-level value ``key``, as received.
+
+    The span is found when first asked for: the first place the text spells ``"key": value``
+    with a value equal to the parsed one (a nested copy of the same value would do as well:
+    it is the same value, in the client's own bytes). None if there is no such place, e.g. a
+    key written with escapes: the caller encodes the value instead.
+    """
 
     text: str
-    spans: dict[str, tuple[int, int]]
+    obj: dict[str, Any]
 
     def __call__(self, key: str) -> bytes | None:
-        span = self.spans.get(key)
-        return None if span is None else self.text[span[0] : span[1]].encode("utf-8")
+        text = self.text_of(key)
+        return None if text is None else text.encode("utf-8")
 
     def text_of(self, key: str) -> str | None:
-        span = self.spans.get(key)
-        return None if span is None else self.text[span[0] : span[1]]
-
-
-def _top_level(text: str) -> tuple[dict[str, Any], dict[str, tuple[int, int]]] | None:
-    """A JSON object parsed member by member with the C scanner, recording where each value
-    lies; None if ``text`` is not a well-formed object (the caller re-parses to say why)."""
-    scanstring = json.decoder.scanstring  # type: ignore[attr-defined]
-    end = len(text)
-    blank = " \t\n\r"
-    i = 0
-    while i < end and text[i] in blank:
-        i += 1
-    if i >= end or text[i] != "{":
-        return None
-    obj: dict[str, Any] = {}
-    spans: dict[str, tuple[int, int]] = {}
-    i += 1
-    while i < end and text[i] in blank:
-        i += 1
-    if i < end and text[i] == "}":
-        i += 1
-    else:
-        while True:
-            if i >= end or text[i] != '"':
+        if key not in self.obj:
+            return None
+        text, wanted = self.text, self.obj[key]
+        needle = '"' + key + '"'
+        start = 0
+        for _ in range(_RAW_CANDIDATES):
+            found = text.find(needle, start)
+            if found < 0:
                 return None
-            key, i = scanstring(text, i + 1, True)
-            while i < end and text[i] in blank:
+            start = found + len(needle)
+            i = start
+            while i < len(text) and text[i] in " \t\r":
                 i += 1
-            if i >= end or text[i] != ":":
-                return None
+            if i >= len(text) or text[i] != ":":
+                continue
             i += 1
-            while i < end and text[i] in blank:
+            while i < len(text) and text[i] in " \t\r":
                 i += 1
             try:
-                value, stop = _SCAN(text, i)
+                value, end = _SCAN(text, i)
             except StopIteration:
-                return None
-            obj[key] = value
-            spans[key] = (i, stop)
-            i = stop
-            while i < end and text[i] in blank:
-                i += 1
-            if i < end and text[i] == "}":
-                i += 1
-                break
-            if i >= end or text[i] != ",":
-                return None
-            i += 1
-            while i < end and text[i] in blank:
-                i += 1
-    while i < end and text[i] in blank:
-        i += 1
-    return (obj, spans) if i == end else None
+                continue
+            if type(value) is type(wanted) and value == wanted:
+                return text[i:end]
+        return None
 
 
 def parse_frame(
@@ -230,22 +212,13 @@ def parse_frame(
     """
     try:
         text = frame.decode("utf-8")
-        parsed = None if _MAYBE_HUGE.search(frame) else _top_level(text)
-        if parsed is None:
-            # Slow and exact: the reason for a bad frame, or the numbers of a huge-looking one.
-            value = _CAREFUL.decode(text)
-            if not isinstance(value, dict):
-                raise ProtocolError(
-                    ErrorCode.NOT_AN_OBJECT,
-                    f"frame must be a JSON object, got {type(value).__name__}",
-                )
-            parsed = _top_level(text)
-            assert parsed is not None  # a valid object parses member by member too
-        obj, spans = parsed
+        shape = frame.translate(_NUMERIC, b"+")
+        careful = _HUGE_EXPONENT in shape or _HUGE_DIGITS in shape
+        value = (_CAREFUL if careful else _FAST).decode(text)
         deep = max_depth is not None and frame.count(b"{") + frame.count(b"[") > max_depth
         strings = _SURROGATE_ESCAPE.search(frame) is not None
         if deep or strings:
-            _check_tree(obj, max_depth, strings)
+            _check_tree(value, max_depth, strings)
     except UnicodeDecodeError:
         raise ProtocolError(ErrorCode.BAD_JSON, "frame is not valid UTF-8") from None
     except RecursionError:
@@ -253,7 +226,11 @@ def parse_frame(
         raise ProtocolError(ErrorCode.BAD_JSON, f"JSON is nested too deeply{limit}") from None
     except ValueError as exc:
         raise ProtocolError(ErrorCode.BAD_JSON, f"frame is not valid JSON: {exc}") from None
-    return obj, RawFields(text, spans)
+    if not isinstance(value, dict):
+        raise ProtocolError(
+            ErrorCode.NOT_AN_OBJECT, f"frame must be a JSON object, got {type(value).__name__}"
+        )
+    return value, RawFields(text, value)
 
 
 def parse_object(frame: bytes, *, max_depth: int | None = MAX_DEPTH) -> dict[str, Any]:

@@ -114,7 +114,8 @@ class RequestTerms(BaseModel):
     @classmethod
     def of(cls, request: CollaborationRequest | RelayedCollaborationRequest) -> RequestTerms:
         """The terms of a request as its requester sent it, or as the hub relayed it."""
-        return cls(
+        # Its fields were validated with the request: no need to validate them again.
+        return cls.model_construct(
             request_id=request.request_id,
             expertise_offered=list(request.expertise_offered),
             seeking_expertise=list(request.seeking_expertise),

@@ -1,11 +1,13 @@
 """Relayed frames, built from what the client sent.
 
 A relayed frame is the client's message with ``from`` set to the authenticated sender, plus
-what the hub adds (a timestamp, the requester's standing...). Values the client sent are copied
-as the client's own JSON text (:class:`~kernal.protocol.codec.RawFields`), never decoded and
-re-encoded: a relay costs a join of byte strings, and it is never larger than the frame it came
-from by more than the hub's own fields (re-encoding can grow a frame several times: ``1e15``
-becomes ``1000000000000000.0``). Values the client left out get the model's default.
+what the hub adds (a timestamp, the requester's standing...). The free-form values (a share's
+data, a collaboration's result) are copied as the client's own JSON text
+(:class:`~kernal.protocol.codec.RawFields`), never decoded and re-encoded: re-encoding can grow
+a frame several times (``1e15`` becomes ``1000000000000000.0``), copying keeps a relay within
+its frame's size plus the hub's own fields. The other fields are short and typed (ids, labels,
+numbers the model checked) and are encoded from their values. Values the client left out get
+the model's default.
 """
 
 from __future__ import annotations
@@ -17,16 +19,19 @@ from kernal.protocol.codec import RawFields
 from kernal.protocol.messages import RELAYED_FORMS, Message
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_encode_string = json.encoder.encode_basestring  # C, as _ENCODER
 _NOT_RELAYED = frozenset({"msg_id", "to", "type"})
+RAW_FIELDS = frozenset({"pattern_data", "component_data", "result"})
+"""Free-form fields, relayed as the client's own text."""
 
 # For each relayed client model: the opening of its frame, and (name, b',"name":') per field.
 _OPENING: dict[type[Message], bytes] = {
     model: b'{"type":' + _ENCODER.encode(form.model_fields["type"].default).encode()
     for model, form in RELAYED_FORMS.items()
 }
-_FIELDS: dict[type[Message], tuple[tuple[str, bytes], ...]] = {
+_FIELDS: dict[type[Message], tuple[tuple[str, bytes, bool], ...]] = {
     model: tuple(
-        (name, b',"' + name.encode() + b'":')
+        (name, b',"' + name.encode() + b'":', name in RAW_FIELDS)
         for name in model.model_fields
         if name not in _NOT_RELAYED
     )
@@ -36,6 +41,15 @@ _FIELDS: dict[type[Message], tuple[tuple[str, bytes], ...]] = {
 
 def encode_value(value: Any) -> bytes:
     """One JSON value, compact (as the hub encodes its own fields)."""
+    kind = type(value)
+    if kind is str:
+        return _encode_string(value).encode("utf-8")
+    if kind is float and value - value == 0.0:  # finite: what repr writes is valid JSON
+        return repr(value).encode("ascii")
+    if kind is bool:
+        return b"true" if value else b"false"
+    if kind is int:
+        return str(value).encode("ascii")
     return _ENCODER.encode(value).encode("utf-8")
 
 
@@ -44,14 +58,37 @@ def relay_frame(message: Message, raw: RawFields | None, sender: str, **stamps: 
     for the same as a model): its fields bar ``msg_id`` and ``to``, ``from`` = ``sender``, then
     ``stamps``; ``None`` values are left out. Raises KeyError for a message never relayed."""
     parts = [_OPENING[type(message)], b',"from":', encode_value(sender)]
-    for name, key in _FIELDS[type(message)]:
+    for name, key, free_form in _FIELDS[type(message)]:
         value = getattr(message, name)
         if value is None:
             continue
-        text = raw(name) if raw is not None else None
+        text = raw(name) if free_form and raw is not None else None
         parts += (key, text if text is not None else encode_value(value))
     for name, value in stamps.items():
         if value is not None:
             parts += (b',"', name.encode(), b'":', encode_value(value))
+    parts.append(b"}\n")
+    return b"".join(parts)
+
+
+def ack_frame(
+    ref: str | None,
+    of: str,
+    item_id: str | None = None,
+    *,
+    collaboration_id: str | None = None,
+    duplicate: bool | None = None,
+) -> bytes:
+    """The encoded ``ACK`` (the frame the hub sends most), as ``encode(Ack(...))`` would be."""
+    parts = [b'{"type":"ACK"']
+    if ref is not None:
+        parts += (b',"ref":', encode_value(ref))
+    parts += (b',"of":', encode_value(of))
+    if item_id is not None:
+        parts += (b',"id":', encode_value(item_id))
+    if collaboration_id is not None:
+        parts += (b',"collaboration_id":', encode_value(collaboration_id))
+    if duplicate is not None:
+        parts += (b',"duplicate":', encode_value(duplicate))
     parts.append(b"}\n")
     return b"".join(parts)
