@@ -29,6 +29,7 @@ from kernal.protocol.messages import (
     AiInfo,
     AiJoined,
     AiLeft,
+    Ais,
     Auth,
     AuthFailed,
     AuthOk,
@@ -43,6 +44,7 @@ from kernal.protocol.messages import (
     Feedback,
     Hello,
     KnowledgeBase,
+    ListAis,
     PatternShare,
     Ping,
     Pong,
@@ -297,6 +299,10 @@ VALID_CLIENT_FRAMES: list[tuple[dict[str, Any], type[Any]]] = [
     ({"type": "FEEDBACK", "kind": "component", "id": "c1", "score": 0.0}, Feedback),
     ({"type": "PING"}, Ping),
     ({"type": "PING", "msg_id": "x" * 128}, Ping),
+    ({"type": "LIST_AIS"}, ListAis),
+    ({"type": "LIST_AIS", "after": "AI_Node_3", "limit": 1000, "specialization": "gpu"}, ListAis),
+    ({"type": "HELLO", "specialization": "s", "follow": ["requests", "presence"]}, Hello),
+    ({"type": "HELLO", "specialization": "s", "follow": []}, Hello),
 ]
 
 
@@ -617,6 +623,11 @@ INVALID_FIELDS: list[tuple[dict[str, Any], str]] = [
     ({"type": "FEEDBACK", "kind": "pattern", "id": "i" * 257}, "id"),
     ({"type": "PING", "msg_id": "m" * 129}, "msg_id"),
     ({"type": "PING", "msg_id": ""}, "msg_id"),
+    ({"type": "HELLO", "specialization": "s", "follow": ["everything"]}, "follow"),
+    ({"type": "HELLO", "specialization": "s", "follow": "requests"}, "follow"),
+    ({"type": "LIST_AIS", "limit": 0}, "limit"),
+    ({"type": "LIST_AIS", "limit": 1001}, "limit"),
+    ({"type": "LIST_AIS", "after": "bad id"}, "after"),
 ]
 
 
@@ -738,6 +749,8 @@ SERVER_EXAMPLES: list[ServerMessage] = [
     RelayedCollaborationProgress(sender="AI_Node_1", collaboration_id="c", progress=42.5),
     RelayedCollaborationComplete(sender="AI_Node_1", collaboration_id="c", result={"ok": True}),
     RelayedCollaborationFailed(sender="AI_Node_1", collaboration_id="c", reason="gone"),
+    Ais(ais=[AiInfo(ai_id="A", specialization="s", capabilities=[])], next="A", active_total=9),
+    Ais(ref="m", ais=[], active_total=0),
 ]
 
 

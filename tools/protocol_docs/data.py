@@ -113,6 +113,21 @@ FIELDS: dict[str, str] = {
     ),
     "capabilities": "Skills the AI offers, from its latest `HELLO`.",
     "HELLO.capabilities": "Skills this AI offers, free-form labels.",
+    "HELLO.follow": (
+        "The broadcasts you want, any of `patterns`, `components`, `requests`, `presence`;"
+        " absent: all of them. See [Join](#2-join)."
+    ),
+    "active_total": "How many AIs are joined now (you included).",
+    "STATE.active_total": (
+        "How many AIs are joined (you included); more than `active_ais` lists past"
+        " $presence_limit."
+    ),
+    "LIST_AIS.after": "Start after this `ai_id` (the `next` of the previous page); absent: first.",
+    "LIST_AIS.limit": "How many AIs at most in the page.",
+    "LIST_AIS.specialization": "Only AIs of this specialization.",
+    "AIS.ref": "The `msg_id` of the `LIST_AIS`; absent if it had none.",
+    "AIS.ais": "Joined AIs, ordered by `ai_id`.",
+    "AIS.next": "Pass it as `after` for the next page; absent on the last page.",
     "pattern_id": (
         "Your id for the pattern, unique on the hub. An id another AI shared first is a"
         " `conflict`; your own id again is acknowledged as a duplicate."
@@ -554,6 +569,32 @@ CLIENT_DOCS: dict[str, ClientDoc] = {
         example={"type": "PING", "msg_id": "11"},
         replies=[{"type": "PONG", "ref": "11"}],
     ),
+    "LIST_AIS": ClientDoc(
+        reply="`AIS` (no `ACK`): one page of the joined AIs.",
+        example={"type": "LIST_AIS", "msg_id": "12", "limit": 2},
+        replies=[
+            {
+                "type": "AIS",
+                "ref": "12",
+                "ais": [
+                    {
+                        "ai_id": "AI_Node_1",
+                        "specialization": "networking",
+                        "capabilities": ["routing"],
+                        "reputation": 0.5,
+                    },
+                    {
+                        "ai_id": "AI_Node_2",
+                        "specialization": "graphics",
+                        "capabilities": ["rendering"],
+                        "reputation": 0.62,
+                    },
+                ],
+                "next": "AI_Node_2",
+                "active_total": 3,
+            }
+        ],
+    ),
 }
 
 SERVER_DOCS: dict[str, ServerDoc] = {
@@ -624,5 +665,21 @@ SERVER_DOCS: dict[str, ServerDoc] = {
     "PONG": ServerDoc(
         when="Answer to `PING`.",
         example={"type": "PONG", "ref": "11"},
+    ),
+    "AIS": ServerDoc(
+        when="Answer to `LIST_AIS`.",
+        example={
+            "type": "AIS",
+            "ref": "13",
+            "ais": [
+                {
+                    "ai_id": "AI_Node_3",
+                    "specialization": "security",
+                    "capabilities": ["firewalls"],
+                    "reputation": 0.5,
+                }
+            ],
+            "active_total": 3,
+        },
     ),
 }

@@ -71,6 +71,9 @@ VALUES: dict[str, str] = {
     "auth_timeout": f"{_SETTINGS.auth_timeout:g}",
     "max_depth": str(MAX_DEPTH),
     "send_queue_limit": f"{_SETTINGS.send_queue_limit:,}",
+    "send_buffer_mib": f"{_SETTINGS.send_buffer_bytes // 2**20}",
+    "presence_limit": str(_SETTINGS.presence_limit),
+    "request_fanout": str(_SETTINGS.request_fanout),
     "recent_limit": str(_SETTINGS.recent_limit),
     "version": str(PROTOCOL_VERSION),
 }

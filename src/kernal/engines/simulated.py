@@ -1,7 +1,9 @@
 """The simulated engine: the prototype's behaviour, deterministic by seed.
 
-It produces plausible pattern and component records without learning anything. It exists for
-protocol tests and demos; real learning lives in other engines.
+It produces plausible pattern and component records without learning anything, and looks at
+nothing others share (so its trainer does not follow their shares: a thousand of them stay
+cheap). It exists for protocol tests, demos and stress tests; real learning lives in other
+engines.
 """
 
 from __future__ import annotations
@@ -14,11 +16,6 @@ from kernal.engines.base import Artifact, CollaborationTask, Engine
 
 class SimulatedEngine(Engine):
     name = "simulated"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.patterns_seen = 0
-        self.components_seen = 0
 
     async def train(self) -> dict[str, Any]:
         await asyncio.sleep(0)  # a real engine trains here; the simulation only yields
@@ -62,14 +59,3 @@ class SimulatedEngine(Engine):
             },
             quality_score=round(rng.uniform(0.7, 0.99), 3),
         )
-
-    def observe_pattern(self, sender: str, pattern_id: str, data: dict[str, Any]) -> None:
-        self.patterns_seen += 1
-
-    def observe_component(
-        self, sender: str, component_id: str, data: dict[str, Any], quality: float | None
-    ) -> None:
-        self.components_seen += 1
-
-    def summary(self) -> dict[str, Any]:
-        return {"patterns_seen": self.patterns_seen, "components_seen": self.components_seen}

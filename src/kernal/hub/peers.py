@@ -6,18 +6,22 @@ online and hands it frames to deliver, and never touches a connection directly.
 Each AI id has at most one *live* session. :meth:`Peers.claim` makes a newly authenticated
 session the live one in a single step (no await), so any number of simultaneous logins of one
 AI leave exactly one live session; the replaced one is told by the caller and departs. A live
-session becomes *joined* when it has said HELLO: only joined peers get relays and presence.
+session becomes *joined* when it has said HELLO: only joined peers get relays and presence, and
+each only the topics it follows (all of them unless its HELLO said otherwise).
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
 from kernal.protocol import ErrorCode, ProtocolError, encode
-from kernal.protocol.messages import ServerMessage
+from kernal.protocol.messages import TOPICS, ServerMessage, Topic
+
+Sender = Callable[[bytes], None]
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class Profile:
     specialization: str
     capabilities: tuple[str, ...]
     connected_at: float
+    follows: frozenset[Topic] = frozenset(TOPICS)
 
 
 class Peer(Protocol):
@@ -47,19 +52,22 @@ class Peer(Protocol):
         """Queue an already encoded frame."""
 
     @property
-    def raw_sender(self) -> Callable[[bytes], None]:
+    def raw_sender(self) -> Sender:
         """The fastest way to queue an encoded frame for this peer (the registry keeps it, so
         a broadcast is one call per peer)."""
 
 
 class Peers:
-    """The live session of each AI id, and which of them have joined."""
+    """The live session of each AI id, which of them have joined, and who follows what."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, rng: random.Random | None = None) -> None:
         self._live: dict[str, Peer] = {}
         self._joined: dict[str, Peer] = {}
-        self._senders: dict[str, Callable[[bytes], None]] = {}  # of the joined peers
+        self._senders: dict[str, Sender] = {}  # of the joined peers
+        self._followers: dict[Topic, dict[str, Sender]] = {topic: {} for topic in TOPICS}
+        self._audience_cache: dict[Topic, list[str]] = {}
         self._departures: dict[str, asyncio.Task[None]] = {}
+        self._rng = rng or random.Random()
 
     # ------------------------------------------------------------------ membership
 
@@ -68,19 +76,25 @@ class Peers:
         assert peer.ai_id is not None, "claim after authentication"
         previous = self._live.get(peer.ai_id)
         self._live[peer.ai_id] = peer
-        self._joined.pop(peer.ai_id, None)
-        self._senders.pop(peer.ai_id, None)
+        self._unjoin(peer.ai_id)
         return previous if previous is not peer else None
 
     def is_live(self, peer: Peer) -> bool:
         return peer.ai_id is not None and self._live.get(peer.ai_id) is peer
 
     def join(self, peer: Peer) -> bool:
-        """Count a live session that said HELLO as joined; False if it is no longer live."""
-        if not self.is_live(peer) or peer.ai_id is None:
+        """Count a live session that said HELLO as joined (again after a later HELLO: what
+        it follows may have changed); False if it is no longer live."""
+        ai_id, profile = peer.ai_id, peer.profile
+        if not self.is_live(peer) or ai_id is None or profile is None:
             return False
-        self._joined[peer.ai_id] = peer
-        self._senders[peer.ai_id] = peer.raw_sender
+        self._unjoin(ai_id)
+        self._joined[ai_id] = peer
+        send = peer.raw_sender
+        self._senders[ai_id] = send
+        for topic in profile.follows:
+            self._followers[topic][ai_id] = send
+        self._audience_cache.clear()
         return True
 
     def release(self, peer: Peer) -> bool:
@@ -88,9 +102,15 @@ class Peers:
         if not self.is_live(peer) or peer.ai_id is None:
             return False
         del self._live[peer.ai_id]
-        self._joined.pop(peer.ai_id, None)
-        self._senders.pop(peer.ai_id, None)
+        self._unjoin(peer.ai_id)
         return True
+
+    def _unjoin(self, ai_id: str) -> None:
+        if self._joined.pop(ai_id, None) is not None:
+            del self._senders[ai_id]
+            for followers in self._followers.values():
+                followers.pop(ai_id, None)
+            self._audience_cache.clear()
 
     def sessions(self) -> dict[str, Peer]:
         """Every live session by AI id, joined or not (a copy)."""
@@ -134,6 +154,17 @@ class Peers:
         found = [peer.profile for peer in self._joined.values() if peer.profile is not None]
         return sorted(found, key=lambda profile: profile.ai_id)
 
+    def newest_profiles(self, limit: int, *, exclude: str | None = None) -> list[Profile]:
+        """Profiles of at most ``limit`` joined peers, the ones that joined last."""
+        found: list[Profile] = []
+        for ai_id in reversed(self._joined):
+            if len(found) >= limit:
+                break
+            profile = self._joined[ai_id].profile
+            if ai_id != exclude and profile is not None:
+                found.append(profile)
+        return found
+
     def __len__(self) -> int:
         """How many peers have joined."""
         return len(self._joined)
@@ -152,10 +183,17 @@ class Peers:
         send(message if isinstance(message, bytes) else encode(message))
         return True
 
-    def broadcast(self, message: ServerMessage | bytes, *, exclude: str | None = None) -> int:
-        """Queue ``message`` for every joined peer but ``exclude``; returns how many got it."""
+    def broadcast(
+        self,
+        message: ServerMessage | bytes,
+        *,
+        exclude: str | None = None,
+        topic: Topic | None = None,
+    ) -> int:
+        """Queue ``message`` for every joined peer following ``topic`` (every joined peer if
+        None) but ``exclude``; returns how many got it."""
         frame = message if isinstance(message, bytes) else encode(message)  # once for all
-        senders = self._senders
+        senders = self._senders if topic is None else self._followers[topic]
         if exclude in senders:
             for ai_id, send in list(senders.items()):
                 if ai_id != exclude:
@@ -165,9 +203,36 @@ class Peers:
             send(frame)
         return len(senders)
 
-    def route(self, message: ServerMessage | bytes, *, to: str | None, sender: str) -> None:
-        """Deliver to ``to`` only, or to every joined peer but the ``sender``."""
-        if to is not None:
-            self.send_to(to, message)
-        else:
-            self.broadcast(message, exclude=sender)
+    def sample(
+        self, topic: Topic, count: int, *, exclude: str, unlike: str | None = None
+    ) -> list[str]:
+        """Up to ``count`` followers of ``topic`` but ``exclude``, chosen at random, those
+        whose specialization is not ``unlike`` first (the complementary peers a request is
+        for). Every follower when there are no more than ``count``."""
+        followers = self._followers[topic]
+        if len(followers) - (exclude in followers) <= count:
+            return [ai_id for ai_id in followers if ai_id != exclude]
+        ids = self._audience_cache.get(topic)
+        if ids is None:
+            ids = self._audience_cache[topic] = list(followers)
+
+        def fits(ai_id: str) -> bool:
+            profile = self._joined[ai_id].profile
+            return ai_id != exclude and (
+                unlike is None or profile is None or profile.specialization != unlike
+            )
+
+        chosen: set[str] = set()
+        # Random draws first: with a few specializations most are complementary, and the cost
+        # stays O(count) however many follow. Then, if that did not fill it, one pass.
+        for _ in range(4 * count + 16):
+            ai_id = ids[self._rng.randrange(len(ids))]
+            if ai_id not in chosen and fits(ai_id):
+                chosen.add(ai_id)
+                if len(chosen) == count:
+                    return list(chosen)
+        rest = [ai_id for ai_id in ids if ai_id not in chosen]
+        self._rng.shuffle(rest)
+        complementary = [ai_id for ai_id in rest if fits(ai_id)]
+        alike = [ai_id for ai_id in rest if ai_id != exclude and not fits(ai_id)]
+        return [*chosen, *complementary, *alike][:count]

@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 
 from kernal.hub.collaborations import CollaborationBook
+from kernal.hub.knowledge import Knowledge
 from kernal.hub.peers import Peer, Peers
 from kernal.hub.reputation import Standings
 from kernal.protocol import ErrorCode, ProtocolError
@@ -44,7 +45,9 @@ class Router:
     peers: Peers
     book: CollaborationBook
     standings: Standings
+    knowledge: Knowledge
     clock: Clock
+    request_fanout: int = 64
 
     @staticmethod
     def can_pipeline(message: m.ClientMessage) -> bool:
@@ -107,8 +110,10 @@ class Router:
         peer.send_raw(ack)
         if duplicate:
             return
+        self.knowledge.shared(record)
         log.info("Pattern %s shared by %s", msg.pattern_id, sender)
-        self.peers.broadcast(relay_frame(msg, raw, sender, timestamp=now), exclude=sender)
+        frame = relay_frame(msg, raw, sender, timestamp=now)
+        self.peers.broadcast(frame, exclude=sender, topic="patterns")
 
     async def _component(
         self, sender: str, peer: Peer, msg: m.ComponentShare, raw: RawFields | None
@@ -158,10 +163,16 @@ class Router:
                 msg.component_id,
             )
         peer.send_raw(ack_frame(ref, msg.type, msg.component_id, duplicate=duplicate or None))
-        if duplicate and completes is None:
+        if not duplicate:
+            self.knowledge.shared(record)
+        elif completes is None:
             return
         log.info("Component %s shared by %s", msg.component_id, sender)
-        self.peers.route(relay_frame(msg, raw, sender, timestamp=now), to=msg.to, sender=sender)
+        frame = relay_frame(msg, raw, sender, timestamp=now)
+        if msg.to is not None:
+            self.peers.send_to(msg.to, frame)
+        else:
+            self.peers.broadcast(frame, exclude=sender, topic="components")
 
     async def _feedback(self, sender: str, peer: Peer, msg: m.Feedback) -> None:
         kind = ItemKind(msg.kind)
@@ -181,6 +192,7 @@ class Router:
         except NotFoundError as exc:
             raise ProtocolError(ErrorCode.NOT_FOUND, str(exc), msg.msg_id) from None
         self.standings.update(result.contributor, result.contributor_scores)
+        self.knowledge.rated(kind, msg.id, result)
         peer.send_raw(ack_frame(msg.msg_id, msg.type, msg.id))
 
     # ------------------------------------------------------------------ collaborations
@@ -205,7 +217,16 @@ class Router:
             specialization=None if profile is None else profile.specialization,
             reputation=self.standings.of(sender),
         )
-        self.peers.route(forward, to=msg.to, sender=sender)
+        if msg.to is not None:
+            self.peers.send_to(msg.to, forward)
+        else:
+            # To every follower on a small hub; past request_fanout, to that many of them, the
+            # complementary ones first: relaying to all made requests cost N^2.
+            unlike = None if profile is None else profile.specialization
+            for ai_id in self.peers.sample(
+                "requests", self.request_fanout, exclude=sender, unlike=unlike
+            ):
+                self.peers.send_to(ai_id, forward)
         peer.send_raw(ack_frame(msg.msg_id, msg.type, msg.request_id))
 
     async def _accept(

@@ -17,6 +17,7 @@ from kernal.config import HubSettings
 from kernal.hub.auth import Authenticator, is_loopback
 from kernal.hub.collaborations import CollaborationBook
 from kernal.hub.connection import Connection
+from kernal.hub.knowledge import Knowledge
 from kernal.hub.peers import Peers
 from kernal.hub.presence import Presence
 from kernal.hub.reputation import Standings
@@ -24,7 +25,7 @@ from kernal.hub.router import Router
 from kernal.hub.session import Session, SessionServices
 from kernal.hub.stats import StatsRecorder
 from kernal.hub.status import HubStatus
-from kernal.storage import Store
+from kernal.storage import ItemKind, Store
 
 log = logging.getLogger("kernal.hub")
 
@@ -54,23 +55,26 @@ class Hub:
         self.peers = Peers()
         self.collaborations = CollaborationBook()
         self.standings = Standings(store)
+        self.knowledge = Knowledge(store, settings.recent_limit)
         self.auth = Authenticator(store, allow_demo_tokens=is_loopback(settings.host))
         self.router = Router(
             store=store,
             peers=self.peers,
             book=self.collaborations,
             standings=self.standings,
+            knowledge=self.knowledge,
             clock=self.clock,
+            request_fanout=settings.request_fanout,
         )
         self._services = SessionServices(
             store=store,
             peers=self.peers,
             router=self.router,
             presence=Presence(
-                store=store,
                 peers=self.peers,
                 standings=self.standings,
-                recent_limit=settings.recent_limit,
+                knowledge=self.knowledge,
+                limit=settings.presence_limit,
                 max_state_bytes=settings.max_frame // 2,
             ),
             auth=self.auth,
@@ -106,6 +110,7 @@ class Hub:
             )
             if closed:
                 log.info("Marked %d collaborations left active by the last run as failed", closed)
+            await self.knowledge.load()
             self._server = await asyncio.get_running_loop().create_server(
                 self._new_connection,
                 self.settings.host,
@@ -174,11 +179,10 @@ class Hub:
 
     async def status(self) -> HubStatus:
         """The headline figures (``GET /status``, stats history, harness samples)."""
-        counts = await self.store.counts()
         return HubStatus(
             connected_ais=len(self.peers),
-            shared_patterns=counts.shared_patterns,
-            shared_components=counts.shared_components,
+            shared_patterns=self.knowledge.count(ItemKind.PATTERN),
+            shared_components=self.knowledge.count(ItemKind.COMPONENT),
             active_collaborations=len(self.collaborations),
             uptime=round(self.clock.now() - self.started_at, 3),
             demo_tokens=await self.auth.demo_mode(),

@@ -29,6 +29,7 @@ from kernal.protocol import (
 )
 from kernal.protocol.codec import RawFields
 from kernal.protocol.messages import (
+    TOPICS,
     AiLeft,
     AuthFailed,
     AuthOk,
@@ -36,6 +37,7 @@ from kernal.protocol.messages import (
     CollaborationFailed,
     Error,
     Hello,
+    ListAis,
     Ping,
     Pong,
     ServerMessage,
@@ -151,7 +153,8 @@ class Session:
             if self.joined:
                 with contextlib.suppress(Exception):
                     await services.store.touch_ai(ai_id, services.clock.now())
-                services.peers.broadcast(AiLeft(ai_id=ai_id))
+                if services.presence.announced(leaving=True):
+                    services.peers.broadcast(AiLeft(ai_id=ai_id), topic="presence")
             log.info("[-] AI Trainer disconnected: %s", ai_id)
         finally:
             await self.conn.close(timeout=close_timeout)
@@ -256,6 +259,11 @@ class Session:
             raise ProtocolError(
                 ErrorCode.FORBIDDEN, "send HELLO before other messages", message.msg_id
             )
+        elif isinstance(message, ListAis):
+            page = self._services.presence.page(
+                message.after, message.limit, message.specialization
+            )
+            self.conn.send(page.model_copy(update={"ref": message.msg_id}))
         else:
             await self._services.router.dispatch(self, message, raw)
 
@@ -297,6 +305,7 @@ class Session:
             specialization=hello.specialization,
             capabilities=tuple(hello.capabilities),
             connected_at=self._authenticated_at,
+            follows=frozenset(TOPICS if hello.follow is None else hello.follow),
         )
         await services.store.upsert_ai(
             ai_id, profile.specialization, list(profile.capabilities), services.clock.now()
@@ -307,8 +316,7 @@ class Session:
         if self.evicted:
             return
         self._profile = profile
-        if first:
-            services.peers.join(self)
+        services.peers.join(self)  # again after a later HELLO: what it follows may change
         self.conn.send(state)
         log.info(
             "AI %s joined: specialization=%s, capabilities=%s",
@@ -316,5 +324,6 @@ class Session:
             profile.specialization,
             list(profile.capabilities),
         )
-        if first:
-            services.peers.broadcast(services.presence.joined(profile), exclude=ai_id)
+        if first and services.presence.announced():
+            announcement = services.presence.joined(profile)
+            services.peers.broadcast(announcement, exclude=ai_id, topic="presence")

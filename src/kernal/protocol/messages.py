@@ -57,6 +57,13 @@ class Auth(Message):
     token: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 
 
+Topic = Literal["patterns", "components", "requests", "presence"]
+"""What a joined AI may follow: relayed ``PATTERN_SHARE``s, broadcast ``OS_COMPONENT_SHARE``s,
+broadcast ``COLLABORATION_REQUEST``s, and ``AI_JOINED``/``AI_LEFT``."""
+
+TOPICS: tuple[Topic, ...] = ("patterns", "components", "requests", "presence")
+
+
 class Hello(Message):
     """Announces what the AI is good at; answered with ``STATE``. Required before other frames."""
 
@@ -64,6 +71,16 @@ class Hello(Message):
     specialization: Label
     capabilities: Labels = []
     protocol_version: int = PROTOCOL_VERSION
+    follow: Annotated[list[Topic], Field(max_length=len(TOPICS))] | None = None
+
+
+class ListAis(Message):
+    """Asks for joined AIs, a page at a time, ordered by id; answered with ``AIS``."""
+
+    type: Literal["LIST_AIS"] = "LIST_AIS"
+    after: AiId | None = None
+    limit: Annotated[int, Field(ge=1, le=1000)] = 500
+    specialization: Label | None = None
 
 
 class PatternShare(Message):
@@ -181,6 +198,7 @@ class Ping(Message):
 
 ClientMessage = (
     Hello
+    | ListAis
     | PatternShare
     | ComponentShare
     | CollaborationRequest
@@ -198,6 +216,7 @@ CLIENT_MESSAGE_TYPES: dict[str, type[Message]] = {
     for model in (
         Auth,
         Hello,
+        ListAis,
         PatternShare,
         ComponentShare,
         CollaborationRequest,
@@ -282,6 +301,17 @@ class State(ServerMessage):
     type: Literal["STATE"] = "STATE"
     active_ais: list[AiInfo]
     knowledge_base: KnowledgeBase
+    active_total: int | None = None
+
+
+class Ais(ServerMessage):
+    """Answer to ``LIST_AIS``: one page of joined AIs."""
+
+    type: Literal["AIS"] = "AIS"
+    ref: str | None = None
+    ais: list[AiInfo]
+    next: str | None = None
+    active_total: int
 
 
 class AiJoined(AiInfo):
@@ -417,6 +447,7 @@ SERVER_MESSAGE_TYPES: dict[str, type[ServerMessage]] = {
         AuthOk,
         AuthFailed,
         State,
+        Ais,
         AiJoined,
         AiLeft,
         Ack,

@@ -42,6 +42,7 @@ from kernal.protocol.messages import (
     Pong,
     ServerMessage,
     State,
+    Topic,
 )
 
 log = logging.getLogger("kernal.trainer")
@@ -84,6 +85,7 @@ class HubClient:
         capabilities: list[str],
         on_message: MessageHandler | None = None,
         on_state: StateHandler | None = None,
+        follow: list[Topic] | None = None,
         max_frame: int = DEFAULT_MAX_FRAME,
         reconnect: bool = True,
         backoff_initial: float = 0.2,
@@ -95,6 +97,7 @@ class HubClient:
         self._token = token
         self.specialization = specialization
         self.capabilities = capabilities
+        self.follow = follow  # None: every broadcast (see Hello.follow)
         self._on_message = on_message
         self._on_state = on_state
         self._max_frame = max_frame
@@ -229,6 +232,7 @@ class HubClient:
                     specialization=self.specialization,
                     capabilities=self.capabilities,
                     protocol_version=PROTOCOL_VERSION,
+                    follow=self.follow,
                 )
             )
         )

@@ -36,6 +36,7 @@ from kernal.protocol.messages import (
     RelayedPatternShare,
     RequestTerms,
     State,
+    Topic,
 )
 from kernal.trainer import policy
 from kernal.trainer.capabilities import CapabilityCatalog
@@ -146,7 +147,19 @@ class Trainer:
             on_message=self._on_message,
             on_state=self._on_state,
             max_frame=settings.max_frame,
+            follow=self._follows(),
         )
+
+    def _follows(self) -> list[Topic]:
+        """Requests and presence always; others' shares only if the engine looks at them (a
+        trainer that ignores them should not have every share on the hub sent to it)."""
+        follows: list[Topic] = ["requests", "presence"]
+        engine = type(self.engine)
+        if engine.observe_pattern is not Engine.observe_pattern:
+            follows.append("patterns")
+        if engine.observe_component is not Engine.observe_component:
+            follows.append("components")
+        return follows
 
     # ------------------------------------------------------------------ running
 

@@ -1,0 +1,72 @@
+"""What the knowledge base holds, as ``STATE`` and ``/status`` show it: the counts and the
+newest items of each kind, in memory. Loaded from the store when the hub starts and updated as
+shares and feedback commit, so a HELLO reads nothing from the database."""
+
+from __future__ import annotations
+
+from kernal.protocol.messages import RecentComponent, RecentPattern
+from kernal.storage import FeedbackResult, ItemKind, ItemRecord, Store
+
+Recent = RecentPattern | RecentComponent
+
+
+def _recent(record: ItemRecord) -> Recent:
+    # The records have the listed fields by the same names.
+    if record.kind is ItemKind.PATTERN:
+        return RecentPattern.model_validate(record, from_attributes=True)
+    return RecentComponent.model_validate(record, from_attributes=True)
+
+
+def _order(item: Recent) -> tuple[float, str]:
+    # The store's order: newest first, ties by id (descending).
+    item_id = item.pattern_id if isinstance(item, RecentPattern) else item.component_id
+    return item.timestamp, item_id
+
+
+class Knowledge:
+    """Counts and newest ``limit`` items of each kind."""
+
+    def __init__(self, store: Store, limit: int) -> None:
+        self._store = store
+        self.limit = limit
+        self._counts = {ItemKind.PATTERN: 0, ItemKind.COMPONENT: 0}
+        self._recent: dict[ItemKind, list[Recent]] = {ItemKind.PATTERN: [], ItemKind.COMPONENT: []}
+
+    async def load(self) -> None:
+        counts = await self._store.counts()
+        self._counts = {
+            ItemKind.PATTERN: counts.shared_patterns,
+            ItemKind.COMPONENT: counts.shared_components,
+        }
+        for kind in ItemKind:
+            items = await self._store.recent_items(kind, self.limit)
+            self._recent[kind] = [_recent(record) for record in items]
+
+    def count(self, kind: ItemKind) -> int:
+        return self._counts[kind]
+
+    def recent_patterns(self) -> list[RecentPattern]:
+        return [item for item in self._recent[ItemKind.PATTERN] if isinstance(item, RecentPattern)]
+
+    def recent_components(self) -> list[RecentComponent]:
+        return [
+            item for item in self._recent[ItemKind.COMPONENT] if isinstance(item, RecentComponent)
+        ]
+
+    def shared(self, record: ItemRecord) -> None:
+        """A new item was committed."""
+        self._counts[record.kind] += 1
+        items = self._recent[record.kind]
+        items.append(_recent(record))
+        items.sort(key=_order, reverse=True)
+        del items[self.limit :]
+
+    def rated(self, kind: ItemKind, item_id: str, result: FeedbackResult) -> None:
+        """A feedback on an item was committed: its usage count and quality changed."""
+        items = self._recent[kind]
+        for n, item in enumerate(items):
+            if _order(item)[1] == item_id:
+                update: dict[str, object] = {"usage_count": result.usage_count}
+                if isinstance(item, RecentComponent):
+                    update["quality_score"] = result.quality_score
+                items[n] = item.model_copy(update=update)

@@ -1,0 +1,172 @@
+"""Presence and broadcasts that scale: what an AI follows, bounded STATE, LIST_AIS, and the
+bounded fan-out of requests sent to everyone. Small hubs keep the original behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.conftest import HubFactory
+from tests.helpers import RawClient, login
+
+OPEN: list[RawClient] = []  # closed after each test (and kept open until then)
+
+
+@pytest.fixture(autouse=True)
+async def close_clients() -> AsyncIterator[None]:
+    yield
+    while OPEN:
+        await OPEN.pop().close()
+
+
+async def join(
+    hub: object, n: int, specialization: str = "networking", **hello: object
+) -> RawClient:
+    client = await RawClient.connect(hub)  # type: ignore[arg-type]
+    OPEN.append(client)
+    await client.send({"ai_id": f"AI_Node_{n}", "token": f"secret{n}"})
+    assert (await client.recv())["type"] == "AUTH_OK"
+    await client.send({"type": "HELLO", "specialization": specialization, **hello})
+    await client.recv_type("STATE")
+    return client
+
+
+async def nothing_more(client: RawClient, wait: float = 0.2) -> list[dict[str, object]]:
+    """Every frame that arrives within ``wait`` seconds."""
+    frames = []
+    try:
+        while True:
+            frames.append(await client.recv(timeout=wait))
+    except TimeoutError:
+        return frames
+
+
+async def test_an_ai_gets_only_the_broadcasts_it_follows(make_hub: HubFactory) -> None:
+    hub = await make_hub()
+    picky = await join(hub, 1, follow=["requests"])
+    sharer = await login(hub, "AI_Node_2", "graphics")
+    OPEN.append(sharer)
+    assert await nothing_more(picky) == []  # no AI_JOINED: it does not follow presence
+    await sharer.send({"type": "PATTERN_SHARE", "pattern_id": "p", "pattern_data": {}})
+    await sharer.send({"type": "OS_COMPONENT_SHARE", "component_id": "c", "component_data": {}})
+    await sharer.send(
+        {"type": "OS_COMPONENT_SHARE", "component_id": "d", "component_data": {}, "to": "AI_Node_1"}
+    )
+    await sharer.send({"type": "COLLABORATION_REQUEST", "request_id": "r"})
+    got = await nothing_more(picky)
+    assert [(f["type"], f.get("component_id")) for f in got] == [
+        ("OS_COMPONENT_SHARE", "d"),  # meant for it alone: always delivered
+        ("COLLABORATION_REQUEST", None),
+    ]
+    # A later HELLO changes what it follows.
+    await picky.send({"type": "HELLO", "specialization": "networking", "follow": ["patterns"]})
+    await picky.recv_type("STATE")
+    await sharer.send({"type": "PATTERN_SHARE", "pattern_id": "p2", "pattern_data": {}})
+    await sharer.send({"type": "COLLABORATION_REQUEST", "request_id": "r2"})
+    assert [f["type"] for f in await nothing_more(picky)] == ["PATTERN_SHARE"]
+    for client in (picky, sharer):
+        await client.close()
+
+
+async def test_past_the_presence_limit_state_is_bounded_and_arrivals_are_quiet(
+    make_hub: HubFactory,
+) -> None:
+    hub = await make_hub(presence_limit=2)
+    first = await join(hub, 1)
+    await join(hub, 2)
+    assert [f["type"] for f in await nothing_more(first)] == ["AI_JOINED"]
+    third = await RawClient.connect(hub)
+    OPEN.append(third)
+    await third.send({"ai_id": "AI_Node_3", "token": "secret3"})
+    await third.recv()
+    await third.send({"type": "HELLO", "specialization": "security"})
+    state = await third.recv_type("STATE")
+    assert {ai["ai_id"] for ai in state["active_ais"]} == {"AI_Node_1", "AI_Node_2", "AI_Node_3"}
+    assert state["active_total"] == 3
+    assert await nothing_more(first) == []  # a third AI is past the limit: not announced
+    fourth = await RawClient.connect(hub)
+    OPEN.append(fourth)
+    await fourth.send({"ai_id": "AI_Node_4", "token": "secret4"})
+    await fourth.recv()
+    await fourth.send({"type": "HELLO", "specialization": "audio"})
+    state = await fourth.recv_type("STATE")
+    assert {ai["ai_id"] for ai in state["active_ais"]} == {"AI_Node_2", "AI_Node_3", "AI_Node_4"}
+    assert state["active_total"] == 4
+    assert await nothing_more(first) == []  # past the limit: no AI_JOINED
+    # Everyone, a page at a time.
+    await fourth.send({"type": "LIST_AIS", "msg_id": "l1", "limit": 3})
+    page = await fourth.recv_type("AIS")
+    assert page["ref"] == "l1" and page["active_total"] == 4
+    assert [ai["ai_id"] for ai in page["ais"]] == ["AI_Node_1", "AI_Node_2", "AI_Node_3"]
+    await fourth.send({"type": "LIST_AIS", "after": page["next"], "limit": 3})
+    rest = await fourth.recv_type("AIS")
+    assert [ai["ai_id"] for ai in rest["ais"]] == ["AI_Node_4"] and "next" not in rest
+    await fourth.send({"type": "LIST_AIS", "specialization": "security"})
+    assert [ai["ai_id"] for ai in (await fourth.recv_type("AIS"))["ais"]] == ["AI_Node_3"]
+    # Departures are quiet too, until the hub is back within the limit.
+    await third.close()
+    await fourth.close()
+    assert await nothing_more(first) == []
+    second_to_last = OPEN[1]
+    await second_to_last.close()
+    assert [f["type"] for f in await nothing_more(first)] == ["AI_LEFT"]
+
+
+async def test_list_ais_needs_hello(make_hub: HubFactory) -> None:
+    hub = await make_hub()
+    client = await RawClient.connect(hub)
+    OPEN.append(client)
+    await client.send({"ai_id": "AI_Node_1", "token": "secret1"})
+    await client.recv()
+    await client.send({"type": "LIST_AIS", "msg_id": "x"})
+    error = await client.recv_type("ERROR")
+    assert (error["code"], error["ref"]) == ("forbidden", "x")
+
+
+async def test_a_request_to_everyone_reaches_a_bounded_sample_complementary_first(
+    make_hub: HubFactory,
+) -> None:
+    hub = await make_hub(request_fanout=2)
+    asker = await join(hub, 1, "networking", follow=["requests"])
+    same = [await join(hub, n, "networking", follow=["requests"]) for n in (2, 3, 4)]
+    other = [await join(hub, n, "graphics", follow=["requests"]) for n in (5, 6)]
+    for round_ in range(5):
+        await asker.send({"type": "COLLABORATION_REQUEST", "request_id": f"r{round_}"})
+        await asker.recv_type("ACK")
+        got_other = [len(await nothing_more(c, 0.1)) for c in other]
+        got_same = [len(await nothing_more(c, 0.05)) for c in same]
+        assert got_other == [1, 1] and got_same == [0, 0, 0]  # two complementary peers first
+    # With fewer complementary peers than the fan-out, the rest come from the others.
+    await other[0].close()
+    await asyncio.sleep(0.1)
+    await asker.send({"type": "COLLABORATION_REQUEST", "request_id": "r-last"})
+    await asker.recv_type("ACK")
+    assert len(await nothing_more(other[1], 0.1)) == 1
+    assert sum([len(await nothing_more(c, 0.05)) for c in same]) == 1
+    # Any joined AI may still accept a request it did not receive.
+    await same[2].send(
+        {"type": "COLLABORATION_ACCEPT", "request_id": "r0", "to": "AI_Node_1", "msg_id": "a"}
+    )
+    assert (await same[2].recv_type("ACK"))["collaboration_id"].startswith("collab_")
+
+
+async def test_state_shows_feedback_on_recent_items_without_reading_the_store(
+    make_hub: HubFactory,
+) -> None:
+    hub = await make_hub()
+    author = await login(hub, "AI_Node_1")
+    OPEN.append(author)
+    await author.send({"type": "OS_COMPONENT_SHARE", "component_id": "c", "component_data": {}})
+    await author.recv_type("ACK")
+    rater = await login(hub, "AI_Node_2", "graphics")
+    OPEN.append(rater)
+    await rater.send({"type": "FEEDBACK", "kind": "component", "id": "c", "score": 0.25})
+    await rater.recv_type("ACK")
+    late = await RawClient.connect(hub)
+    OPEN.append(late)
+    state = await late.login("AI_Node_3", "secret3")
+    (item,) = state["knowledge_base"]["recent_components"]
+    assert (item["usage_count"], item["quality_score"]) == (1, 0.25)
+    assert state["knowledge_base"]["shared_components"] == 1
