@@ -25,6 +25,9 @@ SpeedOption = Annotated[
 ]
 LogJsonOption = Annotated[bool, typer.Option("--log-json", help="Log JSON lines instead of text.")]
 LogLevelOption = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING...")]
+LoopOption = Annotated[
+    str, typer.Option("--loop", help="Event loop: auto (uvloop if installed), uvloop, asyncio.")
+]
 EngineOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -54,8 +57,10 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def run_until_interrupted(main: Coroutine[Any, Any, T]) -> T:
-    """Run ``main``; Ctrl+C or SIGTERM cancel it (its ``finally`` blocks clean up) and exit 130."""
+def run_until_interrupted(main: Coroutine[Any, Any, T], *, loop: str = "auto") -> T:
+    """Run ``main`` (on uvloop when installed, see :mod:`kernal.runtime`); Ctrl+C or SIGTERM
+    cancel it (its ``finally`` blocks clean up) and exit 130."""
+    from kernal import runtime
 
     async def runner() -> T:
         task = asyncio.current_task()
@@ -66,7 +71,7 @@ def run_until_interrupted(main: Coroutine[Any, Any, T]) -> T:
         return await main
 
     try:
-        return asyncio.run(runner())
+        return runtime.run(runner(), loop=loop)
     except (asyncio.CancelledError, KeyboardInterrupt):
         logging.getLogger("kernal").info("Interrupted; shut down cleanly")
         raise typer.Exit(130) from None

@@ -11,6 +11,7 @@ from kernal.cli.common import (
     DbOption,
     LogJsonOption,
     LogLevelOption,
+    LoopOption,
     SpeedOption,
     fail,
     run_until_interrupted,
@@ -47,11 +48,19 @@ def hub(
         DEFAULT_MAX_FRAME
     ),
     speed: SpeedOption = 1.0,
+    loop: LoopOption = "auto",
     log_json: LogJsonOption = False,
     log_level: LogLevelOption = "INFO",
 ) -> None:
     """Run the hub (TCP for trainers) and its dashboard until Ctrl+C."""
+    from kernal.runtime import loop_factory, raise_open_file_limit
+
     setup_logging(level=log_level, json_lines=log_json)
+    try:
+        loop_factory(loop)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    raise_open_file_limit()
     settings = HubSettings(
         host=host,
         port=port,
@@ -61,7 +70,7 @@ def hub(
         max_frame=max_frame,
         speed=speed,
     )
-    run_until_interrupted(serve_hub(settings, demo_trainers=0))
+    run_until_interrupted(serve_hub(settings, demo_trainers=0), loop=loop)
 
 
 def demo(

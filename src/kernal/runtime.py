@@ -1,0 +1,60 @@
+"""The process a hub or trainer runs in: its event loop and its open-file limit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+log = logging.getLogger("kernal")
+T = TypeVar("T")
+
+WANTED_OPEN_FILES = 65_536  # a connection per trainer, 10,000 trainers and room to spare
+
+
+def loop_factory(name: str = "auto") -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop to run on: ``uvloop`` (faster transports and callbacks) when installed
+    and ``name`` is ``auto`` or ``uvloop``; asyncio's own for ``asyncio``. Raises ValueError
+    for ``uvloop`` when it is not installed, or an unknown name."""
+    if name not in ("auto", "uvloop", "asyncio"):
+        raise ValueError(f"unknown event loop {name!r}: expected auto, uvloop or asyncio")
+    if name == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if name == "uvloop":
+            raise ValueError(
+                "--loop uvloop: uvloop is not installed (pip install uvloop)"
+            ) from None
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def run(main: Coroutine[Any, Any, T], *, loop: str = "auto") -> T:
+    """``asyncio.run(main)`` on the loop :func:`loop_factory` picks."""
+    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+        return runner.run(main)
+
+
+def raise_open_file_limit(wanted: int = WANTED_OPEN_FILES) -> int:
+    """Raise this process' soft limit of open files towards ``wanted`` (as far as the hard
+    limit allows); returns the limit in force. Logs when it stays below ``wanted``."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("Could not raise the open-file limit from %d: %s", soft, exc)
+    if soft < wanted:
+        log.info(
+            "Open-file limit %d: at most about %d connections (raise it with `ulimit -n`)",
+            soft,
+            soft - 64,
+        )
+    return soft
