@@ -36,6 +36,8 @@ else:
     _prefer_package()
     try:
         from kernal.cli import main
+    except KeyboardInterrupt:  # Ctrl+C while still starting up
+        sys.exit(130)
     except ModuleNotFoundError as exc:
         if (SRC / "kernal").is_dir():  # a checkout that was never set up
             sys.exit(

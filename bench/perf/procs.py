@@ -259,12 +259,14 @@ async def start(
     return server
 
 
-async def start_hub(workdir: Path, db: Path, *, profile: Path | None = None) -> Server:
+async def start_hub(
+    workdir: Path, db: Path, *, profile: Path | None = None, extra: list[str] | None = None
+) -> Server:
     """A kernal hub on a free port with ``db`` (tokens registered beforehand), no dashboard, at
-    the default log level: as an operator runs it."""
+    the default log level: as an operator runs it (plus ``extra`` flags)."""
     port = free_port()
     argv = [str(VENV_BIN / "kernal"), "hub", "--port", str(port), "--dashboard-port", "-1"]
-    argv += ["--db", str(db)]
+    argv += ["--db", str(db), *(extra or [])]
     return await start("kernal", argv, port, workdir, profile=profile)
 
 

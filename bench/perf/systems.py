@@ -87,7 +87,10 @@ class Hub(System):
         db = self.workdir / f"relay-{subscribers}.db"
         ids = [subscriber_id(i) for i in range(subscribers)] + [PUBLISHER]
         self.tokens = await procs.register_tokens(db, ids)
-        self.server = await procs.start_hub(self.workdir, db, profile=profile)
+        # Every subscriber gets every request, as on a hub with fewer followers than its
+        # --request-fanout (past it, the hub relays a request to everyone to that many only).
+        fanout = ["--request-fanout", str(subscribers)]
+        self.server = await procs.start_hub(self.workdir, db, profile=profile, extra=fanout)
 
     async def _join(self, ai_id: str, timeout: float) -> Link:
         link = await Link.open(self.port, timeout)

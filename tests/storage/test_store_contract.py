@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,15 @@ class StoreContract(abc.ABC):
         stored = await store.get_pattern("p1")
         assert stored == PatternRecord("p1", {"x": 1}, "alice", T0, 0)
         assert (await store.counts()).shared_patterns == 1
+
+    async def test_data_given_as_text_is_stored_as_given(self, store: Store) -> None:
+        text = '{"w" : [1e15, 2E-3], "s": "caf\\u00e9"}'  # not how the store would encode it
+        record = PatternRecord("p", json.loads(text), "alice", T0)
+        assert await store.add_pattern(record, data_text=text) is ShareOutcome.CREATED
+        component = ComponentRecord("c", {"k": [1]}, "alice", T0)
+        assert await store.add_component(component, data_text='{"k":[1]}') is ShareOutcome.CREATED
+        assert (await store.get_pattern("p")) == record
+        assert (await store.get_component("c")) == component
 
     async def test_component_created_duplicate_conflict(self, store: Store) -> None:
         assert await store.add_component(component("c1", quality=0.7)) is ShareOutcome.CREATED

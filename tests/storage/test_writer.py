@@ -112,3 +112,37 @@ async def test_cancelled_caller_does_not_break_the_writer(store: SqlStore) -> No
     assert task.cancelled()
     # Submitted before the cancel: the write itself still happened.
     assert await store.get_pattern("p") == pattern("p")
+
+
+async def test_shares_queued_together_are_stored_in_one_statement_each_way(
+    store: SqlStore,
+) -> None:
+    """A run of plain shares is one lookup and one insert; its outcomes are still per share:
+    the same id twice from its author is a duplicate, from another AI a conflict that writes
+    nothing, and shares of another kind or any other job keep their place in the batch."""
+    await store.add_pattern(pattern("taken", "alice"))
+    statements: list[str] = []
+    engine = store._require_engine()
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement.split()[0].upper())
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        async with WriterGate(store) as gate:
+            calls = [store.add_pattern(pattern(f"p{i}", "bob")) for i in range(50)]
+            calls.append(store.add_pattern(pattern("p7", "bob")))  # resent in the same batch
+            calls.append(store.add_pattern(pattern("taken", "bob")))  # someone else's id
+            calls.append(store.add_pattern(pattern("p8", "carol")))  # taken earlier in the batch
+            tasks = [asyncio.create_task(call) for call in calls]
+            await gate.wait_queued(len(tasks))
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert results[:50] == [ShareOutcome.CREATED] * 50
+    assert results[50] is ShareOutcome.DUPLICATE
+    assert isinstance(results[51], ConflictError) and "'alice'" in str(results[51])
+    assert isinstance(results[52], ConflictError) and "'bob'" in str(results[52])
+    assert statements.count("INSERT") == 1 and statements.count("SELECT") == 1
+    assert (await store.counts()).shared_patterns == 51
+    assert (await store.get_pattern("p8")) == pattern("p8", "bob")

@@ -32,7 +32,10 @@ def _main(
 
 
 def main() -> None:
-    app(prog_name="kernal")
+    try:
+        app(prog_name="kernal")
+    except KeyboardInterrupt:  # Ctrl+C before a command set up its own handling
+        raise SystemExit(130) from None
 
 
 __all__ = ["app", "main"]

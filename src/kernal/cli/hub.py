@@ -48,6 +48,12 @@ def hub(
         DEFAULT_MAX_FRAME
     ),
     speed: SpeedOption = 1.0,
+    presence_limit: Annotated[
+        int, typer.Option(min=1, help="AIs listed in STATE; past it, arrivals are not broadcast.")
+    ] = HubSettings.presence_limit,
+    request_fanout: Annotated[
+        int, typer.Option(min=1, help="Peers a request sent to everyone reaches, at most.")
+    ] = HubSettings.request_fanout,
     loop: LoopOption = "auto",
     log_json: LogJsonOption = False,
     log_level: LogLevelOption = "INFO",
@@ -69,6 +75,8 @@ def hub(
         db=db,
         max_frame=max_frame,
         speed=speed,
+        presence_limit=presence_limit,
+        request_fanout=request_fanout,
     )
     run_until_interrupted(serve_hub(settings, demo_trainers=0), loop=loop)
 

@@ -5,16 +5,29 @@ shares and feedback commit, so a HELLO reads nothing from the database."""
 from __future__ import annotations
 
 from kernal.protocol.messages import RecentComponent, RecentPattern
-from kernal.storage import FeedbackResult, ItemKind, ItemRecord, Store
+from kernal.storage import FeedbackResult, ItemKind, ItemRecord, PatternRecord, Store
 
 Recent = RecentPattern | RecentComponent
 
 
 def _recent(record: ItemRecord) -> Recent:
-    # The records have the listed fields by the same names.
-    if record.kind is ItemKind.PATTERN:
-        return RecentPattern.model_validate(record, from_attributes=True)
-    return RecentComponent.model_validate(record, from_attributes=True)
+    # The records have the listed fields by the same names, checked when they were stored.
+    if isinstance(record, PatternRecord):
+        return RecentPattern.model_construct(
+            pattern_id=record.pattern_id,
+            contributor=record.contributor,
+            timestamp=record.timestamp,
+            usage_count=record.usage_count,
+            pattern_data=record.pattern_data,
+        )
+    return RecentComponent.model_construct(
+        component_id=record.component_id,
+        contributor=record.contributor,
+        timestamp=record.timestamp,
+        quality_score=record.quality_score,
+        usage_count=record.usage_count,
+        component_data=record.component_data,
+    )
 
 
 def _order(item: Recent) -> tuple[float, str]:
@@ -57,8 +70,12 @@ class Knowledge:
         """A new item was committed."""
         self._counts[record.kind] += 1
         items = self._recent[record.kind]
-        items.append(_recent(record))
-        items.sort(key=_order, reverse=True)
+        item = _recent(record)
+        if not items or _order(item) >= _order(items[0]):
+            items.insert(0, item)  # the usual case: the newest
+        else:
+            items.append(item)
+            items.sort(key=_order, reverse=True)
         del items[self.limit :]
 
     def rated(self, kind: ItemKind, item_id: str, result: FeedbackResult) -> None:

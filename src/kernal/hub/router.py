@@ -102,7 +102,9 @@ class Router:
         now = self.clock.now()
         record = PatternRecord(msg.pattern_id, msg.pattern_data, sender, now)
         try:
-            outcome = await self.store.add_pattern(record)
+            outcome = await self.store.add_pattern(
+                record, data_text=None if raw is None else raw.text_of("pattern_data")
+            )
         except ConflictError as exc:
             raise ProtocolError(ErrorCode.CONFLICT, str(exc), msg.msg_id) from None
         duplicate = outcome is ShareOutcome.DUPLICATE
@@ -147,7 +149,9 @@ class Router:
         )
         try:
             outcome = await self.store.add_component(
-                record, completes_collaboration=completes.collaboration_id if completes else None
+                record,
+                completes_collaboration=completes.collaboration_id if completes else None,
+                data_text=None if raw is None else raw.text_of("component_data"),
             )
         except ConflictError as exc:
             raise ProtocolError(ErrorCode.CONFLICT, str(exc), ref) from None

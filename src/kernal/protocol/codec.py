@@ -153,19 +153,27 @@ _HUGE_DIGITS = b"0" * 309
 _RAW_CANDIDATES = 8  # places a key's raw value is looked for before it is re-encoded instead
 
 
-@dataclass(frozen=True, slots=True)
+# Frames with these carry free-form values worth relaying as sent: they are parsed member by
+# member, so the place of each value is known without a second look.
+_FREE_FORM_KEYS = (b'_data"', b'"result"')
+_BLANK = " \t\n\r"
+
+
+@dataclass(slots=True)
 class RawFields:
     """The frame as the client sent it, to relay its values without re-encoding them:
     ``raw(key)`` is the JSON text of the top-level value ``key``, as received.
 
-    The span is found when first asked for: the first place the text spells ``"key": value``
-    with a value equal to the parsed one (a nested copy of the same value would do as well:
-    it is the same value, in the client's own bytes). None if there is no such place, e.g. a
-    key written with escapes: the caller encodes the value instead.
+    ``spans`` (from a member-by-member parse) says where each value lies. Without them, the
+    span is found when first asked for: the first place the text spells ``"key": value`` with
+    a value equal to the parsed one (a nested copy of the same value would do as well: it is
+    the same value, in the client's own bytes). None if there is no such place, e.g. a key
+    written with escapes: the caller encodes the value instead.
     """
 
     text: str
     obj: dict[str, Any]
+    spans: dict[str, tuple[int, int]] | None = None
 
     def __call__(self, key: str) -> bytes | None:
         text = self.text_of(key)
@@ -174,6 +182,17 @@ class RawFields:
     def text_of(self, key: str) -> str | None:
         if key not in self.obj:
             return None
+        if self.spans is None:
+            self.spans = {}
+        span = self.spans.get(key)
+        if span is None:
+            span = self._find(key)
+            if span is None:
+                return None
+            self.spans[key] = span
+        return self.text[span[0] : span[1]]
+
+    def _find(self, key: str) -> tuple[int, int] | None:
         text, wanted = self.text, self.obj[key]
         needle = '"' + key + '"'
         start = 0
@@ -182,21 +201,58 @@ class RawFields:
             if found < 0:
                 return None
             start = found + len(needle)
-            i = start
-            while i < len(text) and text[i] in " \t\r":
-                i += 1
+            i = _skip_blank(text, start)
             if i >= len(text) or text[i] != ":":
                 continue
-            i += 1
-            while i < len(text) and text[i] in " \t\r":
-                i += 1
+            i = _skip_blank(text, i + 1)
             try:
                 value, end = _SCAN(text, i)
             except StopIteration:
                 continue
             if type(value) is type(wanted) and value == wanted:
-                return text[i:end]
+                return i, end
         return None
+
+
+def _skip_blank(text: str, i: int) -> int:
+    while i < len(text) and text[i] in _BLANK:
+        i += 1
+    return i
+
+
+def _top_level(text: str) -> tuple[dict[str, Any], dict[str, tuple[int, int]]] | None:
+    """A JSON object parsed member by member with the C scanner, recording where each value
+    lies; None if ``text`` is not a well-formed object (the caller re-parses to say why)."""
+    scanstring = json.decoder.scanstring  # type: ignore[attr-defined]
+    end = len(text)
+    i = _skip_blank(text, 0)
+    if i >= end or text[i] != "{":
+        return None
+    obj: dict[str, Any] = {}
+    spans: dict[str, tuple[int, int]] = {}
+    i = _skip_blank(text, i + 1)
+    if i < end and text[i] == "}":
+        return (obj, spans) if _skip_blank(text, i + 1) == end else None
+    while True:
+        if i >= end or text[i] != '"':
+            return None
+        key, i = scanstring(text, i + 1, True)
+        i = _skip_blank(text, i)
+        if i >= end or text[i] != ":":
+            return None
+        i = _skip_blank(text, i + 1)
+        try:
+            value, stop = _SCAN(text, i)
+        except StopIteration:
+            return None
+        obj[key] = value
+        spans[key] = (i, stop)
+        i = _skip_blank(text, stop)
+        if i < end and text[i] == "}":
+            return (obj, spans) if _skip_blank(text, i + 1) == end else None
+        if i >= end or text[i] != ",":
+            return None
+        i = _skip_blank(text, i + 1)
 
 
 def parse_frame(
@@ -214,7 +270,14 @@ def parse_frame(
         text = frame.decode("utf-8")
         shape = frame.translate(_NUMERIC, b"+")
         careful = _HUGE_EXPONENT in shape or _HUGE_DIGITS in shape
-        value = (_CAREFUL if careful else _FAST).decode(text)
+        spans = None
+        parsed = None
+        if not careful and any(key in frame for key in _FREE_FORM_KEYS):
+            parsed = _top_level(text)
+        if parsed is not None:
+            value, spans = parsed
+        else:  # also the way to the exact reason when the frame is not valid JSON
+            value = (_CAREFUL if careful else _FAST).decode(text)
         deep = max_depth is not None and frame.count(b"{") + frame.count(b"[") > max_depth
         strings = _SURROGATE_ESCAPE.search(frame) is not None
         if deep or strings:
@@ -230,7 +293,7 @@ def parse_frame(
         raise ProtocolError(
             ErrorCode.NOT_AN_OBJECT, f"frame must be a JSON object, got {type(value).__name__}"
         )
-    return value, RawFields(text, value)
+    return value, RawFields(text, value, spans)
 
 
 def parse_object(frame: bytes, *, max_depth: int | None = MAX_DEPTH) -> dict[str, Any]:

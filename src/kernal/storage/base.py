@@ -204,17 +204,26 @@ class Store(abc.ABC):
     # ------------------------------------------------------------------ knowledge base
 
     @abc.abstractmethod
-    async def add_pattern(self, record: PatternRecord) -> ShareOutcome:
+    async def add_pattern(
+        self, record: PatternRecord, *, data_text: str | None = None
+    ) -> ShareOutcome:
         """Store a pattern. Same id from the same contributor: DUPLICATE, nothing written.
 
+        ``data_text``: the JSON text of ``record.pattern_data`` if the caller has it (as the
+        client sent it); the store keeps it as is instead of encoding the data again.
         Raises :class:`ConflictError` if another contributor owns the id.
         """
 
     @abc.abstractmethod
     async def add_component(
-        self, record: ComponentRecord, *, completes_collaboration: str | None = None
+        self,
+        record: ComponentRecord,
+        *,
+        completes_collaboration: str | None = None,
+        data_text: str | None = None,
     ) -> ShareOutcome:
-        """Store a component; with ``completes_collaboration``, also mark that collaboration
+        """Store a component (``data_text`` as for :meth:`add_pattern`); with
+        ``completes_collaboration``, also mark that collaboration
         completed (ended at ``record.timestamp``, outcome ``{"component_id": ...}``) in the same
         transaction. Raises :class:`ConflictError` as :meth:`add_pattern`, and
         :class:`NotFoundError` if the collaboration does not exist or is not active; in both

@@ -69,6 +69,7 @@ __all__ = [
     "record_feedback",
     "require_active",
     "share",
+    "share_many",
 ]
 
 R = TypeVar("R", bound=ItemRecord)
@@ -123,11 +124,12 @@ def dumps(value: Any) -> str:
 # ---------------------------------------------------------------------- records -> rows
 
 
-def item_row(spec: ItemTable[R], record: R) -> dict[str, Any]:
-    """The row of a pattern or component: its fields, the data as JSON text."""
+def item_row(spec: ItemTable[R], record: R, data_text: str | None = None) -> dict[str, Any]:
+    """The row of a pattern or component: its fields, the data as JSON text (``data_text``
+    when the caller has it already, e.g. as the client sent it)."""
     # Shallow on purpose: dataclasses.asdict would deep-copy the data only to encode it.
     row = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
-    row[spec.data_column] = dumps(row[spec.data_column])
+    row[spec.data_column] = dumps(row[spec.data_column]) if data_text is None else data_text
     return row
 
 
@@ -277,6 +279,39 @@ def share(conn: Connection, spec: ItemTable[Any], row: dict[str, Any]) -> ShareO
         return ShareOutcome.DUPLICATE
     by = "an unknown contributor" if owner is None else repr(owner)
     raise ConflictError(f"{spec.kind.value} id {item_id!r} is already taken by {by}")
+
+
+def share_many(
+    conn: Connection, spec: ItemTable[Any], rows: list[dict[str, Any]]
+) -> list[tuple[bool, Any]]:
+    """:func:`share` for many rows in two statements: one lookup of the ids already taken, one
+    insert of the new rows. Each row's outcome is ``(True, ShareOutcome)`` or ``(False,
+    ConflictError)``; a conflicting row writes nothing and leaves the others alone."""
+    ids = {row[spec.id_column] for row in rows}
+    taken: dict[str, str | None] = {
+        found.item_id: found.contributor
+        for found in conn.execute(
+            sa.select(spec.key.label("item_id"), spec.table.c.contributor).where(spec.key.in_(ids))
+        )
+    }
+    new: list[dict[str, Any]] = []
+    outcomes: list[tuple[bool, Any]] = []
+    for row in rows:
+        item_id, contributor = row[spec.id_column], row["contributor"]
+        if item_id not in taken:
+            taken[item_id] = contributor  # a later row of this batch with the same id is a resend
+            new.append(row)
+            outcomes.append((True, ShareOutcome.CREATED))
+        elif taken[item_id] == contributor:
+            outcomes.append((True, ShareOutcome.DUPLICATE))
+        else:
+            owner = taken[item_id]
+            by = "an unknown contributor" if owner is None else repr(owner)
+            message = f"{spec.kind.value} id {item_id!r} is already taken by {by}"
+            outcomes.append((False, ConflictError(message)))
+    if new:
+        conn.execute(spec.table.insert(), new)  # executemany
+    return outcomes
 
 
 def record_feedback(

@@ -47,7 +47,7 @@ from kernal.storage.base import (
     TokenInfo,
 )
 from kernal.storage.engine import MIGRATIONS_DIR, database_url
-from kernal.storage.writer import WriteQueue
+from kernal.storage.writer import Batchable, WriteQueue
 
 __all__ = ["MIGRATIONS_DIR", "SqlStore", "database_url", "open_store"]
 
@@ -72,7 +72,7 @@ class SqlStore(Store):
     :func:`kernal.storage.engine.resolve_target`).
     """
 
-    def __init__(self, url_or_path: str, *, schema: str | None = None, max_batch: int = 256):
+    def __init__(self, url_or_path: str, *, schema: str | None = None, max_batch: int = 1024):
         self.url, self.schema = db.resolve_target(url_or_path, schema)
         self._writes = WriteQueue(max_batch=max_batch)
         self._engine: Engine | None = None
@@ -145,21 +145,31 @@ class SqlStore(Store):
 
         return await asyncio.to_thread(run)
 
-    async def _write(self, fn: Callable[[Connection], T]) -> T:
-        """Run ``fn`` in the writer thread; return its result once committed."""
+    async def _write(self, fn: Callable[[Connection], T], *, batch: Batchable | None = None) -> T:
+        """Run ``fn`` in the writer thread (or ``batch`` with its neighbours); return its
+        result once committed."""
         self._require_engine()
-        return await self._writes.submit(fn)
+        return await self._writes.submit(fn, batch=batch)
 
     # ------------------------------------------------------------------ knowledge base
 
-    async def add_pattern(self, record: PatternRecord) -> ShareOutcome:
-        return await self._add_item(rows.PATTERNS, record)
+    async def add_pattern(
+        self, record: PatternRecord, *, data_text: str | None = None
+    ) -> ShareOutcome:
+        return await self._add_item(rows.PATTERNS, record, data_text=data_text)
 
     async def add_component(
-        self, record: ComponentRecord, *, completes_collaboration: str | None = None
+        self,
+        record: ComponentRecord,
+        *,
+        completes_collaboration: str | None = None,
+        data_text: str | None = None,
     ) -> ShareOutcome:
         return await self._add_item(
-            rows.COMPONENTS, record, completes_collaboration=completes_collaboration
+            rows.COMPONENTS,
+            record,
+            completes_collaboration=completes_collaboration,
+            data_text=data_text,
         )
 
     async def _add_item(
@@ -168,9 +178,16 @@ class SqlStore(Store):
         record: R,
         *,
         completes_collaboration: str | None = None,
+        data_text: str | None = None,
     ) -> ShareOutcome:
-        row = rows.item_row(spec, record)
+        row = rows.item_row(spec, record, data_text)
         cid = completes_collaboration
+        if cid is None:
+            # Plain shares queued together are stored together: two statements for the lot.
+            batch = Batchable(
+                spec.table.name, row, lambda conn, batched: rows.share_many(conn, spec, batched)
+            )
+            return await self._write(lambda conn: rows.share(conn, spec, row), batch=batch)
 
         def job(conn: Connection) -> ShareOutcome:
             if cid is not None:

@@ -16,15 +16,30 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection
 
-__all__ = ["WriteQueue"]
+__all__ = ["Batchable", "WriteQueue"]
 
 T = TypeVar("T")
+
+Outcome = tuple[bool, Any]  # (True, result) or (False, the exception the caller gets)
+
+
+@dataclass(frozen=True, slots=True)
+class Batchable:
+    """A job the writer may run together with the jobs next to it that have the same ``key``:
+    ``run_many(conn, payloads)`` does all of them at once (one statement for many rows) and
+    returns one outcome per payload. An outcome that is an exception must have written nothing
+    (the others are kept); if ``run_many`` itself raises, every job of the batch is rerun on
+    its own."""
+
+    key: Hashable
+    payload: Any
+    run_many: Callable[[Connection, list[Any]], list[Outcome]]
 
 
 @dataclass(slots=True)
@@ -32,20 +47,32 @@ class _Job(Generic[T]):
     fn: Callable[[Connection], T]
     future: asyncio.Future[T]
     loop: asyncio.AbstractEventLoop
+    batch: Batchable | None = None
 
-    def settle(self, ok: bool, value: Any) -> None:
-        """Resolve the future from the writer thread (its caller may have been cancelled)."""
+    def resolve(self, ok: bool, value: Any) -> None:
+        """Resolve the future (on its loop; its caller may have been cancelled)."""
+        if self.future.done():
+            return
+        if ok:
+            self.future.set_result(value)
+        else:
+            self.future.set_exception(value)
 
-        def resolve() -> None:
-            if self.future.done():
-                return
-            if ok:
-                self.future.set_result(value)
-            else:
-                self.future.set_exception(value)
 
+def _settle(jobs: list[_Job[Any]], outcomes: list[Outcome]) -> None:
+    """Resolve the futures of ``jobs`` from the writer thread: one wake-up of each loop for
+    the whole batch, not one per job."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job[Any], Outcome]]] = {}
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        by_loop.setdefault(job.loop, []).append((job, outcome))
+
+    def resolve_all(pairs: list[tuple[_Job[Any], Outcome]]) -> None:
+        for job, (ok, value) in pairs:
+            job.resolve(ok, value)
+
+    for loop, pairs in by_loop.items():
         with contextlib.suppress(RuntimeError):  # loop closed: nobody is waiting any more
-            self.loop.call_soon_threadsafe(resolve)
+            loop.call_soon_threadsafe(resolve_all, pairs)
 
 
 class WriteQueue:
@@ -56,14 +83,19 @@ class WriteQueue:
     the jobs run in the writer thread and must not touch the loop.
     """
 
-    def __init__(self, *, max_batch: int = 256, thread_name: str = "kernal-store-writer") -> None:
+    def __init__(self, *, max_batch: int = 1024, thread_name: str = "kernal-store-writer") -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be positive")
         self.max_batch = max_batch
         self.thread_name = thread_name
         self.batches_committed = 0
         """Write transactions committed so far (each holds one or more jobs)."""
-        self._jobs: queue.Queue[_Job[Any] | None] = queue.Queue()  # None: stop after draining
+        # Lists of jobs, one per turn of a submitting loop (None: stop after draining). Handing
+        # over once per turn, not once per job, keeps the writer from waking (and fighting the
+        # loop for the GIL) for every single write.
+        self._jobs: queue.Queue[list[_Job[Any]] | None] = queue.Queue()
+        self._outgoing: dict[asyncio.AbstractEventLoop, list[_Job[Any]]] = {}
+        self._queued = 0  # submitted and not taken by the writer yet (approximate)
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -81,10 +113,12 @@ class WriteQueue:
 
     def pending(self) -> int:
         """How many jobs are queued and not yet taken by the writer (approximate)."""
-        return self._jobs.qsize()
+        return self._queued
 
-    async def submit(self, fn: Callable[[Connection], T]) -> T:
+    async def submit(self, fn: Callable[[Connection], T], *, batch: Batchable | None = None) -> T:
         """Run ``fn`` in the writer thread; return its result once its transaction committed.
+        With ``batch``, the writer may run it together with its neighbours instead (see
+        :class:`Batchable`); ``fn`` must then do alone what ``batch`` does for it.
 
         Raises what ``fn`` raised (its changes undone), or the error of the commit (nothing of
         its batch stored), or :class:`RuntimeError` if the queue is not running. Cancelling the
@@ -95,8 +129,19 @@ class WriteQueue:
             raise RuntimeError("the write queue is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put(_Job(fn, future, loop))
+        outgoing = self._outgoing.get(loop)
+        if outgoing is None:
+            outgoing = self._outgoing[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        outgoing.append(_Job(fn, future, loop, batch))
+        self._queued += 1
         return await future
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Give the writer what ``loop`` submitted during this turn, in order."""
+        jobs = self._outgoing.pop(loop, None)
+        if jobs:
+            self._jobs.put(jobs)
 
     async def close(self) -> None:
         """Commit every job already submitted, then stop the writer thread. Idempotent."""
@@ -104,25 +149,31 @@ class WriteQueue:
             return
         self._closed = True
         if self._thread is not None:
+            for loop in list(self._outgoing):
+                self._hand_over(loop)  # submitted before close(): committed, not dropped
             self._jobs.put(None)
             await asyncio.to_thread(self._thread.join)
 
     def _run(self, connect: Callable[[], Connection]) -> None:
+        waiting: list[_Job[Any]] = []  # taken from the queue, beyond the last batch's size
         stopping = False
-        while not stopping:
-            job = self._jobs.get()
-            if job is None:
-                return
-            batch = [job]
-            while len(batch) < self.max_batch:
+        while waiting or not stopping:
+            if not waiting:
+                jobs = self._jobs.get()
+                if jobs is None:
+                    return
+                waiting = jobs
+            while len(waiting) < self.max_batch and not stopping:
                 try:
-                    job = self._jobs.get_nowait()
+                    more = self._jobs.get_nowait()
                 except queue.Empty:
                     break
-                if job is None:
+                if more is None:
                     stopping = True
-                    break
-                batch.append(job)
+                else:
+                    waiting.extend(more)
+            batch, waiting = waiting[: self.max_batch], waiting[self.max_batch :]
+            self._queued -= len(batch)
             self._commit_batch(connect, batch)
 
     def _commit_batch(self, connect: Callable[[], Connection], batch: list[_Job[Any]]) -> None:
@@ -143,33 +194,52 @@ class WriteQueue:
             return
         self.batches_committed += 1
         # Only now, after COMMIT: a caller must never see a result that could still be lost.
-        for job, (ok, value) in zip(batch, results, strict=True):
-            job.settle(ok, value)
+        _settle(batch, results)
 
     @staticmethod
     def _attempt(
         connect: Callable[[], Connection], batch: list[_Job[Any]], *, isolate: bool
-    ) -> list[tuple[bool, Any]]:
-        results: list[tuple[bool, Any]] = []
+    ) -> list[Outcome]:
+        results: list[Outcome] = []
         with connect() as conn, conn.begin():
-            for job in batch:
-                if not isolate:
+            if isolate:
+                for job in batch:
                     try:
-                        results.append((True, job.fn(conn)))
+                        with conn.begin_nested():
+                            results.append((True, job.fn(conn)))
                     except Exception as exc:
-                        raise _JobFailed from exc
-                    continue
+                        results.append((False, exc))
+                return results
+            start = 0
+            while start < len(batch):
+                end = _run_end(batch, start)
                 try:
-                    with conn.begin_nested():
-                        results.append((True, job.fn(conn)))
+                    first = batch[start].batch
+                    if first is not None:
+                        payloads = [job.batch.payload for job in batch[start:end] if job.batch]
+                        results.extend(first.run_many(conn, payloads))
+                    else:
+                        results.append((True, batch[start].fn(conn)))
                 except Exception as exc:
-                    results.append((False, exc))
+                    raise _JobFailed from exc
+                start = end
         return results
 
     @staticmethod
     def _settle_all(batch: list[_Job[Any]], exc: Exception) -> None:
-        for job in batch:
-            job.settle(False, exc)
+        _settle(batch, [(False, exc)] * len(batch))
+
+
+def _run_end(batch: list[_Job[Any]], start: int) -> int:
+    """End of the run of jobs from ``start`` that can be done in one call: the batchable jobs
+    with the same key as ``batch[start]``'s, or just that job."""
+    first = batch[start].batch
+    end = start + 1
+    if first is None:
+        return end
+    while end < len(batch) and (other := batch[end].batch) is not None and other.key == first.key:
+        end += 1
+    return end
 
 
 class _JobFailed(Exception):
