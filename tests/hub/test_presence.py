@@ -4,6 +4,7 @@ bounded fan-out of requests sent to everyone. Small hubs keep the original behav
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -170,3 +171,31 @@ async def test_state_shows_feedback_on_recent_items_without_reading_the_store(
     (item,) = state["knowledge_base"]["recent_components"]
     assert (item["usage_count"], item["quality_score"]) == (1, 0.25)
     assert state["knowledge_base"]["shared_components"] == 1
+
+
+async def test_state_is_what_the_state_model_says(make_hub: HubFactory) -> None:
+    """STATE is assembled from cached pieces: it must still be exactly a valid STATE."""
+    from kernal.protocol import decode_server_message, encode
+    from kernal.protocol.messages import State
+
+    hub = await make_hub()
+    first = await join(hub, 1)
+    await first.send({"type": "OS_COMPONENT_SHARE", "component_id": "c", "component_data": {}})
+    await first.send(
+        {"type": "PATTERN_SHARE", "pattern_id": "p", "pattern_data": {"w": [1e15, "é"]}}
+    )
+    await first.recv_type("ACK")
+    await first.recv_type("ACK")
+    late = await RawClient.connect(hub)
+    OPEN.append(late)
+    await late.send({"ai_id": "AI_Node_2", "token": "secret2"})
+    await late.recv()
+    await late.send({"type": "HELLO", "specialization": "graphics", "capabilities": ["a"]})
+    line = await late.reader.readline()
+    state = decode_server_message(line)
+    assert isinstance(state, State)
+    assert json.loads(line) == json.loads(encode(state))
+    raw = json.loads(line)
+    assert raw["knowledge_base"]["recent_components"][0]["quality_score"] is None  # key kept
+    assert raw["knowledge_base"]["recent_patterns"][0]["pattern_data"] == {"w": [1e15, "é"]}
+    assert [ai["ai_id"] for ai in raw["active_ais"]] == ["AI_Node_1", "AI_Node_2"]

@@ -4,6 +4,7 @@ shares and feedback commit, so a HELLO reads nothing from the database."""
 
 from __future__ import annotations
 
+from kernal.protocol import encode
 from kernal.protocol.messages import RecentComponent, RecentPattern
 from kernal.storage import FeedbackResult, ItemKind, ItemRecord, PatternRecord, Store
 
@@ -44,6 +45,7 @@ class Knowledge:
         self.limit = limit
         self._counts = {ItemKind.PATTERN: 0, ItemKind.COMPONENT: 0}
         self._recent: dict[ItemKind, list[Recent]] = {ItemKind.PATTERN: [], ItemKind.COMPONENT: []}
+        self._encoded: dict[ItemKind, list[bytes]] = {}  # as STATE lists them, when unchanged
 
     async def load(self) -> None:
         counts = await self._store.counts()
@@ -54,9 +56,17 @@ class Knowledge:
         for kind in ItemKind:
             items = await self._store.recent_items(kind, self.limit)
             self._recent[kind] = [_recent(record) for record in items]
+        self._encoded.clear()
 
     def count(self, kind: ItemKind) -> int:
         return self._counts[kind]
+
+    def encoded(self, kind: ItemKind) -> list[bytes]:
+        """The newest items of ``kind`` as JSON (newest first), encoded once per change."""
+        found = self._encoded.get(kind)
+        if found is None:
+            found = self._encoded[kind] = [encode(item)[:-1] for item in self._recent[kind]]
+        return found
 
     def recent_patterns(self) -> list[RecentPattern]:
         return [item for item in self._recent[ItemKind.PATTERN] if isinstance(item, RecentPattern)]
@@ -77,6 +87,7 @@ class Knowledge:
             items.append(item)
             items.sort(key=_order, reverse=True)
         del items[self.limit :]
+        self._encoded.pop(record.kind, None)
 
     def rated(self, kind: ItemKind, item_id: str, result: FeedbackResult) -> None:
         """A feedback on an item was committed: its usage count and quality changed."""
@@ -87,3 +98,4 @@ class Knowledge:
                 if isinstance(item, RecentComponent):
                     update["quality_score"] = result.quality_score
                 items[n] = item.model_copy(update=update)
+                self._encoded.pop(kind, None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from kernal.hub.knowledge import Knowledge
@@ -13,10 +13,6 @@ from kernal.protocol.messages import (
     AiInfo,
     AiJoined,
     Ais,
-    KnowledgeBase,
-    RecentComponent,
-    RecentPattern,
-    State,
 )
 from kernal.storage import ItemKind
 
@@ -39,6 +35,7 @@ class Presence:
     knowledge: Knowledge
     limit: int
     max_state_bytes: int
+    _info_cache: dict[str, tuple[Profile, float, bytes]] = field(default_factory=dict)
 
     def info(self, profile: Profile, kind: type[InfoT] = AiInfo) -> InfoT:  # type: ignore[assignment]
         """``profile`` with the hub's standing, as ``STATE`` lists it (or as ``kind``)."""
@@ -77,53 +74,62 @@ class Presence:
             active_total=len(self.peers),
         )
 
-    async def welcome(self, newcomer: Profile) -> State:
-        """``STATE`` for ``newcomer``: the joined AIs (itself included, by id) and the counts
-        and newest items of the knowledge base, the oldest items left out until the frame fits
-        in ``max_state_bytes``. The caller must send it before awaiting anything, so that it
-        matches who is joined when it leaves."""
+    async def welcome(self, newcomer: Profile) -> bytes:
+        """The encoded ``STATE`` for ``newcomer``: the joined AIs (itself included, by id) and
+        the counts and newest items of the knowledge base, the oldest items left out until the
+        frame fits in ``max_state_bytes``. The caller must send it before awaiting anything, so
+        that it matches who is joined when it leaves.
+
+        Built from pieces encoded once (each AI while its profile and standing stay the same,
+        each item while it is unchanged): with hundreds of AIs joined, encoding ``STATE`` from
+        models for every arrival was most of the cost of admitting one."""
         await self.standings.load([newcomer.ai_id])
         # After the last await, so it matches who is joined when STATE is sent.
         others = self.peers.newest_profiles(self.limit, exclude=newcomer.ai_id)
-        active: list[AiInfo] = [self.info(profile) for profile in (*others, newcomer)]
-        active.sort(key=lambda info: info.ai_id)
+        ais = sorted((*others, newcomer), key=lambda profile: profile.ai_id)
         total = len(self.peers) + (newcomer.ai_id not in self.peers)
-        base = State(
-            active_ais=active,
-            knowledge_base=KnowledgeBase(
-                shared_patterns=self.knowledge.count(ItemKind.PATTERN),
-                shared_components=self.knowledge.count(ItemKind.COMPONENT),
-                recent_patterns=[],
-                recent_components=[],
-            ),
-            active_total=total,
+        knowledge = self.knowledge
+        head = b'{"type":"STATE","active_ais":[' + b",".join(map(self._info_json, ais))
+        head += b'],"knowledge_base":{"shared_patterns":%d,"shared_components":%d' % (
+            knowledge.count(ItemKind.PATTERN),
+            knowledge.count(ItemKind.COMPONENT),
         )
+        head += b',"recent_patterns":['
+        middle = b'],"recent_components":['
+        tail = b']},"active_total":%d}\n' % total
         patterns, components = self._fit(
-            len(encode(base)), self.knowledge.recent_patterns(), self.knowledge.recent_components()
+            len(head) + len(middle) + len(tail),
+            knowledge.encoded(ItemKind.PATTERN),
+            knowledge.encoded(ItemKind.COMPONENT),
         )
-        return base.model_copy(
-            update={
-                "knowledge_base": base.knowledge_base.model_copy(
-                    update={"recent_patterns": patterns, "recent_components": components}
-                )
-            }
-        )
+        return b"".join((head, b",".join(patterns), middle, b",".join(components), tail))
+
+    def _info_json(self, profile: Profile) -> bytes:
+        standing = self.standings.of(profile.ai_id)
+        cached = self._info_cache.get(profile.ai_id)
+        if cached is not None and cached[0] is profile and cached[1] == standing:
+            return cached[2]
+        encoded = encode(self.info(profile))[:-1]
+        self._info_cache[profile.ai_id] = (profile, standing, encoded)
+        return encoded
+
+    def forget(self, ai_id: str) -> None:
+        """``ai_id`` left: its cached pieces go too."""
+        self._info_cache.pop(ai_id, None)
 
     def _fit(
-        self,
-        base_size: int,
-        patterns: list[RecentPattern],
-        components: list[RecentComponent],
-    ) -> tuple[list[RecentPattern], list[RecentComponent]]:
-        """Drop the oldest items, from the longer list first, until the frame fits. Each item is
-        measured once (a frame is its items plus a comma between two of them)."""
-        pattern_sizes = [len(encode(p)) for p in patterns]  # encode adds "\n": the comma
-        component_sizes = [len(encode(c)) for c in components]
-        size = base_size + sum(pattern_sizes) + sum(component_sizes)
-        size -= bool(pattern_sizes) + bool(component_sizes)  # n items, n - 1 commas
-        while size > self.max_state_bytes and (pattern_sizes or component_sizes):
-            sizes = pattern_sizes if len(pattern_sizes) >= len(component_sizes) else component_sizes
-            size -= sizes.pop()
-            if not sizes:
-                size += 1  # the last item of a list had no comma
-        return patterns[: len(pattern_sizes)], components[: len(component_sizes)]
+        self, base_size: int, patterns: list[bytes], components: list[bytes]
+    ) -> tuple[list[bytes], list[bytes]]:
+        """Drop the oldest items, from the longer list first, until the frame fits (a list is
+        its items and a comma between two of them)."""
+        n_patterns, n_components = len(patterns), len(components)
+        size = base_size + sum(map(len, patterns)) + sum(map(len, components))
+        size += max(0, n_patterns - 1) + max(0, n_components - 1)
+        while size > self.max_state_bytes and (n_patterns or n_components):
+            if n_patterns >= n_components:
+                n_patterns -= 1
+                size -= len(patterns[n_patterns]) + (n_patterns > 0)
+            else:
+                n_components -= 1
+                size -= len(components[n_components]) + (n_components > 0)
+        return patterns[:n_patterns], components[:n_components]

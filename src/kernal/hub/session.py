@@ -155,6 +155,7 @@ class Session:
                     await services.store.touch_ai(ai_id, services.clock.now())
                 if services.presence.announced(leaving=True):
                     services.peers.broadcast(AiLeft(ai_id=ai_id), topic="presence")
+            services.presence.forget(ai_id)
             log.info("[-] AI Trainer disconnected: %s", ai_id)
         finally:
             await self.conn.close(timeout=close_timeout)
@@ -317,7 +318,7 @@ class Session:
             return
         self._profile = profile
         services.peers.join(self)  # again after a later HELLO: what it follows may change
-        self.conn.send(state)
+        self.conn.send_raw(state)
         log.info(
             "AI %s joined: specialization=%s, capabilities=%s",
             ai_id,
