@@ -199,3 +199,23 @@ async def test_state_is_what_the_state_model_says(make_hub: HubFactory) -> None:
     assert raw["knowledge_base"]["recent_components"][0]["quality_score"] is None  # key kept
     assert raw["knowledge_base"]["recent_patterns"][0]["pattern_data"] == {"w": [1e15, "é"]}
     assert [ai["ai_id"] for ai in raw["active_ais"]] == ["AI_Node_1", "AI_Node_2"]
+
+
+async def test_a_component_shared_with_one_ai_stays_out_of_state(make_hub: HubFactory) -> None:
+    hub = await make_hub()
+    author = await join(hub, 1)
+    await join(hub, 2)
+    await author.send(
+        {
+            "type": "OS_COMPONENT_SHARE",
+            "component_id": "secret",
+            "component_data": {},
+            "to": "AI_Node_2",
+        }
+    )
+    await author.recv_type("ACK")
+    late = await RawClient.connect(hub)
+    OPEN.append(late)
+    state = await late.login("AI_Node_3", "secret3")
+    assert state["knowledge_base"]["recent_components"] == []
+    assert state["knowledge_base"]["shared_components"] == 1

@@ -25,7 +25,7 @@ from kernal.storage.schema import (
 from kernal.storage.sql import MIGRATIONS_DIR, SqlStore
 from tests.storage.conftest import PG_URL, Backend
 
-HEAD = "0003_contributor_scores"
+HEAD = "0004_component_recipient"
 TABLES = {
     "shared_patterns",
     "shared_components",
@@ -35,6 +35,7 @@ TABLES = {
     "feedback",
     "stats_snapshots",
     "contributor_scores",
+    "component_recipients",
 }
 
 

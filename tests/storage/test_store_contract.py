@@ -137,6 +137,20 @@ class StoreContract(abc.ABC):
         assert (await store.get_pattern("p")) == record
         assert (await store.get_component("c")) == component
 
+    async def test_a_component_shared_with_one_ai_is_not_listed(self, store: Store) -> None:
+        public = ComponentRecord("public", {}, "alice", T0)
+        private = ComponentRecord("private", {"for": "bob"}, "alice", T0 + 1)
+        await store.add_component(public)
+        assert await store.add_component(private, recipient="bob") is ShareOutcome.CREATED
+        assert await store.add_component(private, recipient="bob") is ShareOutcome.DUPLICATE
+        assert (await store.recipient_of("private"), await store.recipient_of("public")) == (
+            "bob",
+            None,
+        )
+        assert await store.recent_components(10) == [public]
+        assert await store.get_component("private") == private  # the hub still finds it
+        assert (await store.counts()).shared_components == 2
+
     async def test_component_created_duplicate_conflict(self, store: Store) -> None:
         assert await store.add_component(component("c1", quality=0.7)) is ShareOutcome.CREATED
         assert await store.add_component(component("c1")) is ShareOutcome.DUPLICATE

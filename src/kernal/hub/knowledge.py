@@ -6,7 +6,13 @@ from __future__ import annotations
 
 from kernal.protocol import encode
 from kernal.protocol.messages import RecentComponent, RecentPattern
-from kernal.storage import FeedbackResult, ItemKind, ItemRecord, PatternRecord, Store
+from kernal.storage import (
+    FeedbackResult,
+    ItemKind,
+    ItemRecord,
+    PatternRecord,
+    Store,
+)
 
 Recent = RecentPattern | RecentComponent
 
@@ -76,9 +82,12 @@ class Knowledge:
             item for item in self._recent[ItemKind.COMPONENT] if isinstance(item, RecentComponent)
         ]
 
-    def shared(self, record: ItemRecord) -> None:
-        """A new item was committed."""
+    def shared(self, record: ItemRecord, *, private: bool = False) -> None:
+        """A new item was committed (``private``: shared with one AI only: counted, not
+        listed)."""
         self._counts[record.kind] += 1
+        if private:
+            return
         items = self._recent[record.kind]
         item = _recent(record)
         if not items or _order(item) >= _order(items[0]):

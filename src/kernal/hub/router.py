@@ -152,6 +152,7 @@ class Router:
                 record,
                 completes_collaboration=completes.collaboration_id if completes else None,
                 data_text=None if raw is None else raw.text_of("component_data"),
+                recipient=msg.to,
             )
         except ConflictError as exc:
             raise ProtocolError(ErrorCode.CONFLICT, str(exc), ref) from None
@@ -168,7 +169,7 @@ class Router:
             )
         peer.send_raw(ack_frame(ref, msg.type, msg.component_id, duplicate=duplicate or None))
         if not duplicate:
-            self.knowledge.shared(record)
+            self.knowledge.shared(record, private=msg.to is not None)
         elif completes is None:
             return
         log.info("Component %s shared by %s", msg.component_id, sender)

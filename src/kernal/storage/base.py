@@ -221,8 +221,10 @@ class Store(abc.ABC):
         *,
         completes_collaboration: str | None = None,
         data_text: str | None = None,
+        recipient: str | None = None,
     ) -> ShareOutcome:
-        """Store a component (``data_text`` as for :meth:`add_pattern`); with
+        """Store a component (``data_text`` as for :meth:`add_pattern`; ``recipient``: the AI
+        it was shared with alone, see :meth:`recipient_of`); with
         ``completes_collaboration``, also mark that collaboration
         completed (ended at ``record.timestamp``, outcome ``{"component_id": ...}``) in the same
         transaction. Raises :class:`ConflictError` as :meth:`add_pattern`, and
@@ -231,13 +233,19 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def recipient_of(self, component_id: str) -> str | None:
+        """The AI a component was shared with alone, or None (shared with everyone, or
+        unknown). Such components are left out of :meth:`recent_items`."""
+
+    @abc.abstractmethod
     async def get_item(self, kind: ItemKind, item_id: str) -> ItemRecord | None:
         """The pattern or component (as ``kind`` says) with that id, or None. Ids are unique
         within a kind only: a pattern and a component may have the same id."""
 
     @abc.abstractmethod
     async def recent_items(self, kind: ItemKind, limit: int) -> list[ItemRecord]:
-        """The newest ``limit`` items of ``kind`` (none if ``limit`` <= 0), newest first."""
+        """The newest ``limit`` items of ``kind`` shared with everyone (none if ``limit`` <= 0),
+        newest first. Components shared with one AI only (``recipient``) are left out."""
 
     async def get_pattern(self, pattern_id: str) -> PatternRecord | None:
         """:meth:`get_item` for a pattern."""

@@ -257,8 +257,11 @@ def _insert_if_new(conn: Connection, table: sa.Table) -> sa.Insert:
     return statement
 
 
-def share(conn: Connection, spec: ItemTable[Any], row: dict[str, Any]) -> ShareOutcome:
-    """Insert an :func:`item_row` unless its id is taken.
+def share(
+    conn: Connection, spec: ItemTable[Any], row: dict[str, Any], recipient: str | None = None
+) -> ShareOutcome:
+    """Insert an :func:`item_row` unless its id is taken (and, for a component shared with one
+    AI only, its ``recipient``).
 
     Same contributor: DUPLICATE, nothing written. Another contributor, or an adopted prototype
     row whose contributor is NULL (nobody can prove they own it): :class:`ConflictError`.
@@ -268,6 +271,10 @@ def share(conn: Connection, spec: ItemTable[Any], row: dict[str, Any]) -> ShareO
     # RETURNING, not rowcount: psycopg does not report a reliable rowcount here.
     inserted = conn.execute(_insert_if_new(conn, spec.table).returning(spec.key), row).first()
     if inserted is not None:
+        if recipient is not None:
+            conn.execute(
+                t.component_recipients.insert().values(component_id=item_id, recipient=recipient)
+            )
         return ShareOutcome.CREATED
     # Select the row, not just the contributor: a NULL contributor must not read as "no row".
     query = sa.select(spec.table.c.contributor).where(spec.key == item_id)
@@ -284,9 +291,10 @@ def share(conn: Connection, spec: ItemTable[Any], row: dict[str, Any]) -> ShareO
 def share_many(
     conn: Connection, spec: ItemTable[Any], rows: list[dict[str, Any]]
 ) -> list[tuple[bool, Any]]:
-    """:func:`share` for many rows in two statements: one lookup of the ids already taken, one
-    insert of the new rows. Each row's outcome is ``(True, ShareOutcome)`` or ``(False,
-    ConflictError)``; a conflicting row writes nothing and leaves the others alone."""
+    """:func:`share` for many rows (without recipients) in two statements: one lookup of the
+    ids already taken, one insert of the new rows. Each row's outcome is ``(True,
+    ShareOutcome)`` or ``(False, ConflictError)``; a conflicting row writes nothing and leaves
+    the others alone."""
     ids = {row[spec.id_column] for row in rows}
     taken: dict[str, str | None] = {
         found.item_id: found.contributor

@@ -111,6 +111,14 @@ feedback = sa.Table(
 # Derived from feedback, never written by anything but the store: for each contributor, the sum
 # and count of the scores others gave its items (received_scores), updated in each feedback's
 # transaction so that reading a standing is one key lookup, however long the history.
+# Components shared with one AI only: kept beside the prototype's table, which stays as it was.
+component_recipients = sa.Table(
+    "component_recipients",
+    metadata,
+    sa.Column("component_id", sa.Text, primary_key=True),
+    sa.Column("recipient", sa.Text, nullable=False),
+)
+
 contributor_scores = sa.Table(
     "contributor_scores",
     metadata,

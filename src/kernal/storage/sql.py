@@ -164,12 +164,14 @@ class SqlStore(Store):
         *,
         completes_collaboration: str | None = None,
         data_text: str | None = None,
+        recipient: str | None = None,
     ) -> ShareOutcome:
         return await self._add_item(
             rows.COMPONENTS,
             record,
             completes_collaboration=completes_collaboration,
             data_text=data_text,
+            recipient=recipient,
         )
 
     async def _add_item(
@@ -179,10 +181,11 @@ class SqlStore(Store):
         *,
         completes_collaboration: str | None = None,
         data_text: str | None = None,
+        recipient: str | None = None,
     ) -> ShareOutcome:
         row = rows.item_row(spec, record, data_text)
         cid = completes_collaboration
-        if cid is None:
+        if cid is None and recipient is None:
             # Plain shares queued together are stored together: two statements for the lot.
             batch = Batchable(
                 spec.table.name, row, lambda conn, batched: rows.share_many(conn, spec, batched)
@@ -192,7 +195,7 @@ class SqlStore(Store):
         def job(conn: Connection) -> ShareOutcome:
             if cid is not None:
                 rows.require_active(conn, cid)
-            outcome = rows.share(conn, spec, row)
+            outcome = rows.share(conn, spec, row, recipient)
             if cid is not None:
                 rows.close_collaboration(
                     conn,
@@ -205,6 +208,12 @@ class SqlStore(Store):
 
         return await self._write(job)
 
+    async def recipient_of(self, component_id: str) -> str | None:
+        c = t.component_recipients.c
+        query = sa.select(c.recipient).where(c.component_id == component_id)
+        found: str | None = await self._read(lambda conn: conn.scalar(query))
+        return found
+
     async def get_item(self, kind: ItemKind, item_id: str) -> ItemRecord | None:
         spec = rows.item_table(kind)
         query = sa.select(spec.table).where(spec.key == item_id)
@@ -213,11 +222,12 @@ class SqlStore(Store):
 
     async def recent_items(self, kind: ItemKind, limit: int) -> list[ItemRecord]:
         spec = rows.item_table(kind)
-        query = (
-            sa.select(spec.table)
-            .order_by(spec.table.c.timestamp.desc(), spec.key.desc())  # ix_*_timestamp
-            .limit(max(limit, 0))
-        )
+        query = sa.select(spec.table)
+        if kind is ItemKind.COMPONENT:  # only those shared with everyone
+            private = sa.select(t.component_recipients.c.component_id)
+            query = query.where(spec.key.not_in(private))
+        # ix_*_timestamp
+        query = query.order_by(spec.table.c.timestamp.desc(), spec.key.desc()).limit(max(limit, 0))
         found = await self._read(lambda conn: conn.execute(query).all())
         return [rows.item_record(spec, row) for row in found]
 
