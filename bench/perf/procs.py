@@ -266,7 +266,11 @@ async def start_hub(
     the default log level: as an operator runs it (plus ``extra`` flags)."""
     port = free_port()
     argv = [str(VENV_BIN / "kernal"), "hub", "--port", str(port), "--dashboard-port", "-1"]
-    argv += ["--db", str(db), *(extra or [])]
+    # No rate limit or connections-per-address limit: one bench process is every publisher and
+    # subscriber, from one address, far faster than any trainer (those limits are measured by
+    # the abuse bench, not here).
+    argv += ["--db", str(db), "--rate-limit", "0", "--max-connections-per-address", "0"]
+    argv += extra or []
     return await start("kernal", argv, port, workdir, profile=profile)
 
 

@@ -33,6 +33,16 @@ class HubSettings:
     send_queue_limit: int = 10_000  # frames queued for a client that does not read: dropped
     send_buffer_bytes: int = 16 * 2**20  # bytes queued for one client before it is dropped
     read_buffer_bytes: int = 4 * 2**20  # bytes of received frames waiting before reads pause
+    max_connections: int = 20_000  # connections at once (0: no limit)
+    max_connections_per_address: int = 2_000  # from one IP address (0: no limit)
+    idle_timeout: float = 600.0  # real seconds without a frame before a connection is closed
+    max_data_bytes: int = 512 * 1024  # a share's pattern_data/component_data, as JSON text
+    max_collaborations_per_ai: int = 32  # active collaborations one AI may be a member of
+    rate_frames: float = 2_000.0  # frames per second per connection (blank lines count; 0: off)
+    rate_frame_burst: float = 20_000.0
+    rate_bytes: float = 32 * 2**20  # bytes per second per connection (0: off)
+    rate_byte_burst: float = 64 * 2**20
+    abuse_seconds: float = 30.0  # over the rate limits this long without a break: disconnected
     speed: float = 1.0
 
     @property

@@ -137,6 +137,8 @@ def test_error_codes() -> None:
         "forbidden",
         "internal_error",
         "replaced",
+        "rate_limited",
+        "idle_timeout",
     }
     assert ErrorCode.BAD_JSON == "bad_json"  # a StrEnum: serialises as its value
 
@@ -146,6 +148,7 @@ def test_closing_codes() -> None:
         ErrorCode.NOT_AUTHENTICATED,
         ErrorCode.FRAME_TOO_LARGE,
         ErrorCode.REPLACED,
+        ErrorCode.IDLE_TIMEOUT,
     } == CLOSING_CODES
 
 

@@ -74,6 +74,12 @@ VALUES: dict[str, str] = {
     "send_buffer_mib": f"{_SETTINGS.send_buffer_bytes // 2**20}",
     "presence_limit": str(_SETTINGS.presence_limit),
     "request_fanout": str(_SETTINGS.request_fanout),
+    "max_collaborations": str(_SETTINGS.max_collaborations_per_ai),
+    "rate_frames": f"{_SETTINGS.rate_frames:,.0f}",
+    "rate_mib": f"{_SETTINGS.rate_bytes / 2**20:g}",
+    "abuse_seconds": f"{_SETTINGS.abuse_seconds:g}",
+    "idle_timeout": f"{_SETTINGS.idle_timeout:g}",
+    "max_data_kib": f"{_SETTINGS.max_data_bytes // 1024}",
     "recent_limit": str(_SETTINGS.recent_limit),
     "version": str(PROTOCOL_VERSION),
 }

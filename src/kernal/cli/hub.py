@@ -54,6 +54,22 @@ def hub(
     request_fanout: Annotated[
         int, typer.Option(min=1, help="Peers a request sent to everyone reaches, at most.")
     ] = HubSettings.request_fanout,
+    max_connections: Annotated[
+        int, typer.Option(min=0, help="Connections at once (0: no limit).")
+    ] = HubSettings.max_connections,
+    max_connections_per_address: Annotated[
+        int, typer.Option(min=0, help="Connections from one IP address (0: no limit).")
+    ] = HubSettings.max_connections_per_address,
+    rate_limit: Annotated[
+        float,
+        typer.Option(min=0, help="Frames per second per connection, blank lines too (0: off)."),
+    ] = HubSettings.rate_frames,
+    idle_timeout: Annotated[
+        float, typer.Option(min=0, help="Close connections silent this many seconds (0: never).")
+    ] = HubSettings.idle_timeout,
+    max_data_bytes: Annotated[
+        int, typer.Option(min=1, help="Largest pattern_data/component_data, as JSON text.")
+    ] = HubSettings.max_data_bytes,
     loop: LoopOption = "auto",
     log_json: LogJsonOption = False,
     log_level: LogLevelOption = "INFO",
@@ -77,6 +93,11 @@ def hub(
         speed=speed,
         presence_limit=presence_limit,
         request_fanout=request_fanout,
+        max_connections=max_connections,
+        max_connections_per_address=max_connections_per_address,
+        rate_frames=rate_limit,
+        idle_timeout=idle_timeout,
+        max_data_bytes=max_data_bytes,
     )
     run_until_interrupted(serve_hub(settings, demo_trainers=0), loop=loop)
 

@@ -1,15 +1,19 @@
 """Tokens: hashing, verification, and the demo mode of a fresh loopback hub.
 
 Tokens are stored as salted PBKDF2-SHA256 hashes (``pbkdf2_sha256$<iterations>$<salt>$<hash>``),
-never in plain text. Verification runs in a worker thread so a burst of logins does not stall the
-event loop, and a successful verification is remembered in memory (keyed by the stored hash, so a
-replaced or revoked token is never served from the cache).
+never in plain text. Verification runs in the authenticator's own small thread pool, so a burst
+of logins neither stalls the event loop nor queues in front of the database's threads, and a
+successful verification is remembered in memory (keyed by the stored hash, so a replaced or
+revoked token is never served from the cache). An unknown AI id and a wrong token get the same
+answer, after the same work: the answer does not tell which AI ids exist.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -70,6 +74,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+HASHING_THREADS = 2
+
+
+@functools.cache
+def _decoy() -> str:
+    """A hash to check tokens of unknown AI ids against (made on first use: it takes a while)."""
+    return hash_token(secrets.token_urlsafe(16))
+
+
+def refusal(ai_id: str) -> str:
+    """The one answer to a wrong token and to an AI id with no token."""
+    return (
+        f"invalid token for {ai_id} (or no token is registered for it: add one on the hub "
+        f"with `kernal token add {ai_id}`)"
+    )
+
+
 class Authenticator:
     """Decides whether an ``(ai_id, token)`` pair may connect.
 
@@ -81,6 +102,16 @@ class Authenticator:
         self._store = store
         self._allow_demo = allow_demo_tokens
         self._verified: dict[str, tuple[str, bytes]] = {}
+        self._hashing = concurrent.futures.ThreadPoolExecutor(
+            HASHING_THREADS, thread_name_prefix="kernal-auth"
+        )
+
+    def close(self) -> None:
+        self._hashing.shutdown(wait=False, cancel_futures=True)
+
+    async def _verify(self, token: str, stored: str) -> bool:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._hashing, verify_token, token, stored)
 
     async def demo_mode(self) -> bool:
         """Whether the demo tokens are in force: allowed, and no token stored yet."""
@@ -92,13 +123,14 @@ class Authenticator:
         if stored is None:
             if await self.demo_mode() and ai_id in DEMO_TOKENS:
                 ok = hmac.compare_digest(DEMO_TOKENS[ai_id].encode(), token.encode())
-                return None if ok else "invalid token"
-            return f"no token registered for {ai_id}; add one with `kernal token add {ai_id}`"
+                return None if ok else refusal(ai_id)
+            await self._verify(token, _decoy())  # about the work of a wrong token
+            return refusal(ai_id)
         fast = hashlib.sha256(stored.encode() + b"\0" + token.encode()).digest()
         cached = self._verified.get(ai_id)
         if cached is not None and cached[0] == stored and hmac.compare_digest(cached[1], fast):
             return None
-        if await asyncio.to_thread(verify_token, token, stored):
+        if await self._verify(token, stored):
             self._verified[ai_id] = (stored, fast)
             return None
-        return "invalid token"
+        return refusal(ai_id)

@@ -27,9 +27,11 @@ class OpenRequest:
 class CollaborationBook:
     """Requests that can be accepted and collaborations that are active, by id."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_per_ai: int = 0) -> None:
+        self.max_per_ai = max_per_ai  # active collaborations one AI may be in (0: no limit)
         self._requests: OrderedDict[tuple[str, str], OpenRequest] = OrderedDict()
         self._active: dict[str, CollaborationRecord] = {}
+        self._by_ai: dict[str, set[str]] = {}  # ai_id -> its active (or opening) collaborations
         # Progress is kept here and written to the store in batches (see take_progress): at
         # scale, a commit per progress report is most of the hub's write load.
         self._progress: dict[str, float] = {}
@@ -38,8 +40,12 @@ class CollaborationBook:
     # ------------------------------------------------------------------ requests
 
     def add_request(self, requester: str, terms: RequestTerms) -> None:
+        """Open (or re-send) a request. Re-sending replaces its terms; a request that was
+        accepted stays taken: re-sending its id never opens a second collaboration."""
         key = (requester, terms.request_id)
-        self._requests[key] = OpenRequest(requester, terms)
+        previous = self._requests.get(key)
+        taken = previous.accepted_by if previous is not None else set()
+        self._requests[key] = OpenRequest(requester, terms, taken)
         self._requests.move_to_end(key)
         while len(self._requests) > MAX_OPEN_REQUESTS:
             self._requests.popitem(last=False)  # oldest requests expire first
@@ -47,7 +53,9 @@ class CollaborationBook:
     def open_collaboration(
         self, requester: str, request_id: str, acceptor: str, now: float
     ) -> CollaborationRecord:
-        """Validate an accept and return the new (not yet stored) collaboration."""
+        """Validate an accept and return the new (not yet stored) collaboration, the request
+        taken at once (so a second accept arriving while it is stored gets ``conflict``): call
+        :meth:`activate` once it is stored, or :meth:`abandon` if storing it failed."""
         if requester == acceptor:
             raise ProtocolError(ErrorCode.FORBIDDEN, "an AI cannot accept its own request")
         request = self._requests.get((requester, request_id))
@@ -65,7 +73,15 @@ class CollaborationBook:
         target = request.terms.to
         if target is not None and target != acceptor:
             raise ProtocolError(ErrorCode.FORBIDDEN, f"request {request_id!r} was sent to {target}")
-        return CollaborationRecord(
+        for member in (requester, acceptor):
+            if self.max_per_ai and len(self._by_ai.get(member, ())) >= self.max_per_ai:
+                raise ProtocolError(
+                    ErrorCode.FORBIDDEN,
+                    f"{member} is already in {self.max_per_ai} active collaborations, "
+                    "this hub's limit",
+                )
+        request.accepted_by.add(acceptor)
+        record = CollaborationRecord(
             collaboration_id=f"collab_{uuid.uuid4().hex}",
             request_id=request_id,
             requester=requester,
@@ -75,13 +91,21 @@ class CollaborationBook:
             progress=0.0,
             started_at=now,
         )
+        for member in record.members:
+            self._by_ai.setdefault(member, set()).add(record.collaboration_id)
+        return record
 
     def activate(self, record: CollaborationRecord) -> None:
         """Record a collaboration that the store has committed."""
+        self._active[record.collaboration_id] = record
+
+    def abandon(self, record: CollaborationRecord) -> None:
+        """A collaboration from :meth:`open_collaboration` could not be stored: its request is
+        open again."""
         request = self._requests.get((record.requester, record.request_id))
         if request is not None:
-            request.accepted_by.add(record.acceptor)
-        self._active[record.collaboration_id] = record
+            request.accepted_by.discard(record.acceptor)
+        self._forget_members(record)
 
     def forget_requests_of(self, ai_id: str) -> None:
         for key in [key for key in self._requests if key[0] == ai_id]:
@@ -121,13 +145,23 @@ class CollaborationBook:
         self._unsaved -= set(taken)
         return taken
 
+    def _forget_members(self, record: CollaborationRecord) -> None:
+        for member in record.members:
+            ids = self._by_ai.get(member)
+            if ids is not None:
+                ids.discard(record.collaboration_id)
+                if not ids:
+                    del self._by_ai[member]
+
     def finish(self, collaboration_id: str) -> None:
-        self._active.pop(collaboration_id, None)
+        record = self._active.pop(collaboration_id, None)
+        if record is not None:
+            self._forget_members(record)
         self._progress.pop(collaboration_id, None)
         self._unsaved.discard(collaboration_id)
 
     def active_of(self, ai_id: str) -> list[CollaborationRecord]:
-        return [record for record in self._active.values() if ai_id in record.members]
+        return [self._active[cid] for cid in self._by_ai.get(ai_id, ()) if cid in self._active]
 
     def active(self) -> list[CollaborationRecord]:
         return list(self._active.values())

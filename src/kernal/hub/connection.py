@@ -28,6 +28,7 @@ log = logging.getLogger("kernal.hub")
 
 READ_PAUSE_FRAMES = 1024  # frames waiting for the session before reading pauses
 READ_RESUME_FRAMES = 256
+LINGER_SECONDS = 1.0  # how long a closing connection waits for the client to close too
 
 
 class Connection(asyncio.Protocol):
@@ -45,6 +46,7 @@ class Connection(asyncio.Protocol):
     ) -> None:
         self._on_connected = on_connected
         self._framer = LineFramer(max_frame)
+        self._blank_taken = 0
         self._frames: list[bytes] = []
         self._frames_bytes = 0
         self._taken = 0  # frames of _frames already handed to the session
@@ -60,6 +62,7 @@ class Connection(asyncio.Protocol):
         self._eof = False
         self._lost = False
         self._closed: asyncio.Future[None] | None = None
+        self._lingering: asyncio.Future[None] | None = None
         self._transport: asyncio.Transport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.peer: Any = None
@@ -99,11 +102,17 @@ class Connection(asyncio.Protocol):
     def eof_received(self) -> bool:
         self._eof = True
         self._wake()
+        self._end_linger()
         return True  # half-closed: the replies to frames already received still go out
+
+    def _end_linger(self) -> None:
+        if self._lingering is not None and not self._lingering.done():
+            self._lingering.set_result(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._eof = True
         self._lost = True
+        self._end_linger()
         self._closing = True
         self._out.clear()
         self._wake()
@@ -124,9 +133,10 @@ class Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def next_frames(self, limit: int = 256) -> list[bytes]:
-        """The frames received and not taken yet (at least one, at most ``limit``); empty at
-        EOF. Raises :class:`FrameTooLarge` once the frames before the oversized one are taken.
+    async def next_frames(self, limit: int = 256) -> list[bytes] | None:
+        """The frames received and not taken yet (at most ``limit``); None at EOF. An empty
+        list when only blank lines came (they count against the rate limits all the same).
+        Raises :class:`FrameTooLarge` once the frames before the oversized one are taken.
 
         Frames that arrived in the same read are kept for the following calls, so a client may
         pipeline AUTH, HELLO and more in one packet.
@@ -134,8 +144,10 @@ class Connection(asyncio.Protocol):
         while self._taken >= len(self._frames):
             if self._framer.error is not None:
                 raise self._framer.error
-            if self._eof or self._closing:
+            if self._framer.blank_lines != self._blank_taken:
                 return []
+            if self._eof or self._closing:
+                return None
             assert self._loop is not None
             self._waiter = self._loop.create_future()
             try:
@@ -155,10 +167,19 @@ class Connection(asyncio.Protocol):
                 self._transport.resume_reading()
         return batch
 
+    def take_blank_lines(self) -> int:
+        """Blank lines received since the last call (they count against the rate limits)."""
+        blank = self._framer.blank_lines - self._blank_taken
+        self._blank_taken = self._framer.blank_lines
+        return blank
+
     async def next_frame(self) -> bytes | None:
-        """The next frame, or None at EOF (see :meth:`next_frames`)."""
-        frames = await self.next_frames(limit=1)
-        return frames[0] if frames else None
+        """The next frame, or None at EOF (see :meth:`next_frames`); blank lines are skipped."""
+        while (frames := await self.next_frames(limit=1)) is not None:
+            if frames:
+                return frames[0]
+            self.take_blank_lines()
+        return None
 
     # ------------------------------------------------------------------ writing
 
@@ -200,13 +221,27 @@ class Connection(asyncio.Protocol):
     # ------------------------------------------------------------------ closing
 
     async def close(self, *, timeout: float = 2.0) -> None:
-        """Send what is queued (within ``timeout``), then close. Idempotent."""
+        """Send what is queued (within ``timeout``), then close. Idempotent.
+
+        A lingering close: our side of the stream ends first (after the data queued), and what
+        the client still sends is read and dropped until it closes too, or for a moment: closing
+        with its bytes unread would reset the connection, and a reset can destroy the last
+        frames (an ERROR saying why) before the client has read them.
+        """
         if self._transport is None:
             return
         if not self._closing:
             self._flush()
             self._closing = True
-            self._transport.close()  # after the buffered data is written
+            transport = self._transport
+            if not self._eof and transport.can_write_eof():
+                with contextlib.suppress(OSError, RuntimeError):
+                    transport.write_eof()
+                    self._lingering = asyncio.get_running_loop().create_future()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(min(timeout, LINGER_SECONDS)):
+                            await asyncio.shield(self._lingering)
+            transport.close()  # after the buffered data is written
         if self._closed is not None and not self._closed.done():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):

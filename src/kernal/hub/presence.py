@@ -35,6 +35,7 @@ class Presence:
     knowledge: Knowledge
     limit: int
     max_state_bytes: int
+    idle_timeout: float = 0.0  # told to clients in STATE, so they PING in time
     _info_cache: dict[str, tuple[Profile, float, bytes]] = field(default_factory=dict)
 
     def info(self, profile: Profile, kind: type[InfoT] = AiInfo) -> InfoT:  # type: ignore[assignment]
@@ -96,7 +97,10 @@ class Presence:
         )
         head += b',"recent_patterns":['
         middle = b'],"recent_components":['
-        tail = b']},"active_total":%d}\n' % total
+        tail = b']},"active_total":%d' % total
+        if self.idle_timeout > 0:
+            tail += b',"idle_timeout":' + repr(float(self.idle_timeout)).encode()
+        tail += b"}\n"
         patterns, components = self._fit(
             len(head) + len(middle) + len(tail),
             knowledge.encoded(ItemKind.PATTERN),

@@ -20,7 +20,7 @@ from kernal.hub.reputation import Standings
 from kernal.protocol import ErrorCode, ProtocolError
 from kernal.protocol import messages as m
 from kernal.protocol.codec import RawFields
-from kernal.protocol.relay import ack_frame, relay_frame
+from kernal.protocol.relay import ack_frame, encode_value, relay_frame
 from kernal.storage import (
     CollaborationRecord,
     CollaborationStatus,
@@ -48,6 +48,7 @@ class Router:
     knowledge: Knowledge
     clock: Clock
     request_fanout: int = 64
+    max_data_bytes: int = 512 * 1024
 
     @staticmethod
     def can_pipeline(message: m.ClientMessage) -> bool:
@@ -88,6 +89,17 @@ class Router:
             case _:  # HELLO and PING are handled by the session
                 raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unexpected {message.type}")
 
+    def _check_size(self, name: str, value: object, raw: RawFields | None, ref: str | None) -> None:
+        text = None if raw is None else raw.text_of(name)
+        size = len(text) if text is not None else len(encode_value(value))
+        if size > self.max_data_bytes:
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD,
+                f"{name}: {size} bytes of JSON, more than this hub takes ({self.max_data_bytes}; "
+                "its operator sets --max-data-bytes)",
+                ref,
+            )
+
     def detach(self, ai_id: str) -> list[CollaborationRecord]:
         """An AI is leaving: forget its open requests; return its active collaborations (for
         :meth:`end_collaboration`)."""
@@ -99,6 +111,7 @@ class Router:
     async def _pattern(
         self, sender: str, peer: Peer, msg: m.PatternShare, raw: RawFields | None
     ) -> None:
+        self._check_size("pattern_data", msg.pattern_data, raw, msg.msg_id)
         now = self.clock.now()
         record = PatternRecord(msg.pattern_id, msg.pattern_data, sender, now)
         try:
@@ -121,6 +134,7 @@ class Router:
         self, sender: str, peer: Peer, msg: m.ComponentShare, raw: RawFields | None
     ) -> None:
         ref = msg.msg_id
+        self._check_size("component_data", msg.component_data, raw, ref)
         completes: CollaborationRecord | None = None
         if msg.collaboration_complete and msg.collaboration_id is None:
             raise ProtocolError(
@@ -243,7 +257,11 @@ class Router:
         except ProtocolError as exc:
             exc.ref = msg.msg_id
             raise
-        await self.store.create_collaboration(record)
+        try:
+            await self.store.create_collaboration(record)
+        except BaseException:
+            self.book.abandon(record)
+            raise
         self.book.activate(record)
         log.info("Collaboration %s started: %s <-> %s", record.collaboration_id, msg.to, sender)
         self.peers.send_to(

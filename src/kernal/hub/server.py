@@ -18,6 +18,7 @@ from kernal.hub.auth import Authenticator, is_loopback
 from kernal.hub.collaborations import CollaborationBook
 from kernal.hub.connection import Connection
 from kernal.hub.knowledge import Knowledge
+from kernal.hub.limits import AddressBook, RateLimits
 from kernal.hub.peers import Peers
 from kernal.hub.presence import Presence
 from kernal.hub.reputation import Standings
@@ -53,7 +54,7 @@ class Hub:
         self.store = store
         self.clock = settings.clock
         self.peers = Peers()
-        self.collaborations = CollaborationBook()
+        self.collaborations = CollaborationBook(max_per_ai=settings.max_collaborations_per_ai)
         self.standings = Standings(store)
         self.knowledge = Knowledge(store, settings.recent_limit)
         self.auth = Authenticator(store, allow_demo_tokens=is_loopback(settings.host))
@@ -65,6 +66,7 @@ class Hub:
             knowledge=self.knowledge,
             clock=self.clock,
             request_fanout=settings.request_fanout,
+            max_data_bytes=settings.max_data_bytes,
         )
         self._services = SessionServices(
             store=store,
@@ -76,10 +78,23 @@ class Hub:
                 knowledge=self.knowledge,
                 limit=settings.presence_limit,
                 max_state_bytes=settings.max_frame // 2,
+                idle_timeout=settings.idle_timeout,
             ),
             auth=self.auth,
             clock=self.clock,
             auth_timeout=settings.auth_timeout,
+            addresses=AddressBook(
+                max_connections=settings.max_connections,
+                max_per_address=settings.max_connections_per_address,
+            ),
+            rate_limits=RateLimits(
+                frames_per_second=settings.rate_frames,
+                frame_burst=settings.rate_frame_burst,
+                bytes_per_second=settings.rate_bytes,
+                byte_burst=settings.rate_byte_burst,
+                abuse_seconds=settings.abuse_seconds,
+            ),
+            idle_timeout=settings.idle_timeout,
         )
         self._stats = StatsRecorder(
             status=self.status,
@@ -157,6 +172,7 @@ class Hub:
                 async with asyncio.timeout(2):
                     await self._server.wait_closed()
         await self.store.close()
+        self.auth.close()
         log.info("Hub stopped")
 
     async def __aenter__(self) -> Hub:

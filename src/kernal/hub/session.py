@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from kernal.hub.auth import Authenticator
 from kernal.hub.connection import Connection
+from kernal.hub.limits import AddressBook, RateLimits, Throttle, address_of
 from kernal.hub.peers import Peers, Profile
 from kernal.hub.presence import Presence
 from kernal.hub.router import Router
@@ -64,6 +65,9 @@ class SessionServices:
     auth: Authenticator
     clock: Clock
     auth_timeout: float
+    addresses: AddressBook
+    rate_limits: RateLimits
+    idle_timeout: float  # real seconds; 0: none
 
 
 class Session:
@@ -79,6 +83,9 @@ class Session:
         self.evicted = False  # a newer session of the same AI took over
         self._predecessor: asyncio.Task[None] | None = None
         self._departure: asyncio.Task[None] | None = None
+        self.address = address_of(conn.peer)
+        self._throttle = Throttle(services.rate_limits)
+        self._slowed = False
 
     @property
     def ai_id(self) -> str | None:
@@ -107,6 +114,12 @@ class Session:
     # ------------------------------------------------------------------ life
 
     async def run(self) -> None:
+        refused = self._services.addresses.admit(self.address)
+        if refused is not None:
+            log.warning("[?] Refused a connection from %s: %s", self.conn.peer, refused)
+            self.conn.send(Error(code=ErrorCode.RATE_LIMITED, error=f"{refused}; try later"))
+            await self.conn.close(timeout=1.0)
+            return
         try:
             if await self._authenticate():
                 await self._serve()
@@ -116,6 +129,7 @@ class Session:
         except Exception:
             log.exception("[%s] Connection handler failed; closing it", self._ai_id or "?")
         finally:
+            self._services.addresses.release(self.address)
             await asyncio.shield(self.depart())
 
     def evict(self, reason: str) -> None:
@@ -179,11 +193,17 @@ class Session:
             log.warning("[?] Authentication failed from %s: %s", conn.peer, exc.reason)
             conn.send(AuthFailed(error=exc.reason))
             return False
+        addresses = services.addresses
+        wait = addresses.wait_before_login(self.address, auth.ai_id)
+        if wait > 0:  # failed logins from here: answer only after the backoff
+            await asyncio.sleep(wait)
         problem = await services.auth.check(auth.ai_id, auth.token)
         if problem is not None:
-            log.warning("[-] Authentication failed for %s @ %s: %s", auth.ai_id, conn.peer, problem)
+            addresses.failed(self.address, auth.ai_id)
+            log.warning("[-] Authentication failed for %s @ %s", auth.ai_id, conn.peer)
             conn.send(AuthFailed(error=problem))
             return False
+        addresses.succeeded(self.address, auth.ai_id)
         self._ai_id = conn.name = auth.ai_id
         self._authenticated_at = services.clock.now()
         # One step, no await: of simultaneous logins of one AI, the last to get here is live.
@@ -213,7 +233,9 @@ class Session:
         Anything else waits for the shares before it, so it sees their effects.
         """
         can_pipeline = self._services.router.can_pipeline
-        while frames := await self.conn.next_frames():
+        while (frames := await self._next_frames()) is not None:
+            if not await self._pace(frames):
+                return
             shares: list[Received] = []
             for frame in frames:
                 if self.evicted:
@@ -235,6 +257,63 @@ class Session:
             # Let other connections (and this one's writes) have a turn between batches, so a
             # client pipelining thousands of cheap frames cannot hold the loop.
             await asyncio.sleep(0)
+
+    async def _next_frames(self) -> list[bytes] | None:
+        """The next frames (none if only blank lines came), or None at EOF or after
+        ``idle_timeout`` seconds without any."""
+        idle = self._services.idle_timeout
+        if idle <= 0:
+            return await self.conn.next_frames()
+        try:
+            async with asyncio.timeout(idle):
+                return await self.conn.next_frames()
+        except TimeoutError:
+            log.info("[%s] Idle for %g s; closing", self._ai_id, idle)
+            self.conn.send(
+                Error(
+                    code=ErrorCode.IDLE_TIMEOUT,
+                    error=f"no frame for {idle:g} s; send PING at least that often to stay",
+                )
+            )
+            return None
+
+    async def _pace(self, frames: list[bytes]) -> bool:
+        """Hold this connection to its rate limits (blank lines count as frames): wait while it
+        is over them (TCP pushes back on the client meanwhile), and tell it once per episode;
+        False if it stayed over them for too long (it is told, then closed)."""
+        count = len(frames) + self.conn.take_blank_lines()
+        wait, abusive = self._throttle.charge(count, sum(map(len, frames)) + count)
+        if wait <= 0:
+            self._slowed = False
+            return True
+        limits = self._services.rate_limits
+        if abusive:
+            log.warning(
+                "[%s] Over the rate limits for %g s; disconnecting",
+                self._ai_id,
+                limits.abuse_seconds,
+            )
+            self.conn.send(
+                Error(
+                    code=ErrorCode.RATE_LIMITED,
+                    error=f"over the rate limits for more than {limits.abuse_seconds:g} s; "
+                    "disconnecting",
+                )
+            )
+            return False
+        if not self._slowed:
+            self._slowed = True
+            self.conn.send(
+                Error(
+                    code=ErrorCode.RATE_LIMITED,
+                    error=f"slow down: at most {limits.frames_per_second:g} frames and "
+                    f"{limits.bytes_per_second / 2**20:g} MiB per second; the frames are "
+                    "handled, later",
+                )
+            )
+        # In slices: a client far over its limits is found out within abuse_seconds.
+        await asyncio.sleep(min(wait, max(0.05, limits.abuse_seconds / 10)))
+        return True
 
     async def _dispatch(self, received: Received) -> None:
         message, raw = received

@@ -38,6 +38,9 @@ Far below what could still be serialised: the hub re-sends client data a few lev
 """
 
 
+_BLANK_RUN = re.compile(rb"(?:[ \t\r]*\n){2,}")
+
+
 class LineFramer:
     """Incremental splitter of a byte stream into newline-terminated frames.
 
@@ -64,7 +67,12 @@ class LineFramer:
         if self._buffer:
             self._buffer += data
             data = bytes(self._buffer)
-        lines = data.split(b"\n")  # in C: a flood of blank lines costs little
+        # Runs of blank lines are folded in C first, so a flood of them costs little.
+        folded = _BLANK_RUN.sub(b"\n", data)
+        if len(folded) != len(data):
+            self.blank_lines += data.count(b"\n") - folded.count(b"\n")
+            data = folded
+        lines = data.split(b"\n")
         tail = lines.pop()
         limit = self.max_frame
         frames: list[bytes] = []

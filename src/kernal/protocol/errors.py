@@ -23,11 +23,22 @@ class ErrorCode(StrEnum):
     # Sent to a connection just before the hub closes it because the same AI connected again.
     # Clients must not reconnect on this code, or two processes would evict each other forever.
     REPLACED = "replaced"
+    # Over a limit of this connection or address (frame or byte rate, connections): slow down.
+    # Sent once when throttling starts (the frames are handled, later); with "disconnecting" in
+    # the text when the abuse lasted too long, then the connection closes.
+    RATE_LIMITED = "rate_limited"
+    # No frame for the hub's idle timeout (see STATE.idle_timeout): send PING to stay.
+    IDLE_TIMEOUT = "idle_timeout"
 
 
 #: Codes after which the hub closes the connection; after any other code it stays usable.
 CLOSING_CODES = frozenset(
-    {ErrorCode.NOT_AUTHENTICATED, ErrorCode.FRAME_TOO_LARGE, ErrorCode.REPLACED}
+    {
+        ErrorCode.NOT_AUTHENTICATED,
+        ErrorCode.FRAME_TOO_LARGE,
+        ErrorCode.REPLACED,
+        ErrorCode.IDLE_TIMEOUT,
+    }
 )
 
 

@@ -302,6 +302,7 @@ class State(ServerMessage):
     active_ais: list[AiInfo]
     knowledge_base: KnowledgeBase
     active_total: int | None = None
+    idle_timeout: float | None = None
 
 
 class Ais(ServerMessage):

@@ -1,0 +1,239 @@
+"""Limits on what one client controls: rates (blank lines too), connections, failed logins,
+idle connections, data size, collaborations; the abuser pays, nobody else."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from kernal.hub.limits import AddressBook, RateLimits, Throttle, TokenBucket
+from tests.conftest import HubFactory
+from tests.helpers import RawClient, login
+
+OPEN: list[RawClient] = []
+
+
+@pytest.fixture(autouse=True)
+async def close_clients() -> AsyncIterator[None]:
+    yield
+    while OPEN:
+        await OPEN.pop().close()
+
+
+async def joined(hub: object, n: int) -> RawClient:
+    client = await login(hub, f"AI_Node_{n}")  # type: ignore[arg-type]
+    OPEN.append(client)
+    return client
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# ---------------------------------------------------------------------- pure
+
+
+def test_token_bucket_waits_for_what_it_lacks() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(rate=10, burst=5, clock=clock)
+    assert [bucket.take(1) for _ in range(5)] == [0.0] * 5
+    assert bucket.take(1) == pytest.approx(0.1)  # one token short, at 10 per second
+    clock.now += 1.0
+    assert bucket.take(5) == 0.0  # refilled (capped at the burst)
+    assert TokenBucket(rate=0, burst=0, clock=clock).take(10**9) == 0.0  # off
+
+
+def test_throttle_calls_it_abuse_only_when_it_lasts() -> None:
+    clock = FakeClock()
+    throttle = Throttle(RateLimits(10, 10, 0, 0, abuse_seconds=2.0), clock)
+    assert throttle.charge(10, 100) == (0.0, False)
+    wait, abusive = throttle.charge(10, 100)
+    assert wait == pytest.approx(1.0) and not abusive
+    clock.now += 1.0
+    assert not throttle.charge(20, 100)[1]  # over the limits for 1 s only
+    clock.now += 1.5
+    assert throttle.charge(20, 100)[1]  # over them for 2.5 s without a break: abuse
+    clock.now += 100
+    assert throttle.charge(1, 1) == (0.0, False)  # a break clears it
+
+
+def test_failed_logins_back_off_per_ai_and_address_and_floods_per_address() -> None:
+    clock = FakeClock()
+    book = AddressBook(
+        max_connections=0,
+        max_per_address=0,
+        backoff_initial=1.0,
+        backoff_max=4.0,
+        failures_per_second=1,
+        failure_burst=3,
+        clock=clock,
+    )
+    for expected in (1.0, 2.0, 4.0, 4.0):
+        book.failed("10.0.0.1", "AI_X")
+        assert book.wait_before_login("10.0.0.1", "AI_X") >= expected
+        clock.now += 10
+    assert book.wait_before_login("10.0.0.1", "AI_Y") == 0.0  # another AI from there: fine
+    assert book.wait_before_login("10.0.0.2", "AI_X") == 0.0  # another address: fine
+    book.succeeded("10.0.0.1", "AI_X")
+    assert book.wait_before_login("10.0.0.1", "AI_X") == 0.0
+    for n in range(6):  # a flood of failures for many ids: the whole address waits
+        book.failed("10.0.0.3", f"AI_{n}")
+    assert book.wait_before_login("10.0.0.3", "AI_honest") > 0
+
+
+def test_connections_in_all_and_per_address() -> None:
+    book = AddressBook(max_connections=3, max_per_address=2)
+    assert book.admit("a") is None and book.admit("a") is None
+    assert "too many connections from a" in (book.admit("a") or "")
+    assert book.admit("b") is None
+    assert "full" in (book.admit("c") or "")
+    book.release("a")
+    assert book.admit("c") is None
+
+
+# ---------------------------------------------------------------------- against a hub
+
+
+async def test_a_pipelining_client_is_slowed_not_dropped(make_hub: HubFactory) -> None:
+    hub = await make_hub(rate_frames=100, rate_frame_burst=50)
+    client = await joined(hub, 1)
+    await client.send_bytes(b"".join(b'{"type":"PING","msg_id":"%d"}\n' % n for n in range(150)))
+    frames = [await client.recv(timeout=10) for _ in range(151)]
+    errors = [f for f in frames if f["type"] == "ERROR"]
+    assert [e["code"] for e in errors] == ["rate_limited"]
+    assert "slow down" in errors[0]["error"]
+    assert [f["ref"] for f in frames if f["type"] == "PONG"] == [str(n) for n in range(150)]
+
+
+async def test_sustained_abuse_is_disconnected_and_others_are_served(
+    make_hub: HubFactory,
+) -> None:
+    hub = await make_hub(rate_frames=50, rate_frame_burst=20, abuse_seconds=0.5)
+    honest = await joined(hub, 2)
+    abuser = await RawClient.connect(hub)
+    OPEN.append(abuser)
+    await abuser.send_bytes(b'{"ai_id":"AI_Node_1","token":"secret1"}\n')
+    assert (await abuser.recv())["type"] == "AUTH_OK"
+    blank_flood = b"\n" * 65536  # blank lines count as frames
+
+    async def flood() -> None:
+        try:
+            for _ in range(200):
+                await abuser.send_bytes(blank_flood)
+        except (ConnectionError, OSError):
+            pass
+
+    flooding = asyncio.create_task(flood())
+    await honest.send({"type": "PING", "msg_id": "still-here"})
+    assert (await honest.recv_type("PONG", timeout=10))["ref"] == "still-here"
+    codes = []
+    try:
+        while True:
+            frame = await abuser.recv(timeout=10)
+            codes.append((frame["code"], "disconnecting" in frame["error"]))
+    except ConnectionError:
+        pass
+    assert codes == [("rate_limited", False), ("rate_limited", True)]
+    flooding.cancel()
+    await asyncio.gather(flooding, return_exceptions=True)
+
+
+async def test_connections_per_address_are_limited(make_hub: HubFactory) -> None:
+    hub = await make_hub(max_connections_per_address=2)
+    await joined(hub, 1)
+    await joined(hub, 2)
+    third = await RawClient.connect(hub)
+    OPEN.append(third)
+    refusal = await third.recv()
+    assert refusal["code"] == "rate_limited" and "too many connections" in refusal["error"]
+    await third.expect_closed()
+
+
+async def test_wrong_token_and_unknown_ai_get_the_same_answer(make_hub: HubFactory) -> None:
+    from kernal.hub.auth import hash_token
+
+    hub = await make_hub()
+    await hub.store.set_token_hash("AI_Known", hash_token("right", iterations=1000), 0.0)
+    answers = []
+    for ai_id in ("AI_Known", "AI_Unknown"):
+        client = await RawClient.connect(hub)
+        OPEN.append(client)
+        await client.send({"ai_id": ai_id, "token": "wrong"})
+        answers.append((await client.recv())["error"].replace(ai_id, "<id>"))
+    assert answers[0] == answers[1]
+
+
+async def test_failed_logins_wait_longer_each_time(make_hub: HubFactory) -> None:
+    hub = await make_hub()
+    for _ in range(3):
+        client = await RawClient.connect(hub)
+        OPEN.append(client)
+        await client.send({"ai_id": "AI_Node_1", "token": "wrong"})
+        assert (await client.recv())["type"] == "AUTH_FAILED"
+    services = hub._services
+    assert services.addresses.wait_before_login("127.0.0.1", "AI_Node_1") > 0.5
+    # The right token still gets in, after the wait, and clears it.
+    good = await RawClient.connect(hub)
+    OPEN.append(good)
+    await good.send({"ai_id": "AI_Node_1", "token": "secret1"})
+    assert (await good.recv(timeout=10))["type"] == "AUTH_OK"
+    assert services.addresses.wait_before_login("127.0.0.1", "AI_Node_1") == 0.0
+
+
+async def test_idle_connections_are_closed_and_ping_keeps_one(make_hub: HubFactory) -> None:
+    hub = await make_hub(idle_timeout=0.4)
+    quiet = await joined(hub, 1)
+    pinger = await joined(hub, 2)
+    state_says = await RawClient.connect(hub)
+    OPEN.append(state_says)
+    assert (await state_says.login("AI_Node_3", "secret3"))["idle_timeout"] == 0.4
+    for n in range(6):
+        await asyncio.sleep(0.15)
+        await pinger.send({"type": "PING", "msg_id": str(n)})
+        await pinger.recv_type("PONG")
+    error = await quiet.recv_type("ERROR", timeout=5)
+    assert error["code"] == "idle_timeout"
+    await quiet.expect_closed()
+
+
+async def test_data_larger_than_the_limit_is_refused_and_not_stored(
+    make_hub: HubFactory,
+) -> None:
+    hub = await make_hub(max_data_bytes=1000)
+    client = await joined(hub, 1)
+    await client.send(
+        {
+            "type": "PATTERN_SHARE",
+            "msg_id": "m",
+            "pattern_id": "big",
+            "pattern_data": {"x": "y" * 2000},
+        }
+    )
+    error = await client.recv_type("ERROR")
+    assert (error["code"], error["ref"]) == ("invalid_field", "m")
+    assert error["error"].startswith("pattern_data")
+    assert await hub.store.get_pattern("big") is None
+
+
+async def test_collaborations_per_ai_are_limited_and_a_resent_request_stays_taken(
+    make_hub: HubFactory,
+) -> None:
+    hub = await make_hub(max_collaborations_per_ai=1)
+    one, two, three = [await joined(hub, n) for n in (1, 2, 3)]
+    for request_id in ("r1", "r1", "r2"):  # r1 twice: re-sent after it was taken
+        await one.send({"type": "COLLABORATION_REQUEST", "request_id": request_id})
+        await one.recv_type("ACK")
+    await two.send({"type": "COLLABORATION_ACCEPT", "request_id": "r1", "to": "AI_Node_1"})
+    assert "collaboration_id" in await two.recv_type("ACK")
+    await three.send({"type": "COLLABORATION_ACCEPT", "request_id": "r1", "to": "AI_Node_1"})
+    assert (await three.recv_type("ERROR"))["code"] == "conflict"
+    await three.send({"type": "COLLABORATION_ACCEPT", "request_id": "r2", "to": "AI_Node_1"})
+    error = await three.recv_type("ERROR")
+    assert error["code"] == "forbidden" and "AI_Node_1 is already in 1" in error["error"]
+    assert (await hub.status()).active_collaborations == 1
