@@ -124,3 +124,18 @@ async def test_replaced_trainer_does_not_fight_back(hub: Hub) -> None:
     second.stop()
     first.stop()
     await asyncio.gather(first_task, second_task)
+
+
+async def test_a_quiet_client_stays_connected_past_the_idle_timeout(make_hub: HubFactory) -> None:
+    from kernal.trainer.client import HubClient
+
+    hub = await make_hub(idle_timeout=0.3)
+    client = HubClient(
+        *hub.address, "AI_Node_1", "secret1", specialization="networking", capabilities=[]
+    )
+    task = asyncio.create_task(client.run())
+    await asyncio.wait_for(client.connected.wait(), 5)
+    await asyncio.sleep(1.0)  # several idle timeouts without a frame of its own
+    assert client.connections == 1 and "AI_Node_1" in hub.peers
+    await client.close()
+    await asyncio.wait_for(task, 5)

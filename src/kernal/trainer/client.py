@@ -260,8 +260,23 @@ class HubClient:
         return decode_server_message(self._ready.popleft())
 
     async def _read_loop(self, reader: asyncio.StreamReader) -> None:
+        keepalive = None
+        idle = self.state.idle_timeout if self.state is not None else None
+        if idle:
+            keepalive = asyncio.create_task(self._keep_alive(idle / 3))
+        try:
+            while True:
+                await self._dispatch(await self._next(reader))
+        finally:
+            if keepalive is not None:
+                keepalive.cancel()
+
+    async def _keep_alive(self, every: float) -> None:
+        """PING often enough that the hub's idle timeout never closes a quiet connection."""
         while True:
-            await self._dispatch(await self._next(reader))
+            await asyncio.sleep(every)
+            with contextlib.suppress(ConnectionLost, TimeoutError, HubError):
+                await self.ping(timeout=every)
 
     async def _dispatch(self, message: Incoming) -> None:
         if isinstance(message, Ack | Pong) and message.ref in self._pending:
