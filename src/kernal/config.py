@@ -38,6 +38,8 @@ class HubSettings:
     idle_timeout: float = 600.0  # real seconds without a frame before a connection is closed
     max_data_bytes: int = 512 * 1024  # a share's pattern_data/component_data, as JSON text
     max_collaborations_per_ai: int = 32  # active collaborations one AI may be a member of
+    replay_items: int = 10_000  # relayed shares kept for reconnecting clients (resume)
+    replay_bytes: int = 64 * 2**20
     rate_frames: float = 2_000.0  # frames per second per connection (blank lines count; 0: off)
     rate_frame_burst: float = 20_000.0
     rate_bytes: float = 32 * 2**20  # bytes per second per connection (0: off)

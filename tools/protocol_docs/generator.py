@@ -80,6 +80,7 @@ VALUES: dict[str, str] = {
     "abuse_seconds": f"{_SETTINGS.abuse_seconds:g}",
     "idle_timeout": f"{_SETTINGS.idle_timeout:g}",
     "max_data_kib": f"{_SETTINGS.max_data_bytes // 1024}",
+    "replay_items": f"{_SETTINGS.replay_items:,}",
     "recent_limit": str(_SETTINGS.recent_limit),
     "version": str(PROTOCOL_VERSION),
 }

@@ -7,6 +7,7 @@ from typing import TypeVar
 
 from kernal.hub.knowledge import Knowledge
 from kernal.hub.peers import Peers, Profile
+from kernal.hub.replay import ReplayLog
 from kernal.hub.reputation import Standings
 from kernal.protocol import encode
 from kernal.protocol.messages import (
@@ -33,6 +34,7 @@ class Presence:
     peers: Peers
     standings: Standings
     knowledge: Knowledge
+    replay: ReplayLog
     limit: int
     max_state_bytes: int
     idle_timeout: float = 0.0  # told to clients in STATE, so they PING in time
@@ -75,7 +77,7 @@ class Presence:
             active_total=len(self.peers),
         )
 
-    async def welcome(self, newcomer: Profile) -> bytes:
+    async def welcome(self, newcomer: Profile, *, resumed: bool | None = None) -> bytes:
         """The encoded ``STATE`` for ``newcomer``: the joined AIs (itself included, by id) and
         the counts and newest items of the knowledge base, the oldest items left out until the
         frame fits in ``max_state_bytes``. The caller must send it before awaiting anything, so
@@ -100,6 +102,9 @@ class Presence:
         tail = b']},"active_total":%d' % total
         if self.idle_timeout > 0:
             tail += b',"idle_timeout":' + repr(float(self.idle_timeout)).encode()
+        tail += b',"run":"%s","seq":%d' % (self.replay.run.encode(), self.replay.seq)
+        if resumed is not None:
+            tail += b',"resumed":' + (b"true" if resumed else b"false")
         tail += b"}\n"
         patterns, components = self._fit(
             len(head) + len(middle) + len(tail),

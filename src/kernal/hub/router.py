@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from kernal.hub.collaborations import CollaborationBook
 from kernal.hub.knowledge import Knowledge
 from kernal.hub.peers import Peer, Peers
+from kernal.hub.replay import ReplayLog
 from kernal.hub.reputation import Standings
 from kernal.protocol import ErrorCode, ProtocolError
 from kernal.protocol import messages as m
@@ -46,6 +47,7 @@ class Router:
     book: CollaborationBook
     standings: Standings
     knowledge: Knowledge
+    replay: ReplayLog
     clock: Clock
     request_fanout: int = 64
     max_data_bytes: int = 512 * 1024
@@ -127,7 +129,11 @@ class Router:
             return
         self.knowledge.shared(record)
         log.info("Pattern %s shared by %s", msg.pattern_id, sender)
-        frame = relay_frame(msg, raw, sender, timestamp=now)
+        frame = self.replay.record(
+            lambda seq: relay_frame(msg, raw, sender, timestamp=now, seq=seq),
+            sender=sender,
+            topic="patterns",
+        )
         self.peers.broadcast(frame, exclude=sender, topic="patterns")
 
     async def _component(
@@ -187,7 +193,12 @@ class Router:
         elif completes is None:
             return
         log.info("Component %s shared by %s", msg.component_id, sender)
-        frame = relay_frame(msg, raw, sender, timestamp=now)
+        frame = self.replay.record(
+            lambda seq: relay_frame(msg, raw, sender, timestamp=now, seq=seq),
+            sender=sender,
+            topic="components",
+            to=msg.to,
+        )
         if msg.to is not None:
             self.peers.send_to(msg.to, frame)
         else:

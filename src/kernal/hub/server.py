@@ -21,6 +21,7 @@ from kernal.hub.knowledge import Knowledge
 from kernal.hub.limits import AddressBook, RateLimits
 from kernal.hub.peers import Peers
 from kernal.hub.presence import Presence
+from kernal.hub.replay import ReplayLog
 from kernal.hub.reputation import Standings
 from kernal.hub.router import Router
 from kernal.hub.session import Session, SessionServices
@@ -57,6 +58,7 @@ class Hub:
         self.collaborations = CollaborationBook(max_per_ai=settings.max_collaborations_per_ai)
         self.standings = Standings(store)
         self.knowledge = Knowledge(store, settings.recent_limit)
+        self.replay = ReplayLog(max_items=settings.replay_items, max_bytes=settings.replay_bytes)
         self.auth = Authenticator(store, allow_demo_tokens=is_loopback(settings.host))
         self.router = Router(
             store=store,
@@ -64,6 +66,7 @@ class Hub:
             book=self.collaborations,
             standings=self.standings,
             knowledge=self.knowledge,
+            replay=self.replay,
             clock=self.clock,
             request_fanout=settings.request_fanout,
             max_data_bytes=settings.max_data_bytes,
@@ -76,6 +79,7 @@ class Hub:
                 peers=self.peers,
                 standings=self.standings,
                 knowledge=self.knowledge,
+                replay=self.replay,
                 limit=settings.presence_limit,
                 max_state_bytes=settings.max_frame // 2,
                 idle_timeout=settings.idle_timeout,

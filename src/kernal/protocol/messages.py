@@ -64,6 +64,15 @@ broadcast ``COLLABORATION_REQUEST``s, and ``AI_JOINED``/``AI_LEFT``."""
 TOPICS: tuple[Topic, ...] = ("patterns", "components", "requests", "presence")
 
 
+class ResumePoint(BaseModel):
+    """The last relayed share a reconnecting client saw: ``run`` and ``seq`` from the hub."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    run: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    after: Annotated[int, Field(ge=0)]
+
+
 class Hello(Message):
     """Announces what the AI is good at; answered with ``STATE``. Required before other frames."""
 
@@ -72,6 +81,7 @@ class Hello(Message):
     capabilities: Labels = []
     protocol_version: int = PROTOCOL_VERSION
     follow: Annotated[list[Topic], Field(max_length=len(TOPICS))] | None = None
+    resume: ResumePoint | None = None
 
 
 class ListAis(Message):
@@ -303,6 +313,9 @@ class State(ServerMessage):
     knowledge_base: KnowledgeBase
     active_total: int | None = None
     idle_timeout: float | None = None
+    run: str | None = None
+    seq: int | None = None
+    resumed: bool | None = None
 
 
 class Ais(ServerMessage):
@@ -358,6 +371,7 @@ class RelayedPatternShare(Relayed):
     pattern_id: str
     pattern_data: dict[str, Any]
     timestamp: float
+    seq: int | None = None
 
 
 class RelayedComponentShare(Relayed):
@@ -368,6 +382,7 @@ class RelayedComponentShare(Relayed):
     collaboration_id: str | None = None
     collaboration_complete: bool = False
     timestamp: float
+    seq: int | None = None
 
 
 class RelayedCollaborationRequest(Relayed):

@@ -40,6 +40,9 @@ from kernal.protocol.messages import (
     Message,
     Ping,
     Pong,
+    RelayedComponentShare,
+    RelayedPatternShare,
+    ResumePoint,
     ServerMessage,
     State,
     Topic,
@@ -115,6 +118,9 @@ class HubClient:
         self.connected = asyncio.Event()
         self.connections = 0  # successful logins, so reconnects = connections - 1
         self.state: State | None = None
+        # The last relayed share seen (the hub's run and seq), to resume after a reconnect.
+        self._run: str | None = None
+        self._last_seq = 0
 
     # ------------------------------------------------------------------ public
 
@@ -233,6 +239,9 @@ class HubClient:
                     capabilities=self.capabilities,
                     protocol_version=PROTOCOL_VERSION,
                     follow=self.follow,
+                    resume=None
+                    if self._run is None
+                    else ResumePoint(run=self._run, after=self._last_seq),
                 )
             )
         )
@@ -241,6 +250,8 @@ class HubClient:
         if not isinstance(state, State):
             raise ConnectionLost(f"expected STATE, got {state!r}")
         self.state = state
+        if not state.resumed:  # a fresh start (or too much missed): count from now
+            self._run, self._last_seq = state.run, state.seq or 0
         self.connections += 1
         self.connected.set()
         log.info("[%s] Connected to hub at %s:%d", self.ai_id, self.host, self.port)
@@ -279,6 +290,8 @@ class HubClient:
                 await self.ping(timeout=every)
 
     async def _dispatch(self, message: Incoming) -> None:
+        if isinstance(message, RelayedPatternShare | RelayedComponentShare) and message.seq:
+            self._last_seq = max(self._last_seq, message.seq)
         if isinstance(message, Ack | Pong) and message.ref in self._pending:
             waiting = self._pending[message.ref]
             if not waiting.done():
