@@ -304,6 +304,8 @@ def _render_client(name: str) -> str:
         raise DocError(f"client message {name} has no entry in CLIENT_DOCS of {data.__name__}")
     schema = model.model_json_schema(by_alias=True)
     out = [f"### {name}\n", _docstring(model) + "\n", _client_table(name, schema)]
+    for def_name, def_schema in schema.get("$defs", {}).items():
+        out.append(f"#### {def_name} object\n\n{_client_table(def_name, def_schema)}")
     out.append(_example("Client → hub", "client", doc.example))
     out.append(f"**Hub reply:** {_sub(doc.reply)}\n")
     for reply in doc.replies:
