@@ -112,6 +112,10 @@ class HubClient:
         self.connected = asyncio.Event()
         self.connections = 0  # successful logins, so reconnects = connections - 1
         self.state: State | None = None
+        # Why the last connection attempt failed or the last connection ended, for reports:
+        # "connect: [Errno 111] ...", "timed out waiting for STATE", "auth refused: ...".
+        self.last_error: str | None = None
+        self._phase = "connect"
 
     # ------------------------------------------------------------------ public
 
@@ -135,10 +139,12 @@ class HubClient:
                 await self._read_loop(reader)
             except (ConnectionError, OSError, TimeoutError, ProtocolError) as exc:
                 if not self._closed:
+                    self.last_error = self._describe_failure(exc)
                     log.warning(
                         "[%s] Hub connection lost: %s", self.ai_id, exc or type(exc).__name__
                     )
             except _Replaced as exc:
+                self.last_error = f"replaced: {exc}"
                 log.warning("[%s] %s; not reconnecting", self.ai_id, exc)
                 self._closed = True
             finally:
@@ -207,7 +213,15 @@ class HubClient:
             elif not future.cancelled():
                 future.exception()  # retrieved: a send that failed first already raised
 
+    def _describe_failure(self, exc: BaseException) -> str:
+        """One line, the same for every client that failed the same way (no ids in it)."""
+        if isinstance(exc, TimeoutError):
+            phase = self._phase
+            return f"timed out {phase}" if phase.startswith("waiting") else f"{phase}: timed out"
+        return f"{self._phase}: {str(exc) or type(exc).__name__}"
+
     async def _connect(self) -> asyncio.StreamReader:
+        self._phase = "connect"
         async with asyncio.timeout(10):
             reader, writer = await asyncio.open_connection(self.host, self.port, limit=2**16)
         self._writer = writer
@@ -216,10 +230,12 @@ class HubClient:
         self._framer = LineFramer(2 * self._max_frame)
         self._ready.clear()
         writer.write(encode(Auth(ai_id=self.ai_id, token=self._token)))
+        self._phase = "waiting for AUTH_OK"
         async with asyncio.timeout(15):
             reply = await self._next(reader)
         if isinstance(reply, AuthFailed):
             self._closed = True
+            self.last_error = f"auth refused: {reply.error}"
             raise AuthenticationError(f"hub refused {self.ai_id}: {reply.error}")
         if not isinstance(reply, AuthOk):
             raise ConnectionLost(f"expected AUTH_OK, got {reply!r}")
@@ -232,11 +248,13 @@ class HubClient:
                 )
             )
         )
+        self._phase = "waiting for STATE"
         async with asyncio.timeout(15):
             state = await self._next(reader)
         if not isinstance(state, State):
             raise ConnectionLost(f"expected STATE, got {state!r}")
         self.state = state
+        self._phase = "connection lost"
         self.connections += 1
         self.connected.set()
         log.info("[%s] Connected to hub at %s:%d", self.ai_id, self.host, self.port)

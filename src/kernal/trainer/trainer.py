@@ -208,6 +208,7 @@ class Trainer:
             hub_errors=list(s.hub_errors),
             engine_summary=self.engine.summary(),
             succeeded=self.succeeded(),
+            error=self.failure_reason(),
             trust=TrustRecord(
                 threshold=self.settings.trust_threshold,
                 initial=book.initial,
@@ -227,6 +228,25 @@ class Trainer:
             and self.stats.patterns_shared >= self._patterns_planned
             and self.stats.components_shared >= self._components_planned
         )
+
+    def failure_reason(self) -> str | None:
+        """Why the trainer has not succeeded, in words that are the same for every trainer that
+        failed the same way (so a report can count them); None if it has succeeded."""
+        if self.succeeded():
+            return None
+        last_error = self.client.last_error
+        if self._auth_error is not None:
+            return last_error or self._auth_error
+        if self.client.connections == 0:
+            return f"never connected: {last_error or 'no connection attempt finished'}"
+        reason = (
+            f"shared {self.stats.patterns_shared} of {self._patterns_planned} patterns and "
+            f"{self.stats.components_shared} of {self._components_planned} components before "
+            "the scenario ended"
+        )
+        if last_error is not None:  # it lost the hub on the way
+            reason += f"; last connection error: {last_error}"
+        return reason
 
     def _new_id(self, kind: str) -> str:
         self._ids += 1
