@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kernal.config import TrainerSettings
+from kernal.engines.base import Engine, load_engine
 from kernal.trainer.report import TrainerReport
 from kernal.trainer.trainer import Trainer
 
@@ -45,10 +46,14 @@ class Crew:
         ]
         self._trainers: dict[str, Trainer] = {}
         self._unbuilt: dict[str, TrainerReport] = {}
+        engines: dict[str, type[Engine]] = {}  # looked up once: entry points are slow to scan
         for member in self._members:
             settings = member.settings
             try:
-                self._trainers[settings.ai_id] = Trainer(settings)
+                if settings.engine not in engines:
+                    engines[settings.engine] = load_engine(settings.engine)
+                engine = engines[settings.engine]
+                self._trainers[settings.ai_id] = Trainer(settings, engine_class=engine)
             except Exception as exc:
                 log.exception("[%s] Could not build the trainer", settings.ai_id)
                 self._unbuilt[settings.ai_id] = _failed(settings, f"could not start: {exc!r}")

@@ -102,6 +102,9 @@ def run_loop(main: Coroutine[Any, Any, T]) -> T:
     try:
         import uvloop
     except ImportError:
+        uvloop = None
+    # Outside the except block, or every exception of the run would carry the ImportError.
+    if uvloop is None:
         return asyncio.run(main)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(main)

@@ -29,12 +29,12 @@ class ProgressDisplay:
 
     def begin(
         self, *, scenario: str, duration: float, speed: float, trainers: int, dashboard: str | None
-    ) -> None:
+    ) -> bool:
         if self._dashboard and dashboard is not None:
             print(f"Dashboard: {dashboard}", file=sys.stderr, flush=True)
         wanted = self._bar if self._bar is not None else sys.stderr.isatty()
         if not wanted or duration / speed <= MIN_SECONDS:
-            return
+            return False
         console = Console(stderr=True, force_terminal=True if self._bar else None)
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
@@ -58,6 +58,7 @@ class ProgressDisplay:
                 if isinstance(handler, logging.StreamHandler) and handler.stream is before:
                     self._redirected.append((handler, before))
                     handler.setStream(sys.stderr)
+        return True
 
     def advance(self, *, scenario_seconds: float, connected: int | None, failed: int) -> None:
         if self._progress is None or self._task is None:

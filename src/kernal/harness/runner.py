@@ -63,8 +63,9 @@ class Watcher(Protocol):
 
     def begin(
         self, *, scenario: str, duration: float, speed: float, trainers: int, dashboard: str | None
-    ) -> None:
-        """The clock starts: ``duration`` scenario seconds at ``speed``."""
+    ) -> bool:
+        """The clock starts: ``duration`` scenario seconds at ``speed``. True if it wants
+        :meth:`advance` calls (they cost the hub a ``GET /status`` each)."""
 
     def advance(self, *, scenario_seconds: float, connected: int | None, failed: int) -> None:
         """Scenario time so far, trainers the hub has connected (None: unknown), failures."""
@@ -127,8 +128,13 @@ async def run_scenario(
                 LocalFleet(members) if logs is None else WorkerPool(deal(members, workers), logs)
             )
             hub: HarnessHub | None = None
+            # The learning section's reference model, trained while the run starts up: neither
+            # after the run nor during it, where it would take CPU time from the trainers.
+            baseline = asyncio.create_task(_prepare_learning_section(options))
 
             async def shut_down() -> None:  # also after an error: trainers first, then the hub
+                baseline.cancel()
+                await asyncio.gather(baseline, return_exceptions=True)
                 await fleet.close()
                 if hub is not None:
                     await hub.stop()
@@ -151,6 +157,7 @@ async def run_scenario(
                 else await HubProcess.start(settings, logs)
             )
             await fleet.start(hub.address, stop)
+            await asyncio.wait([baseline])  # ready long since, as a rule
             return await _run(hub, fleet, scenario, specs, speed, options, watcher, stop)
 
 
@@ -199,23 +206,14 @@ async def _run(
     def at(scenario_seconds: float) -> float:
         return start_time + scenario_seconds / speed
 
-    # The learning section's reference model, trained while the scenario runs (not after it).
-    baseline = (
-        asyncio.create_task(
-            asyncio.to_thread(centralized_accuracy, options.engine_options.get("data"))
-        )
-        if options.engine == LearningEngine.name
-        else None
-    )
     progress = None
-    if watcher is not None:
-        watcher.begin(
-            scenario=scenario.name,
-            duration=duration,
-            speed=speed,
-            trainers=len(specs),
-            dashboard=hub.dashboard_url,
-        )
+    if watcher is not None and watcher.begin(
+        scenario=scenario.name,
+        duration=duration,
+        speed=speed,
+        trainers=len(specs),
+        dashboard=hub.dashboard_url,
+    ):
         progress = asyncio.create_task(_follow(hub, fleet, watcher, start_time, speed, duration))
     hub_stats: dict[str, dict[str, Any]] = {}
     try:
@@ -240,10 +238,6 @@ async def _run(
         if watcher is not None:
             watcher.end()
     end_time = time.time()
-    if baseline is not None:
-        await asyncio.wait([baseline])
-        if not baseline.cancelled():
-            baseline.exception()  # if it failed, learning_section() raises it again, in full
     ordered = {spec.ai_id: reports[spec.ai_id] for spec in specs}
     report: dict[str, Any] = {
         "scenario": scenario.name,
@@ -273,6 +267,13 @@ async def _run(
             )
             report["charts"] = [str(path) for path in charts]
     return report
+
+
+async def _prepare_learning_section(options: RunOptions) -> None:
+    if options.engine == LearningEngine.name:
+        source = options.engine_options.get("data")
+        with contextlib.suppress(Exception):  # learning_section() raises it again, in full
+            await asyncio.to_thread(centralized_accuracy, source)
 
 
 async def _sleep_until(wall_time: float, stop: asyncio.Event) -> bool:

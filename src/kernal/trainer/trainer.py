@@ -310,7 +310,7 @@ class Trainer:
             for request_id, sent in list(self._unanswered.items()):
                 if self._ticks - sent > REQUEST_PATIENCE:
                     del self._unanswered[request_id]
-            with contextlib.suppress(ConnectionLost, TimeoutError):
+            try:
                 await self._advance_collaborations()
                 # Requests still waiting for an answer count, or a busy hub (slow answers)
                 # would make us ask again every tick and end up in far more than we want.
@@ -319,6 +319,13 @@ class Trainer:
                     trained=self._trained.is_set(), busy=busy, peers=len(self.peers)
                 ):
                     await self._broadcast_request()
+            except (ConnectionLost, TimeoutError):
+                # Stopping closes the connection, then cancels us: the gather above can then
+                # end in a request's ConnectionLost instead of CancelledError (Python 3.11),
+                # and swallowing it would keep this loop running past the stop.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError from None
 
     async def _broadcast_request(self) -> None:
         request_id = self._new_id("request")
