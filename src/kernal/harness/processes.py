@@ -17,10 +17,11 @@ import multiprocessing
 import multiprocessing.connection
 import multiprocessing.context
 import multiprocessing.queues
+import os
 import resource
 import signal
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -50,6 +51,9 @@ class Channel:
         self._closed = False
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(conn.fileno(), self._readable)
+        # uvloop makes a watched fd non-blocking; the pipe's whole-message reads and writes
+        # need it blocking (a large send would fail half-way with EAGAIN).
+        os.set_blocking(conn.fileno(), True)
 
     def _readable(self) -> None:
         # Messages are read whole (length-prefixed), so one readable event is one message; a
@@ -74,9 +78,9 @@ class Channel:
         return message
 
     def send(self, message: Any) -> None:
-        """Send ``message`` (picklable); a peer that is gone is ignored (it has nothing to
-        hear), the caller learns of it from :meth:`recv`."""
-        with contextlib.suppress(OSError, ValueError):
+        """Send ``message`` (picklable). A peer that is gone is ignored (it has nothing to
+        hear); the caller learns of it from :meth:`recv`."""
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self._conn.send(message)
 
     def close(self) -> None:
@@ -99,15 +103,17 @@ def raise_open_files_limit() -> None:
 def run_loop(main: Coroutine[Any, Any, T]) -> T:
     """Run ``main`` in a fresh event loop, uvloop's if it is installed (a worker's many
     connections are its whole job), else asyncio's."""
+    with asyncio.Runner(loop_factory=_uvloop_factory()) as runner:
+        return runner.run(main)
+
+
+def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     try:
         import uvloop
     except ImportError:
-        uvloop = None
-    # Outside the except block, or every exception of the run would carry the ImportError.
-    if uvloop is None:
-        return asyncio.run(main)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(main)
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 @contextlib.contextmanager

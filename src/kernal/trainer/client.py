@@ -171,7 +171,8 @@ class HubClient:
     async def send(self, message: Message) -> None:
         """Send without waiting for an answer (the ACK or ERROR still arrives, unmatched)."""
         writer = self._writer
-        if writer is None or not self.connected.is_set():
+        # is_closing(): uvloop raises RuntimeError on writing to a closed transport.
+        if writer is None or not self.connected.is_set() or writer.is_closing():
             raise ConnectionLost("not connected to the hub")
         try:
             writer.write(encode(message))
