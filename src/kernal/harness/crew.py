@@ -19,6 +19,7 @@ from kernal.trainer.trainer import Trainer
 log = logging.getLogger("kernal.harness")
 
 STOP_TIMEOUT = 30.0  # real seconds the trainers get to stop at the end of a scenario
+CANCEL_TIMEOUT = 5.0  # real seconds a trainer that did not stop gets to end once cancelled
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ class Crew:
                 self._unbuilt[settings.ai_id] = _failed(settings, f"could not start: {exc!r}")
         self._tasks: dict[str, asyncio.Task[TrainerReport]] = {}
         self._started: set[str] = set()
+        self._ended: dict[str, TrainerReport] = {}  # trainers whose run() has returned or raised
+        self._on_finished: Finished | None = None
         self._stopping = False
 
     def __len__(self) -> int:
@@ -68,17 +71,16 @@ class Crew:
         """Run every trainer from ``start_at`` (Unix seconds) plus its ``join_at``.
         ``on_finished`` hears of each trainer whose run ends before :meth:`stop` (they all
         failed: a trainer runs until it is stopped unless it is refused or crashes)."""
+        self._on_finished = on_finished
         for member in self._members:
             ai_id = member.settings.ai_id
             if ai_id in self._unbuilt:
                 if on_finished is not None:
                     on_finished(self._unbuilt[ai_id])
                 continue
-            clock = member.settings.clock
-            at = start_at + clock.real(member.join_at)
+            at = start_at + member.settings.clock.real(member.join_at)
             task = asyncio.create_task(self._run(ai_id, at), name=ai_id)
-            if on_finished is not None:
-                task.add_done_callback(lambda done: self._early(done, on_finished))
+            task.add_done_callback(self._ended_run)
             self._tasks[ai_id] = task
 
     async def _run(self, ai_id: str, at: float) -> TrainerReport:
@@ -86,13 +88,18 @@ class Crew:
         self._started.add(ai_id)
         return await self._trainers[ai_id].run()
 
-    def _early(self, task: asyncio.Task[TrainerReport], on_finished: Finished) -> None:
-        if not self._stopping and not task.cancelled():
-            on_finished(self._outcome(task))
-
-    def connected(self) -> int:
-        """Trainers connected to the hub right now."""
-        return sum(t.client.connected.is_set() for t in self._trainers.values())
+    def _ended_run(self, task: asyncio.Task[TrainerReport]) -> None:
+        if task.cancelled():
+            return
+        ai_id = task.get_name()
+        exc = task.exception()
+        if exc is None:
+            self._ended[ai_id] = task.result()
+        else:
+            log.error("[%s] Trainer crashed: %r", ai_id, exc)
+            self._ended[ai_id] = _failed(self._trainers[ai_id].settings, f"crashed: {exc!r}")
+        if not self._stopping and self._on_finished is not None:
+            self._on_finished(self._ended[ai_id])
 
     async def stop(self, timeout: float = STOP_TIMEOUT) -> list[TrainerReport]:
         """Stop every trainer (a bounded wait: one that does not stop is cancelled and reported
@@ -105,33 +112,23 @@ class Crew:
             _, stuck = await asyncio.wait(tasks, timeout=timeout)
             for task in stuck:
                 task.cancel()
-            await asyncio.wait(tasks)
+            if stuck:  # bounded too: a task may ignore its cancellation
+                await asyncio.wait(stuck, timeout=CANCEL_TIMEOUT)
         reports = []
         for member in self._members:
             ai_id = member.settings.ai_id
             if ai_id in self._unbuilt:
                 reports.append(self._unbuilt[ai_id])
+            elif ai_id in self._ended:
+                reports.append(self._ended[ai_id])
             elif ai_id not in self._started:
-                report = self._trainers[ai_id].report()
-                joins = f"{member.join_at:g} s"
-                error = f"the run ended before it was due to join (at {joins})"
-                reports.append(dataclasses.replace(report, error=error))
+                error = f"the run ended before it was due to join (at {member.join_at:g} s)"
+                reports.append(dataclasses.replace(self._trainers[ai_id].report(), error=error))
             else:
-                reports.append(self._outcome(self._tasks[ai_id], timeout))
+                error = f"did not stop within {timeout:g} s of the end; cancelled"
+                report = self._trainers[ai_id].report()
+                reports.append(dataclasses.replace(report, succeeded=False, error=error))
         return reports
-
-    def _outcome(self, task: asyncio.Task[TrainerReport], timeout: float = 0.0) -> TrainerReport:
-        ai_id = task.get_name()
-        trainer = self._trainers[ai_id]
-        if task.cancelled():
-            report = trainer.report()
-            error = f"did not stop within {timeout:g} s of the end; cancelled"
-            return dataclasses.replace(report, succeeded=False, error=error)
-        exc = task.exception()
-        if exc is not None:
-            log.error("[%s] Trainer crashed: %r", ai_id, exc)
-            return _failed(trainer.settings, f"crashed: {exc!r}")
-        return task.result()
 
 
 def _failed(settings: TrainerSettings, error: str) -> TrainerReport:

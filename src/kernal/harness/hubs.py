@@ -13,7 +13,7 @@ from typing import Protocol
 from kernal.config import HubSettings
 from kernal.harness.processes import (
     Channel,
-    ChildDied,
+    ChannelClosed,
     Connection,
     LogForwarder,
     LogQueue,
@@ -137,7 +137,7 @@ class HubProcess:
         try:
             async with asyncio.timeout(START_TIMEOUT):
                 message = await channel.recv()
-        except (TimeoutError, ChildDied):
+        except (TimeoutError, ChannelClosed):
             channel.close()
             await reap(process, 0)
             raise HarnessError(
@@ -214,5 +214,5 @@ async def _until_closed(channel: Channel) -> None:
     try:
         while True:
             await channel.recv()
-    except ChildDied:
+    except ChannelClosed:
         return

@@ -37,8 +37,8 @@ def pipe() -> tuple[Connection, Connection]:
     return CONTEXT.Pipe(duplex=True)
 
 
-class ChildDied(Exception):
-    """The process at the other end of a :class:`Channel` closed it (it exited or was killed)."""
+class ChannelClosed(Exception):
+    """The process at the other end of a :class:`Channel` is gone (it exited or was killed)."""
 
 
 class Channel:
@@ -70,11 +70,11 @@ class Channel:
             self._loop.remove_reader(self._conn.fileno())
 
     async def recv(self) -> Any:
-        """The next message; raises :class:`ChildDied` once the other end has closed."""
+        """The next message; raises :class:`ChannelClosed` once the other end has closed."""
         message = await self._inbox.get()
         if message is _EOF:
             self._inbox.put_nowait(_EOF)  # every later recv() fails the same way
-            raise ChildDied("the pipe closed")
+            raise ChannelClosed("the pipe closed")
         return message
 
     def send(self, message: Any) -> None:

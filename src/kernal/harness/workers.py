@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from kernal.harness.crew import STOP_TIMEOUT, Crew, Member
 from kernal.harness.processes import (
     Channel,
-    ChildDied,
+    ChannelClosed,
     Connection,
     LogForwarder,
     LogQueue,
@@ -150,7 +150,7 @@ class WorkerPool:
                         worker.reports = [TrainerReport.from_json(r) for r in message[1]]
                         worker.done.set()
                         return
-        except ChildDied:
+        except ChannelClosed:
             if not worker.done.is_set():
                 await asyncio.to_thread(worker.process.join, 5)
                 worker.give_up(worker.describe_exit())
@@ -226,7 +226,7 @@ async def _work(job: WorkerJob, conn: Connection) -> None:
             Trainer(job.members[0].settings)
     try:
         _, host, port = await channel.recv()  # ("hub", host, port)
-    except ChildDied:  # the parent is gone before the run began
+    except ChannelClosed:  # the parent is gone before the run began
         return
     crew = Crew(job.members, (host, port))
     channel.send(("ready",))
@@ -239,7 +239,7 @@ async def _work(job: WorkerJob, conn: Connection) -> None:
         if message[0] == "start":
             crew.start(message[1], finished)
             await channel.recv()  # ("stop",)
-    except ChildDied:  # the parent is gone: nobody to report to, just stop
+    except ChannelClosed:  # the parent is gone: nobody to report to, just stop
         with contextlib.suppress(Exception):
             await crew.stop()
         return
