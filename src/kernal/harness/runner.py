@@ -6,6 +6,9 @@ core, dealt round-robin (``workers=0``: everything in this event loop). Every wo
 trainers' clocks at one instant the runner chooses once all of them are ready, so ``join_at``
 and the end of the scenario mean the same for every trainer. Setting ``stop`` ends the run
 early: the report then holds what happened so far, with ``"interrupted": true``.
+
+The processes are spawned, so they import the caller's main module again: a script that calls
+:func:`run_scenario` must do so under ``if __name__ == "__main__":``.
 """
 
 from __future__ import annotations
