@@ -1,5 +1,5 @@
 """``kernal harness`` as people run it in a terminal: a progress bar on stderr while it runs, and
-Ctrl+C writes the report so far (stdout and ``--out``) instead of nothing."""
+Ctrl+C (or SIGTERM) writes the report so far (stdout and ``--out``) instead of nothing."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def test_ctrl_c_writes_the_partial_report(tmp_path: Path) -> None:
+@pytest.mark.parametrize("to_group", [True, False], ids=["ctrl-c", "sigterm"])
+async def test_interrupting_writes_the_partial_report(tmp_path: Path, to_group: bool) -> None:
     out = tmp_path / "report.json"
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -40,8 +43,10 @@ async def test_ctrl_c_writes_the_partial_report(tmp_path: Path) -> None:
         chunk = await asyncio.wait_for(proc.stderr.read(4096), 60)
         assert chunk, f"harness exited early:\n{shown.decode(errors='replace')}"
         shown += chunk
-    # Ctrl+C in a terminal signals the whole group: the hub and workers too, not just us.
-    os.killpg(proc.pid, signal.SIGINT)
+    if to_group:  # Ctrl+C in a terminal: the whole group, hub and workers too, not just us
+        os.killpg(proc.pid, signal.SIGINT)
+    else:  # `kill PID`, a service manager stopping it
+        proc.send_signal(signal.SIGTERM)
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
     log = (shown + stderr).decode(errors="replace")
     assert proc.returncode == 130, log
