@@ -23,7 +23,11 @@ def _prefer_package() -> None:
         sys.path.insert(0, str(SRC))
 
 
-if __name__ != "__main__":
+if __name__ == "__mp_main__":
+    # A multiprocessing child (the harness's workers) runs its parent's main script again under
+    # this name; it was given the parent's sys.path, which already finds the package.
+    pass
+elif __name__ != "__main__":
     # The import system returns whatever sys.modules holds for this name once we finish, so
     # putting the package there makes `import kernal` yield the package, not this launcher.
     del sys.modules[__name__]

@@ -1,4 +1,6 @@
-"""Each harness scenario, run for real (hub, trainers, TCP, SQLite) at high speed."""
+"""Each harness scenario, run for real (hub, trainers, TCP, SQLite) at high speed: most with the
+hub and trainers in processes of their own, as users run them; some in one event loop
+(``workers=0``), the mode kept for debugging."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from kernal.harness.runner import RunOptions, run_scenario
+from kernal.harness.runner import RunOptions, default_workers, run_scenario
 from kernal.harness.scenarios import SCENARIOS
 
 # These tests are about the harness's mechanics (trainers, timing, samples, report), so they
@@ -30,8 +32,17 @@ def _check_report(report: dict[str, Any], trainers: int, duration: float) -> Non
     }
     json.dumps(report)  # the report is plain JSON
     assert len(report["trainers"]) == trainers
+    assert report["interrupted"] is False
+    assert report["summary"] == {
+        "trainers": trainers,
+        "succeeded": trainers,
+        "failed": 0,
+        "never_connected": 0,
+        "errors": {},
+    }
     for ai_id, entry in report["trainers"].items():
         assert entry["success"], (ai_id, entry["results"])
+        assert "error" not in entry["results"]  # only a trainer that failed has one
         assert entry["results"]["patterns_shared"] == 3
         assert entry["results"]["components_shared"] == 2
     expected_keys = [f"t_{t}s" for t in range(30, int(duration), 30)]
@@ -51,6 +62,7 @@ async def test_basic() -> None:
     # moderate speed keeps this from depending on how loaded the machine is.
     report = await run_scenario(SCENARIOS["basic"], speed=60)
     assert report["scenario"] == "Basic Collaboration"
+    assert report["workers"] == min(2, default_workers())  # one per core, none idle
     assert set(report["trainers"]) == {"AI_Node_1", "AI_Node_2"}
     _check_report(report, 2, 180)
     assert report["final_stats"]["collaborations_completed"] >= 1
@@ -60,7 +72,8 @@ async def test_basic() -> None:
 
 
 async def test_multi_spec() -> None:
-    report = await run_scenario(SCENARIOS["multi_spec"], speed=200, options=SIMULATED)
+    report = await run_scenario(SCENARIOS["multi_spec"], speed=200, options=SIMULATED, workers=0)
+    assert report["workers"] == 0
     assert set(report["trainers"]) == {"AI_Node_1", "AI_Node_2", "AI_Node_3", "AI_WindowManager"}
     specs = {t["results"]["specialization"] for t in report["trainers"].values()}
     assert len(specs) == 4
@@ -69,8 +82,11 @@ async def test_multi_spec() -> None:
 
 async def test_stress_test() -> None:
     # A load test of the hub: the simulated engine keeps the trainers' own work negligible.
-    report = await run_scenario(SCENARIOS["stress_test"], speed=40, trainers=20, options=SIMULATED)
+    report = await run_scenario(
+        SCENARIOS["stress_test"], speed=40, trainers=20, options=SIMULATED, workers=2
+    )
     _check_report(report, 20, 120)
+    assert report["workers"] == 2
 
 
 async def test_sequential_trainers_join_one_after_another() -> None:
@@ -84,7 +100,9 @@ async def test_sequential_trainers_join_one_after_another() -> None:
 
 async def test_uses_the_given_database(tmp_path: Path) -> None:
     db = tmp_path / "kept.db"
-    report = await run_scenario(SCENARIOS["basic"], speed=200, db=str(db), options=SIMULATED)
+    report = await run_scenario(
+        SCENARIOS["basic"], speed=200, db=str(db), options=SIMULATED, workers=0
+    )
     assert db.exists()
     import sqlite3
 

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -25,6 +28,8 @@ from kernal.config import (
     parse_hub_address,
 )
 from kernal.logs import setup_logging
+
+T = TypeVar("T")
 
 # The learning engine's options have flags of their own (they were the first); any engine's
 # options, the learning engine's included, can also be given as --option KEY=VALUE.
@@ -128,13 +133,27 @@ def harness(
     trainers: Annotated[
         int | None, typer.Option(min=1, help="Number of trainers (stress_test, sequential).")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Trainer processes (default: one per core); 0 runs hub and trainers in this one.",
+        ),
+    ] = None,
     db: Annotated[
         str | None, typer.Option(help="Database to use (default: a temporary one).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for every trainer.")] = 0,
     dashboard: Annotated[
-        bool, typer.Option(help="Serve the dashboard on a free port while it runs.")
+        bool, typer.Option(help="Print the address of the run's dashboard (a free port).")
     ] = False,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Progress bar on stderr (default: if stderr is a terminal and the run is long).",
+        ),
+    ] = None,
     engine: Annotated[str, typer.Option(help="Trainers' engine: learning or simulated.")] = (
         "learning"
     ),
@@ -152,8 +171,11 @@ def harness(
     log_level: LogLevelOption = "WARNING",
     log_json: LogJsonOption = False,
 ) -> None:
-    """Run a scenario with its own hub and trainers and print a JSON report."""
+    """Run a scenario with its own hub and trainers and print a JSON report. Ctrl+C stops it
+    and prints the report so far (a second Ctrl+C gives up at once)."""
     from kernal.engines.base import UnknownEngineError
+    from kernal.harness.hubs import HarnessError
+    from kernal.harness.progress import ProgressDisplay
     from kernal.harness.runner import RunOptions, run_scenario
     from kernal.harness.scenarios import SCENARIOS, Adversaries
 
@@ -174,8 +196,9 @@ def harness(
             engine_options(engine, {**options.engine_options, "behaviour": attack}, None)
     except (ValueError, UnknownEngineError) as exc:
         raise fail(str(exc)) from None
-    report = run_until_interrupted(
-        run_scenario(
+
+    async def main(stop: asyncio.Event) -> dict[str, Any]:
+        return await run_scenario(
             chosen,
             speed=speed,
             trainers=trainers,
@@ -183,11 +206,45 @@ def harness(
             seed=seed,
             dashboard=dashboard,
             options=options,
+            workers=workers,
+            watcher=ProgressDisplay(bar=progress, dashboard=dashboard),
+            stop=stop,
         )
-    )
+
+    try:
+        report = _run_stoppable(main)
+    except HarnessError as exc:
+        raise fail(str(exc)) from None
     text = json.dumps(report, indent=2)
     typer.echo(text)
     if out is not None:
         out.write_text(text + "\n", encoding="utf-8")
-    if not all(t["success"] for t in report["trainers"].values()):
+    if report["interrupted"]:
+        raise typer.Exit(130)
+    if report["summary"]["failed"]:
         raise typer.Exit(1)
+
+
+def _run_stoppable(main: Callable[[asyncio.Event], Coroutine[Any, Any, T]]) -> T:
+    """Run ``main(stop)``: the first Ctrl+C or SIGTERM sets ``stop`` (the run winds down and
+    returns what it has), a second one cancels it (exit 130, no report)."""
+
+    async def runner() -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        stop = asyncio.Event()
+
+        def interrupt() -> None:
+            if stop.is_set():
+                task.cancel()
+            stop.set()
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, interrupt)
+        return await main(stop)
+
+    try:
+        return asyncio.run(runner())
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        raise typer.Exit(130) from None

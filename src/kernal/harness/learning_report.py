@@ -3,6 +3,7 @@ and whom they came to trust."""
 
 from __future__ import annotations
 
+import functools
 import statistics
 from typing import Any
 
@@ -13,8 +14,10 @@ from kernal.trainer.report import TrainerReport
 CENTRALIZED_EPOCHS = 100
 
 
+@functools.lru_cache(maxsize=4)
 def centralized_accuracy(source: str | None, *, epochs: int = CENTRALIZED_EPOCHS) -> float:
-    """Test accuracy of one model trained on the whole training pool: the upper reference."""
+    """Test accuracy of one model trained on the whole training pool: the upper reference
+    (seeded, so computed once per source and kept)."""
     pool, test = dataset_for(source)
     model = SoftmaxModel.zeros(pool.X.shape[1], pool.n_classes)
     model.fit(pool.X, pool.y, epochs, seed=0)

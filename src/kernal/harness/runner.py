@@ -1,35 +1,45 @@
 """Runs a scenario: its own hub (free ports, a temporary database unless told otherwise), its
-trainers over real TCP, hub stats sampled every 30 scenario seconds, and a JSON report."""
+trainers over real TCP, hub stats sampled every 30 scenario seconds, and a JSON report.
+
+By default the hub runs in a process of its own and the trainers in worker processes, one per
+core, dealt round-robin (``workers=0``: everything in this event loop). Every worker starts its
+trainers' clocks at one instant the runner chooses once all of them are ready, so ``join_at``
+and the end of the scenario mean the same for every trainer. Setting ``stop`` ends the run
+early: the report then holds what happened so far, with ``"interrupted": true``.
+
+The processes are spawned, so they import the caller's main module again: a script that calls
+:func:`run_scenario` must do so under ``if __name__ == "__main__":``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kernal.config import HubSettings, TrainerSettings
+from kernal.engines.learning import LearningEngine
 from kernal.harness.charts import write_charts
-from kernal.harness.learning_report import learning_section
+from kernal.harness.crew import LocalFleet, Member
+from kernal.harness.hubs import HarnessHub, HubProcess, LocalHub, new_tokens, register_tokens
+from kernal.harness.learning_report import centralized_accuracy, learning_section
+from kernal.harness.processes import LogForwarder
+from kernal.harness.report import sampled, summarize, trainer_entry
 from kernal.harness.scenarios import Adversaries, Scenario, TrainerSpec
-from kernal.hub.auth import GENERATED_TOKEN_ITERATIONS, generate_token, hash_token
-from kernal.hub.server import Hub
-from kernal.hub.status import HubStatus
-from kernal.serve import build_store, start_service
-from kernal.storage import CollaborationStatus
-from kernal.timing import Clock
+from kernal.harness.workers import WorkerPool, deal
 from kernal.trainer.report import TrainerReport
-from kernal.trainer.trainer import Trainer
 
 log = logging.getLogger("kernal.harness")
 
-# The original report's keys, in its order.
-SAMPLED = ("shared_patterns", "shared_components", "connected_ais", "active_collaborations")
-STOP_TIMEOUT = 30.0  # real seconds the trainers get to stop at the end of a scenario
+START_MARGIN = 0.25  # real seconds between choosing the start instant and the start
+PROGRESS_EVERY = 0.5  # real seconds between progress updates
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,46 @@ class RunOptions:
         return options
 
 
+class Watcher(Protocol):
+    """Someone following a run as it goes (the command's progress bar)."""
+
+    def begin(
+        self, *, scenario: str, duration: float, speed: float, trainers: int, dashboard: str | None
+    ) -> bool:
+        """The clock starts: ``duration`` scenario seconds at ``speed``. True if it wants
+        :meth:`advance` calls (they cost the hub a ``GET /status`` each)."""
+
+    def advance(self, *, scenario_seconds: float, connected: int | None, failed: int) -> None:
+        """Scenario time so far, trainers the hub has connected (None: unknown), failures."""
+
+    def end(self) -> None:
+        """The run is over (or interrupted)."""
+
+
+class Fleet(Protocol):
+    """The trainers of a run: in worker processes, or in this loop."""
+
+    def __len__(self) -> int: ...
+
+    async def start(self, address: tuple[str, int], stop: asyncio.Event) -> None: ...
+
+    def begin(self, start_at: float) -> None: ...
+
+    def failures(self) -> int: ...
+
+    async def stop(self) -> list[TrainerReport]: ...
+
+    async def close(self) -> None: ...
+
+
+def default_workers() -> int:
+    """One worker per core this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 async def run_scenario(
     scenario: Scenario,
     *,
@@ -60,129 +110,161 @@ async def run_scenario(
     seed: int = 0,
     dashboard: bool = False,
     options: RunOptions | None = None,
+    workers: int | None = None,
+    watcher: Watcher | None = None,
+    stop: asyncio.Event | None = None,
 ) -> dict[str, Any]:
-    """Run ``scenario`` and return its report (see docs/harness.md for the shape)."""
+    """Run ``scenario`` and return its report (see docs/harness.md for the shape). ``workers``:
+    trainer processes (default one per core; 0 runs hub and trainers in this event loop).
+    Raises :class:`~kernal.harness.hubs.HarnessError` if the hub does not start."""
     options = options or RunOptions()
+    workers = default_workers() if workers is None else workers
+    stop = stop or asyncio.Event()
     with tempfile.TemporaryDirectory(prefix="kernal-harness-") as tmp:
         db_target = db or str(Path(tmp) / "hub_data.db")
-        settings = HubSettings(
-            port=0, dashboard_port=0 if dashboard else None, db=db_target, speed=speed
-        )
         specs = scenario.trainers(trainers, options.adversaries)
-        # Tokens first, so the hub starts with them (and never in demo mode).
-        tokens = await _register(db_target, specs)
-        service = await start_service(settings)
-        try:
-            return await _run(service.hub, scenario, specs, tokens, seed, options)
-        finally:
-            await service.stop()
+        tokens = new_tokens([spec.ai_id for spec in specs])
+        members = [_member(spec, tokens, speed, seed, options) for spec in specs]
+        async with contextlib.AsyncExitStack() as stack:
+            logs = stack.enter_context(LogForwarder()) if workers else None
+            fleet: Fleet = (
+                LocalFleet(members) if logs is None else WorkerPool(deal(members, workers), logs)
+            )
+            hub: HarnessHub | None = None
+            # The learning section's reference model, trained while the run starts up: neither
+            # after the run nor during it, where it would take CPU time from the trainers.
+            baseline = asyncio.create_task(_prepare_learning_section(options))
+
+            async def shut_down() -> None:  # also after an error: trainers first, then the hub
+                baseline.cancel()
+                await asyncio.gather(baseline, return_exceptions=True)
+                await fleet.close()
+                if hub is not None:
+                    await hub.stop()
+
+            stack.push_async_callback(shut_down)
+            if isinstance(fleet, WorkerPool):
+                fleet.spawn()  # their interpreters start while the hub does
+            # Tokens first, so the hub starts with them (and never in demo mode).
+            await register_tokens(db_target, tokens)
+            # The hub process always serves its dashboard: the runner reads GET /status.
+            settings = HubSettings(
+                port=0,
+                dashboard_port=0 if dashboard or workers else None,
+                db=db_target,
+                speed=speed,
+            )
+            hub = (
+                await LocalHub.start(settings)
+                if logs is None
+                else await HubProcess.start(settings, logs)
+            )
+            await fleet.start(hub.address, stop)
+            await asyncio.wait([baseline])  # ready long since, as a rule
+            return await _run(hub, fleet, scenario, specs, speed, options, watcher, stop)
 
 
-async def _register(db: str, specs: list[TrainerSpec]) -> dict[str, str]:
-    tokens = {spec.ai_id: generate_token() for spec in specs}
-    hashes = [hash_token(token, iterations=GENERATED_TOKEN_ITERATIONS) for token in tokens.values()]
-    now = Clock.now()
-    store = build_store(db)
-    await store.open()
-    try:
-        for ai_id, token_hash in zip(tokens, hashes, strict=True):
-            await store.set_token_hash(ai_id, token_hash, now)
-    finally:
-        await store.close()
-    return tokens
+def _member(
+    spec: TrainerSpec,
+    tokens: dict[str, str],
+    speed: float,
+    seed: int,
+    options: RunOptions,
+) -> Member:
+    settings = TrainerSettings(  # the hub's address is filled in once it listens
+        ai_id=spec.ai_id,
+        specialization=spec.specialization,
+        token=tokens[spec.ai_id],
+        speed=speed,
+        seed=seed,
+        trust_threshold=options.trust_threshold,
+        engine=options.engine,
+        engine_options=options.options_for(spec),
+    )
+    return Member(settings, spec.join_at)
 
 
 async def _run(
-    hub: Hub,
+    hub: HarnessHub,
+    fleet: Fleet,
     scenario: Scenario,
     specs: list[TrainerSpec],
-    tokens: dict[str, str],
-    seed: int,
+    speed: float,
     options: RunOptions,
+    watcher: Watcher | None,
+    stop: asyncio.Event,
 ) -> dict[str, Any]:
-    clock = hub.clock
-    count = len(specs)
-    duration = scenario.duration(count)
-    host, port = hub.address
-    trainers = {
-        spec.ai_id: Trainer(
-            TrainerSettings(
-                ai_id=spec.ai_id,
-                specialization=spec.specialization,
-                token=tokens[spec.ai_id],
-                hub_host=host,
-                hub_port=port,
-                speed=clock.speed,
-                seed=seed,
-                trust_threshold=options.trust_threshold,
-                engine=options.engine,
-                engine_options=options.options_for(spec),
-            )
-        )
-        for spec in specs
-    }
-    loop = asyncio.get_running_loop()
-    start_time = time.time()
-    started = loop.time()
-
-    async def until(scenario_seconds: float) -> None:
-        # Anchored to the start, so sampling does not drift by the time each sample takes.
-        await asyncio.sleep(max(0.0, started + clock.real(scenario_seconds) - loop.time()))
-
-    async def run_trainer(spec: TrainerSpec) -> TrainerReport:
-        await until(spec.join_at)
-        return await trainers[spec.ai_id].run()
-
-    tasks = {spec.ai_id: asyncio.create_task(run_trainer(spec)) for spec in specs}
+    duration = scenario.duration(len(specs))
+    start_time = time.time() + START_MARGIN
+    fleet.begin(start_time)
     log.info(
-        "Scenario %s: %d trainers for %g s at speed %g", scenario.key, count, duration, clock.speed
+        "Scenario %s: %d trainers for %g s at speed %g (%d worker processes)",
+        scenario.key,
+        len(specs),
+        duration,
+        speed,
+        len(fleet),
     )
-    hub_stats: dict[str, dict[str, int]] = {}
+
+    def at(scenario_seconds: float) -> float:
+        return start_time + scenario_seconds / speed
+
+    progress = None
+    if watcher is not None and watcher.begin(
+        scenario=scenario.name,
+        duration=duration,
+        speed=speed,
+        trainers=len(specs),
+        dashboard=hub.dashboard_url,
+    ):
+        progress = asyncio.create_task(_follow(hub, fleet, watcher, start_time, speed, duration))
+    hub_stats: dict[str, dict[str, Any]] = {}
     try:
         mark = scenario.sample_every
-        while mark < duration:
-            await until(mark)
-            hub_stats[f"t_{mark:g}s"] = _sampled(await hub.status())
+        interrupted = False
+        while mark < duration and not interrupted:
+            interrupted = await _sleep_until(at(mark), stop)
+            if not interrupted:
+                hub_stats[f"t_{mark:g}s"] = await _sample(hub)
             mark += scenario.sample_every
-        await until(duration)
-        final = await _final_stats(hub)
+        interrupted = interrupted or await _sleep_until(at(duration), stop)
+        if interrupted:
+            log.warning("Interrupted: stopping the trainers and writing what there is")
+        # At the end of the scenario, while the trainers are still connected.
+        final = {**await _sample(hub), **await hub.collaboration_counts()}
+        reports = {report.ai_id: report for report in await fleet.stop()}
     finally:
-        for trainer in trainers.values():
-            trainer.stop()
-        # Bounded, so one trainer that does not stop cannot hang the whole run.
-        _, stuck = await asyncio.wait(tasks.values(), timeout=STOP_TIMEOUT)
-        for task in stuck:
-            task.cancel()
-        results = await asyncio.gather(*tasks.values(), return_exceptions=True)
+        if progress is not None:
+            progress.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await progress
+        if watcher is not None:
+            watcher.end()
     end_time = time.time()
-    reports: dict[str, TrainerReport] = {}
-    for spec, result in zip(specs, results, strict=True):
-        reports[spec.ai_id] = (
-            TrainerReport.failed(spec.ai_id, spec.specialization, options.engine, repr(result))
-            if isinstance(result, BaseException)
-            else result
-        )
-    report_trainers = {ai_id: _trainer_entry(report) for ai_id, report in reports.items()}
+    ordered = {spec.ai_id: reports[spec.ai_id] for spec in specs}
     report: dict[str, Any] = {
         "scenario": scenario.name,
         "scenario_key": scenario.key,
-        "speed": clock.speed,
+        "speed": speed,
         "scenario_duration": duration,
+        "workers": len(fleet),
+        "interrupted": interrupted,
         "start_time": start_time,
-        "trainers": report_trainers,
+        "trainers": {ai_id: trainer_entry(r) for ai_id, r in ordered.items()},
+        "summary": summarize(list(ordered.values())),
         "hub_stats": hub_stats,
         "final_stats": final,
         "end_time": end_time,
         "duration": round(end_time - start_time, 3),
     }
-    learning = learning_section(reports, options.trust_threshold)
+    learning = learning_section(ordered, options.trust_threshold)
     if learning is not None:
         report["learning"] = learning
         if options.plot is not None:
             charts = write_charts(
-                reports,
+                ordered,
                 started=start_time,
-                speed=clock.speed,
+                speed=speed,
                 threshold=options.trust_threshold,
                 out=options.plot,
             )
@@ -190,23 +272,45 @@ async def _run(
     return report
 
 
-def _trainer_entry(report: TrainerReport) -> dict[str, Any]:
-    """A trainer's entry in the harness report: its results, a few learning figures lifted to
-    the top, and whether it succeeded."""
-    results = report.results()
-    for key in ("behaviour", "local_only_accuracy", "final_accuracy"):
-        if key in report.engine_summary:
-            results[key] = report.engine_summary[key]
-    return {"results": results, "success": report.succeeded}
+async def _prepare_learning_section(options: RunOptions) -> None:
+    if options.engine == LearningEngine.name:
+        source = options.engine_options.get("data")
+        with contextlib.suppress(Exception):  # learning_section() raises it again, in full
+            await asyncio.to_thread(centralized_accuracy, source)
 
 
-def _sampled(status: HubStatus) -> dict[str, int]:
-    return {key: int(getattr(status, key)) for key in SAMPLED}
+async def _sleep_until(wall_time: float, stop: asyncio.Event) -> bool:
+    """Sleep until ``wall_time`` (Unix seconds); True if ``stop`` was set first. Anchored to
+    the start, so sampling does not drift by the time each sample takes."""
+    try:
+        async with asyncio.timeout(max(0.0, wall_time - time.time())):
+            await stop.wait()
+        return True
+    except TimeoutError:
+        return stop.is_set()
 
 
-async def _final_stats(hub: Hub) -> dict[str, int]:
-    final = _sampled(await hub.status())
-    for status in (CollaborationStatus.COMPLETED, CollaborationStatus.FAILED):
-        records = await hub.store.list_collaborations(status, limit=1_000_000)
-        final[f"collaborations_{status.value}"] = len(records)
-    return final
+async def _sample(hub: HarnessHub) -> dict[str, Any]:
+    try:
+        return sampled(await hub.status())
+    except Exception as exc:  # an overloaded hub must not cost the whole report
+        log.warning("Could not read the hub's status: %s", exc)
+        return {"error": f"GET /status: {exc or type(exc).__name__}"}
+
+
+async def _follow(
+    hub: HarnessHub,
+    fleet: Fleet,
+    watcher: Watcher,
+    start_time: float,
+    speed: float,
+    duration: float,
+) -> None:
+    while True:
+        try:
+            connected: int | None = (await hub.status()).connected_ais
+        except Exception:
+            connected = None
+        elapsed = min(duration, max(0.0, (time.time() - start_time) * speed))
+        watcher.advance(scenario_seconds=elapsed, connected=connected, failed=fleet.failures())
+        await asyncio.sleep(PROGRESS_EVERY)

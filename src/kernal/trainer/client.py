@@ -121,6 +121,10 @@ class HubClient:
         # The last relayed share seen (the hub's run and seq), to resume after a reconnect.
         self._run: str | None = None
         self._last_seq = 0
+        # Why the last connection attempt failed or the last connection ended, for reports:
+        # "connect: [Errno 111] ...", "timed out waiting for STATE", "auth refused: ...".
+        self.last_error: str | None = None
+        self._phase = "connect"
 
     # ------------------------------------------------------------------ public
 
@@ -144,10 +148,12 @@ class HubClient:
                 await self._read_loop(reader)
             except (ConnectionError, OSError, TimeoutError, ProtocolError) as exc:
                 if not self._closed:
+                    self.last_error = self._describe_failure(exc)
                     log.warning(
                         "[%s] Hub connection lost: %s", self.ai_id, exc or type(exc).__name__
                     )
             except _Replaced as exc:
+                self.last_error = f"replaced: {exc}"
                 log.warning("[%s] %s; not reconnecting", self.ai_id, exc)
                 self._closed = True
             finally:
@@ -174,7 +180,8 @@ class HubClient:
     async def send(self, message: Message) -> None:
         """Send without waiting for an answer (the ACK or ERROR still arrives, unmatched)."""
         writer = self._writer
-        if writer is None or not self.connected.is_set():
+        # is_closing(): uvloop raises RuntimeError on writing to a closed transport.
+        if writer is None or not self.connected.is_set() or writer.is_closing():
             raise ConnectionLost("not connected to the hub")
         try:
             writer.write(encode(message))
@@ -216,7 +223,15 @@ class HubClient:
             elif not future.cancelled():
                 future.exception()  # retrieved: a send that failed first already raised
 
+    def _describe_failure(self, exc: BaseException) -> str:
+        """One line, the same for every client that failed the same way (no ids in it)."""
+        if isinstance(exc, TimeoutError):
+            phase = self._phase
+            return f"timed out {phase}" if phase.startswith("waiting") else f"{phase}: timed out"
+        return f"{self._phase}: {str(exc) or type(exc).__name__}"
+
     async def _connect(self) -> asyncio.StreamReader:
+        self._phase = "connect"
         async with asyncio.timeout(10):
             reader, writer = await asyncio.open_connection(self.host, self.port, limit=2**16)
         self._writer = writer
@@ -225,10 +240,12 @@ class HubClient:
         self._framer = LineFramer(2 * self._max_frame)
         self._ready.clear()
         writer.write(encode(Auth(ai_id=self.ai_id, token=self._token)))
+        self._phase = "waiting for AUTH_OK"
         async with asyncio.timeout(15):
             reply = await self._next(reader)
         if isinstance(reply, AuthFailed):
             self._closed = True
+            self.last_error = f"auth refused: {reply.error}"
             raise AuthenticationError(f"hub refused {self.ai_id}: {reply.error}")
         if not isinstance(reply, AuthOk):
             raise ConnectionLost(f"expected AUTH_OK, got {reply!r}")
@@ -245,6 +262,7 @@ class HubClient:
                 )
             )
         )
+        self._phase = "waiting for STATE"
         async with asyncio.timeout(15):
             state = await self._next(reader)
         if not isinstance(state, State):
@@ -252,6 +270,7 @@ class HubClient:
         self.state = state
         if not state.resumed:  # a fresh start (or too much missed): count from now
             self._run, self._last_seq = state.run, state.seq or 0
+        self._phase = "connection lost"
         self.connections += 1
         self.connected.set()
         log.info("[%s] Connected to hub at %s:%d", self.ai_id, self.host, self.port)

@@ -66,7 +66,8 @@ class TrainerReport:
     """Connected and shared everything it planned to."""
     trust: TrustRecord
     error: str | None = None
-    """Why the trainer could not run at all (a crash, a worker that died), if it could not."""
+    """Why the trainer did not succeed (never connected and why, refused, shared too little, a
+    crash, a worker that died); None when it succeeded."""
 
     def results(self) -> dict[str, Any]:
         """The trainer's figures as people read them (the prototype's keys first)."""

@@ -221,6 +221,7 @@ class Trainer:
             hub_errors=list(s.hub_errors),
             engine_summary=self.engine.summary(),
             succeeded=self.succeeded(),
+            error=self.failure_reason(),
             trust=TrustRecord(
                 threshold=self.settings.trust_threshold,
                 initial=book.initial,
@@ -240,6 +241,25 @@ class Trainer:
             and self.stats.patterns_shared >= self._patterns_planned
             and self.stats.components_shared >= self._components_planned
         )
+
+    def failure_reason(self) -> str | None:
+        """Why the trainer has not succeeded, in words that are the same for every trainer that
+        failed the same way (so a report can count them); None if it has succeeded."""
+        if self.succeeded():
+            return None
+        last_error = self.client.last_error
+        if self._auth_error is not None:
+            return last_error or self._auth_error
+        if self.client.connections == 0:
+            return f"never connected: {last_error or 'no connection attempt finished'}"
+        reason = (
+            f"shared {self.stats.patterns_shared} of {self._patterns_planned} patterns and "
+            f"{self.stats.components_shared} of {self._components_planned} components before "
+            "the scenario ended"
+        )
+        if last_error is not None:  # it lost the hub on the way
+            reason += f"; last connection error: {last_error}"
+        return reason
 
     def _new_id(self, kind: str) -> str:
         self._ids += 1
@@ -303,7 +323,7 @@ class Trainer:
             for request_id, sent in list(self._unanswered.items()):
                 if self._ticks - sent > REQUEST_PATIENCE:
                     del self._unanswered[request_id]
-            with contextlib.suppress(ConnectionLost, TimeoutError):
+            try:
                 await self._advance_collaborations()
                 # Requests still waiting for an answer count, or a busy hub (slow answers)
                 # would make us ask again every tick and end up in far more than we want.
@@ -312,6 +332,13 @@ class Trainer:
                     trained=self._trained.is_set(), busy=busy, peers=len(self.peers)
                 ):
                     await self._broadcast_request()
+            except (ConnectionLost, TimeoutError):
+                # Stopping closes the connection, then cancels us: the gather above can then
+                # end in a request's ConnectionLost instead of CancelledError (Python 3.11),
+                # and swallowing it would keep this loop running past the stop.
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError from None
 
     async def _broadcast_request(self) -> None:
         request_id = self._new_id("request")
