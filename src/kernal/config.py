@@ -29,7 +29,7 @@ class HubSettings:
     stats_interval: float = 5.0  # scenario seconds between stats snapshots
     recent_limit: int = 10  # items of each kind in STATE
     presence_limit: int = 200  # AIs listed in STATE; past it, no AI_JOINED/AI_LEFT broadcasts
-    request_fanout: int = 64  # peers a broadcast COLLABORATION_REQUEST is relayed to, at most
+    request_fanout: int = 16  # peers a broadcast COLLABORATION_REQUEST is relayed to, at most
     send_queue_limit: int = 10_000  # frames queued for a client that does not read: dropped
     send_buffer_bytes: int = 16 * 2**20  # bytes queued for one client before it is dropped
     read_buffer_bytes: int = 4 * 2**20  # bytes of received frames waiting before reads pause

@@ -49,7 +49,7 @@ class Router:
     knowledge: Knowledge
     replay: ReplayLog
     clock: Clock
-    request_fanout: int = 64
+    request_fanout: int = 16
     max_data_bytes: int = 512 * 1024
 
     @staticmethod
