@@ -152,8 +152,7 @@ FIELDS: dict[str, str] = {
         " (`idle_timeout`): send `PING` more often. Absent: no idle timeout."
     ),
     "STATE.active_total": (
-        "How many AIs are joined (you included); more than `active_ais` lists past"
-        " $presence_limit."
+        "How many AIs are joined (you included); more than `active_ais` lists past $presence_limit."
     ),
     "LIST_AIS.after": "Start after this `ai_id` (the `next` of the previous page); absent: first.",
     "LIST_AIS.limit": "How many AIs at most in the page.",
