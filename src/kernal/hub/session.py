@@ -287,6 +287,13 @@ class Session:
             self._slowed = False
             return True
         limits = self._services.rate_limits
+        self._tell_slow_down(limits)
+        # Wait until the debt is paid, in slices, without taking anything more from this
+        # client meanwhile: a client far over its limits is found out within abuse_seconds
+        # even when everything it sent arrived at once.
+        while wait > 0 and not abusive:
+            await asyncio.sleep(min(wait, max(0.05, limits.abuse_seconds / 10)))
+            wait, abusive = self._throttle.charge(0, 0)
         if abusive:
             log.warning(
                 "[%s] Over the rate limits for %g s; disconnecting",
@@ -301,6 +308,10 @@ class Session:
                 )
             )
             return False
+        return True
+
+    def _tell_slow_down(self, limits: RateLimits) -> None:
+        """Once per episode of being over the limits."""
         if not self._slowed:
             self._slowed = True
             self.conn.send(
@@ -311,9 +322,6 @@ class Session:
                     "handled, later",
                 )
             )
-        # In slices: a client far over its limits is found out within abuse_seconds.
-        await asyncio.sleep(min(wait, max(0.05, limits.abuse_seconds / 10)))
-        return True
 
     async def _dispatch(self, received: Received) -> None:
         message, raw = received
