@@ -38,6 +38,7 @@ class HubSettings:
     idle_timeout: float = 600.0  # real seconds without a frame before a connection is closed
     max_data_bytes: int = 512 * 1024  # a share's pattern_data/component_data, as JSON text
     max_collaborations_per_ai: int = 32  # active collaborations one AI may be a member of
+    collaboration_timeout: float = 300.0  # real seconds of silence that fail one (0: off)
     replay_items: int = 10_000  # relayed shares kept for reconnecting clients (resume)
     replay_bytes: int = 64 * 2**20
     rate_frames: float = 2_000.0  # frames per second per connection (blank lines count; 0: off)

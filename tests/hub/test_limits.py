@@ -237,3 +237,22 @@ async def test_collaborations_per_ai_are_limited_and_a_resent_request_stays_take
     error = await three.recv_type("ERROR")
     assert error["code"] == "forbidden" and "AI_Node_1 is already in 1" in error["error"]
     assert (await hub.status()).active_collaborations == 1
+
+
+async def test_a_collaboration_nobody_speaks_on_fails_for_both_members(
+    make_hub: HubFactory,
+) -> None:
+    hub = await make_hub(collaboration_timeout=0.3, stats_interval=0.5)
+    one, two = [await joined(hub, n) for n in (1, 2)]
+    await one.send({"type": "COLLABORATION_REQUEST", "request_id": "r1"})
+    await one.recv_type("ACK")
+    await two.send({"type": "COLLABORATION_ACCEPT", "request_id": "r1", "to": "AI_Node_1"})
+    collaboration_id = (await two.recv_type("ACK"))["collaboration_id"]
+    assert (await hub.status()).active_collaborations == 1
+    for member in (one, two):  # silent on it: the hub fails it and tells each member
+        failed = await member.recv_type("COLLABORATION_FAILED", timeout=10)
+        assert failed["collaboration_id"] == collaboration_id
+        assert "no member spoke on it" in failed["reason"]
+    assert (await hub.status()).active_collaborations == 0
+    record = await hub.store.get_collaboration(collaboration_id)
+    assert record is not None and record.status == "failed"

@@ -6,8 +6,10 @@ frame (members of each active collaboration, requests that may still be accepted
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kernal.protocol import ErrorCode, ProtocolError
@@ -27,8 +29,10 @@ class OpenRequest:
 class CollaborationBook:
     """Requests that can be accepted and collaborations that are active, by id."""
 
-    def __init__(self, *, max_per_ai: int = 0) -> None:
+    def __init__(self, *, max_per_ai: int = 0, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_per_ai = max_per_ai  # active collaborations one AI may be in (0: no limit)
+        self._clock = clock
+        self._heard: dict[str, float] = {}  # collaboration -> when a member last spoke on it
         self._requests: OrderedDict[tuple[str, str], OpenRequest] = OrderedDict()
         self._active: dict[str, CollaborationRecord] = {}
         self._by_ai: dict[str, set[str]] = {}  # ai_id -> its active (or opening) collaborations
@@ -98,6 +102,7 @@ class CollaborationBook:
     def activate(self, record: CollaborationRecord) -> None:
         """Record a collaboration that the store has committed."""
         self._active[record.collaboration_id] = record
+        self._heard[record.collaboration_id] = self._clock()
 
     def abandon(self, record: CollaborationRecord) -> None:
         """A collaboration from :meth:`open_collaboration` could not be stored: its request is
@@ -124,7 +129,13 @@ class CollaborationBook:
             raise ProtocolError(
                 ErrorCode.FORBIDDEN, f"{ai_id} is not a member of collaboration {collaboration_id}"
             )
+        self._heard[collaboration_id] = self._clock()
         return record
+
+    def silent(self, seconds: float) -> list[CollaborationRecord]:
+        """Active collaborations on which no member has spoken for ``seconds``."""
+        cutoff = self._clock() - seconds
+        return [self._active[cid] for cid, heard in self._heard.items() if heard < cutoff]
 
     @staticmethod
     def partner(record: CollaborationRecord, ai_id: str) -> str:
@@ -154,6 +165,7 @@ class CollaborationBook:
                     del self._by_ai[member]
 
     def finish(self, collaboration_id: str) -> None:
+        self._heard.pop(collaboration_id, None)
         record = self._active.pop(collaboration_id, None)
         if record is not None:
             self._forget_members(record)

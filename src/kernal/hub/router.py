@@ -102,6 +102,17 @@ class Router:
                 ref,
             )
 
+    async def expire_silent(self, seconds: float) -> int:
+        """Fail the collaborations on which no member spoke for ``seconds`` (a partner that
+        vanished without its connection closing); both members are told. Returns how many."""
+        expired = self.book.silent(seconds)
+        for record in expired:
+            reason = f"no member spoke on it for {seconds:g} s"
+            ending = m.CollaborationFailed(collaboration_id=record.collaboration_id, reason=reason)
+            await self.end_collaboration(record, ending, sender=record.requester)
+            self.peers.send_to(record.requester, relay_frame(ending, None, record.acceptor))
+        return len(expired)
+
     def detach(self, ai_id: str) -> list[CollaborationRecord]:
         """An AI is leaving: forget its open requests; return its active collaborations (for
         :meth:`end_collaboration`)."""

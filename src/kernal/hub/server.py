@@ -106,6 +106,7 @@ class Hub:
             book=self.collaborations,
             clock=self.clock,
             interval=settings.stats_interval,
+            sweep=self._sweep,
         )
         self.started_at = 0.0
         self._server: asyncio.Server | None = None
@@ -194,6 +195,13 @@ class Hub:
     async def serve_forever(self) -> None:
         assert self._server is not None, "call start() first"
         await self._server.serve_forever()
+
+    async def _sweep(self) -> None:
+        timeout = self.settings.collaboration_timeout
+        if timeout > 0:
+            expired = await self.router.expire_silent(timeout)
+            if expired:
+                log.info("Failed %d collaborations nobody spoke on for %g s", expired, timeout)
 
     # ------------------------------------------------------------------ figures
 

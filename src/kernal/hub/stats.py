@@ -26,6 +26,7 @@ class StatsRecorder:
     book: CollaborationBook
     clock: Clock
     interval: float
+    sweep: Callable[[], Awaitable[object]] | None = None  # run every interval too
     _task: asyncio.Task[None] | None = field(default=None, init=False)
 
     def start(self) -> None:
@@ -52,6 +53,11 @@ class StatsRecorder:
         while True:
             await self.clock.sleep(self.interval)
             await self.save_progress()
+            if self.sweep is not None:
+                try:
+                    await self.sweep()
+                except Exception:
+                    log.exception("Periodic sweep failed")
             try:
                 status = await self.status()
                 await self.store.add_stats_snapshot(status.snapshot(self.clock.now()))
