@@ -70,6 +70,12 @@ def hub(
     max_data_bytes: Annotated[
         int, typer.Option(min=1, help="Largest pattern_data/component_data, as JSON text.")
     ] = HubSettings.max_data_bytes,
+    collaboration_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Fail a collaboration nobody spoke on for this many seconds (0: never)."
+        ),
+    ] = HubSettings.collaboration_timeout,
     loop: LoopOption = "auto",
     log_json: LogJsonOption = False,
     log_level: LogLevelOption = "INFO",
@@ -98,6 +104,7 @@ def hub(
         rate_frames=rate_limit,
         idle_timeout=idle_timeout,
         max_data_bytes=max_data_bytes,
+        collaboration_timeout=collaboration_timeout,
     )
     run_until_interrupted(serve_hub(settings, demo_trainers=0), loop=loop)
 
