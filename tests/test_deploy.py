@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -26,7 +27,7 @@ import typer
 import yaml
 
 from kernal.cli import app
-from kernal.config import DEFAULT_DASHBOARD_PORT, DEFAULT_HUB_PORT
+from kernal.config import DEFAULT_DASHBOARD_PORT, DEFAULT_HUB_PORT, HubSettings
 from kernal.storage.engine import database_url
 from tests.helpers import RawClient
 
@@ -208,6 +209,14 @@ def test_haproxy_balances_the_compose_hub_and_checks_healthz() -> None:
     assert f"check port {DEFAULT_DASHBOARD_PORT}" in config  # trainers' backend asks 5001
 
 
+def test_balancer_may_open_the_descriptors_its_maxconn_needs() -> None:
+    """HAProxy refuses to start when it cannot raise its open-file limit to about twice
+    ``maxconn`` (seen here: `Cannot raise FD limit to 100022, limit is 20000`)."""
+    (maxconn,) = re.findall(r"(?m)^\s*maxconn (\d+)$", (DEPLOY / "haproxy.cfg").read_text())
+    assert int(maxconn) >= HubSettings.max_connections  # the balancer is not the bottleneck
+    assert compose()["services"]["balancer"]["ulimits"]["nofile"] > 2 * int(maxconn)
+
+
 # ---------------------------------------------------------------------------------- Kubernetes
 
 
@@ -370,3 +379,32 @@ async def test_image_stores_mounted_tokens_serves_them_and_healthz_and_stops_on_
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+# ---------------------------------------------------------------------------------- docs
+
+
+def documented_commands() -> list[list[str]]:
+    """Every ``kernal ...`` line of the bash blocks of docs/deploy.md, split as a shell would."""
+    text = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL):
+        for line in block.replace("\\\n", " ").splitlines():
+            if line.startswith("kernal "):
+                commands.append(shlex.split(line, comments=True))
+    return commands
+
+
+def test_deploy_doc_has_kernal_commands() -> None:
+    assert len(documented_commands()) >= 8
+
+
+@pytest.mark.parametrize("args", documented_commands(), ids=" ".join)
+def test_deploy_doc_commands_parse(args: list[str]) -> None:
+    """The commands docs/deploy.md tells operators to type exist, with those flags."""
+    command: Any = typer.main.get_command(app)
+    rest = args[1:]
+    while hasattr(command, "commands") and rest and rest[0] in command.commands:
+        command, rest = command.commands[rest[0]], rest[1:]
+    assert not hasattr(command, "commands"), f"{args}: not a command"
+    command.make_context(args[-1], rest)
