@@ -203,8 +203,17 @@ def test_copy_moves_every_table_in_batches_and_refuses_a_filled_destination(
     assert forced.exit_code == 0, forced.output
     assert dump(target) == dump(source)
 
-    same = copy(source, f"sqlite:///{source}")
+    same = copy(source, f"sqlite:///{tmp_path}/./a.db")
     assert same.exit_code == 2 and "same database" in same.output
+
+    with sqlite3.connect(target) as conn:  # as a newer kernal would leave it
+        conn.execute("UPDATE alembic_version SET version_num = '9999_future'")
+    newer = copy(source, target, "--force")
+    assert newer.exit_code == 2 and "a newer kernal upgraded it" in newer.output
+    migrate = runner.invoke(app, ["db", "migrate", "--db", target])
+    assert migrate.exit_code == 2 and "a newer kernal upgraded it" in migrate.output
+    status = runner.invoke(app, ["db", "status", "--db", target])
+    assert "newer than this kernal" in status.stdout
 
 
 def test_copy_of_a_row_the_destination_refuses_writes_nothing(tmp_path: Path) -> None:

@@ -97,22 +97,28 @@ def db_copy(
     DESTINATION is created or upgraded to this kernal's schema first and must be empty unless
     --force. The copy is one transaction: if it fails, DESTINATION is left as it was. Stop the
     hub on SOURCE first: rows it writes after the copy began are not copied."""
-    from kernal.storage.copy import CopyError, TableCount, copy_database
-    from kernal.storage.engine import database_url
+    import sqlalchemy as sa
 
-    if database_url(source) == database_url(destination):
-        raise fail("SOURCE and DESTINATION are the same database: name two different ones")
+    from kernal.storage.copy import CopyError, TableCount, copy_database
 
     def report(count: TableCount) -> None:
         typer.echo(f"  {count.table:<24}{count.rows:>10}")
 
     started = time.monotonic()
     with _engine(source, must_exist=True) as src, _engine(destination) as dst:
+        if _identity(src) == _identity(dst):
+            raise fail("SOURCE and DESTINATION are the same database: name two different ones")
         typer.secho(f"copying {_describe(src)} -> {_describe(dst)}", err=True)
         try:
             counts = copy_database(src, dst, force=force, batch_size=batch, on_table=report)
         except CopyError as exc:
             raise fail(str(exc)) from None
+        except sa.exc.DBAPIError as exc:  # a lock held too long, the server gone, ...
+            first_line = (str(exc.orig or exc).strip().splitlines() or ["?"])[0]
+            raise fail(
+                f"the copy failed and {_describe(dst)} was left as it was: {first_line}. "
+                "Check that no hub is using it, then copy again"
+            ) from None
     total = sum(count.rows for count in counts)
     elapsed = time.monotonic() - started
     typer.secho(f"copied {total} rows in {len(counts)} tables in {elapsed:.1f} s", err=True)
@@ -145,6 +151,16 @@ def _engine(url_or_path: str, *, must_exist: bool = False) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+def _identity(engine: Engine) -> tuple[str, ...]:
+    """What makes two engines the same database: a SQLite file's real path, or the server,
+    database and ``search_path`` schema of PostgreSQL."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        return ("sqlite", str(Path(url.database or "").resolve()))
+    schema = engine.dialect.default_schema_name or ""
+    return ("postgresql", str(url.host), str(url.port or 5432), str(url.database), schema)
 
 
 def _describe(engine: Engine) -> str:

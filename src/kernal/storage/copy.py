@@ -79,12 +79,14 @@ def copy_database(
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     _check_source(source)
+    _check_destination(destination)
     db.migrate(destination)
     copied: list[TableCount] = []
     with source.connect() as src, db.connect_for_writing(destination) as dst:
         if src.dialect.name == "postgresql":
             # One snapshot for every table: rows written meanwhile are all in or all out.
-            src = src.execution_options(isolation_level="REPEATABLE READ")
+            # (SQLite's read transaction is such a snapshot already, in WAL mode.)
+            src.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         with src.begin(), dst.begin():
             _clear_or_refuse(dst, force=force)
             for table in tables():
@@ -110,6 +112,16 @@ def _check_source(source: Engine) -> None:
         f"the source is at schema revision {current or '(none: a prototype database)'}, this "
         f"kernal's is {head}: upgrade it first with `kernal db migrate --db SRC`, then copy"
     )
+
+
+def _check_destination(destination: Engine) -> None:
+    with destination.connect() as conn:
+        current = db.current_revision(conn)
+    if db.pending_revisions(current) is None:
+        raise CopyError(
+            f"the destination is at schema revision {current}, which this kernal does not know "
+            "(a newer kernal upgraded it): copy with that version, or into another database"
+        )
 
 
 def _clear_or_refuse(dst: Connection, *, force: bool) -> None:
