@@ -95,7 +95,7 @@ def db_copy(
     """Copy every row of every table from SOURCE to DESTINATION, keeping ids.
 
     DESTINATION is created or upgraded to this kernal's schema first and must be empty unless
-    --force. The copy is one transaction: if it fails, DESTINATION is left as it was. Stop the
+    --force. The rows move in one transaction: if it fails, none is written. Stop the
     hub on SOURCE first: rows it writes after the copy began are not copied."""
     import sqlalchemy as sa
 
@@ -116,7 +116,7 @@ def db_copy(
         except sa.exc.DBAPIError as exc:  # a lock held too long, the server gone, ...
             first_line = (str(exc.orig or exc).strip().splitlines() or ["?"])[0]
             raise fail(
-                f"the copy failed and {_describe(dst)} was left as it was: {first_line}. "
+                f"the copy failed and wrote no row to {_describe(dst)}: {first_line}. "
                 "Check that no hub is using it, then copy again"
             ) from None
     total = sum(count.rows for count in counts)

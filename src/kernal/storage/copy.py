@@ -5,7 +5,8 @@ listed here, so a table added by a future migration is copied without touching t
 Both sides must be at the schema of this kernal (the head migration): the source is read with
 that schema, and the destination is migrated to it before anything is written.
 
-The copy is one transaction on the destination (a failure leaves it as it was) and one read
+The copy is one transaction on the destination (a failure writes no row; the schema, created
+or upgraded first by the migrations, stays) and one read
 transaction on the source (a consistent snapshot; writes made after it began are not copied).
 Rows move in batches of ``batch_size``, keeping their keys, so ids that other rows or users
 refer to stay valid; on PostgreSQL the sequences behind integer ids are moved past the copied
@@ -74,7 +75,7 @@ def copy_database(
     rows in the hub's tables unless ``force``, which deletes them in the copy's transaction.
     ``on_table`` is called as each table is done. Raises :class:`CopyError` for a source that is
     not at this kernal's schema, a non-empty destination without ``force``, or rows the
-    destination refuses (the destination is then left as it was).
+    destination refuses (then no row is written, nor deleted by ``force``).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
