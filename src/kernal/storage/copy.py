@@ -6,8 +6,8 @@ Both sides must be at the schema of this kernal (the head migration): the source
 that schema, and the destination is migrated to it before anything is written.
 
 The copy is one transaction on the destination (a failure writes no row; the schema, created
-or upgraded first by the migrations, stays) and one read
-transaction on the source (a consistent snapshot; writes made after it began are not copied).
+or upgraded first by the migrations, stays) and one read transaction on the source (a
+consistent snapshot; writes made after it began are not copied).
 Rows move in batches of ``batch_size``, keeping their keys, so ids that other rows or users
 refer to stay valid; on PostgreSQL the sequences behind integer ids are moved past the copied
 ones so that the next insert does not collide.
