@@ -23,6 +23,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import sqlalchemy as sa
 import typer
 import yaml
 
@@ -167,8 +168,11 @@ def test_compose_runs_one_hub_on_postgresql_behind_the_balancer() -> None:
     # One replica unless asked: two would be two separate hubs until the bus exists.
     assert interpolate_default(hub["deploy"]["replicas"]) == "1"
     assert {int(port) for port in hub["expose"]} == PORTS
-    url = database_url(hub["environment"]["KERNAL_DB"])
-    assert url.startswith("postgresql+psycopg://") and "@postgres:5432/" in url
+    url = sa.make_url(database_url(hub["environment"]["KERNAL_DB"]))
+    postgres = services["postgres"]["environment"]
+    assert url.drivername == "postgresql+psycopg" and (url.host, url.port) == ("postgres", 5432)
+    assert (url.username, url.database) == (postgres["POSTGRES_USER"], postgres["POSTGRES_DB"])
+    assert url.password == postgres["POSTGRES_PASSWORD"]  # the same ${KERNAL_PG_PASSWORD:?...}
     assert hub["depends_on"]["postgres"]["condition"] == "service_healthy"
     (mount,) = hub["volumes"]
     assert mount.split(":")[1] == hub["environment"]["KERNAL_TOKENS_DIR"]

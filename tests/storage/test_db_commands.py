@@ -160,6 +160,9 @@ async def test_sqlite_hub_copied_to_postgresql_serves_the_same_knowledge(
     assert all(before.values())
     assert dump(pg_database) == before  # every row of every table, ids and all
     assert counts_printed(result.stdout) == {name: len(rows) for name, rows in before.items()}
+    back = str(tmp_path / "back.db")  # and any to any: PostgreSQL to SQLite, read-only snapshot
+    assert copy(pg_database, back).exit_code == 0
+    assert dump(back) == before
 
     copied = await make_service(db=pg_database, dashboard_port=0, speed=100.0)
     async with httpx.AsyncClient(base_url="http://{}:{}".format(*copied.dashboard_address)) as c:
