@@ -302,11 +302,17 @@ class HubClient:
                 raise self._framer.error
             data = await reader.read(65536)
             if not data:
-                if self._ssl is None and self._phase == "waiting for AUTH_OK":
-                    # What a TLS hub does to a plain-text client: it says nothing, it closes.
+                if self._phase == "waiting for AUTH_OK":
+                    # What a TLS hub does to a plain-text client, and a hub that requires
+                    # client certificates to a client without one: it says nothing, it closes.
+                    hint = (
+                        "if the hub uses TLS, connect with a tls://HOST:PORT address"
+                        if self._ssl is None
+                        else "if the hub requires client certificates, give one signed by "
+                        "its client CA"
+                    )
                     raise ConnectionLost(
-                        "hub closed the connection before answering AUTH (if the hub uses "
-                        "TLS, connect with a tls://HOST:PORT address)"
+                        f"hub closed the connection before answering AUTH ({hint})"
                     )
                 raise ConnectionLost("hub closed the connection")
             self._ready.extend(self._framer.feed(data))
