@@ -218,7 +218,7 @@ async def test_a_bad_tokens_file_stops_the_hub(
 
 
 async def test_a_tokens_file_broken_while_running_keeps_the_tokens(
-    make_hub: HubFactory, tmp_path: Path
+    make_hub: HubFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "tokens"
     path.write_text("AI_A:token-a\n", encoding="utf-8")
@@ -226,6 +226,9 @@ async def test_a_tokens_file_broken_while_running_keeps_the_tokens(
     a = await connect(hub, "AI_A", "token-a")
     path.write_text("AI_A token-a\n", encoding="utf-8")  # a typo
     assert await hub.tokens.check() == 0
+    assert await hub.tokens.check() == 0
+    logged = [r.getMessage() for r in caplog.records if "keeping the tokens" in r.message]
+    assert len(logged) == 1 and "tokens:1: expected AI_ID:TOKEN" in logged[0]  # once
     assert await hub.store.get_token("AI_A") is not None
     await a.send({"type": "PING", "msg_id": "p"})
     assert (await a.recv_type("PONG"))["ref"] == "p"

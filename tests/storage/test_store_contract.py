@@ -458,10 +458,17 @@ class StoreContract(abc.ABC):
         assert [c.ai_id for c in await store.token_changes_after(0)] == ["bob", "amy"]
         assert await store.token_changes_after(seen + 2) == []
 
-    async def test_concurrent_token_changes_get_distinct_numbers(self, store: Store) -> None:
-        await asyncio.gather(*(store.set_token_hash(f"ai{i}", "h", T0) for i in range(20)))
+    async def test_concurrent_token_changes_get_distinct_numbers(
+        self, store: Store, new_store: StoreFactory
+    ) -> None:
+        """Two processes' worth of writers (the hub and ``kernal token``) at once: every change
+        gets its own number, so a hub reading after any number misses none."""
+        async with opened(new_store()) as other:
+            await asyncio.gather(
+                *((store if i % 2 else other).set_token_hash(f"ai{i}", "h", T0) for i in range(40))
+            )
         changes = await store.token_changes_after(0)
-        assert sorted(c.seq for c in changes) == list(range(1, 21))
+        assert sorted(c.seq for c in changes) == list(range(1, 41))
 
     # ------------------------------------------------------------------ stats
 

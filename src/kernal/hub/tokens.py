@@ -110,7 +110,11 @@ class TokensFile:
         """Make the store's file tokens what the file says; count what changed. Raises
         :class:`TokensFileError` (and changes nothing) for a file it cannot read or parse."""
         signature = self._stat()
-        entries = parse_tokens_file(self.path)
+        try:
+            entries = parse_tokens_file(self.path)
+        except TokensFileError:
+            self._signature = signature  # said once; said again when the file changes
+            raise
         counts = dict.fromkeys(TokenAction, 0)
         now = Clock.now()
         for ai_id, secret in entries.items():
