@@ -1,15 +1,16 @@
 """TLS contexts for the hub (server side) and trainers (client side), from PEM files.
 
 Both sides require TLS 1.2 or newer. :func:`server_context` makes a context whose handshake
-failures are logged (``kernal.hub``), one line each: asyncio and uvloop drop them silently
-outside debug mode, and an operator needs to see the plain-text client or the unknown client
-certificate that could not connect.
+failures are logged (``kernal.hub``), one line each up to 20 a minute: asyncio and uvloop drop
+them silently outside debug mode, and an operator needs to see the plain-text client or the
+unknown client certificate that could not connect.
 """
 
 from __future__ import annotations
 
 import logging
 import ssl
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +19,42 @@ log = logging.getLogger("kernal.hub")
 
 class TlsConfigError(ValueError):
     """A certificate, key or CA file that cannot be used; the message names it and says why."""
+
+
+HANDSHAKE_LOG_LINES = 20  # failed handshakes logged per HANDSHAKE_LOG_WINDOW, at most
+HANDSHAKE_LOG_WINDOW = 60.0  # seconds
+
+
+class _HandshakeLog:
+    """Logs failed handshakes, a bounded number per window: failures cost a client nothing
+    before it is admitted, so a flood of them must not flood the log too."""
+
+    def __init__(self) -> None:
+        self._window_start = 0.0
+        self._lines = 0
+        self._suppressed = 0
+
+    def failed(self, exc: ssl.SSLError) -> None:
+        now = time.monotonic()
+        if now - self._window_start >= HANDSHAKE_LOG_WINDOW:
+            if self._suppressed:
+                log.warning(
+                    "[?] %d more TLS handshakes failed in %g s (not logged one by one)",
+                    self._suppressed,
+                    HANDSHAKE_LOG_WINDOW,
+                )
+            self._window_start, self._lines, self._suppressed = now, 0, 0
+        if self._lines >= HANDSHAKE_LOG_LINES:
+            self._suppressed += 1
+            return
+        self._lines += 1
+        log.warning("[?] TLS handshake failed: %s (%s)", exc.reason or exc, _hint(exc))
+
+
+class _HubContext(ssl.SSLContext):
+    """The hub's context, carrying the log of its failed handshakes."""
+
+    handshakes: _HandshakeLog
 
 
 class _LoggedHandshake(ssl.SSLObject):
@@ -29,7 +66,9 @@ class _LoggedHandshake(ssl.SSLObject):
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
             raise  # not a failure: the handshake is waiting for the network
         except ssl.SSLError as exc:
-            log.warning("[?] TLS handshake failed: %s (%s)", exc.reason or exc, _hint(exc))
+            context = self.context
+            if isinstance(context, _HubContext):
+                context.handshakes.failed(exc)
             raise
 
 
@@ -57,7 +96,8 @@ def server_context(
     """The hub's context: its certificate chain ``cert`` and private ``key`` (PEM; ``key``
     may be omitted when ``cert`` holds both). With ``client_ca``, clients must present a
     certificate signed by it (mutual TLS). Raises :class:`TlsConfigError`."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context = _HubContext(ssl.PROTOCOL_TLS_SERVER)
+    context.handshakes = _HandshakeLog()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     _load("TLS certificate", cert, lambda: context.load_cert_chain(cert, key))
     if client_ca is not None:

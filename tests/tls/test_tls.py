@@ -16,6 +16,7 @@ import httpx
 import pytest
 import trustme
 
+import kernal.tls as tls_module
 from kernal.config import HubSettings, TrainerSettings
 from kernal.hub.auth import hash_token
 from kernal.hub.server import Hub, HubConfigError
@@ -247,3 +248,28 @@ async def test_beyond_loopback_without_tls_warns_and_with_tls_does_not(
     hub_warning, dashboard_warning = warnings[False]
     assert "plain text" in hub_warning and "--tls-cert" in hub_warning
     assert dashboard_warning.startswith("Dashboard on 0.0.0.0 without TLS")
+
+
+async def test_failed_handshakes_are_logged_within_bounds(
+    make_hub: HubFactory,
+    certs: Certs,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A flood of plain-text connections cannot flood the log: 3 lines, then a count."""
+    monkeypatch.setattr(tls_module, "HANDSHAKE_LOG_LINES", 3)
+    hub = await make_hub(**tls_settings(certs))
+    caplog.set_level(logging.WARNING, logger="kernal.hub")
+    for _ in range(5):
+        plain = await RawClient.connect(hub)
+        await plain.send({"ai_id": "AI_Node_1", "token": "secret1"})
+        assert await asyncio.wait_for(plain.reader.read(), 5) == b""
+        await plain.close()
+    assert len([r for r in caplog.records if "TLS handshake failed:" in r.message]) == 3
+    monkeypatch.setattr(tls_module, "HANDSHAKE_LOG_WINDOW", 0.0)  # the next failure opens a window
+    plain = await RawClient.connect(hub)
+    await plain.send({"ai_id": "AI_Node_1", "token": "secret1"})
+    assert await asyncio.wait_for(plain.reader.read(), 5) == b""
+    await plain.close()
+    summary = [r.getMessage() for r in caplog.records if "more TLS handshakes" in r.message]
+    assert summary == ["[?] 2 more TLS handshakes failed in 0 s (not logged one by one)"]
