@@ -191,7 +191,8 @@ def test_copy_moves_every_table_in_batches_and_refuses_a_filled_destination(
     source, target = str(tmp_path / "a.db"), str(tmp_path / "b.db")
     assert runner.invoke(app, ["db", "migrate", "--db", source]).exit_code == 2  # no such file
     assert runner.invoke(app, ["token", "add", "AI_X", "--db", source]).exit_code == 0
-    assert set(fill_empty_tables(source)) == set(TABLES) - {"tokens"}
+    # `token add` fills tokens and its change log
+    assert set(fill_empty_tables(source)) == set(TABLES) - {"tokens", "token_changes"}
     result = copy(source, target, "--batch", "1")
     assert result.exit_code == 0, result.output
     assert dump(target) == dump(source)
@@ -201,7 +202,9 @@ def test_copy_moves_every_table_in_batches_and_refuses_a_filled_destination(
     assert "already holds data" in again.output and "--force" in again.output
     assert dump(target) == dump(source)
     with sqlite3.connect(target) as conn:  # a row only the destination has goes with --force
-        conn.execute("INSERT INTO tokens VALUES ('AI_Extra', 'h', 1.0)")
+        conn.execute(
+            "INSERT INTO tokens (ai_id, token_hash, created_at) VALUES ('AI_Extra', 'h', 1.0)"
+        )
     forced = copy(source, target, "--force")
     assert forced.exit_code == 0, forced.output
     assert dump(target) == dump(source)
