@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from kernal.protocol.messages import RequestTerms
+from kernal.storage.retention import StatsRetention
 
 __all__ = [
     "AiRecord",
@@ -35,6 +36,7 @@ __all__ = [
     "PatternRecord",
     "ScoreTally",
     "ShareOutcome",
+    "StatsRetention",
     "StatsSnapshot",
     "Store",
     "StoreError",
@@ -370,3 +372,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def stats_history(self, since: float = 0.0, limit: int = 1000) -> list[StatsSnapshot]:
         """Snapshots with timestamp >= since, oldest first, the newest ``limit`` of them."""
+
+    @abc.abstractmethod
+    async def thin_stats(self, retention: StatsRetention, now: float) -> int:
+        """Delete the snapshots ``retention`` does not keep at time ``now`` (see
+        :meth:`StatsRetention.to_delete`: every one younger than the first tier's age when it
+        keeps all, the oldest of each step after), in one transaction. Returns how many were
+        deleted. Snapshots added while it runs are young, so kept."""

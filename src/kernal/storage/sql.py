@@ -47,6 +47,7 @@ from kernal.storage.base import (
     TokenInfo,
 )
 from kernal.storage.engine import MIGRATIONS_DIR, database_url
+from kernal.storage.retention import StatsRetention
 from kernal.storage.writer import Batchable, WriteQueue
 
 __all__ = ["MIGRATIONS_DIR", "SqlStore", "database_url", "open_store"]
@@ -418,3 +419,22 @@ class SqlStore(Store):
         )
         found = await self._read(lambda conn: conn.execute(query).all())
         return [StatsSnapshot(**row._asdict()) for row in reversed(found)]
+
+    async def thin_stats(self, retention: StatsRetention, now: float) -> int:
+        c = t.stats_snapshots.c
+        # Young snapshots are kept whatever happens: only the thinned part is read.
+        query = sa.select(c.id, c.timestamp).where(
+            c.timestamp < now - retention.keep_all_younger_than
+        )
+
+        def thin(conn: Connection) -> int:
+            doomed = retention.to_delete(
+                ((row.id, row.timestamp) for row in conn.execute(query)), now
+            )
+            # In chunks: SQLite caps the parameters of one statement.
+            for start in range(0, len(doomed), 500):
+                chunk = doomed[start : start + 500]
+                conn.execute(t.stats_snapshots.delete().where(c.id.in_(chunk)))
+            return len(doomed)
+
+        return await self._write(thin)
