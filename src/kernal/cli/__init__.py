@@ -1,4 +1,5 @@
-"""The ``kernal`` command: hub, demo, trainer, harness, token management, new-trainer."""
+"""The ``kernal`` command: hub, demo, trainer, harness, token management, new-trainer, mcp,
+report."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import typer
 from kernal import __version__
 from kernal.cli.common import typer_app
 from kernal.cli.hub import demo, hub
+from kernal.cli.mcp import mcp
 from kernal.cli.new_trainer import new_trainer
 from kernal.cli.tokens import token_app
 from kernal.cli.trainers import harness, trainer
@@ -20,6 +22,7 @@ app.command()(trainer)
 app.command()(harness)
 app.add_typer(token_app, name="token")
 app.command("new-trainer")(new_trainer)
+app.command()(mcp)
 
 
 @app.callback(invoke_without_command=True)

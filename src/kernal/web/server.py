@@ -54,7 +54,9 @@ async def start_web(app: Any, host: str, port: int) -> WebServer:
     sock.listen(128)
     sock.setblocking(False)
     address = sock.getsockname()[:2]
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", ws="none")
+    # lifespan on: the app's startup runs before ``started`` (the MCP session manager, see
+    # kernal.web.mcp), its shutdown after the last connection closed.
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", ws="none")
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
