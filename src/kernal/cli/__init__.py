@@ -12,6 +12,7 @@ from kernal.cli.common import typer_app
 from kernal.cli.hub import demo, hub
 from kernal.cli.mcp import mcp
 from kernal.cli.new_trainer import new_trainer
+from kernal.cli.report import report
 from kernal.cli.tokens import token_app
 from kernal.cli.trainers import harness, trainer
 
@@ -23,6 +24,7 @@ app.command()(harness)
 app.add_typer(token_app, name="token")
 app.command("new-trainer")(new_trainer)
 app.command()(mcp)
+app.command()(report)
 
 
 @app.callback(invoke_without_command=True)
