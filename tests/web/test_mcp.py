@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +17,9 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.types import CallToolResult, TextContent
+from typer.testing import CliRunner
 
+from kernal.cli import app
 from kernal.hub.auth import DEMO_TOKENS
 from kernal.serve import Service
 from tests.conftest import ServiceFactory
@@ -219,3 +223,45 @@ async def test_http_mcp_answers_plain_json_posts(service: Service) -> None:
     body = response.json()
     status = json.loads(body["result"]["content"][0]["text"])
     assert status["connected_ais"] == 0 and "uptime" in status
+
+
+async def test_http_mcp_headers_and_dns_rebinding(service: Service) -> None:
+    """Answers are never cached; on a loopback dashboard a foreign Host is refused (the SDK's
+    DNS-rebinding protection), so a web page elsewhere cannot drive the tools."""
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    headers = {"Accept": "application/json, text/event-stream"}
+    async with httpx.AsyncClient() as http:
+        ok = await http.post(mcp_url(service), json=ping, headers=headers)
+        assert ok.status_code == 200
+        assert ok.headers["cache-control"] == "no-store"
+        assert ok.headers["x-content-type-options"] == "nosniff"
+        foreign = await http.post(
+            mcp_url(service), json=ping, headers={**headers, "Host": "evil.example"}
+        )
+        assert foreign.status_code == 421
+        cross = await http.post(
+            mcp_url(service), json=ping, headers={**headers, "Origin": "http://evil.example"}
+        )
+        assert cross.status_code == 403
+
+
+async def test_stdio_says_when_the_api_is_unreachable(service: Service) -> None:
+    params = stdio_params(service)
+    params.args[-1] = "http://127.0.0.1:9"  # --api: nothing listens on the discard port
+    async with Client(params) as client:
+        result = await client.call_tool("hub_status", {})
+    assert result.is_error
+    assert "did not answer" in text_of(result) and "is the hub running" in text_of(result)
+
+
+def test_docs_client_configs_parse_and_name_real_flags() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "mcp.md").read_text(encoding="utf-8")
+    blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", docs, flags=re.DOTALL)]
+    stdio, http = (block["mcpServers"] for block in blocks)
+    args = stdio["kernal"]["args"]
+    assert stdio["kernal"]["command"] == "kernal" and args[0] == "mcp"
+    help_text = CliRunner().invoke(app, ["mcp", "--help"], env={"COLUMNS": "240"}).output
+    for flag in [a for a in args if a.startswith("--")] + ["--read-token"]:
+        assert flag in help_text
+    assert set(stdio["kernal"]["env"]) == {"KERNAL_READ_TOKEN"} and "KERNAL_READ_TOKEN" in help_text
+    assert http["kernal-http"]["url"].endswith("/mcp")

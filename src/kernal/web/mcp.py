@@ -26,8 +26,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import httpx
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.types import ToolAnnotations
 from pydantic import Field
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kernal import __version__
 from kernal.protocol.messages import CollaborationRequest, PatternShare
@@ -249,26 +252,45 @@ def _loopback_if_any(address: tuple[str, int]) -> tuple[str, int]:
     return ("127.0.0.1" if host in ("", "0.0.0.0") else "::1" if host == "::" else host), port
 
 
+MCP_HEADERS = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
+
+
+class _WithHeaders:
+    """The SDK's endpoint, its answers marked never to be cached (live data, and answers to
+    one caller's token) and never sniffed."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *MCP_HEADERS]}
+            await send(message)
+
+        await self._app(scope, receive, send_with_headers)
+
+
 def mount_mcp(app: FastAPI, hub: Hub) -> None:
     """Serve the MCP server at ``/mcp`` on ``app`` (streamable HTTP, stateless, JSON answers)
     and run its session manager in the app's lifespan (uvicorn must run the lifespan, as
     :func:`kernal.web.server.start_web` does)."""
-    from starlette.routing import Route
-
     api = HubApi(httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub"))
     server = build_mcp_server(
         api, HubWriter(lambda: _loopback_if_any(hub.address)), read_token_of=_caller_token
     )
     # Stateless with JSON answers: every POST stands alone, so no stream outlives a request
     # and stopping the dashboard never waits on an idle agent. DNS-rebinding protection is
-    # on for a loopback dashboard (the SDK's default for these hosts).
-    mcp_app = server.streamable_http_app(
+    # on for a loopback dashboard (the SDK's default for these hosts). Only the session
+    # manager is used; the SDK's own Starlette app is not mounted.
+    server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         stateless_http=True,
         json_response=True,
         host=hub.settings.web_host,
     )
-    app.router.routes.extend(r for r in mcp_app.routes if isinstance(r, Route))
+    endpoint = _WithHeaders(StreamableHTTPASGIApp(server.session_manager))
+    app.router.routes.append(Route(MCP_PATH, endpoint=endpoint, include_in_schema=False))
     outer = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
