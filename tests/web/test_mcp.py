@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -265,3 +266,21 @@ def test_docs_client_configs_parse_and_name_real_flags() -> None:
         assert flag in help_text
     assert set(stdio["kernal"]["env"]) == {"KERNAL_READ_TOKEN"} and "KERNAL_READ_TOKEN" in help_text
     assert http["kernal-http"]["url"].endswith("/mcp")
+
+
+def test_making_the_server_leaves_logging_alone() -> None:
+    """The SDK would ``basicConfig`` the root logger of a process that has not configured it;
+    kernal leaves logging to the application."""
+    from kernal.web.mcp import build_mcp_server
+    from kernal.web.mcp_hub import HubApi, HubWriter
+
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    for handler in saved:
+        root.removeHandler(handler)
+    try:
+        build_mcp_server(HubApi(httpx.AsyncClient()), HubWriter(lambda: ("127.0.0.1", 1)))
+        assert root.handlers == []
+    finally:
+        for handler in saved:
+            root.addHandler(handler)

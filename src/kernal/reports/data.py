@@ -9,7 +9,6 @@ from kernal.storage import (
     CollaborationRecord,
     CollaborationStatus,
     ComponentRecord,
-    ItemKind,
     PatternRecord,
     StatsSnapshot,
     Store,
@@ -34,24 +33,16 @@ class RunData:
 
 async def load_run(store: Store, *, top: int = TOP) -> RunData:
     """The run in ``store`` (opened). Top items are the most used, then the newest."""
-    patterns = [p for p in await store.recent_items(ItemKind.PATTERN, MAX_ROWS)]
-    components = [c for c in await store.recent_items(ItemKind.COMPONENT, MAX_ROWS)]
+    patterns = await store.recent_patterns(MAX_ROWS)
+    components = await store.recent_components(MAX_ROWS)
     counts = await store.counts()
     collaborations = await store.list_collaborations(None, MAX_ROWS)
     return RunData(
         stats=await store.stats_history(0.0, MAX_ROWS),
         ais=await store.list_ais(),
         # sorted() is stable: equal usage keeps the newest first.
-        top_patterns=[
-            p
-            for p in sorted(patterns, key=lambda item: -item.usage_count)[:top]
-            if isinstance(p, PatternRecord)
-        ],
-        top_components=[
-            c
-            for c in sorted(components, key=lambda item: -item.usage_count)[:top]
-            if isinstance(c, ComponentRecord)
-        ],
+        top_patterns=sorted(patterns, key=lambda item: -item.usage_count)[:top],
+        top_components=sorted(components, key=lambda item: -item.usage_count)[:top],
         collaborations=sorted(collaborations, key=lambda c: c.started_at),
         pattern_count=counts.shared_patterns,
         component_count=counts.shared_components,

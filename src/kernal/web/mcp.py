@@ -20,7 +20,8 @@ result (``isError``) whose text says why. See ``docs/mcp.md``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import httpx
@@ -73,13 +74,14 @@ def build_mcp_server(
     """The MCP server reading through ``api`` and writing through ``writer``.
     ``read_token_of(ctx)``: the read token of one call (the HTTP transport passes the caller's
     own); None uses ``api``'s default."""
-    server = MCPServer(
-        "kernal",
-        title="kernal hub",
-        description="Knowledge base and live state of a kernal hub of AI trainers.",
-        instructions=INSTRUCTIONS,
-        version=__version__,
-    )
+    with _logging_left_alone():
+        server = MCPServer(
+            "kernal",
+            title="kernal hub",
+            description="Knowledge base and live state of a kernal hub of AI trainers.",
+            instructions=INSTRUCTIONS,
+            version=__version__,
+        )
 
     def token(ctx: Context) -> str | None:
         return None if read_token_of is None else read_token_of(ctx)
@@ -229,6 +231,22 @@ def build_mcp_server(
         return {"request_id": request_id, "requester": ai_id, "relayed": True, "to": to}
 
     return server
+
+
+@contextlib.contextmanager
+def _logging_left_alone() -> Iterator[None]:
+    """The SDK's server calls ``logging.basicConfig`` when it is made, which would install its
+    own handler on the root logger of a process that has none yet (a library user's): logging
+    is the application's to configure (``kernal.logs``), so give basicConfig nothing to do."""
+    root = logging.getLogger()
+    placeholder = None if root.handlers else logging.NullHandler()
+    if placeholder is not None:
+        root.addHandler(placeholder)
+    try:
+        yield
+    finally:
+        if placeholder is not None:
+            root.removeHandler(placeholder)
 
 
 def _valid(build: Callable[[], Any]) -> Any:
