@@ -185,7 +185,7 @@ async def test_collaboration_request_reaches_a_peer(transport: str, service: Ser
                     },
                 )
             )
-            assert result["requester"] == "AI_Node_3"
+            assert result["requester"] == "AI_Node_3" and result["acknowledged"]
             relayed = await peer.recv_type("COLLABORATION_REQUEST")
             assert relayed["from"] == "AI_Node_3" and relayed["seeking_expertise"] == ["firewall"]
             collaborations = structured(await client.call_tool("list_collaborations", {}))

@@ -228,7 +228,7 @@ def build_mcp_server(
             )
         )
         await send(ctx, ai_id, token, specialization, msg)
-        return {"request_id": request_id, "requester": ai_id, "relayed": True, "to": to}
+        return {"request_id": request_id, "requester": ai_id, "to": to, "acknowledged": True}
 
     return server
 
