@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeAlias, TypeVar
 
@@ -248,6 +248,15 @@ class Store(abc.ABC):
     async def recent_items(self, kind: ItemKind, limit: int) -> list[ItemRecord]:
         """The newest ``limit`` items of ``kind`` shared with everyone (none if ``limit`` <= 0),
         newest first. Components shared with one AI only (``recipient``) are left out."""
+
+    @abc.abstractmethod
+    async def search_items(
+        self, kind: ItemKind, words: Sequence[str], limit: int
+    ) -> list[ItemRecord]:
+        """The items of ``kind`` shared with everyone whose id, contributor or data (its JSON
+        text) contain every one of ``words``, ASCII letters in any case, newest first, at most
+        ``limit`` (none if ``limit`` <= 0). No words: the same as :meth:`recent_items`. Reads
+        every item of the kind: for people and agents, not for the relay path."""
 
     async def get_pattern(self, pattern_id: str) -> PatternRecord | None:
         """:meth:`get_item` for a pattern."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Self, TypeVar
 
 import sqlalchemy as sa
@@ -229,6 +229,29 @@ class SqlStore(Store):
             query = query.where(spec.key.not_in(private))
         # ix_*_timestamp
         query = query.order_by(spec.table.c.timestamp.desc(), spec.key.desc()).limit(max(limit, 0))
+        found = await self._read(lambda conn: conn.execute(query).all())
+        return [rows.item_record(spec, row) for row in found]
+
+    async def search_items(
+        self, kind: ItemKind, words: Sequence[str], limit: int
+    ) -> list[ItemRecord]:
+        spec = rows.item_table(kind)
+        c = spec.table.c
+        # COALESCE: an adopted prototype row may have NULLs (which would null the whole text).
+        text = sa.func.lower(
+            sa.func.coalesce(spec.key, "")
+            + " "
+            + sa.func.coalesce(c.contributor, "")
+            + " "
+            + sa.func.coalesce(spec.table.c[spec.data_column], "")
+        )
+        query = sa.select(spec.table).where(
+            *(text.contains(word.lower(), autoescape=True) for word in words)
+        )
+        if kind is ItemKind.COMPONENT:  # only those shared with everyone
+            private = sa.select(t.component_recipients.c.component_id)
+            query = query.where(spec.key.not_in(private))
+        query = query.order_by(c.timestamp.desc(), spec.key.desc()).limit(max(limit, 0))
         found = await self._read(lambda conn: conn.execute(query).all())
         return [rows.item_record(spec, row) for row in found]
 

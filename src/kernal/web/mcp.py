@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kernal import __version__
 from kernal.protocol.messages import CollaborationRequest, PatternShare
-from kernal.web.mcp_hub import SEARCH_WINDOW, HubApi, HubWriter, ToolRefused, search_items
+from kernal.web.mcp_hub import HubApi, HubWriter, ToolRefused
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -116,21 +116,22 @@ def build_mcp_server(
         ctx: Context,
         query: Annotated[
             str,
-            Field(description="Words that must all appear in the id, contributor or data."),
+            Field(
+                min_length=1,
+                max_length=512,
+                description="Words that must all appear in the id, contributor or data.",
+            ),
         ],
         kind: Annotated[Kind | None, Field(description="pattern, component, or both.")] = None,
         limit: Annotated[int, Field(ge=1, le=100)] = 20,
     ) -> dict[str, Any]:
-        """Search the shared patterns and components (the newest 500 of each kind), newest
-        first. Matching is case-insensitive on the item's JSON."""
-        kinds: list[Kind] = [kind] if kind else ["pattern", "component"]
-        results: list[dict[str, Any]] = []
-        for one in kinds:
-            items = await read(ctx, f"/api/{one}s", {"limit": SEARCH_WINDOW})
-            results += [{"kind": one, **item} for item in items]
-        results.sort(key=lambda item: item.get("timestamp", 0.0), reverse=True)
-        found = search_items(results, query, limit)
-        return {"query": query, "count": len(found), "items": found}
+        """Search the shared patterns and components, newest first (ASCII letters in any
+        case): ``{"query", "count", "items": [{"kind", ...}]}``."""
+        params: dict[str, Any] = {"q": query, "limit": limit}
+        if kind:
+            params["kind"] = kind
+        found: dict[str, Any] = await read(ctx, "/api/search", params)
+        return found
 
     @server.tool(annotations=_READ)
     async def get_item(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -26,9 +25,8 @@ import httpx
 from kernal.protocol.messages import Ack, Message
 from kernal.trainer.client import AuthenticationError, ConnectionLost, HubClient, HubError
 
-__all__ = ["HubApi", "HubUnavailable", "HubWriter", "ToolRefused", "search_items"]
+__all__ = ["HubApi", "HubUnavailable", "HubWriter", "ToolRefused"]
 
-SEARCH_WINDOW = 500  # newest items of each kind a search looks through (the API's page limit)
 LOGIN_TIMEOUT = 15.0
 
 
@@ -90,20 +88,6 @@ def _error_of(response: httpx.Response) -> str:
     except ValueError:
         return response.text[:200]
     return str(body.get("error", body)) if isinstance(body, dict) else str(body)
-
-
-def search_items(items: list[dict[str, Any]], query: str, limit: int) -> list[dict[str, Any]]:
-    """The items (as the API returns them) whose id, contributor or data contain every word of
-    ``query``, case-insensitively, in the given order; at most ``limit``."""
-    words = query.lower().split()
-    found = []
-    for item in items:
-        text = json.dumps(item, ensure_ascii=False).lower()
-        if all(word in text for word in words):
-            found.append(item)
-            if len(found) >= limit:
-                break
-    return found
 
 
 class HubWriter:
