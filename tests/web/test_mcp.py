@@ -152,9 +152,9 @@ async def test_refused_without_the_right_token(transport: str, service: Service)
         assert await service.hub.store.get_pattern("p") is None
 
 
-@transports
-async def test_refuses_to_replace_a_connected_ai(transport: str, service: Service) -> None:
-    async with connect(transport, service) as client:
+async def test_refuses_to_replace_a_connected_ai(service: Service) -> None:
+    # One transport is enough: the tools are the same code on both (see the tests above).
+    async with connect("http", service) as client:
         trainer = await login(service.hub, "AI_Node_2")
         try:
             result = await client.call_tool(
@@ -168,9 +168,9 @@ async def test_refuses_to_replace_a_connected_ai(transport: str, service: Servic
             await trainer.close()
 
 
-@transports
-async def test_collaboration_request_reaches_a_peer(transport: str, service: Service) -> None:
-    async with connect(transport, service) as client:
+async def test_collaboration_request_reaches_a_peer(service: Service) -> None:
+    # One transport is enough: the tools are the same code on both (see the tests above).
+    async with connect("http", service) as client:
         peer = await login(service.hub, "AI_Node_2", "security")
         try:
             result = structured(
