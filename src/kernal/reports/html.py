@@ -30,13 +30,26 @@ def _when(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(timestamp)) + " UTC"
 
 
+def time_unit(data: RunData) -> tuple[str, float]:
+    """The unit of the time axes, as a label and its length in seconds: seconds for a run of
+    under two minutes (a fast harness run), minutes under two hours, hours beyond."""
+    times = [s.timestamp for s in data.stats] + [c.started_at for c in data.collaborations]
+    times += [c.ended_at for c in data.collaborations if c.ended_at is not None]
+    span = max(times) - min(times) if times else 0.0
+    if span < 120:
+        return "seconds", 1.0
+    return ("minutes", 60.0) if span < 7200 else ("hours", 3600.0)
+
+
 def chart_series(data: RunData) -> dict[str, dict[str, list[tuple[float, float]]]]:
-    """The line charts' series (minutes since the run's first event), for SVG and PNG alike."""
+    """The line charts' series (time in :func:`time_unit` since the run's first event), for
+    SVG and PNG alike."""
     starts = [s.timestamp for s in data.stats] + [c.started_at for c in data.collaborations]
     origin = min(starts) if starts else 0.0
+    _, unit = time_unit(data)
 
     def minutes(ts: float) -> float:
-        return (ts - origin) / 60.0
+        return (ts - origin) / unit
 
     stats = {
         figure.replace("_", " "): [
@@ -55,6 +68,9 @@ def chart_series(data: RunData) -> dict[str, dict[str, list[tuple[float, float]]
 def render_report(data: RunData, *, source: str) -> str:
     """The HTML of the report of ``data``; ``source`` names the database in the heading."""
     series = chart_series(data)
+    unit, _ = time_unit(data)
+    xs = [x for chart in series.values() for line in chart.values() for x, _ in line]
+    shared = (min(xs), max(xs)) if xs else None  # both time charts on one axis
     by_status = {status: 0 for status in CollaborationStatus}
     for c in data.collaborations:
         by_status[c.status] += 1
@@ -80,13 +96,16 @@ def render_report(data: RunData, *, source: str) -> str:
     )
     sections = [
         "<h2>Hub figures over time</h2>",
-        line_chart(series["stats"], title="Stats history", x_label="minutes", y_label="count"),
+        line_chart(
+            series["stats"], title="Stats history", x_label=unit, y_label="count", x_range=shared
+        ),
         "<h2>Collaborations by status over time</h2>",
         line_chart(
             series["collaborations"],
             title="Collaborations",
-            x_label="minutes",
+            x_label=unit,
             y_label="collaborations",
+            x_range=shared,
         ),
         "<h2>Top patterns and components</h2>",
         bar_chart(

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from kernal.reports.data import RunData
+from kernal.reports.html import time_unit
 
 __all__ = ["write_pngs"]
 
@@ -27,8 +28,10 @@ def write_pngs(
     for name, title in (("stats", "Hub figures over time"), ("collaborations", "Collaborations")):
         fig, ax = plt.subplots(figsize=(8, 3.2))
         for label, points in series[name].items():
-            ax.plot([x for x, _ in points], [y for _, y in points], label=label)
-        ax.set(title=title, xlabel="minutes", ylim=(0, None))
+            ax.plot(
+                [x for x, _ in points], [y for _, y in points], label=label, drawstyle="steps-post"
+            )
+        ax.set(title=title, xlabel=time_unit(data)[0], ylim=(0, None))
         ax.legend(loc="upper left", fontsize="small")
         written.append(_save(plt, fig, where / f"{stem}-{name}.png"))
     for name, items in (

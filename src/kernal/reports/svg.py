@@ -14,7 +14,7 @@ __all__ = ["PALETTE", "bar_chart", "line_chart"]
 
 PALETTE = ["#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2"]
 WIDTH, HEIGHT = 720, 280
-LEFT, RIGHT, TOP, BOTTOM = 56, 16, 32, 40
+LEFT, RIGHT, TOP, BOTTOM = 56, 16, 48, 40  # TOP: the title, then the legend, above the plot
 
 Series = Sequence[tuple[float, float]]
 
@@ -32,12 +32,22 @@ def _empty(title: str) -> str:
     )
 
 
-def line_chart(series: Mapping[str, Series], *, title: str, x_label: str, y_label: str) -> str:
-    """Lines of ``(x, y)`` points, one per named series, on shared axes starting at y = 0."""
+def line_chart(
+    series: Mapping[str, Series],
+    *,
+    title: str,
+    x_label: str,
+    y_label: str,
+    x_range: tuple[float, float] | None = None,
+) -> str:
+    """Step lines of ``(x, y)`` points, one per named series, on shared axes starting at
+    y = 0: counts hold their value until the next point (a collaboration count does not slope
+    from one event to the next). ``x_range``: the x axis's ends (default: the data's), so
+    charts of one run can share a time axis."""
     points = [p for line in series.values() for p in line]
     if not points:
         return _empty(title)
-    x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
+    x0, x1 = x_range or (min(p[0] for p in points), max(p[0] for p in points))
     y1 = max(max(p[1] for p in points), 1.0)
     if x1 == x0:
         x1 = x0 + 1.0
@@ -72,15 +82,22 @@ def line_chart(series: Mapping[str, Series], *, title: str, x_label: str, y_labe
     )
     for index, (name, line) in enumerate(series.items()):
         color = PALETTE[index % len(PALETTE)]
-        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in line)
+        steps: list[tuple[float, float]] = []
+        for x, y in line:
+            if steps:
+                steps.append((x, steps[-1][1]))
+            steps.append((x, y))
+        if steps and steps[-1][0] < x1:  # the last value holds to the end of the axis
+            steps.append((x1, steps[-1][1]))
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in steps)
         parts.append(
             f'<polyline class="series" data-name="{escape(name)}" fill="none" '
             f'stroke="{color}" stroke-width="2" points="{path}"/>'
         )
         legend_x = LEFT + 10 + index * 150
         parts.append(
-            f'<rect x="{legend_x}" y="{TOP + 4}" width="10" height="10" fill="{color}"/>'
-            f'<text x="{legend_x + 14}" y="{TOP + 13}">{escape(name)}</text>'
+            f'<rect x="{legend_x}" y="26" width="10" height="10" fill="{color}"/>'
+            f'<text x="{legend_x + 14}" y="35">{escape(name)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
