@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import re
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from typer.testing import CliRunner
 from kernal.cli import app
 from kernal.hub.auth import DEMO_TOKENS
 from kernal.serve import Service
+from kernal.web.app import create_app
 from tests.conftest import ServiceFactory
 from tests.helpers import login
 
@@ -271,8 +273,8 @@ def test_docs_client_configs_parse_and_name_real_flags() -> None:
 def test_making_the_server_leaves_logging_alone() -> None:
     """The SDK would ``basicConfig`` the root logger of a process that has not configured it;
     kernal leaves logging to the application."""
-    from kernal.web.mcp import build_mcp_server
     from kernal.web.mcp_hub import HubApi, HubWriter
+    from kernal.web.mcp_tools import build_mcp_server
 
     root = logging.getLogger()
     saved = root.handlers[:]
@@ -284,3 +286,21 @@ def test_making_the_server_leaves_logging_alone() -> None:
     finally:
         for handler in saved:
             root.addHandler(handler)
+
+
+async def test_without_the_lifespan_mcp_says_it_is_not_running(service: Service) -> None:
+    """An app called in-process without its lifespan (as most API tests do) answers 503 with
+    the reason, not a crash."""
+    transport = httpx.ASGITransport(app=create_app(service.hub))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        response = await http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    assert response.status_code == 503
+    assert "without its lifespan" in response.json()["error"]
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_importing_the_web_app_does_not_import_the_sdk() -> None:
+    """The SDK is imported when an MCP transport starts, not by every hub process."""
+    code = "import sys, kernal.serve; print('mcp' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr

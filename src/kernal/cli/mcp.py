@@ -56,8 +56,8 @@ def _url_host(host: str) -> str:
 async def _serve(host: str, port: int, base_url: str, read_token: str | None) -> None:
     import httpx
 
-    from kernal.web.mcp import build_mcp_server
     from kernal.web.mcp_hub import HubApi, HubWriter
+    from kernal.web.mcp_tools import build_mcp_server
 
     api = HubApi(httpx.AsyncClient(base_url=base_url, timeout=15.0), read_token)
     try:

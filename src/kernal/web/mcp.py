@@ -1,268 +1,32 @@
-"""The hub for LLM agents: an MCP server (official ``mcp`` SDK) over the knowledge base and the
-hub's live state, with two write tools that act as an authenticated AI.
+"""``/mcp``: the hub's MCP server (:mod:`kernal.web.mcp_tools`) over streamable HTTP on the
+dashboard port, for LLM agents; ``kernal mcp`` (:mod:`kernal.cli.mcp`) serves the same tools
+over stdio. See ``docs/mcp.md``.
 
-Two transports, one set of tools (:func:`build_mcp_server`):
-
-* Streamable HTTP at ``/mcp`` on the dashboard port (:func:`mount_mcp`, called by
-  :func:`kernal.web.app.create_app`). Reads go through the app's own JSON API in-process, with
-  the caller's ``Authorization`` header passed on, so ``/mcp`` reads exactly what ``/api``
-  lets that caller read.
-* stdio, ``kernal mcp --hub HOST:PORT`` (:mod:`kernal.cli.mcp`), for desktop clients: reads a
-  hub's API over HTTP, writes over its TCP port.
-
-Read tools: ``hub_status``, ``list_ais``, ``search_knowledge``, ``get_item``,
-``list_collaborations``. Write tools: ``share_pattern``, ``request_collaboration``; each logs
-in over TCP with the ``ai_id`` and ``token`` it is given (see :class:`~kernal.web.mcp_hub.
-HubWriter`), so the hub applies its usual rules. A tool the hub refuses returns an error
-result (``isError``) whose text says why. See ``docs/mcp.md``.
+Reads go through the app's own JSON API in-process, with the caller's ``Authorization`` header
+passed on, so ``/mcp`` reads exactly what ``/api`` lets that caller read; writes log in to the
+hub's TCP port as the AI whose id and token the agent gives. The SDK is imported, and the
+server built, when the app's lifespan starts: importing this module costs nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
-import httpx
-from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
-from mcp.types import ToolAnnotations
-from pydantic import Field
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from kernal import __version__
-from kernal.protocol.messages import CollaborationRequest, PatternShare
-from kernal.web.mcp_hub import HubApi, HubWriter, ToolRefused
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from kernal.hub.server import Hub
 
-__all__ = ["MCP_PATH", "build_mcp_server", "mount_mcp"]
+__all__ = ["MCP_PATH", "mount_mcp"]
 
 MCP_PATH = "/mcp"
-DEFAULT_SPECIALIZATION = "agent"
-
-INSTRUCTIONS = """\
-A kernal hub: AI trainers share learned patterns and components and collaborate on it.
-Read tools show who is connected, the shared knowledge and collaborations. share_pattern and
-request_collaboration act as one AI and need that AI's id and token (made on the hub with
-`kernal token add AI_ID`); never log in as an AI that is connected right now (list_ais)."""
-
-_READ = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
-_WRITE = ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=False)
-
-AiIdArg = Annotated[str, Field(description="The AI to act as, e.g. AI_Node_1.")]
-TokenArg = Annotated[str, Field(description="That AI's token on the hub.")]
-SpecializationArg = Annotated[
-    str | None,
-    Field(description="HELLO specialization for an AI the hub has not seen (default: agent)."),
-]
-Kind = Literal["pattern", "component"]
-
-
-def build_mcp_server(
-    api: HubApi,
-    writer: HubWriter,
-    *,
-    read_token_of: Callable[[Context], str | None] | None = None,
-) -> MCPServer:
-    """The MCP server reading through ``api`` and writing through ``writer``.
-    ``read_token_of(ctx)``: the read token of one call (the HTTP transport passes the caller's
-    own); None uses ``api``'s default."""
-    with _logging_left_alone():
-        server = MCPServer(
-            "kernal",
-            title="kernal hub",
-            description="Knowledge base and live state of a kernal hub of AI trainers.",
-            instructions=INSTRUCTIONS,
-            version=__version__,
-        )
-
-    def token(ctx: Context) -> str | None:
-        return None if read_token_of is None else read_token_of(ctx)
-
-    async def read(ctx: Context, path: str, params: dict[str, Any] | None = None) -> Any:
-        try:
-            return await api.get(path, params, token=token(ctx))
-        except ToolRefused as exc:
-            raise ToolError(str(exc)) from None
-
-    @server.tool(annotations=_READ)
-    async def hub_status(ctx: Context) -> dict[str, Any]:
-        """Headline figures: connected AIs, shared patterns and components, active
-        collaborations, uptime."""
-        result: dict[str, Any] = await read(ctx, "/status")
-        return result
-
-    @server.tool(annotations=_READ)
-    async def list_ais(
-        ctx: Context,
-        online_only: Annotated[bool, Field(description="Only AIs connected now.")] = False,
-    ) -> dict[str, Any]:
-        """AIs with their specialization and capabilities: ``connected`` now, and every AI
-        ever ``known`` (each with an ``online`` flag)."""
-        ais: dict[str, Any] = await read(ctx, "/api/ais")
-        if online_only:
-            ais["known"] = [ai for ai in ais.get("known", []) if ai.get("online")]
-        return ais
-
-    @server.tool(annotations=_READ)
-    async def search_knowledge(
-        ctx: Context,
-        query: Annotated[
-            str,
-            Field(
-                min_length=1,
-                max_length=512,
-                description="Words that must all appear in the id, contributor or data.",
-            ),
-        ],
-        kind: Annotated[Kind | None, Field(description="pattern, component, or both.")] = None,
-        limit: Annotated[int, Field(ge=1, le=100)] = 20,
-    ) -> dict[str, Any]:
-        """Search the shared patterns and components, newest first (ASCII letters in any
-        case): ``{"query", "count", "items": [{"kind", ...}]}``."""
-        params: dict[str, Any] = {"q": query, "limit": limit}
-        if kind:
-            params["kind"] = kind
-        found: dict[str, Any] = await read(ctx, "/api/search", params)
-        return found
-
-    @server.tool(annotations=_READ)
-    async def get_item(
-        ctx: Context,
-        kind: Annotated[Kind, Field(description="pattern or component.")],
-        item_id: Annotated[str, Field(description="The pattern_id or component_id.")],
-    ) -> dict[str, Any]:
-        """One pattern or component with its data, usage count (and quality score)."""
-        try:
-            found = await api.item(kind, item_id, token=token(ctx))
-        except ToolRefused as exc:
-            raise ToolError(str(exc)) from None
-        if found is None:
-            raise ToolError(f"no {kind} {item_id!r}: search_knowledge finds ids")
-        result: dict[str, Any] = found
-        return result
-
-    @server.tool(annotations=_READ)
-    async def list_collaborations(
-        ctx: Context,
-        status: Annotated[
-            Literal["active", "completed", "failed"] | None,
-            Field(description="Only this status; all if omitted."),
-        ] = None,
-        limit: Annotated[int, Field(ge=1, le=500)] = 50,
-    ) -> dict[str, Any]:
-        """Collaborations newest first: members, status, progress, outcome, what was asked."""
-        params: dict[str, Any] = {"limit": limit}
-        if status:
-            params["status"] = status
-        found = await read(ctx, "/api/collaborations", params)
-        return {"count": len(found), "collaborations": found}
-
-    async def profile_for(
-        ctx: Context, ai_id: str, specialization: str | None
-    ) -> tuple[str, list[str]]:
-        """The HELLO to log in with: the AI's known profile (so writing through MCP does not
-        change it), refused while the AI is connected (a second login would replace its live
-        session and cut off its trainer)."""
-        ais = await read(ctx, "/api/ais")
-        if any(ai.get("ai_id") == ai_id for ai in ais.get("connected", [])):
-            raise ToolError(
-                f"{ai_id} is connected to the hub right now; logging in as it would replace its "
-                "live session. Act as another AI (add one with `kernal token add AGENT_ID`)"
-            )
-        for ai in ais.get("known", []):
-            if ai.get("ai_id") == ai_id:
-                return specialization or ai["specialization"], list(ai.get("capabilities", []))
-        return specialization or DEFAULT_SPECIALIZATION, []
-
-    async def send(ctx: Context, ai_id: str, token_: str, spec: str | None, msg: Any) -> Any:
-        specialization, capabilities = await profile_for(ctx, ai_id, spec)
-        try:
-            return await writer.send_as(
-                ai_id, token_, msg, specialization=specialization, capabilities=capabilities
-            )
-        except ToolRefused as exc:
-            raise ToolError(str(exc)) from None
-
-    @server.tool(annotations=_WRITE)
-    async def share_pattern(
-        ctx: Context,
-        ai_id: AiIdArg,
-        token: TokenArg,
-        pattern_id: Annotated[str, Field(min_length=1, max_length=256)],
-        pattern_data: Annotated[dict[str, Any], Field(description="The pattern, a JSON object.")],
-        specialization: SpecializationArg = None,
-    ) -> dict[str, Any]:
-        """Share a pattern as ``ai_id``: stored (acknowledged after commit) and relayed to the
-        other AIs. Re-sharing the same id is a harmless duplicate."""
-        msg = _valid(lambda: PatternShare(pattern_id=pattern_id, pattern_data=pattern_data))
-        ack = await send(ctx, ai_id, token, specialization, msg)
-        return {"pattern_id": pattern_id, "contributor": ai_id, "duplicate": bool(ack.duplicate)}
-
-    @server.tool(annotations=_WRITE)
-    async def request_collaboration(
-        ctx: Context,
-        ai_id: AiIdArg,
-        token: TokenArg,
-        request_id: Annotated[str, Field(min_length=1, max_length=256)],
-        seeking_expertise: Annotated[list[str], Field(description="Expertise wanted.")],
-        expertise_offered: Annotated[list[str], Field(description="Expertise offered.")] = [],  # noqa: B006
-        to: Annotated[str | None, Field(description="One AI to ask; everyone if omitted.")] = None,
-        specialization: SpecializationArg = None,
-    ) -> dict[str, Any]:
-        """Ask peers (or one, ``to``) to collaborate, as ``ai_id``. The hub relays the
-        request; an AI that accepts must find ``ai_id`` online, so this suits an AI id whose
-        trainer will log in, or a peer that answers at once."""
-        msg = _valid(
-            lambda: CollaborationRequest(
-                request_id=request_id,
-                seeking_expertise=seeking_expertise,
-                expertise_offered=expertise_offered,
-                to=to,
-            )
-        )
-        await send(ctx, ai_id, token, specialization, msg)
-        return {"request_id": request_id, "requester": ai_id, "to": to, "acknowledged": True}
-
-    return server
-
-
-@contextlib.contextmanager
-def _logging_left_alone() -> Iterator[None]:
-    """The SDK's server calls ``logging.basicConfig`` when it is made, which would install its
-    own handler on the root logger of a process that has none yet (a library user's): logging
-    is the application's to configure (``kernal.logs``), so give basicConfig nothing to do."""
-    root = logging.getLogger()
-    placeholder = None if root.handlers else logging.NullHandler()
-    if placeholder is not None:
-        root.addHandler(placeholder)
-    try:
-        yield
-    finally:
-        if placeholder is not None:
-            root.removeHandler(placeholder)
-
-
-def _valid(build: Callable[[], Any]) -> Any:
-    """The frame ``build`` makes, or a ToolError saying which field is wrong."""
-    try:
-        return build()
-    except ValueError as exc:
-        raise ToolError(f"invalid arguments: {exc}") from None
-
-
-def _caller_token(ctx: Context) -> str | None:
-    headers = ctx.headers or {}
-    value = headers.get("authorization", "")
-    scheme, _, credentials = value.partition(" ")
-    return credentials.strip() or None if scheme.lower() == "bearer" else None
+MCP_HEADERS = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
 
 
 def _loopback_if_any(address: tuple[str, int]) -> tuple[str, int]:
@@ -274,12 +38,13 @@ def _loopback_if_any(address: tuple[str, int]) -> tuple[str, int]:
 MCP_HEADERS = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
 
 
-class _WithHeaders:
-    """The SDK's endpoint, its answers marked never to be cached (live data, and answers to
-    one caller's token) and never sniffed."""
+class _Endpoint:
+    """The SDK's endpoint once the lifespan has started it, its answers marked never to be
+    cached (live data, and answers to one caller's token) and never sniffed. Before that (an
+    app called without its lifespan) it answers 503 with the reason."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
+    def __init__(self) -> None:
+        self.app: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_headers(message: Message) -> None:
@@ -287,37 +52,59 @@ class _WithHeaders:
                 message = {**message, "headers": [*message.get("headers", []), *MCP_HEADERS]}
             await send(message)
 
-        await self._app(scope, receive, send_with_headers)
+        if self.app is not None:
+            await self.app(scope, receive, send_with_headers)
+            return
+        reason = "MCP is not running: the web app was started without its lifespan"
+        body = json.dumps({"error": reason, "detail": reason}).encode()
+        await send_with_headers(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 def mount_mcp(app: FastAPI, hub: Hub) -> None:
-    """Serve the MCP server at ``/mcp`` on ``app`` (streamable HTTP, stateless, JSON answers)
-    and run its session manager in the app's lifespan (uvicorn must run the lifespan, as
-    :func:`kernal.web.server.start_web` does)."""
-    api = HubApi(httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub"))
-    server = build_mcp_server(
-        api, HubWriter(lambda: _loopback_if_any(hub.address)), read_token_of=_caller_token
-    )
-    # Stateless with JSON answers: every POST stands alone, so no stream outlives a request
-    # and stopping the dashboard never waits on an idle agent. DNS-rebinding protection is
-    # on for a loopback dashboard (the SDK's default for these hosts). Only the session
-    # manager is used; the SDK's own Starlette app is not mounted.
-    server.streamable_http_app(
-        streamable_http_path=MCP_PATH,
-        stateless_http=True,
-        json_response=True,
-        host=hub.settings.web_host,
-    )
-    endpoint = _WithHeaders(StreamableHTTPASGIApp(server.session_manager))
+    """Serve the MCP server at ``/mcp`` on ``app`` (streamable HTTP, stateless, JSON answers).
+    The server is built and its session manager run in the app's lifespan (uvicorn must run
+    the lifespan, as :func:`kernal.web.server.start_web` does)."""
+    endpoint = _Endpoint()
     app.router.routes.append(Route(MCP_PATH, endpoint=endpoint, include_in_schema=False))
     outer = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
     async def lifespan(app_: Any) -> AsyncIterator[Any]:
+        import httpx
+        from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+
+        from kernal.web.mcp_hub import HubApi, HubWriter
+        from kernal.web.mcp_tools import build_mcp_server, caller_token
+
+        api = HubApi(
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub")
+        )
+        server = build_mcp_server(
+            api, HubWriter(lambda: _loopback_if_any(hub.address)), read_token_of=caller_token
+        )
+        # Stateless with JSON answers: every POST stands alone, so no stream outlives a
+        # request and stopping the dashboard never waits on an idle agent. DNS-rebinding
+        # protection is on for a loopback dashboard (the SDK's default for these hosts). Only
+        # the session manager is used; the SDK's own Starlette app is not mounted.
+        server.streamable_http_app(
+            streamable_http_path=MCP_PATH,
+            stateless_http=True,
+            json_response=True,
+            host=hub.settings.web_host,
+        )
         async with outer(app_) as state, server.session_manager.run():
+            endpoint.app = StreamableHTTPASGIApp(server.session_manager)
             try:
                 yield state
             finally:
+                endpoint.app = None
                 await api.aclose()
 
     app.router.lifespan_context = lifespan
