@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from kernal.protocol import DEFAULT_MAX_FRAME
+from kernal.storage.retention import StatsRetention
 from kernal.timing import Clock
 
 DEFAULT_HUB_PORT = 6000
@@ -27,6 +28,9 @@ class HubSettings:
     max_frame: int = DEFAULT_MAX_FRAME
     auth_timeout: float = 10.0  # real seconds: a network limit, not scenario time
     stats_interval: float = 5.0  # scenario seconds between stats snapshots
+    stats_retention: StatsRetention | None = (
+        None  # None: keep every snapshot (see --stats-retention)
+    )
     recent_limit: int = 10  # items of each kind in STATE
     presence_limit: int = 200  # AIs listed in STATE; past it, no AI_JOINED/AI_LEFT broadcasts
     request_fanout: int = 16  # peers a broadcast COLLABORATION_REQUEST is relayed to, at most

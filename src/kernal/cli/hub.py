@@ -101,14 +101,26 @@ def hub(
             help="AI_ID:TOKEN lines the hub loads (hashed) and watches; see docs/security.md.",
         ),
     ] = None,
+    stats_retention: Annotated[
+        str,
+        typer.Option(
+            help="Thin old stats snapshots: AGE=STEP tiers, e.g. 1h=all,1d=1m,forever=1h "
+            "(off: keep all; see docs/retention.md)."
+        ),
+    ] = "off",
     loop: LoopOption = "auto",
     log_json: LogJsonOption = False,
     log_level: LogLevelOption = "INFO",
 ) -> None:
     """Run the hub (TCP for trainers) and its dashboard until Ctrl+C."""
     from kernal.runtime import loop_factory, raise_open_file_limit
+    from kernal.storage.retention import StatsRetention
 
     setup_logging(level=log_level, json_lines=log_json)
+    try:
+        retention = StatsRetention.parse(stats_retention)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     try:
         loop_factory(loop)
     except ValueError as exc:
@@ -134,6 +146,7 @@ def hub(
         tls_key=tls_key,
         tls_client_ca=client_ca,
         tokens_file=tokens_file,
+        stats_retention=retention,
     )
     run_until_interrupted(serve_hub(settings, demo_trainers=0), loop=loop)
 

@@ -110,6 +110,7 @@ class Hub:
             book=self.collaborations,
             clock=self.clock,
             interval=settings.stats_interval,
+            retention=settings.stats_retention,
             sweep=self._sweep,
         )
         self._tokens_file = (

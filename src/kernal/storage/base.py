@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from kernal.protocol.messages import RequestTerms
+from kernal.storage.retention import StatsRetention
 
 __all__ = [
     "AiRecord",
@@ -35,6 +36,7 @@ __all__ = [
     "PatternRecord",
     "ScoreTally",
     "ShareOutcome",
+    "StatsRetention",
     "StatsSnapshot",
     "Store",
     "StoreError",
@@ -279,6 +281,15 @@ class Store(abc.ABC):
         """The newest ``limit`` items of ``kind`` shared with everyone (none if ``limit`` <= 0),
         newest first. Components shared with one AI only (``recipient``) are left out."""
 
+    @abc.abstractmethod
+    async def search_items(
+        self, kind: ItemKind, words: Sequence[str], limit: int
+    ) -> list[ItemRecord]:
+        """The items of ``kind`` shared with everyone whose id, contributor or data (its JSON
+        text) contain every one of ``words``, ASCII letters in any case, newest first, at most
+        ``limit`` (none if ``limit`` <= 0). No words: the same as :meth:`recent_items`. Reads
+        every item of the kind: for people and agents, not for the relay path."""
+
     async def get_pattern(self, pattern_id: str) -> PatternRecord | None:
         """:meth:`get_item` for a pattern."""
         found = await self.get_item(ItemKind.PATTERN, pattern_id)
@@ -424,3 +435,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def stats_history(self, since: float = 0.0, limit: int = 1000) -> list[StatsSnapshot]:
         """Snapshots with timestamp >= since, oldest first, the newest ``limit`` of them."""
+
+    @abc.abstractmethod
+    async def thin_stats(self, retention: StatsRetention, now: float) -> int:
+        """Delete the snapshots ``retention`` does not keep at time ``now`` (see
+        :meth:`StatsRetention.to_delete`: every one younger than the first tier's age when it
+        keeps all, the oldest of each step after), in one transaction. Returns how many were
+        deleted. Snapshots added while it runs are young, so kept."""

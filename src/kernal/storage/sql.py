@@ -21,7 +21,7 @@ import asyncio
 import dataclasses
 import functools
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Self, TypeVar
 
 import sqlalchemy as sa
@@ -51,6 +51,7 @@ from kernal.storage.base import (
     TokenInfo,
 )
 from kernal.storage.engine import MIGRATIONS_DIR, database_url
+from kernal.storage.retention import StatsRetention
 from kernal.storage.writer import Batchable, WriteQueue
 
 __all__ = ["MIGRATIONS_DIR", "SqlStore", "database_url", "open_store"]
@@ -234,6 +235,29 @@ class SqlStore(Store):
             query = query.where(spec.key.not_in(private))
         # ix_*_timestamp
         query = query.order_by(spec.table.c.timestamp.desc(), spec.key.desc()).limit(max(limit, 0))
+        found = await self._read(lambda conn: conn.execute(query).all())
+        return [rows.item_record(spec, row) for row in found]
+
+    async def search_items(
+        self, kind: ItemKind, words: Sequence[str], limit: int
+    ) -> list[ItemRecord]:
+        spec = rows.item_table(kind)
+        c = spec.table.c
+        # COALESCE: an adopted prototype row may have NULLs (which would null the whole text).
+        text = sa.func.lower(
+            sa.func.coalesce(spec.key, "")
+            + " "
+            + sa.func.coalesce(c.contributor, "")
+            + " "
+            + sa.func.coalesce(spec.table.c[spec.data_column], "")
+        )
+        query = sa.select(spec.table).where(
+            *(text.contains(word.lower(), autoescape=True) for word in words)
+        )
+        if kind is ItemKind.COMPONENT:  # only those shared with everyone
+            private = sa.select(t.component_recipients.c.component_id)
+            query = query.where(spec.key.not_in(private))
+        query = query.order_by(c.timestamp.desc(), spec.key.desc()).limit(max(limit, 0))
         found = await self._read(lambda conn: conn.execute(query).all())
         return [rows.item_record(spec, row) for row in found]
 
@@ -470,6 +494,25 @@ class SqlStore(Store):
         )
         found = await self._read(lambda conn: conn.execute(query).all())
         return [StatsSnapshot(**row._asdict()) for row in reversed(found)]
+
+    async def thin_stats(self, retention: StatsRetention, now: float) -> int:
+        c = t.stats_snapshots.c
+        # Young snapshots are kept whatever happens: only the thinned part is read.
+        query = sa.select(c.id, c.timestamp).where(
+            c.timestamp < now - retention.keep_all_younger_than
+        )
+
+        def thin(conn: Connection) -> int:
+            doomed = retention.to_delete(
+                ((row.id, row.timestamp) for row in conn.execute(query)), now
+            )
+            # In chunks: SQLite caps the parameters of one statement.
+            for start in range(0, len(doomed), 500):
+                chunk = doomed[start : start + 500]
+                conn.execute(t.stats_snapshots.delete().where(c.id.in_(chunk)))
+            return len(doomed)
+
+        return await self._write(thin)
 
 
 def _record_token_change(

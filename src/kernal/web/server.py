@@ -57,11 +57,13 @@ async def start_web(
     sock.listen(128)
     sock.setblocking(False)
     address = sock.getsockname()[:2]
+    # lifespan on: the app's startup runs before ``started`` (the MCP session manager, see
+    # kernal.web.mcp), its shutdown after the last connection closed.
     config = uvicorn.Config(
         app,
         log_config=None,
         access_log=False,
-        lifespan="off",
+        lifespan="on",
         ws="none",
         ssl_certfile=tls_cert,
         # uvicorn serves https only with both; a key kept in the certificate's file is found.
