@@ -162,7 +162,7 @@ async def test_feedback_counts_usage_and_averages_scores(hub: Hub) -> None:
     await user2.send({"type": "FEEDBACK", "kind": "pattern", "id": "p1"})
     await user2.recv_type("ACK")
     ((quality, usage),) = _query(hub, "SELECT quality_score, usage_count FROM shared_components")
-    assert usage == 3
+    assert usage == 2  # two distinct users: AI_Node_3's second FEEDBACK is the same use
     assert abs(quality - 0.5) < 1e-9  # the mean of what users measured, not the author's 0.99
     assert _query(hub, "SELECT usage_count FROM shared_patterns") == [(1,)]
     await author.send({"type": "FEEDBACK", "kind": "component", "id": "c1", "score": 1.0})
