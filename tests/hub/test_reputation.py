@@ -242,6 +242,33 @@ async def test_standings_survive_a_hub_restart(make_hub: HubFactory) -> None:
     await again.close()
 
 
+async def test_bad_ratings_follow_an_ai_across_reconnects(world: World) -> None:
+    """No whitewashing: the hub's standing of an AI is kept by ai_id, not by connection.
+    (Moved from test_sharing.py: the raters are now established partners, as counting needs.)"""
+    for n in range(3):
+        await world.share(1, f"bad{n}")
+    for rater in (2, 3):
+        await established(world, rater, 1, 4, 5)
+        for n in range(3):
+            await world.rate(rater, f"bad{n}", 0.0)
+    expected = prior_mean((0.5, 0.0), (0.5, 0.0))  # 1/3: two half-weight raters at 0
+    await world.clients.pop(1).close()
+    again = await RawClient.connect(world.hub)
+    state = await again.login("AI_Node_1", "secret1")
+    (me,) = [ai for ai in state["active_ais"] if ai["ai_id"] == "AI_Node_1"]
+    assert me["reputation"] == pytest.approx(expected)
+    rater = world.clients[2]
+    joined = await rater.recv_type("AI_JOINED")
+    while joined["ai_id"] != "AI_Node_1":  # the others joined earlier
+        joined = await rater.recv_type("AI_JOINED")
+    assert joined["reputation"] == pytest.approx(expected)
+    await again.send({"type": "COLLABORATION_REQUEST", "request_id": "r"})
+    request = await rater.recv_type("COLLABORATION_REQUEST")
+    assert request["reputation"] == pytest.approx(expected)
+    assert not trusted_by_reference_trainer(request["reputation"])
+    await again.close()
+
+
 async def _component(world: World, component_id: str) -> dict[str, Any]:
     """The component as a newcomer's ``STATE`` lists it."""
     newcomer = await RawClient.connect(world.hub)
