@@ -12,15 +12,15 @@ way trainers do (``LIST_AIS``) and a component's ``quality_score`` from a newcom
 (``git archive REV src``, run from a temporary directory), so the table reads before/after.
 
 Scenarios, with AI_Node_2 established first (it completes collaborations with the victim and
-two others, so under the vote rule its opinion counts, at half weight):
+three others, so under the vote rule its opinion of the victim counts, at half weight):
 
 * ``flood``: AI_Node_2 sends 1,000 x ``score: 0`` on the victim's component (one vote would
   give 0.4 under the new rule);
-* ``stranger flood``: AI_Node_5, which never worked with the victim, does the same;
+* ``stranger flood``: AI_Node_6, which never worked with the victim, does the same;
 * ``colluder lift``: AI_Node_6 sends 500 x ``score: 1`` on a sybil's (AI_Node_7) component;
-* ``clique``: AI_Node_2..4, new accounts, collaborate among themselves and rate each other
-  1.0 and an honest AI 0.0, 50 times each; the table gives the clique's highest standing and
-  the honest one's;
+* ``clique``: AI_Node_2..4, new accounts, collaborate among themselves and with an honest AI,
+  and rate each other 1.0 and the honest AI 0.0, 50 times each; the table gives the clique's
+  highest standing and the honest one's;
 * ``quality``: 200 x ``score: 0`` from one AI on a component of quality 0.9 (one other rater
   at 0.9).
 
@@ -162,8 +162,8 @@ class Hub:
 
 
 async def established(hub: Hub) -> None:
-    """AI_Node_2 completes collaborations with AI_Node_1 (the victim), 3 and 4."""
-    for partner in (1, 3, 4):
+    """AI_Node_2 completes collaborations with AI_Node_1 (the victim), 3, 4 and 5."""
+    for partner in (1, 3, 4, 5):
         await hub.collaborate(2, partner)
 
 
@@ -178,7 +178,7 @@ async def flood(hub: Hub) -> dict[str, float]:
 
 async def stranger_flood(hub: Hub) -> dict[str, float]:
     await hub.share(1, "victim-work")
-    await hub.flood(5, "victim-work", 0.0, 1000)
+    await hub.flood(6, "victim-work", 0.0, 1000)
     return {"victim": await hub.standing(1)}
 
 
@@ -193,7 +193,7 @@ async def clique(hub: Hub) -> dict[str, float]:
     members = (2, 3, 4)
     for member in members:
         await hub.share(member, f"clique-{member}")
-    for a, b in ((2, 3), (2, 4), (3, 4)):
+    for a, b in ((2, 3), (2, 4), (3, 4), (2, 1), (3, 1), (4, 1)):
         await hub.collaborate(a, b)
     for member in members:
         for other in members:

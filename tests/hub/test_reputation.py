@@ -119,8 +119,8 @@ def trusted_by_reference_trainer(standing: float) -> bool:
 
 async def test_a_flood_from_one_rater_weighs_what_one_vote_weighs(world: World) -> None:
     await world.share(1, "victim-work")
-    # AI_Node_2 worked with the victim and two others: an established rater (weight 0.5).
-    await established(world, 2, 1, 3, 4)
+    # AI_Node_2 worked with the victim and three others: an established rater (weight 0.5).
+    await established(world, 2, 1, 3, 4, 5)
     assert MIN_PARTNERS == 3 and FULL_PARTNERS == 6  # the weights below assume these
     await world.rate(2, "victim-work", 0.0)
     one_vote = (await world.standings())["AI_Node_1"]
@@ -134,7 +134,7 @@ async def test_a_flood_from_one_rater_weighs_what_one_vote_weighs(world: World) 
     assert (await world.standings())["AI_Node_1"] == one_vote
 
     # A stranger's flood (it never collaborated with the victim) does not count at all.
-    stranger = await world.ai(5)
+    stranger = await world.ai(6)
     await stranger.send_bytes((json.dumps(flood) + "\n").encode() * 100)
     for _ in range(100):
         await stranger.recv_type("ACK")
@@ -148,10 +148,13 @@ async def test_a_clique_of_new_accounts_can_neither_lift_itself_nor_sink_the_hon
     await world.share(honest, "honest-work")
     for member in clique:
         await world.share(member, f"clique-work-{member}")
-    # Even collaborating among themselves, each member has two partners: below MIN_PARTNERS.
+    # Even collaborating among themselves and with the honest AI, each member has two partners
+    # besides the one it rates: below MIN_PARTNERS.
     await world.collaborate(2, 3)
     await world.collaborate(2, 4)
     await world.collaborate(3, 4)
+    for member in clique:
+        await world.collaborate(member, honest)
     for member in clique:
         for other in clique:
             if other != member:
@@ -178,7 +181,7 @@ async def test_an_honest_newcomer_starts_at_the_initial_reputation(world: World)
 
 async def test_a_new_vote_replaces_the_old_and_usefulness_decides(world: World) -> None:
     await world.share(1, "work")
-    await established(world, 2, 1, 3, 4)
+    await established(world, 2, 1, 3, 4, 5)
     await world.rate(2, "work", 0.0)
     assert (await world.standings())["AI_Node_1"] == pytest.approx(prior_mean((0.5, 0.0)))
     await world.rate(2, "work", 1.0)
@@ -200,8 +203,8 @@ async def test_votes_cast_before_the_collaboration_completed_count_once_it_does(
     await established(world, 2, 3, 4, 5)
     await world.rate(2, "work", 1.0)
     assert (await world.standings())["AI_Node_1"] == 0.5  # not partners (yet)
-    await world.collaborate(1, 2)  # AI_Node_2 now has four partners: weight 4/6
-    assert (await world.standings())["AI_Node_1"] == pytest.approx(prior_mean((4 / 6, 1.0)))
+    await world.collaborate(1, 2)  # partners now, and AI_Node_2 has three others: weight 0.5
+    assert (await world.standings())["AI_Node_1"] == pytest.approx(prior_mean((0.5, 1.0)))
 
 
 async def test_rating_your_own_work_is_refused_and_not_stored(world: World) -> None:
@@ -225,8 +228,8 @@ async def test_standings_survive_a_hub_restart(make_hub: HubFactory) -> None:
     await world.rate(2, "work", 0.5, usefulness=0.0)
     await world.rate(2, "other-work", 1.0)
     before = await world.standings()
-    assert before["AI_Node_1"] == pytest.approx(prior_mean((4 / 6, 0.0)))
-    assert before["AI_Node_3"] == pytest.approx(prior_mean((4 / 6, 1.0)))
+    assert before["AI_Node_1"] == pytest.approx(prior_mean((0.5, 0.0)))
+    assert before["AI_Node_3"] == pytest.approx(prior_mean((0.5, 1.0)))
     await world.close()
     await hub.stop()
 
@@ -238,7 +241,7 @@ async def test_standings_survive_a_hub_restart(make_hub: HubFactory) -> None:
     assert (after["AI_Node_1"], after["AI_Node_3"]) == (before["AI_Node_1"], before["AI_Node_3"])
     # And the rater's weight came back with its collaborations: a new vote moves by it.
     await again.rate(2, "work", 0.5, usefulness=1.0)
-    assert (await again.standings())["AI_Node_1"] == pytest.approx(prior_mean((4 / 6, 1.0)))
+    assert (await again.standings())["AI_Node_1"] == pytest.approx(prior_mean((0.5, 1.0)))
     await again.close()
 
 
@@ -248,7 +251,7 @@ async def test_bad_ratings_follow_an_ai_across_reconnects(world: World) -> None:
     for n in range(3):
         await world.share(1, f"bad{n}")
     for rater in (2, 3):
-        await established(world, rater, 1, 4, 5)
+        await established(world, rater, 1, 4, 5, 6)
         for n in range(3):
             await world.rate(rater, f"bad{n}", 0.0)
     expected = prior_mean((0.5, 0.0), (0.5, 0.0))  # 1/3: two half-weight raters at 0

@@ -221,8 +221,9 @@ FIELDS: dict[str, str] = {
         "The measured outcome of using it, 0 to 1: 0 harmful or unusable, 1 as useful as it"
         " gets (the reference trainer sends its merge outcome: 1 when merging the partner's"
         " model lost nothing of the mean probability its validation slice's true labels get,"
-        " 0 at a loss of 0.2 or more, or for a model it refused outright). When given, the hub's standing of the contributor goes by it instead"
-        " of `score`. Leave it out if you did not measure one: older clients keep working."
+        " 0 at a loss of 0.2 or more, or for a model it refused outright). When given, the"
+        " hub's standing of the contributor goes by it instead of `score`. Leave it out if"
+        " you did not measure one: older clients keep working."
     ),
     "ACK.of": "The type of the acknowledged message.",
     "ACK.id": "The id the message was about (see each message).",

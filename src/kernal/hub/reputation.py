@@ -13,16 +13,18 @@ over the raters ``r`` that count for ``X``:
 * **Only partners count.** ``r`` counts for ``X`` only once a collaboration between the two
   completed (the hub saw it): ``X`` agreed to work with ``r`` and ``r`` had ``X``'s work in
   hand. A stranger, or a swarm of them, cannot move ``X`` at all.
-* **Only established raters weigh.** ``weight(r)`` is 0 until ``r`` has completed
-  collaborations with :data:`MIN_PARTNERS` distinct AIs, then ``partners / FULL_PARTNERS``, at
-  most 1. A clique of three new accounts that even collaborate with one another has two
-  partners each: no weight, so it can neither lift itself nor push anybody down.
+* **Only established raters weigh.** ``weight(r, X)`` is 0 until ``r`` has completed
+  collaborations with :data:`MIN_PARTNERS` distinct AIs besides ``X``, then
+  ``partners / FULL_PARTNERS``, at most 1. A clique of three new accounts that collaborate with
+  one another, and even with the honest AI they want to sink, has two partners each besides
+  the one it rates: no weight, so it can neither lift itself nor push anybody down.
 
 Why not weight raters by their own standing: that standing is what a clique writes for itself,
 so it would be circular; the number of distinct completed collaborations is a fact only the hub
 records, and every one of them needs a counterpart's consent. What this does not stop: a group
 of more than :data:`MIN_PARTNERS` accounts completing collaborations among themselves gains
-weight among themselves; it still cannot touch an AI that never worked with them, and the
+weight among themselves, and can sink an AI that completed a collaboration with each of them;
+it still cannot touch an AI that never worked with them, and the
 reference trainer never seeds a peer above its initial trust from the hub's standing.
 
 Everything is in memory: :meth:`Standings.restore` reads the votes and the completed
@@ -43,9 +45,10 @@ from kernal.storage import Store, Vote
 REPUTATION_PRIOR = 0.5
 REPUTATION_PRIOR_WEIGHT = 2.0
 MIN_PARTNERS = 3
-"""Distinct completed-collaboration partners a rater needs before its votes weigh anything."""
+"""Distinct completed-collaboration partners, besides the AI it rates, that a rater needs
+before its opinion of that AI weighs anything."""
 FULL_PARTNERS = 6
-"""Distinct partners at which a rater's votes weigh fully (1)."""
+"""Such partners at which a rater's opinion weighs fully (1)."""
 
 
 def vote_value(vote: Vote | None) -> float | None:
@@ -57,7 +60,8 @@ def vote_value(vote: Vote | None) -> float | None:
 
 
 def rater_weight(partners: int) -> float:
-    """The weight of a rater with ``partners`` distinct completed-collaboration partners."""
+    """The weight of a rater's opinion of an AI when it has ``partners`` distinct
+    completed-collaboration partners besides that AI."""
     if partners < MIN_PARTNERS:
         return 0.0
     return min(1.0, partners / FULL_PARTNERS)
@@ -166,7 +170,9 @@ class Standings:
         for rater in self._partners.get(ai_id, ()):
             opinion = opinions.get(rater)
             mean = None if opinion is None else opinion.mean
-            weight = rater_weight(len(self._partners[rater]))
+            # Besides ai_id itself (a partner, or the opinion would not count): the AI being
+            # rated cannot be what makes its rater established.
+            weight = rater_weight(len(self._partners[rater]) - 1)
             if mean is not None and weight > 0:
                 counted.append((weight, mean))
         if counted:
