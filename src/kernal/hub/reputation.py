@@ -21,11 +21,12 @@ over the raters ``r`` that count for ``X``:
 
 Why not weight raters by their own standing: that standing is what a clique writes for itself,
 so it would be circular; the number of distinct completed collaborations is a fact only the hub
-records, and every one of them needs a counterpart's consent. What this does not stop: a group
-of more than :data:`MIN_PARTNERS` accounts completing collaborations among themselves gains
-weight among themselves, and can sink an AI that completed a collaboration with each of them;
-it still cannot touch an AI that never worked with them, and the
-reference trainer never seeds a peer above its initial trust from the hub's standing.
+records, and every one of them needs a counterpart's consent. What this does not stop (no
+reputation rule without a trusted seed can): a group of more than :data:`MIN_PARTNERS`
+accounts completing collaborations among themselves gains weight among themselves, and can
+sink an AI that completed a collaboration with each of them. It still cannot touch an AI that
+never worked with its members, and the reference trainer never seeds a peer above its initial
+trust from the hub's standing, so a lifted standing buys no more than a newcomer's.
 
 Everything is in memory: :meth:`Standings.restore` reads the votes and the completed
 collaborations once, at hub start; after that each FEEDBACK and each completed collaboration
