@@ -117,7 +117,8 @@ component_recipients = sa.Table(
 )
 
 # The vote that counts: one per rater per item, replaced by the rater's next rating FEEDBACK
-# (``feedback`` above stays the log of every frame). ``contributor`` is the item's, copied at
+# (``feedback`` above stays the log of every frame, with its score; the usefulness is kept
+# here only: the log's columns are those of 0001). ``contributor`` is the item's, copied at
 # the first vote (ids never change owner), so the hub rebuilds standings without a join.
 feedback_votes = sa.Table(
     "feedback_votes",
