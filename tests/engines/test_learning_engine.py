@@ -49,6 +49,7 @@ async def test_a_rejected_merge_leaves_the_model_unchanged() -> None:
     assessment = await engine.assess(TASK, poisoner.offer(TASK).data)
     assert not assessment.kept
     assert assessment.outcome < 0.5
+    assert assessment.usefulness == round(assessment.outcome, 4)  # what the hub is told
     assert np.array_equal(engine.model.W, before_w) and np.array_equal(engine.model.b, before_b)
 
 
@@ -59,6 +60,7 @@ async def test_an_honest_partner_helps_and_is_scored_well() -> None:
     before = engine.test_accuracy()
     assessment = await engine.assess(TASK, partner.offer(TASK).data)
     assert assessment.outcome >= 0.5
+    assert assessment.usefulness == round(assessment.outcome, 4)
     if assessment.kept:
         assert engine.test_accuracy() >= before - 0.02
 
@@ -67,7 +69,7 @@ async def test_malformed_offers_score_zero_without_crashing() -> None:
     engine = _engine()
     for data in ({}, {"model": "x"}, {"model": {"kind": "softmax", "W": [[float("nan")]]}}):
         assessment = await engine.assess(TASK, data)  # type: ignore[arg-type]
-        assert (assessment.outcome, assessment.kept) == (0.0, False)
+        assert (assessment.outcome, assessment.kept, assessment.usefulness) == (0.0, False, 0.0)
 
 
 def test_bad_options_are_clear_errors() -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -31,11 +32,10 @@ from kernal.storage import (
     CollaborationStatus,
     ComponentRecord,
     ConflictError,
-    FeedbackResult,
     ItemKind,
     NotFoundError,
     PatternRecord,
-    ScoreTally,
+    RatingRecord,
     ShareOutcome,
     StatsSnapshot,
     Store,
@@ -43,6 +43,7 @@ from kernal.storage import (
     TokenAction,
     TokenChange,
     TokenInfo,
+    Vote,
 )
 from kernal.storage.sql import SqlStore
 from tests.storage.conftest import PG_URL
@@ -219,6 +220,7 @@ class StoreContract(abc.ABC):
         assert await store.recent_items(ItemKind.COMPONENT, -1) == []
 
     # ------------------------------------------------------------------ feedback
+    # One vote per rater per item: a rater's new rating replaces its old one.
 
     async def test_feedback_on_pattern(self, store: Store) -> None:
         await store.add_pattern(pattern("p"))
@@ -230,22 +232,56 @@ class StoreContract(abc.ABC):
             "p", {"kind": "test"}, "alice", T0, 2
         )
 
-    async def test_feedback_quality_is_mean_of_scores(self, store: Store) -> None:
+    async def test_feedback_quality_is_mean_of_the_raters_scores(self, store: Store) -> None:
         await store.add_component(component("c", quality=0.99))  # the author's claim
         result = await store.record_feedback(ItemKind.COMPONENT, "c", "bob", None, T0)
         assert (result.usage_count, result.quality_score) == (1, 0.99)  # no score yet: claim kept
         result = await store.record_feedback(ItemKind.COMPONENT, "c", "bob", 0.5, T0)
-        assert (result.usage_count, result.quality_score) == (2, 0.5)  # claim not in the mean
+        assert (result.usage_count, result.quality_score) == (1, 0.5)  # same rater: one use
         result = await store.record_feedback(ItemKind.COMPONENT, "c", "carol", 0.75, T0)
-        assert result.usage_count == 3
+        assert result.usage_count == 2
         assert result.quality_score == pytest.approx(0.625)
         result = await store.record_feedback(ItemKind.COMPONENT, "c", "dave", None, T0)
-        assert result.usage_count == 4
+        assert result.usage_count == 3
         assert result.quality_score == pytest.approx(0.625)
         stored = await store.get_component("c")
         assert stored is not None
-        assert stored.usage_count == 4
+        assert stored.usage_count == 3
         assert stored.quality_score == pytest.approx(0.625)
+
+    async def test_a_flood_from_one_rater_is_one_vote(self, store: Store) -> None:
+        await store.add_component(component("c"))
+        await store.record_feedback(ItemKind.COMPONENT, "c", "bob", 1.0, T0)
+        for n in range(200):
+            result = await store.record_feedback(ItemKind.COMPONENT, "c", "mallory", 0.0, T0 + n)
+        assert (result.usage_count, result.quality_score) == (2, 0.5)
+        ratings = sorted(await store.ratings(), key=lambda rating: rating.rater)
+        assert ratings == [
+            RatingRecord("bob", "alice", ItemKind.COMPONENT, "c", Vote(1.0)),
+            RatingRecord("mallory", "alice", ItemKind.COMPONENT, "c", Vote(0.0)),
+        ]
+
+    async def test_a_new_rating_replaces_the_old(self, store: Store) -> None:
+        await store.add_component(component("c"))
+        first = await store.record_feedback(ItemKind.COMPONENT, "c", "bob", 0.25, T0)
+        assert (first.vote, first.replaced) == (Vote(0.25), None)
+        second = await store.record_feedback(
+            ItemKind.COMPONENT, "c", "bob", 0.5, T0 + 1, usefulness=0.75
+        )
+        assert (second.vote, second.replaced) == (Vote(0.5, 0.75), Vote(0.25))
+        assert (second.usage_count, second.quality_score) == (1, 0.5)
+        # A use without a rating keeps the rating.
+        third = await store.record_feedback(ItemKind.COMPONENT, "c", "bob", None, T0 + 2)
+        assert (third.vote, third.replaced) == (Vote(0.5, 0.75), Vote(0.5, 0.75))
+        # A rating with usefulness only replaces the whole vote, score too.
+        fourth = await store.record_feedback(
+            ItemKind.COMPONENT, "c", "bob", None, T0 + 3, usefulness=0.0
+        )
+        assert fourth.vote == Vote(None, 0.0)
+        assert fourth.quality_score == 0.5  # no score in any vote now: the last mean stays
+        assert await store.ratings() == [
+            RatingRecord("bob", "alice", ItemKind.COMPONENT, "c", Vote(None, 0.0))
+        ]
 
     async def test_feedback_on_unknown_item(self, store: Store) -> None:
         await store.add_pattern(pattern("x"))
@@ -254,60 +290,34 @@ class StoreContract(abc.ABC):
         with pytest.raises(NotFoundError):  # a pattern id is not a component id
             await store.record_feedback(ItemKind.COMPONENT, "x", "bob", 1.0, T0)
         assert (await store.get_pattern("x")) == pattern("x")
+        assert await store.ratings() == []
 
-    async def test_feedback_reports_the_contributors_standing(self, store: Store) -> None:
-        """Each result names the contributor and what received_scores says of it right after."""
+    async def test_ratings_name_rater_and_contributor(self, store: Store) -> None:
         await store.add_pattern(pattern("p1", "alice"))
         await store.add_component(component("c1", "alice"))
-        await store.add_component(component("c2", "bob"))
+        await store.add_component(component("p1", "bob"))  # same id, other kind
+        result = await store.record_feedback(ItemKind.COMPONENT, "c1", "bob", 0.25, T0)
+        assert result.contributor == "alice"
+        result = await store.record_feedback(ItemKind.PATTERN, "p1", "carol", None, T0)
+        assert (result.contributor, result.vote) == ("alice", Vote())
+        result = await store.record_feedback(
+            ItemKind.COMPONENT, "p1", "carol", None, T0, usefulness=1.0
+        )
+        assert result.contributor == "bob"
+        found = sorted(await store.ratings(), key=lambda rating: (rating.item_id, rating.rater))
+        assert found == [  # carol's unrated use of p1 is not a rating
+            RatingRecord("bob", "alice", ItemKind.COMPONENT, "c1", Vote(0.25)),
+            RatingRecord("carol", "bob", ItemKind.COMPONENT, "p1", Vote(None, 1.0)),
+        ]
 
-        async def feedback(
-            kind: ItemKind, item: str, ai: str, score: float | None
-        ) -> FeedbackResult:
-            result = await store.record_feedback(kind, item, ai, score, T0)
-            now = await store.received_scores([result.contributor])
-            assert result.contributor_scores == now.get(result.contributor, ScoreTally(0.0, 0))
-            return result
-
-        result = await feedback(ItemKind.COMPONENT, "c1", "bob", 0.25)
-        assert (result.contributor, result.contributor_scores) == ("alice", ScoreTally(0.25, 1))
-        result = await feedback(ItemKind.PATTERN, "p1", "carol", 0.5)  # summed across kinds
-        assert (result.contributor, result.contributor_scores) == ("alice", ScoreTally(0.75, 2))
-        assert result.usage_count == 1
-        result = await feedback(ItemKind.COMPONENT, "c1", "dave", None)  # unscored: not counted
-        assert (result.contributor, result.contributor_scores) == ("alice", ScoreTally(0.75, 2))
-        assert (result.usage_count, result.quality_score) == (2, 0.25)
-        result = await feedback(ItemKind.COMPONENT, "c2", "bob", 1.0)  # a self-rating
-        assert (result.contributor, result.contributor_scores) == ("bob", ScoreTally(0.0, 0))
-        result = await feedback(ItemKind.COMPONENT, "c2", "alice", 0.5)
-        assert (result.contributor, result.contributor_scores) == ("bob", ScoreTally(0.5, 1))
-        assert result.quality_score == pytest.approx(0.75)  # the self-rating is in the mean
-
-    async def test_failed_feedback_changes_no_standing(self, store: Store) -> None:
-        await store.add_pattern(pattern("p", "alice"))
-        await store.record_feedback(ItemKind.PATTERN, "p", "bob", 0.5, T0)
-        with pytest.raises(NotFoundError):
-            await store.record_feedback(ItemKind.COMPONENT, "p", "carol", 1.0, T0)
-        assert await store.received_scores(["alice"]) == {"alice": ScoreTally(0.5, 1)}
-        result = await store.record_feedback(ItemKind.PATTERN, "p", "carol", 0.25, T0)
-        assert (result.usage_count, result.contributor_scores) == (2, ScoreTally(0.75, 2))
-
-    # ------------------------------------------------------------------ received scores
-    # The hub's memory of how each AI's work was rated, across connections.
-
-    async def test_scores_are_tallied_per_contributor(self, store: Store) -> None:
-        await store.add_pattern(PatternRecord("p1", {}, "alice", 1.0))
-        await store.add_component(ComponentRecord("c1", {}, "alice", 1.0))
-        await store.add_component(ComponentRecord("c2", {}, "bob", 1.0))
-        await store.record_feedback(ItemKind.COMPONENT, "c1", "bob", 0.2, 2.0)
-        await store.record_feedback(ItemKind.PATTERN, "p1", "carol", 0.4, 2.0)
-        await store.record_feedback(ItemKind.COMPONENT, "c1", "carol", None, 2.0)  # unscored
-        await store.record_feedback(ItemKind.COMPONENT, "c2", "bob", 1.0, 2.0)  # self-rating
-        tallies = await store.received_scores(["alice", "bob", "nobody"])
-        assert set(tallies) == {"alice"}
-        assert tallies["alice"].count == 2
-        assert abs(tallies["alice"].total - 0.6) < 1e-9
-        assert await store.received_scores([]) == {}
+    async def test_ratings_survive_reopening(self, store: Store, new_store: StoreFactory) -> None:
+        await store.add_pattern(pattern("p"))
+        await store.record_feedback(ItemKind.PATTERN, "p", "bob", 0.5, T0, usefulness=0.25)
+        await store.close()
+        async with opened(new_store()) as reopened:
+            assert await reopened.ratings() == [
+                RatingRecord("bob", "alice", ItemKind.PATTERN, "p", Vote(0.5, 0.25))
+            ]
 
     # ------------------------------------------------------------------ collaborations
 
@@ -362,6 +372,26 @@ class StoreContract(abc.ABC):
         assert all(c.reason == "hub restarted" and c.ended_at == T0 + 20 for c in failed)
         completed = await store.list_collaborations(CollaborationStatus.COMPLETED)
         assert [c.collaboration_id for c in completed] == ["k1"]
+
+    async def test_collaboration_pairs_are_the_completed_ones(self, store: Store) -> None:
+        members = [("alice", "bob"), ("alice", "bob"), ("carol", "alice"), ("dave", "erin")]
+        for n, (requester, acceptor) in enumerate(members):
+            record = dataclasses.replace(
+                collaboration(f"k{n}"), requester=requester, acceptor=acceptor
+            )
+            await store.create_collaboration(record)
+        for cid in ("k0", "k1", "k2"):
+            await store.end_collaboration(cid, CollaborationStatus.COMPLETED, T0 + 1)
+        await store.end_collaboration("k3", CollaborationStatus.FAILED, T0 + 1, reason="gone")
+        again = dataclasses.replace(collaboration("k4"), requester="dave", acceptor="erin")
+        await store.create_collaboration(again)  # still active: not a pair yet
+        assert await store.collaboration_pairs() == {("alice", "bob"), ("carol", "alice")}
+        await store.add_component(component("c", "erin"), completes_collaboration="k4")
+        assert await store.collaboration_pairs() == {
+            ("alice", "bob"),
+            ("carol", "alice"),
+            ("dave", "erin"),
+        }
 
     async def test_component_completes_collaboration(self, store: Store) -> None:
         await store.create_collaboration(collaboration("k"))

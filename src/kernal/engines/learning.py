@@ -5,7 +5,7 @@ Each trainer draws its own shard of a dataset (scikit-learn's bundled digits by 
 collaboration both partners send their current model; each merges the partner's model into
 its own through a gate measured on its private validation data (a merge that makes things
 worse is not kept), and the measured result is the partner's outcome: it feeds reputation and
-the FEEDBACK score the hub keeps. The held-out test set is only used for reporting.
+the FEEDBACK the hub keeps (its usefulness). The held-out test set is only used for reporting.
 
 Options (``EngineContext.options``, from the command line or the harness):
 
@@ -211,7 +211,8 @@ class LearningEngine(Engine):
             other = SoftmaxModel.from_json(data.get("model"))
         except ValueError:
             self.rejected += 1
-            return Assessment(outcome=0.0, score=0.0, kept=False)  # malformed: nothing usable
+            # Malformed: nothing usable.
+            return Assessment(outcome=0.0, score=0.0, kept=False, usefulness=0.0)
         self.last_received = other.copy()
         val_X, val_y = self.shard.val.X, self.val_y
         if self.merge_mode == "fedavg":
@@ -238,6 +239,8 @@ class LearningEngine(Engine):
             outcome=decision.outcome,
             score=round(decision.partner_accuracy, 4),
             kept=decision.kept,
+            # The merge's measured effect on our validation set (clip(1 + dp / tau, 0, 1)).
+            usefulness=round(decision.outcome, 4),
         )
 
     async def work(self, task: CollaborationTask, progress: float) -> float:

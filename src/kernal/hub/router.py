@@ -192,6 +192,7 @@ class Router:
         duplicate = outcome is ShareOutcome.DUPLICATE
         if completes is not None:
             self.book.finish(completes.collaboration_id)
+            self.standings.collaborated(completes.requester, completes.acceptor)
             log.info(
                 "Collaboration %s completed by %s with component %s",
                 completes.collaboration_id,
@@ -223,16 +224,17 @@ class Router:
         if item.contributor == sender:
             raise ProtocolError(
                 ErrorCode.FORBIDDEN,
-                f"{sender} cannot give feedback on its own {msg.kind}",
+                f"{sender} cannot rate its own {msg.kind} {msg.id!r}: only other AIs' "
+                "feedback counts toward an AI's standing; send FEEDBACK on others' work",
                 msg.msg_id,
             )
         try:
             result = await self.store.record_feedback(
-                kind, msg.id, sender, msg.score, self.clock.now()
+                kind, msg.id, sender, msg.score, self.clock.now(), usefulness=msg.usefulness
             )
         except NotFoundError as exc:
             raise ProtocolError(ErrorCode.NOT_FOUND, str(exc), msg.msg_id) from None
-        self.standings.update(result.contributor, result.contributor_scores)
+        self.standings.voted(sender, result.contributor, (kind.value, msg.id), result.vote)
         self.knowledge.rated(kind, msg.id, result)
         peer.send_raw(ack_frame(msg.msg_id, msg.type, msg.id))
 
@@ -356,6 +358,7 @@ class Router:
         except NotFoundError:
             return  # already closed (e.g. completed by a component share in the same instant)
         if isinstance(ending, m.CollaborationComplete):
+            self.standings.collaborated(record.requester, record.acceptor)
             log.info("Collaboration %s completed by %s", cid, sender)
         else:
             log.info("Collaboration %s failed (%s): %s", cid, sender, ending.reason)

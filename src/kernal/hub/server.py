@@ -164,6 +164,7 @@ class Hub:
             if closed:
                 log.info("Marked %d collaborations left active by the last run as failed", closed)
             await self.knowledge.load()
+            await self.standings.restore()
             self._server = await asyncio.get_running_loop().create_server(
                 self._new_connection,
                 self.settings.host,

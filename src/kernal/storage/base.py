@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeAlias, TypeVar
 
@@ -34,7 +34,7 @@ __all__ = [
     "KnowledgeCounts",
     "NotFoundError",
     "PatternRecord",
-    "ScoreTally",
+    "RatingRecord",
     "ShareOutcome",
     "StatsRetention",
     "StatsSnapshot",
@@ -44,6 +44,7 @@ __all__ = [
     "TokenAction",
     "TokenChange",
     "TokenInfo",
+    "Vote",
 ]
 
 
@@ -142,11 +143,29 @@ class CollaborationRecord:
 
 
 @dataclass(frozen=True)
-class ScoreTally:
-    """Scores received: their sum and how many there were."""
+class Vote:
+    """One rater's vote on one item: the last ``score`` and ``usefulness`` it sent (None: not
+    given). A rater has at most one vote per item; a new FEEDBACK with either field replaces
+    both, one with neither only reports a use and leaves the vote as it was."""
 
-    total: float
-    count: int
+    score: float | None = None
+    usefulness: float | None = None
+
+    @property
+    def rated(self) -> bool:
+        """Whether the vote says anything of the item's worth (not just that it was used)."""
+        return self.score is not None or self.usefulness is not None
+
+
+@dataclass(frozen=True)
+class RatingRecord:
+    """A stored vote that rates its item, with who cast it and whose item it is."""
+
+    rater: str
+    contributor: str
+    kind: ItemKind
+    item_id: str
+    vote: Vote
 
 
 @dataclass(frozen=True)
@@ -154,12 +173,15 @@ class FeedbackResult:
     """State after a feedback was recorded, read in the transaction that recorded it."""
 
     usage_count: int
-    quality_score: float | None = None  # components only: mean of the scores received
+    """How many distinct AIs have sent FEEDBACK on the item (plus, on a database adopted from
+    the prototype, the uses it had counted before)."""
+    quality_score: float | None = None  # components only: mean of the raters' current scores
     contributor: str = field(kw_only=True)
     """The item's contributor (``""`` for a row adopted from the prototype without one)."""
-    contributor_scores: ScoreTally = field(kw_only=True)
-    """The scores the contributor's items have received, this feedback included: exactly what
-    :meth:`Store.received_scores` returns for it now, ``ScoreTally(0.0, 0)`` if nothing."""
+    vote: Vote = field(kw_only=True)
+    """The rater's vote on the item now, this feedback included."""
+    replaced: Vote | None = field(kw_only=True, default=None)
+    """The rater's vote on the item before this feedback; None if it is its first."""
 
 
 @dataclass(frozen=True)
@@ -320,18 +342,31 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def record_feedback(
-        self, kind: ItemKind, item_id: str, ai_id: str, score: float | None, timestamp: float
+        self,
+        kind: ItemKind,
+        item_id: str,
+        ai_id: str,
+        score: float | None,
+        timestamp: float,
+        *,
+        usefulness: float | None = None,
     ) -> FeedbackResult:
-        """Increment the item's ``usage_count``; for a component with a score, set its
-        ``quality_score`` to the mean of all scores received. Returns the item's state and its
-        contributor's standing after this feedback (see :class:`FeedbackResult`), read in the
-        same transaction. Raises :class:`NotFoundError` (nothing written)."""
+        """Record ``ai_id``'s vote on the item (see :class:`Vote`): one vote per rater per item,
+        a new one with a score or usefulness replacing the old. ``usage_count`` counts distinct
+        raters; a component's ``quality_score`` becomes the mean of its raters' current scores
+        once one has a score. Returns the item's state, its contributor and the rater's vote
+        before and after (see :class:`FeedbackResult`), read in the same transaction. Raises
+        :class:`NotFoundError` (nothing written)."""
 
     @abc.abstractmethod
-    async def received_scores(self, contributors: Collection[str]) -> dict[str, ScoreTally]:
-        """For each contributor, the scores other AIs sent as FEEDBACK on its patterns and
-        components (self-ratings excluded). Contributors without any scored feedback are left
-        out. This outlives connections: it is the hub's memory of how an AI's work was rated."""
+    async def ratings(self) -> list[RatingRecord]:
+        """Every stored vote that rates its item (:attr:`Vote.rated`), in no particular order:
+        what the hub recomputes its standings from at start. One per rater and item, so its
+        size is bounded by raters x items, however many FEEDBACK frames were sent."""
+
+    @abc.abstractmethod
+    async def collaboration_pairs(self) -> set[tuple[str, str]]:
+        """``(requester, acceptor)`` of every completed collaboration, once per pair."""
 
     # ------------------------------------------------------------------ AIs
 

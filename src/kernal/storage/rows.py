@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -41,12 +41,10 @@ from kernal.storage.base import (
     CollaborationStatus,
     ComponentRecord,
     ConflictError,
-    FeedbackResult,
     ItemKind,
     ItemRecord,
     NotFoundError,
     PatternRecord,
-    ScoreTally,
     ShareOutcome,
 )
 
@@ -65,8 +63,9 @@ __all__ = [
     "item_record",
     "item_row",
     "item_table",
-    "received_scores",
-    "record_feedback",
+    "lenient_count",
+    "lenient_float",
+    "lenient_text",
     "require_active",
     "share",
     "share_many",
@@ -165,14 +164,14 @@ def item_record(spec: ItemTable[R], row: sa.Row[Any]) -> R:
     """The record of a pattern or component row, read leniently (see the module)."""
     columns = row._mapping
     values: dict[str, Any] = {
-        spec.id_column: _text(columns[spec.id_column]),
+        spec.id_column: lenient_text(columns[spec.id_column]),
         spec.data_column: _json_object(columns[spec.data_column]),
-        "contributor": _text(row.contributor),
-        "timestamp": _finite(row.timestamp) or 0.0,
-        "usage_count": _count(row.usage_count),
+        "contributor": lenient_text(row.contributor),
+        "timestamp": lenient_float(row.timestamp) or 0.0,
+        "usage_count": lenient_count(row.usage_count),
     }
     if spec.has_quality:
-        values["quality_score"] = _finite(row.quality_score)
+        values["quality_score"] = lenient_float(row.quality_score)
     return spec.record(**values)
 
 
@@ -213,18 +212,18 @@ def _json_object(value: object) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {"raw": text}
 
 
-def _text(value: object) -> str:
+def lenient_text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _count(value: object) -> int:
+def lenient_count(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    number = _finite(value)
+    number = lenient_float(value)
     return 0 if number is None else int(number)
 
 
-def _finite(value: object) -> float | None:
+def lenient_float(value: object) -> float | None:
     """``value`` as a finite float; None if it is NULL or anything else."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)
@@ -322,71 +321,6 @@ def share_many(
     return outcomes
 
 
-def record_feedback(
-    conn: Connection,
-    spec: ItemTable[Any],
-    item_id: str,
-    ai_id: str,
-    score: float | None,
-    timestamp: float,
-) -> FeedbackResult:
-    """Count one use of the item and store the feedback; for a component with a score, set its
-    ``quality_score`` to the mean of all its scores. Raises :class:`NotFoundError`."""
-    table = spec.table
-    key = spec.key == item_id
-    # COALESCE: an adopted prototype row may have a NULL usage_count, which counts as 0.
-    bump = (
-        table.update().where(key).values(usage_count=sa.func.coalesce(table.c.usage_count, 0) + 1)
-    )
-    if conn.execute(bump).rowcount == 0:
-        raise NotFoundError(f"no {spec.kind.value} with id {item_id!r}")
-    conn.execute(
-        t.feedback.insert().values(
-            kind=spec.kind.value, item_id=item_id, ai_id=ai_id, score=score, timestamp=timestamp
-        )
-    )
-    if spec.has_quality and score is not None:
-        f = t.feedback.c
-        mean = (
-            sa.select(sa.func.avg(f.score))
-            .where(f.kind == spec.kind.value, f.item_id == item_id, f.score.is_not(None))
-            .scalar_subquery()
-        )
-        conn.execute(table.update().where(key).values(quality_score=mean))
-    state = [table.c.usage_count, table.c.contributor]
-    if spec.has_quality:
-        state.append(table.c.quality_score)
-    row = conn.execute(sa.select(*state).where(key)).one()
-    owner = row.contributor
-    # The rules of received_scores: a score from someone else, on an item somebody owns.
-    if score is not None and owner is not None and ai_id != owner:
-        _add_received_score(conn, owner, score)
-    # Read leniently, as item_record does: an adopted row may hold anything there.
-    contributor = _text(owner)
-    return FeedbackResult(
-        usage_count=_count(row.usage_count),
-        quality_score=_finite(row.quality_score) if spec.has_quality else None,
-        contributor=contributor,
-        contributor_scores=received_scores(conn, [contributor]).get(
-            contributor, ScoreTally(0.0, 0)
-        ),
-    )
-
-
-def _add_received_score(conn: Connection, contributor: str, score: float) -> None:
-    table = t.contributor_scores
-    insert = _insert(conn, table).values(contributor=contributor, score_total=score, score_count=1)
-    conn.execute(
-        insert.on_conflict_do_update(
-            index_elements=[table.c.contributor],
-            set_={
-                "score_total": table.c.score_total + insert.excluded.score_total,
-                "score_count": table.c.score_count + 1,
-            },
-        )
-    )
-
-
 def insert_collaboration(conn: Connection, row: dict[str, Any]) -> None:
     """Insert a :func:`collaboration_row`. Raises :class:`ConflictError` if the id is taken."""
     c = t.collaborations.c
@@ -434,15 +368,3 @@ def close_collaboration(
     conn.execute(
         t.collaborations.update().where(c.collaboration_id == collaboration_id).values(values)
     )
-
-
-def received_scores(conn: Connection, contributors: Collection[str]) -> dict[str, ScoreTally]:
-    """Sum and count of the scored feedback others gave each contributor's items."""
-    c = t.contributor_scores.c
-    query = sa.select(c.contributor, c.score_total, c.score_count).where(
-        c.contributor.in_(list(contributors)), c.score_count > 0
-    )
-    return {
-        str(row.contributor): ScoreTally(float(row.score_total), int(row.score_count))
-        for row in conn.execute(query)
-    }

@@ -21,14 +21,14 @@ import asyncio
 import dataclasses
 import functools
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Self, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from kernal.storage import engine as db
-from kernal.storage import rows
+from kernal.storage import rows, votes
 from kernal.storage import schema as t
 from kernal.storage.base import (
     AiRecord,
@@ -41,7 +41,7 @@ from kernal.storage.base import (
     KnowledgeCounts,
     NotFoundError,
     PatternRecord,
-    ScoreTally,
+    RatingRecord,
     ShareOutcome,
     StatsSnapshot,
     Store,
@@ -49,6 +49,7 @@ from kernal.storage.base import (
     TokenAction,
     TokenChange,
     TokenInfo,
+    Vote,
 )
 from kernal.storage.engine import MIGRATIONS_DIR, database_url
 from kernal.storage.retention import StatsRetention
@@ -284,17 +285,26 @@ class SqlStore(Store):
         )
 
     async def record_feedback(
-        self, kind: ItemKind, item_id: str, ai_id: str, score: float | None, timestamp: float
+        self,
+        kind: ItemKind,
+        item_id: str,
+        ai_id: str,
+        score: float | None,
+        timestamp: float,
+        *,
+        usefulness: float | None = None,
     ) -> FeedbackResult:
         spec = rows.item_table(kind)
+        vote = Vote(score, usefulness)
         return await self._write(
-            lambda conn: rows.record_feedback(conn, spec, item_id, ai_id, score, timestamp)
+            lambda conn: votes.record_feedback(conn, spec, item_id, ai_id, vote, timestamp)
         )
 
-    async def received_scores(self, contributors: Collection[str]) -> dict[str, ScoreTally]:
-        if not contributors:
-            return {}
-        return await self._read(lambda conn: rows.received_scores(conn, contributors))
+    async def ratings(self) -> list[RatingRecord]:
+        return await self._read(votes.ratings)
+
+    async def collaboration_pairs(self) -> set[tuple[str, str]]:
+        return await self._read(votes.collaboration_pairs)
 
     # ------------------------------------------------------------------ AIs
 

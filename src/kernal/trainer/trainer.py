@@ -436,7 +436,12 @@ class Trainer:
             "merged" if assessment.kept else "not merged",
             score,
         )
-        feedback = Feedback(kind="component", id=message.component_id, score=assessment.score)
+        feedback = Feedback(
+            kind="component",
+            id=message.component_id,
+            score=assessment.score,
+            usefulness=assessment.usefulness,
+        )
         await self._deliver(feedback)
 
     def _end(self, collaboration_id: str, *, outcome: float | None) -> None:
