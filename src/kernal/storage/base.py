@@ -23,12 +23,15 @@ from kernal.protocol.messages import RequestTerms
 
 __all__ = [
     "AiRecord",
+    "CollaborationQuery",
     "CollaborationRecord",
     "CollaborationStatus",
     "ComponentRecord",
     "ConflictError",
     "FeedbackResult",
+    "ItemEntry",
     "ItemKind",
+    "ItemQuery",
     "ItemRecord",
     "KnowledgeCounts",
     "NotFoundError",
@@ -175,6 +178,47 @@ class TokenInfo:
 
 
 @dataclass(frozen=True)
+class ItemQuery:
+    """Which items :meth:`Store.list_items` returns; every filter left None lets all through.
+
+    ``before`` is a keyset cursor: only items strictly older than ``(timestamp, item_id)`` in
+    the newest-first order (the last item of the previous page), so pages never overlap or skip
+    an item, however many are shared meanwhile.
+    """
+
+    contributor: str | None = None
+    since: float | None = None  # timestamp >= since
+    until: float | None = None  # timestamp < until
+    search: str | None = None  # in the id or the data's JSON text, case-insensitive for ASCII
+    before: tuple[float, str] | None = None
+    item_id: str | None = None  # exactly this id
+
+
+@dataclass(frozen=True)
+class ItemEntry:
+    """One item of a listing. ``data_size``: characters of its data's JSON text as stored.
+    ``data_included``: false when the data was longer than the listing's ``max_data`` and so
+    was never read (the record then holds ``{}`` as its data; read the item alone for it)."""
+
+    record: ItemRecord
+    data_size: int
+    data_included: bool
+
+
+@dataclass(frozen=True)
+class CollaborationQuery:
+    """Which collaborations :meth:`Store.list_collaborations_page` returns (see
+    :class:`ItemQuery` for ``before``, here ``(started_at, collaboration_id)``)."""
+
+    status: CollaborationStatus | None = None
+    member: str | None = None  # requester or acceptor
+    since: float | None = None  # started_at >= since
+    until: float | None = None  # started_at < until
+    search: str | None = None  # in the collaboration or request id, or the request's JSON text
+    before: tuple[float, str] | None = None
+
+
+@dataclass(frozen=True)
 class KnowledgeCounts:
     shared_patterns: int
     shared_components: int
@@ -246,6 +290,15 @@ class Store(abc.ABC):
     async def recent_items(self, kind: ItemKind, limit: int) -> list[ItemRecord]:
         """The newest ``limit`` items of ``kind`` shared with everyone (none if ``limit`` <= 0),
         newest first. Components shared with one AI only (``recipient``) are left out."""
+
+    @abc.abstractmethod
+    async def list_items(
+        self, kind: ItemKind, query: ItemQuery, limit: int, *, max_data: int
+    ) -> list[ItemEntry]:
+        """Up to ``limit`` items of ``kind`` shared with everyone that match ``query``, newest
+        first (by timestamp, then id). Data longer than ``max_data`` characters of JSON is not
+        read (see :class:`ItemEntry`), so a listing costs at most ``limit * max_data`` of data
+        however large the items are."""
 
     async def get_pattern(self, pattern_id: str) -> PatternRecord | None:
         """:meth:`get_item` for a pattern."""
@@ -336,6 +389,13 @@ class Store(abc.ABC):
         self, status: CollaborationStatus | None = None, limit: int = 100
     ) -> list[CollaborationRecord]:
         """Newest (by started_at) first."""
+
+    @abc.abstractmethod
+    async def list_collaborations_page(
+        self, query: CollaborationQuery, limit: int
+    ) -> list[CollaborationRecord]:
+        """Up to ``limit`` collaborations matching ``query``, newest (by started_at, then
+        id) first."""
 
     @abc.abstractmethod
     async def fail_active_collaborations(self, timestamp: float, reason: str) -> int:
