@@ -234,7 +234,7 @@ def api_router(hub: Hub, budget: Budget | None = None) -> APIRouter:
             )
         standings.sort(key=lambda standing: (-standing.reputation, standing.ai_id))
         parts = [standing.__pydantic_serializer__.to_json(standing) for standing in standings]
-        return respond(request, parts, standings, None, format)
+        return respond(request, parts, standings, None, format, Standing)
 
     item_routes(router, hub, budget)
 
@@ -281,7 +281,7 @@ def api_router(hub: Hub, budget: Budget | None = None) -> APIRouter:
         following = (
             encode_cursor((last.started_at, last.collaboration_id)) if more and last else None
         )
-        return respond(request, parts, given, following, format)
+        return respond(request, parts, given, following, format, Collaboration)
 
     @router.get("/api/collaborations/{collaboration_id:path}", tags=["collaborations"])
     async def collaboration(collaboration_id: str) -> Collaboration:
@@ -308,6 +308,6 @@ def api_router(hub: Hub, budget: Budget | None = None) -> APIRouter:
         no byte budget needed)."""
         points = [StatsPoint.model_validate(s) for s in await store.stats_history(since, limit)]
         parts = [point.__pydantic_serializer__.to_json(point) for point in points]
-        return respond(request, parts, points, None, format)
+        return respond(request, parts, points, None, format, StatsPoint)
 
     return router

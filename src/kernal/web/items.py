@@ -140,7 +140,7 @@ def _kind_routes(
         parts, given, more = page_of(map(item_model, entries), limit, budget.page_bytes)
         last = entries[len(given) - 1].record if given else None
         following = encode_cursor((last.timestamp, last.item_id)) if more and last else None
-        return respond(request, parts, given, following, format, list(model.model_fields))
+        return respond(request, parts, given, following, format, model)
 
     async def one(item_id: str) -> Any:
         # A listing of one: components private to a sender and recipient are left out of

@@ -121,10 +121,10 @@ def respond(
     given: Sequence[BaseModel],
     cursor: str | None,
     fmt: str,
-    columns: Sequence[str] | None = None,
+    model: type[BaseModel],
 ) -> Response:
     """The page as JSON (the entries' bytes joined, encoded once) or CSV, with the Link and
-    X-Next-Cursor headers when ``cursor`` says more follow."""
+    X-Next-Cursor headers when ``cursor`` says more follow. CSV columns: ``model``'s fields."""
     headers = {"Cache-Control": "no-store"}
     if cursor is not None:
         headers["Link"] = next_link(request, cursor)
@@ -132,15 +132,11 @@ def respond(
     if fmt == "csv":
         rows = [model.model_dump(mode="json") for model in given]
         return Response(
-            to_csv(rows, columns or _columns(given)),
+            to_csv(rows, list(model.model_fields)),
             media_type="text/csv; charset=utf-8",
             headers=headers,
         )
     return Response(b"[" + b",".join(parts) + b"]", media_type="application/json", headers=headers)
-
-
-def _columns(given: Sequence[BaseModel]) -> list[str]:
-    return [] if not given else list(type(given[0]).model_fields)
 
 
 # A cell a spreadsheet would run as a formula (client-chosen ids can be "=HYPERLINK(...)"):
