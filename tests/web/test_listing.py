@@ -96,6 +96,9 @@ async def test_large_data_is_left_out_of_lists_with_a_link_to_the_item(
         assert whole["pattern_data"] == {"blob": "y" * 5000}
         assert (whole["data_omitted"], whole["data_size"]) == (False, big["data_size"])
         assert (small["pattern_data"], small["data_omitted"]) == ({"a": 1}, False)
+        await hub.store.add_pattern(PatternRecord("accents", {"é": "ü" * 10}, "alice", T0 + 2))
+        [accents] = (await api.get("/api/patterns", params={"q": "accents"})).json()
+        assert accents["data_size"] == len('{"é":"üüüüüüüüüü"}'.encode())  # bytes, not characters
 
 
 async def test_one_huge_item_still_pages_in_bounded_memory(make_hub: HubFactory) -> None:

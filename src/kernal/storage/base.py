@@ -196,9 +196,9 @@ class ItemQuery:
 
 @dataclass(frozen=True)
 class ItemEntry:
-    """One item of a listing. ``data_size``: characters of its data's JSON text as stored.
+    """One item of a listing. ``data_size``: bytes of its data's JSON text (UTF-8) as stored.
     ``data_included``: false when the data was longer than the listing's ``max_data`` and so
-    was never read (the record then holds ``{}`` as its data; read the item alone for it)."""
+    was never decoded (the record then holds ``{}`` as its data; read the item alone for it)."""
 
     record: ItemRecord
     data_size: int
@@ -296,9 +296,9 @@ class Store(abc.ABC):
         self, kind: ItemKind, query: ItemQuery, limit: int, *, max_data: int
     ) -> list[ItemEntry]:
         """Up to ``limit`` items of ``kind`` shared with everyone that match ``query``, newest
-        first (by timestamp, then id). Data longer than ``max_data`` characters of JSON is not
-        read (see :class:`ItemEntry`), so a listing costs at most ``limit * max_data`` of data
-        however large the items are."""
+        first (by timestamp, then id). Data longer than ``max_data`` bytes of JSON is not
+        returned (see :class:`ItemEntry`), so a listing holds at most ``limit * max_data`` of
+        data however large the items are."""
 
     async def get_pattern(self, pattern_id: str) -> PatternRecord | None:
         """:meth:`get_item` for a pattern."""

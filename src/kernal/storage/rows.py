@@ -58,6 +58,7 @@ __all__ = [
     "PATTERNS",
     "ItemTable",
     "ai_record",
+    "byte_length",
     "close_collaboration",
     "collaboration_filters",
     "collaboration_record",
@@ -251,6 +252,17 @@ def _older_than(
     """Rows after ``cursor`` in the newest-first order ``(time desc, key desc)``."""
     at, item_id = cursor
     return sa.or_(time < at, sa.and_(time == at, key < item_id))
+
+
+def byte_length(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[int]:
+    """Bytes of a text column's UTF-8 value, 0 for NULL. SQLite's length() of TEXT counts
+    characters, decoding the whole value; of the same value as a BLOB it is a byte count, more
+    than twice as fast (SQLite 3.40 has no octet_length)."""
+    if dialect == "postgresql":
+        measured: sa.ColumnElement[int] = sa.func.octet_length(column)
+    else:
+        measured = sa.func.length(sa.cast(column, sa.LargeBinary))
+    return sa.func.coalesce(measured, 0)
 
 
 def item_filters(spec: ItemTable[Any], query: ItemQuery) -> list[sa.ColumnElement[bool]]:

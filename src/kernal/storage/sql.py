@@ -240,7 +240,7 @@ class SqlStore(Store):
         spec = rows.item_table(kind)
         table = spec.table
         data = table.c[spec.data_column]
-        size = sa.func.coalesce(sa.func.length(data), 0)
+        size = rows.byte_length(data, self.url.get_backend_name())
         # Long data is never read: a listing's cost must not grow with the items' size.
         shown = sa.case((size <= max(max_data, 0), data), else_=sa.null())
         others = [column for column in table.c if column.name != spec.data_column]

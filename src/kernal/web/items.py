@@ -1,7 +1,7 @@
 """``GET /api/patterns``, ``GET /api/components`` (pages, see :mod:`kernal.web.listing`) and
 one item by id.
 
-A listing never reads an item's data past :attr:`Budget.list_data_bytes` characters of JSON:
+A listing never returns an item's data past :attr:`Budget.list_data_bytes` bytes of JSON:
 such an item is listed with ``data`` null, ``data_omitted`` true, its ``data_size`` and the
 ``url`` that gives it whole. A component shared with one AI only (``to``) is private to its
 sender and recipient: it is in no listing, and its URL is a 404 like an unknown id's.
@@ -43,7 +43,7 @@ class Pattern(BaseModel):
     pattern_data: dict[str, Any] | None
     """Null in a listing when longer than the hub lists (``data_omitted``): see ``url``."""
     data_size: int
-    """Characters of ``pattern_data`` as JSON text, as stored."""
+    """Bytes of ``pattern_data`` as JSON text (UTF-8), as stored."""
     data_omitted: bool = False
     url: str
     """This pattern alone, with its data."""
@@ -58,7 +58,7 @@ class Component(BaseModel):
     component_data: dict[str, Any] | None
     """Null in a listing when longer than the hub lists (``data_omitted``): see ``url``."""
     data_size: int
-    """Characters of ``component_data`` as JSON text, as stored."""
+    """Bytes of ``component_data`` as JSON text (UTF-8), as stored."""
     data_omitted: bool = False
     url: str
     """This component alone, with its data."""
@@ -152,7 +152,7 @@ def _kind_routes(
 
     listing.__doc__ = (
         f"Shared {noun}, newest first, one page: filters combine (all must hold). Data longer "
-        f"than {budget.list_data_bytes} characters of JSON is left out (see ``url``); a page "
+        f"than {budget.list_data_bytes} bytes of JSON is left out (see ``url``); a page "
         f"stops before {budget.page_bytes} bytes of entries, and its ``Link rel=next`` header "
         "gives the next one."
     )
