@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +17,7 @@ from kernal.hub.server import Hub
 from kernal.web.app import create_app
 from tests.helpers import RawClient, login
 
+GRAFANA = Path(__file__).resolve().parents[2] / "docs" / "grafana-kernal.json"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -181,3 +184,21 @@ async def test_docs_page_loads_only_its_own_assets(api: httpx.AsyncClient) -> No
     assert (await api.get("/docs/../app.py")).status_code == 404
     script = (await api.get("/docs/docs.js")).text
     assert "innerHTML" not in script  # schema text is never parsed as markup
+
+
+# ---------------------------------------------------------------------- Grafana dashboard
+
+
+async def test_grafana_dashboard_asks_only_for_metrics_the_hub_exposes(
+    api: httpx.AsyncClient,
+) -> None:
+    dashboard = json.loads(GRAFANA.read_text(encoding="utf-8"))
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    asked = {name for expr in exprs for name in re.findall(r"kernal_[a-z_]+", expr)}
+    response = await api.get("/metrics")
+    # By family: a labelled family the hub has no sample of yet is still declared.
+    families = {family.name for family in text_string_to_metric_families(response.text)}
+    unknown = {
+        name for name in asked if re.sub(r"_(total|bucket|count|sum)$", "", name) not in families
+    }
+    assert asked and not unknown, unknown
