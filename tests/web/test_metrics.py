@@ -48,10 +48,12 @@ async def test_metrics_move_with_traffic(hub: Hub, api: httpx.AsyncClient) -> No
     assert value(before, "kernal_connections") == 0
     one = await login(hub, "AI_Node_1")
     two = await login(hub, "AI_Node_2", "graphics")
+    three = await login(hub, "AI_Node_4", "audio")
     try:
         await one.send({"type": "PATTERN_SHARE", "pattern_id": "p1", "pattern_data": {"a": 1}})
         await one.recv_type("ACK")
         await two.recv_type("PATTERN_SHARE")
+        await three.recv_type("PATTERN_SHARE")
         await one.send_bytes(b"{not json}\n")
         await one.recv_type("ERROR")
         await two.send({"type": "FEEDBACK", "kind": "pattern", "id": "p1", "score": 1.0})
@@ -64,19 +66,22 @@ async def test_metrics_move_with_traffic(hub: Hub, api: httpx.AsyncClient) -> No
     finally:
         await one.close()
         await two.close()
+        await three.close()
 
-    assert value(after, "kernal_connected_ais") == 2
-    assert value(after, "kernal_connections") >= 2
-    assert value(after, "kernal_logins_total") == 2
+    assert value(after, "kernal_connected_ais") == 3
+    assert value(after, "kernal_connections") >= 3
+    assert value(after, "kernal_logins_total") == 3
     assert value(after, "kernal_login_failures_total") == 1
     assert value(after, "kernal_frames_total", direction="in", type="PATTERN_SHARE") == 1
-    assert value(after, "kernal_frames_total", direction="in", type="HELLO") == 2
+    assert value(after, "kernal_frames_total", direction="in", type="HELLO") == 3
     assert value(after, "kernal_frames_total", direction="in", type="invalid") == 1
     assert value(after, "kernal_frame_bytes_total", direction="in", type="PATTERN_SHARE") > 20
-    # The relay to AI_Node_2 and the ACKs (share, feedback).
-    assert value(after, "kernal_frames_total", direction="out", type="PATTERN_SHARE") == 1
+    # One broadcast to the two others, the ACKs (share, feedback), an AI_JOINED to each AI
+    # already there (1 + 2), a STATE to each.
+    assert value(after, "kernal_frames_total", direction="out", type="PATTERN_SHARE") == 2
     assert value(after, "kernal_frames_total", direction="out", type="ACK") == 2
-    assert value(after, "kernal_frames_total", direction="out", type="STATE") == 2
+    assert value(after, "kernal_frames_total", direction="out", type="AI_JOINED") == 3
+    assert value(after, "kernal_frames_total", direction="out", type="STATE") == 3
     assert value(after, "kernal_errors_total", code="bad_json") == 1
     assert value(after, "kernal_persist_seconds_count") == 1
     assert value(after, "kernal_persist_seconds_bucket", le="+Inf") == 1
@@ -126,14 +131,16 @@ def test_histogram_buckets_and_frame_types() -> None:
     assert histogram.counts == [2, 1, 1]  # <= 0.1, <= 1.0, above
     assert (histogram.count, histogram.total) == (4, pytest.approx(3.65))
     assert frame_type(b'{"type":"ACK","ref":"x"}\n') == b"ACK"
+    assert frame_type(b'{"ai_id":"a","capabilities":["x"],"type":"AI_JOINED"}\n') == b"AI_JOINED"
     assert frame_type(b"garbage") == b"?"
     counters = HubCounters()
     frame = b'{"type":"PATTERN_SHARE"}\n'
     for _ in range(3):  # one broadcast: the same bytes to three peers
         counters.sent(frame)
     counters.sent(b'{"type":"ACK"}\n')
-    assert dict(counters.frames_out) == {b"PATTERN_SHARE": 3, b"ACK": 1}
-    assert counters.bytes_out[b"PATTERN_SHARE"] == 3 * len(frame)
+    counters.sent(frame, 10)  # a broadcast to ten peers, counted once
+    assert dict(counters.frames_out) == {b"PATTERN_SHARE": 13, b"ACK": 1}
+    assert counters.bytes_out[b"PATTERN_SHARE"] == 13 * len(frame)
 
 
 async def test_two_apps_of_one_hub_have_their_own_registries(hub: Hub) -> None:

@@ -195,6 +195,13 @@ class Connection(asyncio.Protocol):
             return
         if self._sent is not None:
             self._sent(frame)
+        self.send_uncounted(frame)
+
+    def send_uncounted(self, frame: bytes) -> None:
+        """:meth:`send_raw` for a caller that counts the frame itself (a broadcast, once for
+        all its recipients)."""
+        if self._closing:
+            return
         out = self._out
         out.append(frame)
         if len(out) == 1:

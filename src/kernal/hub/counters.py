@@ -3,8 +3,9 @@
 
 The hot path pays integer increments and dict lookups, nothing more: no locks (one event loop
 writes, and a reader on the same loop sees a consistent enough picture), no labels objects, no
-allocation per frame beyond a new dict key the first time a type or code is seen. A frame sent
-to many peers is one bytes object: its type is read once, not once per peer.
+allocation per frame beyond a new dict key the first time a type or code is seen. A frame
+broadcast to many peers is counted once with the number of copies (by the registry of peers,
+:class:`~kernal.hub.peers.Peers`), so a relay to a thousand peers costs one count.
 """
 
 from __future__ import annotations
@@ -52,13 +53,22 @@ class Histogram:
 
 
 def frame_type(frame: bytes) -> bytes:
-    """``b"ACK"`` of ``b'{"type":"ACK",...'`` (every frame the hub encodes starts so);
-    ``b"?"`` for anything else."""
+    """``b"ACK"`` of ``b'{"type":"ACK",...'``; ``b"?"`` if there is no ``type``.
+
+    Relays and ACKs start with their type; a model whose ``type`` field comes after inherited
+    ones (``AI_JOINED``) ends with it. Free-form data (which could hold a ``"type":"``) is only
+    ever in frames that start with their type, so the last ``"type":"`` of any other frame is
+    its own: strings inside are JSON-escaped and cannot hold one.
+    """
     if frame.startswith(b'{"type":"'):
-        end = frame.find(b'"', 9)
-        if end > 9:
-            return frame[9:end]
-    return b"?"
+        start = 9
+    else:
+        found = frame.rfind(b'"type":"')
+        if found < 0:
+            return b"?"
+        start = found + 8
+    end = frame.find(b'"', start)
+    return frame[start:end] if end > start else b"?"
 
 
 @dataclass(eq=False)
@@ -88,11 +98,11 @@ class HubCounters:
         self.frames_in[kind] += 1
         self.bytes_in[kind] += size
 
-    def sent(self, frame: bytes) -> None:
-        """One frame queued for one client."""
-        if frame is not self._last_frame:  # a broadcast: the same object for every peer
+    def sent(self, frame: bytes, copies: int = 1) -> None:
+        """``frame`` queued for ``copies`` clients (a broadcast counts once for all)."""
+        if frame is not self._last_frame:  # the same object sent again: its type is known
             self._last_frame = frame
             self._last_type = frame_type(frame)
         kind = self._last_type
-        self.frames_out[kind] += 1
-        self.bytes_out[kind] += len(frame)
+        self.frames_out[kind] += copies
+        self.bytes_out[kind] += len(frame) * copies

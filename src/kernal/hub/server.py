@@ -57,7 +57,7 @@ class Hub:
         self.clock = settings.clock
         self.counters = HubCounters()
         """What the hub did since it was built (read by the web app's /metrics)."""
-        self.peers = Peers()
+        self.peers = Peers(counters=self.counters)
         self.collaborations = CollaborationBook(max_per_ai=settings.max_collaborations_per_ai)
         self.standings = Standings(store)
         self.knowledge = Knowledge(store, settings.recent_limit)

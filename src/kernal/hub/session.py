@@ -113,7 +113,7 @@ class Session:
 
     @property
     def raw_sender(self) -> Callable[[bytes], None]:
-        return self.conn.send_raw
+        return self.conn.send_uncounted  # the registry of peers counts what it sends
 
     # ------------------------------------------------------------------ life
 
