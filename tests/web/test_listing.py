@@ -4,6 +4,7 @@ items are written through the store (what the API reads) or shared by real clien
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -17,7 +18,7 @@ import pytest
 from kernal.hub.server import Hub
 from kernal.storage import ComponentRecord, PatternRecord
 from kernal.web.app import create_app
-from kernal.web.listing import encode_cursor
+from kernal.web.listing import CHUNK, encode_cursor
 from tests.conftest import HubFactory
 from tests.helpers import login
 
@@ -37,9 +38,15 @@ async def api(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def add_patterns(hub: Hub, count: int, size: int = 10, contributor: str = "alice") -> None:
-    for n in range(count):
-        record = PatternRecord(f"p{n:03d}", {"blob": "x" * size, "n": n}, contributor, T0 + n)
-        await hub.store.add_pattern(record)
+    """``p000``... shared one second apart; written together (one transaction)."""
+    await asyncio.gather(
+        *(
+            hub.store.add_pattern(
+                PatternRecord(f"p{n:03d}", {"blob": "x" * size, "n": n}, contributor, T0 + n)
+            )
+            for n in range(count)
+        )
+    )
 
 
 async def every_page(api: httpx.AsyncClient, url: str) -> list[list[dict[str, Any]]]:
@@ -125,6 +132,16 @@ async def test_limit_pages_follow_on_without_gaps_or_repeats(
     ids = [item["pattern_id"] for page in pages for item in page]
     assert [len(page) for page in pages] == [3, 3, 2]
     assert ids == ["p006", "p005", "p004", "tie-a", "p003", "p002", "p001", "p000"]
+
+
+async def test_a_page_longer_than_a_store_read_is_whole(hub: Hub, api: httpx.AsyncClient) -> None:
+    # More entries than the store is asked for at a time (CHUNK): the page fills across reads.
+    count = 2 * CHUNK + 20
+    await add_patterns(hub, count)
+    pages = await every_page(api, f"/api/patterns?limit={CHUNK + 5}")
+    assert [len(page) for page in pages] == [CHUNK + 5, CHUNK + 5, count - 2 * (CHUNK + 5)]
+    ids = [item["pattern_id"] for page in pages for item in page]
+    assert ids == [f"p{n:03d}" for n in reversed(range(count))]
 
 
 async def test_filters_combine(hub: Hub, api: httpx.AsyncClient) -> None:

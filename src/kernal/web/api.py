@@ -19,6 +19,7 @@ Contracts:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -39,12 +40,13 @@ from kernal.web.listing import (
     Budget,
     Cursor,
     Format,
+    Position,
     Search,
     Since,
     Until,
+    build_page,
     decode_cursor,
     encode_cursor,
-    page_of,
     respond,
 )
 
@@ -267,21 +269,22 @@ def api_router(hub: Hub, budget: Budget | None = None) -> APIRouter:
         """Collaborations newest first (by start), one page (see the patterns listing).
         Records come from the store; the progress of active ones from the hub, which writes it
         to the store only every stats tick."""
-        query = CollaborationQuery(
-            status=status,
-            member=member,
-            since=since,
-            until=until,
-            search=q,
-            before=decode_cursor(cursor),
+        query = CollaborationQuery(status=status, member=member, since=since, until=until, search=q)
+
+        async def fetch(after: Position | None, count: int) -> list[CollaborationRecord]:
+            chunk = dataclasses.replace(query, before=after)
+            return await store.list_collaborations_page(chunk, count)
+
+        page = await build_page(
+            fetch,
+            decode_cursor(cursor),
+            limit,
+            budget.page_bytes,
+            live_progress,
+            lambda record: (record.started_at, record.collaboration_id),
         )
-        records = await store.list_collaborations_page(query, limit + 1)
-        parts, given, more = page_of(map(live_progress, records), limit, budget.page_bytes)
-        last = records[len(given) - 1] if given else None
-        following = (
-            encode_cursor((last.started_at, last.collaboration_id)) if more and last else None
-        )
-        return respond(request, parts, given, following, format, Collaboration)
+        following = encode_cursor(page.following)
+        return respond(request, page.parts, page.given, following, format, Collaboration)
 
     @router.get("/api/collaborations/{collaboration_id:path}", tags=["collaborations"])
     async def collaboration(collaboration_id: str) -> Collaboration:

@@ -9,6 +9,7 @@ sender and recipient: it is in no listing, and its URL is a 404 like an unknown 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -22,12 +23,13 @@ from kernal.web.listing import (
     Budget,
     Cursor,
     Format,
+    Position,
     Search,
     Since,
     Until,
+    build_page,
     decode_cursor,
     encode_cursor,
-    page_of,
     respond,
 )
 
@@ -129,18 +131,22 @@ def _kind_routes(
         q: Search = None,
         format: Format = "json",
     ) -> Response:
-        query = ItemQuery(
-            contributor=contributor,
-            since=since,
-            until=until,
-            search=q,
-            before=decode_cursor(cursor),
+        query = ItemQuery(contributor=contributor, since=since, until=until, search=q)
+
+        async def fetch(after: Position | None, count: int) -> list[ItemEntry]:
+            chunk = dataclasses.replace(query, before=after)
+            return await store.list_items(kind, chunk, count, max_data=budget.list_data_bytes)
+
+        page = await build_page(
+            fetch,
+            decode_cursor(cursor),
+            limit,
+            budget.page_bytes,
+            item_model,
+            lambda entry: (entry.record.timestamp, entry.record.item_id),
         )
-        entries = await store.list_items(kind, query, limit + 1, max_data=budget.list_data_bytes)
-        parts, given, more = page_of(map(item_model, entries), limit, budget.page_bytes)
-        last = entries[len(given) - 1].record if given else None
-        following = encode_cursor((last.timestamp, last.item_id)) if more and last else None
-        return respond(request, parts, given, following, format, model)
+        following = encode_cursor(page.following)
+        return respond(request, page.parts, page.given, following, format, model)
 
     async def one(item_id: str) -> Any:
         # A listing of one: components private to a sender and recipient are left out of

@@ -20,13 +20,15 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
+
+R = TypeVar("R")
 
 DEFAULT_PAGE_BYTES = 1024 * 1024
 DEFAULT_LIST_DATA_BYTES = 16 * 1024
@@ -60,8 +62,10 @@ class Budget:
     list_data_bytes: int = DEFAULT_LIST_DATA_BYTES
 
 
-def encode_cursor(position: tuple[float, str]) -> str:
-    """The opaque text of a ``(time, id)`` position."""
+def encode_cursor(position: tuple[float, str] | None) -> str | None:
+    """The opaque text of a ``(time, id)`` position (None for None)."""
+    if position is None:
+        return None
     text = json.dumps([position[0], position[1]], separators=(",", ":"))
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
@@ -86,25 +90,58 @@ def decode_cursor(cursor: str | None) -> tuple[float, str] | None:
     return float(at), key
 
 
-def page_of(
-    models: Iterable[BaseModel], limit: int, budget: int
-) -> tuple[list[bytes], list[BaseModel], bool]:
-    """Encode ``models`` (up to ``limit + 1`` of them: the extra one only says more follow)
-    until the next would pass ``budget`` bytes. Returns the JSON of each entry given, the
-    entries given, and whether more are left."""
+#: Records read from the store at a time while a page fills: memory stays near
+#: ``CHUNK * list_data_bytes`` however large ``limit`` is.
+CHUNK = 64
+
+Position = tuple[float, str]
+
+
+@dataclass(frozen=True)
+class Page:
+    """The entries of one page, each as the JSON it is sent as, and where the next starts."""
+
+    parts: list[bytes]
+    given: list[BaseModel]
+    following: Position | None  # None: this was the last page
+
+
+async def build_page(
+    fetch: Callable[[Position | None, int], Awaitable[Sequence[R]]],
+    start: Position | None,
+    limit: int,
+    budget: int,
+    model_of: Callable[[R], BaseModel],
+    position_of: Callable[[R], Position],
+) -> Page:
+    """Fill one page from ``fetch(after, n)`` (up to ``n`` records after position ``after``,
+    newest first), :data:`CHUNK` records at a time, until ``limit`` entries, the byte
+    ``budget`` (the first entry always goes), or the end. One record past the page is read to
+    know whether another page follows."""
     parts: list[bytes] = []
     given: list[BaseModel] = []
     total = 0
-    for model in models:
-        if len(given) >= limit:
-            return parts, given, True
-        encoded = model.__pydantic_serializer__.to_json(model)
-        if given and total + len(encoded) + 1 > budget:
-            return parts, given, True
-        parts.append(encoded)
-        given.append(model)
-        total += len(encoded) + 1
-    return parts, given, False
+    after = start
+    last: R | None = None
+    while True:
+        want = min(CHUNK, limit + 1 - len(given))
+        batch = await fetch(after, want)
+        for record in batch:
+            if len(given) >= limit:
+                assert last is not None
+                return Page(parts, given, position_of(last))
+            model = model_of(record)
+            encoded = model.__pydantic_serializer__.to_json(model)
+            if given and total + len(encoded) + 1 > budget:
+                assert last is not None
+                return Page(parts, given, position_of(last))
+            parts.append(encoded)
+            given.append(model)
+            total += len(encoded) + 1
+            last = record
+        if len(batch) < want:
+            return Page(parts, given, None)
+        after = position_of(batch[-1])
 
 
 def next_link(request: Request, cursor: str) -> str:
