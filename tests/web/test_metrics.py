@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from kernal.hub.counters import Histogram, HubCounters, frame_type
 from kernal.hub.server import Hub
 from kernal.web.app import create_app
+from tests.conftest import ServiceFactory
 from tests.helpers import RawClient, login
 
 GRAFANA = Path(__file__).resolve().parents[2] / "docs" / "grafana-kernal.json"
@@ -209,3 +210,20 @@ async def test_grafana_dashboard_asks_only_for_metrics_the_hub_exposes(
         name for name in asked if re.sub(r"_(total|bucket|count|sum)$", "", name) not in families
     }
     assert asked and not unknown, unknown
+
+
+async def test_metrics_over_a_live_port_with_a_read_token(make_service: ServiceFactory) -> None:
+    service = await make_service(dashboard_port=0, read_token="scrape-me")
+    assert service.dashboard_address is not None
+    host, port = service.dashboard_address
+    client = await login(service.hub, "AI_Node_1")
+    try:
+        async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as http:
+            assert (await http.get("/metrics")).status_code == 401
+            response = await http.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+    finally:
+        await client.close()
+    assert response.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    [sample] = families["kernal_connected_ais"].samples
+    assert sample.value == 1
