@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import FileResponse, JSONResponse
 
 DOCS_DIR = Path(__file__).resolve().parent / "apidocs"
@@ -22,7 +22,8 @@ ASSETS = {"docs.js": "text/javascript", "docs.css": "text/css"}
 
 def docs_router(app: FastAPI) -> APIRouter:
     """``/docs``, its two assets, and the schema's former address, for ``app``."""
-    from kernal.web.app import PAGE_HEADERS  # the page's policy is the dashboard's
+    # The page's policy is the dashboard's (imported here: kernal.web.app imports this module).
+    from kernal.web.app import PAGE_HEADERS
 
     router = APIRouter(include_in_schema=False)
 
@@ -33,9 +34,7 @@ def docs_router(app: FastAPI) -> APIRouter:
     @router.get("/docs/{asset}")
     async def asset(asset: str) -> FileResponse:
         media = ASSETS.get(asset)
-        if media is None:
-            from fastapi import HTTPException
-
+        if media is None:  # only the named files: no path from the request reaches the disk
             raise HTTPException(404, f"no docs asset {asset!r}")
         return FileResponse(DOCS_DIR / asset, media_type=media, headers=PAGE_HEADERS)
 
