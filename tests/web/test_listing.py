@@ -184,11 +184,15 @@ async def test_csv_of_items_collaborations_history_and_reputation(
         T0,
         "false",
     )
-    for path in ("/api/collaborations", "/api/stats/history", "/api/reputation"):
+    for path in ("/api/collaborations", "/api/stats/history", "/api/reputation", "/api/ais"):
         response = await api.get(path, params={"format": "csv"})
         assert response.status_code == 200, path
         assert response.headers["content-type"].startswith("text/csv"), path
-    assert response.text.splitlines()[0] == "ai_id,reputation,scores_received,score_total,online"
+    assert response.text.splitlines()[0] == (
+        "ai_id,specialization,capabilities,first_seen,last_seen,online"
+    )
+    standings = await api.get("/api/reputation", params={"format": "csv"})
+    assert standings.text.splitlines()[0] == "ai_id,reputation,scores_received,score_total,online"
 
 
 async def test_csv_pages_like_json(hub: Hub, api: httpx.AsyncClient) -> None:

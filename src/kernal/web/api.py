@@ -184,9 +184,15 @@ def api_router(hub: Hub, budget: Budget | None = None) -> APIRouter:
                 )
         return known
 
-    @router.get("/api/ais", tags=["ais"])
-    async def ais() -> Ais:
-        """Connected AIs, and every AI ever seen with an ``online`` flag."""
+    @router.get(
+        "/api/ais",
+        tags=["ais"],
+        response_model=Ais,
+        responses={200: {"content": {"text/csv": {}}}},
+    )
+    async def ais(request: Request, format: Format = "json") -> Any:
+        """Connected AIs, and every AI ever seen with an ``online`` flag. As CSV: the AIs
+        ever seen (``known``), one row each."""
         connected = [
             ConnectedAi(
                 ai_id=profile.ai_id,
@@ -197,7 +203,10 @@ def api_router(hub: Hub, budget: Budget | None = None) -> APIRouter:
             for profile in hub.peers.profiles()
         ]
         known = await everyone()
-        return Ais(connected=connected, known=[known[key] for key in sorted(known)])
+        everyone_sorted = [known[key] for key in sorted(known)]
+        if format == "csv":
+            return respond(request, [], everyone_sorted, None, format, KnownAi)
+        return Ais(connected=connected, known=everyone_sorted)
 
     @router.get("/api/ais/{ai_id}", tags=["ais"])
     async def ai(ai_id: str) -> AiDetail:
