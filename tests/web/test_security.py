@@ -126,6 +126,15 @@ def test_dashboard_beyond_loopback_needs_a_read_token() -> None:
     check_exposure(HubSettings(host="0.0.0.0", dashboard_port=None))  # no dashboard
 
 
+def test_tokens_must_fit_in_a_header() -> None:
+    for bad in ("has space", "naïve", "tab\there"):
+        with pytest.raises(ExposureError, match="printable ASCII"):
+            check_exposure(HubSettings(read_token=bad))
+        with pytest.raises(ExposureError, match="--admin-token"):
+            check_exposure(HubSettings(admin_token=bad))
+    check_exposure(HubSettings(read_token="Ab-_.~9", admin_token="x" * 64))
+
+
 async def test_hub_refuses_to_serve_an_open_dashboard_beyond_loopback(
     make_service: ServiceFactory,
 ) -> None:

@@ -56,7 +56,17 @@ class ExposureError(HubConfigError):
 def check_exposure(settings: HubSettings) -> None:
     """Refuse (raise :class:`ExposureError`) a dashboard bound beyond loopback without a read
     token, unless ``public_dashboard``: then only warn. Every model shared on the hub would be
-    readable by anyone who can reach the port."""
+    readable by anyone who can reach the port. Also refuses a token that an HTTP header
+    cannot carry as is (anything but printable ASCII without spaces)."""
+    for flag, token in (
+        ("--read-token", settings.read_token),
+        ("--admin-token", settings.admin_token),
+    ):
+        if token and not (token.isascii() and token.isprintable() and " " not in token):
+            raise ExposureError(
+                f"{flag}: use printable ASCII without spaces (it travels in an HTTP header); "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'` makes a good one"
+            )
     if settings.dashboard_port is None or is_loopback(settings.web_host):
         return
     if settings.read_token:
