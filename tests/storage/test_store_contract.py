@@ -28,11 +28,13 @@ import pytest
 
 from kernal.protocol.messages import RequestTerms
 from kernal.storage import (
+    CollaborationQuery,
     CollaborationRecord,
     CollaborationStatus,
     ComponentRecord,
     ConflictError,
     ItemKind,
+    ItemQuery,
     NotFoundError,
     PatternRecord,
     RatingRecord,
@@ -180,6 +182,57 @@ class StoreContract(abc.ABC):
         await store.add_component(ComponentRecord("j", data, "alice", T0))
         assert (await store.get_pattern("j")) == PatternRecord("j", data, "alice", T0)
         assert (await store.get_component("j")) == ComponentRecord("j", data, "alice", T0)
+
+    async def test_list_items_filters_cursor_and_data_limit(self, store: Store) -> None:
+        for i in range(5):
+            await store.add_pattern(pattern(f"p{i}", "alice" if i % 2 else "bob", T0 + i, n=i))
+        await store.add_pattern(pattern("p-tie", "alice", T0 + 2, note="Café_50%"))
+        await store.add_pattern(PatternRecord("big", {"blob": "é" * 1000}, "carol", T0 + 9))
+
+        async def ids(query: ItemQuery, limit: int = 10) -> list[str]:
+            found = await store.list_items(ItemKind.PATTERN, query, limit, max_data=100)
+            return [entry.record.item_id for entry in found]
+
+        assert await ids(ItemQuery()) == ["big", "p4", "p3", "p2", "p-tie", "p1", "p0"]
+        assert await ids(ItemQuery(contributor="alice")) == ["p3", "p-tie", "p1"]
+        assert await ids(ItemQuery(since=T0 + 2, until=T0 + 4)) == ["p3", "p2", "p-tie"]
+        assert await ids(ItemQuery(search="CAFé_50%")) == ["p-tie"]  # ASCII in any case
+        assert await ids(ItemQuery(search="_5")) == ["p-tie"]  # LIKE wildcards are literal
+        assert await ids(ItemQuery(before=(T0 + 2, "p2"))) == ["p-tie", "p1", "p0"]
+        assert await ids(ItemQuery(item_id="p3")) == ["p3"]
+        assert await ids(ItemQuery(), limit=2) == ["big", "p4"]
+        [big, small] = await store.list_items(ItemKind.PATTERN, ItemQuery(), 2, max_data=100)
+        # 1000 two-byte characters: over the limit by bytes, left out, its size still known.
+        assert (big.data_included, big.data_size, big.record.pattern_data) == (False, 2011, {})
+        assert (small.data_included, small.record.pattern_data) == (True, {"n": 4})
+        assert small.data_size == len(json.dumps({"n": 4}, separators=(",", ":")))
+
+    async def test_list_items_leaves_out_components_shared_with_one_ai(self, store: Store) -> None:
+        await store.add_component(component("c-all"))
+        await store.add_component(component("c-one", ts=T0 + 1), recipient="bob")
+        for query in (ItemQuery(), ItemQuery(item_id="c-one"), ItemQuery(contributor="alice")):
+            found = await store.list_items(ItemKind.COMPONENT, query, 10, max_data=1000)
+            assert "c-one" not in [entry.record.item_id for entry in found], query
+
+    async def test_list_collaborations_page(self, store: Store) -> None:
+        for i in range(4):
+            record = collaboration(f"col-{i}", started_at=T0 + i)
+            if i == 2:
+                record = dataclasses.replace(record, requester="carol", acceptor="alice")
+            await store.create_collaboration(record)
+        await store.end_collaboration("col-1", CollaborationStatus.FAILED, T0 + 5, reason="x")
+
+        async def ids(query: CollaborationQuery, limit: int = 10) -> list[str]:
+            return [c.collaboration_id for c in await store.list_collaborations_page(query, limit)]
+
+        assert await ids(CollaborationQuery()) == ["col-3", "col-2", "col-1", "col-0"]
+        assert await ids(CollaborationQuery(status=CollaborationStatus.FAILED)) == ["col-1"]
+        assert await ids(CollaborationQuery(member="carol")) == ["col-2"]
+        assert await ids(CollaborationQuery(member="bob")) == ["col-3", "col-1", "col-0"]
+        assert await ids(CollaborationQuery(since=T0 + 1, until=T0 + 3)) == ["col-2", "col-1"]
+        assert await ids(CollaborationQuery(search="REQ-COL-3")) == ["col-3"]
+        assert await ids(CollaborationQuery(before=(T0 + 2, "col-2"))) == ["col-1", "col-0"]
+        assert await ids(CollaborationQuery(), limit=1) == ["col-3"]
 
     async def test_recent_ordering_and_limit(self, store: Store) -> None:
         for i in (3, 1, 4, 0, 2):

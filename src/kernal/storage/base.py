@@ -24,12 +24,15 @@ from kernal.storage.retention import StatsRetention
 
 __all__ = [
     "AiRecord",
+    "CollaborationQuery",
     "CollaborationRecord",
     "CollaborationStatus",
     "ComponentRecord",
     "ConflictError",
     "FeedbackResult",
+    "ItemEntry",
     "ItemKind",
+    "ItemQuery",
     "ItemRecord",
     "KnowledgeCounts",
     "NotFoundError",
@@ -231,6 +234,47 @@ class TokenChange:
 
 
 @dataclass(frozen=True)
+class ItemQuery:
+    """Which items :meth:`Store.list_items` returns; every filter left None lets all through.
+
+    ``before`` is a keyset cursor: only items strictly older than ``(timestamp, item_id)`` in
+    the newest-first order (the last item of the previous page), so pages never overlap or skip
+    an item, however many are shared meanwhile.
+    """
+
+    contributor: str | None = None
+    since: float | None = None  # timestamp >= since
+    until: float | None = None  # timestamp < until
+    search: str | None = None  # in the id or the data's JSON text, case-insensitive for ASCII
+    before: tuple[float, str] | None = None
+    item_id: str | None = None  # exactly this id
+
+
+@dataclass(frozen=True)
+class ItemEntry:
+    """One item of a listing. ``data_size``: bytes of its data's JSON text (UTF-8) as stored.
+    ``data_included``: false when the data was longer than the listing's ``max_data`` and so
+    was never decoded (the record then holds ``{}`` as its data; read the item alone for it)."""
+
+    record: ItemRecord
+    data_size: int
+    data_included: bool
+
+
+@dataclass(frozen=True)
+class CollaborationQuery:
+    """Which collaborations :meth:`Store.list_collaborations_page` returns (see
+    :class:`ItemQuery` for ``before``, here ``(started_at, collaboration_id)``)."""
+
+    status: CollaborationStatus | None = None
+    member: str | None = None  # requester or acceptor
+    since: float | None = None  # started_at >= since
+    until: float | None = None  # started_at < until
+    search: str | None = None  # in the collaboration or request id, or the request's JSON text
+    before: tuple[float, str] | None = None
+
+
+@dataclass(frozen=True)
 class KnowledgeCounts:
     shared_patterns: int
     shared_components: int
@@ -311,6 +355,15 @@ class Store(abc.ABC):
         text) contain every one of ``words``, ASCII letters in any case, newest first, at most
         ``limit`` (none if ``limit`` <= 0). No words: the same as :meth:`recent_items`. Reads
         every item of the kind: for people and agents, not for the relay path."""
+
+    @abc.abstractmethod
+    async def list_items(
+        self, kind: ItemKind, query: ItemQuery, limit: int, *, max_data: int
+    ) -> list[ItemEntry]:
+        """Up to ``limit`` items of ``kind`` shared with everyone that match ``query``, newest
+        first (by timestamp, then id). Data longer than ``max_data`` bytes of JSON is not
+        returned (see :class:`ItemEntry`), so a listing holds at most ``limit * max_data`` of
+        data however large the items are."""
 
     async def get_pattern(self, pattern_id: str) -> PatternRecord | None:
         """:meth:`get_item` for a pattern."""
@@ -414,6 +467,13 @@ class Store(abc.ABC):
         self, status: CollaborationStatus | None = None, limit: int = 100
     ) -> list[CollaborationRecord]:
         """Newest (by started_at) first."""
+
+    @abc.abstractmethod
+    async def list_collaborations_page(
+        self, query: CollaborationQuery, limit: int
+    ) -> list[CollaborationRecord]:
+        """Up to ``limit`` collaborations matching ``query``, newest (by started_at, then
+        id) first."""
 
     @abc.abstractmethod
     async def fail_active_collaborations(self, timestamp: float, reason: str) -> int:

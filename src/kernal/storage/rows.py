@@ -37,11 +37,13 @@ from kernal.protocol.messages import RequestTerms
 from kernal.storage import schema as t
 from kernal.storage.base import (
     AiRecord,
+    CollaborationQuery,
     CollaborationRecord,
     CollaborationStatus,
     ComponentRecord,
     ConflictError,
     ItemKind,
+    ItemQuery,
     ItemRecord,
     NotFoundError,
     PatternRecord,
@@ -54,12 +56,15 @@ __all__ = [
     "PATTERNS",
     "ItemTable",
     "ai_record",
+    "byte_length",
     "close_collaboration",
+    "collaboration_filters",
     "collaboration_record",
     "collaboration_row",
     "dumps",
     "insert_collaboration",
     "is_active",
+    "item_filters",
     "item_record",
     "item_row",
     "item_table",
@@ -235,6 +240,79 @@ def lenient_float(value: object) -> float | None:
     else:
         return None
     return number if math.isfinite(number) else None
+
+
+# ---------------------------------------------------------------------- filters of listings
+
+
+def _older_than(
+    time: sa.ColumnElement[Any], key: sa.ColumnElement[Any], cursor: tuple[float, str]
+) -> sa.ColumnElement[bool]:
+    """Rows after ``cursor`` in the newest-first order ``(time desc, key desc)``."""
+    at, item_id = cursor
+    return sa.or_(time < at, sa.and_(time == at, key < item_id))
+
+
+def byte_length(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[int]:
+    """Bytes of a text column's UTF-8 value, 0 for NULL. SQLite's length() of TEXT counts
+    characters, decoding the whole value; of the same value as a BLOB it is a byte count, more
+    than twice as fast (SQLite 3.40 has no octet_length)."""
+    if dialect == "postgresql":
+        measured: sa.ColumnElement[int] = sa.func.octet_length(column)
+    else:
+        measured = sa.func.length(sa.cast(column, sa.LargeBinary))
+    return sa.func.coalesce(measured, 0)
+
+
+def item_filters(spec: ItemTable[Any], query: ItemQuery) -> list[sa.ColumnElement[bool]]:
+    """The WHERE conditions of an :class:`ItemQuery` (all of them must hold)."""
+    c = spec.table.c
+    where: list[sa.ColumnElement[bool]] = []
+    if query.item_id is not None:
+        where.append(spec.key == query.item_id)
+    if query.contributor is not None:
+        where.append(c.contributor == query.contributor)
+    if query.since is not None:
+        where.append(c.timestamp >= query.since)
+    if query.until is not None:
+        where.append(c.timestamp < query.until)
+    if query.search:
+        data = c[spec.data_column]
+        where.append(
+            sa.or_(
+                spec.key.icontains(query.search, autoescape=True),
+                data.icontains(query.search, autoescape=True),
+            )
+        )
+    if query.before is not None:
+        where.append(_older_than(c.timestamp, spec.key, query.before))
+    return where
+
+
+def collaboration_filters(query: CollaborationQuery) -> list[sa.ColumnElement[bool]]:
+    """The WHERE conditions of a :class:`CollaborationQuery`."""
+    c = t.collaborations.c
+    where: list[sa.ColumnElement[bool]] = []
+    if query.status is not None:
+        where.append(c.status == CollaborationStatus(query.status).value)
+    if query.member is not None:
+        where.append(sa.or_(c.requester == query.member, c.acceptor == query.member))
+    if query.since is not None:
+        where.append(c.started_at >= query.since)
+    if query.until is not None:
+        where.append(c.started_at < query.until)
+    if query.search:
+        where.append(
+            sa.or_(
+                *(
+                    column.icontains(query.search, autoescape=True)
+                    for column in (c.collaboration_id, c.request_id, c.request)
+                )
+            )
+        )
+    if query.before is not None:
+        where.append(_older_than(c.started_at, c.collaboration_id, query.before))
+    return where
 
 
 # ---------------------------------------------------------------------- steps of write jobs

@@ -32,11 +32,14 @@ from kernal.storage import rows, votes
 from kernal.storage import schema as t
 from kernal.storage.base import (
     AiRecord,
+    CollaborationQuery,
     CollaborationRecord,
     CollaborationStatus,
     ComponentRecord,
     FeedbackResult,
+    ItemEntry,
     ItemKind,
+    ItemQuery,
     ItemRecord,
     KnowledgeCounts,
     NotFoundError,
@@ -262,6 +265,34 @@ class SqlStore(Store):
         found = await self._read(lambda conn: conn.execute(query).all())
         return [rows.item_record(spec, row) for row in found]
 
+    async def list_items(
+        self, kind: ItemKind, query: ItemQuery, limit: int, *, max_data: int
+    ) -> list[ItemEntry]:
+        spec = rows.item_table(kind)
+        table = spec.table
+        data = table.c[spec.data_column]
+        size = rows.byte_length(data, self.url.get_backend_name())
+        # Long data is never read: a listing's cost must not grow with the items' size.
+        shown = sa.case((size <= max(max_data, 0), data), else_=sa.null())
+        others = [column for column in table.c if column.name != spec.data_column]
+        statement = sa.select(*others, shown.label(spec.data_column), size.label("data_size"))
+        statement = statement.where(*rows.item_filters(spec, query))
+        if kind is ItemKind.COMPONENT:  # only those shared with everyone
+            private = sa.select(t.component_recipients.c.component_id)
+            statement = statement.where(spec.key.not_in(private))
+        statement = statement.order_by(table.c.timestamp.desc(), spec.key.desc()).limit(
+            max(limit, 0)
+        )
+        found: Sequence[Any] = await self._read(lambda conn: conn.execute(statement).all())
+        return [
+            ItemEntry(
+                record=rows.item_record(spec, row),
+                data_size=int(row.data_size),
+                data_included=int(row.data_size) <= max_data,
+            )
+            for row in found
+        ]
+
     async def counts(self) -> KnowledgeCounts:
         """Both counts, plus ``extra``: ``ais`` (ever seen) and ``active_collaborations``."""
 
@@ -395,6 +426,19 @@ class SqlStore(Store):
             query = query.where(c.status == CollaborationStatus(status).value)
         query = query.order_by(c.started_at.desc(), c.collaboration_id.desc()).limit(max(limit, 0))
         found = await self._read(lambda conn: conn.execute(query).all())
+        return [rows.collaboration_record(row) for row in found]
+
+    async def list_collaborations_page(
+        self, query: CollaborationQuery, limit: int
+    ) -> list[CollaborationRecord]:
+        c = t.collaborations.c
+        statement = (
+            sa.select(t.collaborations)
+            .where(*rows.collaboration_filters(query))
+            .order_by(c.started_at.desc(), c.collaboration_id.desc())
+            .limit(max(limit, 0))
+        )
+        found = await self._read(lambda conn: conn.execute(statement).all())
         return [rows.collaboration_record(row) for row in found]
 
     async def fail_active_collaborations(self, timestamp: float, reason: str) -> int:
