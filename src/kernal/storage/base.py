@@ -27,6 +27,7 @@ __all__ = [
     "CollaborationStatus",
     "ComponentRecord",
     "ConflictError",
+    "FeedbackEdge",
     "FeedbackResult",
     "ItemKind",
     "ItemRecord",
@@ -155,6 +156,24 @@ class FeedbackResult:
     contributor_scores: ScoreTally = field(kw_only=True)
     """The scores the contributor's items have received, this feedback included: exactly what
     :meth:`Store.received_scores` returns for it now, ``ScoreTally(0.0, 0)`` if nothing."""
+
+
+@dataclass(frozen=True)
+class FeedbackEdge:
+    """The FEEDBACK one AI (``rater``) sent on the items of another (``contributor``): how often,
+    how many of those carried a score and their sum, and when the first and last arrived."""
+
+    rater: str
+    contributor: str
+    count: int
+    scored: int
+    score_total: float
+    first_at: float
+    last_at: float
+
+    @property
+    def mean_score(self) -> float | None:
+        return self.score_total / self.scored if self.scored else None
 
 
 @dataclass(frozen=True)
@@ -289,6 +308,12 @@ class Store(abc.ABC):
         """For each contributor, the scores other AIs sent as FEEDBACK on its patterns and
         components (self-ratings excluded). Contributors without any scored feedback are left
         out. This outlives connections: it is the hub's memory of how an AI's work was rated."""
+
+    @abc.abstractmethod
+    async def feedback_edges(self, since: float = 0.0, limit: int = 10_000) -> list[FeedbackEdge]:
+        """Who rated whom: the FEEDBACK received since ``since`` (Unix seconds), summed per
+        (rater, contributor) pair, self-ratings and items without a contributor left out. At
+        most ``limit`` pairs, the most recently active first. Read-only (for the dashboard)."""
 
     # ------------------------------------------------------------------ AIs
 

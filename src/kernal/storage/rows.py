@@ -41,6 +41,7 @@ from kernal.storage.base import (
     CollaborationStatus,
     ComponentRecord,
     ConflictError,
+    FeedbackEdge,
     FeedbackResult,
     ItemKind,
     ItemRecord,
@@ -60,6 +61,7 @@ __all__ = [
     "collaboration_record",
     "collaboration_row",
     "dumps",
+    "feedback_edges",
     "insert_collaboration",
     "is_active",
     "item_record",
@@ -446,3 +448,50 @@ def received_scores(conn: Connection, contributors: Collection[str]) -> dict[str
         str(row.contributor): ScoreTally(float(row.score_total), int(row.score_count))
         for row in conn.execute(query)
     }
+
+
+def feedback_edges(conn: Connection, since: float, limit: int) -> list[FeedbackEdge]:
+    """Feedback since ``since`` summed per (rater, contributor), newest activity first."""
+    f = t.feedback.c
+    # One join per item table, glued with UNION ALL: feedback names its item by (kind, id).
+    joined = sa.union_all(
+        *(
+            sa.select(
+                f.ai_id.label("rater"),
+                spec.table.c.contributor.label("contributor"),
+                f.score,
+                f.timestamp,
+            )
+            .select_from(t.feedback.join(spec.table, spec.key == f.item_id))
+            .where(f.kind == spec.kind.value, f.timestamp >= since)
+            for spec in ITEM_TABLES.values()
+        )
+    ).subquery()
+    j = joined.c
+    query = (
+        sa.select(
+            j.rater,
+            j.contributor,
+            sa.func.count().label("uses"),
+            sa.func.count(j.score).label("scored"),
+            sa.func.coalesce(sa.func.sum(j.score), 0.0).label("score_total"),
+            sa.func.min(j.timestamp).label("first_at"),
+            sa.func.max(j.timestamp).label("last_at"),
+        )
+        .where(j.contributor.is_not(None), j.contributor != "", j.rater != j.contributor)
+        .group_by(j.rater, j.contributor)
+        .order_by(sa.func.max(j.timestamp).desc(), j.rater, j.contributor)
+        .limit(max(limit, 0))
+    )
+    return [
+        FeedbackEdge(
+            rater=str(row.rater),
+            contributor=str(row.contributor),
+            count=int(row.uses),
+            scored=int(row.scored),
+            score_total=float(row.score_total),
+            first_at=float(row.first_at),
+            last_at=float(row.last_at),
+        )
+        for row in conn.execute(query)
+    ]

@@ -34,6 +34,7 @@ from kernal.storage.base import (
     CollaborationRecord,
     CollaborationStatus,
     ComponentRecord,
+    FeedbackEdge,
     FeedbackResult,
     ItemKind,
     ItemRecord,
@@ -265,6 +266,9 @@ class SqlStore(Store):
         if not contributors:
             return {}
         return await self._read(lambda conn: rows.received_scores(conn, contributors))
+
+    async def feedback_edges(self, since: float = 0.0, limit: int = 10_000) -> list[FeedbackEdge]:
+        return await self._read(lambda conn: rows.feedback_edges(conn, since, limit))
 
     # ------------------------------------------------------------------ AIs
 

@@ -24,6 +24,8 @@ from starlette.responses import Response
 from kernal import __version__
 from kernal.hub.server import Hub
 from kernal.web.api import api_router
+from kernal.web.live import install_live
+from kernal.web.views import views_router
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -103,6 +105,8 @@ def create_app(hub: Hub) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.include_router(api_router(hub))
+    install_live(app, hub)
+    app.include_router(views_router(hub))
     app.mount("/static", _PackageStatic(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -1,0 +1,188 @@
+"""The dashboard's views (``/api/views/...``) against a real hub, real clients over TCP and a
+real SQLite store, called in-process."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from kernal.config import TrainerSettings
+from kernal.hub.reputation import hub_reputation
+from kernal.hub.server import Hub
+from kernal.web.app import create_app
+from kernal.web.views import SHUT_OUT_BELOW, reported_accuracy
+from tests.helpers import RawClient, login
+from tests.web.test_api import Login, eventually, share_component, share_pattern
+
+
+@pytest.fixture
+async def api(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(hub))
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        yield client
+
+
+@pytest.fixture
+async def connect(hub: Hub) -> AsyncIterator[Login]:
+    clients: list[RawClient] = []
+
+    async def factory(ai_id: str, specialization: str = "networking") -> RawClient:
+        client = await login(hub, ai_id, specialization)
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        await client.close()
+
+
+async def feedback(client: RawClient, kind: str, item_id: str, score: float | None) -> None:
+    message = {"type": "FEEDBACK", "kind": kind, "id": item_id}
+    if score is not None:
+        message["score"] = score  # type: ignore[assignment]
+    await client.send(message)
+    await client.recv_type("ACK")
+
+
+@pytest.fixture
+async def scene(connect: Login) -> tuple[RawClient, RawClient, RawClient]:
+    """Three AIs: one shares (reporting accuracy), two rate it, one badly."""
+    one = await connect("AI_Node_1", "networking")
+    two = await connect("AI_Node_2", "graphics")
+    three = await connect("AI_Node_3", "storage")
+    await share_pattern(one, "p-early", {"val_accuracy": 0.41, "round": 1})
+    await share_pattern(one, "p-late", {"val_accuracy": 0.83, "round": 2})
+    await share_component(one, "c-model", {"accuracy": 0.9}, 0.9)
+    await share_pattern(two, "p-two", {"note": "no accuracy here"})
+    await feedback(two, "pattern", "p-late", 0.8)
+    await feedback(two, "component", "c-model", None)
+    await feedback(three, "component", "c-model", 0.1)
+    await feedback(one, "pattern", "p-two", 0.7)
+    return one, two, three
+
+
+def test_reported_accuracy_takes_only_fractions() -> None:
+    assert reported_accuracy({"val_accuracy": 0.5, "accuracy": 0.1}) == 0.5
+    assert reported_accuracy({"accuracy": 1}) == 1.0
+    for bad in ({"val_accuracy": True}, {"accuracy": "0.9"}, {"accuracy": 1.5}, {}):
+        assert reported_accuracy(bad) is None
+    assert reported_accuracy({"val_accuracy": float("nan"), "accuracy": 0.2}) == 0.2
+
+
+def test_shut_out_line_is_the_trainers_default_trust_threshold() -> None:
+    default = next(
+        f.default for f in dataclasses.fields(TrainerSettings) if f.name == "trust_threshold"
+    )
+    assert default == SHUT_OUT_BELOW
+
+
+async def test_run_says_when_this_run_started(api: httpx.AsyncClient, hub: Hub) -> None:
+    body = (await api.get("/api/views/run")).json()
+    assert body["started_at"] == hub.started_at > 0
+    assert body["stats_interval"] == hub.clock.real(hub.settings.stats_interval)
+    assert body["server_time"] >= hub.started_at
+    assert body["shut_out_below"] == SHUT_OUT_BELOW
+
+
+async def test_ais_have_standing_and_shares(
+    api: httpx.AsyncClient, scene: tuple[RawClient, RawClient, RawClient]
+) -> None:
+    response = await api.get("/api/views/ais")
+    assert response.headers["cache-control"] == "no-store"
+    rows = {row["ai_id"]: row for row in response.json()}
+    assert list(rows) == ["AI_Node_1", "AI_Node_2", "AI_Node_3"]
+    one, two, three = rows.values()
+    assert (one["patterns"], one["components"], one["ratings"]) == (2, 1, 2)
+    assert one["standing"] == round(hub_reputation(0.9, 2), 4)
+    assert (two["patterns"], two["ratings"], two["standing"]) == (
+        1,
+        1,
+        round(hub_reputation(0.7, 1), 4),
+    )
+    assert (three["patterns"], three["ratings"], three["standing"]) == (0, 0, 0.5)
+    assert three["last_shared"] is None and one["last_shared"] > 0
+    assert all(row["online"] and row["connected_at"] for row in rows.values())
+    assert two["specialization"] == "graphics" and two["capabilities"] == ["x"]
+
+    await scene[2].close()
+
+    async def three_offline() -> bool:
+        found = {r["ai_id"]: r for r in (await api.get("/api/views/ais")).json()}
+        return not found["AI_Node_3"]["online"] and found["AI_Node_3"]["connected_at"] is None
+
+    await eventually(three_offline)
+
+
+async def test_trust_graph_says_who_rated_whom(
+    api: httpx.AsyncClient, scene: tuple[RawClient, RawClient, RawClient]
+) -> None:
+    body = (await api.get("/api/views/trust")).json()
+    pairs = {(e["rater"], e["contributor"]): e for e in body["edges"]}
+    assert set(pairs) == {
+        ("AI_Node_2", "AI_Node_1"),
+        ("AI_Node_3", "AI_Node_1"),
+        ("AI_Node_1", "AI_Node_2"),
+    }
+    two_on_one = pairs["AI_Node_2", "AI_Node_1"]
+    assert (two_on_one["count"], two_on_one["scored"], two_on_one["mean_score"]) == (2, 1, 0.8)
+    assert pairs["AI_Node_3", "AI_Node_1"]["mean_score"] == 0.1
+    assert body["standings"]["AI_Node_3"] == 0.5  # nobody rated its work: the prior
+    assert body["standings"]["AI_Node_1"] == round(hub_reputation(0.9, 2), 4)
+    assert body["shut_out_below"] == SHUT_OUT_BELOW
+    later = (await api.get("/api/views/trust", params={"since": 4e9})).json()
+    assert later["edges"] == [] and later["standings"] == {}
+    assert (await api.get("/api/views/trust", params={"since": -1})).status_code == 422
+
+
+async def test_learning_is_the_accuracy_shares_report(
+    api: httpx.AsyncClient, scene: tuple[RawClient, RawClient, RawClient]
+) -> None:
+    body = (await api.get("/api/views/learning")).json()
+    assert list(body["series"]) == ["AI_Node_1"]  # AI_Node_2 reported no accuracy
+    points = body["series"]["AI_Node_1"]
+    assert [(p["item_id"], p["accuracy"], p["kind"]) for p in points] == [
+        ("p-early", 0.41, "pattern"),
+        ("p-late", 0.83, "pattern"),
+        ("c-model", 0.9, "component"),
+    ]
+    assert points[0]["timestamp"] <= points[1]["timestamp"] <= points[2]["timestamp"]
+    since = points[2]["timestamp"]
+    later = (await api.get("/api/views/learning", params={"since": since})).json()
+    assert [p["item_id"] for p in later["series"]["AI_Node_1"]] == ["c-model"]
+
+
+async def test_knowledge_filters_and_follows_new_shares(
+    api: httpx.AsyncClient, scene: tuple[RawClient, RawClient, RawClient]
+) -> None:
+    async def ids(**params: object) -> list[str]:
+        response = await api.get("/api/views/knowledge", params=params)  # type: ignore[arg-type]
+        assert response.status_code == 200, response.text
+        return [item["item_id"] for item in response.json()["items"]]
+
+    assert await ids() == ["p-two", "c-model", "p-late", "p-early"]  # newest first
+    assert await ids(kind="component") == ["c-model"]
+    assert await ids(contributor="AI_Node_2") == ["p-two"]
+    assert await ids(q="LATE") == ["p-late"]
+    assert await ids(limit=2, offset=1) == ["c-model", "p-late"]
+    page = (await api.get("/api/views/knowledge", params={"limit": 1})).json()
+    assert page["total"] == 4 and page["contributors"] == ["AI_Node_1", "AI_Node_2"]
+    first = page["items"][0]
+    assert (first["kind"], first["contributor"], first["accuracy"]) == (
+        "pattern",
+        "AI_Node_2",
+        None,
+    )
+    everything = (await api.get("/api/views/knowledge")).json()["items"]
+    model = next(item for item in everything if item["item_id"] == "c-model")
+    assert (model["usage_count"], model["quality_score"], model["accuracy"]) == (2, 0.1, 0.9)
+    stamp = model["timestamp"]
+    assert await ids(since=stamp, until=stamp) == ["c-model"]
+
+    # A share after the index was read is found on the next call.
+    await share_pattern(scene[2], "p-three", {"val_accuracy": 0.5})
+    assert (await ids(contributor="AI_Node_3")) == ["p-three"]
+    bad = await api.get("/api/views/knowledge", params={"kind": "opinion"})
+    assert bad.status_code == 422 and "kind" in bad.json()["error"]
