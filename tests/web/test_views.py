@@ -4,6 +4,7 @@ real SQLite store, called in-process."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import AsyncIterator
 
 import httpx
@@ -12,8 +13,9 @@ import pytest
 from kernal.config import TrainerSettings
 from kernal.hub.reputation import hub_reputation
 from kernal.hub.server import Hub
+from kernal.storage import StatsSnapshot
 from kernal.web.app import create_app
-from kernal.web.views import SHUT_OUT_BELOW, reported_accuracy
+from kernal.web.views import SHUT_OUT_BELOW, reported_accuracy, thin
 from tests.helpers import RawClient, login
 from tests.web.test_api import Login, eventually, share_component, share_pattern
 
@@ -186,3 +188,31 @@ async def test_knowledge_filters_and_follows_new_shares(
     assert (await ids(contributor="AI_Node_3")) == ["p-three"]
     bad = await api.get("/api/views/knowledge", params={"kind": "opinion"})
     assert bad.status_code == 422 and "kind" in bad.json()["error"]
+
+
+def test_thin_keeps_the_last_of_each_bucket_and_the_gaps() -> None:
+    def snap(t: float, n: int) -> StatsSnapshot:
+        return StatsSnapshot(t, n, n, n, n)
+
+    run = [snap(float(t), t) for t in range(100)] + [snap(1000.0 + t, 1000 + t) for t in range(100)]
+    kept, bucket = thin(run, 20, 1.0)
+    assert bucket == (1099 - 0) / 20
+    assert kept[-1] == run[-1] and len(kept) <= 21
+    stamps = [s.timestamp for s in kept]
+    assert stamps == sorted(stamps)
+    assert max(b - a for a, b in itertools.pairwise(stamps)) > 800  # the gap stayed
+    assert thin(run[:5], 20, 1.0) == (run[:5], 1.0)
+
+
+async def test_history_is_thinned_and_says_its_bucket(api: httpx.AsyncClient, hub: Hub) -> None:
+    base = 4e9  # after any snapshot the hub takes itself
+    for t in range(50):
+        await hub.store.add_stats_snapshot(StatsSnapshot(base + t, t, 0, 0, 0))
+    body = (await api.get("/api/views/history", params={"points": 10, "since": base})).json()
+    assert body["started_at"] == hub.started_at and not body["truncated"]
+    assert body["bucket"] == 49 / 10 and body["stats_interval"] > 0
+    assert body["points"][-1]["timestamp"] == base + 49
+    assert len(body["points"]) <= 11
+    recent = (await api.get("/api/views/history", params={"since": base + 45})).json()
+    assert [p["connected_ais"] for p in recent["points"]][:5] == [45, 46, 47, 48, 49]
+    assert (await api.get("/api/views/history", params={"points": 1})).status_code == 422

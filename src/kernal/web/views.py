@@ -4,6 +4,8 @@ store already keep; none writes anything.
 
 * ``GET /api/views/run``: when this run of the hub started and how often it snapshots its stats,
   so the page can tell this run from earlier ones and break its lines where the hub was down.
+* ``GET /api/views/history``: the stats snapshots since a time, thinned to at most ``points``
+  (the last snapshot of each equal time bucket), so that 24 hours fit one chart.
 * ``GET /api/views/ais``: every known AI with its standing, the ratings behind it and how much
   it shared (from the knowledge index below).
 * ``GET /api/views/trust``: who rated whom (FEEDBACK summed per pair, see
@@ -23,6 +25,7 @@ the new ones. Usage counts and quality of items older than the last read can lag
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import time
 from collections import Counter
@@ -34,12 +37,13 @@ from pydantic import BaseModel
 
 from kernal.hub.reputation import REPUTATION_PRIOR, hub_reputation
 from kernal.hub.server import Hub
-from kernal.storage import ItemKind, ItemRecord, PatternRecord
+from kernal.storage import ItemKind, ItemRecord, PatternRecord, StatsSnapshot
 
 INDEX_LIMIT = 20_000  # item summaries kept per kind
 FETCH_LIMIT = 2_000  # items read from the store at once (first read, or a burst of shares)
 MAX_LEARNING_POINTS = 500  # per contributor, the newest
 MAX_EDGES = 5_000
+MAX_SNAPSHOTS = 100_000  # read for one history chart (a day at one a second)
 # Reference trainers refuse to work with an AI whose standing is below their trust threshold
 # (TrainerSettings.trust_threshold, 0.5 by default): such an AI is being shut out.
 SHUT_OUT_BELOW = 0.5
@@ -143,6 +147,46 @@ class RunInfo(BaseModel):
     """Standing below which reference trainers refuse to work with an AI."""
 
 
+class HistoryPoint(BaseModel):
+    timestamp: float
+    connected_ais: int
+    shared_patterns: int
+    shared_components: int
+    active_collaborations: int
+
+
+class History(BaseModel):
+    points: list[HistoryPoint]
+    """Oldest first: the last snapshot of each ``bucket`` seconds."""
+    bucket: float
+    """Seconds each point stands for (the stats interval when nothing was thinned)."""
+    stats_interval: float
+    started_at: float
+    truncated: bool
+    """More snapshots matched than are read at once: the oldest are missing."""
+
+
+def thin(
+    snapshots: list[StatsSnapshot], points: int, interval: float
+) -> tuple[list[StatsSnapshot], float]:
+    """At most about ``points`` snapshots: the last of each bucket of equal seconds (at least
+    ``interval``), so gaps stay gaps and the newest snapshot is always kept."""
+    if len(snapshots) <= points:
+        return snapshots, interval
+    span = snapshots[-1].timestamp - snapshots[0].timestamp
+    bucket = max(interval, span / points)
+    kept: list[StatsSnapshot] = []
+    last_key: int | None = None
+    for snapshot in snapshots:
+        key = int((snapshot.timestamp - snapshots[0].timestamp) // bucket)
+        if key == last_key:
+            kept[-1] = snapshot
+        else:
+            kept.append(snapshot)
+            last_key = key
+    return kept, bucket
+
+
 class AiRow(BaseModel):
     ai_id: str
     specialization: str
@@ -240,6 +284,23 @@ def views_router(hub: Hub) -> APIRouter:
     async def run() -> RunInfo:
         """This run's start, the server's clock and the stats interval (real seconds)."""
         return run_info()
+
+    @router.get("/history")
+    async def history(
+        since: Annotated[float, Query(ge=0, description="Unix seconds; 0 for all.")] = 0.0,
+        points: Annotated[int, Query(ge=10, le=5_000, description="At most this many.")] = 600,
+    ) -> History:
+        """Stats snapshots since ``since``, oldest first, thinned to about ``points``."""
+        found = await store.stats_history(since, MAX_SNAPSHOTS)
+        interval = hub.clock.real(hub.settings.stats_interval)
+        kept, bucket = thin(found, points, interval)
+        return History(
+            points=[HistoryPoint(**dataclasses.asdict(s)) for s in kept],
+            bucket=bucket,
+            stats_interval=interval,
+            started_at=hub.started_at,
+            truncated=len(found) >= MAX_SNAPSHOTS,
+        )
 
     @router.get("/ais")
     async def ais() -> list[AiRow]:
