@@ -61,7 +61,7 @@ export function ratePerMinute(points, gap) {
 
 /**
  * Draw a time chart into ``node`` (an <svg>).
- * opts: {series: [{label, cls, points: [[t, v]]}], t0, t1, gap, runStart, yMax, integer,
+ * opts: {series: [{label, cls, points: [[t, v]]}], t0, t1, gap, runStart, yMin, yMax, integer,
  *        format(v), readout: element for the hover text, empty: element shown with no data}
  * Returns nothing; hovering shows the nearest point's values in ``opts.readout``.
  */
@@ -88,9 +88,11 @@ export function timeChart(node, opts) {
   const maxValue = opts.yMax ?? Math.max(opts.integer ? 1 : 0.01, ...all.map((p) => p[1]));
   let step = niceStep(maxValue / 4);
   if (opts.integer) step = Math.max(1, Math.round(step));
+  const yMin = opts.yMin ?? 0;
+  if (opts.yMin !== undefined) step = niceStep((maxValue - yMin) / 4);
   const yMax = opts.yMax ?? Math.ceil(maxValue / step) * step;
   const x = (t) => pad.left + ((t - t0) / (t1 - t0)) * innerW;
-  const y = (v) => pad.top + innerH - (Math.min(v, yMax) / yMax) * innerH;
+  const y = (v) => pad.top + innerH - ((Math.min(Math.max(v, yMin), yMax) - yMin) / (yMax - yMin || 1)) * innerH;
   const nodes = [];
   // Gaps first, under everything: where the hub was down (no snapshot for more than 2 intervals).
   const gaps = new Map();
@@ -106,7 +108,7 @@ export function timeChart(node, opts) {
       nodes.push(band);
     }
   }
-  for (let v = 0; v <= yMax + step / 2; v += step) {
+  for (let v = yMin; v <= yMax + step / 2; v += step) {
     nodes.push(svg("line", { class: "grid-line", x1: pad.left, x2: width - pad.right, y1: y(v), y2: y(v) }));
     nodes.push(svg("text", { class: "axis-label", x: pad.left - 6, y: y(v) + 4, "text-anchor": "end" }, format(v)));
   }

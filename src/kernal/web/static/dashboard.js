@@ -195,7 +195,10 @@ async function refreshOnce() {
     const ai = got.ais.find((a) => a.ai_id === current.id);
     guard(() => renderAi(current.id, { ai, trust: got.trust, learning: got.learning, items: got.items, collaborations: got.collaborations }, ctx));
   } else if (current.name === "knowledge") {
-    if (got.knowledge) guard(() => renderKnowledge(got.knowledge, state.knowledge));
+    if (got.knowledge) {
+      guard(() => renderKnowledge(got.knowledge, state.knowledge));
+      $("knowledge_table").dataset.query = paths.knowledge; // which filters the rows answer
+    }
     if (current.id && (got.item || !failures.length)) guard(() => renderItem(current.kind, current.id, got.item || null));
   } else if (current.name === "collaborations" && got.collaborations) {
     guard(() => renderCollaborations(got.collaborations, { ...ctx, ...state.collabs }));

@@ -21,7 +21,7 @@ export function layout(name, ids, links, iterations = 250) {
   });
   const index = new Map(ids.map((id, i) => [id, i]));
   const pairs = links.map(([a, b]) => [index.get(a), index.get(b)]).filter(([a, b]) => a !== undefined && b !== undefined && a !== b);
-  const ideal = Math.min(0.35, 0.9 / Math.sqrt(Math.max(n, 1)));
+  const ideal = Math.min(0.45, 1 / Math.sqrt(Math.max(n, 1)));
   const steps = n > 150 ? 60 : iterations; // large graphs: fewer steps, still bounded work
   for (let step = 0; step < steps; step += 1) {
     const heat = 0.08 * (1 - step / steps) + 0.002;
@@ -55,8 +55,8 @@ export function layout(name, ids, links, iterations = 250) {
     }
     for (let i = 0; i < n; i += 1) {
       // Gravity keeps unconnected nodes on the canvas.
-      force[i].x += (0.5 - pos[i].x) * 0.5;
-      force[i].y += (0.5 - pos[i].y) * 0.5;
+      force[i].x += (0.5 - pos[i].x) * 1;
+      force[i].y += (0.5 - pos[i].y) * 1;
       const len = Math.hypot(force[i].x, force[i].y) || 1;
       const move = Math.min(len, heat);
       pos[i].x = Math.min(0.97, Math.max(0.03, pos[i].x + (force[i].x / len) * move));

@@ -7,16 +7,21 @@ import { $, aiLink, fmtAgo, fmtClock, fmtInt, fmtNum, fmtPct, h, hubNow, idText,
 
 const AI_COLOURS = 8; // classes ai-0 .. ai-7 in the stylesheet
 
-/** A stable colour class per AI id (same AI, same colour on every chart). */
+const colours = new Map(); // AI id -> colour index, in order of first appearance on this page
+
+/** A colour class per AI id: the same AI keeps its colour on every chart while the page is open,
+ * and the first eight AIs seen get eight different colours. */
 export function aiClass(id) {
-  let hash = 0;
-  for (let i = 0; i < id.length; i += 1) hash = (hash * 31 + id.charCodeAt(i)) >>> 0;
-  return `ai-${hash % AI_COLOURS}`;
+  if (!colours.has(id)) colours.set(id, colours.size % AI_COLOURS);
+  return `ai-${colours.get(id)}`;
 }
 
 /** The gap (seconds) beyond which two snapshots are not joined: the hub was down between. */
-// 2.5 intervals plus a second of slack: a busy event loop takes a snapshot a little late.
-export const gapFor = (history) => 2.5 * Math.max(history.stats_interval || 1, history.bucket || 0) + 1;
+// 2.5 intervals and a second: a busy hub (or machine) takes a snapshot a little late, and a
+// line broken for that would say the hub was down when it was not.
+export function gapFor(history) {
+  return 2.5 * Math.max(history.stats_interval || 1, history.bucket || 0) + 1;
+}
 
 // ------------------------------------------------------------------ history
 
@@ -65,7 +70,8 @@ function recentRate(rates, now) {
 
 /** Is anyone getting better? Each trainer's reported accuracy over time, and first -> latest. */
 export function renderLearning(learning, range, run) {
-  const ids = Object.keys(learning.series);
+  const ids = Object.keys(learning.series).sort();
+  for (const id of ids) aiClass(id);
   const series = ids.map((id) => ({
     label: id,
     cls: aiClass(id),
@@ -82,6 +88,8 @@ export function renderLearning(learning, range, run) {
     t1: now,
     gap: Infinity,
     runStart: run && run.started_at,
+    // From a round tenth below the lowest report: differences of a few points must show.
+    yMin: all.length ? Math.max(0, Math.floor(Math.min(...all.map((p) => p[1])) * 10 - 0.5) / 10) : 0,
     yMax: 1,
     format: (v) => `${Math.round(v * 100)}%`,
     readout: $("learning_readout"),

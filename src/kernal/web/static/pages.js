@@ -84,6 +84,7 @@ export function renderAi(id, data, ctx) {
     t1: now,
     gap: Infinity,
     runStart: ctx.run && ctx.run.started_at,
+    yMin: points.length ? Math.max(0, Math.floor(Math.min(...points.map((p) => p[1])) * 10 - 0.5) / 10) : 0,
     yMax: 1,
     format: (v) => `${Math.round(v * 100)}%`,
     readout: $("ai_learning_readout"),
