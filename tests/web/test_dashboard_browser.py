@@ -19,7 +19,6 @@ from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 
 from kernal.config import TrainerSettings
 from kernal.hub.server import Hub
-from kernal.storage import CollaborationStatus
 from kernal.trainer.trainer import Trainer
 from kernal.web.app import create_app
 from kernal.web.server import start_web
@@ -171,7 +170,8 @@ def learning_trainer(hub: Hub, n: int, specialization: str, behaviour: str) -> T
         hub_port=hub.address[1],
         speed=TRAINER_SPEED,
         seed=n,
-        engine_options={"behaviour": behaviour},
+        # Fewer local epochs before the first share than by default: the page fills sooner.
+        engine_options={"behaviour": behaviour, "local_epochs": 5},
     )
     return Trainer(settings)
 
@@ -185,15 +185,14 @@ async def test_dashboard_of_a_hub_with_learning_trainers(
     # A snapshot every 0.1 s: the page breaks lines where none came for 2.5 intervals + 1 s.
     options = {"dashboard_port": 0, "speed": TRAINER_SPEED, "stats_interval": 1.0}
     earlier = await make_service(**options)
-    first = [learning_trainer(earlier.hub, n, "networking", "honest") for n in (1, 2)]
-    first_runs = [asyncio.create_task(trainer.run()) for trainer in first]
-    while not await earlier.hub.store.list_collaborations(CollaborationStatus.ACTIVE):  # noqa: ASYNC110
-        await asyncio.sleep(0.05)  # until the earlier run has a collaboration to leave behind
-    for trainer in first:
-        trainer.stop()
-    await asyncio.gather(*first_runs)
+    one = await login(earlier.hub, "AI_Node_1", "networking")
+    two = await login(earlier.hub, "AI_Node_2", "graphics")
+    await share_pattern(one, "from-the-earlier-run", {"val_accuracy": 0.5})
+    await collaborate(one, two, "left-open")  # the restart fails it
+    for client in (one, two):
+        await client.close()
     await earlier.stop()
-    await asyncio.sleep(2.0)  # down for longer than the page's gap: a gap it must show
+    await asyncio.sleep(1.5)  # down for longer than the page's gap (1.25 s): a gap it must show
 
     service = await make_service(**options)  # the same database: the earlier run is history
     hub: Hub = service.hub

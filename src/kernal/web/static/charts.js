@@ -46,12 +46,18 @@ export function segment(points, gap) {
   return { segments, gaps };
 }
 
-/** Per-minute rate of a cumulative count, point by point within each segment (never negative). */
-export function ratePerMinute(points, gap) {
+/**
+ * Per-minute rate of a cumulative count: at each point, the growth over the last ``window``
+ * seconds (or since the segment began) divided by that time, never across a gap, never negative.
+ * A window of several snapshots keeps bursts of shares from drawing a comb.
+ */
+export function ratePerMinute(points, gap, window = 0) {
   const out = [];
   for (const part of segment(points, gap).segments) {
+    let j = 0;
     for (let i = 1; i < part.length; i += 1) {
-      const [t0, v0] = part[i - 1];
+      while (j < i - 1 && part[i][0] - part[j + 1][0] >= window) j += 1;
+      const [t0, v0] = part[j];
       const [t1, v1] = part[i];
       if (t1 > t0) out.push([t1, (Math.max(0, v1 - v0) / (t1 - t0)) * 60]);
     }

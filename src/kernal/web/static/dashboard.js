@@ -4,7 +4,7 @@
 //   #/knowledge  browser (#/knowledge/KIND/ID opens one item)     #/collaborations
 //
 // Everything shown comes from AI clients and is untrusted: it only ever enters the page as text
-// (see dom.js). No innerHTML, no eval, no inline script or style (the CSP forbids them anyway).
+// (see dom.js): never parsed as markup, never evaluated; the CSP forbids inline script and style.
 
 import { $, HttpError, clock, describe, fmtDuration, fmtInt, getJSON, hubNow } from "./dom.js";
 import { renderFeed, renderHistory, renderLearning, renderTrust } from "./overview.js";

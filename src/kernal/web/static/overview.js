@@ -3,7 +3,7 @@
 
 import { ratePerMinute, segment, timeChart } from "./charts.js";
 import { drawGraph } from "./graph.js";
-import { $, aiLink, fmtAgo, fmtClock, fmtInt, fmtNum, fmtPct, h, hubNow, idText, linkRow, replaceRows, scoreClass, standingBadge } from "./dom.js";
+import { $, aiLink, fmtAgo, fmtClock, fmtDuration, fmtInt, fmtNum, fmtPct, h, hubNow, idText, linkRow, replaceRows, scoreClass, standingBadge } from "./dom.js";
 
 const AI_COLOURS = 8; // classes ai-0 .. ai-7 in the stylesheet
 
@@ -41,16 +41,18 @@ export function renderHistory(history, live, range, run) {
   const common = { t0, t1: now, gap, runStart: run && run.started_at };
   const none = points.length === 0;
   $("chart_empty").hidden = !none;
-  const patterns = ratePerMinute(series("shared_patterns"), gap);
-  const components = ratePerMinute(series("shared_components"), gap);
+  // Rates over 30 s (or six snapshots, if they are further apart than 5 s).
+  const window = Math.max(30, 6 * Math.max(history.stats_interval || 1, history.bucket || 0));
+  const patterns = ratePerMinute(series("shared_patterns"), gap, window);
+  const components = ratePerMinute(series("shared_components"), gap, window);
   const draw = (id, readout, label, cls, data, extra) =>
     timeChart($(id), { ...common, series: [{ label, cls, points: data }], readout: $(readout), ...extra });
   draw("chart_connected", "readout_connected", "Connected", "s-connected_ais", series("connected_ais"), { integer: true });
   draw("chart_collabs", "readout_collabs", "Active", "s-active_collaborations", series("active_collaborations"), { integer: true });
   draw("chart_patterns", "readout_patterns", "Patterns", "s-shared_patterns", patterns, { format: fmtRate });
   draw("chart_components", "readout_components", "Components", "s-shared_components", components, { format: fmtRate });
-  $("sub_shared_patterns").textContent = recentRate(patterns, now);
-  $("sub_shared_components").textContent = recentRate(components, now);
+  $("sub_shared_patterns").textContent = recentRate(series("shared_patterns"), gap, now);
+  $("sub_shared_components").textContent = recentRate(series("shared_components"), gap, now);
   const gaps = segment(series("connected_ais"), gap).gaps.length;
   $("history_title").textContent = gaps ? `Activity · hub down ${gaps} time${gaps === 1 ? "" : "s"} in this range` : "Activity";
   if (run) $("run_started").textContent = `at ${fmtClock(run.started_at)}`;
@@ -58,12 +60,17 @@ export function renderHistory(history, live, range, run) {
 
 const fmtRate = (v) => (v >= 10 ? fmtInt(Math.round(v)) : fmtNum(v, v >= 1 ? 1 : 2));
 
-/** Mean rate over the last 5 minutes of data, as a card's sub-line. */
-function recentRate(rates, now) {
-  const recent = rates.filter(([t]) => t >= now - 300);
-  if (!recent.length) return "\u00a0";
-  const mean = recent.reduce((sum, [, v]) => sum + v, 0) / recent.length;
-  return `${fmtRate(mean)} per min (last 5 min)`;
+/** Growth per minute over the last 5 minutes of the newest segment, as a card's sub-line. */
+function recentRate(points, gap, now) {
+  const parts = segment(points, gap).segments;
+  const last = parts[parts.length - 1] || [];
+  const recent = last.filter(([t]) => t >= now - 300);
+  if (recent.length < 2) return "\u00a0";
+  const [t0, v0] = recent[0];
+  const [t1, v1] = recent[recent.length - 1];
+  if (t1 - t0 < 1) return "\u00a0";
+  const span = t1 - t0 >= 290 ? "5 min" : fmtDuration(t1 - t0);
+  return `${fmtRate((Math.max(0, v1 - v0) / (t1 - t0)) * 60)} per min (last ${span})`;
 }
 
 // ------------------------------------------------------------------ learning
