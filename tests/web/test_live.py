@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from tests.helpers import RawClient, login
 from tests.web.test_api import share_pattern
 
 Event = tuple[str, Any]
+DOCS = (Path(__file__).resolve().parents[2] / "docs" / "dashboard.md").read_text("utf-8")
 
 
 @pytest.fixture
@@ -159,3 +161,23 @@ async def test_stopping_the_web_server_ends_open_streams(hub: Hub) -> None:
     finally:
         if not stopped:
             await server.stop()
+
+
+async def test_docs_show_the_frames_the_stream_sends(
+    web: WebServer, http: httpx.AsyncClient
+) -> None:
+    example = DOCS.split("```text\n", 1)[1].split("```", 1)[0]
+    documented = {
+        line.removeprefix("event: "): json.loads(data.removeprefix("data: "))
+        for line, data in zip(example.splitlines(), example.splitlines()[1:], strict=False)
+        if line.startswith("event: ")
+    }
+    assert list(documented) == ["run", "status", "closing"]
+    async with http.stream("GET", "/api/events") as response:
+        stream = Stream(response)
+        assert await stream.next() == ("retry", 3000)
+        assert set(await stream.next_of("run")) == set(documented["run"])
+        assert set(await stream.next_of("status")) == set(documented["status"])
+    feed_of(web).max_age = 0.0
+    async with http.stream("GET", "/api/events") as response:
+        assert set(await Stream(response).next_of("closing")) == set(documented["closing"])

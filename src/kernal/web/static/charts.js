@@ -83,9 +83,6 @@ export function timeChart(node, opts) {
     return;
   }
   const format = opts.format || fmtInt;
-  const pad = { left: 46, right: 10, top: 10, bottom: 20 };
-  const innerW = width - pad.left - pad.right;
-  const innerH = height - pad.top - pad.bottom;
   let { t0, t1 } = opts;
   if (t1 - t0 < 1) {
     t0 -= 30;
@@ -97,6 +94,13 @@ export function timeChart(node, opts) {
   const yMin = opts.yMin ?? 0;
   if (opts.yMin !== undefined) step = niceStep((maxValue - yMin) / 4);
   const yMax = opts.yMax ?? Math.ceil(maxValue / step) * step;
+  // Room for the longest axis label at the page's font size (larger on a wall screen).
+  const font = 0.78 * (parseFloat(getComputedStyle(document.documentElement).fontSize) || 14);
+  let longest = 0;
+  for (let v = yMin; v <= yMax + step / 2; v += step) longest = Math.max(longest, format(v).length);
+  const pad = { left: Math.ceil(12 + longest * font * 0.62), right: 10, top: Math.ceil(font), bottom: Math.ceil(font + 10) };
+  const innerW = width - pad.left - pad.right;
+  const innerH = height - pad.top - pad.bottom;
   const x = (t) => pad.left + ((t - t0) / (t1 - t0)) * innerW;
   const y = (v) => pad.top + innerH - ((Math.min(Math.max(v, yMin), yMax) - yMin) / (yMax - yMin || 1)) * innerH;
   const nodes = [];
@@ -116,9 +120,9 @@ export function timeChart(node, opts) {
   }
   for (let v = yMin; v <= yMax + step / 2; v += step) {
     nodes.push(svg("line", { class: "grid-line", x1: pad.left, x2: width - pad.right, y1: y(v), y2: y(v) }));
-    nodes.push(svg("text", { class: "axis-label", x: pad.left - 6, y: y(v) + 4, "text-anchor": "end" }, format(v)));
+    nodes.push(svg("text", { class: "axis-label", x: pad.left - 6, y: y(v) + font / 3, "text-anchor": "end" }, format(v)));
   }
-  const tStep = timeStep(t1 - t0, Math.max(2, Math.floor(innerW / 110)));
+  const tStep = timeStep(t1 - t0, Math.max(2, Math.floor(innerW / (font * 9))));
   for (let t = Math.ceil(t0 / tStep) * tStep; t <= t1; t += tStep) {
     const tx = x(t);
     const anchor = tx < pad.left + 40 ? "start" : tx > width - pad.right - 40 ? "end" : "middle";
@@ -129,7 +133,7 @@ export function timeChart(node, opts) {
     const rx = x(opts.runStart);
     nodes.push(svg("line", { class: "run-start", x1: rx, x2: rx, y1: pad.top, y2: pad.top + innerH }));
     const right = rx > width - pad.right - 60;
-    nodes.push(svg("text", { class: "axis-label run-label", x: right ? rx - 4 : rx + 4, y: pad.top + 10, "text-anchor": right ? "end" : "start" }, "this run"));
+    nodes.push(svg("text", { class: "axis-label run-label", x: right ? rx - 4 : rx + 4, y: pad.top + font, "text-anchor": right ? "end" : "start" }, "this run"));
   }
   for (const s of opts.series) {
     for (const part of segment(s.points, opts.gap).segments) {

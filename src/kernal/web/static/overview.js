@@ -58,7 +58,7 @@ export function renderHistory(history, live, range, run) {
   if (run) $("run_started").textContent = `at ${fmtClock(run.started_at)}`;
 }
 
-const fmtRate = (v) => (v >= 10 ? fmtInt(Math.round(v)) : fmtNum(v, v >= 1 ? 1 : 2));
+const fmtRate = (v) => (v === 0 ? "0" : v >= 10 ? fmtInt(Math.round(v)) : fmtNum(v, v >= 1 ? 1 : 2));
 
 /** Growth per minute over the last 5 minutes of the newest segment, as a card's sub-line. */
 function recentRate(points, gap, now) {
