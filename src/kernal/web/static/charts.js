@@ -113,7 +113,7 @@ export function timeChart(node, opts) {
     const xa = Math.max(pad.left, x(a));
     const xb = Math.min(width - pad.right, x(b));
     if (xb > xa) {
-      const band = svg("rect", { class: "gap", x: xa, y: pad.top, width: xb - xa, height: innerH });
+      const band = svg("rect", { class: "gap", x: xa, y: pad.top, width: xb - xa, height: innerH, "data-from": a, "data-to": b });
       band.append(svg("title", {}, `no data from ${fmtClock(a)} to ${fmtClock(b)} (hub down)`));
       nodes.push(band);
     }

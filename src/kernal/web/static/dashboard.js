@@ -55,6 +55,7 @@ const state = {
   knowledge: { q: "", kind: "", contributor: "", time: "all", offset: 0 },
   collabs: { earlier: false, status: "" },
   lastFailures: [],
+  reveal: false, // scroll the item panel into view once it is filled
   uptimeBase: null, // {uptime, at}: the hub's uptime and when (browser ms) it was read
 };
 
@@ -88,6 +89,7 @@ function showRoute() {
     else tab.removeAttribute("aria-current");
   }
   if (current.name !== "knowledge" || !current.id) $("item_panel").hidden = true;
+  state.reveal = current.name === "knowledge" && Boolean(current.id);
   document.body.dataset.route = view;
   refresh();
 }
@@ -199,7 +201,11 @@ async function refreshOnce() {
       guard(() => renderKnowledge(got.knowledge, state.knowledge));
       $("knowledge_table").dataset.query = paths.knowledge; // which filters the rows answer
     }
-    if (current.id && (got.item || !failures.length)) guard(() => renderItem(current.kind, current.id, got.item || null));
+    if (current.id && (got.item || !failures.length)) {
+      guard(() => renderItem(current.kind, current.id, got.item || null));
+      if (state.reveal) $("item_panel").scrollIntoView({ block: "nearest" }); // just opened
+      state.reveal = false;
+    }
   } else if (current.name === "collaborations" && got.collaborations) {
     guard(() => renderCollaborations(got.collaborations, { ...ctx, ...state.collabs }));
   }

@@ -155,7 +155,8 @@ export function renderItem(kind, id, item) {
     kind === "component" ? ["Quality", h("span", { class: `score ${scoreClass(item.quality_score)}` }, fmtNum(item.quality_score))] : null,
     ["Reported accuracy", typeof accuracy === "number" ? fmtPct(accuracy) : "—"],
   ].filter(Boolean));
-  let text = JSON.stringify(data, null, 2);
+  // Arrays of numbers (model weights) on one line each, not one number per line.
+  let text = JSON.stringify(data, null, 2).replace(/\[\s+(-?[\d.eE+-]+(?:,\s+-?[\d.eE+-]+)*)\s+\]/g, (_, items) => `[${items.split(/,\s+/).join(", ")}]`);
   if (text.length > MAX_DATA_CHARS) text = `${text.slice(0, MAX_DATA_CHARS)}\n… ${fmtInt(text.length - MAX_DATA_CHARS)} more characters (full data: the JSON API)`;
   $("item_data").textContent = text;
 }
