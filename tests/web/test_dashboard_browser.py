@@ -160,6 +160,33 @@ async def test_dashboard_shows_live_figures_and_escapes_client_text(
             await client.close()
 
 
+async def test_dashboard_polls_when_the_hub_refuses_a_stream(
+    make_service: ServiceFactory, browser: Browser
+) -> None:
+    service = await make_service(dashboard_port=0)
+    assert service.web is not None
+    service.web.app.state.live_feed.max_streams = 0  # every stream refused: 503
+    host, port = service.web.address
+    client = await login(service.hub, "AI_Node_1", "networking")
+    try:
+        context = await browser.new_context()
+        page = await context.new_page()
+        problems = watch_problems(page)
+        await page.goto(f"http://{host}:{port}/")
+        await expect(page.locator("#connection")).to_have_text("Live (polling)")
+        await expect(page.locator("body")).to_have_attribute("data-stream", "down")
+        await expect(page.locator("#connected_ais")).to_have_text("1")
+        await share_pattern(client, "polled", {"val_accuracy": 0.5})
+        await expect(page.locator("#shared_patterns")).to_have_text("1", timeout=UPDATE_TIMEOUT_MS)
+        assert await page.evaluate("document.body.dataset.pushes") is None  # nothing pushed
+        # Chromium logs the refused stream (503) as an error: that one only, nothing else.
+        refused = "console: Failed to load resource: the server responded with a status of 503"
+        assert [p for p in problems if not p.startswith(refused)] == []
+        await context.close()
+    finally:
+        await client.close()
+
+
 def learning_trainer(hub: Hub, n: int, specialization: str, behaviour: str) -> Trainer:
     """A reference trainer with the learning engine (real training on the digits data)."""
     settings = TrainerSettings(

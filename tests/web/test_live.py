@@ -30,7 +30,7 @@ async def web(hub: Hub) -> AsyncIterator[WebServer]:
 
 
 def feed_of(server: WebServer) -> LiveFeed:
-    feed = server._app.state.live_feed
+    feed = server.app.state.live_feed
     assert isinstance(feed, LiveFeed)
     return feed
 

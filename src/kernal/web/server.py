@@ -38,6 +38,11 @@ class WebServer:
         self.address = address
         self._app = app
 
+    @property
+    def app(self) -> Any:
+        """The ASGI app served."""
+        return self._app
+
     async def stop(self) -> None:
         """Run the app's ``state.before_stop`` hooks (async callables, if it has any), then stop
         uvicorn. uvicorn waits for open responses to finish, so a long-lived one (the event
