@@ -32,6 +32,7 @@ from kernal.storage import (
     ComponentRecord,
     ConflictError,
     FeedbackResult,
+    FeedbackScore,
     ItemKind,
     NotFoundError,
     PatternRecord,
@@ -332,6 +333,23 @@ class StoreContract(abc.ABC):
             0.0,
             None,
         )
+
+    async def test_feedback_scores_over_time(self, store: Store) -> None:
+        await store.add_pattern(PatternRecord("p1", {}, "alice", 1.0))
+        await store.add_component(ComponentRecord("c1", {}, "bob", 1.0))
+        await store.record_feedback(ItemKind.PATTERN, "p1", "bob", 0.2, 2.0)
+        await store.record_feedback(ItemKind.COMPONENT, "c1", "alice", 0.9, 3.0)
+        await store.record_feedback(ItemKind.PATTERN, "p1", "carol", None, 4.0)  # unscored
+        await store.record_feedback(ItemKind.PATTERN, "p1", "alice", 1.0, 5.0)  # self-rating
+        await store.record_feedback(ItemKind.PATTERN, "p1", "carol", 0.4, 6.0)
+        scores = await store.feedback_scores()
+        assert scores == [
+            FeedbackScore("bob", "alice", 0.2, 2.0),
+            FeedbackScore("alice", "bob", 0.9, 3.0),
+            FeedbackScore("carol", "alice", 0.4, 6.0),
+        ]
+        assert await store.feedback_scores(since=2.5, limit=1) == [scores[-1]]
+        assert await store.feedback_scores(limit=2) == scores[1:]
 
     # ------------------------------------------------------------------ collaborations
 

@@ -254,6 +254,12 @@ async def test_dashboard_of_a_hub_with_learning_trainers(
         await expect(page.locator("#learning_table tbody tr")).to_have_count(
             4, timeout=UPDATE_TIMEOUT_MS
         )
+        # The same question, answered by peers' scores instead of the trainers' own reports.
+        await page.click("#learning_mode button[data-mode=rated]")
+        await expect(page.locator("#learning_count_head")).to_have_text("Scores")
+        await expect(page.locator("#learning_summary")).to_contain_text("as their peers rate them")
+        await page.click("#learning_mode button[data-mode=reported]")
+        await expect(page.locator("#learning_summary")).to_contain_text("by their own reports")
         await expect(page.locator("#trust_graph")).to_have_attribute(
             "data-nodes", "4", timeout=UPDATE_TIMEOUT_MS
         )

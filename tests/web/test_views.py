@@ -151,9 +151,16 @@ async def test_learning_is_the_accuracy_shares_report(
         ("c-model", 0.9, "component"),
     ]
     assert points[0]["timestamp"] <= points[1]["timestamp"] <= points[2]["timestamp"]
+    rated = body["rated"]
+    assert [(p["rater"], p["score"]) for p in rated["AI_Node_1"]] == [
+        ("AI_Node_2", 0.8),
+        ("AI_Node_3", 0.1),
+    ]
+    assert [(p["rater"], p["score"]) for p in rated["AI_Node_2"]] == [("AI_Node_1", 0.7)]
     since = points[2]["timestamp"]
     later = (await api.get("/api/views/learning", params={"since": since})).json()
     assert [p["item_id"] for p in later["series"]["AI_Node_1"]] == ["c-model"]
+    assert [p["rater"] for p in later["rated"]["AI_Node_1"]] == ["AI_Node_2", "AI_Node_3"]
 
 
 async def test_knowledge_filters_and_follows_new_shares(

@@ -29,6 +29,7 @@ __all__ = [
     "ConflictError",
     "FeedbackEdge",
     "FeedbackResult",
+    "FeedbackScore",
     "ItemKind",
     "ItemRecord",
     "KnowledgeCounts",
@@ -177,6 +178,16 @@ class FeedbackEdge:
 
 
 @dataclass(frozen=True)
+class FeedbackScore:
+    """One scored FEEDBACK: ``rater`` measured an item of ``contributor`` at ``score``."""
+
+    rater: str
+    contributor: str
+    score: float
+    timestamp: float
+
+
+@dataclass(frozen=True)
 class StatsSnapshot:
     timestamp: float
     connected_ais: int
@@ -314,6 +325,12 @@ class Store(abc.ABC):
         """Who rated whom: the FEEDBACK received since ``since`` (Unix seconds), summed per
         (rater, contributor) pair, self-ratings and items without a contributor left out. At
         most ``limit`` pairs, the most recently active first. Read-only (for the dashboard)."""
+
+    @abc.abstractmethod
+    async def feedback_scores(self, since: float = 0.0, limit: int = 10_000) -> list[FeedbackScore]:
+        """The scored FEEDBACK received since ``since``, self-ratings and items without a
+        contributor left out: the newest ``limit``, oldest first. Read-only (for the dashboard:
+        how peers measured each AI's work over time)."""
 
     # ------------------------------------------------------------------ AIs
 

@@ -43,6 +43,7 @@ from kernal.storage.base import (
     ConflictError,
     FeedbackEdge,
     FeedbackResult,
+    FeedbackScore,
     ItemKind,
     ItemRecord,
     NotFoundError,
@@ -62,6 +63,7 @@ __all__ = [
     "collaboration_row",
     "dumps",
     "feedback_edges",
+    "feedback_scores",
     "insert_collaboration",
     "is_active",
     "item_record",
@@ -450,11 +452,12 @@ def received_scores(conn: Connection, contributors: Collection[str]) -> dict[str
     }
 
 
-def feedback_edges(conn: Connection, since: float, limit: int) -> list[FeedbackEdge]:
-    """Feedback since ``since`` summed per (rater, contributor), newest activity first."""
+def _rated(since: float) -> sa.Subquery:
+    """Feedback since ``since`` with the rated item's contributor: (rater, contributor, score,
+    timestamp). One join per item table, glued with UNION ALL: feedback names its item by
+    (kind, id)."""
     f = t.feedback.c
-    # One join per item table, glued with UNION ALL: feedback names its item by (kind, id).
-    joined = sa.union_all(
+    return sa.union_all(
         *(
             sa.select(
                 f.ai_id.label("rater"),
@@ -467,7 +470,11 @@ def feedback_edges(conn: Connection, since: float, limit: int) -> list[FeedbackE
             for spec in ITEM_TABLES.values()
         )
     ).subquery()
-    j = joined.c
+
+
+def feedback_edges(conn: Connection, since: float, limit: int) -> list[FeedbackEdge]:
+    """Feedback since ``since`` summed per (rater, contributor), newest activity first."""
+    j = _rated(since).c
     query = (
         sa.select(
             j.rater,
@@ -495,3 +502,29 @@ def feedback_edges(conn: Connection, since: float, limit: int) -> list[FeedbackE
         )
         for row in conn.execute(query)
     ]
+
+
+def feedback_scores(conn: Connection, since: float, limit: int) -> list[FeedbackScore]:
+    """Scored feedback since ``since`` on others' items: the newest ``limit``, oldest first."""
+    j = _rated(since).c
+    query = (
+        sa.select(j.rater, j.contributor, j.score, j.timestamp)
+        .where(
+            j.score.is_not(None),
+            j.contributor.is_not(None),
+            j.contributor != "",
+            j.rater != j.contributor,
+        )
+        .order_by(j.timestamp.desc(), j.rater.desc())
+        .limit(max(limit, 0))
+    )
+    found = [
+        FeedbackScore(
+            rater=str(row.rater),
+            contributor=str(row.contributor),
+            score=float(row.score),
+            timestamp=float(row.timestamp),
+        )
+        for row in conn.execute(query)
+    ]
+    return found[::-1]

@@ -36,6 +36,7 @@ from kernal.storage.base import (
     ComponentRecord,
     FeedbackEdge,
     FeedbackResult,
+    FeedbackScore,
     ItemKind,
     ItemRecord,
     KnowledgeCounts,
@@ -269,6 +270,9 @@ class SqlStore(Store):
 
     async def feedback_edges(self, since: float = 0.0, limit: int = 10_000) -> list[FeedbackEdge]:
         return await self._read(lambda conn: rows.feedback_edges(conn, since, limit))
+
+    async def feedback_scores(self, since: float = 0.0, limit: int = 10_000) -> list[FeedbackScore]:
+        return await self._read(lambda conn: rows.feedback_scores(conn, since, limit))
 
     # ------------------------------------------------------------------ AIs
 

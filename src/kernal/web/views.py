@@ -10,9 +10,11 @@ store already keep; none writes anything.
   it shared (from the knowledge index below).
 * ``GET /api/views/trust``: who rated whom (FEEDBACK summed per pair, see
   :meth:`~kernal.storage.Store.feedback_edges`) and each rated AI's standing.
-* ``GET /api/views/learning``: for each contributor, the accuracy its shares reported over time.
-  The hub stores no measured accuracy of its own; trainers report it in the data they share
-  (``val_accuracy``, or ``accuracy``, a number between 0 and 1, as the learning engine does).
+* ``GET /api/views/learning``: for each contributor, the accuracy its shares reported over time,
+  and the scores peers' FEEDBACK gave its work over time. The hub measures nothing itself:
+  trainers report accuracy in the data they share (``val_accuracy``, or ``accuracy``, a number
+  between 0 and 1, as the learning engine does), and reference trainers score a partner's model
+  by its accuracy on their own validation data.
 * ``GET /api/views/knowledge``: item summaries (no data), filtered by kind, contributor, time
   and id substring, newest first; ``GET /api/patterns/{id}`` (:mod:`kernal.web.api`) has the data.
 
@@ -42,6 +44,7 @@ from kernal.storage import ItemKind, ItemRecord, PatternRecord, StatsSnapshot
 INDEX_LIMIT = 20_000  # item summaries kept per kind
 FETCH_LIMIT = 2_000  # items read from the store at once (first read, or a burst of shares)
 MAX_LEARNING_POINTS = 500  # per contributor, the newest
+MAX_SCORES = 20_000  # scored FEEDBACK read for one learning view
 MAX_EDGES = 5_000
 MAX_SNAPSHOTS = 100_000  # read for one history chart (a day at one a second)
 # Reference trainers refuse to work with an AI whose standing is below their trust threshold
@@ -229,10 +232,19 @@ class LearningPoint(BaseModel):
     item_id: str
 
 
+class RatedPoint(BaseModel):
+    timestamp: float
+    score: float
+    rater: str
+
+
 class Learning(BaseModel):
     series: dict[str, list[LearningPoint]]
-    """Per contributor, oldest first, the newest points only."""
+    """Per contributor, the accuracy its own shares reported: oldest first, the newest points."""
     source: str
+    rated: dict[str, list[RatedPoint]]
+    """Per contributor, the scores peers' FEEDBACK gave its work (for reference trainers: the
+    accuracy of its model on the rater's own validation data): oldest first, the newest."""
 
 
 class KnowledgeRow(BaseModel):
@@ -378,7 +390,8 @@ def views_router(hub: Hub) -> APIRouter:
         since: Annotated[float, Query(ge=0, description="Unix seconds; 0 for all.")] = 0.0,
     ) -> Learning:
         """Per contributor, the accuracy its shares reported (``val_accuracy`` in their data)
-        since ``since``, oldest first; contributors that report none are left out."""
+        and the scores its work received, since ``since``, oldest first; contributors with
+        neither are left out."""
         await index.refresh()
         series: dict[str, list[LearningPoint]] = {}
         for item in index.items():
@@ -392,9 +405,15 @@ def views_router(hub: Hub) -> APIRouter:
                     item_id=item.item_id,
                 )
             )
+        rated: dict[str, list[RatedPoint]] = {}
+        for score in await store.feedback_scores(since, MAX_SCORES):
+            rated.setdefault(score.contributor, []).append(
+                RatedPoint(timestamp=score.timestamp, score=score.score, rater=score.rater)
+            )
         return Learning(
             series={ai: points[-MAX_LEARNING_POINTS:] for ai, points in sorted(series.items())},
             source="accuracy reported by each trainer in the data it shared (val_accuracy)",
+            rated={ai: points[-MAX_LEARNING_POINTS:] for ai, points in sorted(rated.items())},
         )
 
     @router.get("/knowledge")

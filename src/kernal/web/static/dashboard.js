@@ -50,6 +50,7 @@ const state = {
   timer: null,
   soon: null,
   range: stored("range", "3600"),
+  learningMode: stored("learningMode", "reported"),
   theme: stored("theme", "auto"),
   aisFilter: "",
   knowledge: { q: "", kind: "", contributor: "", time: "all", offset: 0 },
@@ -188,7 +189,7 @@ async function refreshOnce() {
   if (current.name === "overview") {
     const range = { since: sinceOf(state.range) };
     if (got.history) guard(() => renderHistory(got.history, state.live, range, state.run));
-    if (got.learning) guard(() => renderLearning(got.learning, range, state.run));
+    if (got.learning) guard(() => renderLearning(got.learning, range, state.run, state.learningMode));
     if (got.trust && got.ais) guard(() => renderTrust(got.trust, got.ais));
     if (got.feed) guard(() => renderFeed(got.feed));
   } else if (current.name === "ais" && got.ais) {
@@ -360,7 +361,24 @@ function buildRange() {
   group.replaceChildren(...buttons);
 }
 
+function bindLearningMode() {
+  const buttons = [...document.querySelectorAll("#learning_mode button")];
+  const press = () => {
+    for (const b of buttons) b.setAttribute("aria-pressed", String(b.dataset.mode === state.learningMode));
+  };
+  for (const button of buttons) {
+    button.addEventListener("click", () => {
+      state.learningMode = button.dataset.mode;
+      store("learningMode", state.learningMode);
+      press();
+      refresh();
+    });
+  }
+  press();
+}
+
 function bindControls() {
+  bindLearningMode();
   $("theme_toggle").addEventListener("click", () => {
     state.theme = THEMES[(THEMES.indexOf(state.theme) + 1) % THEMES.length];
     store("theme", state.theme);

@@ -75,28 +75,44 @@ function recentRate(points, gap, now) {
 
 // ------------------------------------------------------------------ learning
 
-/** Is anyone getting better? Each trainer's reported accuracy over time, and first -> latest. */
-export function renderLearning(learning, range, run) {
-  const ids = Object.keys(learning.series).sort();
+const SMOOTH = 5; // peers' scores: the mean of the last five, so one odd rating does not zigzag
+
+/** Per AI, [t, value] points: what it reported itself, or what its peers' scores say. */
+export function learningSeries(learning, mode) {
+  const out = {};
+  if (mode === "rated") {
+    for (const [id, points] of Object.entries(learning.rated || {})) {
+      out[id] = points.map((p, i) => {
+        const window = points.slice(Math.max(0, i - SMOOTH + 1), i + 1);
+        return [p.timestamp, window.reduce((sum, q) => sum + q.score, 0) / window.length];
+      });
+    }
+  } else {
+    for (const [id, points] of Object.entries(learning.series)) out[id] = points.map((p) => [p.timestamp, p.accuracy]);
+  }
+  return out;
+}
+
+/** Round a tenth below the lowest value: differences of a few points must show. */
+export const floorTenth = (points) => (points.length ? Math.max(0, Math.floor(Math.min(...points.map((p) => p[1])) * 10 - 0.5) / 10) : 0);
+
+/** Is anyone getting better? Each trainer's accuracy over time, and first -> latest. */
+export function renderLearning(learning, range, run, mode) {
+  const byAi = learningSeries(learning, mode);
+  const ids = Object.keys(byAi).sort();
   for (const id of ids) aiClass(id);
-  const series = ids.map((id) => ({
-    label: id,
-    cls: aiClass(id),
-    points: learning.series[id].map((p) => [p.timestamp, p.accuracy]),
-  }));
+  const series = ids.map((id) => ({ label: id, cls: aiClass(id), points: byAi[id] }));
   const now = hubNow();
   const all = series.flatMap((s) => s.points);
   const t0 = all.length ? Math.max(range.since, Math.min(...all.map((p) => p[0]))) : range.since || now - 60;
-  // Reports come when a trainer shares, not on a clock: join them across any pause shorter
-  // than the range itself, but not across the hub's downtime (the run start splits them).
+  // Reports come when a trainer shares, not on a clock: a pause is not a gap.
   timeChart($("learning_chart"), {
     series,
     t0,
     t1: now,
     gap: Infinity,
     runStart: run && run.started_at,
-    // From a round tenth below the lowest report: differences of a few points must show.
-    yMin: all.length ? Math.max(0, Math.floor(Math.min(...all.map((p) => p[1])) * 10 - 0.5) / 10) : 0,
+    yMin: floorTenth(all),
     yMax: 1,
     format: (v) => `${Math.round(v * 100)}%`,
     readout: $("learning_readout"),
@@ -104,12 +120,13 @@ export function renderLearning(learning, range, run) {
   });
   const rows = ids
     .map((id) => {
-      const points = learning.series[id];
-      const first = points[0].accuracy;
-      const last = points[points.length - 1].accuracy;
+      const points = byAi[id];
+      const first = points[0][1];
+      const last = points[points.length - 1][1];
       return { id, first, last, change: last - first, count: points.length };
     })
     .sort((a, b) => b.change - a.change || a.id.localeCompare(b.id));
+  $("learning_count_head").textContent = mode === "rated" ? "Scores" : "Reports";
   replaceRows(
     $("learning_table").tBodies[0],
     rows.map((r) =>
@@ -125,7 +142,8 @@ export function renderLearning(learning, range, run) {
     ),
   );
   const better = rows.filter((r) => r.change > 0.005 && r.count > 1).length;
-  $("learning_summary").textContent = rows.length ? `${better} of ${rows.length} trainer${rows.length === 1 ? "" : "s"} improved in this range` : "";
+  const what = mode === "rated" ? "as their peers rate them" : "by their own reports";
+  $("learning_summary").textContent = rows.length ? `${better} of ${rows.length} trainer${rows.length === 1 ? "" : "s"} got better in this range, ${what}.` : "";
 }
 
 // ------------------------------------------------------------------ trust

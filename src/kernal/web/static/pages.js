@@ -3,7 +3,7 @@
 import { timeChart } from "./charts.js";
 import { drawGraph } from "./graph.js";
 import { $, aiLink, chips, fmtAgo, fmtClock, fmtDuration, fmtInt, fmtNum, fmtPct, h, hubNow, idText, linkRow, replaceRows, scoreClass, standingBadge } from "./dom.js";
-import { aiClass, knowledgeRow } from "./overview.js";
+import { aiClass, floorTenth, knowledgeRow, learningSeries } from "./overview.js";
 
 const MAX_DATA_CHARS = 50_000; // a model can be large: show the start, say how much is left
 
@@ -76,21 +76,27 @@ export function renderAi(id, data, ctx) {
   } else {
     $("ai_profile").replaceChildren();
   }
-  const points = (learning.series[id] || []).map((p) => [p.timestamp, p.accuracy]);
+  const points = learningSeries(learning, "reported")[id] || [];
+  const rated = learningSeries(learning, "rated")[id] || [];
   const now = hubNow();
+  const both = [...points, ...rated];
   timeChart($("ai_learning_chart"), {
-    series: [{ label: id, cls: aiClass(id), points }],
-    t0: points.length ? points[0][0] : now - 60,
+    series: [
+      { label: "reported", cls: aiClass(id), points },
+      { label: "rated by peers", cls: "rated", points: rated },
+    ],
+    t0: both.length ? Math.min(...both.map((p) => p[0])) : now - 60,
     t1: now,
     gap: Infinity,
     runStart: ctx.run && ctx.run.started_at,
-    yMin: points.length ? Math.max(0, Math.floor(Math.min(...points.map((p) => p[1])) * 10 - 0.5) / 10) : 0,
+    yMin: floorTenth(both),
     yMax: 1,
     format: (v) => `${Math.round(v * 100)}%`,
     readout: $("ai_learning_readout"),
     empty: $("ai_learning_empty"),
   });
-  $("ai_learning_summary").textContent = points.length > 1 ? `${fmtPct(points[0][1])} → ${fmtPct(points[points.length - 1][1])}` : "";
+  const trend = (p) => (p.length > 1 ? `${fmtPct(p[0][1])} → ${fmtPct(p[p.length - 1][1])}` : p.length ? fmtPct(p[0][1]) : "—");
+  $("ai_learning_summary").textContent = `reported ${trend(points)} · rated by peers ${trend(rated)}`;
   replaceRows($("ai_rated_by").tBodies[0], ratingRows(trust.edges.filter((e) => e.contributor === id), "rater"));
   replaceRows($("ai_rates").tBodies[0], ratingRows(trust.edges.filter((e) => e.rater === id), "contributor"));
   replaceRows($("ai_items").tBodies[0], items.items.map((item) => knowledgeRow(item, false)));
