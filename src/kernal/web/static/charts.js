@@ -97,7 +97,10 @@ export function timeChart(node, opts) {
   // Room for the longest axis label at the page's font size (larger on a wall screen).
   const font = 0.78 * (parseFloat(getComputedStyle(document.documentElement).fontSize) || 14);
   let longest = 0;
-  for (let v = yMin; v <= yMax + step / 2; v += step) longest = Math.max(longest, format(v).length);
+  // Ticks on round multiples of the step, from the first above yMin up to yMax.
+  const ticks = [];
+  for (let v = Math.ceil(yMin / step - 1e-9) * step; v <= yMax + step * 1e-6; v += step) ticks.push(v);
+  for (const v of ticks) longest = Math.max(longest, format(v).length);
   const pad = { left: Math.ceil(12 + longest * font * 0.62), right: 10, top: Math.ceil(font), bottom: Math.ceil(font + 10) };
   const innerW = width - pad.left - pad.right;
   const innerH = height - pad.top - pad.bottom;
@@ -118,7 +121,7 @@ export function timeChart(node, opts) {
       nodes.push(band);
     }
   }
-  for (let v = yMin; v <= yMax + step / 2; v += step) {
+  for (const v of ticks) {
     nodes.push(svg("line", { class: "grid-line", x1: pad.left, x2: width - pad.right, y1: y(v), y2: y(v) }));
     nodes.push(svg("text", { class: "axis-label", x: pad.left - 6, y: y(v) + font / 3, "text-anchor": "end" }, format(v)));
   }
