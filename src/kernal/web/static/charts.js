@@ -99,7 +99,7 @@ export function timeChart(node, opts) {
   let longest = 0;
   // Ticks on round multiples of the step, from the first above yMin up to yMax.
   const ticks = [];
-  for (let v = Math.ceil(yMin / step - 1e-9) * step; v <= yMax + step * 1e-6; v += step) ticks.push(v);
+  for (let v = Math.ceil(yMin / step - 1e-9) * step || 0; v <= yMax + step * 1e-6; v += step) ticks.push(v); // || 0: no "-0"
   for (const v of ticks) longest = Math.max(longest, format(v).length);
   const pad = { left: Math.ceil(12 + longest * font * 0.62), right: 10, top: Math.ceil(font), bottom: Math.ceil(font + 10) };
   const innerW = width - pad.left - pad.right;
@@ -113,11 +113,13 @@ export function timeChart(node, opts) {
     for (const [a, b] of segment(s.points, opts.gap).gaps) gaps.set(`${a}:${b}`, [a, b]);
   }
   for (const [a, b] of gaps.values()) {
+    // Down until this run started; a wait after that for the first snapshot is not downtime.
+    const end = opts.runStart && a < opts.runStart && opts.runStart < b ? opts.runStart : b;
     const xa = Math.max(pad.left, x(a));
-    const xb = Math.min(width - pad.right, x(b));
+    const xb = Math.min(width - pad.right, x(end));
     if (xb > xa) {
       const band = svg("rect", { class: "gap", x: xa, y: pad.top, width: xb - xa, height: innerH, "data-from": a, "data-to": b });
-      band.append(svg("title", {}, `no data from ${fmtClock(a)} to ${fmtClock(b)} (hub down)`));
+      band.append(svg("title", {}, `no snapshot from ${fmtClock(a)} to ${fmtClock(b)} (hub down)`));
       nodes.push(band);
     }
   }
