@@ -246,7 +246,11 @@ function showStatus(status) {
       }
     }
   }
-  if (typeof status.uptime === "number") state.uptimeBase = { uptime: status.uptime, at: Date.now() };
+  if (typeof status.uptime === "number") {
+    // Uptime went back: the hub restarted (seen by polling too), so this is a new run.
+    if (state.uptimeBase && status.uptime + 1 < state.uptimeBase.uptime) state.run = null;
+    state.uptimeBase = { uptime: status.uptime, at: Date.now() };
+  }
   showUptime();
   $("demo_badge").hidden = !status.demo_tokens;
   if (typeof status.server_time === "number") setSkew(status.server_time * 1000);
