@@ -4,10 +4,33 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from typing import Any
 
 _PLAIN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+# Line breaks and other control characters, the Unicode line separators included: a client
+# that puts them in its id, specialization or a field quoted in an error must not be able to
+# start a line of its own in the hub's log ("log forging").
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
+def one_line(text: str) -> str:
+    """``text`` with every control character written as its escape (``\\n``, ``\\x1b``...)."""
+    return _CONTROL.sub(_escape, text)
+
+
+class PlainFormatter(logging.Formatter):
+    """One line per event, whatever the message's arguments contain; a traceback (ours, not
+    the client's) keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return one_line(super().formatMessage(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -33,7 +56,7 @@ class JsonFormatter(logging.Formatter):
 def setup_logging(*, level: str = "INFO", json_lines: bool = False) -> None:
     """Configure the root logger for a command-line run (idempotent)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(_PLAIN_FORMAT))
+    handler.setFormatter(JsonFormatter() if json_lines else PlainFormatter(_PLAIN_FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

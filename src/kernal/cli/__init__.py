@@ -1,4 +1,5 @@
-"""The ``kernal`` command: hub, demo, trainer, harness, token management, new-trainer."""
+"""The ``kernal`` command: hub, demo, trainer, harness, token and database management,
+new-trainer."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import typer
 
 from kernal import __version__
 from kernal.cli.common import typer_app
+from kernal.cli.db import db_app
 from kernal.cli.hub import demo, hub
 from kernal.cli.new_trainer import new_trainer
 from kernal.cli.tokens import token_app
@@ -19,6 +21,7 @@ app.command()(demo)
 app.command()(trainer)
 app.command()(harness)
 app.add_typer(token_app, name="token")
+app.add_typer(db_app, name="db")
 app.command("new-trainer")(new_trainer)
 
 

@@ -117,6 +117,7 @@ class LearningEngine(Engine):
         self.rejected = 0
         self.history: list[tuple[float, float]] = []
         self._fits = 0
+        self._schedule: list[tuple[int, int]] = []  # (epochs, seed) of every local fit, in order
         self._lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ learning
@@ -130,6 +131,7 @@ class LearningEngine(Engine):
             self._fits += 1
             model = self.model.copy()
             train_X, train_y, seed = self.shard.train.X, self.train_y, self.seed + self._fits
+            self._schedule.append((epochs, seed))
             await asyncio.to_thread(model.fit, train_X, train_y, epochs, seed=seed)
             self.model = model
             self._record()
@@ -246,15 +248,27 @@ class LearningEngine(Engine):
 
     # ------------------------------------------------------------------ reporting
 
+    def same_budget_local_accuracy(self) -> float:
+        """Test accuracy of this trainer's own training schedule replayed without any merge:
+        what it would have reached alone with the same epochs (and seeds). A trainer that kept
+        no merge gets exactly its final accuracy; one that merged is compared on equal terms."""
+        model = SoftmaxModel.zeros(self.shard.train.X.shape[1], self.model.n_classes)
+        for epochs, seed in self._schedule:
+            model.fit(self.shard.train.X, self.train_y, epochs, seed=seed)
+        return model.accuracy(self.test.X, self.test.y)
+
     def summary(self) -> dict[str, Any]:
         return {
             "behaviour": self.behaviour.name,
             "data": self.source,
             "split": self.split,
             "merge": self.merge_mode,
-            "local_only_accuracy": None
+            # The figure the first local epochs gave (also in the HELLO's training report)...
+            "initial_local_accuracy": None
             if self.local_only_accuracy is None
             else round(self.local_only_accuracy, 4),
+            # ...and the baseline every comparison uses: the same training without merges.
+            "local_only_accuracy": round(self.same_budget_local_accuracy(), 4),
             "final_accuracy": round(self.test_accuracy(), 4),
             "val_accuracy": round(self.val_accuracy(), 4),
             "merges_kept": self.kept,

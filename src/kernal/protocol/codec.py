@@ -38,7 +38,8 @@ Far below what could still be serialised: the hub re-sends client data a few lev
 """
 
 
-_BLANK_RUN = re.compile(rb"(?:[ \t\r]*\n){2,}")
+# Blank lines that follow a newline (so never the tail of a frame's own text).
+_BLANK_RUN = re.compile(rb"(?<=\n)(?:[ \t\r]*\n)+")
 
 
 class LineFramer:
@@ -68,7 +69,7 @@ class LineFramer:
             self._buffer += data
             data = bytes(self._buffer)
         # Runs of blank lines are folded in C first, so a flood of them costs little.
-        folded = _BLANK_RUN.sub(b"\n", data)
+        folded = _BLANK_RUN.sub(b"", data)
         if len(folded) != len(data):
             self.blank_lines += data.count(b"\n") - folded.count(b"\n")
             data = folded

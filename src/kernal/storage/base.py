@@ -40,6 +40,9 @@ __all__ = [
     "StatsSnapshot",
     "Store",
     "StoreError",
+    "StoredToken",
+    "TokenAction",
+    "TokenChange",
     "TokenInfo",
 ]
 
@@ -202,6 +205,35 @@ class TokenInfo:
 
     ai_id: str
     created_at: float
+    expires_at: float | None = None  # None: never
+    source: str = "cli"  # "cli" (kernal token) or "file" (the hub's tokens file)
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    """What the hub checks a login against."""
+
+    token_hash: str
+    expires_at: float | None = None
+    source: str = "cli"
+
+
+class TokenAction(enum.Enum):
+    """What the last change of an AI's token was."""
+
+    ADDED = "added"  # the AI had no token before
+    REPLACED = "replaced"  # a new token took the place of the one it had (add again, rotate)
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True)
+class TokenChange:
+    """The last change of ``ai_id``'s token; ``seq`` grows with every change of any token."""
+
+    ai_id: str
+    seq: int
+    action: TokenAction
+    changed_at: float
 
 
 @dataclass(frozen=True)
@@ -387,15 +419,37 @@ class Store(abc.ABC):
     # ------------------------------------------------------------------ tokens
 
     @abc.abstractmethod
-    async def set_token_hash(self, ai_id: str, token_hash: str, timestamp: float) -> None:
-        """Create or replace the token of ``ai_id``."""
+    async def set_token_hash(
+        self,
+        ai_id: str,
+        token_hash: str,
+        timestamp: float,
+        *,
+        expires_at: float | None = None,
+        source: str = "cli",
+    ) -> TokenAction:
+        """Create or replace the token of ``ai_id`` (``timestamp`` becomes its ``created_at``)
+        and record the change in the same transaction. Returns ADDED or REPLACED."""
 
     @abc.abstractmethod
     async def get_token_hash(self, ai_id: str) -> str | None: ...
 
     @abc.abstractmethod
-    async def delete_token(self, ai_id: str) -> bool:
-        """Returns whether a token existed."""
+    async def get_token(self, ai_id: str) -> StoredToken | None: ...
+
+    @abc.abstractmethod
+    async def delete_token(self, ai_id: str, timestamp: float | None = None) -> bool:
+        """Returns whether a token existed; if so, records the revocation (at ``timestamp``,
+        by default now)."""
+
+    @abc.abstractmethod
+    async def token_changes_after(self, seq: int) -> list[TokenChange]:
+        """The last change of each AI whose token changed after change ``seq``, oldest first.
+        ``seq`` 0 gives every recorded change."""
+
+    @abc.abstractmethod
+    async def last_token_change(self) -> int:
+        """The ``seq`` of the latest token change (0 when none was recorded)."""
 
     @abc.abstractmethod
     async def list_tokens(self) -> list[TokenInfo]:
