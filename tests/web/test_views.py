@@ -13,9 +13,16 @@ import pytest
 from kernal.config import TrainerSettings
 from kernal.hub.reputation import hub_reputation
 from kernal.hub.server import Hub
-from kernal.storage import StatsSnapshot
+from kernal.storage import FeedbackScore, StatsSnapshot
 from kernal.web.app import create_app
-from kernal.web.views import SHUT_OUT_BELOW, reported_accuracy, thin
+from kernal.web.views import (
+    SHUT_OUT_BELOW,
+    RecentAnswers,
+    every_nth,
+    reported_accuracy,
+    thin,
+    thin_scores,
+)
 from tests.helpers import RawClient, login
 from tests.web.test_api import Login, eventually, share_component, share_pattern
 
@@ -223,3 +230,37 @@ async def test_history_is_thinned_and_says_its_bucket(api: httpx.AsyncClient, hu
     recent = (await api.get("/api/views/history", params={"since": base + 45})).json()
     assert [p["connected_ais"] for p in recent["points"]][:5] == [45, 46, 47, 48, 49]
     assert (await api.get("/api/views/history", params={"points": 1})).status_code == 422
+
+
+async def test_recent_answers_are_reused_within_their_ttl() -> None:
+    calls: list[int] = []
+
+    async def compute() -> int:
+        calls.append(1)
+        return len(calls)
+
+    kept = RecentAnswers(ttl=3600)
+    assert [await kept.get("k", compute), await kept.get("k", compute)] == [1, 1]
+    assert await kept.get("other", compute) == 2
+    fresh = RecentAnswers(ttl=0)
+    assert [await fresh.get("k", compute), await fresh.get("k", compute)] == [3, 4]
+
+
+def test_thin_scores_averages_consecutive_scores() -> None:
+    scores = [FeedbackScore("r", "c", s / 10, float(t)) for t, s in enumerate(range(10))]
+    assert [(p.score, p.rater, p.count) for p in thin_scores(scores[:2], 5)] == [
+        (0.0, "r", 1),
+        (0.1, "r", 1),
+    ]
+    thinned = thin_scores(scores, 3)  # chunks of 4: 0-3, 4-7, 8-9
+    assert [(p.score, p.count, p.timestamp, p.rater) for p in thinned] == [
+        (0.15, 4, 3.0, ""),
+        (0.55, 4, 7.0, ""),
+        (0.85, 2, 9.0, ""),
+    ]
+
+
+def test_every_nth_keeps_the_newest() -> None:
+    assert every_nth(list(range(10)), 20) == list(range(10))
+    assert every_nth(list(range(10)), 3) == [1, 5, 9]
+    assert every_nth(list(range(10)), 5) == [1, 3, 5, 7, 9]

@@ -236,8 +236,11 @@ class SqlStore(Store):
             query = query.where(spec.key.not_in(private))
         # ix_*_timestamp
         query = query.order_by(spec.table.c.timestamp.desc(), spec.key.desc()).limit(max(limit, 0))
-        found = await self._read(lambda conn: conn.execute(query).all())
-        return [rows.item_record(spec, row) for row in found]
+        # Rows parsed in the reading thread: hundreds of models decoded on the event loop would
+        # stall every connection for as long.
+        return await self._read(
+            lambda conn: [rows.item_record(spec, row) for row in conn.execute(query).all()]
+        )
 
     async def counts(self) -> KnowledgeCounts:
         """Both counts, plus ``extra``: ``ais`` (ever seen) and ``active_collaborations``."""

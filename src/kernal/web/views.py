@@ -31,25 +31,31 @@ import dataclasses
 import math
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
 from kernal.hub.reputation import REPUTATION_PRIOR, hub_reputation
 from kernal.hub.server import Hub
-from kernal.storage import ItemKind, ItemRecord, PatternRecord, StatsSnapshot
+from kernal.storage import FeedbackScore, ItemKind, ItemRecord, PatternRecord, StatsSnapshot
 
 INDEX_LIMIT = 20_000  # item summaries kept per kind
 FETCH_LIMIT = 2_000  # items read from the store at once (first read, or a burst of shares)
-MAX_LEARNING_POINTS = 500  # per contributor, the newest
+MAX_LEARNING_POINTS = 100  # per contributor: evenly spaced reports beyond that, the last kept
 MAX_SCORES = 20_000  # scored FEEDBACK read for one learning view
+MAX_RATED_POINTS = 100  # per contributor: means of consecutive scores beyond that
+ANSWER_TTL = 2.5  # seconds a trust, learning or history answer is reused (pages poll every 3)
+MAX_CACHED = 64
 MAX_EDGES = 5_000
 MAX_SNAPSHOTS = 100_000  # read for one history chart (a day at one a second)
 # Reference trainers refuse to work with an AI whose standing is below their trust threshold
 # (TrainerSettings.trust_threshold, 0.5 by default): such an AI is being shut out.
 SHUT_OUT_BELOW = 0.5
+T = TypeVar("T")
+P = TypeVar("P")
 ACCURACY_KEYS = ("val_accuracy", "accuracy")
 
 
@@ -135,6 +141,61 @@ class KnowledgeIndex:
         if kind is None:
             found.sort(key=lambda item: (item.timestamp, item.item_id))
         return found
+
+
+class RatedPoint(BaseModel):
+    timestamp: float
+    score: float
+    """The score, or the mean of ``count`` consecutive ones when there were many."""
+    rater: str
+    """Who gave it (``""`` for a mean of several)."""
+    count: int = 1
+
+
+class RecentAnswers:
+    """Answers computed less than ``ttl`` seconds ago, by key: however many pages poll the same
+    view, the store is read for it at most once per ``ttl``. Bounded: expired answers are
+    dropped whenever more than :data:`MAX_CACHED` are kept."""
+
+    def __init__(self, ttl: float) -> None:
+        self._ttl = ttl
+        self._answers: dict[Hashable, tuple[float, Any]] = {}
+
+    async def get(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
+        now = time.monotonic()
+        hit = self._answers.get(key)
+        if hit is not None and now - hit[0] < self._ttl:
+            return cast(T, hit[1])
+        value = await compute()
+        self._answers[key] = (now, value)
+        if len(self._answers) > MAX_CACHED:
+            self._answers = {k: v for k, v in self._answers.items() if now - v[0] < self._ttl}
+        return value
+
+
+def every_nth(points: list[P], most: int) -> list[P]:
+    """At most about ``most`` of ``points``, evenly spaced, always with the last one."""
+    step = max(1, math.ceil(len(points) / most))
+    kept = points[::-1][::step][::-1]  # counted from the newest, so the newest stays
+    return kept
+
+
+def thin_scores(scores: list[FeedbackScore], points: int) -> list[RatedPoint]:
+    """At most ``points`` points, oldest first: each the mean of consecutive scores (as many as
+    it takes), stamped with the last one's time; ``rater`` is kept only for a single score."""
+    size = max(1, math.ceil(len(scores) / points))
+    out = []
+    for start in range(0, len(scores), size):
+        chunk = scores[start : start + size]
+        out.append(
+            RatedPoint(
+                timestamp=chunk[-1].timestamp,
+                score=round(sum(s.score for s in chunk) / len(chunk), 4),
+                rater=chunk[0].rater if len(chunk) == 1 else "",
+                count=len(chunk),
+            )
+        )
+    return out
 
 
 # ---------------------------------------------------------------------- response models
@@ -232,19 +293,15 @@ class LearningPoint(BaseModel):
     item_id: str
 
 
-class RatedPoint(BaseModel):
-    timestamp: float
-    score: float
-    rater: str
-
-
 class Learning(BaseModel):
     series: dict[str, list[LearningPoint]]
-    """Per contributor, the accuracy its own shares reported: oldest first, the newest points."""
+    """Per contributor, the accuracy its own shares reported: oldest first, at most about
+    :data:`MAX_LEARNING_POINTS` (evenly spaced, the newest kept)."""
     source: str
     rated: dict[str, list[RatedPoint]]
     """Per contributor, the scores peers' FEEDBACK gave its work (for reference trainers: the
-    accuracy of its model on the rater's own validation data): oldest first, the newest."""
+    accuracy of its model on the rater's own validation data): oldest first, at most
+    :data:`MAX_RATED_POINTS` (means of consecutive scores beyond that)."""
 
 
 class KnowledgeRow(BaseModel):
@@ -270,6 +327,7 @@ def views_router(hub: Hub) -> APIRouter:
     """The ``/api/views/`` routes of ``hub`` (started)."""
     router = APIRouter(prefix="/api/views", tags=["views"], dependencies=[Depends(_no_store)])
     index = KnowledgeIndex(hub)
+    cached = RecentAnswers(ANSWER_TTL)
     store = hub.store
 
     def run_info() -> RunInfo:
@@ -303,7 +361,9 @@ def views_router(hub: Hub) -> APIRouter:
         points: Annotated[int, Query(ge=10, le=5_000, description="At most this many.")] = 600,
     ) -> History:
         """Stats snapshots since ``since``, oldest first, thinned to about ``points``."""
-        found = await store.stats_history(since, MAX_SNAPSHOTS)
+        found = await cached.get(
+            ("history", since), lambda: store.stats_history(since, MAX_SNAPSHOTS)
+        )
         interval = hub.clock.real(hub.settings.stats_interval)
         kept, bucket = thin(found, points, interval)
         return History(
@@ -365,7 +425,7 @@ def views_router(hub: Hub) -> APIRouter:
     ) -> TrustGraph:
         """Who rated whom since ``since``: FEEDBACK summed per (rater, contributor) pair,
         newest activity first, with the standing of every AI in the graph."""
-        edges = await store.feedback_edges(since, MAX_EDGES)
+        edges = await cached.get(("edges", since), lambda: store.feedback_edges(since, MAX_EDGES))
         ids = sorted({e.rater for e in edges} | {e.contributor for e in edges})
         stand = await standings(ids)
         return TrustGraph(
@@ -405,15 +465,20 @@ def views_router(hub: Hub) -> APIRouter:
                     item_id=item.item_id,
                 )
             )
-        rated: dict[str, list[RatedPoint]] = {}
-        for score in await store.feedback_scores(since, MAX_SCORES):
-            rated.setdefault(score.contributor, []).append(
-                RatedPoint(timestamp=score.timestamp, score=score.score, rater=score.rater)
-            )
+        by_contributor: dict[str, list[FeedbackScore]] = {}
+        for score in await cached.get(
+            ("scores", since), lambda: store.feedback_scores(since, MAX_SCORES)
+        ):
+            by_contributor.setdefault(score.contributor, []).append(score)
         return Learning(
-            series={ai: points[-MAX_LEARNING_POINTS:] for ai, points in sorted(series.items())},
+            series={
+                ai: every_nth(points, MAX_LEARNING_POINTS) for ai, points in sorted(series.items())
+            },
             source="accuracy reported by each trainer in the data it shared (val_accuracy)",
-            rated={ai: points[-MAX_LEARNING_POINTS:] for ai, points in sorted(rated.items())},
+            rated={
+                ai: thin_scores(scores, MAX_RATED_POINTS)
+                for ai, scores in sorted(by_contributor.items())
+            },
         )
 
     @router.get("/knowledge")

@@ -98,7 +98,9 @@ function showRoute() {
 const sinceOf = (range) => {
   if (range === "all") return 0;
   if (range === "run") return state.run ? state.run.started_at : 0;
-  return Math.max(0, hubNow() - Number(range));
+  // Whole tens of seconds: pages polling the same range ask the same question, which the hub
+  // answers once for all of them (it keeps answers for 2.5 s).
+  return Math.max(0, Math.floor((hubNow() - Number(range)) / 10) * 10);
 };
 
 // ------------------------------------------------------------------ fetching
