@@ -33,6 +33,7 @@ from kernal.storage import (
     CollaborationStatus,
     ComponentRecord,
     ConflictError,
+    FeedbackScore,
     ItemKind,
     ItemQuery,
     NotFoundError,
@@ -371,6 +372,50 @@ class StoreContract(abc.ABC):
             assert await reopened.ratings() == [
                 RatingRecord("bob", "alice", ItemKind.PATTERN, "p", Vote(0.5, 0.25))
             ]
+
+    async def test_feedback_edges_say_who_rated_whom(self, store: Store) -> None:
+        await store.add_pattern(PatternRecord("p1", {}, "alice", 1.0))
+        await store.add_component(ComponentRecord("c1", {}, "alice", 1.0))
+        await store.add_component(ComponentRecord("c2", {}, "bob", 1.0))
+        await store.record_feedback(ItemKind.PATTERN, "p1", "bob", 0.2, 2.0)
+        await store.record_feedback(ItemKind.COMPONENT, "c1", "bob", 0.6, 3.0)
+        await store.record_feedback(ItemKind.COMPONENT, "c1", "bob", None, 4.0)  # unscored
+        await store.record_feedback(ItemKind.COMPONENT, "c2", "carol", 0.9, 5.0)
+        await store.record_feedback(ItemKind.COMPONENT, "c2", "bob", 1.0, 6.0)  # self-rating
+        edges = await store.feedback_edges()
+        assert [(e.rater, e.contributor) for e in edges] == [("carol", "bob"), ("bob", "alice")]
+        carol, bob = edges
+        assert (bob.count, bob.scored, bob.first_at, bob.last_at) == (3, 2, 2.0, 4.0)
+        assert bob.mean_score is not None and abs(bob.mean_score - 0.4) < 1e-9
+        assert (carol.count, carol.scored, carol.mean_score) == (1, 1, 0.9)
+        recent = await store.feedback_edges(since=4.5)
+        assert [(e.rater, e.contributor, e.count) for e in recent] == [("carol", "bob", 1)]
+        assert len(await store.feedback_edges(limit=1)) == 1
+        await store.record_feedback(ItemKind.PATTERN, "p1", "dave", None, 7.0)
+        dave = (await store.feedback_edges(limit=1))[0]
+        assert (dave.rater, dave.scored, dave.score_total, dave.mean_score) == (
+            "dave",
+            0,
+            0.0,
+            None,
+        )
+
+    async def test_feedback_scores_over_time(self, store: Store) -> None:
+        await store.add_pattern(PatternRecord("p1", {}, "alice", 1.0))
+        await store.add_component(ComponentRecord("c1", {}, "bob", 1.0))
+        await store.record_feedback(ItemKind.PATTERN, "p1", "bob", 0.2, 2.0)
+        await store.record_feedback(ItemKind.COMPONENT, "c1", "alice", 0.9, 3.0)
+        await store.record_feedback(ItemKind.PATTERN, "p1", "carol", None, 4.0)  # unscored
+        await store.record_feedback(ItemKind.PATTERN, "p1", "alice", 1.0, 5.0)  # self-rating
+        await store.record_feedback(ItemKind.PATTERN, "p1", "carol", 0.4, 6.0)
+        scores = await store.feedback_scores()
+        assert scores == [
+            FeedbackScore("bob", "alice", 0.2, 2.0),
+            FeedbackScore("alice", "bob", 0.9, 3.0),
+            FeedbackScore("carol", "alice", 0.4, 6.0),
+        ]
+        assert await store.feedback_scores(since=2.5, limit=1) == [scores[-1]]
+        assert await store.feedback_scores(limit=2) == scores[1:]
 
     # ------------------------------------------------------------------ collaborations
 

@@ -385,11 +385,16 @@ async def test_static_assets_are_served_from_the_package(api: httpx.AsyncClient)
 
 
 def test_script_never_parses_client_text_as_markup() -> None:
-    script = (STATIC / "dashboard.js").read_text(encoding="utf-8")
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
-        assert sink not in script, sink
+    scripts = sorted(STATIC.glob("*.js"))  # dashboard.js and the modules it imports
+    assert STATIC / "dashboard.js" in scripts
+    urls = []
+    for path in scripts:
+        script = path.read_text(encoding="utf-8")
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+            assert sink not in script, (path.name, sink)
+        urls += re.findall(r"https?://[^\"'\s]+", script)
     # The only absolute URL is the SVG namespace, which is an identifier, not a request.
-    assert re.findall(r"https?://[^\"'\s]+", script) == ["http://www.w3.org/2000/svg"]
+    assert urls == ["http://www.w3.org/2000/svg"]
 
 
 # ---------------------------------------------------------------------- real port

@@ -102,6 +102,7 @@ class Standings:
         self._opinions: defaultdict[str, dict[str, _Opinion]] = defaultdict(dict)  # of X, by r
         self._partners: defaultdict[str, set[str]] = defaultdict(set)
         self._standing: dict[str, float] = {}  # only AIs that differ from the prior
+        self._raters: dict[str, int] = {}  # raters counted in each such standing
 
     async def restore(self) -> None:
         """Rebuild everything from the store (hub start): its votes and completed
@@ -111,6 +112,7 @@ class Standings:
         self._opinions.clear()
         self._partners.clear()
         self._standing.clear()
+        self._raters.clear()
         for a, b in pairs:
             if a != b:
                 self._partners[a].add(b)
@@ -124,6 +126,10 @@ class Standings:
     def of(self, ai_id: str) -> float:
         """The standing of ``ai_id`` (the prior for an AI no counting rater rated)."""
         return self._standing.get(ai_id, REPUTATION_PRIOR)
+
+    def raters(self, ai_id: str) -> int:
+        """How many raters' opinions the standing of ``ai_id`` counts (0: it is the prior)."""
+        return self._raters.get(ai_id, 0)
 
     def partners(self, ai_id: str) -> int:
         """How many distinct AIs ``ai_id`` completed a collaboration with."""
@@ -178,5 +184,7 @@ class Standings:
                 counted.append((weight, mean))
         if counted:
             self._standing[ai_id] = hub_reputation(counted)
+            self._raters[ai_id] = len(counted)
         else:
             self._standing.pop(ai_id, None)
+            self._raters.pop(ai_id, None)

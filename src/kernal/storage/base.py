@@ -29,7 +29,9 @@ __all__ = [
     "CollaborationStatus",
     "ComponentRecord",
     "ConflictError",
+    "FeedbackEdge",
     "FeedbackResult",
+    "FeedbackScore",
     "ItemEntry",
     "ItemKind",
     "ItemQuery",
@@ -185,6 +187,34 @@ class FeedbackResult:
     """The rater's vote on the item now, this feedback included."""
     replaced: Vote | None = field(kw_only=True, default=None)
     """The rater's vote on the item before this feedback; None if it is its first."""
+
+
+@dataclass(frozen=True)
+class FeedbackEdge:
+    """The FEEDBACK one AI (``rater``) sent on the items of another (``contributor``): how often,
+    how many of those carried a score and their sum, and when the first and last arrived."""
+
+    rater: str
+    contributor: str
+    count: int
+    scored: int
+    score_total: float
+    first_at: float
+    last_at: float
+
+    @property
+    def mean_score(self) -> float | None:
+        return self.score_total / self.scored if self.scored else None
+
+
+@dataclass(frozen=True)
+class FeedbackScore:
+    """One scored FEEDBACK: ``rater`` measured an item of ``contributor`` at ``score``."""
+
+    rater: str
+    contributor: str
+    score: float
+    timestamp: float
 
 
 @dataclass(frozen=True)
@@ -420,6 +450,18 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def collaboration_pairs(self) -> set[tuple[str, str]]:
         """``(requester, acceptor)`` of every completed collaboration, once per pair."""
+
+    @abc.abstractmethod
+    async def feedback_edges(self, since: float = 0.0, limit: int = 10_000) -> list[FeedbackEdge]:
+        """Who rated whom: the FEEDBACK received since ``since`` (Unix seconds), summed per
+        (rater, contributor) pair, self-ratings and items without a contributor left out. At
+        most ``limit`` pairs, the most recently active first. Read-only (for the dashboard)."""
+
+    @abc.abstractmethod
+    async def feedback_scores(self, since: float = 0.0, limit: int = 10_000) -> list[FeedbackScore]:
+        """The scored FEEDBACK received since ``since``, self-ratings and items without a
+        contributor left out: the newest ``limit``, oldest first. Read-only (for the dashboard:
+        how peers measured each AI's work over time)."""
 
     # ------------------------------------------------------------------ AIs
 

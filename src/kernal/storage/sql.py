@@ -36,7 +36,9 @@ from kernal.storage.base import (
     CollaborationRecord,
     CollaborationStatus,
     ComponentRecord,
+    FeedbackEdge,
     FeedbackResult,
+    FeedbackScore,
     ItemEntry,
     ItemKind,
     ItemQuery,
@@ -239,8 +241,11 @@ class SqlStore(Store):
             query = query.where(spec.key.not_in(private))
         # ix_*_timestamp
         query = query.order_by(spec.table.c.timestamp.desc(), spec.key.desc()).limit(max(limit, 0))
-        found = await self._read(lambda conn: conn.execute(query).all())
-        return [rows.item_record(spec, row) for row in found]
+        # Rows parsed in the reading thread: hundreds of models decoded on the event loop would
+        # stall every connection for as long.
+        return await self._read(
+            lambda conn: [rows.item_record(spec, row) for row in conn.execute(query).all()]
+        )
 
     async def search_items(
         self, kind: ItemKind, words: Sequence[str], limit: int
@@ -336,6 +341,12 @@ class SqlStore(Store):
 
     async def collaboration_pairs(self) -> set[tuple[str, str]]:
         return await self._read(votes.collaboration_pairs)
+
+    async def feedback_edges(self, since: float = 0.0, limit: int = 10_000) -> list[FeedbackEdge]:
+        return await self._read(lambda conn: rows.feedback_edges(conn, since, limit))
+
+    async def feedback_scores(self, since: float = 0.0, limit: int = 10_000) -> list[FeedbackScore]:
+        return await self._read(lambda conn: rows.feedback_scores(conn, since, limit))
 
     # ------------------------------------------------------------------ AIs
 

@@ -32,10 +32,12 @@ from kernal.web.api import api_router
 from kernal.web.cards import cards_router
 from kernal.web.docs import docs_router
 from kernal.web.listing import Budget
+from kernal.web.live import install_live
 from kernal.web.mcp import mount_mcp
 from kernal.web.metrics import metrics_router
 from kernal.web.search import search_router
 from kernal.web.security import Guard, Policy
+from kernal.web.views import views_router
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -128,6 +130,8 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(search_router(hub))  # GET /api/search (kernal.web.search)
     app.include_router(cards_router(hub))  # A2A agent cards (kernal.web.cards)
     mount_mcp(app, hub)  # /mcp for LLM agents (kernal.web.mcp)
+    install_live(app, hub)  # GET /api/events (kernal.web.live)
+    app.include_router(views_router(hub))  # what the page draws (kernal.web.views)
     app.mount("/static", _PackageStatic(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -107,12 +107,32 @@ class _EmbeddedServer(uvicorn.Server):
 class WebServer:
     """A started uvicorn server. ``address`` is the bound (host, port)."""
 
-    def __init__(self, server: uvicorn.Server, task: asyncio.Task[None], address: tuple[str, int]):
+    def __init__(
+        self,
+        server: uvicorn.Server,
+        task: asyncio.Task[None],
+        address: tuple[str, int],
+        app: Any = None,
+    ):
         self._server = server
         self._task = task
         self.address = address
+        self._app = app
+
+    @property
+    def app(self) -> Any:
+        """The ASGI app served."""
+        return self._app
 
     async def stop(self) -> None:
+        """Run the app's ``state.before_stop`` hooks (async callables, if it has any), then stop
+        uvicorn. uvicorn waits for open responses to finish, so a long-lived one (the event
+        stream of :mod:`kernal.web.live`) must end itself in such a hook."""
+        for hook in list(getattr(getattr(self._app, "state", None), "before_stop", None) or []):
+            try:
+                await hook()
+            except Exception:
+                log.exception("A web shutdown hook failed")
         self._server.should_exit = True
         _, pending = await asyncio.wait([self._task], timeout=5)
         if pending:
@@ -172,4 +192,4 @@ async def start_web(
             task.result()  # raises the startup error
             raise OSError(f"dashboard failed to start on {host}:{port}")
         await asyncio.sleep(0.01)
-    return WebServer(server, task, (address[0], address[1]))
+    return WebServer(server, task, (address[0], address[1]), app)
