@@ -42,7 +42,7 @@ from kernal.learning.attacks import Behaviour, parse_behaviour
 from kernal.learning.data import Dataset, holdout, make_shard, parse_split
 from kernal.learning.datasets import load_source
 from kernal.learning.merge import evaluate_merge, fedavg
-from kernal.learning.mlp import parse_hidden
+from kernal.learning.mlp import COLLABORATIVE_PROX, MLPModel, parse_hidden
 from kernal.learning.models import Model, model_from_json, new_model
 
 MERGE_MODES = ("gated", "fedavg")
@@ -155,7 +155,10 @@ class LearningEngine(Engine):
             self._fits += 1
             model = self.model.copy()
             train_X, train_y, seed = self.train_X, self.train_y, self.seed + self._fits
-            await asyncio.to_thread(model.fit, train_X, train_y, epochs, seed=seed)
+            extra: dict[str, float] = {}
+            if isinstance(model, MLPModel) and self._fits > 1:  # between merges: stay near
+                extra["prox"] = COLLABORATIVE_PROX
+            await asyncio.to_thread(model.fit, train_X, train_y, epochs, seed=seed, **extra)
             self.model = model
             self._record()
 

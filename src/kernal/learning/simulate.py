@@ -35,7 +35,7 @@ from kernal.learning.adaptive import Knowledge, attack_success_rate
 from kernal.learning.attacks import Behaviour, parse_behaviour
 from kernal.learning.data import Dataset, Shard, holdout, load_digits, make_shard
 from kernal.learning.merge import evaluate_merge, fedavg
-from kernal.learning.mlp import DEFAULT_HIDDEN, INIT_SEED
+from kernal.learning.mlp import COLLABORATIVE_PROX, DEFAULT_HIDDEN, INIT_SEED, MLPModel
 from kernal.learning.model import FloatArray, IntArray
 from kernal.learning.models import Model, new_model
 from kernal.trainer import policy
@@ -199,8 +199,10 @@ def simulate(
             return start.copy()
         return new_model(model, d, k, hidden, seed=INIT_SEED + 1 + i)
 
-    def train(m: Model, X: FloatArray, y: IntArray, epochs: int, s: int) -> None:
-        m.fit(X, y, epochs, seed=s, **fit_kwargs)
+    def train(m: Model, X: FloatArray, y: IntArray, epochs: int, s: int, after: bool) -> None:
+        """``after``: training between merges (an MLP then keeps near what it merged)."""
+        extra = {"prox": COLLABORATIVE_PROX} if after and isinstance(m, MLPModel) else {}
+        m.fit(X, y, epochs, seed=s, **{**extra, **fit_kwargs})
 
     rng = np.random.default_rng(seed)
     trainers: list[_Trainer] = []
@@ -220,10 +222,10 @@ def simulate(
     local_acc = []
     for t in trainers:
         alone = fresh(t.index)
-        train(alone, t.shard.train.X, t.shard.train.y, budget, seed)
+        train(alone, t.shard.train.X, t.shard.train.y, budget, seed, False)
         local_acc.append(alone.accuracy(test.X, test.y))
     central = start.copy()
-    train(central, pool.X, pool.y, budget, seed)
+    train(central, pool.X, pool.y, budget, seed, False)
 
     rep = np.full((n_trainers, n_trainers), 0.5)
     touched = np.zeros((n_trainers, n_trainers), dtype=bool)
@@ -310,7 +312,7 @@ def simulate(
 
     for t in trainers:
         if t.behaviour.trains():
-            train(t.model, t.train_X, t.train_y, warmup_epochs, seed * 7919 + t.index)
+            train(t.model, t.train_X, t.train_y, warmup_epochs, seed * 7919 + t.index, False)
     for r in range(rounds):
         initiators = [t for t in trainers if attackers_initiate or not t.behaviour.malicious]
         met: set[tuple[int, int]] = set()
@@ -338,7 +340,7 @@ def simulate(
         for t in trainers:
             if t.behaviour.trains():
                 s = seed * 7919 + (r + 1) * 101 + t.index
-                train(t.model, t.train_X, t.train_y, local_epochs, s)
+                train(t.model, t.train_X, t.train_y, local_epochs, s, True)
         reputation.append(rep.copy())
     return SimResult(
         behaviours=[t.behaviour.name for t in trainers],
