@@ -124,10 +124,11 @@ def table(
     for d in datasets:
         clean = {m: [runs[f"{d}|{m}|none|{s}"]["accuracy"] for s in seeds] for m in methods}
         g = [runs[f"{d}|gated|none|{s}"] for s in seeds]
+        central = statistics.fmean(x["central"] for x in g)
+        local = statistics.fmean(x["local"] for x in g)
         lines.append(
             f"\n{d}: {N_TRAINERS} trainers, {N_BAD} poisoners, dirichlet:0.5, seeds"
-            f" {' '.join(map(str, seeds))}; centralized {statistics.fmean(x['central'] for x in g):.4f},"
-            f" local-only {statistics.fmean(x['local'] for x in g):.4f}"
+            f" {' '.join(map(str, seeds))}; centralized {central:.4f}, local-only {local:.4f}"
         )
         lines.append(f"{'attack':<12}" + "".join(f"{m:>19}" for m in methods))
         lines.append(

@@ -155,10 +155,11 @@ class LearningEngine(Engine):
             self._fits += 1
             model = self.model.copy()
             train_X, train_y, seed = self.train_X, self.train_y, self.seed + self._fits
-            extra: dict[str, float] = {}
             if isinstance(model, MLPModel) and self._fits > 1:  # between merges: stay near
-                extra["prox"] = COLLABORATIVE_PROX
-            await asyncio.to_thread(model.fit, train_X, train_y, epochs, seed=seed, **extra)
+                prox = COLLABORATIVE_PROX
+                await asyncio.to_thread(model.fit, train_X, train_y, epochs, seed=seed, prox=prox)
+            else:
+                await asyncio.to_thread(model.fit, train_X, train_y, epochs, seed=seed)
             self.model = model
             self._record()
 
