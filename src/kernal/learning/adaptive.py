@@ -21,7 +21,8 @@ recently (in a simulator it may be told every honest model: the omniscient attac
   *as the attacker can run it* (on its own validation slice).
 * ``gate_aware`` -- slow poisoning against this project's published gate
   (:func:`~kernal.learning.merge.evaluate_merge`): ``theta + lambda * d`` with ``d`` the
-  label-reversing direction (``-u`` of the attacker's own model) and ``lambda`` the largest, by
+  direction to the attacker's own model with its classes reversed (:func:`reversed_classes`:
+  confidently wrong) and ``lambda`` in [0, 1] the largest, by
   bisection, for which the gate run on the attacker's validation slice still keeps the merge
   with an outcome of at least 0.55 (the threshold 0.5 plus a margin for the victim's other
   data). Small each round; it only adds up if victims keep merging it.
@@ -134,18 +135,21 @@ def minmax(own: Model, knowledge: Knowledge) -> Model:
     return own.with_parameters(mu + gamma * p)
 
 
+def reversed_classes(model: Model) -> Model:
+    """``model`` with its output classes reversed (column ``c`` of the last layer becomes
+    column ``k - 1 - c``): as sure of itself as ``model``, and wrong wherever it was right."""
+    out = model.copy()
+    W, b = out.layers[-1]
+    W[:] = W[:, ::-1].copy()
+    b[:] = b[::-1].copy()
+    return out
+
+
 def gate_aware(own: Model, knowledge: Knowledge) -> Model:
-    """``theta + lambda * (r - theta)``, ``lambda`` the largest the gate lets through."""
+    """``theta + lambda * (reversed - theta)``, ``lambda`` the largest the gate lets through."""
     theta = own.parameters()
-    ref = (
-        knowledge.reference.parameters()
-        if knowledge.reference is not None and knowledge.reference.signature == own.signature
-        else np.zeros_like(theta)
-    )
-    # Towards the reversed model r - u, through the starting point; lambda = 2 is that model
-    # (its norm is about ours, so the gate's norm limit never decides here).
-    direction = -(theta - ref)
-    low, high = 0.0, 2.0
+    direction = reversed_classes(own).parameters() - theta
+    low, high = 0.0, 1.0
     for _ in range(BISECTION_STEPS):
         lam = (low + high) / 2
         if _passes_gate(own, own.with_parameters(theta + lam * direction), knowledge, GATE_MARGIN):

@@ -83,6 +83,7 @@ class SimResult:
     threshold: float = 0.5
     backdoor_success: list[float] = field(default_factory=list)
     hub_standing: list[float] = field(default_factory=list)
+    poisoned_pairs: list[tuple[int, int]] = field(default_factory=list)  # (receiver, sender)
 
     @property
     def mean_backdoor_success(self) -> float:
@@ -172,6 +173,7 @@ def simulate(
     shared_init: bool = True,
     omniscient: bool = False,
     seed_from_hub: bool = False,
+    feedback: str = "accuracy",
 ) -> SimResult:
     """Run the protocol offline (see the module docstring); deterministic given ``seed``.
 
@@ -184,8 +186,12 @@ def simulate(
     every honest trainer's current model (else only their own and the last models they
     received, as in the real system). ``seed_from_hub``: a trainer starts a peer it first meets
     at ``min(0.5, standing)``, the standing computed as the hub does from every score reported
-    so far (one vote per rater, the latest), so colluders' ratings count.
+    so far (one vote per rater, the latest), so colluders' ratings count. ``feedback``: what
+    an honest trainer reports to the hub, the partner model's validation ``accuracy`` (as the
+    engine does today) or the gate's ``outcome`` (the measured usefulness).
     """
+    if feedback not in ("accuracy", "outcome"):
+        raise ValueError(f"feedback must be 'accuracy' or 'outcome', got {feedback!r}")
     if merge not in ("gated", "fedavg"):
         raise ValueError(f"merge must be 'gated' or 'fedavg', got {merge!r}")
     behaviour, bad = parse_behaviour(attack), list(dict.fromkeys(malicious))
@@ -234,6 +240,7 @@ def simulate(
     counts = np.zeros((n_trainers, n_trainers), dtype=np.int64)
     detection: dict[tuple[int, int], int | None] = {}
     tally = {"kept": 0, "refused": 0}
+    poisoned: set[tuple[int, int]] = set()  # (receiver, sender) of a malicious share
 
     def standing(ratee: int) -> float:
         scores = [v for (_, who), v in reported.items() if who == ratee]
@@ -259,9 +266,10 @@ def simulate(
         tally["kept" if decision.kept else "refused"] += 1
         me.model = decision.model
         colluder = me.behaviour.malicious and trainers[sender].behaviour.malicious
-        reported[(me.index, sender)] = me.behaviour.reported_score(
-            decision.partner_accuracy, colluder
-        )
+        measured = decision.partner_accuracy if feedback == "accuracy" else decision.outcome
+        reported[(me.index, sender)] = me.behaviour.reported_score(measured, colluder)
+        if trainers[sender].behaviour.attacking(trainers[sender].shares - 1):
+            poisoned.add((me.index, sender))
         rep[me.index, sender] = alpha * decision.outcome + (1 - alpha) * rep[me.index, sender]
         counts[me.index, sender] += 1
         if not me.behaviour.malicious and trainers[sender].behaviour.malicious:
@@ -355,6 +363,7 @@ def simulate(
         threshold=threshold,
         backdoor_success=[attack_success_rate(t.model, test.X, test.y) for t in trainers],
         hub_standing=[standing(i) for i in range(n_trainers)],
+        poisoned_pairs=sorted(poisoned),
     )
 
 
