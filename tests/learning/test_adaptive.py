@@ -157,3 +157,18 @@ def test_adaptive_attacks_run_in_the_simulator() -> None:
         )
         assert 0.0 <= result.mean_honest_accuracy <= 1.0
         assert 0.0 <= result.mean_backdoor_success <= 1.0
+
+
+def test_the_gates_trigger_scan_refuses_a_patch_backdoor_not_honest_models(
+    pool: Dataset, shards: tuple[Shard, ...], models: tuple[SoftmaxModel, ...]
+) -> None:
+    from kernal.learning.merge import hijack_rate
+
+    X, y = backdoor_training_set(shards[1].train.X, shards[1].train.y)
+    bad = SoftmaxModel.zeros(64, 10).fit(X, y, 30, seed=0)
+    val = shards[0].val
+    assert hijack_rate(bad, val.X) >= 0.7 > hijack_rate(models[0], val.X)
+    decision = evaluate_merge(models[0], bad, val.X, val.y)
+    assert not decision.kept and decision.outcome == 0.0 and "patch" in decision.reason
+    for other in models[1:]:
+        assert "patch" not in evaluate_merge(models[0], other, val.X, val.y).reason

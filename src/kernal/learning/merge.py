@@ -27,6 +27,9 @@ TAU = 0.2
 MAX_NORM_RATIO = 4.0
 DUPLICATE_DISTANCE = 1e-3
 ZERO_NORM = 1e-9
+SCAN_BLOCK = 4
+HIJACK_LIMIT = 0.7
+HIJACK_MARGIN = 0.3
 
 
 def _check_compatible(a: Model, b: Model) -> None:
@@ -111,6 +114,30 @@ def _true_class_probability(model: Model, X: FloatArray, y: IntArray) -> FloatAr
     return probabilities
 
 
+def hijack_rate(model: Model, X: FloatArray, block: int = SCAN_BLOCK) -> float:
+    """The largest share of ``X`` whose prediction one stamp sends to one class: over every
+    run of ``block`` consecutive features set to 1 (a blunt trigger scan), the fraction of
+    rows whose predicted class changes *to the same class*, maximised over stamps and classes.
+
+    An honest model's predictions scatter when a patch is stamped on (digits: 0.1-0.5 measured
+    on six shards); a model trained to map a patch to a target class sends most rows there
+    (0.77-1.0 for the ``backdoor`` attack's 4-pixel trigger).
+    """
+    if len(X) == 0 or X.shape[1] < block:
+        return 0.0
+    clean = model.predict(X)
+    n_classes = model.n_classes
+    best = 0.0
+    for start in range(X.shape[1] - block + 1):
+        stamped = X.copy()
+        stamped[:, start : start + block] = 1.0
+        moved = model.predict(stamped)
+        moved = moved[moved != clean]
+        if len(moved):
+            best = max(best, float(np.bincount(moved, minlength=n_classes).max()) / len(X))
+    return best
+
+
 def evaluate_merge(
     own: Model,
     other: Model,
@@ -122,6 +149,7 @@ def evaluate_merge(
     weight: float | None = None,
     max_norm_ratio: float = MAX_NORM_RATIO,
     duplicate_distance: float = DUPLICATE_DISTANCE,
+    trigger_scan: bool = True,
 ) -> MergeDecision:
     """The gate: merge ``other`` into ``own`` only if that does not hurt on OUR validation data.
 
@@ -135,7 +163,10 @@ def evaluate_merge(
        all zeros (an untrained model), has a parameter norm above ``max_norm_ratio`` (4) times
        ours (boosting: honest peers measured at most 1.7x) or lies within relative distance
        ``duplicate_distance`` (1e-3) of ``own`` or of a model in ``history`` (a free rider
-       echoing our work; honest peers measured no closer than 8e-3).
+       echoing our work; honest peers measured no closer than 8e-3), or, with
+       ``trigger_scan``, if stamping a patch on our validation inputs sends at least 70% of them
+       to one class under ``other`` and 30 points more than under ``own`` (:func:`hijack_rate`:
+       a backdoor with a patch trigger; a scattered trigger is not found this way).
     2. Otherwise ``merged = merge(own, other, weight)`` and, on the validation slice,
        ``dp`` = change in the mean probability given to the true label (merged minus own) and
        ``da`` = change in accuracy.
@@ -172,6 +203,10 @@ def evaluate_merge(
             and _relative_distance(other, seen) < duplicate_distance
         ):
             return refuse("a copy of a model we already have", partner_acc)
+    if trigger_scan:
+        hijack = hijack_rate(other, val_X)
+        if hijack >= HIJACK_LIMIT and hijack >= hijack_rate(own, val_X) + HIJACK_MARGIN:
+            return refuse(f"a patch sends {hijack:.0%} of our inputs to one class", partner_acc)
     merged = merge(own, other, weight)
     merged_acc = merged.accuracy(val_X, val_y)
     dp = float(
