@@ -125,17 +125,17 @@ def hijack_rate(model: Model, X: FloatArray, block: int = SCAN_BLOCK) -> float:
     """
     if len(X) == 0 or X.shape[1] < block:
         return 0.0
+    n, d = X.shape
+    positions = d - block + 1
     clean = model.predict(X)
-    n_classes = model.n_classes
-    best = 0.0
-    for start in range(X.shape[1] - block + 1):
-        stamped = X.copy()
-        stamped[:, start : start + block] = 1.0
-        moved = model.predict(stamped)
-        moved = moved[moved != clean]
-        if len(moved):
-            best = max(best, float(np.bincount(moved, minlength=n_classes).max()) / len(X))
-    return best
+    stamped = np.repeat(X[None, :, :], positions, axis=0)
+    for start in range(positions):
+        stamped[start, :, start : start + block] = 1.0
+    moved = model.predict(stamped.reshape(positions * n, d)).reshape(positions, n)
+    changed = moved != clean[None, :]
+    counts = np.zeros((positions, model.n_classes))
+    np.add.at(counts, (np.nonzero(changed)[0], moved[changed]), 1.0)
+    return float(counts.max()) / n
 
 
 def evaluate_merge(
