@@ -28,6 +28,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.flower_names import FLOWER_STRATEGIES
 from bench.robust_fl import AGGREGATORS, run_fl
 from kernal.learning.attacks import BEHAVIOURS
 from kernal.learning.datasets import load_source
@@ -84,6 +85,55 @@ def one(
     return {"accuracy": fl.accuracy, "backdoor": fl.backdoor_success}
 
 
+FLOWER_SCRIPT = Path(__file__).resolve().parent / "flower_robust.py"
+
+
+def run_flower(
+    seeds: list[int],
+    rounds: int,
+    epochs: int,
+    attacks: list[str],
+    datasets: list[str],
+    strategies: list[str],
+) -> tuple[dict[str, dict[str, float]], str]:
+    """Flower's strategies (``bench/flower_robust.py`` in Flower's venv) on the same jobs."""
+    import os
+    import subprocess
+
+    from bench.learning import flower_python
+
+    jobs = [
+        {
+            "name": f"{d}|{m}|{a or 'none'}|{s}",
+            "data": d,
+            "strategy": m,
+            "attack": a or "label_flip",
+            "seed": s,
+            "rounds": rounds,
+            "epochs": epochs,
+            "trainers": N_TRAINERS,
+            "malicious": list(range(N_TRAINERS - N_BAD, N_TRAINERS)) if a else [],
+        }
+        for d in datasets
+        for m in strategies
+        for a in [None, *attacks]
+        for s in seeds
+    ]
+    done = subprocess.run(
+        [str(flower_python()), str(FLOWER_SCRIPT), json.dumps(jobs)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"flower_robust.py failed:\n{done.stderr[-4000:]}")
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    runs = {
+        r["name"]: {"accuracy": r["accuracy"], "backdoor": r["backdoor"]} for r in out["results"]
+    }
+    return runs, str(out["flwr_version"])
+
+
 def run(
     seeds: list[int],
     rounds: int,
@@ -95,9 +145,9 @@ def run(
 ) -> dict[str, Any]:
     """Every run; ``{"runs": {"data|method|attack|seed": figures}}`` plus the timing."""
     runs: dict[str, dict[str, float]] = {}
-    plan = [
-        (d, m, a, s) for d in datasets for m in methods for a in [None, *attacks] for s in seeds
-    ]
+    flower = [m for m in methods if m.startswith("flwr_")]
+    ours = [m for m in methods if not m.startswith("flwr_")]
+    plan = [(d, m, a, s) for d in datasets for m in ours for a in [None, *attacks] for s in seeds]
     started = time.perf_counter()
     for n, (d, m, a, s) in enumerate(plan, start=1):
         runs[f"{d}|{m}|{a or 'none'}|{s}"] = one(m, d, s, a, rounds, epochs, model)
@@ -107,7 +157,16 @@ def run(
                 file=sys.stderr,
                 flush=True,
             )
-    return {"runs": runs, "wall_time": round(time.perf_counter() - started, 1)}
+    version = None
+    if flower:
+        print(f"[scorecard] Flower: {', '.join(flower)} ...", file=sys.stderr, flush=True)
+        flower_runs, version = run_flower(seeds, rounds, epochs, attacks, datasets, flower)
+        runs.update(flower_runs)
+    return {
+        "runs": runs,
+        "wall_time": round(time.perf_counter() - started, 1),
+        "flwr_version": version,
+    }
 
 
 def table(
@@ -194,8 +253,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--attacks", nargs="+", default=ATTACKS)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--flower", action="store_true", help="add Flower's strategies")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
+    if args.flower:
+        args.methods = [*args.methods, *FLOWER_STRATEGIES]
     result = run(
         args.seeds, args.rounds, args.epochs, args.model, args.attacks, args.datasets, args.methods
     )
