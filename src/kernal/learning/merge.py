@@ -135,7 +135,7 @@ def hijack_rate(model: Model, X: FloatArray, block: int = SCAN_BLOCK) -> float:
     changed = moved != clean[None, :]
     counts = np.zeros((positions, model.n_classes))
     np.add.at(counts, (np.nonzero(changed)[0], moved[changed]), 1.0)
-    return float(counts.max()) / n
+    return float(counts.max()) / float(n)
 
 
 def evaluate_merge(
