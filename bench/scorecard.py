@@ -182,12 +182,15 @@ def table(
     headline: dict[str, Any] = {}
     for d in datasets:
         clean = {m: [runs[f"{d}|{m}|none|{s}"]["accuracy"] for s in seeds] for m in methods}
-        g = [runs[f"{d}|gated|none|{s}"] for s in seeds]
-        central = statistics.fmean(x["central"] for x in g)
-        local = statistics.fmean(x["local"] for x in g)
+        g = [runs[key] for s in seeds if (key := f"{d}|gated|none|{s}") in runs]
+        reference = ""
+        if g:
+            central = statistics.fmean(x["central"] for x in g)
+            local = statistics.fmean(x["local"] for x in g)
+            reference = f"; centralized {central:.4f}, local-only {local:.4f}"
         lines.append(
             f"\n{d}: {N_TRAINERS} trainers, {N_BAD} poisoners, dirichlet:0.5, seeds"
-            f" {' '.join(map(str, seeds))}; centralized {central:.4f}, local-only {local:.4f}"
+            f" {' '.join(map(str, seeds))}{reference}"
         )
         lines.append(f"{'attack':<12}" + "".join(f"{m:>19}" for m in methods))
         lines.append(
@@ -255,7 +258,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--flower", action="store_true", help="add Flower's strategies")
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        help="print the table of earlier --out files together (runs nothing)",
+    )
     args = parser.parse_args(argv)
+    if args.merge:
+        merged: dict[str, Any] = {"runs": {}, "wall_time": 0.0}
+        for path in args.merge:
+            part = json.loads(path.read_text())
+            merged["runs"].update(part["runs"])
+            merged["wall_time"] += part["wall_time"]
+            merged["flwr_version"] = part.get("flwr_version") or merged.get("flwr_version")
+        names = {key.split("|")[1] for key in merged["runs"]}
+        methods = [m for m in (*METHODS, *FLOWER_STRATEGIES) if m in names]
+        text, headline = table(merged, args.seeds, args.attacks, args.datasets, methods)
+        print(
+            f"kernal learning scorecard (merged from {len(args.merge)} files, flwr"
+            f" {merged.get('flwr_version')}): {len(merged['runs'])} runs,"
+            f" {merged['wall_time']:.0f} s of bench time"
+        )
+        print(text)
+        print(json.dumps({"headline": headline}))
+        return
     if args.flower:
         args.methods = [*args.methods, *FLOWER_STRATEGIES]
     result = run(
