@@ -180,6 +180,21 @@ def table(
     runs = result["runs"]
     lines: list[str] = []
     headline: dict[str, Any] = {}
+    robust = [
+        m
+        for m in methods
+        if m
+        in (
+            "flwr_krum",
+            "flwr_multikrum",
+            "flwr_trimmed_mean",
+            "flwr_median",
+            "krum",
+            "multikrum",
+            "trimmed_mean",
+            "median",
+        )
+    ]
     for d in datasets:
         clean = {m: [runs[f"{d}|{m}|none|{s}"]["accuracy"] for s in seeds] for m in methods}
         g = [runs[key] for s in seeds if (key := f"{d}|gated|none|{s}") in runs]
@@ -230,6 +245,20 @@ def table(
             }
             for m in methods
         }
+        if "gated" in methods and robust:
+            wins = []
+            for a in attacks:
+                gated = statistics.fmean(runs[f"{d}|gated|{a}|{s}"]["accuracy"] for s in seeds)
+                best = max(
+                    statistics.fmean(runs[f"{d}|{m}|{a}|{s}"]["accuracy"] for s in seeds)
+                    for m in robust
+                )
+                wins.append((a, gated - best))
+            lines.append(
+                "gated minus the best robust server strategy, accuracy points per attack: "
+                + ", ".join(f"{a} {100 * x:+.1f}" for a, x in wins)
+                + f" (gated ahead under {sum(x > 0 for _, x in wins)} of {len(wins)})"
+            )
         sybil = [runs[f"{d}|gated|sybil|{s}"] for s in seeds if f"{d}|gated|sybil|{s}" in runs]
         if sybil:
             lines.append(
@@ -241,8 +270,9 @@ def table(
     lines.append(
         "cells: mean accuracy over seeds, ratio to the same method's attack-free run;"
         " b = backdoor success on triggered test inputs (% of non-target inputs sent to the"
-        " target class). gated/p2p_fedavg = kernal's simulator (mean honest trainer);"
-        " the others = server FL, our numpy aggregators (global model)."
+        " target class). gated/p2p_fedavg = kernal's simulator (mean honest trainer); the"
+        " others = server FL (global model): flwr_* the flwr strategies' aggregate_fit, the rest"
+        " our numpy aggregators (bench/robust_fl.py)."
     )
     return "\n".join(lines), headline
 
@@ -265,6 +295,8 @@ def main(argv: list[str] | None = None) -> None:
         help="print the table of earlier --out files together (runs nothing)",
     )
     args = parser.parse_args(argv)
+    if args.flower:
+        args.methods = [*args.methods, *FLOWER_STRATEGIES]
     if args.merge:
         merged: dict[str, Any] = {"runs": {}, "wall_time": 0.0}
         for path in args.merge:
@@ -273,7 +305,7 @@ def main(argv: list[str] | None = None) -> None:
             merged["wall_time"] += part["wall_time"]
             merged["flwr_version"] = part.get("flwr_version") or merged.get("flwr_version")
         names = {key.split("|")[1] for key in merged["runs"]}
-        methods = [m for m in (*METHODS, *FLOWER_STRATEGIES) if m in names]
+        methods = [m for m in args.methods if m in names]
         text, headline = table(merged, args.seeds, args.attacks, args.datasets, methods)
         print(
             f"kernal learning scorecard (merged from {len(args.merge)} files, flwr"
@@ -283,8 +315,6 @@ def main(argv: list[str] | None = None) -> None:
         print(text)
         print(json.dumps({"headline": headline}))
         return
-    if args.flower:
-        args.methods = [*args.methods, *FLOWER_STRATEGIES]
     result = run(
         args.seeds, args.rounds, args.epochs, args.model, args.attacks, args.datasets, args.methods
     )
