@@ -155,3 +155,18 @@ async def test_a_quiet_client_stays_connected_past_the_idle_timeout(make_hub: Hu
     assert client.connections == 1 and "AI_Node_1" in hub.peers
     await client.close()
     await asyncio.wait_for(task, 5)
+
+
+async def test_a_threshold_above_the_initial_reputation_warns_at_start(
+    make_hub: HubFactory, caplog: Any
+) -> None:
+    hub = await make_hub(speed=SPEED)
+    caplog.set_level("WARNING", logger="kernal")
+    trapped = _trainer(hub, 1, "networking", trust_threshold=0.6)
+    await trapped.run(duration=5)
+    warnings = [r.getMessage() for r in caplog.records if "initial reputation" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "AI_Node_1" in warnings[0] and "--trust-threshold" in warnings[0]
+    caplog.clear()
+    await _trainer(hub, 2, "graphics").run(duration=5)
+    assert not [r for r in caplog.records if "initial reputation" in r.getMessage()]

@@ -169,6 +169,11 @@ class Trainer:
 
     async def run(self, duration: float | None = None) -> TrainerReport:
         """Run ``duration`` scenario seconds (or until :meth:`stop`); return :meth:`report`."""
+        trap = policy.threshold_trap(
+            self.settings.trust_threshold, self.settings.initial_reputation
+        )
+        if trap is not None:
+            log.warning("[%s] %s", self.ai_id, trap)
         connection = asyncio.create_task(self.client.run())
         behaviour = [
             asyncio.create_task(self._learn_and_share()),
