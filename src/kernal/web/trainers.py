@@ -22,7 +22,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, FastAPI, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
-from kernal.engines.base import EngineOptionsError, UnknownEngineError, load_engine
+from kernal.engines.base import (
+    EngineOptionsError,
+    UnknownEngineError,
+    available_engines,
+    load_engine,
+)
 from kernal.hub.auth import GENERATED_TOKEN_ITERATIONS, generate_token, hash_token
 from kernal.hub.server import Hub
 from kernal.launcher import LOG_LINES, Launched, Launcher, LaunchRefused, LaunchSpec
@@ -65,6 +70,8 @@ class TrainerList(BaseModel):
     """Whether this hub launches trainers (it has an admin token and a nonzero limit)."""
     how_to_enable: str | None
     limit: int
+    engines: list[str]
+    """The engines installed (entry points of ``kernal.engines``)."""
     trainers: list[TrainerInfo]
 
 
@@ -166,6 +173,7 @@ def trainers_router(hub: Hub, launcher: Launcher) -> APIRouter:
             enabled=how is None,
             how_to_enable=how,
             limit=launcher.limit,
+            engines=available_engines(),
             trainers=[info(t) for t in launcher.all()],
         )
 
