@@ -232,6 +232,20 @@ async def test_writes_are_off_without_an_admin_token(hub: Hub) -> None:
         assert (await api.delete("/api/trainers/AI_X")).status_code == 403
 
 
+async def test_launching_is_off_with_a_limit_of_0(hub: Hub) -> None:
+    async with client_of(hub, admin_token=ADMIN, max_launched_trainers=0) as api:
+        listing = (await api.get("/api/trainers")).json()
+        assert listing["enabled"] is False
+        assert "--max-launched-trainers 0" in listing["how_to_enable"]
+        response = await api.post(
+            "/api/trainers",
+            headers=AUTH,
+            json={"ai_id": "AI_X", "specialization": "networking", "engine": "simulated"},
+        )
+        assert response.status_code == 403
+        assert response.json()["error"] == listing["how_to_enable"]
+
+
 async def test_wrong_admin_token_is_401(admin_api: httpx.AsyncClient) -> None:
     response = await admin_api.post(
         "/api/trainers",

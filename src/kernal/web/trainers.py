@@ -4,7 +4,8 @@
   own options model, mint a token for the AI (only its hash is stored, as ``kernal token add``
   does), run ``python -m kernal trainer`` against this hub as a child process. 201 with the
   trainer; 409 if the id is connected, launched, or has a token of its own; 422 for a bad
-  id, engine or option; 429 past ``--max-launched-trainers``.
+  id, engine or option; 429 past ``--max-launched-trainers``; 403 when launching is off
+  (no admin token, a limit of 0, or a hub that requires client certificates).
 * ``GET /api/trainers`` (read token): the launched trainers, and whether launching is on.
 * ``GET /api/trainers/{ai_id}/logs`` (read token): the trainer's recent output lines.
 * ``DELETE /api/trainers/{ai_id}`` (admin token): revoke its token, then stop it (SIGTERM,
@@ -136,6 +137,11 @@ def _how_to_enable(hub: Hub) -> str | None:
         )
     if hub.settings.max_launched_trainers <= 0:
         return "this hub was started with --max-launched-trainers 0; give it a positive limit"
+    if hub.settings.tls_client_ca:
+        return (
+            "this hub requires client certificates (--client-ca), which a trainer it launches "
+            "cannot present; start trainers with `kernal trainer --client-cert` instead"
+        )
     return None
 
 
@@ -181,6 +187,9 @@ def trainers_router(hub: Hub, launcher: Launcher) -> APIRouter:
     async def launch(request: LaunchRequest) -> TrainerInfo:
         """Launch a trainer for a new AI with a freshly minted token (see the module doc)."""
         ai_id = request.ai_id
+        off = _how_to_enable(hub)
+        if off is not None:
+            raise HTTPException(403, off)
         try:
             engine = load_engine(request.engine)
             options = {key.replace("-", "_"): value for key, value in request.options.items()}
