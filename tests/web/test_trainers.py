@@ -328,6 +328,23 @@ async def test_an_id_with_its_own_token_is_not_taken_over(
     assert stored is not None and stored.token_hash == "pbkdf2_sha256$1$x$y"
 
 
+async def test_a_leftover_launcher_token_is_replaced(
+    hub: Hub, admin_api: httpx.AsyncClient
+) -> None:
+    """A hub killed without stopping its trainers left a minted token behind: launching that
+    id again replaces it instead of refusing."""
+    await hub.store.set_token_hash("AI_Again", "pbkdf2_sha256$1$x$y", 1.0, source="launcher")
+    response = await admin_api.post(
+        "/api/trainers",
+        headers=AUTH,
+        json={"ai_id": "AI_Again", "specialization": "networking", "engine": "simulated"},
+    )
+    assert response.status_code == 201, response.text
+    stored = await hub.store.get_token("AI_Again")
+    assert stored is not None and stored.token_hash != "pbkdf2_sha256$1$x$y"
+    assert stored.source == "launcher"
+
+
 def test_the_hub_does_not_import_the_launcher() -> None:
     code = (
         "import sys, kernal.hub.server, kernal.hub.router; print('kernal.launcher' in sys.modules)"

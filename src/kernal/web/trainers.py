@@ -203,7 +203,10 @@ def trainers_router(hub: Hub, launcher: Launcher) -> APIRouter:
         except LaunchRefused as exc:
             raise HTTPException(409 if exc.conflict else 429, str(exc)) from None
         try:
-            if await store.get_token(ai_id) is not None:
+            existing = await store.get_token(ai_id)
+            # A token minted by a launcher with no such trainer now is a leftover of a hub
+            # that did not stop cleanly: replacing it locks out any orphan still retrying.
+            if existing is not None and existing.source != TOKEN_SOURCE:
                 raise HTTPException(
                     409,
                     f"{ai_id} has a token of its own (kernal token add): launching would "
