@@ -4,6 +4,7 @@ idle connections, data size, collaborations; the abuser pays, nobody else."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -256,3 +257,32 @@ async def test_a_collaboration_nobody_speaks_on_fails_for_both_members(
     assert (await hub.status()).active_collaborations == 0
     record = await hub.store.get_collaboration(collaboration_id)
     assert record is not None and record.status == "failed"
+
+
+async def _flood_blank_lines(client: RawClient, chunks: int) -> None:
+    with contextlib.suppress(ConnectionError, OSError):
+        for _ in range(chunks):
+            await client.send_bytes(b"\n" * 65536)
+
+
+async def test_blank_lines_before_login_are_paced_and_end_with_the_auth_timeout(
+    make_hub: HubFactory,
+) -> None:
+    hub = await make_hub(rate_frames=1000, rate_frame_burst=1000, auth_timeout=1.5)
+    honest = await joined(hub, 2)
+    flooder = await RawClient.connect(hub)
+    OPEN.append(flooder)
+    flooding = asyncio.create_task(_flood_blank_lines(flooder, 300))  # 19.7M blank lines
+    await asyncio.sleep(0.3)
+    await honest.send({"type": "PING", "msg_id": "still-here"})
+    assert (await honest.recv_type("PONG", timeout=10))["ref"] == "still-here"
+    (session,) = [s for s in hub._sessions if s.ai_id is None]
+    await asyncio.sleep(0.5)
+    # Paced like frames: the hub stopped reading it (TCP pushes back on the flooder) instead of
+    # scanning everything it sent while its session waits.
+    read = session.conn._framer.blank_lines
+    assert read < 1_000_000
+    failed = await flooder.recv(timeout=10)
+    assert failed["type"] == "AUTH_FAILED" and "no AUTH within" in failed["error"]
+    flooding.cancel()
+    await asyncio.gather(flooding, return_exceptions=True)

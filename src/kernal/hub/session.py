@@ -176,12 +176,25 @@ class Session:
 
     # ------------------------------------------------------------------ AUTH
 
+    async def _first_frame(self) -> bytes | None:
+        """The first frame (AUTH), or None at EOF. Blank lines before it count against the
+        rate limits as they do after login: a flood of them before any login is paced (and the
+        connection's reading pauses meanwhile) until the auth timeout ends it."""
+        while (frames := await self.conn.next_frames(limit=1)) is not None:
+            if frames:
+                return frames[0]
+            blank = self.conn.take_blank_lines()
+            wait, _ = self._throttle.charge(blank, blank)
+            if wait > 0:
+                await asyncio.sleep(wait)
+        return None
+
     async def _authenticate(self) -> bool:
         services = self._services
         conn = self.conn
         try:
             async with asyncio.timeout(services.auth_timeout):
-                frame = await conn.next_frame()
+                frame = await self._first_frame()
         except TimeoutError:
             conn.send(AuthFailed(error=f"no AUTH within {services.auth_timeout:g} s"))
             return False
