@@ -20,11 +20,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import shlex
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -118,6 +120,7 @@ class Phase:
     attack: dict[str, Any] = field(default_factory=dict)
     honest_lost: int = 0
     honest_errors: list[str] = field(default_factory=list)
+    hub_warnings: dict[str, int] = field(default_factory=dict)
 
     def figures(self) -> dict[str, Any]:
         lat = self.latencies
@@ -133,7 +136,22 @@ class Phase:
             "attack": self.attack,
             "honest_lost": self.honest_lost,
             "honest_errors": self.honest_errors,
+            "hub_warnings": self.hub_warnings,
         }
+
+
+def warnings_since(log: Path, offset: int) -> tuple[dict[str, int], int]:
+    """The hub's WARNING lines after ``offset`` of its log, by kind (numbers and addresses
+    blanked), and the new offset."""
+    with log.open("rb") as f:
+        f.seek(offset)
+        text = f.read().decode(errors="replace")
+    kinds: Counter[str] = Counter()
+    for line in text.splitlines():
+        if "WARNING" in line:
+            message = line.split("WARNING", 1)[1]
+            kinds[re.sub(r"\('[^)]*\)|[\d.]+", "#", message).strip(" :-")[:120]] += 1
+    return dict(kinds), offset + len(text.encode())
 
 
 async def attack(name: str, spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
@@ -206,6 +224,7 @@ async def run(workdir: Path, options: AbuseOptions, log: Any = print) -> dict[st
             await asyncio.sleep(0.05)
 
     sampler = asyncio.create_task(sample_rss())
+    log_offset = 0
     try:
         log(f"abuse: storing {options.items} components of {options.component_bytes:,} bytes")
         seed = {**base, "source": "127.0.0.1", "seconds": 0, "count": options.items}
@@ -214,6 +233,7 @@ async def run(workdir: Path, options: AbuseOptions, log: Any = print) -> dict[st
         sharing = [asyncio.create_task(p.share_until(stop, options.rate)) for p in pubs]
         await asyncio.sleep(options.settle)  # warm up
         names = ["quiet", *options.attacks, "quiet again"]
+        log_offset = hub.log.stat().st_size
         for name in names:
             for pub in pubs:
                 pub.take_phase()
@@ -231,6 +251,7 @@ async def run(workdir: Path, options: AbuseOptions, log: Any = print) -> dict[st
             current.latencies = [x for p in pubs for x in p.take_phase()]
             current.honest_lost = sum(p.lost for p in pubs)
             current.honest_errors = sorted({p.error for p in pubs if p.error})
+            current.hub_warnings, log_offset = warnings_since(hub.log, log_offset)
             if not hub.alive():
                 current.attack["hub"] = f"the hub exited: {hub.log_tail()}"
             result["phases"].append(current.figures())
@@ -273,6 +294,9 @@ def table_rows(result: dict[str, Any]) -> list[list[str]]:
             ratio = "1x"
         rss = f"{phase['rss_peak_mb']:,.0f} (from {phase['rss_start_mb']:,.0f})"
         fate = str(phase["attack"].get("outcome", "-"))
+        said = sorted(phase.get("hub_warnings", {}).items(), key=lambda kv: -kv[1])[:2]
+        if said:
+            fate += " [hub log: " + "; ".join(f"{n} x {text!r}" for text, n in said) + "]"
         if phase["honest_lost"] or phase["honest_errors"]:
             fate += f" [honest: {phase['honest_lost']} lost, errors {phase['honest_errors']}]"
         rows.append([TITLES.get(phase["name"], phase["name"]), latency, ratio, rss, fate])

@@ -63,6 +63,8 @@ class Peer:
         """The next frame (counted), or None once the hub closed the connection."""
         try:
             line = await asyncio.wait_for(self.reader.readline(), timeout)
+        except TimeoutError:  # before OSError: it is one
+            return None
         except (ConnectionError, OSError, asyncio.LimitOverrunError, ValueError):
             line = b""
         if not line.endswith(b"\n"):  # closed, perhaps in the middle of a frame
@@ -198,11 +200,15 @@ def _num(value: float | None) -> str:
 async def _flood_blank(peer: Peer, until: float) -> int:
     """Write blank lines until ``until`` or the connection fails; bytes written."""
     sent = 0
-    with contextlib.suppress(ConnectionError, OSError, RuntimeError):
+    try:
         while time.monotonic() < until and not peer.closed_by_hub:
             peer.writer.write(BLANK_CHUNK)
             await asyncio.wait_for(peer.writer.drain(), max(0.01, until - time.monotonic()))
             sent += len(BLANK_CHUNK)
+    except TimeoutError:
+        pass  # the hub stopped reading (TCP pushes back): the connection is still open
+    except (ConnectionError, OSError, RuntimeError):
+        peer.closed_by_hub = True
     return sent
 
 
@@ -250,14 +256,13 @@ async def slow_reader(spec: Spec) -> dict[str, Any]:
             peer.writer.write(frame)
             await asyncio.wait_for(peer.writer.drain(), max(0.01, until - time.monotonic()))
             shares += 1
+    except TimeoutError:  # before OSError: it is one
+        pass  # the hub stopped reading us (TCP pushes back): still open at the end
     except (ConnectionError, OSError, RuntimeError):
         dropped_after = time.monotonic() - started
-    except TimeoutError:
-        pass  # the hub stopped reading us (TCP pushes back): still open at the end
     # Only now read: what the hub left in the socket, and whether it closed it.
     if dropped_after is None:
-        with contextlib.suppress(TimeoutError):
-            await peer.drain_replies(time.monotonic() + 3)
+        await peer.drain_replies(time.monotonic() + 3)
     closed = dropped_after is not None or peer.closed_by_hub
     peer.close()
     mb = shares * spec["component_bytes"] / 2**20
@@ -354,7 +359,7 @@ async def hello_repeat(spec: Spec) -> dict[str, Any]:
     reader = await _reading(peer, until + 5)
     hello = _line({"type": "HELLO", "specialization": "security", "follow": []}) * 100
     sent = 0
-    with contextlib.suppress(ConnectionError, OSError, RuntimeError):
+    with contextlib.suppress(ConnectionError, OSError, RuntimeError):  # the hub closed it
         while time.monotonic() < until and not peer.closed_by_hub:
             # At most a few hundred unanswered: the point is the hub's work, not our buffer.
             if sent - peer.got.get("STATE", 0) > 300:

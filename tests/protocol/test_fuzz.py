@@ -10,6 +10,7 @@ properties for longer, and against a live hub.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -20,7 +21,9 @@ from kernal.protocol.messages import CLIENT_MESSAGE_TYPES, RELAYED_FORMS
 from kernal.protocol.relay import relay_frame
 from tests.protocol.fuzzing import RELAY_OVERHEAD, client_objects, json_values
 
-FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# bench/fuzz.py runs these same properties at length through KERNAL_FUZZ_EXAMPLES.
+EXAMPLES = int(os.environ.get("KERNAL_FUZZ_EXAMPLES", "300"))
+FAST = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _expected_frames(lines: list[bytes]) -> tuple[list[bytes], int]:
