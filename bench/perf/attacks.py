@@ -243,6 +243,9 @@ async def slow_reader(spec: Spec) -> dict[str, Any]:
     until = time.monotonic() + spec["seconds"]
     peer = await Peer.open(spec, rcvbuf=4096)
     await peer.login("slow", spec["tokens"]["slow"], follow=[])
+    # Not reading means not reading the socket either: a StreamReader would keep reading into
+    # its own buffer (up to twice its limit) and spare the hub.
+    peer.writer.transport.pause_reading()
     data = json.dumps({"blob": "s" * spec["component_bytes"]})
     shares = 0
     started = time.monotonic()
@@ -261,6 +264,7 @@ async def slow_reader(spec: Spec) -> dict[str, Any]:
     except (ConnectionError, OSError, RuntimeError):
         dropped_after = time.monotonic() - started
     # Only now read: what the hub left in the socket, and whether it closed it.
+    peer.writer.transport.resume_reading()
     if dropped_after is None:
         await peer.drain_replies(time.monotonic() + 3)
     closed = dropped_after is not None or peer.closed_by_hub

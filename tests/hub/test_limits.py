@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -286,3 +287,40 @@ async def test_blank_lines_before_login_are_paced_and_end_with_the_auth_timeout(
     assert failed["type"] == "AUTH_FAILED" and "no AUTH within" in failed["error"]
     flooding.cancel()
     await asyncio.gather(flooding, return_exceptions=True)
+
+
+async def test_an_auth_flood_queues_behind_itself_and_an_honest_login_gets_in(
+    make_hub: HubFactory,
+) -> None:
+    from kernal.hub.auth import GENERATED_TOKEN_ITERATIONS, hash_token
+
+    hub = await make_hub()
+    # A token a person chose (full stretching: each guess costs real hashing) and a generated one.
+    await hub.store.set_token_hash("AI_Guarded", hash_token("a chosen secret"), 0.0)
+    honest_hash = hash_token("honest-token", iterations=GENERATED_TOKEN_ITERATIONS)
+    await hub.store.set_token_hash("AI_Honest", honest_hash, 0.0)
+    host, port = hub.address
+    answers: list[str] = []
+
+    async def guess(n: int) -> None:
+        # From another address, as an attacker on another machine.
+        reader, writer = await asyncio.open_connection(host, port, local_addr=("127.0.0.2", 0))
+        writer.write(b'{"ai_id":"AI_Guarded","token":"guess-%d"}\n' % n)
+        line = await asyncio.wait_for(reader.readline(), 30)
+        answers.append(json.loads(line)["type"])
+        writer.close()
+
+    flood = [asyncio.create_task(guess(n)) for n in range(20)]
+    while not hub._sessions or len(hub._sessions) < 20:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # their guesses are in
+    honest = await RawClient.connect(hub)
+    OPEN.append(honest)
+    await honest.send({"ai_id": "AI_Honest", "token": "honest-token"})
+    assert (await honest.recv(timeout=30))["type"] == "AUTH_OK"
+    # Only a couple of guesses are checked at a time, so the honest login was not queued
+    # behind all twenty of them.
+    answered_first = len(answers)
+    await asyncio.gather(*flood)
+    assert answers == ["AUTH_FAILED"] * 20
+    assert answered_first < 10

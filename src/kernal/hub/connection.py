@@ -131,6 +131,11 @@ class Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._write_paused = False
 
+    @property
+    def lost(self) -> bool:
+        """The connection is gone (closed by either side, or failed)."""
+        return self._lost
+
     # ------------------------------------------------------------------ reading
 
     def _wake(self) -> None:

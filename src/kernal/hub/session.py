@@ -210,7 +210,10 @@ class Session:
         wait = addresses.wait_before_login(self.address, auth.ai_id)
         if wait > 0:  # failed logins from here: answer only after the backoff
             await asyncio.sleep(wait)
-        problem = await services.auth.check(auth.ai_id, auth.token)
+        async with addresses.checking(self.address):
+            if conn.lost:  # it gave up while waiting: its guess costs no hashing
+                return False
+            problem = await services.auth.check(auth.ai_id, auth.token)
         if problem is not None:
             addresses.failed(self.address, auth.ai_id)
             log.warning("[-] Authentication failed for %s @ %s", auth.ai_id, conn.peer)
