@@ -5,7 +5,8 @@
    instead of the suite's 300 each (``KERNAL_FUZZ_EXAMPLES``). Every call of a property counts
    as a case, and every ``ProtocolError`` decoding raised is counted by code.
 2. **Live hub.** A hub process (``kernal hub``, default limits) and ``--live`` frames made from
-   the same strategies (near-valid objects, arbitrary bytes) sent by several clients: most
+   the same strategies (near-valid objects, shares with one field wrong or missing, arbitrary
+   bytes) sent by several clients: most
    logged in, one sending its frames in place of AUTH. After each frame the client sends a PING
    and takes everything up to its PONG as the answer. Meanwhile an honest client PINGs every
    20 ms. Afterwards: the hub is still running with no traceback in its log, the honest client
@@ -34,7 +35,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the strategies
+# tests/ holds the strategies. Appended, not inserted: the checkout's root also holds the
+# launcher kernal.py, which must not shadow the installed kernal package.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 from perf import procs, report
 
@@ -112,11 +115,12 @@ def make_frames(count: int, seed: int) -> list[tuple[bytes, str | None, str | No
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from tests.protocol.fuzzing import client_objects
+    from tests.protocol.fuzzing import client_objects, near_valid_shares
 
     made: list[Any] = []
     kinds = st.one_of(
         client_objects().map(lambda o: ("obj", o)),
+        near_valid_shares().map(lambda o: ("obj", o)),
         st.binary(max_size=300).map(lambda b: ("bytes", b)),
     )
 
@@ -367,7 +371,8 @@ def document(result: dict[str, Any], meta: dict[str, Any]) -> str:
   {result["properties"]["per_property"]:,} examples each (the suite runs 300). Errors by code
   are the `ProtocolError`s decoding raised (expected: that is the answer a bad frame gets).
 - **Live hub:** a `kernal hub` process with default limits; frames from the same strategies
-  (near-valid objects with unique ids, arbitrary bytes) from 4 logged-in clients, and one in
+  (near-valid objects and shares with one field wrong or missing, with unique ids; arbitrary
+  bytes) from 4 logged-in clients, and one in
   ten in place of AUTH from another; each frame followed by a PING whose PONG ends its answer.
 
 {tables(result)}
