@@ -79,18 +79,21 @@ async def test_cut_connections_lose_no_acked_share_and_store_none_twice(
         window = asyncio.Semaphore(24)  # shares unacknowledged at once, all clients together
         acked: list[str] = []
         retries: list[str] = []
+        progress = asyncio.Event()
 
         async def one(client: HubClient, share: PatternShare) -> None:
             async with window:
                 await _deliver(client, share, retries)
                 acked.append(share.pattern_id)
+                progress.set()
 
         sharing = asyncio.gather(*(one(c, s) for c, s in shares))
 
         async def cut_now_and_then() -> None:
             for target in (20, 50, 80):  # mid-stream, with shares in flight
                 while len(acked) < target:
-                    await asyncio.sleep(0.002)
+                    progress.clear()
+                    await progress.wait()
                 proxy.cut()
 
         await asyncio.wait_for(asyncio.gather(sharing, cut_now_and_then()), 30)
