@@ -326,3 +326,79 @@ async def test_an_auth_flood_queues_behind_itself_and_an_honest_login_gets_in(
     await asyncio.gather(*flood)
     assert answers == ["AUTH_FAILED"] * 20
     assert answered_first < 10
+
+
+async def _arrivals(client: RawClient, kind: str, count: int, order: list[str], name: str) -> int:
+    """Read until ``count`` frames of ``kind`` came; note ``name`` in ``order`` at the end."""
+    got = 0
+    while got < count:
+        got += (await client.recv(timeout=30))["type"] == kind
+    order.append(name)
+    return got
+
+
+async def test_a_client_repeating_hello_does_not_hold_up_others(make_hub: HubFactory) -> None:
+    hub = await make_hub()
+    sharer = await joined(hub, 3)
+    # Recent items for every STATE to carry; small, so that reading the STATEs costs this test
+    # little and the order of arrivals is the order the hub served them in.
+    for n in range(10):
+        await sharer.send(
+            {
+                "type": "OS_COMPONENT_SHARE",
+                "component_id": f"big-{n}",
+                "component_data": {"blob": "x" * 1000},
+            }
+        )
+        await sharer.recv_type("ACK")
+    repeater, honest = await joined(hub, 1), await joined(hub, 2)
+    hello = b'{"type":"HELLO","specialization":"security","follow":[]}\n'
+    await repeater.send_bytes(hello * 100 + b'{"type":"PING","msg_id":"last"}\n')
+    order: list[str] = []
+    reading = asyncio.create_task(_arrivals(repeater, "STATE", 100, order, "repeater"))
+    await honest.send({"type": "PING", "msg_id": "mine"})
+    assert (await honest.recv_type("PONG", timeout=30))["ref"] == "mine"
+    order.append("honest")
+    assert await reading == 100  # every HELLO answered: served, not dropped
+    assert order == ["honest", "repeater"]  # and the honest PING did not wait for them all
+
+
+async def test_pipelined_pings_are_all_answered_without_starving_others(
+    make_hub: HubFactory,
+) -> None:
+    hub = await make_hub()
+    pinger, honest = await joined(hub, 1), await joined(hub, 2)
+    await pinger.send_bytes(b'{"type":"PING"}\n' * 5000)
+    order: list[str] = []
+    reading = asyncio.create_task(_arrivals(pinger, "PONG", 5000, order, "pinger"))
+    await honest.send({"type": "PING", "msg_id": "mine"})
+    assert (await honest.recv_type("PONG", timeout=30))["ref"] == "mine"
+    order.append("honest")
+    assert await reading == 5000  # not dropped as a slow reader of its own PONGs
+    assert order == ["honest", "pinger"]
+
+
+async def test_a_self_targeted_reader_that_never_reads_is_dropped(
+    make_hub: HubFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    hub = await make_hub(send_buffer_bytes=2**20)
+    slow, honest = await joined(hub, 1), await joined(hub, 2)
+    slow.writer.transport.pause_reading()  # it never reads what it asked the hub to send it
+    data = json.dumps({"blob": "s" * 100_000})
+    sent = 0
+    with contextlib.suppress(ConnectionError, OSError):
+        for n in range(1000):  # 100 MB at most: far past every buffer on the way
+            await slow.send_bytes(
+                b'{"type":"OS_COMPONENT_SHARE","component_id":"s%d","to":"AI_Node_1",'
+                b'"component_data":%s}\n' % (n, data.encode())
+            )
+            sent += 1
+    assert sent < 1000  # the hub closed it
+    assert "[AI_Node_1] dropping slow client" in caplog.text
+    await honest.send({"type": "PING", "msg_id": "fine"})
+    assert (await honest.recv_type("PONG"))["ref"] == "fine"
+    for _ in range(100):
+        if hub.peers.get("AI_Node_1") is None:
+            break
+        await asyncio.sleep(0.02)
+    assert hub.peers.get("AI_Node_1") is None
