@@ -333,7 +333,9 @@ def report_rows(result: dict[str, Any]) -> list[report.Row]:
         if phase["name"] == "quiet":
             continue
         p99 = phase["p99_ms"]
-        ratio = None if p99 is None or quiet is None else p99 / quiet["p99_ms"]
+        ratio = (
+            None if p99 is None or quiet is None or not quiet["p99_ms"] else p99 / quiet["p99_ms"]
+        )
         rows.append(
             report.Row(
                 f"abuse: {TITLES.get(phase['name'], phase['name'])}: honest ACK p99 vs quiet",

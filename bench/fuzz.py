@@ -6,7 +6,8 @@
    as a case, and every ``ProtocolError`` decoding raised is counted by code.
 2. **Live hub.** A hub process (``kernal hub``, default limits) and ``--live`` frames made from
    the same strategies (near-valid objects, shares with one field wrong or missing, arbitrary
-   bytes) sent by several clients: most
+   bytes; past 1,000, seeded mutations of those: fields dropped or swapped, bytes flipped, cut
+   or repeated) sent by several clients: most
    logged in, one sending its frames in place of AUTH. After each frame the client sends a PING
    and takes everything up to its PONG as the answer. Meanwhile an honest client PINGs every
    20 ms. Afterwards: the hub is still running with no traceback in its log, the honest client
@@ -108,16 +109,20 @@ def run_properties(cases: int, log: Callable[[str], None]) -> dict[str, Any]:
 # ---------------------------------------------------------------------- 2. live hub
 
 
-def make_frames(count: int, seed: int) -> list[tuple[bytes, str | None, str | None]]:
-    """``count`` fuzz frames from the suite's strategies: (bytes with a final newline, the
-    msg_id it carries, the item id it would store). Near-valid objects get a unique msg_id and,
-    where their id is a string, a unique one (so a row can be traced to its frame)."""
+POOL = 1000  # cases drawn by hypothesis (slow per draw); the rest are mutations of them
+
+Frame = tuple[bytes, str | None, str | None]
+
+
+def _pool(count: int) -> list[tuple[str, Any]]:
+    """``count`` cases from the suite's strategies: ("obj", a near-valid object) or ("bytes",
+    arbitrary bytes)."""
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
     from tests.protocol.fuzzing import client_objects, near_valid_shares
 
-    made: list[Any] = []
+    made: list[tuple[str, Any]] = []
     kinds = st.one_of(
         client_objects().map(lambda o: ("obj", o)),
         near_valid_shares().map(lambda o: ("obj", o)),
@@ -132,25 +137,77 @@ def make_frames(count: int, seed: int) -> list[tuple[bytes, str | None, str | No
         suppress_health_check=list(HealthCheck),
     )
     @given(kinds)
-    def collect(case: Any) -> None:
+    def collect(case: tuple[str, Any]) -> None:
         made.append(case)
 
     collect()
+    return made
+
+
+def _traced(obj: dict[str, Any], n: int) -> Frame:
+    """``obj`` with a unique msg_id and, where its item id is a string, a unique one, so that
+    a row in the database can be traced to the frame that made it."""
+    obj = dict(obj)
+    obj["msg_id"] = f"fz{n}"
+    item = None
+    for key in ("pattern_id", "component_id"):
+        if isinstance(obj.get(key), str):
+            obj[key] = item = f"fz{n}-{obj[key]}"[:128]
+    return json.dumps(obj).encode() + b"\n", obj["msg_id"], item
+
+
+def _mutated(obj: dict[str, Any], pool: list[dict[str, Any]], n: int, rng: random.Random) -> Frame:
+    """A mutation of ``obj``: fields dropped, or given values (or a type) from other cases; or
+    its encoding with bytes flipped, cut or repeated (then untraced: its ids say ``mut``)."""
+    obj = dict(obj)
+    for _ in range(rng.randint(1, 3)):
+        donor = rng.choice(pool)
+        choice = rng.random()
+        if choice < 0.3 and obj:
+            obj.pop(rng.choice(sorted(obj)), None)
+        elif choice < 0.8 and donor:
+            key = rng.choice(sorted(donor))
+            obj[rng.choice([key, *sorted(obj)] if obj else [key])] = donor[key]
+        else:
+            obj["type"] = donor.get("type", "PATTERN_SHARE")
+    if rng.random() < 0.7:
+        return _traced(obj, n)
+    for key in ("pattern_id", "component_id", "msg_id"):
+        if key in obj:
+            obj[key] = f"mut{n}"
+    data = bytearray(json.dumps(obj).encode())
+    for _ in range(rng.randint(1, 4)):
+        at = rng.randrange(len(data) + 1)
+        op = rng.random()
+        if op < 0.4 and data:
+            data[min(at, len(data) - 1)] = rng.randrange(256)
+        elif op < 0.7:
+            del data[at : at + rng.randint(1, 8)]
+        else:
+            data[at:at] = data[at : at + rng.randint(1, 16)] * rng.randint(1, 3)
+    return bytes(data).replace(b"\n", b" ") + b"\n", None, None
+
+
+def make_frames(count: int, seed: int) -> list[Frame]:
+    """``count`` fuzz frames: (bytes with a final newline, the msg_id it carries, the item id it
+    would store). Up to :data:`POOL` come from the suite's strategies; the rest are seeded
+    mutations of those (drawing from hypothesis costs milliseconds a case)."""
+    made = _pool(min(count, POOL))
     rng = random.Random(seed)
-    rng.shuffle(made)
-    frames: list[tuple[bytes, str | None, str | None]] = []
-    for n, (kind, value) in enumerate(made[:count]):
+    objects = [value for kind, value in made if kind == "obj"]
+    frames: list[Frame] = []
+    for n in range(count):
+        kind, value = made[n] if n < len(made) else ("mutant", rng.choice(objects))
         if kind == "bytes":
             if value.strip():  # a blank line gets no answer at all (before login: no PONG)
                 frames.append((value.replace(b"\n", b" ") + b"\n", None, None))
-            continue
-        obj = dict(value)
-        obj["msg_id"] = f"fz{n}"
-        item = None
-        for key in ("pattern_id", "component_id"):
-            if isinstance(obj.get(key), str):
-                obj[key] = item = f"fz{n}-{obj[key]}"[:128]
-        frames.append((json.dumps(obj).encode() + b"\n", obj["msg_id"], item))
+        elif kind == "obj":
+            frames.append(_traced(value, n))
+        else:
+            frame = _mutated(value, objects, n, rng)
+            if frame[0].strip():
+                frames.append(frame)
+    rng.shuffle(frames)
     return frames
 
 
@@ -272,7 +329,7 @@ async def run_live(
     pinger = asyncio.create_task(honest_pinger(hub.port, tokens["honest"], stop))
     started = time.monotonic()
 
-    async def drive(client: FuzzClient, mine: list[tuple[bytes, str | None, str | None]]) -> None:
+    async def drive(client: FuzzClient, mine: list[Frame]) -> None:
         for frame, msg_id, _item in mine:
             await client.send(frame, msg_id)
 
