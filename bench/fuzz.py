@@ -358,7 +358,15 @@ async def run_live(
             if item and any(r.get("type") == kind for r in answers.get(msg_id or "", []))
         }
 
-    errored, acked = items_answered("ERROR"), items_answered("ACK")
+    errored = items_answered("ERROR")
+    # What the hub said it stored: the id in each ACK of a share (a frame of another type may
+    # carry a pattern_id too; its ACK says what it is of).
+    acked = {
+        str(r.get("id"))
+        for replies in answers.values()
+        for r in replies
+        if r.get("type") == "ACK" and r.get("of") in ("PATTERN_SHARE", "OS_COMPONENT_SHARE")
+    }
     with contextlib.closing(sqlite3.connect(db)) as conn:
         stored = {row[0] for row in conn.execute("SELECT pattern_id FROM shared_patterns")}
         stored |= {row[0] for row in conn.execute("SELECT component_id FROM shared_components")}
