@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from ssl import SSLContext
 from typing import Any
 
 from kernal.hub.server import Hub
@@ -18,12 +19,12 @@ class RawClient:
         self.writer = writer
 
     @classmethod
-    async def connect(cls, hub: Hub) -> RawClient:
-        return await cls.connect_to(*hub.address)
+    async def connect(cls, hub: Hub, *, ssl: SSLContext | None = None) -> RawClient:
+        return await cls.connect_to(*hub.address, ssl=ssl)
 
     @classmethod
-    async def connect_to(cls, host: str, port: int) -> RawClient:
-        reader, writer = await asyncio.open_connection(host, port, limit=2**24)
+    async def connect_to(cls, host: str, port: int, *, ssl: SSLContext | None = None) -> RawClient:
+        reader, writer = await asyncio.open_connection(host, port, limit=2**24, ssl=ssl)
         return cls(reader, writer)
 
     async def send_bytes(self, data: bytes) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from kernal.protocol import DEFAULT_MAX_FRAME
+from kernal.storage.retention import StatsRetention
 from kernal.timing import Clock
 
 DEFAULT_HUB_PORT = 6000
@@ -27,6 +28,9 @@ class HubSettings:
     max_frame: int = DEFAULT_MAX_FRAME
     auth_timeout: float = 10.0  # real seconds: a network limit, not scenario time
     stats_interval: float = 5.0  # scenario seconds between stats snapshots
+    stats_retention: StatsRetention | None = (
+        None  # None: keep every snapshot (see --stats-retention)
+    )
     recent_limit: int = 10  # items of each kind in STATE
     presence_limit: int = 200  # AIs listed in STATE; past it, no AI_JOINED/AI_LEFT broadcasts
     request_fanout: int = 16  # peers a broadcast COLLABORATION_REQUEST is relayed to, at most
@@ -46,6 +50,11 @@ class HubSettings:
     rate_bytes: float = 32 * 2**20  # bytes per second per connection (0: off)
     rate_byte_burst: float = 64 * 2**20
     abuse_seconds: float = 30.0  # over the rate limits this long without a break: disconnected
+    tls_cert: str | None = None  # PEM certificate chain: trainers and the dashboard get TLS
+    tls_key: str | None = None  # its private key (PEM; may be the same file as tls_cert)
+    tls_client_ca: str | None = None  # PEM CA: trainers must present a certificate it signed
+    tokens_file: str | None = None  # ai_id:token lines the hub owns (see hub/tokens.py)
+    token_check_interval: float = 2.0  # real seconds between checks for revoked tokens (0: off)
     speed: float = 1.0
 
     @property
@@ -55,6 +64,10 @@ class HubSettings:
     @property
     def web_host(self) -> str:
         return self.dashboard_host or self.host
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
 
 @dataclass(frozen=True)
@@ -73,10 +86,34 @@ class TrainerSettings:
     extra_capabilities: dict[str, list[str]] = field(default_factory=dict)
     max_frame: int = DEFAULT_MAX_FRAME
     engine_options: dict[str, Any] = field(default_factory=dict)
+    tls: bool = False  # connect with TLS (a tls:// hub address)
+    tls_ca: str | None = None  # PEM CA to check the hub's certificate (default: the system's)
+    tls_cert: str | None = None  # PEM client certificate, for a hub that requires one
+    tls_key: str | None = None
 
     @property
     def clock(self) -> Clock:
         return Clock(self.speed)
+
+
+@dataclass(frozen=True)
+class HubAddress:
+    host: str
+    port: int
+    tls: bool = False
+
+
+def parse_hub_url(value: str) -> HubAddress:
+    """``tls://HOST:PORT``, ``tcp://HOST:PORT`` or ``HOST:PORT`` (see
+    :func:`parse_hub_address`); raises ValueError."""
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        return HubAddress(*parse_hub_address(value))
+    if scheme.lower() not in ("tls", "tcp"):
+        raise ValueError(
+            f"unknown scheme {scheme!r} in {value!r}: use tls://HOST:PORT or HOST:PORT"
+        )
+    return HubAddress(*parse_hub_address(rest.rstrip("/")), tls=scheme.lower() == "tls")
 
 
 def parse_hub_address(value: str) -> tuple[str, int]:

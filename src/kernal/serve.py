@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kernal.config import HubSettings
+from kernal.hub.auth import is_loopback
 from kernal.hub.server import Hub
 from kernal.storage import Store
 from kernal.storage.sql import SqlStore
@@ -65,12 +66,23 @@ async def start_service(settings: HubSettings, hub: Hub | None = None) -> Servic
     if settings.dashboard_port is not None:
         try:
             service.web = await start_web(
-                create_app(hub), settings.web_host, settings.dashboard_port
+                create_app(hub),
+                settings.web_host,
+                settings.dashboard_port,
+                tls_cert=settings.tls_cert,
+                tls_key=settings.tls_key,
             )
         except BaseException:
             await hub.stop()
             raise
-        log.info("Dashboard on http://%s:%d/", *service.web.address)
+        scheme = "https" if settings.tls else "http"
+        log.info("Dashboard on %s://%s:%d/", scheme, *service.web.address)
+        if not settings.tls and not is_loopback(settings.web_host):
+            log.warning(
+                "Dashboard on %s without TLS: what it shows crosses the network in plain "
+                "text. Give the hub --tls-cert and --tls-key to serve it over https",
+                settings.web_host,
+            )
     return service
 
 

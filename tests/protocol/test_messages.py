@@ -139,6 +139,7 @@ def test_error_codes() -> None:
         "replaced",
         "rate_limited",
         "idle_timeout",
+        "token_revoked",
     }
     assert ErrorCode.BAD_JSON == "bad_json"  # a StrEnum: serialises as its value
 
@@ -149,6 +150,7 @@ def test_closing_codes() -> None:
         ErrorCode.FRAME_TOO_LARGE,
         ErrorCode.REPLACED,
         ErrorCode.IDLE_TIMEOUT,
+        ErrorCode.TOKEN_REVOKED,
     } == CLOSING_CODES
 
 

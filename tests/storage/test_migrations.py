@@ -14,7 +14,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from kernal.storage import ItemKind, ScoreTally
+from kernal.storage import ItemKind, ScoreTally, StoredToken
 from kernal.storage.schema import (
     collaborations,
     feedback,
@@ -25,7 +25,7 @@ from kernal.storage.schema import (
 from kernal.storage.sql import MIGRATIONS_DIR, SqlStore
 from tests.storage.conftest import PG_URL, Backend
 
-HEAD = "0004_component_recipient"
+HEAD = "0006_token_lifecycle"
 TABLES = {
     "shared_patterns",
     "shared_components",
@@ -36,6 +36,7 @@ TABLES = {
     "stats_snapshots",
     "contributor_scores",
     "component_recipients",
+    "token_changes",
 }
 
 
@@ -263,5 +264,25 @@ async def test_0003_fills_the_tallies_from_the_stored_feedback(backend: Backend)
             }
             result = await store.record_feedback(ItemKind.PATTERN, "p2", "alice", 0.5, 3.0)
             assert (result.contributor, result.contributor_scores) == ("bob", ScoreTally(1.0, 2))
+    finally:
+        engine.dispose()
+
+
+async def test_0006_keeps_the_tokens_stored_before(backend: Backend) -> None:
+    """Tokens from before 0006 never expire and count as the CLI's; downgrading keeps them."""
+    async with backend.new_store() as store:
+        await store.set_token_hash("bob", "h", 1.0)
+        engine = store.create_engine()
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0004_component_recipient")
+        assert "token_changes" not in table_names(engine)
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT * FROM tokens").all()
+        assert [tuple(row) for row in rows] == [("bob", "h", 1.0)]
+        async with backend.new_store() as store:  # upgrades again
+            assert await store.get_token("bob") == StoredToken("h", None, "cli")
+            assert await store.last_token_change() == 0
+        assert schema_differences(engine) == []
     finally:
         engine.dispose()

@@ -82,7 +82,8 @@ WRITE_TOKEN = """
 import sqlite3, sys
 conn = sqlite3.connect(sys.argv[1], timeout=10)
 with conn:
-    conn.execute("INSERT INTO tokens VALUES ('cli-ai', 'cli-hash', 1.0)")
+    conn.execute("INSERT INTO tokens (ai_id, token_hash, created_at) "
+    "VALUES ('cli-ai', 'cli-hash', 1.0)")
 conn.close()
 """
 
@@ -90,7 +91,8 @@ HOLD_WRITE_LOCK = """
 import sqlite3, sys, time
 conn = sqlite3.connect(sys.argv[1], timeout=10, isolation_level=None)
 conn.execute("BEGIN IMMEDIATE")
-conn.execute("INSERT INTO tokens VALUES ('slow-ai', 'slow-hash', 2.0)")
+conn.execute("INSERT INTO tokens (ai_id, token_hash, created_at) "
+    "VALUES ('slow-ai', 'slow-hash', 2.0)")
 print("locked", flush=True)
 time.sleep(float(sys.argv[2]))
 conn.execute("COMMIT")

@@ -39,6 +39,9 @@ from kernal.storage import (
     ShareOutcome,
     StatsSnapshot,
     Store,
+    StoredToken,
+    TokenAction,
+    TokenChange,
     TokenInfo,
 )
 from kernal.storage.sql import SqlStore
@@ -426,6 +429,46 @@ class StoreContract(abc.ABC):
         assert await store.delete_token("alice") is False
         assert await store.get_token_hash("alice") is None
         assert await store.count_tokens() == 1
+
+    async def test_token_expiry_and_source(self, store: Store) -> None:
+        action = await store.set_token_hash("bob", "h1", T0, expires_at=T0 + 60, source="file")
+        assert action is TokenAction.ADDED
+        assert await store.get_token("bob") == StoredToken("h1", T0 + 60, "file")
+        assert await store.list_tokens() == [TokenInfo("bob", T0, T0 + 60, "file")]
+        # Replacing sets every field: a rotated token does not keep the old expiry.
+        assert await store.set_token_hash("bob", "h2", T0 + 1) is TokenAction.REPLACED
+        assert await store.get_token("bob") == StoredToken("h2", None, "cli")
+        assert await store.get_token("nobody") is None
+
+    async def test_token_changes_are_numbered_across_ais(self, store: Store) -> None:
+        assert await store.last_token_change() == 0
+        assert await store.token_changes_after(0) == []
+        await store.set_token_hash("bob", "h1", T0)
+        await store.set_token_hash("amy", "h", T0 + 1)
+        seen = await store.last_token_change()
+        await store.set_token_hash("bob", "h2", T0 + 2)
+        assert await store.delete_token("amy", T0 + 3) is True
+        assert await store.delete_token("amy", T0 + 4) is False  # nothing changed: no record
+        assert await store.token_changes_after(seen) == [
+            TokenChange("bob", seen + 1, TokenAction.REPLACED, T0 + 2),
+            TokenChange("amy", seen + 2, TokenAction.REVOKED, T0 + 3),
+        ]
+        assert await store.last_token_change() == seen + 2
+        # One row per AI: its last change only.
+        assert [c.ai_id for c in await store.token_changes_after(0)] == ["bob", "amy"]
+        assert await store.token_changes_after(seen + 2) == []
+
+    async def test_concurrent_token_changes_get_distinct_numbers(
+        self, store: Store, new_store: StoreFactory
+    ) -> None:
+        """Two processes' worth of writers (the hub and ``kernal token``) at once: every change
+        gets its own number, so a hub reading after any number misses none."""
+        async with opened(new_store()) as other:
+            await asyncio.gather(
+                *((store if i % 2 else other).set_token_hash(f"ai{i}", "h", T0) for i in range(40))
+            )
+        changes = await store.token_changes_after(0)
+        assert sorted(c.seq for c in changes) == list(range(1, 41))
 
     # ------------------------------------------------------------------ stats
 

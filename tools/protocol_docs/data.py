@@ -87,6 +87,12 @@ ERROR_WHEN: dict[ErrorCode, str] = {
         "The same `ai_id` logged in on another connection, which replaces this one; the hub"
         " closes this connection right after. Do not reconnect automatically."
     ),
+    ErrorCode.TOKEN_REVOKED: (
+        "The token this connection logged in with was revoked (`kernal token revoke`),"
+        " replaced (`kernal token rotate`, or `add` again) or expired while you were"
+        " connected; `error` says which. The hub notices within a few seconds and closes the"
+        " connection right after. Reconnecting with the same token is refused: get the new one."
+    ),
 }
 
 
@@ -685,7 +691,8 @@ SERVER_DOCS: dict[str, ServerDoc] = {
         when=(
             "Answer to a frame the hub rejects (see [Error codes](#error-codes)). Also sent"
             " unprompted, with code `replaced`, to a connection that another connection of the"
-            " same AI took over, just before the hub closes it."
+            " same AI took over, and with code `token_revoked` to one whose token was revoked,"
+            " replaced or expired, just before the hub closes it."
         ),
         example={
             "type": "ERROR",

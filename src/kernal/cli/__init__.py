@@ -1,4 +1,5 @@
-"""The ``kernal`` command: hub, demo, trainer, harness, token management, new-trainer."""
+"""The ``kernal`` command: hub, demo, trainer, harness, token and database management,
+new-trainer, mcp, report."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import typer
 
 from kernal import __version__
 from kernal.cli.common import typer_app
+from kernal.cli.db import db_app
 from kernal.cli.hub import demo, hub
+from kernal.cli.mcp import mcp
 from kernal.cli.new_trainer import new_trainer
+from kernal.cli.report import report
 from kernal.cli.tokens import token_app
 from kernal.cli.trainers import harness, trainer
 
@@ -19,7 +23,10 @@ app.command()(demo)
 app.command()(trainer)
 app.command()(harness)
 app.add_typer(token_app, name="token")
+app.add_typer(db_app, name="db")
 app.command("new-trainer")(new_trainer)
+app.command()(mcp)
+app.command()(report)
 
 
 @app.callback(invoke_without_command=True)

@@ -70,14 +70,57 @@ def hub(
     max_data_bytes: Annotated[
         int, typer.Option(min=1, help="Largest pattern_data/component_data, as JSON text.")
     ] = HubSettings.max_data_bytes,
+    collaboration_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Fail a collaboration nobody spoke on for this many seconds (0: never)."
+        ),
+    ] = HubSettings.collaboration_timeout,
+    tls_cert: Annotated[
+        str | None,
+        typer.Option(
+            envvar="KERNAL_TLS_CERT",
+            help="PEM certificate chain: trainers and the dashboard then need TLS (https).",
+        ),
+    ] = None,
+    tls_key: Annotated[
+        str | None,
+        typer.Option(envvar="KERNAL_TLS_KEY", help="PEM private key of --tls-cert."),
+    ] = None,
+    client_ca: Annotated[
+        str | None,
+        typer.Option(
+            envvar="KERNAL_CLIENT_CA",
+            help="PEM CA: trainers must present a certificate it signed (mutual TLS).",
+        ),
+    ] = None,
+    tokens_file: Annotated[
+        str | None,
+        typer.Option(
+            envvar="KERNAL_TOKENS_FILE",
+            help="AI_ID:TOKEN lines the hub loads (hashed) and watches; see docs/security.md.",
+        ),
+    ] = None,
+    stats_retention: Annotated[
+        str,
+        typer.Option(
+            help="Thin old stats snapshots: AGE=STEP tiers, e.g. 1h=all,1d=1m,forever=1h "
+            "(off: keep all; see docs/retention.md)."
+        ),
+    ] = "off",
     loop: LoopOption = "auto",
     log_json: LogJsonOption = False,
     log_level: LogLevelOption = "INFO",
 ) -> None:
     """Run the hub (TCP for trainers) and its dashboard until Ctrl+C."""
     from kernal.runtime import loop_factory, raise_open_file_limit
+    from kernal.storage.retention import StatsRetention
 
     setup_logging(level=log_level, json_lines=log_json)
+    try:
+        retention = StatsRetention.parse(stats_retention)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     try:
         loop_factory(loop)
     except ValueError as exc:
@@ -98,6 +141,12 @@ def hub(
         rate_frames=rate_limit,
         idle_timeout=idle_timeout,
         max_data_bytes=max_data_bytes,
+        collaboration_timeout=collaboration_timeout,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_client_ca=client_ca,
+        tokens_file=tokens_file,
+        stats_retention=retention,
     )
     run_until_interrupted(serve_hub(settings, demo_trainers=0), loop=loop)
 

@@ -25,7 +25,7 @@ from kernal.config import (
     DEFAULT_HUB_PORT,
     TrainerSettings,
     load_capabilities_file,
-    parse_hub_address,
+    parse_hub_url,
 )
 from kernal.logs import setup_logging
 
@@ -49,10 +49,41 @@ MergeFlag = Annotated[
 def trainer(
     ai_id: Annotated[str, typer.Argument(help="This trainer's identity, e.g. AI_Node_1.")],
     specialization: Annotated[str, typer.Argument(help="networking, graphics, security, ...")],
-    token: Annotated[str, typer.Argument(help="The token registered for AI_ID.")],
+    token: Annotated[
+        str | None,
+        typer.Argument(
+            envvar="KERNAL_TOKEN",
+            help="The token registered for AI_ID (or KERNAL_TOKEN, or --token-file: a command "
+            "line is visible to every user of the machine).",
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(envvar="KERNAL_TOKEN_FILE", help="Read the token from this file."),
+    ] = None,
     hub_address: Annotated[
-        str, typer.Option("--hub", envvar="KERNAL_HUB", help="Hub address HOST:PORT.")
+        str,
+        typer.Option(
+            "--hub", envvar="KERNAL_HUB", help="Hub address HOST:PORT, or tls://HOST:PORT."
+        ),
     ] = f"127.0.0.1:{DEFAULT_HUB_PORT}",
+    tls: Annotated[
+        bool, typer.Option("--tls", help="Connect with TLS (as a tls:// address does).")
+    ] = False,
+    ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca", envvar="KERNAL_CA", help="PEM CA to check the hub's certificate with."
+        ),
+    ] = None,
+    client_cert: Annotated[
+        Path | None,
+        typer.Option(envvar="KERNAL_CLIENT_CERT", help="PEM client certificate (mutual TLS)."),
+    ] = None,
+    client_key: Annotated[
+        Path | None,
+        typer.Option(envvar="KERNAL_CLIENT_KEY", help="PEM private key of --client-cert."),
+    ] = None,
     trust_threshold: Annotated[
         float, typer.Option(min=0, max=1, help="Reject peers whose reputation is below this.")
     ] = 0.5,
@@ -93,7 +124,9 @@ def trainer(
 
     setup_logging(level=log_level, json_lines=log_json)
     try:
-        host, port = parse_hub_address(hub_address)
+        address = parse_hub_url(hub_address)
+        secret = read_token(token, token_file, ai_id)
+        use_tls = tls or address.tls or ca is not None or client_cert is not None
         extra = load_capabilities_file(capabilities_file) if capabilities_file else {}
         flags = {
             "data": data,
@@ -105,9 +138,13 @@ def trainer(
         settings = TrainerSettings(
             ai_id=ai_id,
             specialization=specialization,
-            token=token,
-            hub_host=host,
-            hub_port=port,
+            token=secret,
+            hub_host=address.host,
+            hub_port=address.port,
+            tls=use_tls,
+            tls_ca=None if ca is None else str(ca),
+            tls_cert=None if client_cert is None else str(client_cert),
+            tls_key=None if client_key is None else str(client_key),
             trust_threshold=trust_threshold,
             reputation_alpha=reputation_alpha,
             initial_reputation=initial_reputation,
@@ -124,6 +161,27 @@ def trainer(
     if report.auth_error:
         raise fail(report.auth_error)
     typer.echo(json.dumps(report.results(), indent=2))
+
+
+def read_token(token: str | None, token_file: Path | None, ai_id: str) -> str:
+    """The token from the argument (or KERNAL_TOKEN) or from ``token_file`` (its first line,
+    stripped); raises ValueError naming what to do when there is none or there are two."""
+    if token is not None and token_file is not None:
+        raise ValueError("give the token once: as an argument (or KERNAL_TOKEN) or --token-file")
+    if token_file is not None:
+        try:
+            lines = token_file.read_text(encoding="utf-8").strip().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read the token file {token_file}: {exc}") from None
+        if not lines or not lines[0].strip():
+            raise ValueError(f"the token file {token_file} is empty")
+        return lines[0].strip()
+    if not token:
+        raise ValueError(
+            f"no token for {ai_id}: give it as the third argument, in KERNAL_TOKEN, or with "
+            f"--token-file F (the hub's operator makes one with `kernal token add {ai_id}`)"
+        )
+    return token
 
 
 def harness(

@@ -4,8 +4,9 @@ Tokens are stored as salted PBKDF2-SHA256 hashes (``pbkdf2_sha256$<iterations>$<
 never in plain text. Verification runs in the authenticator's own small thread pool, so a burst
 of logins neither stalls the event loop nor queues in front of the database's threads, and a
 successful verification is remembered in memory (keyed by the stored hash, so a replaced or
-revoked token is never served from the cache). An unknown AI id and a wrong token get the same
-answer, after the same work: the answer does not tell which AI ids exist.
+revoked token is never served from the cache). An unknown AI id, a wrong token and an expired
+token get the same answer, after the same work: the answer does not tell which AI ids exist, nor
+which of them had a token once.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import hmac
 import ipaddress
 import logging
 import secrets
+from dataclasses import dataclass
 
 from kernal.storage import Store
+from kernal.timing import Clock
 
 log = logging.getLogger("kernal.hub.auth")
 
@@ -91,6 +94,20 @@ def refusal(ai_id: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Grant:
+    """What a session was let in with, for checking later that it still holds."""
+
+    token_hash: str | None  # the stored hash it matched; None for a demo token
+    expires_at: float | None = None  # real Unix seconds; None: never
+    # The last token change (store numbering) known to be reflected in this grant: changes of
+    # the AI's token numbered after it make the hub check the session again.
+    seq: int = 0
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
 class Authenticator:
     """Decides whether an ``(ai_id, token)`` pair may connect.
 
@@ -102,6 +119,9 @@ class Authenticator:
         self._store = store
         self._allow_demo = allow_demo_tokens
         self._verified: dict[str, tuple[str, bytes]] = {}
+        # The last token change the hub has looked at (kept by hub.tokens.TokenWatch): taken
+        # before each login reads the store, so a change committed during a login is checked.
+        self.seen_change = 0
         self._hashing = concurrent.futures.ThreadPoolExecutor(
             HASHING_THREADS, thread_name_prefix="kernal-auth"
         )
@@ -109,9 +129,15 @@ class Authenticator:
     def close(self) -> None:
         self._hashing.shutdown(wait=False, cancel_futures=True)
 
-    async def _verify(self, token: str, stored: str) -> bool:
+    async def verify(self, token: str, stored: str) -> bool:
+        """:func:`verify_token` in the authenticator's hashing threads."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._hashing, verify_token, token, stored)
+
+    async def hash(self, token: str) -> str:
+        """:func:`hash_token` (full stretching) in the authenticator's hashing threads."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._hashing, hash_token, token)
 
     async def demo_mode(self) -> bool:
         """Whether the demo tokens are in force: allowed, and no token stored yet."""
@@ -119,18 +145,35 @@ class Authenticator:
 
     async def check(self, ai_id: str, token: str) -> str | None:
         """Return ``None`` if the pair is valid, else the reason to give the client."""
-        stored = await self._store.get_token_hash(ai_id)
+        verdict = await self.authenticate(ai_id, token)
+        return verdict if isinstance(verdict, str) else None
+
+    async def authenticate(self, ai_id: str, token: str) -> Grant | str:
+        """The :class:`Grant` of a valid pair, else the reason to give the client (the one
+        :func:`refusal` text, whatever was wrong)."""
+        seq = self.seen_change
+        stored = await self._store.get_token(ai_id)
         if stored is None:
             if await self.demo_mode() and ai_id in DEMO_TOKENS:
                 ok = hmac.compare_digest(DEMO_TOKENS[ai_id].encode(), token.encode())
-                return None if ok else refusal(ai_id)
-            await self._verify(token, _decoy())  # about the work of a wrong token
+                return Grant(None, seq=seq) if ok else refusal(ai_id)
+            await self.verify(token, _decoy())  # about the work of a wrong token
             return refusal(ai_id)
-        fast = hashlib.sha256(stored.encode() + b"\0" + token.encode()).digest()
+        grant = Grant(stored.token_hash, stored.expires_at, seq)
+        fast = hashlib.sha256(stored.token_hash.encode() + b"\0" + token.encode()).digest()
         cached = self._verified.get(ai_id)
-        if cached is not None and cached[0] == stored and hmac.compare_digest(cached[1], fast):
-            return None
-        if await self._verify(token, stored):
-            self._verified[ai_id] = (stored, fast)
-            return None
-        return refusal(ai_id)
+        if (
+            cached is not None
+            and cached[0] == stored.token_hash
+            and hmac.compare_digest(cached[1], fast)
+        ):
+            ok = True
+        else:
+            ok = await self.verify(token, stored.token_hash)
+            if ok:
+                self._verified[ai_id] = (stored.token_hash, fast)
+        # Expiry is checked after the work of a verification, so an expired token is answered
+        # exactly as a wrong one: the answer never says that the token was right once.
+        if not ok or grant.expired(Clock.now()):
+            return refusal(ai_id)
+        return grant

@@ -68,6 +68,7 @@ class Connection(asyncio.Protocol):
         self._closed: asyncio.Future[None] | None = None
         self._lingering: asyncio.Future[None] | None = None
         self._transport: asyncio.Transport | None = None
+        self._tls = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.peer: Any = None
         self.name = "?"
@@ -79,6 +80,7 @@ class Connection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
         self._loop = asyncio.get_running_loop()
         self._closed = self._loop.create_future()
+        self._tls = transport.get_extra_info("sslcontext") is not None
         self.peer = transport.get_extra_info("peername")
         self.name = str(self.peer)
         if self._on_connected is not None:
@@ -108,7 +110,9 @@ class Connection(asyncio.Protocol):
         self._eof = True
         self._wake()
         self._end_linger()
-        return True  # half-closed: the replies to frames already received still go out
+        # Half-closed: the replies to frames already received still go out. TLS has no half
+        # close (the stream ends both ways), so there the transport closes itself.
+        return not self._tls
 
     def _end_linger(self) -> None:
         if self._lingering is not None and not self._lingering.done():

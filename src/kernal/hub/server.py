@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
+from pathlib import Path
 from types import TracebackType
 
 from kernal.config import HubSettings
@@ -27,7 +29,9 @@ from kernal.hub.router import Router
 from kernal.hub.session import Session, SessionServices
 from kernal.hub.stats import StatsRecorder
 from kernal.hub.status import HubStatus
+from kernal.hub.tokens import TokensFile, TokensFileError, TokenWatch, describe_counts
 from kernal.storage import ItemKind, Store
+from kernal.tls import TlsConfigError, server_context
 
 log = logging.getLogger("kernal.hub")
 
@@ -106,11 +110,23 @@ class Hub:
             book=self.collaborations,
             clock=self.clock,
             interval=settings.stats_interval,
+            retention=settings.stats_retention,
             sweep=self._sweep,
+        )
+        self._tokens_file = (
+            TokensFile(Path(settings.tokens_file)) if settings.tokens_file is not None else None
+        )
+        self._sessions: set[Session] = set()
+        self.tokens = TokenWatch(
+            store=store,
+            auth=self.auth,
+            sessions=lambda: self._sessions,
+            interval=settings.token_check_interval,
+            tokens_file=self._tokens_file,
         )
         self.started_at = 0.0
         self._server: asyncio.Server | None = None
-        self._sessions: set[Session] = set()
+        self._ssl: ssl.SSLContext | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.address: tuple[str, int] = (settings.host, settings.port)
@@ -118,13 +134,30 @@ class Hub:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        settings = self.settings
+        if settings.tls_cert is not None:
+            try:
+                self._ssl = server_context(
+                    settings.tls_cert, settings.tls_key, settings.tls_client_ca
+                )
+            except TlsConfigError as exc:
+                raise HubConfigError(
+                    f"{exc}. Give --tls-cert a PEM certificate chain and --tls-key its private key."
+                ) from None
+        elif settings.tls_client_ca is not None or settings.tls_key is not None:
+            raise HubConfigError(
+                "--client-ca and --tls-key need --tls-cert: give the hub its "
+                "certificate to turn TLS on"
+            )
         try:
             await self.store.open()
         except Exception as exc:
             raise HubConfigError(describe_store_error(self.store.describe(), exc)) from exc
         self.started_at = self.clock.now()
         try:
+            await self._load_tokens_file()
             await self._check_security()
+            await self.tokens.start()
             closed = await self.store.fail_active_collaborations(
                 self.clock.now(), "hub restarted while the collaboration was active"
             )
@@ -136,16 +169,38 @@ class Hub:
                 self.settings.host,
                 self.settings.port,
                 backlog=LISTEN_BACKLOG,
+                ssl=self._ssl,
+                # A client that connects and never finishes the handshake is dropped as one
+                # that never sends AUTH is.
+                ssl_handshake_timeout=settings.auth_timeout if self._ssl is not None else None,
             )
         except BaseException:
             if self._server is not None:
                 self._server.close()
+            await self.tokens.stop()
             await self.store.close()
             raise
         sockname = self._server.sockets[0].getsockname()
         self.address = (sockname[0], sockname[1])
         self._stats.start()
-        log.info("Hub listening for trainers on %s:%d", *self.address)
+        mode = "TLS"
+        if self._ssl is None:
+            mode = "plain TCP"
+        elif settings.tls_client_ca is not None:
+            mode = "TLS, client certificates required"
+        log.info("Hub listening for trainers on %s:%d (%s)", *self.address, mode)
+
+    async def _load_tokens_file(self) -> None:
+        if self._tokens_file is None:
+            return
+        try:
+            counts = await self._tokens_file.sync(self.store, self.auth)
+        except TokensFileError as exc:
+            raise HubConfigError(
+                f"{exc}. Fix the file (one AI_ID:TOKEN a line) or leave "
+                "out --tokens-file / KERNAL_TOKENS_FILE."
+            ) from None
+        log.info("Tokens file %s loaded: %s", self._tokens_file.path, describe_counts(counts))
 
     async def _check_security(self) -> None:
         tokens = await self.store.count_tokens()
@@ -154,6 +209,13 @@ class Hub:
                 f"refusing to listen on {self.settings.host} with no tokens configured: anyone "
                 "could connect. Add a token first with `kernal token add AI_ID` (same --db), "
                 "or listen on 127.0.0.1."
+            )
+        if not is_loopback(self.settings.host) and self._ssl is None:
+            log.warning(
+                "Listening on %s without TLS: tokens and everything trainers share cross the "
+                "network in plain text. Give the hub a certificate with --tls-cert and "
+                "--tls-key (see docs/security.md)",
+                self.settings.host,
             )
         if await self.auth.demo_mode():
             log.warning(
@@ -168,6 +230,7 @@ class Hub:
         if self._server is not None:
             self._server.close()
         await self._stats.stop()
+        await self.tokens.stop()
         for session in list(self._sessions):
             session.conn.abort()
         if self._handlers:

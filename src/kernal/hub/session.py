@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kernal.hub.auth import Authenticator
+from kernal.hub.auth import Authenticator, Grant
 from kernal.hub.connection import Connection
 from kernal.hub.limits import AddressBook, RateLimits, Throttle, address_of
 from kernal.hub.peers import Peers, Profile
@@ -80,7 +80,8 @@ class Session:
         self._ai_id: str | None = None
         self._profile: Profile | None = None
         self._authenticated_at = 0.0
-        self.evicted = False  # a newer session of the same AI took over
+        self.evicted = False  # a newer session of the same AI took over, or its token ended
+        self.grant: Grant | None = None  # what it was let in with (see hub.tokens)
         self._predecessor: asyncio.Task[None] | None = None
         self._departure: asyncio.Task[None] | None = None
         self.address = address_of(conn.peer)
@@ -136,6 +137,15 @@ class Session:
         """A newer session of the same AI took over: tell this client why, then depart."""
         self.evicted = True
         self.conn.send(Error(code=ErrorCode.REPLACED, error=reason))
+        self.depart(close_timeout=EVICTED_CLOSE_TIMEOUT)
+
+    def revoke(self, reason: str) -> None:
+        """The token this session logged in with is no longer valid: tell the client, depart."""
+        if self.evicted:
+            return
+        self.evicted = True
+        self.grant = None
+        self.conn.send(Error(code=ErrorCode.TOKEN_REVOKED, error=reason))
         self.depart(close_timeout=EVICTED_CLOSE_TIMEOUT)
 
     def depart(self, *, close_timeout: float = CLOSE_TIMEOUT) -> asyncio.Task[None]:
@@ -213,12 +223,13 @@ class Session:
         async with addresses.checking(self.address):
             if conn.lost:  # it gave up while waiting: its guess costs no hashing
                 return False
-            problem = await services.auth.check(auth.ai_id, auth.token)
-        if problem is not None:
+            verdict = await services.auth.authenticate(auth.ai_id, auth.token)
+        if isinstance(verdict, str):
             addresses.failed(self.address, auth.ai_id)
             log.warning("[-] Authentication failed for %s @ %s", auth.ai_id, conn.peer)
-            conn.send(AuthFailed(error=problem))
+            conn.send(AuthFailed(error=verdict))
             return False
+        self.grant = verdict
         addresses.succeeded(self.address, auth.ai_id)
         self._ai_id = conn.name = auth.ai_id
         self._authenticated_at = services.clock.now()

@@ -1,5 +1,6 @@
 """The hub's periodic duties: collaboration progress flushed to the store and a snapshot of the
-headline figures for the history charts, every ``interval`` scenario seconds."""
+headline figures for the history charts, every ``interval`` scenario seconds; with a
+``retention`` policy, old snapshots thinned about once a minute of scenario time."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from dataclasses import dataclass, field
 
 from kernal.hub.collaborations import CollaborationBook
 from kernal.hub.status import HubStatus
-from kernal.storage import NotFoundError, Store
+from kernal.storage import NotFoundError, StatsRetention, Store
 from kernal.timing import Clock
 
 log = logging.getLogger("kernal.hub")
+
+THIN_EVERY = 60.0  # scenario seconds between two thinnings of the stats history
 
 
 @dataclass(kw_only=True)
@@ -27,6 +30,7 @@ class StatsRecorder:
     clock: Clock
     interval: float
     sweep: Callable[[], Awaitable[object]] | None = None  # run every interval too
+    retention: StatsRetention | None = None  # None: every snapshot is kept
     _task: asyncio.Task[None] | None = field(default=None, init=False)
 
     def start(self) -> None:
@@ -50,6 +54,8 @@ class StatsRecorder:
                 log.error("Could not store collaboration progress: %s", result)
 
     async def _run(self) -> None:
+        ticks_per_thinning = max(1, round(THIN_EVERY / self.interval))
+        tick = 0
         while True:
             await self.clock.sleep(self.interval)
             await self.save_progress()
@@ -63,3 +69,11 @@ class StatsRecorder:
                 await self.store.add_stats_snapshot(status.snapshot(self.clock.now()))
             except Exception:
                 log.exception("Could not record a stats snapshot")
+            if self.retention is not None and tick % ticks_per_thinning == 0:
+                try:
+                    deleted = await self.store.thin_stats(self.retention, self.clock.now())
+                    if deleted:
+                        log.debug("Stats retention deleted %d old snapshots", deleted)
+                except Exception:
+                    log.exception("Could not thin the stats history")
+            tick += 1

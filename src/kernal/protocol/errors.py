@@ -29,6 +29,9 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     # No frame for the hub's idle timeout (see STATE.idle_timeout): send PING to stay.
     IDLE_TIMEOUT = "idle_timeout"
+    # The token this connection logged in with was revoked, replaced (rotated) or expired while
+    # it was connected; the hub closes the connection. Reconnecting needs the new token.
+    TOKEN_REVOKED = "token_revoked"
 
 
 #: Codes after which the hub closes the connection; after any other code it stays usable.
@@ -38,6 +41,7 @@ CLOSING_CODES = frozenset(
         ErrorCode.FRAME_TOO_LARGE,
         ErrorCode.REPLACED,
         ErrorCode.IDLE_TIMEOUT,
+        ErrorCode.TOKEN_REVOKED,
     }
 )
 

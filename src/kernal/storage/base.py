@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from kernal.protocol.messages import RequestTerms
+from kernal.storage.retention import StatsRetention
 
 __all__ = [
     "AiRecord",
@@ -35,9 +36,13 @@ __all__ = [
     "PatternRecord",
     "ScoreTally",
     "ShareOutcome",
+    "StatsRetention",
     "StatsSnapshot",
     "Store",
     "StoreError",
+    "StoredToken",
+    "TokenAction",
+    "TokenChange",
     "TokenInfo",
 ]
 
@@ -172,6 +177,35 @@ class TokenInfo:
 
     ai_id: str
     created_at: float
+    expires_at: float | None = None  # None: never
+    source: str = "cli"  # "cli" (kernal token) or "file" (the hub's tokens file)
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    """What the hub checks a login against."""
+
+    token_hash: str
+    expires_at: float | None = None
+    source: str = "cli"
+
+
+class TokenAction(enum.Enum):
+    """What the last change of an AI's token was."""
+
+    ADDED = "added"  # the AI had no token before
+    REPLACED = "replaced"  # a new token took the place of the one it had (add again, rotate)
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True)
+class TokenChange:
+    """The last change of ``ai_id``'s token; ``seq`` grows with every change of any token."""
+
+    ai_id: str
+    seq: int
+    action: TokenAction
+    changed_at: float
 
 
 @dataclass(frozen=True)
@@ -246,6 +280,15 @@ class Store(abc.ABC):
     async def recent_items(self, kind: ItemKind, limit: int) -> list[ItemRecord]:
         """The newest ``limit`` items of ``kind`` shared with everyone (none if ``limit`` <= 0),
         newest first. Components shared with one AI only (``recipient``) are left out."""
+
+    @abc.abstractmethod
+    async def search_items(
+        self, kind: ItemKind, words: Sequence[str], limit: int
+    ) -> list[ItemRecord]:
+        """The items of ``kind`` shared with everyone whose id, contributor or data (its JSON
+        text) contain every one of ``words``, ASCII letters in any case, newest first, at most
+        ``limit`` (none if ``limit`` <= 0). No words: the same as :meth:`recent_items`. Reads
+        every item of the kind: for people and agents, not for the relay path."""
 
     async def get_pattern(self, pattern_id: str) -> PatternRecord | None:
         """:meth:`get_item` for a pattern."""
@@ -345,15 +388,37 @@ class Store(abc.ABC):
     # ------------------------------------------------------------------ tokens
 
     @abc.abstractmethod
-    async def set_token_hash(self, ai_id: str, token_hash: str, timestamp: float) -> None:
-        """Create or replace the token of ``ai_id``."""
+    async def set_token_hash(
+        self,
+        ai_id: str,
+        token_hash: str,
+        timestamp: float,
+        *,
+        expires_at: float | None = None,
+        source: str = "cli",
+    ) -> TokenAction:
+        """Create or replace the token of ``ai_id`` (``timestamp`` becomes its ``created_at``)
+        and record the change in the same transaction. Returns ADDED or REPLACED."""
 
     @abc.abstractmethod
     async def get_token_hash(self, ai_id: str) -> str | None: ...
 
     @abc.abstractmethod
-    async def delete_token(self, ai_id: str) -> bool:
-        """Returns whether a token existed."""
+    async def get_token(self, ai_id: str) -> StoredToken | None: ...
+
+    @abc.abstractmethod
+    async def delete_token(self, ai_id: str, timestamp: float | None = None) -> bool:
+        """Returns whether a token existed; if so, records the revocation (at ``timestamp``,
+        by default now)."""
+
+    @abc.abstractmethod
+    async def token_changes_after(self, seq: int) -> list[TokenChange]:
+        """The last change of each AI whose token changed after change ``seq``, oldest first.
+        ``seq`` 0 gives every recorded change."""
+
+    @abc.abstractmethod
+    async def last_token_change(self) -> int:
+        """The ``seq`` of the latest token change (0 when none was recorded)."""
 
     @abc.abstractmethod
     async def list_tokens(self) -> list[TokenInfo]:
@@ -370,3 +435,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def stats_history(self, since: float = 0.0, limit: int = 1000) -> list[StatsSnapshot]:
         """Snapshots with timestamp >= since, oldest first, the newest ``limit`` of them."""
+
+    @abc.abstractmethod
+    async def thin_stats(self, retention: StatsRetention, now: float) -> int:
+        """Delete the snapshots ``retention`` does not keep at time ``now`` (see
+        :meth:`StatsRetention.to_delete`: every one younger than the first tier's age when it
+        keeps all, the oldest of each step after), in one transaction. Returns how many were
+        deleted. Snapshots added while it runs are young, so kept."""

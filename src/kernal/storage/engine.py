@@ -15,6 +15,8 @@ from typing import Any, Final
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -22,8 +24,11 @@ __all__ = [
     "MIGRATIONS_DIR",
     "connect_for_writing",
     "create_engine",
+    "current_revision",
     "database_url",
+    "head_revision",
     "migrate",
+    "pending_revisions",
     "resolve_target",
 ]
 
@@ -105,14 +110,42 @@ def connect_for_writing(engine: Engine) -> Connection:
     return conn
 
 
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str:
+    """The revision of the newest migration: the schema of :mod:`kernal.storage.schema`."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None, "the migrations have a single head (a test checks it)"
+    return head
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The revision the database on ``conn`` is at; None when no migration ever ran on it."""
+    revision: str | None = MigrationContext.configure(conn).get_current_revision()
+    return revision
+
+
+def pending_revisions(current: str | None) -> list[str] | None:
+    """The migrations an upgrade from ``current`` to head would run, oldest first; None when
+    ``current`` is not one of this kernal's revisions (a newer kernal wrote the database)."""
+    script = ScriptDirectory.from_config(_alembic_config())
+    if current is not None and current not in {rev.revision for rev in script.walk_revisions()}:
+        return None
+    steps = script.iterate_revisions(head_revision(), current)
+    return [rev.revision for rev in reversed(list(steps))]
+
+
 def migrate(engine: Engine) -> None:
     """Bring the database to the latest migration, in one transaction on both backends.
 
     Concurrent callers are serialised (SQLite write lock, PostgreSQL advisory lock), so two
     processes opening the same new database do not both try to create it.
     """
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config = _alembic_config()
     with connect_for_writing(engine) as conn, conn.begin():
         if conn.dialect.name == "postgresql":
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))

@@ -74,7 +74,23 @@ tokens = sa.Table(
     metadata,
     sa.Column("ai_id", sa.Text, primary_key=True),
     sa.Column("token_hash", sa.Text, nullable=False),
-    sa.Column("created_at", _double(), nullable=False),
+    sa.Column("created_at", _double(), nullable=False),  # when this token was set
+    sa.Column("expires_at", _double(), nullable=True),  # NULL: never
+    # "cli" (kernal token) or "file" (the hub's tokens file, which owns the rows it wrote).
+    sa.Column("source", sa.Text, nullable=False, server_default=sa.text("'cli'")),
+)
+
+# The last change of each AI's token, numbered across all AIs, so a running hub finds the
+# changes other processes (``kernal token``) made with one indexed range read, and evicts the
+# sessions whose token was revoked or replaced. One row per AI: it never grows past the tokens.
+token_changes = sa.Table(
+    "token_changes",
+    metadata,
+    sa.Column("ai_id", sa.Text, primary_key=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),  # TokenAction value
+    sa.Column("changed_at", _double(), nullable=False),
+    sa.Index("ix_token_changes_seq", "seq"),
 )
 
 collaborations = sa.Table(

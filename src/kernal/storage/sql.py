@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-from collections.abc import Callable, Collection
+import time
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Self, TypeVar
 
 import sqlalchemy as sa
@@ -44,15 +45,21 @@ from kernal.storage.base import (
     ShareOutcome,
     StatsSnapshot,
     Store,
+    StoredToken,
+    TokenAction,
+    TokenChange,
     TokenInfo,
 )
 from kernal.storage.engine import MIGRATIONS_DIR, database_url
+from kernal.storage.retention import StatsRetention
 from kernal.storage.writer import Batchable, WriteQueue
 
 __all__ = ["MIGRATIONS_DIR", "SqlStore", "database_url", "open_store"]
 
 T = TypeVar("T")
 R = TypeVar("R", bound=ItemRecord)
+
+_TOKEN_CHANGES_LOCK = 0x6B65726E616C  # "kernal": the advisory lock numbering token changes
 
 
 async def open_store(url_or_path: str) -> SqlStore:
@@ -231,6 +238,29 @@ class SqlStore(Store):
         found = await self._read(lambda conn: conn.execute(query).all())
         return [rows.item_record(spec, row) for row in found]
 
+    async def search_items(
+        self, kind: ItemKind, words: Sequence[str], limit: int
+    ) -> list[ItemRecord]:
+        spec = rows.item_table(kind)
+        c = spec.table.c
+        # COALESCE: an adopted prototype row may have NULLs (which would null the whole text).
+        text = sa.func.lower(
+            sa.func.coalesce(spec.key, "")
+            + " "
+            + sa.func.coalesce(c.contributor, "")
+            + " "
+            + sa.func.coalesce(spec.table.c[spec.data_column], "")
+        )
+        query = sa.select(spec.table).where(
+            *(text.contains(word.lower(), autoescape=True) for word in words)
+        )
+        if kind is ItemKind.COMPONENT:  # only those shared with everyone
+            private = sa.select(t.component_recipients.c.component_id)
+            query = query.where(spec.key.not_in(private))
+        query = query.order_by(c.timestamp.desc(), spec.key.desc()).limit(max(limit, 0))
+        found = await self._read(lambda conn: conn.execute(query).all())
+        return [rows.item_record(spec, row) for row in found]
+
     async def counts(self) -> KnowledgeCounts:
         """Both counts, plus ``extra``: ``ais`` (ever seen) and ``active_collaborations``."""
 
@@ -367,29 +397,75 @@ class SqlStore(Store):
 
     # ------------------------------------------------------------------ tokens
 
-    async def set_token_hash(self, ai_id: str, token_hash: str, timestamp: float) -> None:
-        values = {"token_hash": token_hash, "created_at": timestamp}
+    async def set_token_hash(
+        self,
+        ai_id: str,
+        token_hash: str,
+        timestamp: float,
+        *,
+        expires_at: float | None = None,
+        source: str = "cli",
+    ) -> TokenAction:
+        values = {
+            "token_hash": token_hash,
+            "created_at": timestamp,
+            "expires_at": expires_at,
+            "source": source,
+        }
 
-        def job(conn: Connection) -> None:
+        def job(conn: Connection) -> TokenAction:
             key = t.tokens.c.ai_id == ai_id
+            action = TokenAction.REPLACED
             if conn.execute(t.tokens.update().where(key).values(values)).rowcount == 0:
                 conn.execute(t.tokens.insert().values(ai_id=ai_id, **values))
+                action = TokenAction.ADDED
+            _record_token_change(conn, ai_id, action, timestamp)
+            return action
 
-        await self._write(job)
+        return await self._write(job)
 
     async def get_token_hash(self, ai_id: str) -> str | None:
         query = sa.select(t.tokens.c.token_hash).where(t.tokens.c.ai_id == ai_id)
         return await self._read(lambda conn: conn.scalar(query))
 
-    async def delete_token(self, ai_id: str) -> bool:
+    async def get_token(self, ai_id: str) -> StoredToken | None:
+        c = t.tokens.c
+        query = sa.select(c.token_hash, c.expires_at, c.source).where(c.ai_id == ai_id)
+        row = await self._read(lambda conn: conn.execute(query).first())
+        if row is None:
+            return None
+        return StoredToken(row.token_hash, row.expires_at, row.source)
+
+    async def delete_token(self, ai_id: str, timestamp: float | None = None) -> bool:
         statement = t.tokens.delete().where(t.tokens.c.ai_id == ai_id)
-        return await self._write(lambda conn: conn.execute(statement).rowcount > 0)
+        when = time.time() if timestamp is None else timestamp
+
+        def job(conn: Connection) -> bool:
+            if conn.execute(statement).rowcount == 0:
+                return False
+            _record_token_change(conn, ai_id, TokenAction.REVOKED, when)
+            return True
+
+        return await self._write(job)
+
+    async def token_changes_after(self, seq: int) -> list[TokenChange]:
+        c = t.token_changes.c
+        query = sa.select(c.ai_id, c.seq, c.action, c.changed_at).where(c.seq > seq)
+        found = await self._read(lambda conn: conn.execute(query.order_by(c.seq)).all())
+        return [
+            TokenChange(row.ai_id, row.seq, TokenAction(row.action), row.changed_at)
+            for row in found
+        ]
+
+    async def last_token_change(self) -> int:
+        query = sa.select(sa.func.max(t.token_changes.c.seq))
+        return await self._read(lambda conn: conn.scalar(query) or 0)
 
     async def list_tokens(self) -> list[TokenInfo]:
         c = t.tokens.c
-        query = sa.select(c.ai_id, c.created_at).order_by(c.ai_id)
+        query = sa.select(c.ai_id, c.created_at, c.expires_at, c.source).order_by(c.ai_id)
         found = await self._read(lambda conn: conn.execute(query).all())
-        return [TokenInfo(ai_id=row.ai_id, created_at=row.created_at) for row in found]
+        return [TokenInfo(row.ai_id, row.created_at, row.expires_at, row.source) for row in found]
 
     async def count_tokens(self) -> int:
         query = sa.select(sa.func.count()).select_from(t.tokens)
@@ -418,3 +494,41 @@ class SqlStore(Store):
         )
         found = await self._read(lambda conn: conn.execute(query).all())
         return [StatsSnapshot(**row._asdict()) for row in reversed(found)]
+
+    async def thin_stats(self, retention: StatsRetention, now: float) -> int:
+        c = t.stats_snapshots.c
+        # Young snapshots are kept whatever happens: only the thinned part is read.
+        query = sa.select(c.id, c.timestamp).where(
+            c.timestamp < now - retention.keep_all_younger_than
+        )
+
+        def thin(conn: Connection) -> int:
+            doomed = retention.to_delete(
+                ((row.id, row.timestamp) for row in conn.execute(query)), now
+            )
+            # In chunks: SQLite caps the parameters of one statement.
+            for start in range(0, len(doomed), 500):
+                chunk = doomed[start : start + 500]
+                conn.execute(t.stats_snapshots.delete().where(c.id.in_(chunk)))
+            return len(doomed)
+
+        return await self._write(thin)
+
+
+def _record_token_change(
+    conn: Connection, ai_id: str, action: TokenAction, timestamp: float
+) -> None:
+    """Number the change after every change so far, in the transaction that made it.
+
+    Changes must commit in the order of their numbers, or a hub that read number 6 would never
+    see a 5 committed after it: SQLite's writers are serialised by ``BEGIN IMMEDIATE``, and on
+    PostgreSQL a transaction-level advisory lock does the same for token changes (the hub's
+    writer and a ``kernal token`` process may write at once).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _TOKEN_CHANGES_LOCK})
+    c = t.token_changes.c
+    seq = (conn.scalar(sa.select(sa.func.max(c.seq))) or 0) + 1
+    values = {"seq": seq, "action": action.value, "changed_at": timestamp}
+    if conn.execute(t.token_changes.update().where(c.ai_id == ai_id).values(values)).rowcount == 0:
+        conn.execute(t.token_changes.insert().values(ai_id=ai_id, **values))

@@ -29,7 +29,7 @@ from kernal import (
     Trainer,
     TrainerSettings,
 )
-from kernal.config import parse_hub_address
+from kernal.config import parse_hub_url
 
 
 class MyEngine(Engine):
@@ -94,19 +94,24 @@ def main() -> None:
     parser.add_argument("ai_id")
     parser.add_argument("specialization")
     parser.add_argument("token")
-    parser.add_argument("--hub", default="127.0.0.1:6000", help="hub address HOST:PORT")
+    parser.add_argument(
+        "--hub", default="127.0.0.1:6000", help="hub address HOST:PORT, or tls://HOST:PORT"
+    )
+    parser.add_argument("--ca", default=None, help="PEM CA that signed the hub's certificate")
     parser.add_argument("--speed", type=float, default=1.0, help="run K times faster")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--duration", type=float, default=None, help="stop after N seconds")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    host, port = parse_hub_address(args.hub)
+    hub = parse_hub_url(args.hub)
     settings = TrainerSettings(
         ai_id=args.ai_id,
         specialization=args.specialization,
         token=args.token,
-        hub_host=host,
-        hub_port=port,
+        hub_host=hub.host,
+        hub_port=hub.port,
+        tls=hub.tls or args.ca is not None,
+        tls_ca=args.ca,
         speed=args.speed,
         seed=args.seed,
     )

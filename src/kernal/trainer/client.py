@@ -6,6 +6,9 @@
     await client.connected.wait()
     ack = await client.request(PatternShare(pattern_id="p1", pattern_data={...}))
 
+For a hub with TLS, pass ``ssl=kernal.tls.client_context(ca=...)`` (with ``cert``/``key`` for
+a hub that requires client certificates).
+
 ``request`` stamps a ``msg_id`` and waits for the hub's ``ACK`` (or raises :class:`HubError` on its
 ``ERROR``); incoming relays, ``AI_JOINED``/``AI_LEFT`` and other frames go to ``on_message``.
 """
@@ -17,6 +20,7 @@ import contextlib
 import itertools
 import logging
 import random
+import ssl as ssl_module
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -94,8 +98,10 @@ class HubClient:
         backoff_initial: float = 0.2,
         backoff_max: float = 10.0,
         request_timeout: float = 30.0,
+        ssl: ssl_module.SSLContext | None = None,
     ) -> None:
         self.host, self.port = host, port
+        self._ssl = ssl  # None: plain TCP
         self.ai_id = ai_id
         self._token = token
         self.specialization = specialization
@@ -233,7 +239,12 @@ class HubClient:
     async def _connect(self) -> asyncio.StreamReader:
         self._phase = "connect"
         async with asyncio.timeout(10):
-            reader, writer = await asyncio.open_connection(self.host, self.port, limit=2**16)
+            if self._ssl is None:
+                reader, writer = await asyncio.open_connection(self.host, self.port, limit=2**16)
+            else:
+                reader, writer = await asyncio.open_connection(
+                    self.host, self.port, limit=2**16, ssl=self._ssl, ssl_handshake_timeout=10
+                )
         self._writer = writer
         # A relay carries more than the frame its sender sent (``from``, ``timestamp``, numbers
         # re-encoded), so read with room to spare over the hub's frame limit.
@@ -273,7 +284,13 @@ class HubClient:
         self._phase = "connection lost"
         self.connections += 1
         self.connected.set()
-        log.info("[%s] Connected to hub at %s:%d", self.ai_id, self.host, self.port)
+        log.info(
+            "[%s] Connected to hub at %s:%d%s",
+            self.ai_id,
+            self.host,
+            self.port,
+            "" if self._ssl is None else " (TLS)",
+        )
         if self._on_state is not None:
             await self._on_state(state)
         return reader
@@ -285,6 +302,18 @@ class HubClient:
                 raise self._framer.error
             data = await reader.read(65536)
             if not data:
+                if self._phase == "waiting for AUTH_OK":
+                    # What a TLS hub does to a plain-text client, and a hub that requires
+                    # client certificates to a client without one: it says nothing, it closes.
+                    hint = (
+                        "if the hub uses TLS, connect with a tls://HOST:PORT address"
+                        if self._ssl is None
+                        else "if the hub requires client certificates, give one signed by "
+                        "its client CA"
+                    )
+                    raise ConnectionLost(
+                        f"hub closed the connection before answering AUTH ({hint})"
+                    )
                 raise ConnectionLost("hub closed the connection")
             self._ready.extend(self._framer.feed(data))
         return decode_server_message(self._ready.popleft())
@@ -319,6 +348,11 @@ class HubClient:
         if isinstance(message, Error):
             if message.code == ErrorCode.REPLACED:
                 raise _Replaced(message.error)
+            if message.code == ErrorCode.TOKEN_REVOKED:
+                # Like a refused token, it does not fix itself: reconnecting would be refused.
+                self._closed = True
+                self.last_error = f"token revoked: {message.error}"
+                raise AuthenticationError(f"hub disconnected {self.ai_id}: {message.error}")
             future = self._pending.get(message.ref or "")
             if future is not None and not future.done():
                 future.set_exception(HubError(message.code, message.error))

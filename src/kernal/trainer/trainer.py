@@ -38,6 +38,7 @@ from kernal.protocol.messages import (
     State,
     Topic,
 )
+from kernal.tls import client_context
 from kernal.trainer import policy
 from kernal.trainer.capabilities import CapabilityCatalog
 from kernal.trainer.client import (
@@ -148,6 +149,9 @@ class Trainer:
             on_state=self._on_state,
             max_frame=settings.max_frame,
             follow=self._follows(),
+            ssl=client_context(settings.tls_ca, settings.tls_cert, settings.tls_key)
+            if settings.tls
+            else None,
         )
 
     def _follows(self) -> list[Topic]:

@@ -24,6 +24,9 @@ from starlette.responses import Response
 from kernal import __version__
 from kernal.hub.server import Hub
 from kernal.web.api import api_router
+from kernal.web.cards import cards_router
+from kernal.web.mcp import mount_mcp
+from kernal.web.search import search_router
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -103,6 +106,9 @@ def create_app(hub: Hub) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.include_router(api_router(hub))
+    app.include_router(search_router(hub))  # GET /api/search (kernal.web.search)
+    app.include_router(cards_router(hub))  # A2A agent cards (kernal.web.cards)
+    mount_mcp(app, hub)  # /mcp for LLM agents (kernal.web.mcp)
     app.mount("/static", _PackageStatic(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)

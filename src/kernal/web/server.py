@@ -40,9 +40,12 @@ class WebServer:
                 await self._task
 
 
-async def start_web(app: Any, host: str, port: int) -> WebServer:
+async def start_web(
+    app: Any, host: str, port: int, *, tls_cert: str | None = None, tls_key: str | None = None
+) -> WebServer:
     """Bind ``host:port`` (port 0 picks a free one) and serve ``app`` until
-    :meth:`WebServer.stop`. Raises OSError if the address cannot be bound."""
+    :meth:`WebServer.stop`, over https when given a certificate (PEM chain and key). Raises
+    OSError if the address cannot be bound."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -54,7 +57,18 @@ async def start_web(app: Any, host: str, port: int) -> WebServer:
     sock.listen(128)
     sock.setblocking(False)
     address = sock.getsockname()[:2]
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", ws="none")
+    # lifespan on: the app's startup runs before ``started`` (the MCP session manager, see
+    # kernal.web.mcp), its shutdown after the last connection closed.
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        ws="none",
+        ssl_certfile=tls_cert,
+        # uvicorn serves https only with both; a key kept in the certificate's file is found.
+        ssl_keyfile=tls_key or tls_cert,
+    )
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
