@@ -170,9 +170,11 @@ async def run(
         duplicates_before = sum(s.duplicates for s in sharers)
         tasks = [asyncio.create_task(s.share(port, cycle)) for s in sharers]
         alive = rng.uniform(run_min, run_max)
-        await asyncio.sleep(alive)
-        os.kill(hub.pid, signal.SIGKILL)
-        await hub.proc.wait()
+        try:
+            await asyncio.sleep(alive)
+        finally:  # also on Ctrl+C: no hub left behind
+            os.kill(hub.pid, signal.SIGKILL)
+            await hub.proc.wait()
         results = await asyncio.gather(*tasks, return_exceptions=True)
         problems = [repr(r) for r in results if isinstance(r, BaseException)]
         checked = check(db, sharers)
