@@ -221,7 +221,7 @@ class Session:
         if wait > 0:  # failed logins from here: answer only after the backoff
             await asyncio.sleep(wait)
         async with addresses.checking(self.address):
-            if conn.lost:  # it gave up while waiting: its guess costs no hashing
+            if conn.lost:  # reset while it waited: its guess costs no hashing
                 return False
             verdict = await services.auth.authenticate(auth.ai_id, auth.token)
         if isinstance(verdict, str):
