@@ -281,6 +281,7 @@ COLUMNS = (
     "honest ACK p50 / p99 (ms)",
     "p99 / quiet p99",
     "hub RSS peak (MB)",
+    "hub CPU (others on its core)",
     "what happened to the abuser",
 )
 
@@ -307,7 +308,11 @@ def table_rows(result: dict[str, Any]) -> list[list[str]]:
             fate += " [hub log: " + "; ".join(f"{n} x {text!r}" for text, n in said) + "]"
         if phase["honest_lost"] or phase["honest_errors"]:
             fate += f" [honest: {phase['honest_lost']} lost, errors {phase['honest_errors']}]"
-        rows.append([TITLES.get(phase["name"], phase["name"]), latency, ratio, rss, fate])
+        usage = phase.get("usage", {})
+        cpu = f"{usage.get('server_cpu', 0):.0%}"
+        if "server_core_other" in usage:
+            cpu += f" ({usage['server_core_other']:.0%})"
+        rows.append([TITLES.get(phase["name"], phase["name"]), latency, ratio, rss, cpu, fate])
     return rows
 
 
@@ -386,7 +391,10 @@ def document(result: dict[str, Any], meta: dict[str, Any]) -> str:
 
 The ratio is the phase's p99 over the quiet p99: the lower of the two quiet phases, before
 and after the abuses (the target is 2x). RSS is the
-hub's `VmRSS` sampled every 50 ms during the phase (from: at its start). The abuser's fate is
+hub's `VmRSS` sampled every 50 ms during the phase (from: at its start). Hub CPU is the hub
+process's CPU time over the phase in shares of one core; in brackets, what other processes
+used of the hub's core meanwhile (this machine is shared: a high figure there slows the hub
+without being its doing). The abuser's fate is
 what its own connections saw: the frames it got (by type and ERROR code), and whether the hub
 closed them. This measures the hub as it is on this branch: FEEDBACK (reputation) and the HTTP
 API are being changed on other branches, so their rows show the behaviour before those
