@@ -437,8 +437,11 @@ def document(result: dict[str, Any], meta: dict[str, Any]) -> str:
   are the `ProtocolError`s decoding raised (expected: that is the answer a bad frame gets).
 - **Live hub:** a `kernal hub` process with default limits; frames from the same strategies
   (near-valid objects and shares with one field wrong or missing, with unique ids; arbitrary
-  bytes) from 4 logged-in clients, and one in
-  ten in place of AUTH from another; each frame followed by a PING whose PONG ends its answer.
+  bytes; 1,000 drawn by hypothesis, the rest seeded mutations of them: fields dropped or
+  swapped, bytes flipped, cut or repeated) from 4 logged-in clients, and one in ten in place
+  of AUTH from another address; each frame followed by a PING whose PONG ends its answer.
+  "Rows from a frame that got an ERROR" looks up every refused frame's unique item id in the
+  database.
 
 {tables(result)}
 """
