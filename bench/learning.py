@@ -33,6 +33,7 @@ effect can be read against the noise. The machine is shared and small: read rati
 absolutes.
 
     .venv/bin/python bench/learning.py [--seeds 0 1 2] [--speed 50] [--quick] [--out FILE.json]
+    .venv/bin/python bench/learning.py --scorecard [--seeds 0 1 2] [--rounds 20]  # see scorecard.py
 """
 
 from __future__ import annotations
@@ -517,7 +518,16 @@ def print_tables(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Parse the flags, run everything, print the tables and one JSON line."""
+    """Parse the flags, run everything, print the tables and one JSON line. ``--scorecard``
+    hands the rest of the command line to ``bench/scorecard.py`` (every attack x every
+    defence, both datasets, in the offline simulator)."""
+    args_in = sys.argv[1:] if argv is None else argv
+    if "--scorecard" in args_in:
+        sys.path.insert(0, str(ROOT))
+        from bench import scorecard
+
+        scorecard.main([a for a in args_in if a != "--scorecard"])
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--speed", type=float, default=DEFAULT_SPEED)

@@ -87,6 +87,25 @@ def test_hub_refuses_public_address_without_tokens(tmp_path: Path) -> None:
     assert "kernal token add" in result.output
 
 
+def test_hub_refuses_an_open_dashboard_beyond_loopback(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "hub",
+            "--port",
+            "0",
+            "--dashboard-port",
+            "0",
+            "--dashboard-host",
+            "0.0.0.0",
+            "--db",
+            str(tmp_path / "h.db"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "--read-token" in result.output and "--public-dashboard" in result.output
+
+
 def test_trainer_reports_unknown_engine(tmp_path: Path) -> None:
     result = runner.invoke(app, ["trainer", "AI_Node_1", "networking", "secret1", "--engine", "x"])
     assert result.exit_code == 2 and "no engine named 'x'" in result.output

@@ -56,6 +56,18 @@ class HubSettings:
     tokens_file: str | None = None  # ai_id:token lines the hub owns (see hub/tokens.py)
     token_check_interval: float = 2.0  # real seconds between checks for revoked tokens (0: off)
     speed: float = 1.0
+    # The dashboard and HTTP API (web/): what a page may cost, how long a request may take to
+    # arrive, and who may read and write (see docs/http-api.md).
+    web_page_bytes: int = 1024 * 1024  # JSON of one page of a list, at most (one entry past)
+    web_list_data_bytes: int = 16 * 1024  # an item's data longer than this is left out of lists
+    allowed_hosts: tuple[str, ...] = ()  # Host names accepted besides loopback and IP literals
+    read_token: str | None = None  # required to read the API/page when set (or beyond loopback)
+    admin_token: str | None = None  # required for anything that writes; no writes without one
+    public_dashboard: bool = False  # beyond loopback without a read token: allowed, with a warning
+    web_request_timeout: float = 10.0  # real seconds for a request to arrive whole
+    web_keep_alive: float = 5.0  # real seconds an idle keep-alive connection stays open
+    web_max_connections: int = 512  # HTTP connections at once; past it, 503
+    web_max_header_bytes: int = 16 * 1024  # request line and headers, at most
 
     @property
     def clock(self) -> Clock:

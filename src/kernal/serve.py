@@ -22,7 +22,8 @@ from kernal.hub.server import Hub
 from kernal.storage import Store
 from kernal.storage.sql import SqlStore
 from kernal.web.app import create_app
-from kernal.web.server import WebServer, start_web
+from kernal.web.security import check_exposure
+from kernal.web.server import WebLimits, WebServer, start_web
 
 log = logging.getLogger("kernal")
 
@@ -59,16 +60,19 @@ class Service:
 async def start_service(settings: HubSettings, hub: Hub | None = None) -> Service:
     """Start ``hub`` (by default one built from ``settings``) and its dashboard. Raises
     :class:`~kernal.hub.server.HubConfigError` or OSError (a port in use), having stopped
-    whatever it started."""
+    whatever it started. A dashboard that would be open beyond loopback is refused
+    (:func:`~kernal.web.security.check_exposure`), after the hub's own checks."""
     hub = hub or build_hub(settings)
     await hub.start()
     service = Service(hub)
     if settings.dashboard_port is not None:
         try:
+            check_exposure(settings)
             service.web = await start_web(
                 create_app(hub),
                 settings.web_host,
                 settings.dashboard_port,
+                WebLimits.from_settings(settings),
                 tls_cert=settings.tls_cert,
                 tls_key=settings.tls_key,
             )

@@ -49,6 +49,7 @@ async def test_a_rejected_merge_leaves_the_model_unchanged() -> None:
     assessment = await engine.assess(TASK, poisoner.offer(TASK).data)
     assert not assessment.kept
     assert assessment.outcome < 0.5
+    assert assessment.usefulness == round(assessment.outcome, 4)  # what the hub is told
     assert np.array_equal(engine.model.W, before_w) and np.array_equal(engine.model.b, before_b)
 
 
@@ -59,6 +60,7 @@ async def test_an_honest_partner_helps_and_is_scored_well() -> None:
     before = engine.test_accuracy()
     assessment = await engine.assess(TASK, partner.offer(TASK).data)
     assert assessment.outcome >= 0.5
+    assert assessment.usefulness == round(assessment.outcome, 4)
     if assessment.kept:
         assert engine.test_accuracy() >= before - 0.02
 
@@ -67,7 +69,7 @@ async def test_malformed_offers_score_zero_without_crashing() -> None:
     engine = _engine()
     for data in ({}, {"model": "x"}, {"model": {"kind": "softmax", "W": [[float("nan")]]}}):
         assessment = await engine.assess(TASK, data)  # type: ignore[arg-type]
-        assert (assessment.outcome, assessment.kept) == (0.0, False)
+        assert (assessment.outcome, assessment.kept, assessment.usefulness) == (0.0, False, 0.0)
 
 
 def test_bad_options_are_clear_errors() -> None:
@@ -91,3 +93,43 @@ async def test_learns_from_a_users_own_csv(tmp_path: Path) -> None:
     summary = await engine.train()
     assert engine.test.n_classes == 3 and engine.model.W.shape == (2, 3)
     assert summary["local_only_accuracy"] > 0.8  # three well-separated classes
+
+
+async def test_the_mlp_model_trains_shares_and_merges_through_the_gate() -> None:
+    engine = _engine(model="mlp", hidden="32", local_epochs=10)
+    peer = _engine("AI_Node_2", model="mlp", hidden="32", local_epochs=10)
+    await engine.train()
+    await peer.train()
+    offer = peer.offer(TASK)
+    assert offer.data["model"]["kind"] == "mlp" and len(json.dumps(offer.data)) < 200 * 1024
+    assessment = await engine.assess(TASK, offer.data)
+    assert 0.0 <= assessment.outcome <= 1.0
+    assert engine.summary()["model"] == "mlp"
+    # A softmax model is not something an MLP trainer can merge: refused, outcome 0.
+    softmax = _engine("AI_Node_3")
+    await softmax.train()
+    refused = await engine.assess(TASK, softmax.offer(TASK).data)
+    assert not refused.kept and refused.outcome == 0.0
+
+
+async def test_a_sybil_reports_scores_for_its_clique_not_what_it_measured() -> None:
+    clique = "AI_Peer,AI_Node_1"
+    sybil = _engine("AI_Node_1", behaviour="sybil", colluders=clique)
+    assert sybil.behaviour.sybil_index == 1 and sybil.behaviour.sybil_count == 2
+    friend = _engine("AI_Peer", behaviour="sybil", colluders=clique)
+    stranger = _engine("AI_Node_5")
+    for engine in (sybil, friend, stranger):
+        await engine.train()
+    assert (await sybil.assess(TASK, friend.offer(TASK).data)).score == 1.0  # TASK: AI_Peer
+    other = CollaborationTask("c2", "AI_Node_5", "security", {})
+    assert (await sybil.assess(other, stranger.offer(other).data)).score == 0.0
+
+
+async def test_a_backdoor_trainer_learns_its_trigger_and_reports_its_success() -> None:
+    bad = _engine("AI_Bad", behaviour="backdoor")
+    await bad.train()
+    assert len(bad.train_y) == 2 * len(bad.shard.train)
+    assert bad.summary()["backdoor_success"] > 0.5
+    honest = _engine()
+    await honest.train()
+    assert honest.summary()["backdoor_success"] < 0.3

@@ -162,7 +162,7 @@ async def test_feedback_counts_usage_and_averages_scores(hub: Hub) -> None:
     await user2.send({"type": "FEEDBACK", "kind": "pattern", "id": "p1"})
     await user2.recv_type("ACK")
     ((quality, usage),) = _query(hub, "SELECT quality_score, usage_count FROM shared_components")
-    assert usage == 3
+    assert usage == 2  # two distinct users: AI_Node_3's second FEEDBACK is the same use
     assert abs(quality - 0.5) < 1e-9  # the mean of what users measured, not the author's 0.99
     assert _query(hub, "SELECT usage_count FROM shared_patterns") == [(1,)]
     await author.send({"type": "FEEDBACK", "kind": "component", "id": "c1", "score": 1.0})
@@ -245,32 +245,3 @@ async def test_state_recent_lists_are_bounded_by_frame_size(make_hub: HubFactory
     assert len(json.dumps(state)) <= 32 * 1024
     await a.close()
     await b.close()
-
-
-async def test_bad_ratings_follow_an_ai_across_reconnects(hub: Hub) -> None:
-    """No whitewashing: the hub's standing of an AI is kept by ai_id, not by connection."""
-    poisoner = await login(hub, "AI_Node_1")
-    for n in range(3):
-        await poisoner.send(
-            {"type": "OS_COMPONENT_SHARE", "component_id": f"bad{n}", "component_data": {}}
-        )
-        await poisoner.recv_type("ACK")
-    raters = [await login(hub, f"AI_Node_{n}") for n in (2, 3)]
-    for rater in raters:
-        for n in range(3):
-            await rater.send(
-                {"type": "FEEDBACK", "kind": "component", "id": f"bad{n}", "score": 0.0}
-            )
-            await rater.recv_type("ACK")
-    await poisoner.close()
-    again = await RawClient.connect(hub)
-    state = await again.login("AI_Node_1", "secret1")
-    (me,) = [ai for ai in state["active_ais"] if ai["ai_id"] == "AI_Node_1"]
-    assert me["reputation"] == 0.125  # six zeros and two virtual ratings of 0.5
-    joined = await raters[0].recv_type("AI_JOINED")
-    assert (joined["ai_id"], joined["reputation"]) == ("AI_Node_1", 0.125)
-    await again.send({"type": "COLLABORATION_REQUEST", "request_id": "r"})
-    request = await raters[0].recv_type("COLLABORATION_REQUEST")
-    assert request["reputation"] == 0.125
-    for client in (again, *raters):
-        await client.close()

@@ -297,6 +297,7 @@ VALID_CLIENT_FRAMES: list[tuple[dict[str, Any], type[Any]]] = [
     ),
     ({"type": "FEEDBACK", "kind": "pattern", "id": "p1"}, Feedback),
     ({"type": "FEEDBACK", "kind": "component", "id": "c1", "score": 0.0}, Feedback),
+    ({"type": "FEEDBACK", "kind": "component", "id": "c1", "usefulness": 1}, Feedback),
     ({"type": "PING"}, Ping),
     ({"type": "PING", "msg_id": "x" * 128}, Ping),
     ({"type": "LIST_AIS"}, ListAis),
@@ -527,6 +528,7 @@ INVALID_FIELDS: list[tuple[dict[str, Any], str]] = [
         "quality_score",
     ),
     ({"type": "FEEDBACK", "kind": "pattern", "id": "p", "score": "0.5"}, "score"),
+    ({"type": "FEEDBACK", "kind": "pattern", "id": "p", "usefulness": "1"}, "usefulness"),
     ({"type": "HELLO", "specialization": "s", "protocol_version": "1"}, "protocol_version"),
     # number where a string is expected
     ({"type": "HELLO", "specialization": 5}, "specialization"),
@@ -582,6 +584,8 @@ INVALID_FIELDS: list[tuple[dict[str, Any], str]] = [
     ),
     ({"type": "FEEDBACK", "kind": "pattern", "id": "p", "score": 1.0001}, "score"),
     ({"type": "FEEDBACK", "kind": "pattern", "id": "p", "score": -0.5}, "score"),
+    ({"type": "FEEDBACK", "kind": "pattern", "id": "p", "usefulness": -0.1}, "usefulness"),
+    ({"type": "FEEDBACK", "kind": "pattern", "id": "p", "usefulness": 1.5}, "usefulness"),
     ({"type": "FEEDBACK", "kind": "patterns", "id": "p"}, "kind"),
     # structured fields
     ({"type": "PATTERN_SHARE", "pattern_id": "p", "pattern_data": [1, 2]}, "pattern_data"),

@@ -19,8 +19,8 @@ from kernal.storage import (
     ConflictError,
     ItemKind,
     PatternRecord,
-    ScoreTally,
     ShareOutcome,
+    Vote,
     open_store,
 )
 from kernal.storage.schema import metadata
@@ -164,10 +164,13 @@ async def test_writes_work_on_old_rows(db: Path) -> None:
 async def test_feedback_on_a_row_without_contributor(db: Path) -> None:
     async with await open_store(str(db)) as store:
         result = await store.record_feedback(ItemKind.PATTERN, "p-null", "eve", 0.9, T + 11)
-        assert (result.usage_count, result.contributor) == (1, "")
-        assert result.contributor_scores == ScoreTally(0.0, 0)  # nobody's: no standing to change
+        assert (result.usage_count, result.contributor) == (1, "")  # nobody's: no standing
         result = await store.record_feedback(ItemKind.PATTERN, "p-text", "eve", 0.5, T + 12)
-        assert (result.contributor, result.contributor_scores) == ("bob", ScoreTally(0.5, 1))
+        assert (result.contributor, result.vote) == ("bob", Vote(0.5))
+        assert {(r.item_id, r.contributor) for r in await store.ratings()} == {
+            ("p-null", ""),
+            ("p-text", "bob"),
+        }
 
 
 async def test_reopening_is_a_no_op(db: Path) -> None:

@@ -14,7 +14,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from kernal.storage import ItemKind, ScoreTally, StoredToken
+from kernal.storage import ItemKind, RatingRecord, StoredToken, Vote
 from kernal.storage.schema import (
     collaborations,
     feedback,
@@ -34,9 +34,9 @@ TABLES = {
     "collaborations",
     "feedback",
     "stats_snapshots",
-    "contributor_scores",
     "component_recipients",
     "token_changes",
+    "feedback_votes",
 }
 
 
@@ -216,54 +216,89 @@ async def test_postgresql_schema_from_the_url(pg_admin: sa.Engine, pg_schema: st
     assert hashes == [("h",)]
 
 
-async def test_0003_fills_the_tallies_from_the_stored_feedback(backend: Backend) -> None:
-    """Upgrading a database with feedback gives the tallies received_scores used to sum."""
+def tallies(engine: sa.Engine) -> dict[str, tuple[float, int]]:
+    with engine.connect() as conn:
+        found = conn.exec_driver_sql(
+            "SELECT contributor, score_total, score_count FROM contributor_scores"
+        ).all()
+    return {str(row[0]): (float(row[1]), int(row[2])) for row in found}
+
+
+LOGGED_FEEDBACK = [  # (kind, item, rater, score), in log order
+    ("pattern", "p1", "bob", 0.5),
+    ("pattern", "p1", "carol", None),  # unscored
+    ("pattern", "p1", "alice", 1.0),  # self-rating
+    ("component", "c1", "bob", 0.25),
+    ("component", "c2", "alice", 0.75),
+    ("pattern", "x", "carol", 0.125),  # alice's pattern x
+    ("component", "x", "carol", 0.5),  # bob's component x
+    ("component", "x", "bob", 1.0),  # self-rating
+    ("pattern", "gone", "bob", 1.0),  # no such item
+    ("component", "c1", "bob", 0.0),  # bob again, on c1: the latest score wins in 0005
+    ("component", "c1", "bob", None),  # ... a later unscored use does not erase it
+]
+TALLIES = {"alice": (0.875, 4), "bob": (0.5, 1), "carol": (0.75, 1)}  # 0003: every score
+
+
+def fill_logged_feedback(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            shared_patterns.insert(),
+            [
+                {"pattern_id": p, "pattern_data": "{}", "contributor": ai, "timestamp": 1.0}
+                for p, ai in [("p1", "alice"), ("p2", "bob"), ("x", "alice")]
+            ],
+        )
+        conn.execute(
+            shared_components.insert(),
+            [
+                {"component_id": c, "component_data": "{}", "contributor": ai, "timestamp": 1.0}
+                for c, ai in [("c1", "alice"), ("c2", "carol"), ("x", "bob")]
+            ],
+        )
+        conn.execute(
+            feedback.insert(),
+            [
+                {"kind": kind, "item_id": item, "ai_id": ai, "score": score, "timestamp": 2.0 + n}
+                for n, (kind, item, ai, score) in enumerate(LOGGED_FEEDBACK)
+            ],
+        )
+
+
+async def test_0003_fills_the_tallies_and_0005_the_votes(backend: Backend) -> None:
+    """0003 summed every logged score; 0005 keeps each rater's latest score per item."""
     async with backend.new_store() as store:
         engine = store.create_engine()
     try:
         with engine.begin() as conn:
             command.downgrade(alembic_config(conn), "0002_timestamp_indexes")
         assert "contributor_scores" not in table_names(engine)
+        fill_logged_feedback(engine)
         with engine.begin() as conn:
-            conn.execute(
-                shared_patterns.insert(),
-                [
-                    {"pattern_id": p, "pattern_data": "{}", "contributor": ai, "timestamp": 1.0}
-                    for p, ai in [("p1", "alice"), ("p2", "bob"), ("x", "alice")]
-                ],
-            )
-            conn.execute(
-                shared_components.insert(),
-                [
-                    {"component_id": c, "component_data": "{}", "contributor": ai, "timestamp": 1.0}
-                    for c, ai in [("c1", "alice"), ("c2", "carol"), ("x", "bob")]
-                ],
-            )
-            conn.execute(
-                feedback.insert(),
-                [
-                    {"kind": kind, "item_id": item, "ai_id": ai, "score": score, "timestamp": 2.0}
-                    for kind, item, ai, score in [
-                        ("pattern", "p1", "bob", 0.5),
-                        ("pattern", "p1", "carol", None),  # unscored
-                        ("pattern", "p1", "alice", 1.0),  # self-rating
-                        ("component", "c1", "bob", 0.25),
-                        ("component", "c2", "alice", 0.75),
-                        ("pattern", "x", "carol", 0.125),  # alice's pattern x
-                        ("component", "x", "carol", 0.5),  # bob's component x
-                        ("component", "x", "bob", 1.0),  # self-rating
-                        ("pattern", "gone", "bob", 1.0),  # no such item
-                    ]
-                ],
-            )
+            command.upgrade(alembic_config(conn), "0004_component_recipient")
+        assert tallies(engine) == TALLIES
         async with backend.new_store() as store:  # upgrades to head
-            assert await store.received_scores(["alice", "bob", "carol", "dave"]) == {
-                "alice": ScoreTally(0.875, 3),
-                "bob": ScoreTally(0.5, 1),
-                "carol": ScoreTally(0.75, 1),
-            }
-            result = await store.record_feedback(ItemKind.PATTERN, "p2", "alice", 0.5, 3.0)
-            assert (result.contributor, result.contributor_scores) == ("bob", ScoreTally(1.0, 2))
+            assert "contributor_scores" not in table_names(engine)
+            found = sorted(await store.ratings(), key=lambda r: (r.kind, r.item_id, r.rater))
+            assert found == [
+                RatingRecord("bob", "alice", ItemKind.COMPONENT, "c1", Vote(0.0)),
+                RatingRecord("alice", "carol", ItemKind.COMPONENT, "c2", Vote(0.75)),
+                RatingRecord("bob", "bob", ItemKind.COMPONENT, "x", Vote(1.0)),
+                RatingRecord("carol", "bob", ItemKind.COMPONENT, "x", Vote(0.5)),
+                RatingRecord("bob", "", ItemKind.PATTERN, "gone", Vote(1.0)),
+                RatingRecord("alice", "alice", ItemKind.PATTERN, "p1", Vote(1.0)),
+                RatingRecord("bob", "alice", ItemKind.PATTERN, "p1", Vote(0.5)),
+                RatingRecord("carol", "alice", ItemKind.PATTERN, "x", Vote(0.125)),
+            ]
+            # carol's unscored use of p1 became a vote too: her next use is not a new one.
+            result = await store.record_feedback(ItemKind.PATTERN, "p1", "carol", None, 30.0)
+            assert (result.contributor, result.replaced) == ("alice", Vote())
+            result = await store.record_feedback(ItemKind.PATTERN, "p2", "alice", 0.5, 31.0)
+            assert (result.contributor, result.vote, result.replaced) == ("bob", Vote(0.5), None)
+        with engine.begin() as conn:  # 0005's downgrade rebuilds 0003's tally from the log
+            command.downgrade(alembic_config(conn), "0004_component_recipient")
+        assert "feedback_votes" not in table_names(engine)
+        assert tallies(engine) == {**TALLIES, "bob": (1.0, 2)}  # alice's 0.5 on p2, logged
     finally:
         engine.dispose()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -27,15 +28,17 @@ import pytest
 
 from kernal.protocol.messages import RequestTerms
 from kernal.storage import (
+    CollaborationQuery,
     CollaborationRecord,
     CollaborationStatus,
     ComponentRecord,
     ConflictError,
-    FeedbackResult,
+    FeedbackScore,
     ItemKind,
+    ItemQuery,
     NotFoundError,
     PatternRecord,
-    ScoreTally,
+    RatingRecord,
     ShareOutcome,
     StatsSnapshot,
     Store,
@@ -43,6 +46,7 @@ from kernal.storage import (
     TokenAction,
     TokenChange,
     TokenInfo,
+    Vote,
 )
 from kernal.storage.sql import SqlStore
 from tests.storage.conftest import PG_URL
@@ -180,6 +184,57 @@ class StoreContract(abc.ABC):
         assert (await store.get_pattern("j")) == PatternRecord("j", data, "alice", T0)
         assert (await store.get_component("j")) == ComponentRecord("j", data, "alice", T0)
 
+    async def test_list_items_filters_cursor_and_data_limit(self, store: Store) -> None:
+        for i in range(5):
+            await store.add_pattern(pattern(f"p{i}", "alice" if i % 2 else "bob", T0 + i, n=i))
+        await store.add_pattern(pattern("p-tie", "alice", T0 + 2, note="Café_50%"))
+        await store.add_pattern(PatternRecord("big", {"blob": "é" * 1000}, "carol", T0 + 9))
+
+        async def ids(query: ItemQuery, limit: int = 10) -> list[str]:
+            found = await store.list_items(ItemKind.PATTERN, query, limit, max_data=100)
+            return [entry.record.item_id for entry in found]
+
+        assert await ids(ItemQuery()) == ["big", "p4", "p3", "p2", "p-tie", "p1", "p0"]
+        assert await ids(ItemQuery(contributor="alice")) == ["p3", "p-tie", "p1"]
+        assert await ids(ItemQuery(since=T0 + 2, until=T0 + 4)) == ["p3", "p2", "p-tie"]
+        assert await ids(ItemQuery(search="CAFé_50%")) == ["p-tie"]  # ASCII in any case
+        assert await ids(ItemQuery(search="_5")) == ["p-tie"]  # LIKE wildcards are literal
+        assert await ids(ItemQuery(before=(T0 + 2, "p2"))) == ["p-tie", "p1", "p0"]
+        assert await ids(ItemQuery(item_id="p3")) == ["p3"]
+        assert await ids(ItemQuery(), limit=2) == ["big", "p4"]
+        [big, small] = await store.list_items(ItemKind.PATTERN, ItemQuery(), 2, max_data=100)
+        # 1000 two-byte characters: over the limit by bytes, left out, its size still known.
+        assert (big.data_included, big.data_size, big.record.pattern_data) == (False, 2011, {})
+        assert (small.data_included, small.record.pattern_data) == (True, {"n": 4})
+        assert small.data_size == len(json.dumps({"n": 4}, separators=(",", ":")))
+
+    async def test_list_items_leaves_out_components_shared_with_one_ai(self, store: Store) -> None:
+        await store.add_component(component("c-all"))
+        await store.add_component(component("c-one", ts=T0 + 1), recipient="bob")
+        for query in (ItemQuery(), ItemQuery(item_id="c-one"), ItemQuery(contributor="alice")):
+            found = await store.list_items(ItemKind.COMPONENT, query, 10, max_data=1000)
+            assert "c-one" not in [entry.record.item_id for entry in found], query
+
+    async def test_list_collaborations_page(self, store: Store) -> None:
+        for i in range(4):
+            record = collaboration(f"col-{i}", started_at=T0 + i)
+            if i == 2:
+                record = dataclasses.replace(record, requester="carol", acceptor="alice")
+            await store.create_collaboration(record)
+        await store.end_collaboration("col-1", CollaborationStatus.FAILED, T0 + 5, reason="x")
+
+        async def ids(query: CollaborationQuery, limit: int = 10) -> list[str]:
+            return [c.collaboration_id for c in await store.list_collaborations_page(query, limit)]
+
+        assert await ids(CollaborationQuery()) == ["col-3", "col-2", "col-1", "col-0"]
+        assert await ids(CollaborationQuery(status=CollaborationStatus.FAILED)) == ["col-1"]
+        assert await ids(CollaborationQuery(member="carol")) == ["col-2"]
+        assert await ids(CollaborationQuery(member="bob")) == ["col-3", "col-1", "col-0"]
+        assert await ids(CollaborationQuery(since=T0 + 1, until=T0 + 3)) == ["col-2", "col-1"]
+        assert await ids(CollaborationQuery(search="REQ-COL-3")) == ["col-3"]
+        assert await ids(CollaborationQuery(before=(T0 + 2, "col-2"))) == ["col-1", "col-0"]
+        assert await ids(CollaborationQuery(), limit=1) == ["col-3"]
+
     async def test_recent_ordering_and_limit(self, store: Store) -> None:
         for i in (3, 1, 4, 0, 2):
             await store.add_pattern(pattern(f"p{i}", ts=T0 + i))
@@ -219,6 +274,7 @@ class StoreContract(abc.ABC):
         assert await store.recent_items(ItemKind.COMPONENT, -1) == []
 
     # ------------------------------------------------------------------ feedback
+    # One vote per rater per item: a rater's new rating replaces its old one.
 
     async def test_feedback_on_pattern(self, store: Store) -> None:
         await store.add_pattern(pattern("p"))
@@ -230,22 +286,56 @@ class StoreContract(abc.ABC):
             "p", {"kind": "test"}, "alice", T0, 2
         )
 
-    async def test_feedback_quality_is_mean_of_scores(self, store: Store) -> None:
+    async def test_feedback_quality_is_mean_of_the_raters_scores(self, store: Store) -> None:
         await store.add_component(component("c", quality=0.99))  # the author's claim
         result = await store.record_feedback(ItemKind.COMPONENT, "c", "bob", None, T0)
         assert (result.usage_count, result.quality_score) == (1, 0.99)  # no score yet: claim kept
         result = await store.record_feedback(ItemKind.COMPONENT, "c", "bob", 0.5, T0)
-        assert (result.usage_count, result.quality_score) == (2, 0.5)  # claim not in the mean
+        assert (result.usage_count, result.quality_score) == (1, 0.5)  # same rater: one use
         result = await store.record_feedback(ItemKind.COMPONENT, "c", "carol", 0.75, T0)
-        assert result.usage_count == 3
+        assert result.usage_count == 2
         assert result.quality_score == pytest.approx(0.625)
         result = await store.record_feedback(ItemKind.COMPONENT, "c", "dave", None, T0)
-        assert result.usage_count == 4
+        assert result.usage_count == 3
         assert result.quality_score == pytest.approx(0.625)
         stored = await store.get_component("c")
         assert stored is not None
-        assert stored.usage_count == 4
+        assert stored.usage_count == 3
         assert stored.quality_score == pytest.approx(0.625)
+
+    async def test_a_flood_from_one_rater_is_one_vote(self, store: Store) -> None:
+        await store.add_component(component("c"))
+        await store.record_feedback(ItemKind.COMPONENT, "c", "bob", 1.0, T0)
+        for n in range(200):
+            result = await store.record_feedback(ItemKind.COMPONENT, "c", "mallory", 0.0, T0 + n)
+        assert (result.usage_count, result.quality_score) == (2, 0.5)
+        ratings = sorted(await store.ratings(), key=lambda rating: rating.rater)
+        assert ratings == [
+            RatingRecord("bob", "alice", ItemKind.COMPONENT, "c", Vote(1.0)),
+            RatingRecord("mallory", "alice", ItemKind.COMPONENT, "c", Vote(0.0)),
+        ]
+
+    async def test_a_new_rating_replaces_the_old(self, store: Store) -> None:
+        await store.add_component(component("c"))
+        first = await store.record_feedback(ItemKind.COMPONENT, "c", "bob", 0.25, T0)
+        assert (first.vote, first.replaced) == (Vote(0.25), None)
+        second = await store.record_feedback(
+            ItemKind.COMPONENT, "c", "bob", 0.5, T0 + 1, usefulness=0.75
+        )
+        assert (second.vote, second.replaced) == (Vote(0.5, 0.75), Vote(0.25))
+        assert (second.usage_count, second.quality_score) == (1, 0.5)
+        # A use without a rating keeps the rating.
+        third = await store.record_feedback(ItemKind.COMPONENT, "c", "bob", None, T0 + 2)
+        assert (third.vote, third.replaced) == (Vote(0.5, 0.75), Vote(0.5, 0.75))
+        # A rating with usefulness only replaces the whole vote, score too.
+        fourth = await store.record_feedback(
+            ItemKind.COMPONENT, "c", "bob", None, T0 + 3, usefulness=0.0
+        )
+        assert fourth.vote == Vote(None, 0.0)
+        assert fourth.quality_score == 0.5  # no score in any vote now: the last mean stays
+        assert await store.ratings() == [
+            RatingRecord("bob", "alice", ItemKind.COMPONENT, "c", Vote(None, 0.0))
+        ]
 
     async def test_feedback_on_unknown_item(self, store: Store) -> None:
         await store.add_pattern(pattern("x"))
@@ -254,60 +344,78 @@ class StoreContract(abc.ABC):
         with pytest.raises(NotFoundError):  # a pattern id is not a component id
             await store.record_feedback(ItemKind.COMPONENT, "x", "bob", 1.0, T0)
         assert (await store.get_pattern("x")) == pattern("x")
+        assert await store.ratings() == []
 
-    async def test_feedback_reports_the_contributors_standing(self, store: Store) -> None:
-        """Each result names the contributor and what received_scores says of it right after."""
+    async def test_ratings_name_rater_and_contributor(self, store: Store) -> None:
         await store.add_pattern(pattern("p1", "alice"))
         await store.add_component(component("c1", "alice"))
-        await store.add_component(component("c2", "bob"))
+        await store.add_component(component("p1", "bob"))  # same id, other kind
+        result = await store.record_feedback(ItemKind.COMPONENT, "c1", "bob", 0.25, T0)
+        assert result.contributor == "alice"
+        result = await store.record_feedback(ItemKind.PATTERN, "p1", "carol", None, T0)
+        assert (result.contributor, result.vote) == ("alice", Vote())
+        result = await store.record_feedback(
+            ItemKind.COMPONENT, "p1", "carol", None, T0, usefulness=1.0
+        )
+        assert result.contributor == "bob"
+        found = sorted(await store.ratings(), key=lambda rating: (rating.item_id, rating.rater))
+        assert found == [  # carol's unrated use of p1 is not a rating
+            RatingRecord("bob", "alice", ItemKind.COMPONENT, "c1", Vote(0.25)),
+            RatingRecord("carol", "bob", ItemKind.COMPONENT, "p1", Vote(None, 1.0)),
+        ]
 
-        async def feedback(
-            kind: ItemKind, item: str, ai: str, score: float | None
-        ) -> FeedbackResult:
-            result = await store.record_feedback(kind, item, ai, score, T0)
-            now = await store.received_scores([result.contributor])
-            assert result.contributor_scores == now.get(result.contributor, ScoreTally(0.0, 0))
-            return result
+    async def test_ratings_survive_reopening(self, store: Store, new_store: StoreFactory) -> None:
+        await store.add_pattern(pattern("p"))
+        await store.record_feedback(ItemKind.PATTERN, "p", "bob", 0.5, T0, usefulness=0.25)
+        await store.close()
+        async with opened(new_store()) as reopened:
+            assert await reopened.ratings() == [
+                RatingRecord("bob", "alice", ItemKind.PATTERN, "p", Vote(0.5, 0.25))
+            ]
 
-        result = await feedback(ItemKind.COMPONENT, "c1", "bob", 0.25)
-        assert (result.contributor, result.contributor_scores) == ("alice", ScoreTally(0.25, 1))
-        result = await feedback(ItemKind.PATTERN, "p1", "carol", 0.5)  # summed across kinds
-        assert (result.contributor, result.contributor_scores) == ("alice", ScoreTally(0.75, 2))
-        assert result.usage_count == 1
-        result = await feedback(ItemKind.COMPONENT, "c1", "dave", None)  # unscored: not counted
-        assert (result.contributor, result.contributor_scores) == ("alice", ScoreTally(0.75, 2))
-        assert (result.usage_count, result.quality_score) == (2, 0.25)
-        result = await feedback(ItemKind.COMPONENT, "c2", "bob", 1.0)  # a self-rating
-        assert (result.contributor, result.contributor_scores) == ("bob", ScoreTally(0.0, 0))
-        result = await feedback(ItemKind.COMPONENT, "c2", "alice", 0.5)
-        assert (result.contributor, result.contributor_scores) == ("bob", ScoreTally(0.5, 1))
-        assert result.quality_score == pytest.approx(0.75)  # the self-rating is in the mean
-
-    async def test_failed_feedback_changes_no_standing(self, store: Store) -> None:
-        await store.add_pattern(pattern("p", "alice"))
-        await store.record_feedback(ItemKind.PATTERN, "p", "bob", 0.5, T0)
-        with pytest.raises(NotFoundError):
-            await store.record_feedback(ItemKind.COMPONENT, "p", "carol", 1.0, T0)
-        assert await store.received_scores(["alice"]) == {"alice": ScoreTally(0.5, 1)}
-        result = await store.record_feedback(ItemKind.PATTERN, "p", "carol", 0.25, T0)
-        assert (result.usage_count, result.contributor_scores) == (2, ScoreTally(0.75, 2))
-
-    # ------------------------------------------------------------------ received scores
-    # The hub's memory of how each AI's work was rated, across connections.
-
-    async def test_scores_are_tallied_per_contributor(self, store: Store) -> None:
+    async def test_feedback_edges_say_who_rated_whom(self, store: Store) -> None:
         await store.add_pattern(PatternRecord("p1", {}, "alice", 1.0))
         await store.add_component(ComponentRecord("c1", {}, "alice", 1.0))
         await store.add_component(ComponentRecord("c2", {}, "bob", 1.0))
-        await store.record_feedback(ItemKind.COMPONENT, "c1", "bob", 0.2, 2.0)
-        await store.record_feedback(ItemKind.PATTERN, "p1", "carol", 0.4, 2.0)
-        await store.record_feedback(ItemKind.COMPONENT, "c1", "carol", None, 2.0)  # unscored
-        await store.record_feedback(ItemKind.COMPONENT, "c2", "bob", 1.0, 2.0)  # self-rating
-        tallies = await store.received_scores(["alice", "bob", "nobody"])
-        assert set(tallies) == {"alice"}
-        assert tallies["alice"].count == 2
-        assert abs(tallies["alice"].total - 0.6) < 1e-9
-        assert await store.received_scores([]) == {}
+        await store.record_feedback(ItemKind.PATTERN, "p1", "bob", 0.2, 2.0)
+        await store.record_feedback(ItemKind.COMPONENT, "c1", "bob", 0.6, 3.0)
+        await store.record_feedback(ItemKind.COMPONENT, "c1", "bob", None, 4.0)  # unscored
+        await store.record_feedback(ItemKind.COMPONENT, "c2", "carol", 0.9, 5.0)
+        await store.record_feedback(ItemKind.COMPONENT, "c2", "bob", 1.0, 6.0)  # self-rating
+        edges = await store.feedback_edges()
+        assert [(e.rater, e.contributor) for e in edges] == [("carol", "bob"), ("bob", "alice")]
+        carol, bob = edges
+        assert (bob.count, bob.scored, bob.first_at, bob.last_at) == (3, 2, 2.0, 4.0)
+        assert bob.mean_score is not None and abs(bob.mean_score - 0.4) < 1e-9
+        assert (carol.count, carol.scored, carol.mean_score) == (1, 1, 0.9)
+        recent = await store.feedback_edges(since=4.5)
+        assert [(e.rater, e.contributor, e.count) for e in recent] == [("carol", "bob", 1)]
+        assert len(await store.feedback_edges(limit=1)) == 1
+        await store.record_feedback(ItemKind.PATTERN, "p1", "dave", None, 7.0)
+        dave = (await store.feedback_edges(limit=1))[0]
+        assert (dave.rater, dave.scored, dave.score_total, dave.mean_score) == (
+            "dave",
+            0,
+            0.0,
+            None,
+        )
+
+    async def test_feedback_scores_over_time(self, store: Store) -> None:
+        await store.add_pattern(PatternRecord("p1", {}, "alice", 1.0))
+        await store.add_component(ComponentRecord("c1", {}, "bob", 1.0))
+        await store.record_feedback(ItemKind.PATTERN, "p1", "bob", 0.2, 2.0)
+        await store.record_feedback(ItemKind.COMPONENT, "c1", "alice", 0.9, 3.0)
+        await store.record_feedback(ItemKind.PATTERN, "p1", "carol", None, 4.0)  # unscored
+        await store.record_feedback(ItemKind.PATTERN, "p1", "alice", 1.0, 5.0)  # self-rating
+        await store.record_feedback(ItemKind.PATTERN, "p1", "carol", 0.4, 6.0)
+        scores = await store.feedback_scores()
+        assert scores == [
+            FeedbackScore("bob", "alice", 0.2, 2.0),
+            FeedbackScore("alice", "bob", 0.9, 3.0),
+            FeedbackScore("carol", "alice", 0.4, 6.0),
+        ]
+        assert await store.feedback_scores(since=2.5, limit=1) == [scores[-1]]
+        assert await store.feedback_scores(limit=2) == scores[1:]
 
     # ------------------------------------------------------------------ collaborations
 
@@ -362,6 +470,26 @@ class StoreContract(abc.ABC):
         assert all(c.reason == "hub restarted" and c.ended_at == T0 + 20 for c in failed)
         completed = await store.list_collaborations(CollaborationStatus.COMPLETED)
         assert [c.collaboration_id for c in completed] == ["k1"]
+
+    async def test_collaboration_pairs_are_the_completed_ones(self, store: Store) -> None:
+        members = [("alice", "bob"), ("alice", "bob"), ("carol", "alice"), ("dave", "erin")]
+        for n, (requester, acceptor) in enumerate(members):
+            record = dataclasses.replace(
+                collaboration(f"k{n}"), requester=requester, acceptor=acceptor
+            )
+            await store.create_collaboration(record)
+        for cid in ("k0", "k1", "k2"):
+            await store.end_collaboration(cid, CollaborationStatus.COMPLETED, T0 + 1)
+        await store.end_collaboration("k3", CollaborationStatus.FAILED, T0 + 1, reason="gone")
+        again = dataclasses.replace(collaboration("k4"), requester="dave", acceptor="erin")
+        await store.create_collaboration(again)  # still active: not a pair yet
+        assert await store.collaboration_pairs() == {("alice", "bob"), ("carol", "alice")}
+        await store.add_component(component("c", "erin"), completes_collaboration="k4")
+        assert await store.collaboration_pairs() == {
+            ("alice", "bob"),
+            ("carol", "alice"),
+            ("dave", "erin"),
+        }
 
     async def test_component_completes_collaboration(self, store: Store) -> None:
         await store.create_collaboration(collaboration("k"))

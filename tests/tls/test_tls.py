@@ -240,7 +240,9 @@ async def test_beyond_loopback_without_tls_warns_and_with_tls_does_not(
     for tls in (True, False):
         caplog.clear()
         extra = tls_settings(certs) if tls else {}
-        settings = HubSettings(host="0.0.0.0", port=0, dashboard_port=0, db=db, **extra)
+        settings = HubSettings(
+            host="0.0.0.0", port=0, dashboard_port=0, db=db, read_token="read", **extra
+        )
         service = await start_service(settings)
         await service.stop()
         warnings[tls] = [r.getMessage() for r in caplog.records if "without TLS" in r.message]

@@ -45,3 +45,13 @@ def test_asks_for_work_only_when_trained_with_peers_and_not_busy() -> None:
     assert not policy.should_request(trained=True, busy=2, peers=3)
     assert not policy.should_request(trained=False, busy=0, peers=3)
     assert not policy.should_request(trained=True, busy=0, peers=0)
+
+
+def test_a_threshold_above_the_initial_reputation_is_a_trap() -> None:
+    from kernal.trainer.policy import threshold_trap
+
+    assert threshold_trap(0.5, 0.5) is None and threshold_trap(0.3, 0.5) is None
+    message = threshold_trap(0.6, 0.5)
+    assert message is not None
+    assert "accept no one" in message and "--trust-threshold" in message
+    assert "--initial-reputation" in message

@@ -47,6 +47,22 @@ async def test_two_trainers_share_and_collaborate(make_hub: HubFactory) -> None:
     assert status.shared_components == 4 + sum(c.status == "completed" for c in completed)
 
 
+async def test_learning_trainers_tell_the_hub_the_usefulness_they_measured(
+    make_hub: HubFactory,
+) -> None:
+    hub = await make_hub(speed=SPEED)
+    one = _trainer(hub, 1, "networking", engine="learning")
+    two = _trainer(hub, 2, "graphics", engine="learning")
+    await asyncio.gather(one.run(duration=150), two.run(duration=150))
+    assert one.succeeded() and two.succeeded()
+    measured = {*one.stats.assessments, *two.stats.assessments}
+    ratings = [r for r in await hub.store.ratings() if r.vote.usefulness is not None]
+    assert ratings, "no FEEDBACK with usefulness reached the hub"
+    for rating in ratings:
+        assert {rating.rater, rating.contributor} == {"AI_Node_1", "AI_Node_2"}
+        assert rating.vote.usefulness in measured  # the merge outcome the engine measured
+
+
 async def test_trust_threshold_rejects_unknown_peers(make_hub: HubFactory) -> None:
     hub = await make_hub(speed=SPEED)
     picky = _trainer(hub, 1, "networking", trust_threshold=0.9)
@@ -139,3 +155,18 @@ async def test_a_quiet_client_stays_connected_past_the_idle_timeout(make_hub: Hu
     assert client.connections == 1 and "AI_Node_1" in hub.peers
     await client.close()
     await asyncio.wait_for(task, 5)
+
+
+async def test_a_threshold_above_the_initial_reputation_warns_at_start(
+    make_hub: HubFactory, caplog: Any
+) -> None:
+    hub = await make_hub(speed=SPEED)
+    caplog.set_level("WARNING", logger="kernal")
+    trapped = _trainer(hub, 1, "networking", trust_threshold=0.6)
+    await trapped.run(duration=5)
+    warnings = [r.getMessage() for r in caplog.records if "initial reputation" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "AI_Node_1" in warnings[0] and "--trust-threshold" in warnings[0]
+    caplog.clear()
+    await _trainer(hub, 2, "graphics").run(duration=5)
+    assert not [r for r in caplog.records if "initial reputation" in r.getMessage()]

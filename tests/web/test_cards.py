@@ -16,6 +16,7 @@ import pytest
 from kernal import __version__
 from kernal.hub.server import Hub
 from kernal.web.app import create_app
+from tests.conftest import HubFactory
 from tests.helpers import login
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -24,6 +25,12 @@ SCHEMA = json.loads((DOCS / "agent-card.schema.json").read_text(encoding="utf-8"
 
 def validate(card: dict[str, Any]) -> None:
     jsonschema.Draft202012Validator(SCHEMA).validate(card)
+
+
+@pytest.fixture
+async def hub(make_hub: HubFactory) -> Hub:
+    """A hub whose dashboard answers to the name the cards are read by."""
+    return await make_hub(allowed_hosts=("hub.example",))
 
 
 @pytest.fixture

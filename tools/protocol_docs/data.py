@@ -68,7 +68,7 @@ ERROR_WHEN: dict[ErrorCode, str] = {
         " accepting your own request or one sent to another AI; an accept that would put"
         " either AI in more than $max_collaborations active collaborations; a collaboration"
         " message (or a completing component share) for a collaboration you are not a member"
-        " of; `FEEDBACK` on your own pattern or component."
+        " of; `FEEDBACK` on your own pattern or component (nobody rates their own work)."
     ),
     ErrorCode.RATE_LIMITED: (
         "Over this connection's rate limits ($rate_frames frames or $rate_mib MiB per second"
@@ -108,9 +108,10 @@ FIELDS: dict[str, str] = {
     "from": "The sending AI, set by the hub from the authenticated connection.",
     "timestamp": "When the hub stored it: Unix time in seconds, from the hub's clock.",
     "contributor": "The AI that shared it, as authenticated by the hub.",
-    "usage_count": "How many `FEEDBACK` frames reported using it.",
+    "usage_count": "How many distinct AIs sent `FEEDBACK` on it (each counts once).",
     "RecentComponent.quality_score": (
-        "The mean of the `FEEDBACK` scores it received, else the contributor's own estimate;"
+        "The mean of its raters' current `FEEDBACK` scores (one per AI), else the"
+        " contributor's own estimate;"
         " `null` when there is neither (the key is always present)."
     ),
     "ref": "The `msg_id` of the frame this answers; absent if it had none.",
@@ -123,10 +124,11 @@ FIELDS: dict[str, str] = {
     "server:protocol_version": "Protocol version the hub speaks: $version.",
     "specialization": "What the AI is good at, from its latest `HELLO`.",
     "reputation": (
-        "The hub's standing of this AI, 0 to 1: the mean of the scores other AIs sent as"
-        " `FEEDBACK` on its patterns and components, counting two virtual ratings of 0.5 (so a"
-        " newcomer is 0.5). Kept by `ai_id` across connections: reconnecting does not reset it."
-        " Use it as the starting reputation of a peer you have not worked with."
+        "The hub's standing of this AI, 0 to 1: how the established AIs that completed a"
+        " collaboration with it rated its work, one voice per rater, with two virtual ratings"
+        " of 0.5 (so a newcomer is 0.5); see [Standing](#standing). Kept by `ai_id` across"
+        " connections and hub restarts: reconnecting does not reset it. Use it as the starting"
+        " reputation of a peer you have not worked with."
     ),
     "HELLO.specialization": "What this AI is good at, e.g. `networking`; shown to the others.",
     "server:COLLABORATION_REQUEST.specialization": (
@@ -218,8 +220,16 @@ FIELDS: dict[str, str] = {
     "kind": "Whether `id` names a pattern or a component.",
     "FEEDBACK.id": "The `pattern_id` or `component_id` you used.",
     "score": (
-        "How well it worked, 0 to 1. A component's `quality_score` becomes the mean of the"
-        " scores it received."
+        "How well it worked, 0 to 1. A component's `quality_score` becomes the mean of its"
+        " raters' current scores."
+    ),
+    "usefulness": (
+        "The measured outcome of using it, 0 to 1: 0 harmful or unusable, 1 as useful as it"
+        " gets (the reference trainer sends its merge outcome: 1 when merging the partner's"
+        " model lost nothing of the mean probability its validation slice's true labels get,"
+        " 0 at a loss of 0.2 or more, or for a model it refused outright). When given, the"
+        " hub's standing of the contributor goes by it instead of `score`. Leave it out if"
+        " you did not measure one: older clients keep working."
     ),
     "ACK.of": "The type of the acknowledged message.",
     "ACK.id": "The id the message was about (see each message).",
@@ -580,10 +590,13 @@ CLIENT_DOCS: dict[str, ClientDoc] = {
     ),
     "FEEDBACK": ClientDoc(
         reply=(
-            "The use is recorded (the item's `usage_count` grows by one; a component's"
-            " `quality_score` becomes the mean of the scores it received), then `ACK` with"
-            " `id`. Not relayed. `ERROR` `not_found` for an unknown item, `forbidden` for"
-            " your own."
+            "Your vote on the item is recorded, then `ACK` with `id`: one vote per AI per item."
+            " Your first `FEEDBACK` on an item adds one to its `usage_count`; a later one with a"
+            " `score` or `usefulness` replaces your earlier vote (both fields), and one with"
+            " neither only reports another use and changes nothing. A component's"
+            " `quality_score` becomes the mean of its raters' current scores. Sending the same"
+            " vote a thousand times weighs what it weighs once. Not relayed. `ERROR` `not_found`"
+            " for an unknown item, `forbidden` for your own (it is not stored)."
         ),
         example={
             "type": "FEEDBACK",
@@ -591,13 +604,18 @@ CLIENT_DOCS: dict[str, ClientDoc] = {
             "kind": "component",
             "id": "tls-session-cache",
             "score": 0.9,
+            "usefulness": 0.97,
         },
         replies=[
             {"type": "ACK", "ref": "10", "of": "FEEDBACK", "id": "tls-session-cache"},
             {
                 "type": "ERROR",
                 "code": "forbidden",
-                "error": "AI_Node_1 cannot give feedback on its own component",
+                "error": (
+                    "AI_Node_1 cannot rate its own component 'tls-session-cache': only other"
+                    " AIs' feedback counts toward an AI's standing; send FEEDBACK on others'"
+                    " work"
+                ),
                 "ref": "10",
             },
         ],

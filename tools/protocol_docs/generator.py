@@ -35,6 +35,7 @@ from string import Template
 from pydantic import BaseModel
 
 from kernal.config import HubSettings
+from kernal.hub.reputation import FULL_PARTNERS, MIN_PARTNERS
 from kernal.protocol.codec import (
     DEFAULT_MAX_FRAME,
     MAX_DEPTH,
@@ -83,6 +84,8 @@ VALUES: dict[str, str] = {
     "replay_items": f"{_SETTINGS.replay_items:,}",
     "recent_limit": str(_SETTINGS.recent_limit),
     "version": str(PROTOCOL_VERSION),
+    "min_partners": str(MIN_PARTNERS),
+    "full_partners": str(FULL_PARTNERS),
 }
 
 _MARKER = re.compile(r"^<!-- generated: (\w+) -->\n", re.MULTILINE)

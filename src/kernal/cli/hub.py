@@ -108,6 +108,44 @@ def hub(
             "(off: keep all; see docs/retention.md)."
         ),
     ] = "off",
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A Host name the dashboard answers to besides loopback names and IP addresses "
+            "(repeat it; *.example.com for subdomains, * for any).",
+        ),
+    ] = None,
+    read_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="KERNAL_READ_TOKEN",
+            help="Token to read the dashboard and API (Bearer, cookie, or ?token= once). "
+            "Required when the dashboard listens beyond loopback.",
+        ),
+    ] = None,
+    admin_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="KERNAL_ADMIN_TOKEN",
+            help="Bearer token for the API's writes (token administration); none: no writes.",
+        ),
+    ] = None,
+    public_dashboard: Annotated[
+        bool,
+        typer.Option(help="Serve the dashboard beyond loopback without a read token (warned)."),
+    ] = False,
+    api_page_bytes: Annotated[
+        int, typer.Option(min=1024, help="Bytes of entries in one page of an API list.")
+    ] = HubSettings.web_page_bytes,
+    api_list_data_bytes: Annotated[
+        int, typer.Option(min=0, help="Item data longer than this is left out of API lists.")
+    ] = HubSettings.web_list_data_bytes,
+    web_request_timeout: Annotated[
+        float, typer.Option(min=0, help="Seconds for an HTTP request to arrive whole (0: none).")
+    ] = HubSettings.web_request_timeout,
+    web_max_connections: Annotated[
+        int, typer.Option(min=0, help="HTTP connections at once; past it, 503 (0: no limit).")
+    ] = HubSettings.web_max_connections,
     loop: LoopOption = "auto",
     log_json: LogJsonOption = False,
     log_level: LogLevelOption = "INFO",
@@ -147,6 +185,14 @@ def hub(
         tls_client_ca=client_ca,
         tokens_file=tokens_file,
         stats_retention=retention,
+        allowed_hosts=tuple(allowed_host or ()),
+        read_token=read_token or None,
+        admin_token=admin_token or None,
+        public_dashboard=public_dashboard,
+        web_page_bytes=api_page_bytes,
+        web_list_data_bytes=api_list_data_bytes,
+        web_request_timeout=web_request_timeout,
+        web_max_connections=web_max_connections,
     )
     run_until_interrupted(serve_hub(settings, demo_trainers=0), loop=loop)
 

@@ -109,6 +109,7 @@ def trainer(
         typer.Option(help="learning: honest (default), or an adversary (label_flip, ...)."),
     ] = None,
     merge: MergeFlag = None,
+    model: Annotated[str | None, typer.Option(help="learning: softmax (default) or mlp.")] = None,
     capabilities_file: Annotated[
         Path | None, typer.Option(help="TOML file with extra [capabilities] lists.")
     ] = None,
@@ -134,6 +135,7 @@ def trainer(
             "shard_size": shard_size,
             "behaviour": behaviour,
             "merge": merge,
+            "model": model,
         }
         settings = TrainerSettings(
             ai_id=ai_id,
@@ -154,7 +156,7 @@ def trainer(
             extra_capabilities=extra,
             engine_options=engine_options(engine, flags, option),
         )
-        runner = Trainer(settings)
+        runner = Trainer(settings)  # it warns at start if the trust threshold is a trap
     except (ValueError, UnknownEngineError) as exc:
         raise fail(str(exc)) from None
     report = run_until_interrupted(runner.run(duration))
@@ -189,7 +191,10 @@ def harness(
     speed: SpeedOption = 1.0,
     out: Annotated[Path | None, typer.Option(help="Also write the JSON report here.")] = None,
     trainers: Annotated[
-        int | None, typer.Option(min=1, help="Number of trainers (stress_test, sequential).")
+        int | None,
+        typer.Option(
+            min=1, help="Number of trainers (stress_test, sequential, learning, adversarial)."
+        ),
     ] = None,
     workers: Annotated[
         int | None,
@@ -226,6 +231,10 @@ def harness(
         float, typer.Option(min=0, max=1, help="adversarial: share of poisoners.")
     ] = 0.3,
     plot: Annotated[Path | None, typer.Option(help="Write PNG charts into this folder.")] = None,
+    trust_threshold: Annotated[
+        float, typer.Option(min=0, max=1, help="Trainers reject peers below this reputation.")
+    ] = 0.5,
+    model: Annotated[str | None, typer.Option(help="learning: softmax (default) or mlp.")] = None,
     log_level: LogLevelOption = "WARNING",
     log_json: LogJsonOption = False,
 ) -> None:
@@ -245,11 +254,14 @@ def harness(
         options = RunOptions(
             engine=engine,
             engine_options=engine_options(
-                engine, {"split": split, "merge": merge, "data": data}, option
+                engine, {"split": split, "merge": merge, "data": data, "model": model}, option
             ),
             adversaries=Adversaries(attack, malicious_fraction),
             plot=plot,
+            trust_threshold=trust_threshold,
         )
+        for warning in options.warnings():
+            typer.echo(f"warning: {warning}", err=True)
         if chosen.has_adversaries:  # every poisoner's options must pass the engine too
             engine_options(engine, {**options.engine_options, "behaviour": attack}, None)
     except (ValueError, UnknownEngineError) as exc:

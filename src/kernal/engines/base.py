@@ -78,12 +78,15 @@ class Assessment:
     """What the engine measured on a partner's contribution.
 
     ``outcome`` (0..1) feeds the partner's reputation; ``score`` (0..1, optional) is sent to the
-    hub as FEEDBACK on the partner's component; ``kept`` says whether it was merged.
+    hub as FEEDBACK on the partner's component, with ``usefulness`` (0..1, optional): what using
+    it measurably did (0 harmful or unusable, 1 no loss), which the hub's standing of the
+    partner goes by when given; ``kept`` says whether it was merged.
     """
 
     outcome: float
     score: float | None = None
     kept: bool = False
+    usefulness: float | None = None
 
 
 class Engine(abc.ABC):

@@ -1,21 +1,27 @@
 """The learning engine: a trainer that really learns, and judges partners by measured results.
 
-Each trainer draws its own shard of a dataset (scikit-learn's bundled digits by default, or
-``--data FILE``), keeps a private validation slice of it, and trains a softmax classifier. In a
+Each trainer draws its own shard of a dataset (scikit-learn's bundled digits by default, the
+built-in ``waves``, or ``--data FILE``), keeps a private validation slice of it, and trains a
+softmax classifier or a small MLP (``model``). In a
 collaboration both partners send their current model; each merges the partner's model into
 its own through a gate measured on its private validation data (a merge that makes things
 worse is not kept), and the measured result is the partner's outcome: it feeds reputation and
-the FEEDBACK score the hub keeps. The held-out test set is only used for reporting.
+the FEEDBACK the hub keeps (its usefulness). The held-out test set is only used for reporting.
 
 Options (``EngineContext.options``, from the command line or the harness):
 
-``data``            path of a CSV/NPZ file; default: the bundled digits
+``data``            ``digits`` (default), ``waves`` or the path of a CSV/NPZ file
+``model``           ``softmax`` (default, see docs/learning.md for the measurement) or ``mlp``
+``hidden``          the MLP's hidden layers, e.g. ``64`` (default) or ``64,32``
 ``split``           ``iid``, ``dirichlet:ALPHA`` (default ``dirichlet:0.5``) or ``shards:K``
 ``shard_size``      samples per trainer; default: a tenth of the training pool
 ``behaviour``       ``honest`` (default) or an adversary, see :mod:`kernal.learning.attacks`
 ``merge``           ``gated`` (default) or ``fedavg`` (plain averaging, no gate: a baseline)
 ``local_epochs``    epochs of the first, local-only training (default 30)
 ``epochs_per_tick`` epochs per collaboration tick and after each kept merge (default 5)
+``colluders``       for ``behaviour=sybil``: the ids of every sybil, this one included, in turn
+                    order (the harness fills it in)
+``peers``           how many trainers the run has (ALIE's ``n``; the harness fills it in)
 """
 
 from __future__ import annotations
@@ -31,19 +37,16 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from kernal.engines.base import Artifact, Assessment, CollaborationTask, Engine, EngineOptions
-from kernal.learning.attacks import parse_behaviour
-from kernal.learning.data import (
-    Dataset,
-    holdout,
-    load_digits,
-    load_file,
-    make_shard,
-    parse_split,
-)
+from kernal.learning.adaptive import Knowledge, attack_success_rate
+from kernal.learning.attacks import Behaviour, parse_behaviour
+from kernal.learning.data import Dataset, FloatArray, IntArray, holdout, make_shard, parse_split
+from kernal.learning.datasets import load_source
 from kernal.learning.merge import evaluate_merge, fedavg
-from kernal.learning.model import SoftmaxModel
+from kernal.learning.mlp import COLLABORATIVE_PROX, MLPModel, parse_hidden
+from kernal.learning.models import Model, model_from_json, new_model
 
 MERGE_MODES = ("gated", "fedavg")
+OBSERVED = 8  # received models an adaptive attacker keeps to estimate honest statistics
 
 
 class LearningOptions(EngineOptions):
@@ -54,8 +57,17 @@ class LearningOptions(EngineOptions):
     shard_size: int | None = Field(default=None, ge=1)
     behaviour: str = "honest"
     merge: Literal["gated", "fedavg"] = "gated"
+    model: Literal["softmax", "mlp"] = "softmax"
+    hidden: str = "64"
     local_epochs: int = Field(default=30, ge=0)
     epochs_per_tick: int = Field(default=5, ge=0)
+    colluders: str = ""
+    peers: int = Field(default=10, ge=1)
+
+    @field_validator("hidden", mode="before")
+    @classmethod
+    def _hidden(cls, value: object) -> str:
+        return ",".join(map(str, parse_hidden(str(value))))
 
     @field_validator("split")
     @classmethod
@@ -76,13 +88,23 @@ HISTORY = 5  # recent models kept to recognise a free rider sending one back
 @functools.lru_cache(maxsize=8)
 def dataset_for(source: str | None) -> tuple[Dataset, Dataset]:
     """(training pool, held-out test set): the same split for every trainer of a dataset."""
-    return holdout(load_digits() if source is None else load_file(source), seed=0)
+    return holdout(load_source(source), seed=0)
 
 
 def data_seed(seed: int | None, ai_id: str) -> int:
     """A trainer's data seed: from its seed and id, so each trainer of a run draws its own
     shard and a rerun with the same seeds draws the same ones."""
     return zlib.crc32(f"{seed}:{ai_id}".encode())
+
+
+def _fit(
+    model: Model, X: FloatArray, y: IntArray, epochs: int, seed: int, prox: float | None
+) -> None:
+    """One local fit, with a proximal term when ``prox`` is given (MLP only)."""
+    if prox is not None and isinstance(model, MLPModel):
+        model.fit(X, y, epochs, seed=seed, prox=prox)
+    else:
+        model.fit(X, y, epochs, seed=seed)
 
 
 class LearningEngine(Engine):
@@ -96,6 +118,12 @@ class LearningEngine(Engine):
         self.source = options.data
         self.split = options.split
         self.behaviour = parse_behaviour(options.behaviour)
+        self.colluders = [c for c in options.colluders.split(",") if c]
+        if self.behaviour.name == "sybil" and self.context.ai_id in self.colluders:
+            self.behaviour = Behaviour(
+                "sybil", self.colluders.index(self.context.ai_id), len(self.colluders)
+            )
+        self.peers = options.peers
         self.merge_mode = options.merge
         self.local_epochs = options.local_epochs
         self.epochs_per_tick = options.epochs_per_tick
@@ -106,18 +134,25 @@ class LearningEngine(Engine):
         self.shard = make_shard(pool, self.split, self.seed, shard_size)
         n_classes = pool.n_classes
         # What this trainer learns from (flipped labels for a label-flipping adversary).
-        self.train_y = self.behaviour.training_labels(self.shard.train.y, n_classes)
+        train_y = self.behaviour.training_labels(self.shard.train.y, n_classes)
+        self.train_X, self.train_y = self.behaviour.training_set(self.shard.train.X, train_y)
         self.val_y = self.behaviour.training_labels(self.shard.val.y, n_classes)
-        self.model = SoftmaxModel.zeros(pool.X.shape[1], n_classes)
+        self.model_kind = options.model
+        # Every trainer of a run starts from this same model (see kernal.learning.mlp).
+        self.start: Model = new_model(
+            options.model, pool.X.shape[1], n_classes, parse_hidden(options.hidden)
+        )
+        self.model: Model = self.start.copy()
         self.local_only_accuracy: float | None = None
-        self.last_received: SoftmaxModel | None = None
-        self.recent: deque[SoftmaxModel] = deque(maxlen=HISTORY)
+        self.last_received: Model | None = None
+        self.received: deque[Model] = deque(maxlen=OBSERVED)
+        self.recent: deque[Model] = deque(maxlen=HISTORY)
         self.interactions = 0
         self.kept = 0
         self.rejected = 0
         self.history: list[tuple[float, float]] = []
         self._fits = 0
-        self._schedule: list[tuple[int, int]] = []  # (epochs, seed) of every local fit, in order
+        self._schedule: list[tuple[int, int, float | None]] = []  # each local fit, in order
         self._lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ learning
@@ -130,9 +165,11 @@ class LearningEngine(Engine):
         async with self._lock:
             self._fits += 1
             model = self.model.copy()
-            train_X, train_y, seed = self.shard.train.X, self.train_y, self.seed + self._fits
-            self._schedule.append((epochs, seed))
-            await asyncio.to_thread(model.fit, train_X, train_y, epochs, seed=seed)
+            train_X, train_y, seed = self.train_X, self.train_y, self.seed + self._fits
+            # Between merges an MLP stays near where it was (FedProx); softmax needs no term.
+            prox = COLLABORATIVE_PROX if isinstance(model, MLPModel) and self._fits > 1 else None
+            self._schedule.append((epochs, seed, prox))
+            await asyncio.to_thread(_fit, model, train_X, train_y, epochs, seed, prox)
             self.model = model
             self._record()
 
@@ -158,17 +195,28 @@ class LearningEngine(Engine):
             "local_only_accuracy": round(self.local_only_accuracy, 4),
         }
 
-    def _shared(self) -> SoftmaxModel:
+    def _shared(self) -> Model:
         """The model this trainer shares now: its own, or what its behaviour makes of it."""
+        knowledge = None
+        if self.behaviour.malicious:
+            n_bad = len(self.colluders) or round(0.3 * self.peers)
+            knowledge = Knowledge(
+                reference=self.start,
+                observed=[self.model, *self.received],
+                val_X=self.shard.val.X,
+                val_y=self.shard.val.y,
+                trainers=self.peers,
+                malicious=n_bad,
+            )
         shared = self.behaviour.outgoing(
-            self.model, self.interactions, self.last_received, self.rng
+            self.model, self.interactions, self.last_received, self.rng, knowledge
         )
         self.interactions += 1
         # What we shared coming back unchanged is an echo, not a contribution.
         self.recent.append(shared)
         return shared
 
-    def _describe(self, model: SoftmaxModel) -> dict[str, Any]:
+    def _describe(self, model: Model) -> dict[str, Any]:
         return {
             "model": model.to_json(),
             "classes_seen": [int(c) for c in np.flatnonzero(model.class_counts)],
@@ -208,11 +256,15 @@ class LearningEngine(Engine):
 
     async def assess(self, task: CollaborationTask, data: dict[str, Any]) -> Assessment:
         try:
-            other = SoftmaxModel.from_json(data.get("model"))
+            other = model_from_json(data.get("model"))
         except ValueError:
             self.rejected += 1
-            return Assessment(outcome=0.0, score=0.0, kept=False)  # malformed: nothing usable
+            # Malformed: nothing usable.
+            return Assessment(outcome=0.0, score=0.0, kept=False, usefulness=0.0)
         self.last_received = other.copy()
+        colluder = task.partner in self.colluders
+        if not colluder:
+            self.received.append(other)
         val_X, val_y = self.shard.val.X, self.val_y
         if self.merge_mode == "fedavg":
             # The undefended baseline: average whatever arrives and trust everyone.
@@ -234,10 +286,15 @@ class LearningEngine(Engine):
                 self.rejected += 1
         if decision.kept:
             await self._train(self.epochs_per_tick)  # settle the merged model on our own data
+        score = self.behaviour.reported_score(decision.partner_accuracy, colluder)
+        # The merge's measured effect on our validation set (clip(1 + dp / tau, 0, 1)), as a
+        # sybil reports it (its colluders up, everyone else down) when it is one.
+        usefulness = self.behaviour.reported_score(decision.outcome, colluder)
         return Assessment(
             outcome=decision.outcome,
-            score=round(decision.partner_accuracy, 4),
+            score=round(score, 4),
             kept=decision.kept,
+            usefulness=round(usefulness, 4),
         )
 
     async def work(self, task: CollaborationTask, progress: float) -> float:
@@ -252,9 +309,9 @@ class LearningEngine(Engine):
         """Test accuracy of this trainer's own training schedule replayed without any merge:
         what it would have reached alone with the same epochs (and seeds). A trainer that kept
         no merge gets exactly its final accuracy; one that merged is compared on equal terms."""
-        model = SoftmaxModel.zeros(self.shard.train.X.shape[1], self.model.n_classes)
-        for epochs, seed in self._schedule:
-            model.fit(self.shard.train.X, self.train_y, epochs, seed=seed)
+        model = self.start.copy()
+        for epochs, seed, prox in self._schedule:
+            _fit(model, self.train_X, self.train_y, epochs, seed, prox)
         return model.accuracy(self.test.X, self.test.y)
 
     def summary(self) -> dict[str, Any]:
@@ -263,6 +320,7 @@ class LearningEngine(Engine):
             "data": self.source,
             "split": self.split,
             "merge": self.merge_mode,
+            "model": self.model_kind,
             # The figure the first local epochs gave (also in the HELLO's training report)...
             "initial_local_accuracy": None
             if self.local_only_accuracy is None
@@ -273,5 +331,6 @@ class LearningEngine(Engine):
             "val_accuracy": round(self.val_accuracy(), 4),
             "merges_kept": self.kept,
             "merges_rejected": self.rejected,
+            "backdoor_success": round(attack_success_rate(self.model, self.test.X, self.test.y), 4),
             "accuracy_history": [[round(t, 3), round(a, 4)] for t, a in self.history],
         }

@@ -8,18 +8,25 @@ import statistics
 from typing import Any
 
 from kernal.engines.learning import LearningEngine, dataset_for
-from kernal.learning.model import SoftmaxModel
+from kernal.learning.mlp import parse_hidden
+from kernal.learning.models import new_model
 from kernal.trainer.report import TrainerReport
 
 CENTRALIZED_EPOCHS = 100
 
 
 @functools.lru_cache(maxsize=4)
-def centralized_accuracy(source: str | None, *, epochs: int = CENTRALIZED_EPOCHS) -> float:
-    """Test accuracy of one model trained on the whole training pool: the upper reference
-    (seeded, so computed once per source and kept)."""
+def centralized_accuracy(
+    source: str | None,
+    *,
+    epochs: int = CENTRALIZED_EPOCHS,
+    model_kind: str = "softmax",
+    hidden: str = "64",
+) -> float:
+    """Test accuracy of one model (of the run's kind) trained on the whole training pool: the
+    upper reference (seeded, so computed once per source and model and kept)."""
     pool, test = dataset_for(source)
-    model = SoftmaxModel.zeros(pool.X.shape[1], pool.n_classes)
+    model = new_model(model_kind, pool.X.shape[1], pool.n_classes, parse_hidden(hidden))
     model.fit(pool.X, pool.y, epochs, seed=0)
     return model.accuracy(test.X, test.y)
 
@@ -43,6 +50,7 @@ def learning_section(reports: dict[str, TrainerReport], threshold: float) -> dic
     final = {ai: s.get("final_accuracy") for ai, s in summaries.items()}
     local = {ai: s.get("local_only_accuracy") for ai, s in summaries.items()}
     sources = {s.get("data") for s in summaries.values()}
+    kinds = {s.get("model", "softmax") for s in summaries.values()}
     trust = {ai: reports[ai].trust for ai in summaries}
     section: dict[str, Any] = {
         "honest_trainers": honest,
@@ -51,9 +59,15 @@ def learning_section(reports: dict[str, TrainerReport], threshold: float) -> dic
         "mean_honest_local_only_accuracy": _mean(
             [acc for ai in honest if (acc := local[ai]) is not None]
         ),
-        "centralized_baseline": round(centralized_accuracy(next(iter(sources))), 4)
-        if len(sources) == 1
+        "model": next(iter(kinds)) if len(kinds) == 1 else sorted(kinds),
+        "centralized_baseline": round(
+            centralized_accuracy(next(iter(sources)), model_kind=next(iter(kinds))), 4
+        )
+        if len(sources) == 1 and len(kinds) == 1
         else None,
+        "mean_honest_backdoor_success": _mean(
+            [v for ai in honest if (v := summaries[ai].get("backdoor_success")) is not None]
+        ),
         "honest_below_local_only": [
             ai
             for ai in honest

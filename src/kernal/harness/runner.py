@@ -34,6 +34,7 @@ from kernal.harness.processes import LogForwarder
 from kernal.harness.report import sampled, summarize, trainer_entry
 from kernal.harness.scenarios import Adversaries, Scenario, TrainerSpec
 from kernal.harness.workers import WorkerPool, deal
+from kernal.trainer import policy
 from kernal.trainer.report import TrainerReport
 
 log = logging.getLogger("kernal.harness")
@@ -53,12 +54,26 @@ class RunOptions:
     plot: Path | None = None
     trust_threshold: float = 0.5
 
-    def options_for(self, spec: TrainerSpec) -> dict[str, Any]:
-        """The engine options of one trainer: the run's, plus its attack if it is a poisoner."""
+    def options_for(
+        self, spec: TrainerSpec, specs: list[TrainerSpec] | None = None
+    ) -> dict[str, Any]:
+        """The engine options of one trainer: the run's, plus its attack if it is a poisoner.
+        With the learning engine and the run's ``specs``, also how many trainers there are
+        (``peers``) and, for a sybil, who its colluders are."""
         options = dict(self.engine_options)
         if spec.behaviour != "honest":
             options["behaviour"] = spec.behaviour
+        if self.engine == LearningEngine.name and specs is not None:
+            options["peers"] = len(specs)
+            if spec.behaviour == "sybil":
+                sybils = [s.ai_id for s in specs if s.behaviour == "sybil"]
+                options["colluders"] = ",".join(sybils)
         return options
+
+    def warnings(self) -> list[str]:
+        """What is wrong with these options that would not fail, but make a run meaningless."""
+        trap = policy.threshold_trap(self.trust_threshold, TrainerSettings.initial_reputation)
+        return [trap] if trap else []
 
 
 class Watcher(Protocol):
@@ -124,7 +139,9 @@ async def run_scenario(
         db_target = db or str(Path(tmp) / "hub_data.db")
         specs = scenario.trainers(trainers, options.adversaries)
         tokens = new_tokens([spec.ai_id for spec in specs])
-        members = [_member(spec, tokens, speed, seed, options) for spec in specs]
+        members = [_member(spec, tokens, speed, seed, options, specs) for spec in specs]
+        for warning in options.warnings():
+            log.warning("Harness: %s", warning)
         async with contextlib.AsyncExitStack() as stack:
             logs = stack.enter_context(LogForwarder()) if workers else None
             fleet: Fleet = (
@@ -170,6 +187,7 @@ def _member(
     speed: float,
     seed: int,
     options: RunOptions,
+    specs: list[TrainerSpec],
 ) -> Member:
     settings = TrainerSettings(  # the hub's address is filled in once it listens
         ai_id=spec.ai_id,
@@ -179,7 +197,7 @@ def _member(
         seed=seed,
         trust_threshold=options.trust_threshold,
         engine=options.engine,
-        engine_options=options.options_for(spec),
+        engine_options=options.options_for(spec, specs),
     )
     return Member(settings, spec.join_at)
 
@@ -249,6 +267,7 @@ async def _run(
         "scenario_duration": duration,
         "workers": len(fleet),
         "interrupted": interrupted,
+        "warnings": options.warnings(),
         "start_time": start_time,
         "trainers": {ai_id: trainer_entry(r) for ai_id, r in ordered.items()},
         "summary": summarize(list(ordered.values())),
@@ -275,8 +294,9 @@ async def _run(
 async def _prepare_learning_section(options: RunOptions) -> None:
     if options.engine == LearningEngine.name:
         source = options.engine_options.get("data")
+        kind = str(options.engine_options.get("model", "softmax"))
         with contextlib.suppress(Exception):  # learning_section() raises it again, in full
-            await asyncio.to_thread(centralized_accuracy, source)
+            await asyncio.to_thread(centralized_accuracy, source, model_kind=kind)
 
 
 async def _sleep_until(wall_time: float, stop: asyncio.Event) -> bool:

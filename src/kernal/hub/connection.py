@@ -22,6 +22,7 @@ from typing import Any, cast
 
 from pydantic import BaseModel
 
+from kernal.hub.counters import HubCounters
 from kernal.protocol import FrameTooLarge, LineFramer, encode
 
 log = logging.getLogger("kernal.hub")
@@ -47,8 +48,10 @@ class Connection(asyncio.Protocol):
         send_buffer_bytes: int,
         read_buffer_bytes: int,
         on_connected: Callable[[Connection], None] | None = None,
+        counters: HubCounters | None = None,
     ) -> None:
         self._on_connected = on_connected
+        self._sent = counters.sent if counters is not None else None
         self._framer = LineFramer(max_frame)
         self._blank_taken = 0
         self._frames: list[bytes] = []
@@ -210,6 +213,15 @@ class Connection(asyncio.Protocol):
 
     def send_raw(self, frame: bytes) -> None:
         """Queue an encoded frame; it leaves with everything else queued in this turn."""
+        if self._closing:
+            return
+        if self._sent is not None:
+            self._sent(frame)
+        self.send_uncounted(frame)
+
+    def send_uncounted(self, frame: bytes) -> None:
+        """:meth:`send_raw` for a caller that counts the frame itself (a broadcast, once for
+        all its recipients)."""
         if self._closing:
             return
         out = self._out

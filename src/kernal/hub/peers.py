@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from kernal.hub.counters import HubCounters
 from kernal.protocol import ErrorCode, ProtocolError, encode
 from kernal.protocol.messages import TOPICS, ServerMessage, Topic
 
@@ -54,13 +55,17 @@ class Peer(Protocol):
     @property
     def raw_sender(self) -> Sender:
         """The fastest way to queue an encoded frame for this peer (the registry keeps it, so
-        a broadcast is one call per peer)."""
+        a broadcast is one call per peer). It does not count the frame: the registry does,
+        once per broadcast (:class:`~kernal.hub.counters.HubCounters`)."""
 
 
 class Peers:
     """The live session of each AI id, which of them have joined, and who follows what."""
 
-    def __init__(self, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, *, rng: random.Random | None = None, counters: HubCounters | None = None
+    ) -> None:
+        self._counters = counters or HubCounters()
         self._live: dict[str, Peer] = {}
         self._joined: dict[str, Peer] = {}
         self._senders: dict[str, Sender] = {}  # of the joined peers
@@ -180,7 +185,9 @@ class Peers:
         send = self._senders.get(ai_id)
         if send is None:
             return False
-        send(message if isinstance(message, bytes) else encode(message))
+        frame = message if isinstance(message, bytes) else encode(message)
+        send(frame)
+        self._counters.sent(frame)
         return True
 
     def broadcast(
@@ -198,10 +205,13 @@ class Peers:
             for ai_id, send in list(senders.items()):
                 if ai_id != exclude:
                     send(frame)
-            return len(senders) - 1
-        for send in list(senders.values()):
-            send(frame)
-        return len(senders)
+            reached = len(senders) - 1
+        else:
+            for send in list(senders.values()):
+                send(frame)
+            reached = len(senders)
+        self._counters.sent(frame, reached)  # once, not once per peer
+        return reached
 
     def sample(
         self, topic: Topic, count: int, *, exclude: str, unlike: str | None = None

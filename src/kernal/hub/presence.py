@@ -86,8 +86,8 @@ class Presence:
         Built from pieces encoded once (each AI while its profile and standing stay the same,
         each item while it is unchanged): with hundreds of AIs joined, encoding ``STATE`` from
         models for every arrival was most of the cost of admitting one."""
-        await self.standings.load([newcomer.ai_id])
-        # After the last await, so it matches who is joined when STATE is sent.
+        # Standings are in memory (restored at hub start): nothing to read, nothing awaited,
+        # so this matches who is joined when STATE is sent.
         others = self.peers.newest_profiles(self.limit, exclude=newcomer.ai_id)
         ais = sorted((*others, newcomer), key=lambda profile: profile.ai_id)
         total = len(self.peers) + (newcomer.ai_id not in self.peers)

@@ -1,46 +1,190 @@
-"""The hub's standing of each AI: how the work it shared was rated by others.
+"""The hub's standing of each AI: how the partners that used its work rated it.
 
-Kept in memory and written through: the store is read once per AI (at its HELLO) and then
-updated from each recorded FEEDBACK, so relaying a request never touches the database.
+The rule (``docs/protocol.md``, "Standing"), with ``P`` = 0.5 and ``W0`` = 2::
+
+    standing(X) = (P * W0 + sum of weight(r) * opinion(r, X)) / (W0 + sum of weight(r))
+
+over the raters ``r`` that count for ``X``:
+
+* **One voice per rater.** ``opinion(r, X)`` is the mean of ``r``'s current votes on ``X``'s
+  items, one vote per item (the store keeps only a rater's latest, :class:`kernal.storage.Vote`);
+  a vote's value is its ``usefulness`` when it has one, else its ``score``. However many
+  FEEDBACK frames ``r`` sends, it is one rater in the sum.
+* **Only partners count.** ``r`` counts for ``X`` only once a collaboration between the two
+  completed (the hub saw it): ``X`` agreed to work with ``r`` and ``r`` had ``X``'s work in
+  hand. A stranger, or a swarm of them, cannot move ``X`` at all.
+* **Only established raters weigh.** ``weight(r, X)`` is 0 until ``r`` has completed
+  collaborations with :data:`MIN_PARTNERS` distinct AIs besides ``X``, then
+  ``partners / FULL_PARTNERS``, at most 1. A clique of three new accounts that collaborate with
+  one another, and even with the honest AI they want to sink, has two partners each besides
+  the one it rates: no weight, so it can neither lift itself nor push anybody down.
+
+Why not weight raters by their own standing: that standing is what a clique writes for itself,
+so it would be circular; the number of distinct completed collaborations is a fact only the hub
+records, and every one of them needs a counterpart's consent. What this does not stop (no
+reputation rule without a trusted seed can): a group of more than :data:`MIN_PARTNERS`
+accounts completing collaborations among themselves gains weight among themselves, and can
+sink an AI that completed a collaboration with each of them. It still cannot touch an AI that
+never worked with its members, and the reference trainer never seeds a peer above its initial
+trust from the hub's standing, so a lifted standing buys no more than a newcomer's.
+
+Everything is in memory: :meth:`Standings.restore` reads the votes and the completed
+collaborations once, at hub start; after that each FEEDBACK and each completed collaboration
+updates the tables here (the store has already committed them), and :meth:`Standings.of` is one
+dictionary lookup on the relay path. A recomputation after a restart gives the same numbers
+(sums are exact-rounded with :func:`math.fsum`, so their order does not matter).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
 
-from kernal.storage import ScoreTally, Store
+from kernal.storage import Store, Vote
 
 REPUTATION_PRIOR = 0.5
 REPUTATION_PRIOR_WEIGHT = 2.0
+MIN_PARTNERS = 3
+"""Distinct completed-collaboration partners, besides the AI it rates, that a rater needs
+before its opinion of that AI weighs anything."""
+FULL_PARTNERS = 6
+"""Such partners at which a rater's opinion weighs fully (1)."""
 
 
-def hub_reputation(total: float, count: int) -> float:
-    """Mean of the scores received, pulled toward 0.5 by two virtual ratings, so that a single
-    rating does not decide and an AI nobody rated stands at 0.5."""
-    return (total + REPUTATION_PRIOR * REPUTATION_PRIOR_WEIGHT) / (count + REPUTATION_PRIOR_WEIGHT)
+def vote_value(vote: Vote | None) -> float | None:
+    """What a vote says of its item, in [0, 1]: its usefulness (the measured outcome of using
+    it) when given, else its score; None for no vote or a vote that only reports a use."""
+    if vote is None:
+        return None
+    return vote.usefulness if vote.usefulness is not None else vote.score
+
+
+def rater_weight(partners: int) -> float:
+    """The weight of a rater's opinion of an AI when it has ``partners`` distinct
+    completed-collaboration partners besides that AI."""
+    if partners < MIN_PARTNERS:
+        return 0.0
+    return min(1.0, partners / FULL_PARTNERS)
+
+
+def hub_reputation(opinions: list[tuple[float, float]]) -> float:
+    """The weighted mean of ``(weight, opinion)`` pairs, pulled toward 0.5 by two virtual
+    ratings, so that a single rater does not decide and an AI nobody rated stands at 0.5."""
+    total = math.fsum(weight * opinion for weight, opinion in opinions)
+    weights = math.fsum(weight for weight, _ in opinions)
+    return (total + REPUTATION_PRIOR * REPUTATION_PRIOR_WEIGHT) / (
+        weights + REPUTATION_PRIOR_WEIGHT
+    )
+
+
+@dataclass
+class _Opinion:
+    """A rater's current votes on one AI's items, by item, and their mean."""
+
+    values: dict[tuple[str, str], float] = field(default_factory=dict)  # (kind, item) -> value
+    mean: float | None = None
+
+    def set(self, item: tuple[str, str], value: float | None) -> None:
+        if value is None:
+            self.values.pop(item, None)
+        else:
+            self.values[item] = value
+        # Recomputed, not adjusted: an adjusted sum drifts, and a restart must give the same.
+        self.mean = math.fsum(self.values.values()) / len(self.values) if self.values else None
 
 
 class Standings:
-    """Scores each AI received, by id, outliving its connections."""
+    """Standings of every AI, by id, outliving its connections (see the module's rule)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._tallies: dict[str, ScoreTally] = {}
+        self._opinions: defaultdict[str, dict[str, _Opinion]] = defaultdict(dict)  # of X, by r
+        self._partners: defaultdict[str, set[str]] = defaultdict(set)
+        self._standing: dict[str, float] = {}  # only AIs that differ from the prior
+        self._raters: dict[str, int] = {}  # raters counted in each such standing
 
-    async def load(self, ai_ids: Iterable[str]) -> None:
-        """Read the tallies of the AIs not known yet (one query for all of them)."""
-        missing = [ai_id for ai_id in ai_ids if ai_id not in self._tallies]
-        if not missing:
-            return
-        found = await self._store.received_scores(missing)
-        for ai_id in missing:
-            self._tallies[ai_id] = found.get(ai_id, ScoreTally(0.0, 0))
+    async def restore(self) -> None:
+        """Rebuild everything from the store (hub start): its votes and completed
+        collaborations. Forgets what was there before."""
+        ratings = await self._store.ratings()
+        pairs = await self._store.collaboration_pairs()
+        self._opinions.clear()
+        self._partners.clear()
+        self._standing.clear()
+        self._raters.clear()
+        for a, b in pairs:
+            if a != b:
+                self._partners[a].add(b)
+                self._partners[b].add(a)
+        for rating in ratings:
+            item = (rating.kind.value, rating.item_id)
+            self._set(rating.rater, rating.contributor, item, vote_value(rating.vote))
+        for ai_id in list(self._opinions):
+            self._recompute(ai_id)
 
     def of(self, ai_id: str) -> float:
-        """The standing of ``ai_id`` (the prior for an AI with no scores, or not loaded)."""
-        tally = self._tallies.get(ai_id)
-        return REPUTATION_PRIOR if tally is None else hub_reputation(tally.total, tally.count)
+        """The standing of ``ai_id`` (the prior for an AI no counting rater rated)."""
+        return self._standing.get(ai_id, REPUTATION_PRIOR)
 
-    def update(self, ai_id: str, tally: ScoreTally) -> None:
-        """Record the tally the store holds for ``ai_id`` after a feedback was committed."""
-        self._tallies[ai_id] = tally
+    def raters(self, ai_id: str) -> int:
+        """How many raters' opinions the standing of ``ai_id`` counts (0: it is the prior)."""
+        return self._raters.get(ai_id, 0)
+
+    def partners(self, ai_id: str) -> int:
+        """How many distinct AIs ``ai_id`` completed a collaboration with."""
+        return len(self._partners.get(ai_id, ()))
+
+    def voted(self, rater: str, contributor: str, item: tuple[str, str], vote: Vote) -> None:
+        """A FEEDBACK committed: ``rater``'s vote on ``contributor``'s ``item`` (kind, id) is
+        now ``vote`` (replacing whatever it was)."""
+        if self._set(rater, contributor, item, vote_value(vote)):
+            self._recompute(contributor)
+
+    def collaborated(self, a: str, b: str) -> None:
+        """A collaboration between ``a`` and ``b`` completed. A new pair changes both weights,
+        so every standing either of them counts in is recomputed (in memory, a rare event)."""
+        if a == b or b in self._partners[a]:
+            return
+        self._partners[a].add(b)
+        self._partners[b].add(a)
+        touched = {a, b} | self._partners[a] | self._partners[b]
+        for ai_id in touched:
+            self._recompute(ai_id)
+
+    def _set(
+        self, rater: str, contributor: str, item: tuple[str, str], value: float | None
+    ) -> bool:
+        """Set ``rater``'s value for ``item`` in its opinion of ``contributor``; whether that
+        opinion can have changed. A self-rating never counts (the router refuses it; a row
+        written before it did may hold one), nor does an item without a contributor."""
+        if rater == contributor or not contributor:
+            return False
+        opinions = self._opinions[contributor]
+        opinion = opinions.get(rater)
+        if opinion is None:
+            if value is None:
+                return False
+            opinion = opinions[rater] = _Opinion()
+        opinion.set(item, value)
+        return True
+
+    def _recompute(self, ai_id: str) -> None:
+        # Over the AI's partners only: strangers' opinions are kept (a later collaboration may
+        # make them count) but never summed, so a swarm of them costs nothing here.
+        opinions = self._opinions.get(ai_id, {})
+        counted: list[tuple[float, float]] = []
+        for rater in self._partners.get(ai_id, ()):
+            opinion = opinions.get(rater)
+            mean = None if opinion is None else opinion.mean
+            # Besides ai_id itself (a partner, or the opinion would not count): the AI being
+            # rated cannot be what makes its rater established.
+            weight = rater_weight(len(self._partners[rater]) - 1)
+            if mean is not None and weight > 0:
+                counted.append((weight, mean))
+        if counted:
+            self._standing[ai_id] = hub_reputation(counted)
+            self._raters[ai_id] = len(counted)
+        else:
+            self._standing.pop(ai_id, None)
+            self._raters.pop(ai_id, None)

@@ -11,9 +11,11 @@ clock) and knows nothing of sessions, sockets or the server around it.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from kernal.hub.collaborations import CollaborationBook
+from kernal.hub.counters import HubCounters
 from kernal.hub.knowledge import Knowledge
 from kernal.hub.peers import Peer, Peers
 from kernal.hub.replay import ReplayLog
@@ -51,6 +53,7 @@ class Router:
     clock: Clock
     request_fanout: int = 16
     max_data_bytes: int = 512 * 1024
+    counters: HubCounters = field(default_factory=HubCounters)
 
     @staticmethod
     def can_pipeline(message: m.ClientMessage) -> bool:
@@ -127,12 +130,14 @@ class Router:
         self._check_size("pattern_data", msg.pattern_data, raw, msg.msg_id)
         now = self.clock.now()
         record = PatternRecord(msg.pattern_id, msg.pattern_data, sender, now)
+        started = time.perf_counter()
         try:
             outcome = await self.store.add_pattern(
                 record, data_text=None if raw is None else raw.text_of("pattern_data")
             )
         except ConflictError as exc:
             raise ProtocolError(ErrorCode.CONFLICT, str(exc), msg.msg_id) from None
+        self.counters.persist_seconds.observe(time.perf_counter() - started)
         duplicate = outcome is ShareOutcome.DUPLICATE
         ack = ack_frame(msg.msg_id, msg.type, msg.pattern_id, duplicate=duplicate or None)
         peer.send_raw(ack)
@@ -178,6 +183,7 @@ class Router:
         record = ComponentRecord(
             msg.component_id, msg.component_data, sender, now, msg.quality_score
         )
+        started = time.perf_counter()
         try:
             outcome = await self.store.add_component(
                 record,
@@ -189,9 +195,12 @@ class Router:
             raise ProtocolError(ErrorCode.CONFLICT, str(exc), ref) from None
         except NotFoundError as exc:
             raise ProtocolError(ErrorCode.NOT_FOUND, str(exc), ref) from None
+        self.counters.persist_seconds.observe(time.perf_counter() - started)
         duplicate = outcome is ShareOutcome.DUPLICATE
         if completes is not None:
+            self.counters.collaborations_ended[CollaborationStatus.COMPLETED] += 1
             self.book.finish(completes.collaboration_id)
+            self.standings.collaborated(completes.requester, completes.acceptor)
             log.info(
                 "Collaboration %s completed by %s with component %s",
                 completes.collaboration_id,
@@ -223,16 +232,17 @@ class Router:
         if item.contributor == sender:
             raise ProtocolError(
                 ErrorCode.FORBIDDEN,
-                f"{sender} cannot give feedback on its own {msg.kind}",
+                f"{sender} cannot rate its own {msg.kind} {msg.id!r}: only other AIs' "
+                "feedback counts toward an AI's standing; send FEEDBACK on others' work",
                 msg.msg_id,
             )
         try:
             result = await self.store.record_feedback(
-                kind, msg.id, sender, msg.score, self.clock.now()
+                kind, msg.id, sender, msg.score, self.clock.now(), usefulness=msg.usefulness
             )
         except NotFoundError as exc:
             raise ProtocolError(ErrorCode.NOT_FOUND, str(exc), msg.msg_id) from None
-        self.standings.update(result.contributor, result.contributor_scores)
+        self.standings.voted(sender, result.contributor, (kind.value, msg.id), result.vote)
         self.knowledge.rated(kind, msg.id, result)
         peer.send_raw(ack_frame(msg.msg_id, msg.type, msg.id))
 
@@ -285,6 +295,7 @@ class Router:
             self.book.abandon(record)
             raise
         self.book.activate(record)
+        self.counters.collaborations_started += 1
         log.info("Collaboration %s started: %s <-> %s", record.collaboration_id, msg.to, sender)
         self.peers.send_to(
             msg.to, relay_frame(msg, raw, sender, collaboration_id=record.collaboration_id)
@@ -355,7 +366,11 @@ class Router:
             )
         except NotFoundError:
             return  # already closed (e.g. completed by a component share in the same instant)
+        self.counters.collaborations_ended[
+            CollaborationStatus.COMPLETED if completed else CollaborationStatus.FAILED
+        ] += 1
         if isinstance(ending, m.CollaborationComplete):
+            self.standings.collaborated(record.requester, record.acceptor)
             log.info("Collaboration %s completed by %s", cid, sender)
         else:
             log.info("Collaboration %s failed (%s): %s", cid, sender, ending.reason)

@@ -19,6 +19,7 @@ from kernal.config import HubSettings
 from kernal.hub.auth import Authenticator, is_loopback
 from kernal.hub.collaborations import CollaborationBook
 from kernal.hub.connection import Connection
+from kernal.hub.counters import HubCounters
 from kernal.hub.knowledge import Knowledge
 from kernal.hub.limits import AddressBook, RateLimits
 from kernal.hub.peers import Peers
@@ -58,7 +59,9 @@ class Hub:
         self.settings = settings
         self.store = store
         self.clock = settings.clock
-        self.peers = Peers()
+        self.counters = HubCounters()
+        """What the hub did since it was built (read by the web app's /metrics)."""
+        self.peers = Peers(counters=self.counters)
         self.collaborations = CollaborationBook(max_per_ai=settings.max_collaborations_per_ai)
         self.standings = Standings(store)
         self.knowledge = Knowledge(store, settings.recent_limit)
@@ -74,6 +77,7 @@ class Hub:
             clock=self.clock,
             request_fanout=settings.request_fanout,
             max_data_bytes=settings.max_data_bytes,
+            counters=self.counters,
         )
         self._services = SessionServices(
             store=store,
@@ -103,6 +107,7 @@ class Hub:
                 abuse_seconds=settings.abuse_seconds,
             ),
             idle_timeout=settings.idle_timeout,
+            counters=self.counters,
         )
         self._stats = StatsRecorder(
             status=self.status,
@@ -164,6 +169,7 @@ class Hub:
             if closed:
                 log.info("Marked %d collaborations left active by the last run as failed", closed)
             await self.knowledge.load()
+            await self.standings.restore()
             self._server = await asyncio.get_running_loop().create_server(
                 self._new_connection,
                 self.settings.host,
@@ -268,6 +274,11 @@ class Hub:
 
     # ------------------------------------------------------------------ figures
 
+    @property
+    def open_connections(self) -> int:
+        """Trainer connections open now (authenticated or not)."""
+        return len(self._sessions)
+
     async def status(self) -> HubStatus:
         """The headline figures (``GET /status``, stats history, harness samples)."""
         return HubStatus(
@@ -289,6 +300,7 @@ class Hub:
             send_buffer_bytes=settings.send_buffer_bytes,
             read_buffer_bytes=settings.read_buffer_bytes,
             on_connected=self._serve,
+            counters=self.counters,
         )
 
     def _serve(self, conn: Connection) -> None:

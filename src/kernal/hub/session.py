@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kernal.hub.auth import Authenticator, Grant
 from kernal.hub.connection import Connection
+from kernal.hub.counters import HubCounters
 from kernal.hub.limits import AddressBook, RateLimits, Throttle, address_of
 from kernal.hub.peers import Peers, Profile
 from kernal.hub.presence import Presence
@@ -68,6 +70,7 @@ class SessionServices:
     addresses: AddressBook
     rate_limits: RateLimits
     idle_timeout: float  # real seconds; 0: none
+    counters: HubCounters = field(default_factory=HubCounters)
 
 
 class Session:
@@ -87,6 +90,7 @@ class Session:
         self.address = address_of(conn.peer)
         self._throttle = Throttle(services.rate_limits)
         self._slowed = False
+        self._counters = services.counters
 
     @property
     def ai_id(self) -> str | None:
@@ -110,23 +114,30 @@ class Session:
 
     @property
     def raw_sender(self) -> Callable[[bytes], None]:
-        return self.conn.send_raw
+        return self.conn.send_uncounted  # the registry of peers counts what it sends
 
     # ------------------------------------------------------------------ life
+
+    def _send_error(self, error: Error) -> None:
+        """Send an ERROR, counted by code."""
+        self._counters.errors[error.code] += 1
+        self.conn.send(error)
 
     async def run(self) -> None:
         refused = self._services.addresses.admit(self.address)
         if refused is not None:
+            self._counters.connections_refused += 1
             log.warning("[?] Refused a connection from %s: %s", self.conn.peer, refused)
-            self.conn.send(Error(code=ErrorCode.RATE_LIMITED, error=f"{refused}; try later"))
+            self._send_error(Error(code=ErrorCode.RATE_LIMITED, error=f"{refused}; try later"))
             await self.conn.close(timeout=1.0)
             return
+        self._counters.connections_opened += 1
         try:
             if await self._authenticate():
                 await self._serve()
         except FrameTooLarge as exc:
             log.warning("[%s] %s from %s", self._ai_id or "?", exc.reason, self.conn.peer)
-            self.conn.send(Error(code=exc.code, error=exc.reason))
+            self._send_error(Error(code=exc.code, error=exc.reason))
         except Exception:
             log.exception("[%s] Connection handler failed; closing it", self._ai_id or "?")
         finally:
@@ -136,7 +147,7 @@ class Session:
     def evict(self, reason: str) -> None:
         """A newer session of the same AI took over: tell this client why, then depart."""
         self.evicted = True
-        self.conn.send(Error(code=ErrorCode.REPLACED, error=reason))
+        self._send_error(Error(code=ErrorCode.REPLACED, error=reason))
         self.depart(close_timeout=EVICTED_CLOSE_TIMEOUT)
 
     def revoke(self, reason: str) -> None:
@@ -206,6 +217,7 @@ class Session:
             async with asyncio.timeout(services.auth_timeout):
                 frame = await self._first_frame()
         except TimeoutError:
+            self._counters.login_failures += 1
             conn.send(AuthFailed(error=f"no AUTH within {services.auth_timeout:g} s"))
             return False
         if frame is None:
@@ -213,9 +225,12 @@ class Session:
         try:
             auth = decode_auth(frame)
         except ProtocolError as exc:
+            self._counters.received("invalid", len(frame))
+            self._counters.login_failures += 1
             log.warning("[?] Authentication failed from %s: %s", conn.peer, exc.reason)
             conn.send(AuthFailed(error=exc.reason))
             return False
+        self._counters.received("AUTH", len(frame))
         addresses = services.addresses
         wait = addresses.wait_before_login(self.address, auth.ai_id)
         if wait > 0:  # failed logins from here: answer only after the backoff
@@ -225,6 +240,7 @@ class Session:
                 return False
             verdict = await services.auth.authenticate(auth.ai_id, auth.token)
         if isinstance(verdict, str):
+            self._counters.login_failures += 1
             addresses.failed(self.address, auth.ai_id)
             log.warning("[-] Authentication failed for %s @ %s", auth.ai_id, conn.peer)
             conn.send(AuthFailed(error=verdict))
@@ -246,6 +262,7 @@ class Session:
                 await asyncio.shield(self._predecessor)
         if not services.peers.is_live(self):
             return False  # an even newer login took over while we waited
+        self._counters.logins += 1
         conn.send(AuthOk(ai_id=auth.ai_id))
         log.info("[+] AI Trainer authenticated: %s @ %s", auth.ai_id, conn.peer)
         return True
@@ -260,6 +277,7 @@ class Session:
         Anything else waits for the shares before it, so it sees their effects.
         """
         can_pipeline = self._services.router.can_pipeline
+        received_one = self._counters.received
         while (frames := await self._next_frames()) is not None:
             if not await self._pace(frames):
                 return
@@ -267,8 +285,11 @@ class Session:
             for frame in frames:
                 if self.evicted:
                     return
+                decoded = False
                 try:
                     received = decode_client_frame(frame)
+                    decoded = True
+                    received_one(received[0].type, len(frame))
                     if self.joined and can_pipeline(received[0]):
                         shares.append(received)
                         continue
@@ -276,6 +297,8 @@ class Session:
                     shares = []
                     await self._dispatch(received)
                 except ProtocolError as exc:
+                    if not decoded:
+                        received_one("invalid", len(frame))
                     await self._dispatch_all(shares)
                     shares = []
                     if not self._reply_error(exc):
@@ -296,7 +319,7 @@ class Session:
                 return await self.conn.next_frames()
         except TimeoutError:
             log.info("[%s] Idle for %g s; closing", self._ai_id, idle)
-            self.conn.send(
+            self._send_error(
                 Error(
                     code=ErrorCode.IDLE_TIMEOUT,
                     error=f"no frame for {idle:g} s; send PING at least that often to stay",
@@ -327,7 +350,7 @@ class Session:
                 self._ai_id,
                 limits.abuse_seconds,
             )
-            self.conn.send(
+            self._send_error(
                 Error(
                     code=ErrorCode.RATE_LIMITED,
                     error=f"over the rate limits for more than {limits.abuse_seconds:g} s; "
@@ -341,7 +364,7 @@ class Session:
         """Once per episode of being over the limits."""
         if not self._slowed:
             self._slowed = True
-            self.conn.send(
+            self._send_error(
                 Error(
                     code=ErrorCode.RATE_LIMITED,
                     error=f"slow down: at most {limits.frames_per_second:g} frames and "
@@ -380,7 +403,9 @@ class Session:
             )
             self.conn.send(page.model_copy(update={"ref": message.msg_id}))
         else:
+            started = time.perf_counter()
             await self._services.router.dispatch(self, message, raw)
+            self._counters.ack_seconds.observe(time.perf_counter() - started)
 
     async def _dispatch_all(self, messages: list[Received]) -> None:
         async def one(message: Received) -> None:
@@ -398,7 +423,7 @@ class Session:
     def _reply_error(self, exc: ProtocolError) -> bool:
         """Send the ERROR; return whether the connection stays open."""
         log.info("[%s] ERROR %s: %s", self._ai_id, exc.code, exc.reason)
-        self.conn.send(Error(code=exc.code, error=exc.reason, ref=exc.ref))
+        self._send_error(Error(code=exc.code, error=exc.reason, ref=exc.ref))
         return exc.code not in CLOSING_CODES
 
     # ------------------------------------------------------------------ HELLO

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernal.learning.model import FloatArray, IntArray, SoftmaxModel
+from kernal.learning.model import FloatArray, IntArray
+from kernal.learning.models import Model
 
 # Pseudo-count added to both sides of the class-wise weights, so a class neither model has seen
 # is a plain average instead of 0/0.
@@ -26,14 +27,25 @@ TAU = 0.2
 MAX_NORM_RATIO = 4.0
 DUPLICATE_DISTANCE = 1e-3
 ZERO_NORM = 1e-9
+SCAN_BLOCK = 4
+HIJACK_LIMIT = 0.7
+HIJACK_MARGIN = 0.3
 
 
-def _check_compatible(a: SoftmaxModel, b: SoftmaxModel) -> None:
-    if a.W.shape != b.W.shape:
-        raise ValueError(f"incompatible models: {a.W.shape} vs {b.W.shape}")
+def _check_compatible(a: Model, b: Model) -> None:
+    if a.signature != b.signature:
+        raise ValueError(f"incompatible models: {a.signature} vs {b.signature}")
 
 
-def class_shares(own: SoftmaxModel, other: SoftmaxModel) -> FloatArray:
+def hidden_share(own: Model, other: Model) -> float:
+    """``other``'s weight for hidden layers, which serve every class: ``(N_o + 1) /
+    (N_s + N_o + 2)`` with ``N`` the total samples seen."""
+    mine = float(own.class_counts.sum()) + COUNT_FLOOR
+    theirs = float(other.class_counts.sum()) + COUNT_FLOOR
+    return theirs / (mine + theirs)
+
+
+def class_shares(own: Model, other: Model) -> FloatArray:
     """Per class, ``other``'s weight in a class-wise merge: ``(n_o + 1) / (n_s + n_o + 2)``."""
     mine = own.class_counts.astype(np.float64) + COUNT_FLOOR
     theirs = other.class_counts.astype(np.float64) + COUNT_FLOOR
@@ -41,11 +53,14 @@ def class_shares(own: SoftmaxModel, other: SoftmaxModel) -> FloatArray:
     return shares
 
 
-def merge(own: SoftmaxModel, other: SoftmaxModel, weight: float | None = None) -> SoftmaxModel:
+def merge(own: Model, other: Model, weight: float | None = None) -> Model:
     """A new model combining ``own`` and ``other``; neither input is modified.
 
-    ``weight=None``: class-wise, column ``c`` of ``W`` and ``b[c]`` get ``other``'s share from
-    :func:`class_shares`. A float ``weight`` in [0, 1]: the plain convex combination
+    ``weight=None``: class-wise, column ``c`` of the output layer's ``W`` and ``b[c]`` get
+    ``other``'s share from :func:`class_shares`; an MLP's hidden layers, which serve every
+    class, get one share from the total samples (:func:`hidden_share`). Hidden layers can be
+    averaged coordinate-wise because every trainer starts from the same seeded initialisation
+    (see :mod:`kernal.learning.mlp`). A float ``weight`` in [0, 1]: the plain convex combination
     ``(1 - weight) * own + weight * other``. The result's ``class_counts`` is the element-wise
     max (not the sum: knowledge passed around by gossip must not be counted twice) and its
     ``rounds`` the max of both. ``merge(m, m)`` equals ``m``. ``ValueError`` if shapes differ.
@@ -53,14 +68,21 @@ def merge(own: SoftmaxModel, other: SoftmaxModel, weight: float | None = None) -
     _check_compatible(own, other)
     if weight is None:
         share = class_shares(own, other)
+        inner = hidden_share(own, other)
     elif 0.0 <= weight <= 1.0:
         share = np.full(own.n_classes, float(weight))
+        inner = float(weight)
     else:
         raise ValueError(f"weight must be in [0, 1], got {weight}")
-    W = (1.0 - share) * own.W + share * other.W
-    b = (1.0 - share) * own.b + share * other.b
-    counts: IntArray = np.maximum(own.class_counts, other.class_counts)
-    return SoftmaxModel(W, b, counts, max(own.rounds, other.rounds))
+    pieces: list[FloatArray] = []
+    last = len(own.layers) - 1
+    for i, ((Ws, bs), (Wo, bo)) in enumerate(zip(own.layers, other.layers, strict=True)):
+        s = share if i == last else inner
+        pieces += [((1.0 - s) * Ws + s * Wo).ravel(), (1.0 - s) * bs + s * bo]
+    out = own.with_parameters(np.concatenate(pieces))
+    out.class_counts = np.maximum(own.class_counts, other.class_counts)
+    out.rounds = max(own.rounds, other.rounds)
+    return out
 
 
 @dataclass(frozen=True)
@@ -76,33 +98,58 @@ class MergeDecision:
     own_accuracy: float
     merged_accuracy: float
     partner_accuracy: float
-    model: SoftmaxModel
+    model: Model
     reason: str = ""
     likelihood_change: float = 0.0
 
 
-def _relative_distance(a: SoftmaxModel, b: SoftmaxModel) -> float:
+def _relative_distance(a: Model, b: Model) -> float:
     pa, pb = a.parameters(), b.parameters()
     scale = max(float(np.linalg.norm(pa)), float(np.linalg.norm(pb)), 1e-12)
     return float(np.linalg.norm(pa - pb)) / scale
 
 
-def _true_class_probability(model: SoftmaxModel, X: FloatArray, y: IntArray) -> FloatArray:
+def _true_class_probability(model: Model, X: FloatArray, y: IntArray) -> FloatArray:
     probabilities: FloatArray = model.predict_proba(X)[np.arange(len(y)), y]
     return probabilities
 
 
+def hijack_rate(model: Model, X: FloatArray, block: int = SCAN_BLOCK) -> float:
+    """The largest share of ``X`` whose prediction one stamp sends to one class: over every
+    run of ``block`` consecutive features set to 1 (a blunt trigger scan), the fraction of
+    rows whose predicted class changes *to the same class*, maximised over stamps and classes.
+
+    An honest model's predictions scatter when a patch is stamped on (digits: 0.1-0.5 measured
+    on six shards); a model trained to map a patch to a target class sends most rows there
+    (0.77-1.0 for the ``backdoor`` attack's 4-pixel trigger).
+    """
+    if len(X) == 0 or X.shape[1] < block:
+        return 0.0
+    n, d = X.shape
+    positions = d - block + 1
+    clean = model.predict(X)
+    stamped = np.repeat(X[None, :, :], positions, axis=0)
+    for start in range(positions):
+        stamped[start, :, start : start + block] = 1.0
+    moved = model.predict(stamped.reshape(positions * n, d)).reshape(positions, n)
+    changed = moved != clean[None, :]
+    counts = np.zeros((positions, model.n_classes))
+    np.add.at(counts, (np.nonzero(changed)[0], moved[changed]), 1.0)
+    return float(counts.max()) / float(n)
+
+
 def evaluate_merge(
-    own: SoftmaxModel,
-    other: SoftmaxModel,
+    own: Model,
+    other: Model,
     val_X: FloatArray,
     val_y: IntArray,
     *,
     tau: float = TAU,
-    history: Sequence[SoftmaxModel] = (),
+    history: Sequence[Model] = (),
     weight: float | None = None,
     max_norm_ratio: float = MAX_NORM_RATIO,
     duplicate_distance: float = DUPLICATE_DISTANCE,
+    trigger_scan: bool = True,
 ) -> MergeDecision:
     """The gate: merge ``other`` into ``own`` only if that does not hurt on OUR validation data.
 
@@ -116,7 +163,10 @@ def evaluate_merge(
        all zeros (an untrained model), has a parameter norm above ``max_norm_ratio`` (4) times
        ours (boosting: honest peers measured at most 1.7x) or lies within relative distance
        ``duplicate_distance`` (1e-3) of ``own`` or of a model in ``history`` (a free rider
-       echoing our work; honest peers measured no closer than 8e-3).
+       echoing our work; honest peers measured no closer than 8e-3), or, with
+       ``trigger_scan``, if stamping a patch on our validation inputs sends at least 70% of them
+       to one class under ``other`` and 30 points more than under ``own`` (:func:`hijack_rate`:
+       a backdoor with a patch trigger; a scattered trigger is not found this way).
     2. Otherwise ``merged = merge(own, other, weight)`` and, on the validation slice,
        ``dp`` = change in the mean probability given to the true label (merged minus own) and
        ``da`` = change in accuracy.
@@ -138,8 +188,8 @@ def evaluate_merge(
     def refuse(reason: str, partner_acc: float = 0.0) -> MergeDecision:
         return MergeDecision(False, 0.0, own_acc, own_acc, partner_acc, own, reason)
 
-    if own.W.shape != other.W.shape:
-        return refuse(f"incompatible shape {other.W.shape}, ours is {own.W.shape}")
+    if own.signature != other.signature:
+        return refuse(f"incompatible model {other.signature}, ours is {own.signature}")
     partner_acc = other.accuracy(val_X, val_y)
     own_norm = float(np.linalg.norm(own.parameters()))
     other_norm = float(np.linalg.norm(other.parameters()))
@@ -148,8 +198,15 @@ def evaluate_merge(
     if own_norm > ZERO_NORM and other_norm > max_norm_ratio * own_norm:
         return refuse(f"parameter norm {other_norm / own_norm:.1f}x ours", partner_acc)
     for seen in (own, *history):
-        if seen.W.shape == other.W.shape and _relative_distance(other, seen) < duplicate_distance:
+        if (
+            seen.signature == other.signature
+            and _relative_distance(other, seen) < duplicate_distance
+        ):
             return refuse("a copy of a model we already have", partner_acc)
+    if trigger_scan:
+        hijack = hijack_rate(other, val_X)
+        if hijack >= HIJACK_LIMIT and hijack >= hijack_rate(own, val_X) + HIJACK_MARGIN:
+            return refuse(f"a patch sends {hijack:.0%} of our inputs to one class", partner_acc)
     merged = merge(own, other, weight)
     merged_acc = merged.accuracy(val_X, val_y)
     dp = float(
@@ -165,7 +222,7 @@ def evaluate_merge(
     return MergeDecision(kept, outcome, own_acc, merged_acc, partner_acc, model, reason, dp)
 
 
-def fedavg(models: list[SoftmaxModel], weights: list[float] | None = None) -> SoftmaxModel:
+def fedavg(models: Sequence[Model], weights: Sequence[float] | None = None) -> Model:
     """Plain weighted parameter average with no gate at all (the undefended baseline).
 
     ``weights`` default to each model's total ``class_counts`` (equal weights if all are zero).
@@ -183,7 +240,8 @@ def fedavg(models: list[SoftmaxModel], weights: list[float] | None = None) -> So
     if len(weights) != len(models) or any(not w >= 0 for w in weights) or sum(weights) <= 0:
         raise ValueError("weights must be one non-negative number per model, not all zero")
     w = np.array(weights, dtype=np.float64) / sum(weights)
-    W = np.einsum("m,mdk->dk", w, np.stack([m.W for m in models]))
-    b = np.einsum("m,mk->k", w, np.stack([m.b for m in models]))
-    counts = np.maximum.reduce([m.class_counts for m in models])
-    return SoftmaxModel(W, b, counts, max(m.rounds for m in models))
+    averaged = w @ np.stack([m.parameters() for m in models])
+    out = models[0].with_parameters(averaged)
+    out.class_counts = np.maximum.reduce([m.class_counts for m in models])
+    out.rounds = max(m.rounds for m in models)
+    return out

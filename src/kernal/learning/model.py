@@ -43,6 +43,8 @@ class SoftmaxModel:
     evidence behind column ``c``, used by class-wise merging); ``rounds`` counts ``fit`` calls.
     """
 
+    kind = KIND
+
     def __init__(
         self, W: FloatArray, b: FloatArray, class_counts: IntArray | None = None, rounds: int = 0
     ) -> None:
@@ -73,9 +75,29 @@ class SoftmaxModel:
     def n_classes(self) -> int:
         return int(self.W.shape[1])
 
+    @property
+    def signature(self) -> tuple[object, ...]:
+        """The kind and the arrays' shapes: two models can be merged iff these are equal."""
+        return (self.kind, self.W.shape, self.b.shape)
+
+    @property
+    def layers(self) -> list[tuple[FloatArray, FloatArray]]:
+        """``[(W, b)]``: the one (output) layer, as :class:`~kernal.learning.mlp.MLPModel` has
+        them (views, not copies)."""
+        return [(self.W, self.b)]
+
     def parameters(self) -> FloatArray:
-        """``W`` and ``b`` flattened into one vector (for norms and distances)."""
+        """``W`` and ``b`` flattened into one vector (for norms, distances and attacks)."""
         return np.concatenate([self.W.ravel(), self.b])
+
+    def with_parameters(self, vector: FloatArray) -> SoftmaxModel:
+        """A new model of this shape holding ``vector`` (same counts and rounds)."""
+        vector = np.asarray(vector, dtype=np.float64)
+        d, k = self.W.shape
+        if vector.shape != (d * k + k,):
+            raise ValueError(f"need {d * k + k} parameters, got {vector.shape}")
+        W = vector[: d * k].reshape(d, k).copy()
+        return SoftmaxModel(W, vector[d * k :].copy(), self.class_counts.copy(), self.rounds)
 
     def predict_proba(self, X: FloatArray) -> FloatArray:
         """Class probabilities, n x k."""

@@ -31,14 +31,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from kernal.learning.adaptive import Knowledge, attack_success_rate
 from kernal.learning.attacks import Behaviour, parse_behaviour
 from kernal.learning.data import Dataset, Shard, holdout, load_digits, make_shard
 from kernal.learning.merge import evaluate_merge, fedavg
-from kernal.learning.model import IntArray, SoftmaxModel
+from kernal.learning.mlp import COLLABORATIVE_PROX, DEFAULT_HIDDEN, INIT_SEED, MLPModel
+from kernal.learning.model import FloatArray, IntArray
+from kernal.learning.models import Model, new_model
 from kernal.trainer import policy
 
 HISTORY = 6  # own recently shared models remembered by the free-rider guard
 DETECTION_LIMIT = 5
+OBSERVED = 8  # received models an attacker remembers to estimate honest statistics
+HUB_PRIOR, HUB_PRIOR_WEIGHT = 0.5, 2.0  # as kernal.hub.reputation.hub_reputation
 
 
 @dataclass
@@ -46,12 +51,14 @@ class _Trainer:
     index: int
     behaviour: Behaviour
     shard: Shard
+    train_X: FloatArray
     train_y: IntArray
     val_y: IntArray
-    model: SoftmaxModel
+    model: Model
     shares: int = 0
-    last_received: SoftmaxModel | None = None
-    history: list[SoftmaxModel] = field(default_factory=list)
+    last_received: Model | None = None
+    history: list[Model] = field(default_factory=list)
+    received: list[Model] = field(default_factory=list)
 
 
 @dataclass
@@ -74,6 +81,14 @@ class SimResult:
     kept: int = 0
     refused: int = 0
     threshold: float = 0.5
+    backdoor_success: list[float] = field(default_factory=list)
+    hub_standing: list[float] = field(default_factory=list)
+    poisoned_pairs: list[tuple[int, int]] = field(default_factory=list)  # (receiver, sender)
+
+    @property
+    def mean_backdoor_success(self) -> float:
+        """Mean over honest trainers of the backdoor's success on triggered test inputs."""
+        return float(np.mean([self.backdoor_success[i] for i in self.honest]))
 
     @property
     def honest(self) -> list[int]:
@@ -133,6 +148,7 @@ class SimResult:
             "final_poisoner_reputation": (self.poisoner_reputation() or [float("nan")])[-1],
             "kept": float(self.kept),
             "refused": float(self.refused),
+            "backdoor_success": self.mean_backdoor_success,
         }
 
 
@@ -152,47 +168,93 @@ def simulate(
     data: Dataset | None = None,
     gate: Mapping[str, Any] | None = None,
     fit_options: Mapping[str, Any] | None = None,
+    model: str = "softmax",
+    hidden: tuple[int, ...] = DEFAULT_HIDDEN,
+    shared_init: bool = True,
+    omniscient: bool = False,
+    seed_from_hub: bool = False,
+    feedback: str = "accuracy",
 ) -> SimResult:
     """Run the protocol offline (see the module docstring); deterministic given ``seed``.
 
-    ``malicious`` lists the indices of the trainers behaving as ``attack``; ``data`` defaults
-    to the bundled digits; ``gate`` and ``fit_options`` are extra keyword arguments for
-    :func:`evaluate_merge` and :meth:`SoftmaxModel.fit` (for tuning).
+    ``malicious`` lists the indices of the trainers behaving as ``attack`` (for ``sybil``,
+    they are the colluders, taking turns in that order); ``data`` defaults to the bundled
+    digits; ``gate`` and ``fit_options`` are extra keyword arguments for
+    :func:`evaluate_merge` and the model's ``fit`` (for tuning). ``model`` is ``softmax`` or
+    ``mlp`` (``hidden`` layers); ``shared_init=False`` starts each MLP from its own seed
+    (only to measure what the shared start is worth). ``omniscient``: adaptive attackers know
+    every honest trainer's current model (else only their own and the last models they
+    received, as in the real system). ``seed_from_hub``: a trainer starts a peer it first meets
+    at ``min(0.5, standing)``, the standing computed as the hub does from every score reported
+    so far (one vote per rater, the latest), so colluders' ratings count. ``feedback``: what
+    an honest trainer reports to the hub, the partner model's validation ``accuracy`` (as the
+    engine does today) or the gate's ``outcome`` (the measured usefulness).
     """
+    if feedback not in ("accuracy", "outcome"):
+        raise ValueError(f"feedback must be 'accuracy' or 'outcome', got {feedback!r}")
     if merge not in ("gated", "fedavg"):
         raise ValueError(f"merge must be 'gated' or 'fedavg', got {merge!r}")
-    behaviour, bad = parse_behaviour(attack), set(malicious)
+    behaviour, bad = parse_behaviour(attack), list(dict.fromkeys(malicious))
     pool, test = holdout(data if data is not None else load_digits(), seed=seed)
     d, k = pool.X.shape[1], pool.n_classes
     fit_kwargs = dict(fit_options or {})
+    start = new_model(model, d, k, hidden)
 
-    def train(model: SoftmaxModel, ds: Dataset, y: IntArray, epochs: int, s: int) -> None:
-        model.fit(ds.X, y, epochs, seed=s, **fit_kwargs)
+    def fresh(i: int) -> Model:
+        if shared_init or model != "mlp":
+            return start.copy()
+        return new_model(model, d, k, hidden, seed=INIT_SEED + 1 + i)
+
+    def train(m: Model, X: FloatArray, y: IntArray, epochs: int, s: int, after: bool) -> None:
+        """``after``: training between merges (an MLP then keeps near what it merged)."""
+        extra = {"prox": COLLABORATIVE_PROX} if after and isinstance(m, MLPModel) else {}
+        m.fit(X, y, epochs, seed=s, **{**extra, **fit_kwargs})
 
     rng = np.random.default_rng(seed)
     trainers: list[_Trainer] = []
     for i in range(n_trainers):
-        b = behaviour if i in bad else Behaviour("honest")
+        b = Behaviour("honest")
+        if i in bad:
+            b = (
+                Behaviour(behaviour.name, bad.index(i), len(bad))
+                if attack == "sybil"
+                else behaviour
+            )
         shard = make_shard(pool, split, seed=seed * 1000 + i)
         train_y, val_y = b.training_labels(shard.train.y, k), b.training_labels(shard.val.y, k)
-        trainers.append(_Trainer(i, b, shard, train_y, val_y, SoftmaxModel.zeros(d, k)))
+        train_X, train_y = b.training_set(shard.train.X, train_y)
+        trainers.append(_Trainer(i, b, shard, train_X, train_y, val_y, fresh(i)))
     budget = warmup_epochs + rounds * local_epochs
     local_acc = []
     for t in trainers:
-        alone = SoftmaxModel.zeros(d, k)
-        train(alone, t.shard.train, t.shard.train.y, budget, seed)
+        alone = fresh(t.index)
+        train(alone, t.shard.train.X, t.shard.train.y, budget, seed, False)
         local_acc.append(alone.accuracy(test.X, test.y))
-    central = SoftmaxModel.zeros(d, k)
-    train(central, pool, pool.y, budget, seed)
+    central = start.copy()
+    train(central, pool.X, pool.y, budget, seed, False)
 
     rep = np.full((n_trainers, n_trainers), 0.5)
+    touched = np.zeros((n_trainers, n_trainers), dtype=bool)
+    reported: dict[tuple[int, int], float] = {}  # (rater, ratee) -> latest score
     reputation = [rep.copy()]
     counts = np.zeros((n_trainers, n_trainers), dtype=np.int64)
     detection: dict[tuple[int, int], int | None] = {}
     tally = {"kept": 0, "refused": 0}
+    poisoned: set[tuple[int, int]] = set()  # (receiver, sender) of a malicious share
 
-    def receive(me: _Trainer, sender: int, incoming: SoftmaxModel) -> None:
+    def standing(ratee: int) -> float:
+        scores = [v for (_, who), v in reported.items() if who == ratee]
+        return (sum(scores) + HUB_PRIOR * HUB_PRIOR_WEIGHT) / (len(scores) + HUB_PRIOR_WEIGHT)
+
+    def meet(viewer: int, peer: int) -> None:
+        if seed_from_hub and not touched[viewer, peer]:
+            rep[viewer, peer] = min(0.5, standing(peer))
+        touched[viewer, peer] = True
+
+    def receive(me: _Trainer, sender: int, incoming: Model) -> None:
         me.last_received = incoming
+        if not trainers[sender].behaviour.malicious:
+            me.received = [*me.received, incoming][-OBSERVED:]
         if not me.behaviour.trains():
             return  # the free rider merges nothing: it only relays
         if merge == "fedavg":
@@ -203,6 +265,11 @@ def simulate(
         )
         tally["kept" if decision.kept else "refused"] += 1
         me.model = decision.model
+        colluder = me.behaviour.malicious and trainers[sender].behaviour.malicious
+        measured = decision.partner_accuracy if feedback == "accuracy" else decision.outcome
+        reported[(me.index, sender)] = me.behaviour.reported_score(measured, colluder)
+        if trainers[sender].behaviour.attacking(trainers[sender].shares - 1):
+            poisoned.add((me.index, sender))
         rep[me.index, sender] = alpha * decision.outcome + (1 - alpha) * rep[me.index, sender]
         counts[me.index, sender] += 1
         if not me.behaviour.malicious and trainers[sender].behaviour.malicious:
@@ -210,33 +277,50 @@ def simulate(
             if detection.setdefault(key, None) is None and rep[me.index, sender] < threshold:
                 detection[key] = int(counts[me.index, sender])
 
-    def share(t: _Trainer) -> SoftmaxModel:
-        out = t.behaviour.outgoing(t.model, t.shares, t.last_received, rng)
+    def share(t: _Trainer) -> Model:
+        knowledge = None
+        if t.behaviour.malicious:
+            if omniscient:
+                observed = [u.model for u in trainers if not u.behaviour.malicious]
+            else:
+                observed = [t.model, *t.received]
+            knowledge = Knowledge(
+                reference=start,
+                observed=observed,
+                val_X=t.shard.val.X,
+                val_y=t.shard.val.y,
+                trainers=n_trainers,
+                malicious=len(bad),
+            )
+        out = t.behaviour.outgoing(t.model, t.shares, t.last_received, rng, knowledge)
         t.shares += 1
         # What we gave away must not come back as someone's "contribution" (free-rider guard).
         t.history = [*t.history, t.model.copy()][-HISTORY:]
         return out
 
     def trusts(viewer: int, peer: int) -> bool:
-        return merge == "fedavg" or rep[viewer, peer] >= threshold
+        if merge == "fedavg":
+            return True
+        meet(viewer, peer)
+        return bool(rep[viewer, peer] >= threshold)
 
     def accepts(viewer: int, requester: int) -> bool:
         """The reference trainer's own decision: every simulated pair is complementary and
         trained, so trust decides."""
-        return (
-            merge == "fedavg"
-            or policy.consider_request(
-                trained=True,
-                trust=float(rep[viewer, requester]),
-                threshold=threshold,
-                is_complementary=True,
-                active=0,
-            ).accept
-        )
+        if merge == "fedavg":
+            return True
+        meet(viewer, requester)
+        return policy.consider_request(
+            trained=True,
+            trust=float(rep[viewer, requester]),
+            threshold=threshold,
+            is_complementary=True,
+            active=0,
+        ).accept
 
     for t in trainers:
         if t.behaviour.trains():
-            train(t.model, t.shard.train, t.train_y, warmup_epochs, seed * 7919 + t.index)
+            train(t.model, t.train_X, t.train_y, warmup_epochs, seed * 7919 + t.index, False)
     for r in range(rounds):
         initiators = [t for t in trainers if attackers_initiate or not t.behaviour.malicious]
         met: set[tuple[int, int]] = set()
@@ -264,7 +348,7 @@ def simulate(
         for t in trainers:
             if t.behaviour.trains():
                 s = seed * 7919 + (r + 1) * 101 + t.index
-                train(t.model, t.shard.train, t.train_y, local_epochs, s)
+                train(t.model, t.train_X, t.train_y, local_epochs, s, True)
         reputation.append(rep.copy())
     return SimResult(
         behaviours=[t.behaviour.name for t in trainers],
@@ -277,6 +361,9 @@ def simulate(
         kept=tally["kept"],
         refused=tally["refused"],
         threshold=threshold,
+        backdoor_success=[attack_success_rate(t.model, test.X, test.y) for t in trainers],
+        hub_standing=[standing(i) for i in range(n_trainers)],
+        poisoned_pairs=sorted(poisoned),
     )
 
 
@@ -292,7 +379,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--merge", default="gated", choices=["gated", "fedavg"])
     parser.add_argument("--epochs", type=int, default=10, help="local epochs per round")
     parser.add_argument("--honest-only-initiate", action="store_true")
+    parser.add_argument("--model", default="softmax", choices=["softmax", "mlp"])
+    parser.add_argument("--data", default=None, help="digits (default), waves or a CSV/NPZ")
+    parser.add_argument("--omniscient", action="store_true")
     args = parser.parse_args(argv)
+    from kernal.learning.datasets import load_source
+
+    dataset = load_source(args.data)
     for s in args.seeds:
         res = simulate(
             args.trainers,
@@ -304,6 +397,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             merge=args.merge,
             local_epochs=args.epochs,
             attackers_initiate=not args.honest_only_initiate,
+            data=dataset,
+            model=args.model,
+            omniscient=args.omniscient,
         )
         figures = " ".join(f"{key} {value:.3f}" for key, value in res.summary().items())
         print(f"seed {s}: {figures}")

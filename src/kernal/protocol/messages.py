@@ -192,12 +192,16 @@ class CollaborationFailed(Message):
 
 
 class Feedback(Message):
-    """Reports a use of a pattern or component, optionally with a measured score."""
+    """Reports a use of a pattern or component, optionally rating it: ``score`` (its quality,
+    0 to 1) and ``usefulness`` (the measured outcome of using it, 0 = harmful or unusable,
+    1 = as useful as it gets, e.g. a merge that cost no accuracy). One vote per AI per item:
+    a later rating by the same AI replaces its earlier one."""
 
     type: Literal["FEEDBACK"] = "FEEDBACK"
     kind: Literal["pattern", "component"]
     id: ItemId
     score: Fraction | None = None
+    usefulness: Fraction | None = None
 
 
 class Ping(Message):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeAlias, TypeVar
 
@@ -24,17 +24,22 @@ from kernal.storage.retention import StatsRetention
 
 __all__ = [
     "AiRecord",
+    "CollaborationQuery",
     "CollaborationRecord",
     "CollaborationStatus",
     "ComponentRecord",
     "ConflictError",
+    "FeedbackEdge",
     "FeedbackResult",
+    "FeedbackScore",
+    "ItemEntry",
     "ItemKind",
+    "ItemQuery",
     "ItemRecord",
     "KnowledgeCounts",
     "NotFoundError",
     "PatternRecord",
-    "ScoreTally",
+    "RatingRecord",
     "ShareOutcome",
     "StatsRetention",
     "StatsSnapshot",
@@ -44,6 +49,7 @@ __all__ = [
     "TokenAction",
     "TokenChange",
     "TokenInfo",
+    "Vote",
 ]
 
 
@@ -142,11 +148,29 @@ class CollaborationRecord:
 
 
 @dataclass(frozen=True)
-class ScoreTally:
-    """Scores received: their sum and how many there were."""
+class Vote:
+    """One rater's vote on one item: the last ``score`` and ``usefulness`` it sent (None: not
+    given). A rater has at most one vote per item; a new FEEDBACK with either field replaces
+    both, one with neither only reports a use and leaves the vote as it was."""
 
-    total: float
-    count: int
+    score: float | None = None
+    usefulness: float | None = None
+
+    @property
+    def rated(self) -> bool:
+        """Whether the vote says anything of the item's worth (not just that it was used)."""
+        return self.score is not None or self.usefulness is not None
+
+
+@dataclass(frozen=True)
+class RatingRecord:
+    """A stored vote that rates its item, with who cast it and whose item it is."""
+
+    rater: str
+    contributor: str
+    kind: ItemKind
+    item_id: str
+    vote: Vote
 
 
 @dataclass(frozen=True)
@@ -154,12 +178,43 @@ class FeedbackResult:
     """State after a feedback was recorded, read in the transaction that recorded it."""
 
     usage_count: int
-    quality_score: float | None = None  # components only: mean of the scores received
+    """How many distinct AIs have sent FEEDBACK on the item (plus, on a database adopted from
+    the prototype, the uses it had counted before)."""
+    quality_score: float | None = None  # components only: mean of the raters' current scores
     contributor: str = field(kw_only=True)
     """The item's contributor (``""`` for a row adopted from the prototype without one)."""
-    contributor_scores: ScoreTally = field(kw_only=True)
-    """The scores the contributor's items have received, this feedback included: exactly what
-    :meth:`Store.received_scores` returns for it now, ``ScoreTally(0.0, 0)`` if nothing."""
+    vote: Vote = field(kw_only=True)
+    """The rater's vote on the item now, this feedback included."""
+    replaced: Vote | None = field(kw_only=True, default=None)
+    """The rater's vote on the item before this feedback; None if it is its first."""
+
+
+@dataclass(frozen=True)
+class FeedbackEdge:
+    """The FEEDBACK one AI (``rater``) sent on the items of another (``contributor``): how often,
+    how many of those carried a score and their sum, and when the first and last arrived."""
+
+    rater: str
+    contributor: str
+    count: int
+    scored: int
+    score_total: float
+    first_at: float
+    last_at: float
+
+    @property
+    def mean_score(self) -> float | None:
+        return self.score_total / self.scored if self.scored else None
+
+
+@dataclass(frozen=True)
+class FeedbackScore:
+    """One scored FEEDBACK: ``rater`` measured an item of ``contributor`` at ``score``."""
+
+    rater: str
+    contributor: str
+    score: float
+    timestamp: float
 
 
 @dataclass(frozen=True)
@@ -206,6 +261,47 @@ class TokenChange:
     seq: int
     action: TokenAction
     changed_at: float
+
+
+@dataclass(frozen=True)
+class ItemQuery:
+    """Which items :meth:`Store.list_items` returns; every filter left None lets all through.
+
+    ``before`` is a keyset cursor: only items strictly older than ``(timestamp, item_id)`` in
+    the newest-first order (the last item of the previous page), so pages never overlap or skip
+    an item, however many are shared meanwhile.
+    """
+
+    contributor: str | None = None
+    since: float | None = None  # timestamp >= since
+    until: float | None = None  # timestamp < until
+    search: str | None = None  # in the id or the data's JSON text, case-insensitive for ASCII
+    before: tuple[float, str] | None = None
+    item_id: str | None = None  # exactly this id
+
+
+@dataclass(frozen=True)
+class ItemEntry:
+    """One item of a listing. ``data_size``: bytes of its data's JSON text (UTF-8) as stored.
+    ``data_included``: false when the data was longer than the listing's ``max_data`` and so
+    was never decoded (the record then holds ``{}`` as its data; read the item alone for it)."""
+
+    record: ItemRecord
+    data_size: int
+    data_included: bool
+
+
+@dataclass(frozen=True)
+class CollaborationQuery:
+    """Which collaborations :meth:`Store.list_collaborations_page` returns (see
+    :class:`ItemQuery` for ``before``, here ``(started_at, collaboration_id)``)."""
+
+    status: CollaborationStatus | None = None
+    member: str | None = None  # requester or acceptor
+    since: float | None = None  # started_at >= since
+    until: float | None = None  # started_at < until
+    search: str | None = None  # in the collaboration or request id, or the request's JSON text
+    before: tuple[float, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -290,6 +386,15 @@ class Store(abc.ABC):
         ``limit`` (none if ``limit`` <= 0). No words: the same as :meth:`recent_items`. Reads
         every item of the kind: for people and agents, not for the relay path."""
 
+    @abc.abstractmethod
+    async def list_items(
+        self, kind: ItemKind, query: ItemQuery, limit: int, *, max_data: int
+    ) -> list[ItemEntry]:
+        """Up to ``limit`` items of ``kind`` shared with everyone that match ``query``, newest
+        first (by timestamp, then id). Data longer than ``max_data`` bytes of JSON is not
+        returned (see :class:`ItemEntry`), so a listing holds at most ``limit * max_data`` of
+        data however large the items are."""
+
     async def get_pattern(self, pattern_id: str) -> PatternRecord | None:
         """:meth:`get_item` for a pattern."""
         found = await self.get_item(ItemKind.PATTERN, pattern_id)
@@ -320,18 +425,43 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def record_feedback(
-        self, kind: ItemKind, item_id: str, ai_id: str, score: float | None, timestamp: float
+        self,
+        kind: ItemKind,
+        item_id: str,
+        ai_id: str,
+        score: float | None,
+        timestamp: float,
+        *,
+        usefulness: float | None = None,
     ) -> FeedbackResult:
-        """Increment the item's ``usage_count``; for a component with a score, set its
-        ``quality_score`` to the mean of all scores received. Returns the item's state and its
-        contributor's standing after this feedback (see :class:`FeedbackResult`), read in the
-        same transaction. Raises :class:`NotFoundError` (nothing written)."""
+        """Record ``ai_id``'s vote on the item (see :class:`Vote`): one vote per rater per item,
+        a new one with a score or usefulness replacing the old. ``usage_count`` counts distinct
+        raters; a component's ``quality_score`` becomes the mean of its raters' current scores
+        once one has a score. Returns the item's state, its contributor and the rater's vote
+        before and after (see :class:`FeedbackResult`), read in the same transaction. Raises
+        :class:`NotFoundError` (nothing written)."""
 
     @abc.abstractmethod
-    async def received_scores(self, contributors: Collection[str]) -> dict[str, ScoreTally]:
-        """For each contributor, the scores other AIs sent as FEEDBACK on its patterns and
-        components (self-ratings excluded). Contributors without any scored feedback are left
-        out. This outlives connections: it is the hub's memory of how an AI's work was rated."""
+    async def ratings(self) -> list[RatingRecord]:
+        """Every stored vote that rates its item (:attr:`Vote.rated`), in no particular order:
+        what the hub recomputes its standings from at start. One per rater and item, so its
+        size is bounded by raters x items, however many FEEDBACK frames were sent."""
+
+    @abc.abstractmethod
+    async def collaboration_pairs(self) -> set[tuple[str, str]]:
+        """``(requester, acceptor)`` of every completed collaboration, once per pair."""
+
+    @abc.abstractmethod
+    async def feedback_edges(self, since: float = 0.0, limit: int = 10_000) -> list[FeedbackEdge]:
+        """Who rated whom: the FEEDBACK received since ``since`` (Unix seconds), summed per
+        (rater, contributor) pair, self-ratings and items without a contributor left out. At
+        most ``limit`` pairs, the most recently active first. Read-only (for the dashboard)."""
+
+    @abc.abstractmethod
+    async def feedback_scores(self, since: float = 0.0, limit: int = 10_000) -> list[FeedbackScore]:
+        """The scored FEEDBACK received since ``since``, self-ratings and items without a
+        contributor left out: the newest ``limit``, oldest first. Read-only (for the dashboard:
+        how peers measured each AI's work over time)."""
 
     # ------------------------------------------------------------------ AIs
 
@@ -379,6 +509,13 @@ class Store(abc.ABC):
         self, status: CollaborationStatus | None = None, limit: int = 100
     ) -> list[CollaborationRecord]:
         """Newest (by started_at) first."""
+
+    @abc.abstractmethod
+    async def list_collaborations_page(
+        self, query: CollaborationQuery, limit: int
+    ) -> list[CollaborationRecord]:
+        """Up to ``limit`` collaborations matching ``query``, newest (by started_at, then
+        id) first."""
 
     @abc.abstractmethod
     async def fail_active_collaborations(self, timestamp: float, reason: str) -> int:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -37,16 +37,18 @@ from kernal.protocol.messages import RequestTerms
 from kernal.storage import schema as t
 from kernal.storage.base import (
     AiRecord,
+    CollaborationQuery,
     CollaborationRecord,
     CollaborationStatus,
     ComponentRecord,
     ConflictError,
-    FeedbackResult,
+    FeedbackEdge,
+    FeedbackScore,
     ItemKind,
+    ItemQuery,
     ItemRecord,
     NotFoundError,
     PatternRecord,
-    ScoreTally,
     ShareOutcome,
 )
 
@@ -56,17 +58,23 @@ __all__ = [
     "PATTERNS",
     "ItemTable",
     "ai_record",
+    "byte_length",
     "close_collaboration",
+    "collaboration_filters",
     "collaboration_record",
     "collaboration_row",
     "dumps",
+    "feedback_edges",
+    "feedback_scores",
     "insert_collaboration",
     "is_active",
+    "item_filters",
     "item_record",
     "item_row",
     "item_table",
-    "received_scores",
-    "record_feedback",
+    "lenient_count",
+    "lenient_float",
+    "lenient_text",
     "require_active",
     "share",
     "share_many",
@@ -165,14 +173,14 @@ def item_record(spec: ItemTable[R], row: sa.Row[Any]) -> R:
     """The record of a pattern or component row, read leniently (see the module)."""
     columns = row._mapping
     values: dict[str, Any] = {
-        spec.id_column: _text(columns[spec.id_column]),
+        spec.id_column: lenient_text(columns[spec.id_column]),
         spec.data_column: _json_object(columns[spec.data_column]),
-        "contributor": _text(row.contributor),
-        "timestamp": _finite(row.timestamp) or 0.0,
-        "usage_count": _count(row.usage_count),
+        "contributor": lenient_text(row.contributor),
+        "timestamp": lenient_float(row.timestamp) or 0.0,
+        "usage_count": lenient_count(row.usage_count),
     }
     if spec.has_quality:
-        values["quality_score"] = _finite(row.quality_score)
+        values["quality_score"] = lenient_float(row.quality_score)
     return spec.record(**values)
 
 
@@ -213,18 +221,18 @@ def _json_object(value: object) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {"raw": text}
 
 
-def _text(value: object) -> str:
+def lenient_text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _count(value: object) -> int:
+def lenient_count(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    number = _finite(value)
+    number = lenient_float(value)
     return 0 if number is None else int(number)
 
 
-def _finite(value: object) -> float | None:
+def lenient_float(value: object) -> float | None:
     """``value`` as a finite float; None if it is NULL or anything else."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)
@@ -236,6 +244,79 @@ def _finite(value: object) -> float | None:
     else:
         return None
     return number if math.isfinite(number) else None
+
+
+# ---------------------------------------------------------------------- filters of listings
+
+
+def _older_than(
+    time: sa.ColumnElement[Any], key: sa.ColumnElement[Any], cursor: tuple[float, str]
+) -> sa.ColumnElement[bool]:
+    """Rows after ``cursor`` in the newest-first order ``(time desc, key desc)``."""
+    at, item_id = cursor
+    return sa.or_(time < at, sa.and_(time == at, key < item_id))
+
+
+def byte_length(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[int]:
+    """Bytes of a text column's UTF-8 value, 0 for NULL. SQLite's length() of TEXT counts
+    characters, decoding the whole value; of the same value as a BLOB it is a byte count, more
+    than twice as fast (SQLite 3.40 has no octet_length)."""
+    if dialect == "postgresql":
+        measured: sa.ColumnElement[int] = sa.func.octet_length(column)
+    else:
+        measured = sa.func.length(sa.cast(column, sa.LargeBinary))
+    return sa.func.coalesce(measured, 0)
+
+
+def item_filters(spec: ItemTable[Any], query: ItemQuery) -> list[sa.ColumnElement[bool]]:
+    """The WHERE conditions of an :class:`ItemQuery` (all of them must hold)."""
+    c = spec.table.c
+    where: list[sa.ColumnElement[bool]] = []
+    if query.item_id is not None:
+        where.append(spec.key == query.item_id)
+    if query.contributor is not None:
+        where.append(c.contributor == query.contributor)
+    if query.since is not None:
+        where.append(c.timestamp >= query.since)
+    if query.until is not None:
+        where.append(c.timestamp < query.until)
+    if query.search:
+        data = c[spec.data_column]
+        where.append(
+            sa.or_(
+                spec.key.icontains(query.search, autoescape=True),
+                data.icontains(query.search, autoescape=True),
+            )
+        )
+    if query.before is not None:
+        where.append(_older_than(c.timestamp, spec.key, query.before))
+    return where
+
+
+def collaboration_filters(query: CollaborationQuery) -> list[sa.ColumnElement[bool]]:
+    """The WHERE conditions of a :class:`CollaborationQuery`."""
+    c = t.collaborations.c
+    where: list[sa.ColumnElement[bool]] = []
+    if query.status is not None:
+        where.append(c.status == CollaborationStatus(query.status).value)
+    if query.member is not None:
+        where.append(sa.or_(c.requester == query.member, c.acceptor == query.member))
+    if query.since is not None:
+        where.append(c.started_at >= query.since)
+    if query.until is not None:
+        where.append(c.started_at < query.until)
+    if query.search:
+        where.append(
+            sa.or_(
+                *(
+                    column.icontains(query.search, autoescape=True)
+                    for column in (c.collaboration_id, c.request_id, c.request)
+                )
+            )
+        )
+    if query.before is not None:
+        where.append(_older_than(c.started_at, c.collaboration_id, query.before))
+    return where
 
 
 # ---------------------------------------------------------------------- steps of write jobs
@@ -322,71 +403,6 @@ def share_many(
     return outcomes
 
 
-def record_feedback(
-    conn: Connection,
-    spec: ItemTable[Any],
-    item_id: str,
-    ai_id: str,
-    score: float | None,
-    timestamp: float,
-) -> FeedbackResult:
-    """Count one use of the item and store the feedback; for a component with a score, set its
-    ``quality_score`` to the mean of all its scores. Raises :class:`NotFoundError`."""
-    table = spec.table
-    key = spec.key == item_id
-    # COALESCE: an adopted prototype row may have a NULL usage_count, which counts as 0.
-    bump = (
-        table.update().where(key).values(usage_count=sa.func.coalesce(table.c.usage_count, 0) + 1)
-    )
-    if conn.execute(bump).rowcount == 0:
-        raise NotFoundError(f"no {spec.kind.value} with id {item_id!r}")
-    conn.execute(
-        t.feedback.insert().values(
-            kind=spec.kind.value, item_id=item_id, ai_id=ai_id, score=score, timestamp=timestamp
-        )
-    )
-    if spec.has_quality and score is not None:
-        f = t.feedback.c
-        mean = (
-            sa.select(sa.func.avg(f.score))
-            .where(f.kind == spec.kind.value, f.item_id == item_id, f.score.is_not(None))
-            .scalar_subquery()
-        )
-        conn.execute(table.update().where(key).values(quality_score=mean))
-    state = [table.c.usage_count, table.c.contributor]
-    if spec.has_quality:
-        state.append(table.c.quality_score)
-    row = conn.execute(sa.select(*state).where(key)).one()
-    owner = row.contributor
-    # The rules of received_scores: a score from someone else, on an item somebody owns.
-    if score is not None and owner is not None and ai_id != owner:
-        _add_received_score(conn, owner, score)
-    # Read leniently, as item_record does: an adopted row may hold anything there.
-    contributor = _text(owner)
-    return FeedbackResult(
-        usage_count=_count(row.usage_count),
-        quality_score=_finite(row.quality_score) if spec.has_quality else None,
-        contributor=contributor,
-        contributor_scores=received_scores(conn, [contributor]).get(
-            contributor, ScoreTally(0.0, 0)
-        ),
-    )
-
-
-def _add_received_score(conn: Connection, contributor: str, score: float) -> None:
-    table = t.contributor_scores
-    insert = _insert(conn, table).values(contributor=contributor, score_total=score, score_count=1)
-    conn.execute(
-        insert.on_conflict_do_update(
-            index_elements=[table.c.contributor],
-            set_={
-                "score_total": table.c.score_total + insert.excluded.score_total,
-                "score_count": table.c.score_count + 1,
-            },
-        )
-    )
-
-
 def insert_collaboration(conn: Connection, row: dict[str, Any]) -> None:
     """Insert a :func:`collaboration_row`. Raises :class:`ConflictError` if the id is taken."""
     c = t.collaborations.c
@@ -436,13 +452,79 @@ def close_collaboration(
     )
 
 
-def received_scores(conn: Connection, contributors: Collection[str]) -> dict[str, ScoreTally]:
-    """Sum and count of the scored feedback others gave each contributor's items."""
-    c = t.contributor_scores.c
-    query = sa.select(c.contributor, c.score_total, c.score_count).where(
-        c.contributor.in_(list(contributors)), c.score_count > 0
+def _rated(since: float) -> sa.Subquery:
+    """Feedback since ``since`` with the rated item's contributor: (rater, contributor, score,
+    timestamp). One join per item table, glued with UNION ALL: feedback names its item by
+    (kind, id)."""
+    f = t.feedback.c
+    return sa.union_all(
+        *(
+            sa.select(
+                f.ai_id.label("rater"),
+                spec.table.c.contributor.label("contributor"),
+                f.score,
+                f.timestamp,
+            )
+            .select_from(t.feedback.join(spec.table, spec.key == f.item_id))
+            .where(f.kind == spec.kind.value, f.timestamp >= since)
+            for spec in ITEM_TABLES.values()
+        )
+    ).subquery()
+
+
+def feedback_edges(conn: Connection, since: float, limit: int) -> list[FeedbackEdge]:
+    """Feedback since ``since`` summed per (rater, contributor), newest activity first."""
+    j = _rated(since).c
+    query = (
+        sa.select(
+            j.rater,
+            j.contributor,
+            sa.func.count().label("uses"),
+            sa.func.count(j.score).label("scored"),
+            sa.func.coalesce(sa.func.sum(j.score), 0.0).label("score_total"),
+            sa.func.min(j.timestamp).label("first_at"),
+            sa.func.max(j.timestamp).label("last_at"),
+        )
+        .where(j.contributor.is_not(None), j.contributor != "", j.rater != j.contributor)
+        .group_by(j.rater, j.contributor)
+        .order_by(sa.func.max(j.timestamp).desc(), j.rater, j.contributor)
+        .limit(max(limit, 0))
     )
-    return {
-        str(row.contributor): ScoreTally(float(row.score_total), int(row.score_count))
+    return [
+        FeedbackEdge(
+            rater=str(row.rater),
+            contributor=str(row.contributor),
+            count=int(row.uses),
+            scored=int(row.scored),
+            score_total=float(row.score_total),
+            first_at=float(row.first_at),
+            last_at=float(row.last_at),
+        )
         for row in conn.execute(query)
-    }
+    ]
+
+
+def feedback_scores(conn: Connection, since: float, limit: int) -> list[FeedbackScore]:
+    """Scored feedback since ``since`` on others' items: the newest ``limit``, oldest first."""
+    j = _rated(since).c
+    query = (
+        sa.select(j.rater, j.contributor, j.score, j.timestamp)
+        .where(
+            j.score.is_not(None),
+            j.contributor.is_not(None),
+            j.contributor != "",
+            j.rater != j.contributor,
+        )
+        .order_by(j.timestamp.desc(), j.rater.desc())
+        .limit(max(limit, 0))
+    )
+    found = [
+        FeedbackScore(
+            rater=str(row.rater),
+            contributor=str(row.contributor),
+            score=float(row.score),
+            timestamp=float(row.timestamp),
+        )
+        for row in conn.execute(query)
+    ]
+    return found[::-1]

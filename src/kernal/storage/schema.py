@@ -124,9 +124,6 @@ feedback = sa.Table(
     sa.Index("ix_feedback_kind_item", "kind", "item_id"),
 )
 
-# Derived from feedback, never written by anything but the store: for each contributor, the sum
-# and count of the scores others gave its items (received_scores), updated in each feedback's
-# transaction so that reading a standing is one key lookup, however long the history.
 # Components shared with one AI only: kept beside the prototype's table, which stays as it was.
 component_recipients = sa.Table(
     "component_recipients",
@@ -135,12 +132,20 @@ component_recipients = sa.Table(
     sa.Column("recipient", sa.Text, nullable=False),
 )
 
-contributor_scores = sa.Table(
-    "contributor_scores",
+# The vote that counts: one per rater per item, replaced by the rater's next rating FEEDBACK
+# (``feedback`` above stays the log of every frame, with its score; the usefulness is kept
+# here only: the log's columns are those of 0001). ``contributor`` is the item's, copied at
+# the first vote (ids never change owner), so the hub rebuilds standings without a join.
+feedback_votes = sa.Table(
+    "feedback_votes",
     metadata,
-    sa.Column("contributor", sa.Text, primary_key=True),
-    sa.Column("score_total", _double(), nullable=False),
-    sa.Column("score_count", sa.Integer, nullable=False),
+    sa.Column("kind", sa.Text, primary_key=True),  # ItemKind value
+    sa.Column("item_id", sa.Text, primary_key=True),
+    sa.Column("rater", sa.Text, primary_key=True),
+    sa.Column("contributor", sa.Text, nullable=False),  # "" for an adopted row without one
+    sa.Column("score", _double(), nullable=True),
+    sa.Column("usefulness", _double(), nullable=True),
+    sa.Column("timestamp", _double(), nullable=False),
 )
 
 stats_snapshots = sa.Table(

@@ -21,27 +21,32 @@ import asyncio
 import dataclasses
 import functools
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Self, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from kernal.storage import engine as db
-from kernal.storage import rows
+from kernal.storage import rows, votes
 from kernal.storage import schema as t
 from kernal.storage.base import (
     AiRecord,
+    CollaborationQuery,
     CollaborationRecord,
     CollaborationStatus,
     ComponentRecord,
+    FeedbackEdge,
     FeedbackResult,
+    FeedbackScore,
+    ItemEntry,
     ItemKind,
+    ItemQuery,
     ItemRecord,
     KnowledgeCounts,
     NotFoundError,
     PatternRecord,
-    ScoreTally,
+    RatingRecord,
     ShareOutcome,
     StatsSnapshot,
     Store,
@@ -49,6 +54,7 @@ from kernal.storage.base import (
     TokenAction,
     TokenChange,
     TokenInfo,
+    Vote,
 )
 from kernal.storage.engine import MIGRATIONS_DIR, database_url
 from kernal.storage.retention import StatsRetention
@@ -235,8 +241,11 @@ class SqlStore(Store):
             query = query.where(spec.key.not_in(private))
         # ix_*_timestamp
         query = query.order_by(spec.table.c.timestamp.desc(), spec.key.desc()).limit(max(limit, 0))
-        found = await self._read(lambda conn: conn.execute(query).all())
-        return [rows.item_record(spec, row) for row in found]
+        # Rows parsed in the reading thread: hundreds of models decoded on the event loop would
+        # stall every connection for as long.
+        return await self._read(
+            lambda conn: [rows.item_record(spec, row) for row in conn.execute(query).all()]
+        )
 
     async def search_items(
         self, kind: ItemKind, words: Sequence[str], limit: int
@@ -261,6 +270,34 @@ class SqlStore(Store):
         found = await self._read(lambda conn: conn.execute(query).all())
         return [rows.item_record(spec, row) for row in found]
 
+    async def list_items(
+        self, kind: ItemKind, query: ItemQuery, limit: int, *, max_data: int
+    ) -> list[ItemEntry]:
+        spec = rows.item_table(kind)
+        table = spec.table
+        data = table.c[spec.data_column]
+        size = rows.byte_length(data, self.url.get_backend_name())
+        # Long data is never read: a listing's cost must not grow with the items' size.
+        shown = sa.case((size <= max(max_data, 0), data), else_=sa.null())
+        others = [column for column in table.c if column.name != spec.data_column]
+        statement = sa.select(*others, shown.label(spec.data_column), size.label("data_size"))
+        statement = statement.where(*rows.item_filters(spec, query))
+        if kind is ItemKind.COMPONENT:  # only those shared with everyone
+            private = sa.select(t.component_recipients.c.component_id)
+            statement = statement.where(spec.key.not_in(private))
+        statement = statement.order_by(table.c.timestamp.desc(), spec.key.desc()).limit(
+            max(limit, 0)
+        )
+        found: Sequence[Any] = await self._read(lambda conn: conn.execute(statement).all())
+        return [
+            ItemEntry(
+                record=rows.item_record(spec, row),
+                data_size=int(row.data_size),
+                data_included=int(row.data_size) <= max_data,
+            )
+            for row in found
+        ]
+
     async def counts(self) -> KnowledgeCounts:
         """Both counts, plus ``extra``: ``ais`` (ever seen) and ``active_collaborations``."""
 
@@ -284,17 +321,32 @@ class SqlStore(Store):
         )
 
     async def record_feedback(
-        self, kind: ItemKind, item_id: str, ai_id: str, score: float | None, timestamp: float
+        self,
+        kind: ItemKind,
+        item_id: str,
+        ai_id: str,
+        score: float | None,
+        timestamp: float,
+        *,
+        usefulness: float | None = None,
     ) -> FeedbackResult:
         spec = rows.item_table(kind)
+        vote = Vote(score, usefulness)
         return await self._write(
-            lambda conn: rows.record_feedback(conn, spec, item_id, ai_id, score, timestamp)
+            lambda conn: votes.record_feedback(conn, spec, item_id, ai_id, vote, timestamp)
         )
 
-    async def received_scores(self, contributors: Collection[str]) -> dict[str, ScoreTally]:
-        if not contributors:
-            return {}
-        return await self._read(lambda conn: rows.received_scores(conn, contributors))
+    async def ratings(self) -> list[RatingRecord]:
+        return await self._read(votes.ratings)
+
+    async def collaboration_pairs(self) -> set[tuple[str, str]]:
+        return await self._read(votes.collaboration_pairs)
+
+    async def feedback_edges(self, since: float = 0.0, limit: int = 10_000) -> list[FeedbackEdge]:
+        return await self._read(lambda conn: rows.feedback_edges(conn, since, limit))
+
+    async def feedback_scores(self, since: float = 0.0, limit: int = 10_000) -> list[FeedbackScore]:
+        return await self._read(lambda conn: rows.feedback_scores(conn, since, limit))
 
     # ------------------------------------------------------------------ AIs
 
@@ -385,6 +437,19 @@ class SqlStore(Store):
             query = query.where(c.status == CollaborationStatus(status).value)
         query = query.order_by(c.started_at.desc(), c.collaboration_id.desc()).limit(max(limit, 0))
         found = await self._read(lambda conn: conn.execute(query).all())
+        return [rows.collaboration_record(row) for row in found]
+
+    async def list_collaborations_page(
+        self, query: CollaborationQuery, limit: int
+    ) -> list[CollaborationRecord]:
+        c = t.collaborations.c
+        statement = (
+            sa.select(t.collaborations)
+            .where(*rows.collaboration_filters(query))
+            .order_by(c.started_at.desc(), c.collaboration_id.desc())
+            .limit(max(limit, 0))
+        )
+        found = await self._read(lambda conn: conn.execute(statement).all())
         return [rows.collaboration_record(row) for row in found]
 
     async def fail_active_collaborations(self, timestamp: float, reason: str) -> int:

@@ -65,3 +65,20 @@ def should_request(*, trained: bool, busy: int, peers: int) -> bool:
     """Ask for more work: trained, someone to ask, and fewer than two collaborations (active
     plus requests nobody answered yet: with slow answers we would otherwise ask every tick)."""
     return trained and peers > 0 and busy < MAX_ACTIVE_FOR_REQUESTS
+
+
+def threshold_trap(threshold: float, initial: float) -> str | None:
+    """A warning when no stranger can ever be accepted, else None.
+
+    Reputation only moves through collaborations, and a trainer refuses to collaborate with a
+    peer below ``threshold``: with ``threshold > initial`` every peer starts below it and can
+    never earn its way up, so the trainer works with nobody (silently, without this).
+    """
+    if threshold <= initial:
+        return None
+    return (
+        f"trust threshold {threshold:g} is above the initial reputation {initial:g}: every peer"
+        " starts below the threshold and can never rise above it, so this trainer will accept"
+        " no one. Lower --trust-threshold to at most the initial reputation (default 0.5), or"
+        " raise --initial-reputation to at least the threshold."
+    )

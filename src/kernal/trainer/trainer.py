@@ -169,6 +169,11 @@ class Trainer:
 
     async def run(self, duration: float | None = None) -> TrainerReport:
         """Run ``duration`` scenario seconds (or until :meth:`stop`); return :meth:`report`."""
+        trap = policy.threshold_trap(
+            self.settings.trust_threshold, self.settings.initial_reputation
+        )
+        if trap is not None:
+            log.warning("[%s] %s", self.ai_id, trap)
         connection = asyncio.create_task(self.client.run())
         behaviour = [
             asyncio.create_task(self._learn_and_share()),
@@ -436,7 +441,12 @@ class Trainer:
             "merged" if assessment.kept else "not merged",
             score,
         )
-        feedback = Feedback(kind="component", id=message.component_id, score=assessment.score)
+        feedback = Feedback(
+            kind="component",
+            id=message.component_id,
+            score=assessment.score,
+            usefulness=assessment.usefulness,
+        )
         await self._deliver(feedback)
 
     def _end(self, collaboration_id: str, *, outcome: float | None) -> None:

@@ -4,7 +4,11 @@
 
 * ``GET /`` the dashboard page; ``/static/...`` its script and stylesheet, shipped inside the
   package (no CDN, no build step). The page polls the JSON API every 3 s.
-* ``GET /status``, ``GET /healthz`` and ``GET /api/...``: see :mod:`kernal.web.api`.
+* ``GET /status``, ``GET /healthz`` and ``GET /api/...``: see :mod:`kernal.web.api`,
+  :mod:`kernal.web.items`; token administration :mod:`kernal.web.admin`.
+* ``GET /metrics`` (Prometheus, :mod:`kernal.web.metrics`); ``GET /openapi.json`` and
+  ``GET /docs`` (:mod:`kernal.web.docs`).
+* Who may ask: :mod:`kernal.web.security` (Host check, read and admin tokens).
 * Every error is JSON with a human-readable ``error`` string next to FastAPI's usual ``detail``.
 """
 
@@ -23,10 +27,17 @@ from starlette.responses import Response
 
 from kernal import __version__
 from kernal.hub.server import Hub
+from kernal.web.admin import admin_router
 from kernal.web.api import api_router
 from kernal.web.cards import cards_router
+from kernal.web.docs import docs_router
+from kernal.web.listing import Budget
+from kernal.web.live import install_live
 from kernal.web.mcp import mount_mcp
+from kernal.web.metrics import metrics_router
 from kernal.web.search import search_router
+from kernal.web.security import Guard, Policy
+from kernal.web.views import views_router
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -92,27 +103,43 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+#: Paths whose POSTs only read (an RPC endpoint): the read token suffices there.
+READ_ONLY_POSTS: tuple[str, ...] = ("/mcp",)  # its write tools log in with an AI's token
+
+
 def create_app(hub: Hub) -> FastAPI:
-    """The web app of ``hub``. It never starts or stops the hub: :mod:`kernal.serve` runs it
-    next to a started hub; tests call it through ``httpx.ASGITransport``."""
+    """The web app of ``hub``, guarded as its settings say (:mod:`kernal.web.security`). It
+    never starts or stops the hub: :mod:`kernal.serve` runs it next to a started hub; tests
+    call it through ``httpx.ASGITransport``."""
+    settings = hub.settings
     app = FastAPI(
         title="kernal hub",
         version=__version__,
         summary="Live state of a kernal hub: connected AIs, shared knowledge, collaborations.",
-        docs_url=None,  # Swagger UI loads from a CDN; the schema below is self-contained
+        docs_url=None,  # FastAPI's Swagger UI loads from a CDN: see kernal.web.docs
         redoc_url=None,
-        openapi_url="/api/openapi.json",
+        openapi_url="/openapi.json",
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.include_router(api_router(hub))
+    budget = Budget(settings.web_page_bytes, settings.web_list_data_bytes)
+    app.include_router(api_router(hub, budget))
+    app.include_router(admin_router(hub))
+    app.include_router(metrics_router(hub))
+    app.include_router(docs_router(app))
     app.include_router(search_router(hub))  # GET /api/search (kernal.web.search)
     app.include_router(cards_router(hub))  # A2A agent cards (kernal.web.cards)
     mount_mcp(app, hub)  # /mcp for LLM agents (kernal.web.mcp)
+    install_live(app, hub)  # GET /api/events (kernal.web.live)
+    app.include_router(views_router(hub))  # what the page draws (kernal.web.views)
     app.mount("/static", _PackageStatic(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
 
+    # Outermost: nothing of the app runs for a refused Host or a missing token.
+    app.add_middleware(
+        Guard, policy=Policy.from_settings(settings, read_only_posts=READ_ONLY_POSTS)
+    )
     return app

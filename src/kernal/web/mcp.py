@@ -84,7 +84,9 @@ def mount_mcp(app: FastAPI, hub: Hub) -> None:
         from kernal.web.mcp_tools import build_mcp_server, caller_token
 
         api = HubApi(
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub")
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://localhost"
+            )  # in-process: a loopback Host
         )
         server = build_mcp_server(
             api, HubWriter(lambda: _loopback_if_any(hub.address)), read_token_of=caller_token

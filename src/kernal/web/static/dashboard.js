@@ -1,480 +1,462 @@
-// kernal hub dashboard: polls the hub's JSON API every 3 s and updates the page in place.
+// kernal hub dashboard: headline figures pushed by the hub (server-sent events on /api/events,
+// polling /status when the stream is unavailable), views refreshed every 3 s, hash routes:
+//   #/  overview     #/ais  every AI     #/ai/ID  one AI
+//   #/knowledge  browser (#/knowledge/KIND/ID opens one item)     #/collaborations
 //
-// Everything shown here (ids, specializations, data) comes from AI clients and is untrusted. It is
-// only ever put into the page as text (textContent, text nodes, setAttribute): never as markup.
-// The page's Content-Security-Policy forbids inline scripts as a second line of defence.
-"use strict";
+// Everything shown comes from AI clients and is untrusted: it only ever enters the page as text
+// (see dom.js): never parsed as markup, never evaluated; the CSP forbids inline script and style.
 
-(() => {
-  const REFRESH_MS = 3000;
-  const TIMEOUT_MS = 2500; // a slow hub must not stack requests: abort before the next tick
-  const HISTORY_POINTS = 360;
-  const SVG_NS = "http://www.w3.org/2000/svg";
-  const SERIES = [
-    { key: "connected_ais", label: "Connected AIs" },
-    { key: "shared_patterns", label: "Shared Patterns" },
-    { key: "shared_components", label: "Shared Components" },
-    { key: "active_collaborations", label: "Active Collaborations" },
-  ];
+import { $, HttpError, clock, describe, fmtDuration, fmtInt, getJSON, hubNow } from "./dom.js";
+import { renderFeed, renderHistory, renderLearning, renderTrust } from "./overview.js";
+import { renderAi, renderAis, renderCollaborations, renderItem, renderKnowledge } from "./pages.js";
 
-  const state = {
-    refreshes: 0,
-    skewMs: 0, // hub clock minus browser clock, from the HTTP Date header
-    history: [], // stats snapshots, oldest first, plus the live figures as the last point
-    hidden: loadHiddenSeries(),
-    hoverIndex: null,
-    geometry: null, // how the chart maps time to x, for the hover readout
-    inflight: false,
-    timer: null,
-  };
+const REFRESH_MS = 3000;
+const TIMEOUT_MS = 2500; // a slow hub must not stack requests: abort before the next tick
+const SSE_RETRY_MS = 30_000; // after the hub refused a stream (503), poll this long before retrying
+const FIGURES = ["connected_ais", "shared_patterns", "shared_components", "active_collaborations"];
+const RANGES = [
+  ["900", "15 min"],
+  ["3600", "1 h"],
+  ["86400", "24 h"],
+  ["run", "this run"],
+  ["all", "all"],
+];
+const KNOWLEDGE_PAGE = 100;
 
-  const $ = (id) => document.getElementById(id);
-
-  // ------------------------------------------------------------------ DOM helpers (text only)
-
-  /** Element with attributes and children; string children become text nodes, never markup. */
-  function h(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [name, value] of Object.entries(attrs || {})) {
-      if (value !== undefined && value !== null && value !== false) node.setAttribute(name, String(value));
-    }
-    for (const child of children.flat()) {
-      if (child === null || child === undefined || child === false) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
+const stored = (key, fallback) => {
+  try {
+    return localStorage.getItem(`kernal.${key}`) ?? fallback;
+  } catch {
+    return fallback;
   }
-
-  function svg(tag, attrs, text) {
-    const node = document.createElementNS(SVG_NS, tag);
-    for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, String(value));
-    if (text !== undefined) node.textContent = String(text);
-    return node;
+};
+const store = (key, value) => {
+  try {
+    localStorage.setItem(`kernal.${key}`, value);
+  } catch {
+    /* private mode: the choice lasts for this page only */
   }
+};
 
-  // ------------------------------------------------------------------ formatting
+const state = {
+  run: null, // {started_at, stats_interval, shut_out_below}
+  live: null, // the latest headline figures
+  events: null, // the EventSource, while open
+  eventsOpen: false,
+  pushes: 0,
+  refreshes: 0,
+  inflight: false,
+  again: false,
+  timer: null,
+  soon: null,
+  range: stored("range", "3600"),
+  learningMode: stored("learningMode", "reported"),
+  theme: stored("theme", "auto"),
+  aisFilter: "",
+  knowledge: { q: "", kind: "", contributor: "", time: "all", offset: 0 },
+  collabs: { earlier: false, status: "" },
+  lastFailures: [],
+  reveal: false, // scroll the item panel into view once it is filled
+  uptimeBase: null, // {uptime, at}: the hub's uptime and when (browser ms) it was read
+};
 
-  const numberFormat = new Intl.NumberFormat();
-  const fmtInt = (n) => (typeof n === "number" && Number.isFinite(n) ? numberFormat.format(n) : "–");
-  const hubNow = () => (Date.now() + state.skewMs) / 1000;
+// ------------------------------------------------------------------ routes
 
-  function fmtClock(unix) {
-    const date = new Date(unix * 1000);
-    const sameDay = new Date().toDateString() === date.toDateString();
-    return sameDay
-      ? date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" })
-      : date.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
-  }
-
-  function fmtDuration(seconds) {
-    const s = Math.max(0, Math.floor(seconds));
-    if (s < 60) return `${s} s`;
-    if (s < 3600) return `${Math.floor(s / 60)} min`;
-    if (s < 86400) return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")} min`;
-    return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
-  }
-
-  const fmtAgo = (unix) => `${fmtDuration(hubNow() - unix)} ago`;
-
-  function preview(data) {
+function route() {
+  const parts = location.hash.replace(/^#\/?/, "").split("/");
+  const decode = (s) => {
     try {
-      const text = JSON.stringify(data);
-      return text.length > 300 ? `${text.slice(0, 300)}…` : text;
+      return decodeURIComponent(s);
     } catch {
-      return "";
+      return s;
     }
+  };
+  if (parts[0] === "ais") return { name: "ais" };
+  if (parts[0] === "ai" && parts[1]) return { name: "ai", id: decode(parts.slice(1).join("/")) };
+  if (parts[0] === "knowledge") {
+    return parts[1] && parts[2] ? { name: "knowledge", kind: parts[1], id: decode(parts.slice(2).join("/")) } : { name: "knowledge" };
   }
+  if (parts[0] === "collaborations") return { name: "collaborations" };
+  return { name: "overview" };
+}
 
-  // ------------------------------------------------------------------ fetching
-
-  async function getJSON(path, signal) {
-    const response = await fetch(path, { signal, cache: "no-store", headers: { Accept: "application/json" } });
-    if (!response.ok) throw new Error(`HTTP ${response.status} from ${path}`);
-    const date = Date.parse(response.headers.get("Date") || "");
-    if (path === "/status" && Number.isFinite(date)) {
-      // The Date header has whole seconds: below 2 s of difference, trust the browser's clock.
-      const skew = date - Date.now();
-      state.skewMs = Math.abs(skew) < 2000 ? 0 : skew;
-    }
-    return response.json();
+function showRoute() {
+  const current = route();
+  const view = current.name === "ai" ? "ai" : current.name;
+  for (const name of ["overview", "ais", "ai", "knowledge", "collaborations"]) $(`view_${name}`).hidden = name !== view;
+  for (const tab of document.querySelectorAll(".tabs a")) {
+    const active = tab.dataset.route === (view === "ai" ? "ais" : view);
+    if (active) tab.setAttribute("aria-current", "page");
+    else tab.removeAttribute("aria-current");
   }
+  if (current.name !== "knowledge" || !current.id) $("item_panel").hidden = true;
+  state.reveal = current.name === "knowledge" && Boolean(current.id);
+  document.body.dataset.route = view;
+  refresh();
+}
 
-  async function refresh() {
-    if (state.inflight) return; // a visibility change raced the timer: one request set at a time
-    clearTimeout(state.timer);
-    if (document.hidden) return schedule(); // nobody is looking: skip, catch up when visible
-    state.inflight = true;
-    try {
-      await refreshOnce();
-    } finally {
-      state.inflight = false;
+const sinceOf = (range) => {
+  if (range === "all") return 0;
+  if (range === "run") return state.run ? state.run.started_at : 0;
+  // Whole tens of seconds: pages polling the same range ask the same question, which the hub
+  // answers once for all of them (it keeps answers for 2.5 s).
+  return Math.max(0, Math.floor((hubNow() - Number(range)) / 10) * 10);
+};
+
+// ------------------------------------------------------------------ fetching
+
+/** What the current view needs, as {name: path}. */
+function wanted(current) {
+  const since = sinceOf(state.range);
+  const out = {};
+  if (!state.eventsOpen) out.status = "/status";
+  if (!state.run) out.run = "/api/views/run";
+  if (current.name === "overview") {
+    const points = Math.min(2000, Math.max(100, Math.round($("chart_connected").clientWidth || 600)));
+    out.history = `/api/views/history?since=${since}&points=${points}`;
+    out.learning = `/api/views/learning?since=${since}`;
+    out.trust = `/api/views/trust?since=${since}`;
+    out.ais = "/api/views/ais";
+    out.feed = "/api/views/knowledge?limit=12";
+  } else if (current.name === "ais") {
+    out.ais = "/api/views/ais";
+  } else if (current.name === "ai") {
+    const id = encodeURIComponent(current.id);
+    out.ais = "/api/views/ais";
+    out.trust = "/api/views/trust";
+    out.learning = "/api/views/learning";
+    out.items = `/api/views/knowledge?contributor=${id}&limit=50`;
+    out.collaborations = "/api/collaborations?limit=500";
+  } else if (current.name === "knowledge") {
+    const k = state.knowledge;
+    const params = new URLSearchParams({ limit: String(KNOWLEDGE_PAGE), offset: String(k.offset) });
+    if (k.q) params.set("q", k.q);
+    if (k.kind) params.set("kind", k.kind);
+    if (k.contributor) params.set("contributor", k.contributor);
+    if (k.time !== "all") params.set("since", String(sinceOf(k.time)));
+    out.knowledge = `/api/views/knowledge?${params}`;
+    if (current.id) out.item = `/api/${current.kind === "component" ? "components" : "patterns"}/${encodeURIComponent(current.id)}`;
+  } else if (current.name === "collaborations") {
+    out.collaborations = `/api/collaborations?limit=500${state.collabs.status ? `&status=${state.collabs.status}` : ""}`;
+  }
+  return out;
+}
+
+async function refresh() {
+  if (state.inflight) {
+    state.again = true; // a change arrived mid-refresh: one more right after
+    return;
+  }
+  clearTimeout(state.timer);
+  if (document.hidden) return schedule(); // nobody is looking: skip, catch up when visible
+  state.inflight = true;
+  try {
+    await refreshOnce();
+  } finally {
+    state.inflight = false;
+    if (state.again) {
+      state.again = false;
+      setTimeout(refresh, 0);
+    } else {
       schedule();
     }
   }
+}
 
-  async function refreshOnce() {
-    const controller = new AbortController();
-    const timeout = setTimeout(() => controller.abort(), TIMEOUT_MS);
-    const get = (path) => getJSON(path, controller.signal);
-    const [status, ais, active, recent, patterns, components, history] = await Promise.allSettled([
-      get("/status"),
-      get("/api/ais"),
-      get("/api/collaborations?status=active&limit=100"),
-      get("/api/collaborations?limit=20"),
-      get("/api/patterns?limit=20"),
-      get("/api/components?limit=20"),
-      get(`/api/stats/history?limit=${HISTORY_POINTS}`),
-    ]);
-    clearTimeout(timeout);
-    const failures = [status, ais, active, recent, patterns, components, history].filter(
-      (result) => result.status === "rejected",
-    );
-    // Each section keeps its last good content if its own request failed.
-    const guard = (fn) => {
-      try {
-        fn();
-      } catch (err) {
-        console.error("dashboard render failed", err);
-      }
-    };
-    if (status.status === "fulfilled") guard(() => renderStatus(status.value));
-    if (ais.status === "fulfilled") guard(() => renderAis(ais.value));
-    if (active.status === "fulfilled" && recent.status === "fulfilled") {
-      guard(() => renderCollaborations(active.value, recent.value));
-    }
-    if (patterns.status === "fulfilled" && components.status === "fulfilled") {
-      guard(() => renderFeed(patterns.value, components.value));
-    }
-    if (history.status === "fulfilled") {
-      const live = status.status === "fulfilled" ? status.value : null;
-      guard(() => renderHistory(history.value, live));
-    }
-    setConnection(status.status === "fulfilled", failures);
-    state.refreshes += 1;
-    document.body.dataset.refreshes = String(state.refreshes);
-  }
-
-  function schedule() {
-    clearTimeout(state.timer);
-    state.timer = setTimeout(refresh, REFRESH_MS);
-  }
-
-  function setConnection(reachable, failures) {
-    const pill = $("connection");
-    document.body.classList.toggle("stale", !reachable);
-    $("unreachable").hidden = reachable;
-    if (!reachable) {
-      $("unreachable_detail").textContent = `${describe(failures[0] && failures[0].reason)} The figures below are from the last successful update.`;
-      pill.className = "pill down";
-      pill.textContent = "Hub unreachable";
-      return;
-    }
-    const now = new Date();
-    const stamp = $("last_updated");
-    stamp.textContent = now.toLocaleTimeString();
-    stamp.setAttribute("datetime", now.toISOString());
-    pill.className = failures.length ? "pill partial" : "pill live";
-    pill.textContent = failures.length ? "Live (some data unavailable)" : "Live";
-    pill.title = failures.map((f) => describe(f.reason)).join("\n");
-  }
-
-  function describe(error) {
-    if (error && error.name === "AbortError") return `No answer within ${TIMEOUT_MS / 1000} s.`;
-    if (error instanceof TypeError) return "No connection to the hub."; // what fetch throws offline
-    const text = String((error && error.message) || error || "Unknown error");
-    return text.endsWith(".") ? text : `${text}.`;
-  }
-
-  // ------------------------------------------------------------------ sections
-
-  function renderStatus(status) {
-    for (const { key } of SERIES) {
-      const node = $(key);
-      const text = fmtInt(status[key]);
-      if (node.textContent !== text) {
-        const first = node.textContent === "–";
-        node.textContent = text;
-        if (!first) {
-          node.classList.remove("bump");
-          void node.offsetWidth; // restart the animation
-          node.classList.add("bump");
-        }
-      }
-    }
-    $("uptime").textContent = typeof status.uptime === "number" ? fmtDuration(status.uptime) : "–";
-    $("demo_badge").hidden = !status.demo_tokens;
-  }
-
-  /** An id as monospace text, cut with an ellipsis when long; the title holds all of it. */
-  const idText = (id, title = id) => h("span", { class: "id", title }, id);
-
-  function chips(values, max = 6) {
-    const shown = values.slice(0, max).map((value) => h("span", { class: "chip" }, value));
-    if (values.length > max) {
-      shown.push(h("span", { class: "chip", title: values.slice(max).join(", ") }, `+${values.length - max}`));
-    }
-    return h("div", { class: "chips" }, shown);
-  }
-
-  function renderAis(data) {
-    const connected = new Map(data.connected.map((ai) => [ai.ai_id, ai]));
-    const offline = data.known
-      .filter((ai) => !connected.has(ai.ai_id))
-      .sort((a, b) => b.last_seen - a.last_seen)
-      .slice(0, 20);
-    const rows = [
-      ...data.connected.map((ai) =>
-        h(
-          "tr",
-          {},
-          h("td", {}, h("span", { class: "dot on", title: "online" }), idText(ai.ai_id)),
-          h("td", {}, ai.specialization),
-          h("td", {}, chips(ai.capabilities)),
-          h("td", { class: "num", title: `connected at ${fmtClock(ai.connected_at)}` }, `for ${fmtDuration(hubNow() - ai.connected_at)}`),
-        ),
-      ),
-      ...offline.map((ai) =>
-        h(
-          "tr",
-          { class: "offline" },
-          h("td", {}, h("span", { class: "dot", title: "offline" }), idText(ai.ai_id)),
-          h("td", {}, ai.specialization),
-          h("td", {}, chips(ai.capabilities)),
-          h("td", { class: "num", title: `first seen ${fmtClock(ai.first_seen)}` }, `seen ${fmtAgo(ai.last_seen)}`),
-        ),
-      ),
-    ];
-    $("ais_table").tBodies[0].replaceChildren(...rows);
-    $("ais_empty").hidden = rows.length > 0;
-    $("ais_summary").textContent = `${fmtInt(data.connected.length)} online · ${fmtInt(data.known.length)} known`;
-  }
-
-  function renderCollaborations(active, recent) {
-    const seen = new Set();
-    const all = [...active, ...recent].filter((c) => !seen.has(c.collaboration_id) && seen.add(c.collaboration_id));
-    const rows = all.map((c) => {
-      const pct = Math.max(0, Math.min(100, Number(c.progress) || 0));
-      const fill = h("span");
-      fill.style.width = `${pct}%`; // CSSOM, allowed by the CSP (unlike a style attribute)
-      const statusTitle = c.reason ? `${c.status}: ${c.reason}` : c.ended_at ? `${c.status} at ${fmtClock(c.ended_at)}` : c.status;
-      return h(
-        "tr",
-        { title: c.collaboration_id },
-        h("td", {}, idText(c.requester), h("span", { class: "muted" }, " ↔ "), idText(c.acceptor)),
-        h(
-          "td",
-          {},
-          h(
-            "div",
-            { class: "progress" },
-            h("div", { class: `bar ${c.status}`, role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": pct }, fill),
-            h("span", { class: "pct" }, `${Math.round(pct)}%`),
-          ),
-        ),
-        h("td", {}, h("span", { class: `status ${c.status}`, title: statusTitle }, c.status)),
-        h("td", { class: "num", title: fmtClock(c.started_at) }, fmtAgo(c.started_at)),
-      );
-    });
-    $("collabs_table").tBodies[0].replaceChildren(...rows);
-    $("collabs_empty").hidden = rows.length > 0;
-    $("collabs_summary").textContent = `${fmtInt(active.length)} active · ${fmtInt(all.length - active.length)} ended shown`;
-  }
-
-  function renderFeed(patterns, components) {
-    const items = [
-      ...patterns.map((p) => ({ kind: "pattern", id: p.pattern_id, quality: null, data: p.pattern_data, ...p })),
-      ...components.map((c) => ({ kind: "component", id: c.component_id, quality: c.quality_score, data: c.component_data, ...c })),
-    ]
-      .sort((a, b) => b.timestamp - a.timestamp)
-      .slice(0, 25);
-    const rows = items.map((item) =>
-      h(
-        "tr",
-        {},
-        h("td", {}, h("span", { class: `kind ${item.kind}` }, item.kind)),
-        h("td", {}, idText(item.id, `${item.id}\n${preview(item.data)}`)),
-        h("td", {}, idText(item.contributor)),
-        h("td", { class: "num", title: fmtAgo(item.timestamp) }, fmtClock(item.timestamp)),
-        h("td", { class: "num" }, typeof item.quality === "number" ? item.quality.toFixed(2) : "—"),
-        h("td", { class: "num" }, fmtInt(item.usage_count)),
-      ),
-    );
-    $("feed_table").tBodies[0].replaceChildren(...rows);
-    $("feed_empty").hidden = rows.length > 0;
-  }
-
-  // ------------------------------------------------------------------ chart
-
-  function loadHiddenSeries() {
+async function refreshOnce() {
+  const current = route();
+  const paths = wanted(current);
+  const controller = new AbortController();
+  const timeout = setTimeout(() => controller.abort(), TIMEOUT_MS);
+  const names = Object.keys(paths);
+  const results = await Promise.allSettled(names.map((name) => getJSON(paths[name], controller.signal)));
+  clearTimeout(timeout);
+  const got = {};
+  const failures = [];
+  names.forEach((name, i) => {
+    const result = results[i];
+    if (result.status === "fulfilled") got[name] = result.value;
+    else if (!(name === "item" && result.reason instanceof HttpError && /HTTP 404/.test(result.reason.message))) failures.push(result.reason);
+  });
+  if (got.run) state.run = got.run;
+  if (got.status) showStatus(got.status);
+  const guard = (fn) => {
     try {
-      return new Set(JSON.parse(localStorage.getItem("kernal.hiddenSeries") || "[]"));
-    } catch {
-      return new Set();
+      fn();
+    } catch (err) {
+      console.error("dashboard render failed", err);
+    }
+  };
+  const ctx = { run: state.run, line: state.run ? state.run.shut_out_below : 0.5 };
+  if (current.name === "overview") {
+    const range = { since: sinceOf(state.range) };
+    if (got.history) guard(() => renderHistory(got.history, state.live, range, state.run));
+    if (got.learning) guard(() => renderLearning(got.learning, range, state.run, state.learningMode));
+    if (got.trust && got.ais) guard(() => renderTrust(got.trust, got.ais));
+    if (got.feed) guard(() => renderFeed(got.feed));
+  } else if (current.name === "ais" && got.ais) {
+    guard(() => renderAis(got.ais, state.aisFilter, ctx.line));
+  } else if (current.name === "ai" && got.ais && got.trust && got.learning && got.items && got.collaborations) {
+    const ai = got.ais.find((a) => a.ai_id === current.id);
+    guard(() => renderAi(current.id, { ai, trust: got.trust, learning: got.learning, items: got.items, collaborations: got.collaborations }, ctx));
+  } else if (current.name === "knowledge") {
+    if (got.knowledge) {
+      guard(() => renderKnowledge(got.knowledge, state.knowledge));
+      $("knowledge_table").dataset.query = paths.knowledge; // which filters the rows answer
+    }
+    if (current.id && (got.item || !failures.length)) {
+      guard(() => renderItem(current.kind, current.id, got.item || null));
+      if (state.reveal) $("item_panel").scrollIntoView({ block: "nearest" }); // just opened
+      state.reveal = false;
+    }
+  } else if (current.name === "collaborations" && got.collaborations) {
+    guard(() => renderCollaborations(got.collaborations, { ...ctx, ...state.collabs }));
+  }
+  // Reachable: the stream is open, or any request got an answer.
+  const reachable = state.eventsOpen || names.length === 0 || Object.keys(got).length > 0;
+  setConnection(reachable, failures);
+  state.refreshes += 1;
+  document.body.dataset.refreshes = String(state.refreshes);
+}
+
+function schedule() {
+  clearTimeout(state.timer);
+  state.timer = setTimeout(refresh, REFRESH_MS);
+}
+
+/** Refresh shortly (coalescing bursts), e.g. when pushed figures say something changed. */
+function refreshSoon() {
+  clearTimeout(state.soon);
+  state.soon = setTimeout(refresh, 250);
+}
+
+// ------------------------------------------------------------------ live figures
+
+function showStatus(status) {
+  const changed = !state.live || FIGURES.some((key) => state.live[key] !== status[key]);
+  state.live = Object.fromEntries(FIGURES.map((key) => [key, Number(status[key]) || 0]));
+  for (const key of FIGURES) {
+    const node = $(key);
+    const text = fmtInt(status[key]);
+    if (node.textContent !== text) {
+      const first = node.textContent === "–";
+      node.textContent = text;
+      if (!first) {
+        node.classList.remove("bump");
+        void node.offsetWidth; // restart the animation
+        node.classList.add("bump");
+      }
     }
   }
-
-  function buildLegend() {
-    const legend = $("legend");
-    legend.replaceChildren(
-      ...SERIES.map(({ key, label }) => {
-        const button = h("button", { type: "button", class: `s-${key}`, "aria-pressed": !state.hidden.has(key) ? "true" : "false" }, label);
-        button.addEventListener("click", () => {
-          if (state.hidden.has(key)) state.hidden.delete(key);
-          else state.hidden.add(key);
-          button.setAttribute("aria-pressed", state.hidden.has(key) ? "false" : "true");
-          try {
-            localStorage.setItem("kernal.hiddenSeries", JSON.stringify([...state.hidden]));
-          } catch {
-            /* private mode: the choice lasts for this page only */
-          }
-          drawChart();
-        });
-        return button;
-      }),
-    );
+  if (typeof status.uptime === "number") {
+    // Uptime went back: the hub restarted (seen by polling too), so this is a new run.
+    if (state.uptimeBase && status.uptime + 1 < state.uptimeBase.uptime) state.run = null;
+    state.uptimeBase = { uptime: status.uptime, at: Date.now() };
   }
+  showUptime();
+  $("demo_badge").hidden = !status.demo_tokens;
+  if (typeof status.server_time === "number") setSkew(status.server_time * 1000);
+  return changed;
+}
 
-  function renderHistory(history, live) {
-    const points = history.slice();
-    // The newest snapshot can be several seconds old: end the lines at the live figures.
-    if (live) {
-      const last = points[points.length - 1];
-      const now = hubNow();
-      if (!last || now > last.timestamp) points.push({ timestamp: now, ...pick(live) });
+// Pushed figures come only when they change: the uptime counts on here between them.
+function showUptime() {
+  const base = state.uptimeBase;
+  $("uptime").textContent = base ? fmtDuration(base.uptime + (Date.now() - base.at) / 1000) : "–";
+}
+
+function setSkew(serverMs) {
+  // Below 2 s of difference, trust the browser's clock (network delay blurs the reading).
+  const skew = serverMs - Date.now();
+  clock.skewMs = Math.abs(skew) < 2000 ? 0 : skew;
+}
+
+function connectEvents() {
+  if (typeof EventSource === "undefined" || state.events) return;
+  const events = new EventSource("/api/events");
+  state.events = events;
+  events.addEventListener("open", () => {
+    state.eventsOpen = true;
+    document.body.dataset.stream = "open";
+  });
+  events.addEventListener("run", (event) => {
+    const run = JSON.parse(event.data);
+    // The hub restarted while the page stayed open: a new run, read its details again.
+    if (state.run && state.run.started_at !== run.started_at) {
+      state.run = null;
+      refreshSoon();
     }
-    state.history = points;
-    drawChart();
+    setSkew(run.server_time * 1000);
+  });
+  events.addEventListener("status", (event) => {
+    state.eventsOpen = true;
+    state.pushes += 1;
+    document.body.dataset.pushes = String(state.pushes);
+    if (showStatus(JSON.parse(event.data))) refreshSoon();
+    setConnection(true, state.lastFailures);
+  });
+  events.addEventListener("closing", () => dropEvents(REFRESH_MS));
+  events.addEventListener("error", () => {
+    // EventSource retries by itself while CONNECTING; CLOSED means the hub refused (503).
+    state.eventsOpen = false;
+    document.body.dataset.stream = "down";
+    if (events.readyState === EventSource.CLOSED) dropEvents(SSE_RETRY_MS);
+    refreshSoon(); // poll /status meanwhile
+  });
+}
+
+function dropEvents(retryMs) {
+  if (state.events) state.events.close();
+  state.events = null;
+  state.eventsOpen = false;
+  document.body.dataset.stream = "down";
+  setTimeout(connectEvents, retryMs);
+  refreshSoon();
+}
+
+function setConnection(reachable, failures) {
+  state.lastFailures = failures;
+  const pill = $("connection");
+  document.body.classList.toggle("stale", !reachable);
+  $("unreachable").hidden = reachable;
+  if (!reachable) {
+    $("unreachable_detail").textContent = `${describe(failures[0], TIMEOUT_MS)} The figures below are from the last successful update.`;
+    pill.className = "pill down";
+    pill.textContent = "Hub unreachable";
+    return;
   }
+  const now = new Date();
+  const stamp = $("last_updated");
+  stamp.textContent = now.toLocaleTimeString();
+  stamp.setAttribute("datetime", now.toISOString());
+  pill.className = failures.length ? "pill partial" : state.eventsOpen ? "pill live" : "pill polling";
+  pill.textContent = failures.length ? "Live (some data unavailable)" : state.eventsOpen ? "Live" : "Live (polling)";
+  pill.title = failures.length ? failures.map((f) => describe(f, TIMEOUT_MS)).join("\n") : state.eventsOpen ? "Figures pushed by the hub as they change" : "Figures polled every 3 s (no event stream)";
+}
 
-  function pick(status) {
-    const out = {};
-    for (const { key } of SERIES) out[key] = Number(status[key]) || 0;
-    return out;
-  }
+// ------------------------------------------------------------------ controls
 
-  /** Round a step up to 1, 2 or 5 times a power of ten, for readable axis ticks. */
-  function niceStep(raw) {
-    if (!(raw > 0)) return 1;
-    const power = 10 ** Math.floor(Math.log10(raw));
-    const unit = raw / power;
-    return (unit <= 1 ? 1 : unit <= 2 ? 2 : unit <= 5 ? 5 : 10) * power;
-  }
+const THEMES = ["auto", "light", "dark"];
 
-  function drawChart() {
-    const chart = $("chart");
-    const points = state.history;
-    const visible = SERIES.filter(({ key }) => !state.hidden.has(key));
-    $("chart_empty").hidden = points.length > 0;
-    const width = Math.max(chart.clientWidth, 200);
-    const height = Math.max(chart.clientHeight, 120);
-    chart.setAttribute("viewBox", `0 0 ${width} ${height}`);
-    if (!points.length) {
-      chart.replaceChildren();
-      state.geometry = null;
-      return;
-    }
-    const pad = { left: 44, right: 12, top: 10, bottom: 22 };
-    const innerW = width - pad.left - pad.right;
-    const innerH = height - pad.top - pad.bottom;
-    let t0 = points[0].timestamp;
-    let t1 = points[points.length - 1].timestamp;
-    if (t1 - t0 < 1) {
-      t0 -= 30;
-      t1 += 30;
-    }
-    const maxValue = Math.max(1, ...points.flatMap((p) => visible.map(({ key }) => p[key] || 0)));
-    const step = integerStep(niceStep(maxValue / 4));
-    const yMax = Math.ceil(maxValue / step) * step;
-    const x = (t) => pad.left + ((t - t0) / (t1 - t0)) * innerW;
-    const y = (v) => pad.top + innerH - (v / yMax) * innerH;
-    const nodes = [];
-    for (let v = 0; v <= yMax + step / 2; v += step) {
-      nodes.push(svg("line", { class: "grid-line", x1: pad.left, x2: width - pad.right, y1: y(v), y2: y(v) }));
-      nodes.push(svg("text", { class: "axis-label", x: pad.left - 6, y: y(v) + 4, "text-anchor": "end" }, fmtInt(v)));
-    }
-    const tStep = timeStep(t1 - t0, Math.max(2, Math.floor(innerW / 120)));
-    for (let t = Math.ceil(t0 / tStep) * tStep; t <= t1; t += tStep) {
-      const tx = x(t);
-      const anchor = tx < pad.left + 40 ? "start" : tx > width - pad.right - 40 ? "end" : "middle";
-      nodes.push(svg("line", { class: "grid-line tick", x1: tx, x2: tx, y1: pad.top + innerH, y2: pad.top + innerH + 4 }));
-      nodes.push(svg("text", { class: "axis-label", x: tx, y: height - 6, "text-anchor": anchor }, fmtTick(t, tStep)));
-    }
-    for (const { key } of visible) {
-      const coords = points.map((p) => `${x(p.timestamp).toFixed(1)},${y(p[key] || 0).toFixed(1)}`);
-      if (coords.length === 1) coords.push(coords[0]);
-      nodes.push(svg("polyline", { class: `series s-${key}`, points: coords.join(" ") }));
-    }
-    const hover = state.hoverIndex;
-    if (hover !== null && points[hover]) {
-      const hx = x(points[hover].timestamp);
-      nodes.push(svg("line", { class: "cursor", x1: hx, x2: hx, y1: pad.top, y2: pad.top + innerH }));
-    }
-    chart.replaceChildren(...nodes);
-    chart.dataset.points = String(points.length);
-    state.geometry = { left: pad.left, innerW, t0, t1, width };
-    updateReadout();
-  }
+function applyTheme() {
+  const root = document.documentElement;
+  if (state.theme === "auto") delete root.dataset.theme;
+  else root.dataset.theme = state.theme;
+  const button = $("theme_toggle");
+  button.textContent = `Theme: ${state.theme}`;
+  button.setAttribute("aria-label", `Colour theme: ${state.theme === "auto" ? "follow the system" : state.theme}; press to change`);
+}
 
-  // Round time steps (seconds), so ticks land on whole seconds, minutes or hours.
-  const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
-
-  function timeStep(span, maxTicks) {
-    return TIME_STEPS.find((step) => span / step <= maxTicks) || Math.ceil(span / maxTicks / 86400) * 86400;
-  }
-
-  function fmtTick(unix, step) {
-    const date = new Date(unix * 1000);
-    if (step >= 86400) return date.toLocaleDateString([], { month: "short", day: "numeric" });
-    const options = step < 60 ? { hour: "2-digit", minute: "2-digit", second: "2-digit" } : { hour: "2-digit", minute: "2-digit" };
-    return date.toLocaleTimeString([], options);
-  }
-
-  // Counts are integers: never draw a 0.5 gridline.
-  const integerStep = (step) => Math.max(1, Math.round(step));
-
-  function updateReadout() {
-    const points = state.history;
-    const point = points[state.hoverIndex ?? points.length - 1];
-    if (!point) return;
-    const parts = SERIES.map(({ key, label }) => `${label} ${fmtInt(point[key])}`);
-    $("chart_readout").textContent = `${fmtClock(point.timestamp)} · ${parts.join(" · ")}`;
-  }
-
-  function onChartMove(event) {
-    const chart = $("chart");
-    const points = state.history;
-    if (!points.length || !state.geometry) return;
-    const { left, innerW, t0, t1, width } = state.geometry;
-    const box = chart.getBoundingClientRect();
-    const px = ((event.clientX - box.left) / box.width) * width;
-    const t = t0 + ((px - left) / innerW) * (t1 - t0);
-    let best = 0;
-    for (let i = 1; i < points.length; i += 1) {
-      if (Math.abs(points[i].timestamp - t) < Math.abs(points[best].timestamp - t)) best = i;
-    }
-    if (best !== state.hoverIndex) {
-      state.hoverIndex = best;
-      drawChart();
-    }
-  }
-
-  // ------------------------------------------------------------------ start
-
-  function start() {
-    buildLegend();
-    const chart = $("chart");
-    chart.addEventListener("mousemove", onChartMove);
-    chart.addEventListener("mouseleave", () => {
-      state.hoverIndex = null;
-      drawChart();
+function buildRange() {
+  const group = $("range");
+  const buttons = RANGES.map(([value, label]) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "ghost";
+    button.textContent = label;
+    button.dataset.range = value;
+    button.addEventListener("click", () => {
+      state.range = value;
+      store("range", value);
+      for (const other of buttons) other.setAttribute("aria-pressed", String(other.dataset.range === value));
+      refresh();
     });
-    new ResizeObserver(() => drawChart()).observe(chart);
-    document.addEventListener("visibilitychange", () => {
-      if (!document.hidden) refresh();
+    button.setAttribute("aria-pressed", String(value === state.range));
+    return button;
+  });
+  group.replaceChildren(...buttons);
+}
+
+function bindLearningMode() {
+  const buttons = [...document.querySelectorAll("#learning_mode button")];
+  const press = () => {
+    for (const b of buttons) b.setAttribute("aria-pressed", String(b.dataset.mode === state.learningMode));
+  };
+  for (const button of buttons) {
+    button.addEventListener("click", () => {
+      state.learningMode = button.dataset.mode;
+      store("learningMode", state.learningMode);
+      press();
+      refresh();
     });
+  }
+  press();
+}
+
+function bindControls() {
+  bindLearningMode();
+  $("theme_toggle").addEventListener("click", () => {
+    state.theme = THEMES[(THEMES.indexOf(state.theme) + 1) % THEMES.length];
+    store("theme", state.theme);
+    applyTheme();
+  });
+  $("ais_filter").addEventListener("input", (event) => {
+    state.aisFilter = event.target.value;
+    refreshSoon();
+  });
+  const k = state.knowledge;
+  const onFilter = () => {
+    k.q = $("kq").value.trim();
+    k.kind = $("kkind").value;
+    k.contributor = $("kcontributor").value;
+    k.time = $("ktime").value;
+    k.offset = 0;
+    refreshSoon();
+  };
+  for (const id of ["kq", "kkind", "kcontributor", "ktime"]) $(id).addEventListener(id === "kq" ? "input" : "change", onFilter);
+  $("knowledge_filters").addEventListener("submit", (event) => event.preventDefault());
+  $("kprev").addEventListener("click", () => {
+    k.offset = Math.max(0, k.offset - KNOWLEDGE_PAGE);
     refresh();
-  }
+  });
+  $("knext").addEventListener("click", () => {
+    k.offset += KNOWLEDGE_PAGE;
+    refresh();
+  });
+  $("collabs_earlier").addEventListener("change", (event) => {
+    state.collabs.earlier = event.target.checked;
+    refresh();
+  });
+  $("collabs_status").addEventListener("change", (event) => {
+    state.collabs.status = event.target.value;
+    refresh();
+  });
+  // Rows that lead somewhere: click anywhere on them, or focus them and press Enter.
+  document.addEventListener("click", (event) => {
+    const row = event.target.closest("tr[data-href]");
+    if (row && !event.target.closest("a, button, input, select")) location.hash = row.dataset.href;
+  });
+  document.addEventListener("keydown", (event) => {
+    const row = event.target.closest && event.target.closest("tr[data-href]");
+    if (row && event.key === "Enter" && event.target === row) location.hash = row.dataset.href;
+    if (event.target.closest && event.target.closest("tbody tr") && (event.key === "ArrowDown" || event.key === "ArrowUp")) {
+      const next = event.key === "ArrowDown" ? event.target.nextElementSibling : event.target.previousElementSibling;
+      if (next && next.tabIndex >= 0) {
+        next.focus();
+        event.preventDefault();
+      }
+    }
+  });
+}
 
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
-  else start();
-})();
+// ------------------------------------------------------------------ start
+
+function start() {
+  applyTheme();
+  buildRange();
+  bindControls();
+  window.addEventListener("hashchange", showRoute);
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) refresh();
+  });
+  let resizeTimer = null;
+  new ResizeObserver(() => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(refresh, 200);
+  }).observe(document.body);
+  setInterval(showUptime, 1000);
+  connectEvents();
+  showRoute();
+}
+
+start();

@@ -1,7 +1,7 @@
 """Token lifecycle: expiry, where a token came from, and a numbered log of token changes.
 
 Revision ID: 0006_token_lifecycle
-Revises: 0004_component_recipient
+Revises: 0005_feedback_votes
 Create Date: 2026-12-01
 
 ``tokens`` gains ``expires_at`` (NULL: never, as every token stored before) and ``source``
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_token_lifecycle"
-down_revision: str | None = "0004_component_recipient"
+down_revision: str | None = "0005_feedback_votes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

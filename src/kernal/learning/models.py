@@ -1,0 +1,48 @@
+"""The models a trainer can use, behind one name: ``softmax`` (linear) or ``mlp``.
+
+Both have the same methods (``fit``, ``predict_proba``, ``accuracy``, ``parameters``,
+``with_parameters``, ``signature``, ``layers``, ``class_counts``, ``rounds``, ``to_json``), so
+merging, the gate and the attacks take either. :func:`model_from_json` is the one entry point
+for a peer's model: it dispatches on ``kind`` and raises ``ValueError`` (only) on anything else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from kernal.learning.mlp import DEFAULT_HIDDEN, INIT_SEED, MLPModel
+from kernal.learning.model import SoftmaxModel
+
+Model = SoftmaxModel | MLPModel
+MODEL_KINDS = ("softmax", "mlp")
+
+
+def new_model(
+    kind: str, d: int, k: int, hidden: tuple[int, ...] = DEFAULT_HIDDEN, seed: int = INIT_SEED
+) -> Model:
+    """The starting model every trainer of a run shares: zeros for ``softmax``, the seeded
+    initialisation of :meth:`MLPModel.initial` for ``mlp`` (``seed``: see there).
+    ``ValueError`` for another kind."""
+    if kind == "softmax":
+        return SoftmaxModel.zeros(d, k)
+    if kind == "mlp":
+        return MLPModel.initial(d, k, hidden, seed)
+    raise ValueError(f"unknown model {kind!r}: expected one of {', '.join(MODEL_KINDS)}")
+
+
+def model_from_json(data: Any) -> Model:
+    """A peer's model, strictly validated by its kind's ``from_json``; ``ValueError`` only."""
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if kind == "mlp":
+        return MLPModel.from_json(data)
+    return SoftmaxModel.from_json(data)
+
+
+def zeros_like(model: Model) -> Model:
+    """A model of the same shape with every parameter zero (counts and rounds reset)."""
+    out = model.with_parameters(np.zeros_like(model.parameters()))
+    out.class_counts = np.zeros_like(model.class_counts)
+    out.rounds = 0
+    return out

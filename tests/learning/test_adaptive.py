@@ -1,0 +1,174 @@
+"""Adaptive attacks do what their papers say, and the measurements around them work."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import pytest
+
+from kernal.learning.adaptive import (
+    BACKDOOR_TARGET,
+    Knowledge,
+    alie,
+    alie_z,
+    attack_success_rate,
+    backdoor_training_set,
+    gate_aware,
+    ipm,
+    minmax,
+    trigger,
+)
+from kernal.learning.attacks import Behaviour
+from kernal.learning.data import Dataset, Shard
+from kernal.learning.merge import evaluate_merge
+from kernal.learning.model import SoftmaxModel
+from kernal.learning.simulate import SimResult, simulate
+
+
+def _knowledge(models: tuple[SoftmaxModel, ...], shard: Shard | None = None) -> Knowledge:
+    return Knowledge(
+        reference=SoftmaxModel.zeros(64, 10),
+        observed=list(models),
+        val_X=None if shard is None else shard.val.X,
+        val_y=None if shard is None else shard.val.y,
+        trainers=10,
+        malicious=3,
+    )
+
+
+def test_alie_z_follows_the_papers_formula() -> None:
+    # n = 10, m = 3: s = floor(6) - 3 = 3, z = Phi^-1(7 / 10) = 0.5244.
+    assert alie_z(10, 3) == pytest.approx(0.5244, abs=1e-4)
+    assert alie_z(100, 30) == pytest.approx(0.8064, abs=1e-4)  # s = 21, Phi^-1(0.79)
+
+
+def test_alie_stays_within_z_standard_deviations(models: tuple[SoftmaxModel, ...]) -> None:
+    knowledge = _knowledge(models)
+    stack = np.stack([m.parameters() for m in models])
+    mu, sigma = stack.mean(axis=0), stack.std(axis=0)
+    shared = alie(models[0], knowledge).parameters()
+    z = alie_z(10, 3)
+    assert np.all(np.abs(shared - mu) <= z * sigma + 1e-12)
+    assert np.abs(shared - mu).max() > 0.5 * z * sigma.max()  # and it does use the room
+
+
+def test_ipm_is_anti_aligned_with_the_honest_mean(models: tuple[SoftmaxModel, ...]) -> None:
+    shared = ipm(models[0], _knowledge(models)).parameters()
+    mean = np.mean([m.parameters() for m in models], axis=0)
+    cosine = shared @ mean / (np.linalg.norm(shared) * np.linalg.norm(mean))
+    assert cosine == pytest.approx(-1.0)
+    assert np.linalg.norm(shared) == pytest.approx(0.5 * np.linalg.norm(mean))
+
+
+def test_minmax_stays_within_the_honest_spread_and_moves_against_the_mean(
+    models: tuple[SoftmaxModel, ...],
+) -> None:
+    shared = minmax(models[0], _knowledge(models)).parameters()
+    stack = np.stack([m.parameters() for m in models])
+    spread = max(np.linalg.norm(a - b) for a in stack for b in stack)
+    assert np.max(np.linalg.norm(stack - shared, axis=1)) <= spread + 1e-9
+    mean = stack.mean(axis=0)
+    assert (shared - mean) @ mean < 0
+
+
+def test_gate_aware_passes_the_attackers_own_gate_and_does_harm(
+    models: tuple[SoftmaxModel, ...], shards: tuple[Shard, ...], test_set: Dataset
+) -> None:
+    own, shard = models[0], shards[0]
+    shared = gate_aware(own, _knowledge(models, shard))
+    decision = evaluate_merge(own, shared, shard.val.X, shard.val.y)
+    assert decision.kept and decision.outcome >= 0.55
+    # A little harm per round (slow poisoning): less probability on the true test labels.
+    rows = np.arange(len(test_set.y))
+
+    def confidence(m: SoftmaxModel) -> float:
+        return float(m.predict_proba(test_set.X)[rows, test_set.y].mean())
+
+    assert confidence(shared) < confidence(own) - 0.01
+
+
+def test_a_backdoored_models_trigger_accuracy_is_measured(pool: Dataset, test_set: Dataset) -> None:
+    clean = SoftmaxModel.zeros(64, 10).fit(pool.X, pool.y, 30, seed=0)
+    X, y = backdoor_training_set(pool.X, pool.y)
+    assert len(y) == 2 * len(pool.y) and np.all(y[len(pool.y) :] == BACKDOOR_TARGET)
+    bad = SoftmaxModel.zeros(64, 10).fit(X, y, 30, seed=0)
+    assert np.all(trigger(test_set.X)[:, -4:] == 1.0)
+    assert attack_success_rate(clean, test_set.X, test_set.y) < 0.2
+    assert attack_success_rate(bad, test_set.X, test_set.y) > 0.8
+    # The backdoor hides: clean accuracy stays close to the clean model's.
+    assert bad.accuracy(test_set.X, test_set.y) > clean.accuracy(test_set.X, test_set.y) - 0.05
+
+
+def test_sybils_take_turns_and_rate_each_other_up() -> None:
+    sybils = [Behaviour("sybil", i, 3) for i in range(3)]
+    for interaction in range(18):
+        assert sum(s.attacking(interaction) for s in sybils) == 1  # exactly one attacks
+    assert [sybils[1].attacking(n) for n in range(9)] == [False] * 3 + [True] * 3 + [False] * 3
+    assert sybils[0].reported_score(0.9, partner_is_colluder=False) == 0.0
+    assert sybils[0].reported_score(0.1, partner_is_colluder=True) == 1.0
+    assert Behaviour("honest").reported_score(0.7, partner_is_colluder=False) == 0.7
+    with pytest.raises(ValueError):
+        Behaviour("sybil", 3, 3)
+
+
+@cache
+def _sybil_run() -> SimResult:
+    return simulate(
+        n_trainers=10,
+        rounds=12,
+        seed=0,
+        malicious=(7, 8, 9),
+        attack="sybil",
+        seed_from_hub=True,
+        feedback="outcome",
+    )
+
+
+def test_a_sybil_clique_is_distrusted_by_the_reference_trust_logic() -> None:
+    """Three sybils among ten take turns at poisoning and rate each other 1 and everyone else
+    0 at the hub, and honest trainers start a peer they meet at min(0.5, hub standing)."""
+    result = _sybil_run()
+    final = result.reputation[-1]
+    honest, sybils = result.honest, result.poisoners
+    poisoned = [(h, s) for h, s in result.poisoned_pairs if h in honest]
+    assert poisoned
+    # Most trainers a sybil poisoned distrust it at the end (measured 9 of 13: the others
+    # had come to trust it during its honest turns and stay just above 0.5, as the attack
+    # intends).
+    assert sum(final[h, s] < 0.5 for h, s in poisoned) >= 2 / 3 * len(poisoned)
+
+    def seen(targets: list[int]) -> float:
+        pairs = [(h, t) for h in honest for t in targets if h != t and result.interactions[h, t]]
+        return float(np.mean([final[h, t] for h, t in pairs]))
+
+    assert seen(sybils) < seen(honest) - 0.1
+    # Their ratings of each other do not lift them above the honest trainers at the hub.
+    assert (
+        max(result.hub_standing[s] for s in sybils)
+        < min(result.hub_standing[h] for h in honest) + 0.1
+    )
+
+
+def test_adaptive_attacks_run_in_the_simulator() -> None:
+    for attack in ("alie", "ipm", "minmax", "gate_aware", "backdoor"):
+        result = simulate(
+            n_trainers=5, rounds=2, seed=0, malicious=(4,), attack=attack, omniscient=True
+        )
+        assert 0.0 <= result.mean_honest_accuracy <= 1.0
+        assert 0.0 <= result.mean_backdoor_success <= 1.0
+
+
+def test_the_gates_trigger_scan_refuses_a_patch_backdoor_not_honest_models(
+    pool: Dataset, shards: tuple[Shard, ...], models: tuple[SoftmaxModel, ...]
+) -> None:
+    from kernal.learning.merge import hijack_rate
+
+    X, y = backdoor_training_set(shards[1].train.X, shards[1].train.y)
+    bad = SoftmaxModel.zeros(64, 10).fit(X, y, 30, seed=0)
+    val = shards[0].val
+    assert hijack_rate(bad, val.X) >= 0.7 > hijack_rate(models[0], val.X)
+    decision = evaluate_merge(models[0], bad, val.X, val.y)
+    assert not decision.kept and decision.outcome == 0.0 and "patch" in decision.reason
+    for other in models[1:]:
+        assert "patch" not in evaluate_merge(models[0], other, val.X, val.y).reason
