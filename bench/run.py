@@ -11,6 +11,11 @@ machine); ``--out`` writes every raw figure as JSON.
     bench/run --quick                  # small N, short runs: a smoke run (~1 min), no doc write
     bench/run --rows relay,fanin --out /tmp/bench.json --no-write
     bench/run --rows relay --profile /tmp/prof   # the hub under py-spy, one SVG per hub run
+    bench/run --rows abuse                       # honest latency under abuse (bench/abuse.py)
+
+The ``abuse`` row is not in the default set: ``bench/abuse.py`` runs it on its own and writes its
+table to docs/security-figures.md; through ``bench/run`` its phases become rows of this table
+(p99 under each abuse ÷ the quiet p99 of the same run) and docs/performance.md is left alone.
 """
 
 from __future__ import annotations
@@ -31,9 +36,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import abuse
 from perf import connections, fanin, procs, relay, report, scale, wire
 
 ROWS = ("relay", "fanin", "connections", "harness")
+OPTIONAL_ROWS = ("abuse",)  # only when asked for with --rows
 DOC = procs.ROOT / "docs" / "performance.md"
 
 
@@ -44,6 +51,7 @@ def options_for(quick: bool) -> dict[str, Any]:
             "fanin": fanin.FaninOptions(),
             "connections": connections.ConnectionOptions(),
             "harness": scale.ScaleOptions(),
+            "abuse": abuse.AbuseOptions(),
         }
     return {
         "relay": relay.RelayOptions(sizes=(10, 100), duration=0.5, stall=5.0, join_base=15.0),
@@ -56,6 +64,7 @@ def options_for(quick: bool) -> dict[str, Any]:
         "harness": scale.ScaleOptions(
             steps=(10,), speed=20.0, learning_trainers=5, learning_speed=50.0, timeout=90.0
         ),
+        "abuse": abuse.AbuseOptions.quick(),
     }
 
 
@@ -75,6 +84,8 @@ async def run_rows(
                 raw[name] = await connections.run(workdir, opts[name], profile, _log)
             elif name == "harness":
                 raw[name] = await scale.run(workdir, opts[name], _log)
+            elif name == "abuse":
+                raw[name] = await abuse.run(workdir, opts[name], _log)
         except Exception as exc:  # one broken row must not cost the others
             raw[name] = {"error": f"{type(exc).__name__}: {exc}"}
         _log(f"{name}: done in {time.monotonic() - started:.0f} s")
@@ -86,6 +97,7 @@ BUILDERS: dict[str, Callable[[Any], list[report.Row]]] = {
     "fanin": report.fanin_rows,
     "connections": report.connection_rows,
     "harness": report.harness_rows,
+    "abuse": abuse.report_rows,
 }
 
 
@@ -233,7 +245,8 @@ def main() -> None:
     parser.add_argument(
         "--rows",
         default=",".join(ROWS),
-        help=f"comma-separated rows to run, of {','.join(ROWS)} (default: all)",
+        help=f"comma-separated rows to run, of {','.join(ROWS + OPTIONAL_ROWS)} (default: "
+        f"{','.join(ROWS)})",
     )
     parser.add_argument("--out", type=Path, help="also write every raw figure here (JSON)")
     parser.add_argument("--no-write", action="store_true", help="leave docs/performance.md alone")
@@ -265,9 +278,11 @@ def main() -> None:
         finish(saved["meta"], saved["results"], args, write=not args.no_write)
         return
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
-    unknown = sorted(set(rows) - set(ROWS))
+    unknown = sorted(set(rows) - set(ROWS + OPTIONAL_ROWS))
     if unknown:
-        parser.error(f"unknown rows {', '.join(unknown)}: choose from {', '.join(ROWS)}")
+        parser.error(
+            f"unknown rows {', '.join(unknown)}: choose from {', '.join(ROWS + OPTIONAL_ROWS)}"
+        )
     profiling = None
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -294,7 +309,9 @@ def main() -> None:
     meta["load_end"] = loadavg()
     if args.out is not None:  # first, so a bug further on cannot cost the measurements
         args.out.write_text(json.dumps({"meta": meta, "results": raw}, indent=1, default=str))
-    finish(meta, raw, args, write=not (args.no_write or args.quick or args.profile))
+    # The abuse row's document is docs/security-figures.md (bench/abuse.py writes it).
+    write = not (args.no_write or args.quick or args.profile or "abuse" in rows)
+    finish(meta, raw, args, write=write)
 
 
 def finish(

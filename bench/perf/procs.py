@@ -260,16 +260,26 @@ async def start(
 
 
 async def start_hub(
-    workdir: Path, db: Path, *, profile: Path | None = None, extra: list[str] | None = None
+    workdir: Path,
+    db: Path,
+    *,
+    profile: Path | None = None,
+    extra: list[str] | None = None,
+    limits: bool = False,
+    dashboard_port: int = -1,
+    port: int | None = None,
 ) -> Server:
-    """A kernal hub on a free port with ``db`` (tokens registered beforehand), no dashboard, at
-    the default log level: as an operator runs it (plus ``extra`` flags)."""
-    port = free_port()
-    argv = [str(VENV_BIN / "kernal"), "hub", "--port", str(port), "--dashboard-port", "-1"]
-    # No rate limit or connections-per-address limit: one bench process is every publisher and
-    # subscriber, from one address, far faster than any trainer (those limits are measured by
-    # the abuse bench, not here).
-    argv += ["--db", str(db), "--rate-limit", "0", "--max-connections-per-address", "0"]
+    """A kernal hub on ``port`` (default: a free one) with ``db`` (tokens registered
+    beforehand), no dashboard unless ``dashboard_port`` is given, at the default log level: as an
+    operator runs it (plus ``extra`` flags). ``limits``: keep the default rate and
+    per-address limits (the abuse bench measures them)."""
+    port = free_port() if port is None else port
+    argv = [str(VENV_BIN / "kernal"), "hub", "--port", str(port)]
+    argv += ["--dashboard-port", str(dashboard_port), "--db", str(db)]
+    if not limits:
+        # No rate limit or connections-per-address limit: one bench process is every publisher
+        # and subscriber, from one address, far faster than any trainer.
+        argv += ["--rate-limit", "0", "--max-connections-per-address", "0"]
     argv += extra or []
     return await start("kernal", argv, port, workdir, profile=profile)
 
@@ -288,8 +298,12 @@ async def start_nats(workdir: Path) -> Server:
     return await start("nats", [NATS, "-a", "127.0.0.1", "-p", str(port)], port, workdir)
 
 
-async def register_tokens(db: Path, ai_ids: list[str]) -> dict[str, str]:
+async def register_tokens(
+    db: Path, ai_ids: list[str], *, chosen: dict[str, str] | None = None
+) -> dict[str, str]:
     """Create ``db`` with kernal's schema and one generated token per id; return the tokens.
+    ``chosen``: ids with a token a person chose, stored with the full stretching (as
+    ``kernal token add`` stores one), so guessing it costs what it costs in a deployment.
 
     The one function that uses kernal's Python API (the same calls as the harness runner's
     ``_register``): adapt it here if those names move.
@@ -298,16 +312,17 @@ async def register_tokens(db: Path, ai_ids: list[str]) -> dict[str, str]:
     from kernal.storage.sql import SqlStore
 
     tokens = {ai_id: generate_token() for ai_id in ai_ids}
+    hashes = {
+        ai_id: hash_token(token, iterations=GENERATED_TOKEN_ITERATIONS)
+        for ai_id, token in tokens.items()
+    }
+    for ai_id, token in (chosen or {}).items():
+        tokens[ai_id], hashes[ai_id] = token, hash_token(token)
     now = time.time()
     async with SqlStore(str(db)) as store:
         # Concurrent, so the store's writer commits them in batches instead of one fsync each.
         await asyncio.gather(
-            *(
-                store.set_token_hash(
-                    ai_id, hash_token(token, iterations=GENERATED_TOKEN_ITERATIONS), now
-                )
-                for ai_id, token in tokens.items()
-            )
+            *(store.set_token_hash(ai_id, stored, now) for ai_id, stored in hashes.items())
         )
     return tokens
 

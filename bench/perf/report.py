@@ -314,3 +314,18 @@ def write_doc(path: Path, generated: str) -> None:
             path.write_text(pattern.sub(lambda _: block, old, count=1), encoding="utf-8")
             return
     path.write_text(block, encoding="utf-8")
+
+
+def write_section(path: Path, name: str, generated: str) -> None:
+    """Replace the part of ``path`` between ``name``'s markers (appending it, or creating the
+    file, when they are not there yet), keeping everything else: several scripts share one
+    page, each writing its own section."""
+    begin = f"<!-- {name}: begin (generated, do not edit between these markers) -->"
+    end = f"<!-- {name}: end -->"
+    block = f"{begin}\n{generated.rstrip()}\n{end}\n"
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    if begin in old and end in old:
+        pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end) + r"\n?", re.DOTALL)
+        path.write_text(pattern.sub(lambda _: block, old, count=1), encoding="utf-8")
+    else:
+        path.write_text(old + ("\n" if old and not old.endswith("\n\n") else "") + block, "utf-8")

@@ -4,6 +4,8 @@ idle connections, data size, collaborations; the abuser pays, nobody else."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -256,3 +258,147 @@ async def test_a_collaboration_nobody_speaks_on_fails_for_both_members(
     assert (await hub.status()).active_collaborations == 0
     record = await hub.store.get_collaboration(collaboration_id)
     assert record is not None and record.status == "failed"
+
+
+async def _flood_blank_lines(client: RawClient, chunks: int) -> None:
+    with contextlib.suppress(ConnectionError, OSError):
+        for _ in range(chunks):
+            await client.send_bytes(b"\n" * 65536)
+
+
+async def test_blank_lines_before_login_are_paced_and_end_with_the_auth_timeout(
+    make_hub: HubFactory,
+) -> None:
+    hub = await make_hub(rate_frames=1000, rate_frame_burst=1000, auth_timeout=1.5)
+    honest = await joined(hub, 2)
+    flooder = await RawClient.connect(hub)
+    OPEN.append(flooder)
+    flooding = asyncio.create_task(_flood_blank_lines(flooder, 300))  # 19.7M blank lines
+    await asyncio.sleep(0.3)
+    await honest.send({"type": "PING", "msg_id": "still-here"})
+    assert (await honest.recv_type("PONG", timeout=10))["ref"] == "still-here"
+    (session,) = [s for s in hub._sessions if s.ai_id is None]
+    await asyncio.sleep(0.5)
+    # Paced like frames: the hub stopped reading it (TCP pushes back on the flooder) instead of
+    # scanning everything it sent while its session waits.
+    read = session.conn._framer.blank_lines
+    assert read < 1_000_000
+    failed = await flooder.recv(timeout=10)
+    assert failed["type"] == "AUTH_FAILED" and "no AUTH within" in failed["error"]
+    flooding.cancel()
+    await asyncio.gather(flooding, return_exceptions=True)
+
+
+async def test_an_auth_flood_queues_behind_itself_and_an_honest_login_gets_in(
+    make_hub: HubFactory,
+) -> None:
+    from kernal.hub.auth import GENERATED_TOKEN_ITERATIONS, hash_token
+
+    hub = await make_hub()
+    # A token a person chose (full stretching: each guess costs real hashing) and a generated one.
+    await hub.store.set_token_hash("AI_Guarded", hash_token("a chosen secret"), 0.0)
+    honest_hash = hash_token("honest-token", iterations=GENERATED_TOKEN_ITERATIONS)
+    await hub.store.set_token_hash("AI_Honest", honest_hash, 0.0)
+    host, port = hub.address
+    answers: list[str] = []
+
+    async def guess(n: int) -> None:
+        # From another address, as an attacker on another machine.
+        reader, writer = await asyncio.open_connection(host, port, local_addr=("127.0.0.2", 0))
+        writer.write(b'{"ai_id":"AI_Guarded","token":"guess-%d"}\n' % n)
+        line = await asyncio.wait_for(reader.readline(), 30)
+        answers.append(json.loads(line)["type"])
+        writer.close()
+
+    flood = [asyncio.create_task(guess(n)) for n in range(20)]
+    for _ in range(500):  # until the hub has all twenty connections
+        if len(hub._sessions) >= 20:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # their guesses are in
+    honest = await RawClient.connect(hub)
+    OPEN.append(honest)
+    await honest.send({"ai_id": "AI_Honest", "token": "honest-token"})
+    assert (await honest.recv(timeout=30))["type"] == "AUTH_OK"
+    # Only a couple of guesses are checked at a time, so the honest login was not queued
+    # behind all twenty of them.
+    answered_first = len(answers)
+    await asyncio.gather(*flood)
+    assert answers == ["AUTH_FAILED"] * 20
+    assert answered_first < 10
+
+
+async def _arrivals(client: RawClient, kind: str, count: int, order: list[str], name: str) -> int:
+    """Read until ``count`` frames of ``kind`` came; note ``name`` in ``order`` at the end."""
+    got = 0
+    while got < count:
+        got += (await client.recv(timeout=30))["type"] == kind
+    order.append(name)
+    return got
+
+
+async def test_a_client_repeating_hello_does_not_hold_up_others(make_hub: HubFactory) -> None:
+    hub = await make_hub()
+    sharer = await joined(hub, 3)
+    # Recent items for every STATE to carry; small, so that reading the STATEs costs this test
+    # little and the order of arrivals is the order the hub served them in.
+    for n in range(10):
+        await sharer.send(
+            {
+                "type": "OS_COMPONENT_SHARE",
+                "component_id": f"big-{n}",
+                "component_data": {"blob": "x" * 1000},
+            }
+        )
+        await sharer.recv_type("ACK")
+    repeater, honest = await joined(hub, 1), await joined(hub, 2)
+    hello = b'{"type":"HELLO","specialization":"security","follow":[]}\n'
+    await repeater.send_bytes(hello * 100 + b'{"type":"PING","msg_id":"last"}\n')
+    order: list[str] = []
+    reading = asyncio.create_task(_arrivals(repeater, "STATE", 100, order, "repeater"))
+    await honest.send({"type": "PING", "msg_id": "mine"})
+    assert (await honest.recv_type("PONG", timeout=30))["ref"] == "mine"
+    order.append("honest")
+    assert await reading == 100  # every HELLO answered: served, not dropped
+    assert order == ["honest", "repeater"]  # and the honest PING did not wait for them all
+
+
+async def test_pipelined_pings_are_all_answered_without_starving_others(
+    make_hub: HubFactory,
+) -> None:
+    hub = await make_hub()
+    pinger, honest = await joined(hub, 1), await joined(hub, 2)
+    await pinger.send_bytes(b'{"type":"PING"}\n' * 5000)
+    order: list[str] = []
+    reading = asyncio.create_task(_arrivals(pinger, "PONG", 5000, order, "pinger"))
+    await honest.send({"type": "PING", "msg_id": "mine"})
+    assert (await honest.recv_type("PONG", timeout=30))["ref"] == "mine"
+    order.append("honest")
+    assert await reading == 5000  # not dropped as a slow reader of its own PONGs
+    assert order == ["honest", "pinger"]
+
+
+async def test_a_self_targeted_reader_that_never_reads_is_dropped(
+    make_hub: HubFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    hub = await make_hub(send_buffer_bytes=2**20)
+    slow, honest = await joined(hub, 1), await joined(hub, 2)
+    slow.writer.transport.pause_reading()  # it never reads what it asked the hub to send it
+    data = json.dumps({"blob": "s" * 100_000})
+    sent = 0
+    with contextlib.suppress(ConnectionError, OSError):
+        for n in range(1000):  # 100 MB at most: far past every buffer on the way
+            await slow.send_bytes(
+                b'{"type":"OS_COMPONENT_SHARE","component_id":"s%d","to":"AI_Node_1",'
+                b'"component_data":%s}\n' % (n, data.encode())
+            )
+            sent += 1
+    assert sent < 1000  # the hub closed it
+    assert "[AI_Node_1] dropping slow client" in caplog.text
+    await honest.send({"type": "PING", "msg_id": "fine"})
+    assert (await honest.recv_type("PONG"))["ref"] == "fine"
+    for _ in range(100):
+        if hub.peers.get("AI_Node_1") is None:
+            break
+        await asyncio.sleep(0.02)
+    assert hub.peers.get("AI_Node_1") is None

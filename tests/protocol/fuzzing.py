@@ -36,3 +36,33 @@ def client_objects() -> st.SearchStrategy[dict[str, Any]]:
     kinds = st.sampled_from([*CLIENT_MESSAGE_TYPES, "NOPE", ""])
     fields = st.dictionaries(st.sampled_from(_FIELD_NAMES), json_values, max_size=8)
     return st.builds(lambda kind, rest: {**rest, "type": kind}, kinds, fields)
+
+
+def _share(kind: str, ident: str, data: Any, mutation: str, key: str, value: Any) -> dict[str, Any]:
+    id_key, data_key = (
+        ("pattern_id", "pattern_data")
+        if kind == "PATTERN_SHARE"
+        else ("component_id", "component_data")
+    )
+    obj: dict[str, Any] = {"type": kind, id_key: ident, data_key: data}
+    target = {"id": id_key, "data": data_key}.get(key, key)
+    if mutation == "drop":
+        obj.pop(target, None)
+    elif mutation == "replace":
+        obj[target] = value
+    return obj
+
+
+def near_valid_shares() -> st.SearchStrategy[dict[str, Any]]:
+    """Valid PATTERN_SHARE / OS_COMPONENT_SHARE objects, half of them with one field dropped or
+    replaced by any JSON value: frames a real client might get almost right, so that both the
+    hub's ACKs and its refusals are exercised."""
+    return st.builds(
+        _share,
+        st.sampled_from(["PATTERN_SHARE", "OS_COMPONENT_SHARE"]),
+        st.text(min_size=1, max_size=30),
+        st.dictionaries(st.text(max_size=8), json_values, max_size=4),
+        st.sampled_from(["none", "none", "drop", "replace"]),
+        st.sampled_from(["type", "id", "data", "quality_score", "to", "collaboration_id"]),
+        json_values,
+    )

@@ -29,6 +29,10 @@ log = logging.getLogger("kernal.hub")
 
 READ_PAUSE_FRAMES = 1024  # frames waiting for the session before reading pauses
 READ_RESUME_FRAMES = 256
+# Blank lines the session has not taken yet before reading pauses: a throttled client that sends
+# only blank lines has no frames waiting, and without this it would be read (and its bytes
+# scanned) at full speed while its session sleeps off its debt.
+READ_PAUSE_BLANK_LINES = 65_536
 LINGER_SECONDS = 1.0  # how long a closing connection waits for the client to close too
 
 
@@ -95,13 +99,14 @@ class Connection(asyncio.Protocol):
         if frames:
             self._frames.extend(frames)
             self._frames_bytes += sum(map(len, frames))
-            waiting = len(self._frames) - self._taken
-            if not self._reading_paused and (
-                waiting > READ_PAUSE_FRAMES or self._frames_bytes > self._read_buffer_bytes
-            ):
-                self._reading_paused = True
-                assert self._transport is not None
-                self._transport.pause_reading()
+        if not self._reading_paused and (
+            len(self._frames) - self._taken > READ_PAUSE_FRAMES
+            or self._frames_bytes > self._read_buffer_bytes
+            or self._framer.blank_lines - self._blank_taken > READ_PAUSE_BLANK_LINES
+        ):
+            self._reading_paused = True
+            assert self._transport is not None
+            self._transport.pause_reading()
         self._wake()
 
     def eof_received(self) -> bool:
@@ -132,6 +137,11 @@ class Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
+
+    @property
+    def lost(self) -> bool:
+        """The connection is gone (closed by either side, or failed)."""
+        return self._lost
 
     # ------------------------------------------------------------------ reading
 
@@ -168,16 +178,24 @@ class Connection(asyncio.Protocol):
             self._frames.clear()
             self._taken = 0
         self._frames_bytes -= sum(map(len, batch))
-        if self._reading_paused and len(self._frames) - self._taken <= READ_RESUME_FRAMES:
+        self._maybe_resume()
+        return batch
+
+    def _maybe_resume(self) -> None:
+        if (
+            self._reading_paused
+            and len(self._frames) - self._taken <= READ_RESUME_FRAMES
+            and self._framer.blank_lines - self._blank_taken <= READ_PAUSE_BLANK_LINES
+        ):
             self._reading_paused = False
             if self._transport is not None and not self._transport.is_closing():
                 self._transport.resume_reading()
-        return batch
 
     def take_blank_lines(self) -> int:
         """Blank lines received since the last call (they count against the rate limits)."""
         blank = self._framer.blank_lines - self._blank_taken
         self._blank_taken = self._framer.blank_lines
+        self._maybe_resume()
         return blank
 
     async def next_frame(self) -> bytes | None:

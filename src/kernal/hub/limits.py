@@ -3,9 +3,11 @@ failed logins. The client over a limit is the one that pays; nobody else waits f
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 
@@ -103,6 +105,10 @@ class AddressBook:
     an address whose failures come faster than ``failures_per_second`` (past a burst) has all
     its logins wait. Guessing a token is slowed to a crawl; other AIs behind the same address
     are held up only while it floods. A success clears the id's backoff.
+
+    At most ``checks_per_address`` logins of one address have their token checked at once
+    (:meth:`checking`): the checks share a small pool of hashing threads, and a burst of
+    guesses from one address must queue behind itself, not in front of everyone's logins.
     """
 
     def __init__(
@@ -114,6 +120,7 @@ class AddressBook:
         backoff_max: float = 30.0,
         failures_per_second: float = 10.0,
         failure_burst: float = 50.0,
+        checks_per_address: int = 2,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_connections = max_connections
@@ -127,6 +134,8 @@ class AddressBook:
         self._failures: dict[tuple[str, str], _Failures] = {}
         self._floods: dict[str, TokenBucket] = {}
         self._flood_until: dict[str, float] = {}
+        self.checks_per_address = checks_per_address
+        self._checks: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
 
     def admit(self, address: str) -> str | None:
         """Count a new connection from ``address``; None, or why it is refused (then it is not
@@ -154,6 +163,23 @@ class AddressBook:
         own = 0.0 if failures is None else failures.until - now
         flood = self._flood_until.get(address, 0.0) - now
         return max(0.0, own, flood)
+
+    @contextlib.asynccontextmanager
+    async def checking(self, address: str) -> AsyncIterator[None]:
+        """Hold one of ``address``'s slots for checking a token (waiting for one if they are
+        all taken) for the duration of the ``async with``."""
+        entry = self._checks.get(address)
+        if entry is None:
+            entry = self._checks[address] = (asyncio.Semaphore(self.checks_per_address), [0])
+        semaphore, users = entry
+        users[0] += 1
+        try:
+            async with semaphore:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:  # bounded: only addresses with a login in progress are kept
+                del self._checks[address]
 
     def failed(self, address: str, ai_id: str) -> None:
         """A login of ``ai_id`` from ``address`` failed."""

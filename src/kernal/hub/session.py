@@ -197,12 +197,25 @@ class Session:
 
     # ------------------------------------------------------------------ AUTH
 
+    async def _first_frame(self) -> bytes | None:
+        """The first frame (AUTH), or None at EOF. Blank lines before it count against the
+        rate limits as they do after login: a flood of them before any login is paced (and the
+        connection's reading pauses meanwhile) until the auth timeout ends it."""
+        while (frames := await self.conn.next_frames(limit=1)) is not None:
+            if frames:
+                return frames[0]
+            blank = self.conn.take_blank_lines()
+            wait, _ = self._throttle.charge(blank, blank)
+            if wait > 0:
+                await asyncio.sleep(wait)
+        return None
+
     async def _authenticate(self) -> bool:
         services = self._services
         conn = self.conn
         try:
             async with asyncio.timeout(services.auth_timeout):
-                frame = await conn.next_frame()
+                frame = await self._first_frame()
         except TimeoutError:
             self._counters.login_failures += 1
             conn.send(AuthFailed(error=f"no AUTH within {services.auth_timeout:g} s"))
@@ -222,7 +235,10 @@ class Session:
         wait = addresses.wait_before_login(self.address, auth.ai_id)
         if wait > 0:  # failed logins from here: answer only after the backoff
             await asyncio.sleep(wait)
-        verdict = await services.auth.authenticate(auth.ai_id, auth.token)
+        async with addresses.checking(self.address):
+            if conn.lost:  # reset while it waited: its guess costs no hashing
+                return False
+            verdict = await services.auth.authenticate(auth.ai_id, auth.token)
         if isinstance(verdict, str):
             self._counters.login_failures += 1
             addresses.failed(self.address, auth.ai_id)
