@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Engine
 from kernal.storage import engine as db
 from kernal.storage import rows, votes
 from kernal.storage import schema as t
+from kernal.storage import trainer_reports as reports
 from kernal.storage.base import (
     AiRecord,
     CollaborationQuery,
@@ -54,6 +55,7 @@ from kernal.storage.base import (
     TokenAction,
     TokenChange,
     TokenInfo,
+    TrainerReportRecord,
     Vote,
 )
 from kernal.storage.engine import MIGRATIONS_DIR, database_url
@@ -578,6 +580,30 @@ class SqlStore(Store):
             return len(doomed)
 
         return await self._write(thin)
+
+    # ------------------------------------------------------------------ trainer reports
+
+    async def add_trainer_report(self, report: TrainerReportRecord) -> None:
+        row = reports.report_row(report)
+        keep = self.TRAINER_REPORTS_KEPT
+
+        def many(conn: Connection, batched: list[dict[str, Any]]) -> list[tuple[bool, Any]]:
+            reports.store_many(conn, batched, keep)
+            return [(True, None)] * len(batched)
+
+        # Every trainer reports each stats interval: those queued together are one INSERT.
+        await self._write(
+            lambda conn: reports.store_many(conn, [row], keep),
+            batch=Batchable("trainer_reports", row, many),
+        )
+
+    async def trainer_reports(
+        self, ai_id: str | None = None, since: float = 0.0, limit: int = 10_000
+    ) -> list[TrainerReportRecord]:
+        return await self._read(lambda conn: reports.read(conn, ai_id, since, limit))
+
+    async def latest_trainer_reports(self) -> list[TrainerReportRecord]:
+        return await self._read(reports.latest)
 
 
 def _record_token_change(
