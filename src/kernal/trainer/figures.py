@@ -1,12 +1,15 @@
 """The ``TRAINER_REPORT`` a trainer sends: its engine's figures and the trust it holds.
 
-Pure: builds the frame from what the trainer keeps, bounded as the protocol requires (at most
-:data:`~kernal.protocol.messages.MAX_TRUST_PEERS` peers; the ones it actually judged first).
+:func:`trainer_report` is pure: it builds the frame from what the trainer keeps, bounded as the
+protocol requires (at most :data:`~kernal.protocol.messages.MAX_TRUST_PEERS` peers; the ones it
+actually judged first). :func:`send_report` sends it, when the hub takes it.
 """
 
 from __future__ import annotations
 
-from kernal.engines.base import Figures
+import logging
+
+from kernal.engines.base import Engine, Figures
 from kernal.protocol.messages import (
     FEATURE_TRAINER_REPORT,
     MAX_TRUST_PEERS,
@@ -14,11 +17,15 @@ from kernal.protocol.messages import (
     State,
     TrainerFigures,
 )
+from kernal.trainer.client import ConnectionLost, HubClient, HubError
 from kernal.trainer.reputation import ReputationBook
 
-__all__ = ["LOW_REPUTATION", "hub_takes_reports", "trainer_report"]
+__all__ = ["LOW_REPUTATION", "hub_takes_reports", "send_report", "trainer_report"]
+
+log = logging.getLogger("kernal.trainer")
 
 LOW_REPUTATION = "low reputation"
+FINAL_TIMEOUT = 5.0  # real seconds the final TRAINER_REPORT may wait for its ACK
 
 
 def hub_takes_reports(state: State | None) -> bool:
@@ -55,3 +62,33 @@ def trainer_report(
         },
         final=final,
     )
+
+
+async def send_report(
+    client: HubClient,
+    engine: Engine,
+    book: ReputationBook,
+    rejected_for_trust: dict[str, int],
+    hub_errors: list[str],
+    *,
+    final: bool = False,
+) -> bool:
+    """Send the engine's figures and the trust ``book`` to the hub, if connected, the hub takes
+    ``TRAINER_REPORT`` and the engine measures anything. True once ACKed. A refusal is appended
+    to ``hub_errors``, never raised; a lost connection or a timeout (the final report waits
+    :data:`FINAL_TIMEOUT` at most) is dropped: the next report says the same, newer."""
+    if not (client.connected.is_set() and hub_takes_reports(client.state)):
+        return False
+    figures = engine.figures(final=final)
+    if figures is None:
+        return False
+    message = trainer_report(figures, book, rejected_for_trust, final=final)
+    try:
+        await client.request(message, timeout=FINAL_TIMEOUT if final else None)
+    except HubError as exc:
+        hub_errors.append(f"{message.type}: {exc}")
+        log.warning("[%s] Hub refused %s: %s", client.ai_id, message.type, exc)
+        return False
+    except (ConnectionLost, TimeoutError):
+        return False
+    return True

@@ -48,7 +48,7 @@ from kernal.trainer.client import (
     HubError,
     Incoming,
 )
-from kernal.trainer.figures import hub_takes_reports, trainer_report
+from kernal.trainer.figures import send_report
 from kernal.trainer.report import TrainerReport, TrustRecord
 from kernal.trainer.reputation import ReputationBook
 
@@ -60,7 +60,6 @@ TICK = 5.0  # collaboration requests and progress
 REQUEST_PATIENCE = 2  # ticks a request counts as pending work while nobody answers it
 STOP_TIMEOUT = 10.0  # real seconds run() waits for its tasks to finish when stopping
 REPORT_INTERVAL = 5.0  # scenario seconds between TRAINER_REPORTs (the hub's stats interval)
-REPORT_TIMEOUT = 5.0  # real seconds the final TRAINER_REPORT may wait for its ACK
 
 
 @dataclass
@@ -346,25 +345,15 @@ class Trainer:
             await self.clock.sleep(REPORT_INTERVAL)
 
     async def _send_report(self, *, final: bool) -> None:
-        """Tell the hub what the engine measured and the trust we hold, if the hub takes it
-        and the engine measures anything; a refusal is recorded, never fatal."""
-        if not (self._trained.is_set() and self.client.connected.is_set()):
-            return
-        if not hub_takes_reports(self.client.state):
-            return
-        figures = self.engine.figures(final=final)
-        if figures is None:
-            return
-        message = trainer_report(
-            figures, self.reputation, self.stats.rejected_for_trust, final=final
-        )
-        try:
-            await self.client.request(message, timeout=REPORT_TIMEOUT if final else None)
-        except HubError as exc:
-            self.stats.hub_errors.append(f"{message.type}: {exc}")
-            log.warning("[%s] Hub refused %s: %s", self.ai_id, message.type, exc)
-        except (ConnectionLost, TimeoutError):
-            pass  # the next one (or the report at the end) says the same, newer
+        if self._trained.is_set():
+            await send_report(
+                self.client,
+                self.engine,
+                self.reputation,
+                self.stats.rejected_for_trust,
+                self.stats.hub_errors,
+                final=final,
+            )
 
     async def _tick_loop(self) -> None:
         await self.client.connected.wait()
