@@ -640,6 +640,8 @@ class StoreContract(abc.ABC):
         assert await store.trainer_reports("bob") == [first, later]
         assert await store.trainer_reports(since=T0 + 1) == [full, later]
         assert await store.trainer_reports(limit=1) == [later]
+        figures_only = await store.trainer_reports("alice", maps=False)
+        assert figures_only == [dataclasses.replace(full, trust={}, rejected={})]
         assert await store.latest_trainer_reports() == [full, later]
 
     async def test_trainer_reports_keep_the_newest_per_trainer(

@@ -12,12 +12,13 @@ import pytest
 
 from kernal.config import TrainerSettings
 from kernal.hub.server import Hub
-from kernal.storage import FeedbackScore, StatsSnapshot
+from kernal.storage import FeedbackScore, StatsSnapshot, TrainerReportRecord
 from kernal.web.app import create_app
 from kernal.web.views import (
     SHUT_OUT_BELOW,
     RecentAnswers,
     every_nth,
+    held_trust,
     reported_accuracy,
     thin,
     thin_scores,
@@ -302,3 +303,14 @@ async def test_learning_and_trust_show_what_trainers_reported(
     assert (trusted["reputation"], trusted["distrusted"], trusted["rejected"]) == (0.8, False, 0)
     later = (await api.get("/api/views/trust", params={"since": 4e9})).json()
     assert later["held"] == []
+
+
+def test_held_trust_past_the_bound_keeps_the_distrusted_and_refused() -> None:
+    trust = {f"p{i:02d}": 0.9 for i in range(20)} | {"p05": 0.1, "p17": 0.3}
+    latest = [
+        TrainerReportRecord("a", 10.0, 0.5, trust=trust, rejected={"p09": (2, "low reputation")}),
+        TrainerReportRecord("b", 1.0, 0.5, trust={"a": 0.1}),
+    ]
+    edges = held_trust(latest, since=5.0, most=3)  # b's report is older than since
+    assert [(e.truster, e.peer) for e in edges] == [("a", "p05"), ("a", "p09"), ("a", "p17")]
+    assert len(held_trust(latest, since=0.0)) == 21

@@ -611,10 +611,17 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def trainer_reports(
-        self, ai_id: str | None = None, since: float = 0.0, limit: int = 10_000
+        self,
+        ai_id: str | None = None,
+        since: float = 0.0,
+        limit: int = 10_000,
+        *,
+        maps: bool = True,
     ) -> list[TrainerReportRecord]:
         """Reports with timestamp >= since (of ``ai_id`` only, if given), oldest first (in the
-        order they were stored), the newest ``limit`` of them."""
+        order they were stored), the newest ``limit`` of them. ``maps=False``: without their
+        ``trust`` and ``rejected`` (left empty), which can be most of a report's size, for
+        callers that want the figures over time only."""
 
     @abc.abstractmethod
     async def latest_trainer_reports(self) -> list[TrainerReportRecord]:

@@ -598,9 +598,14 @@ class SqlStore(Store):
         )
 
     async def trainer_reports(
-        self, ai_id: str | None = None, since: float = 0.0, limit: int = 10_000
+        self,
+        ai_id: str | None = None,
+        since: float = 0.0,
+        limit: int = 10_000,
+        *,
+        maps: bool = True,
     ) -> list[TrainerReportRecord]:
-        return await self._read(lambda conn: reports.read(conn, ai_id, since, limit))
+        return await self._read(lambda conn: reports.read(conn, ai_id, since, limit, maps=maps))
 
     async def latest_trainer_reports(self) -> list[TrainerReportRecord]:
         return await self._read(reports.latest)

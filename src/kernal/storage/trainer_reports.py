@@ -62,7 +62,10 @@ def store_many(conn: Connection, rows: Sequence[dict[str, Any]], keep: int) -> N
             conn.execute(t.trainer_reports.delete().where(_c.ai_id == ai_id, _c.id < cutoff))
 
 
-def _columns() -> list[sa.ColumnElement[Any]]:
+def _columns(maps: bool = True) -> list[sa.ColumnElement[Any]]:
+    if not maps:  # the same shape, the maps' text replaced by an empty object
+        empty = sa.literal("{}", sa.Text)
+        return [*_columns()[:7], empty.label("trust"), empty.label("rejected"), _c.final]
     return [
         _c.ai_id,
         _c.timestamp,
@@ -111,10 +114,10 @@ def _record(row: sa.Row[Any]) -> TrainerReportRecord:
 
 
 def read(
-    conn: Connection, ai_id: str | None, since: float, limit: int
+    conn: Connection, ai_id: str | None, since: float, limit: int, *, maps: bool = True
 ) -> list[TrainerReportRecord]:
     """See :meth:`Store.trainer_reports`."""
-    query = sa.select(*_columns()).where(_c.timestamp >= since)
+    query = sa.select(*_columns(maps)).where(_c.timestamp >= since)
     if ai_id is not None:
         query = query.where(_c.ai_id == ai_id)
     query = query.order_by(_c.id.desc()).limit(max(limit, 0))

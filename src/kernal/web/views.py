@@ -393,8 +393,12 @@ def reported_series(
     return thinned, baselines
 
 
-def held_trust(latest: list[TrainerReportRecord], since: float) -> list[HeldTrust]:
-    """The trust maps of the trainers' latest reports (those since ``since``) as edges."""
+def held_trust(
+    latest: list[TrainerReportRecord], since: float, most: int = MAX_EDGES
+) -> list[HeldTrust]:
+    """The trust maps of the trainers' latest reports (those since ``since``) as edges, by
+    truster then peer; past ``most`` edges, the distrusted and refused ones are kept first
+    (they are what the page marks)."""
     edges: list[HeldTrust] = []
     for report in latest:
         if report.timestamp < since:
@@ -413,6 +417,9 @@ def held_trust(latest: list[TrainerReportRecord], since: float) -> list[HeldTrus
                     reported_at=report.timestamp,
                 )
             )
+    if len(edges) > most:
+        keep = sorted(edges, key=lambda e: (not e.distrusted, -e.rejected, e.truster, e.peer))
+        edges = sorted(keep[:most], key=lambda e: (e.truster, e.peer))
     return edges
 
 
@@ -559,7 +566,8 @@ def views_router(hub: Hub) -> APIRouter:
         ):
             by_contributor.setdefault(score.contributor, []).append(score)
         reports = await cached.get(
-            ("reports", since), lambda: store.trainer_reports(since=since, limit=MAX_REPORTS)
+            ("reports", since),
+            lambda: store.trainer_reports(since=since, limit=MAX_REPORTS, maps=False),
         )
         reported, baselines = reported_series(reports)
         return Learning(
