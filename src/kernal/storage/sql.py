@@ -55,7 +55,6 @@ from kernal.storage.base import (
     TokenAction,
     TokenChange,
     TokenInfo,
-    TrainerReportRecord,
     Vote,
 )
 from kernal.storage.engine import MIGRATIONS_DIR, database_url
@@ -77,7 +76,7 @@ async def open_store(url_or_path: str) -> SqlStore:
     return store
 
 
-class SqlStore(Store):
+class SqlStore(reports.TrainerReportsSql, Store):
     """A :class:`Store` on SQLite or PostgreSQL.
 
     ``url_or_path`` is anything :func:`database_url` accepts. ``schema`` (PostgreSQL only, also
@@ -580,35 +579,6 @@ class SqlStore(Store):
             return len(doomed)
 
         return await self._write(thin)
-
-    # ------------------------------------------------------------------ trainer reports
-
-    async def add_trainer_report(self, report: TrainerReportRecord) -> None:
-        row = reports.report_row(report)
-        keep = self.TRAINER_REPORTS_KEPT
-
-        def many(conn: Connection, batched: list[dict[str, Any]]) -> list[tuple[bool, Any]]:
-            reports.store_many(conn, batched, keep)
-            return [(True, None)] * len(batched)
-
-        # Every trainer reports each stats interval: those queued together are one INSERT.
-        await self._write(
-            lambda conn: reports.store_many(conn, [row], keep),
-            batch=Batchable("trainer_reports", row, many),
-        )
-
-    async def trainer_reports(
-        self,
-        ai_id: str | None = None,
-        since: float = 0.0,
-        limit: int = 10_000,
-        *,
-        maps: bool = True,
-    ) -> list[TrainerReportRecord]:
-        return await self._read(lambda conn: reports.read(conn, ai_id, since, limit, maps=maps))
-
-    async def latest_trainer_reports(self) -> list[TrainerReportRecord]:
-        return await self._read(reports.latest)
 
 
 def _record_token_change(

@@ -1,16 +1,18 @@
 """TRAINER_REPORT rows: a bounded time series of what each trainer measured of itself.
 
-Internal to :mod:`kernal.storage`, like :mod:`kernal.storage.votes`. Reports arrive every stats
-interval from every trainer, so they are written in batches (one INSERT for all the reports
-queued together) and each trainer's series is cut to its newest ``keep`` rows in the same
-transaction: the table never grows past ``keep`` rows per trainer.
+Internal to :mod:`kernal.storage`, like :mod:`kernal.storage.votes`; :class:`TrainerReportsSql`
+is the part of :class:`~kernal.storage.sql.SqlStore` that implements the trainer-report methods
+of :class:`~kernal.storage.base.Store`. Reports arrive every few seconds from every trainer, so
+they are written in batches (one INSERT for all the reports queued together) and each trainer's
+series is cut to its newest ``keep`` rows in the same transaction: the table never grows past
+``keep`` rows per trainer.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
@@ -18,8 +20,11 @@ from sqlalchemy import Connection
 from kernal.storage import schema as t
 from kernal.storage.base import TrainerReportRecord
 from kernal.storage.rows import dumps, lenient_count, lenient_float, lenient_text
+from kernal.storage.writer import Batchable
 
-__all__ = ["latest", "read", "report_row", "store_many"]
+__all__ = ["TrainerReportsSql", "latest", "read", "report_row", "store_many"]
+
+T = TypeVar("T")
 
 _c = t.trainer_reports.c
 
@@ -129,3 +134,45 @@ def latest(conn: Connection) -> list[TrainerReportRecord]:
     newest = sa.select(_c.ai_id, sa.func.max(_c.id).label("id")).group_by(_c.ai_id).subquery()
     query = sa.select(*_columns()).join(newest, newest.c.id == _c.id).order_by(_c.ai_id)
     return [_record(row) for row in conn.execute(query).all()]
+
+
+class TrainerReportsSql:
+    """The trainer-report methods of the SQL store (see :class:`~kernal.storage.base.Store`),
+    on the store's reader and single writer."""
+
+    TRAINER_REPORTS_KEPT: ClassVar[int]
+
+    if TYPE_CHECKING:  # provided by SqlStore
+
+        async def _read(self, fn: Callable[[Connection], T]) -> T: ...
+
+        async def _write(
+            self, fn: Callable[[Connection], T], *, batch: Batchable | None = None
+        ) -> T: ...
+
+    async def add_trainer_report(self, report: TrainerReportRecord) -> None:
+        row = report_row(report)
+        keep = self.TRAINER_REPORTS_KEPT
+
+        def many(conn: Connection, batched: list[dict[str, Any]]) -> list[tuple[bool, Any]]:
+            store_many(conn, batched, keep)
+            return [(True, None)] * len(batched)
+
+        # Every trainer reports every few seconds: those queued together are one INSERT.
+        await self._write(
+            lambda conn: store_many(conn, [row], keep),
+            batch=Batchable("trainer_reports", row, many),
+        )
+
+    async def trainer_reports(
+        self,
+        ai_id: str | None = None,
+        since: float = 0.0,
+        limit: int = 10_000,
+        *,
+        maps: bool = True,
+    ) -> list[TrainerReportRecord]:
+        return await self._read(lambda conn: read(conn, ai_id, since, limit, maps=maps))
+
+    async def latest_trainer_reports(self) -> list[TrainerReportRecord]:
+        return await self._read(latest)
