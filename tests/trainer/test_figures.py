@@ -63,3 +63,6 @@ async def test_learning_trainers_report_and_simulated_ones_do_not(
     assert reports[-1].final and not any(r.final for r in reports[:-1])
     assert reports[-1].accuracy == learner.engine.summary()["final_accuracy"]
     assert learner.stats.hub_errors == []
+    # What the SDK decided by: the STATE of this hub lists the feature.
+    assert learner.client.supports("trainer_report")
+    assert not learner.client.supports("teleport")

@@ -77,7 +77,7 @@ async def send_report(
     ``TRAINER_REPORT`` and the engine measures anything. True once ACKed. A refusal is appended
     to ``hub_errors``, never raised; a lost connection or a timeout (the final report waits
     :data:`FINAL_TIMEOUT` at most) is dropped: the next report says the same, newer."""
-    if not (client.connected.is_set() and hub_takes_reports(client.state)):
+    if not (client.connected.is_set() and client.supports(FEATURE_TRAINER_REPORT)):
         return False
     figures = engine.figures(final=final)
     if figures is None:
