@@ -307,6 +307,7 @@ def entrypoint_env(tmp_path: Path, tokens: dict[str, str] | None) -> dict[str, s
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "KERNAL_DB": str(tmp_path / "hub_data.db"),
+        "KERNAL_READ_TOKEN": "read-token",  # as compose and the Deployment set it
     }
     if tokens is not None:
         folder = tmp_path / "tokens"

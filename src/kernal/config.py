@@ -68,6 +68,7 @@ class HubSettings:
     web_keep_alive: float = 5.0  # real seconds an idle keep-alive connection stays open
     web_max_connections: int = 512  # HTTP connections at once; past it, 503
     web_max_header_bytes: int = 16 * 1024  # request line and headers, at most
+    max_launched_trainers: int = 16  # trainers started from the dashboard at once (0: none)
 
     @property
     def clock(self) -> Clock:

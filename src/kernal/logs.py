@@ -64,4 +64,8 @@ def setup_logging(*, level: str = "INFO", json_lines: bool = False) -> None:
     root.setLevel(level.upper())
     # uvicorn's access log would print a line for every 3-second dashboard poll.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # uvicorn's and the MCP SDK's start-up chatter ("Waiting for application startup"...):
+    # the hub logs the dashboard's address itself.
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    logging.getLogger("mcp").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)

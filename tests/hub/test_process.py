@@ -49,7 +49,8 @@ async def hub_process(tmp_path: Path) -> AsyncIterator[HubProcess]:
     )
     assert proc.stderr is not None
     log = bytearray()
-    while not (match := LISTENING.search(log)):
+    # Started as a user sees it: trainers' port and the dashboard both up.
+    while not (match := LISTENING.search(log)) or b"Dashboard on" not in log:
         line = await asyncio.wait_for(proc.stderr.readline(), 30)
         assert line, f"hub exited early:\n{log.decode()}"
         log += line

@@ -33,9 +33,16 @@ def live_url(tmp_path: Path) -> Iterator[str]:
     loop_of: list[asyncio.AbstractEventLoop] = []
 
     async def serve() -> None:
-        service = await start_service(
-            HubSettings(port=0, dashboard_port=0, db=str(tmp_path / "h.db"), admin_token=ADMIN)
+        # One launched trainer at most: POST /api/trainers answers its 201 once (its schema is
+        # checked), then 429, instead of starting a learning trainer for every generated body.
+        settings = HubSettings(
+            port=0,
+            dashboard_port=0,
+            db=str(tmp_path / "h.db"),
+            admin_token=ADMIN,
+            max_launched_trainers=1,
         )
+        service = await start_service(settings)
         try:
             assert service.dashboard_address is not None
             address.append(service.dashboard_address)

@@ -127,7 +127,7 @@ def hub(
         str | None,
         typer.Option(
             envvar="KERNAL_ADMIN_TOKEN",
-            help="Bearer token for the API's writes (token administration); none: no writes.",
+            help="Bearer token for the API's writes (tokens, launched trainers); none: no writes.",
         ),
     ] = None,
     public_dashboard: Annotated[
@@ -146,6 +146,12 @@ def hub(
     web_max_connections: Annotated[
         int, typer.Option(min=0, help="HTTP connections at once; past it, 503 (0: no limit).")
     ] = HubSettings.web_max_connections,
+    max_launched_trainers: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Trainers the dashboard may launch at once (needs --admin-token; 0: none)."
+        ),
+    ] = HubSettings.max_launched_trainers,
     loop: LoopOption = "auto",
     log_json: LogJsonOption = False,
     log_level: LogLevelOption = "INFO",
@@ -193,6 +199,7 @@ def hub(
         web_list_data_bytes=api_list_data_bytes,
         web_request_timeout=web_request_timeout,
         web_max_connections=web_max_connections,
+        max_launched_trainers=max_launched_trainers,
     )
     run_until_interrupted(serve_hub(settings, demo_trainers=0), loop=loop)
 

@@ -252,7 +252,7 @@ class TokenInfo:
     ai_id: str
     created_at: float
     expires_at: float | None = None  # None: never
-    source: str = "cli"  # "cli" (kernal token) or "file" (the hub's tokens file)
+    source: str = "cli"  # "cli" (kernal token), "file" (the tokens file), "launcher" (web)
 
 
 @dataclass(frozen=True)

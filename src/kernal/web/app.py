@@ -37,6 +37,7 @@ from kernal.web.mcp import mount_mcp
 from kernal.web.metrics import metrics_router
 from kernal.web.search import search_router
 from kernal.web.security import Guard, Policy
+from kernal.web.trainers import install_trainers
 from kernal.web.views import views_router
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -132,6 +133,7 @@ def create_app(hub: Hub) -> FastAPI:
     mount_mcp(app, hub)  # /mcp for LLM agents (kernal.web.mcp)
     install_live(app, hub)  # GET /api/events (kernal.web.live)
     app.include_router(views_router(hub))  # what the page draws (kernal.web.views)
+    install_trainers(app, hub)  # /api/trainers: launch and stop trainers (kernal.web.trainers)
     app.mount("/static", _PackageStatic(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -186,10 +186,18 @@ async def start_web(
     )
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            sock.close()
-            task.result()  # raises the startup error
-            raise OSError(f"dashboard failed to start on {host}:{port}")
-        await asyncio.sleep(0.01)
+    try:
+        while not server.started:
+            if task.done():
+                sock.close()
+                task.result()  # raises the startup error
+                raise OSError(f"dashboard failed to start on {host}:{port}")
+            await asyncio.sleep(0.01)
+    except asyncio.CancelledError:
+        # Ctrl+C while the app starts (its lifespan): let uvicorn finish starting and shut
+        # down in order, instead of leaving its lifespan task to die with a traceback.
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.shield(asyncio.wait_for(asyncio.shield(task), 5))
+        raise
     return WebServer(server, task, (address[0], address[1]), app)

@@ -2,6 +2,7 @@
 // polling /status when the stream is unavailable), views refreshed every 3 s, hash routes:
 //   #/  overview     #/ais  every AI     #/ai/ID  one AI
 //   #/knowledge  browser (#/knowledge/KIND/ID opens one item)     #/collaborations
+//   #/trainers  start and stop trainers the hub runs (trainers.js)
 //
 // Everything shown comes from AI clients and is untrusted: it only ever enters the page as text
 // (see dom.js): never parsed as markup, never evaluated; the CSP forbids inline script and style.
@@ -9,6 +10,7 @@
 import { $, HttpError, clock, describe, fmtDuration, fmtInt, getJSON, hubNow } from "./dom.js";
 import { renderFeed, renderHistory, renderLearning, renderTrust } from "./overview.js";
 import { renderAi, renderAis, renderCollaborations, renderItem, renderKnowledge } from "./pages.js";
+import { bindTrainers, renderAiTrainer, renderTrainers } from "./trainers.js";
 
 const REFRESH_MS = 3000;
 const TIMEOUT_MS = 2500; // a slow hub must not stack requests: abort before the next tick
@@ -55,6 +57,7 @@ const state = {
   aisFilter: "",
   knowledge: { q: "", kind: "", contributor: "", time: "all", offset: 0 },
   collabs: { earlier: false, status: "" },
+  launched: new Set(), // AI ids the hub launched (their pages show the process and its logs)
   lastFailures: [],
   reveal: false, // scroll the item panel into view once it is filled
   uptimeBase: null, // {uptime, at}: the hub's uptime and when (browser ms) it was read
@@ -77,13 +80,14 @@ function route() {
     return parts[1] && parts[2] ? { name: "knowledge", kind: parts[1], id: decode(parts.slice(2).join("/")) } : { name: "knowledge" };
   }
   if (parts[0] === "collaborations") return { name: "collaborations" };
+  if (parts[0] === "trainers") return { name: "trainers" };
   return { name: "overview" };
 }
 
 function showRoute() {
   const current = route();
   const view = current.name === "ai" ? "ai" : current.name;
-  for (const name of ["overview", "ais", "ai", "knowledge", "collaborations"]) $(`view_${name}`).hidden = name !== view;
+  for (const name of ["overview", "ais", "ai", "knowledge", "collaborations", "trainers"]) $(`view_${name}`).hidden = name !== view;
   for (const tab of document.querySelectorAll(".tabs a")) {
     const active = tab.dataset.route === (view === "ai" ? "ais" : view);
     if (active) tab.setAttribute("aria-current", "page");
@@ -127,6 +131,8 @@ function wanted(current) {
     out.learning = "/api/views/learning";
     out.items = `/api/views/knowledge?contributor=${id}&limit=50`;
     out.collaborations = "/api/collaborations?limit=500";
+    out.trainers = "/api/trainers";
+    if (state.launched.has(current.id)) out.trainerLogs = `/api/trainers/${id}/logs?lines=500`;
   } else if (current.name === "knowledge") {
     const k = state.knowledge;
     const params = new URLSearchParams({ limit: String(KNOWLEDGE_PAGE), offset: String(k.offset) });
@@ -138,6 +144,8 @@ function wanted(current) {
     if (current.id) out.item = `/api/${current.kind === "component" ? "components" : "patterns"}/${encodeURIComponent(current.id)}`;
   } else if (current.name === "collaborations") {
     out.collaborations = `/api/collaborations?limit=500${state.collabs.status ? `&status=${state.collabs.status}` : ""}`;
+  } else if (current.name === "trainers") {
+    out.trainers = "/api/trainers";
   }
   return out;
 }
@@ -176,9 +184,10 @@ async function refreshOnce() {
   names.forEach((name, i) => {
     const result = results[i];
     if (result.status === "fulfilled") got[name] = result.value;
-    else if (!(name === "item" && result.reason instanceof HttpError && /HTTP 404/.test(result.reason.message))) failures.push(result.reason);
+    else if (!((name === "item" || name === "trainerLogs") && result.reason instanceof HttpError && /HTTP 404/.test(result.reason.message))) failures.push(result.reason);
   });
   if (got.run) state.run = got.run;
+  if (got.trainers) state.launched = new Set(got.trainers.trainers.map((t) => t.ai_id));
   if (got.status) showStatus(got.status);
   const guard = (fn) => {
     try {
@@ -199,6 +208,9 @@ async function refreshOnce() {
   } else if (current.name === "ai" && got.ais && got.trust && got.learning && got.items && got.collaborations) {
     const ai = got.ais.find((a) => a.ai_id === current.id);
     guard(() => renderAi(current.id, { ai, trust: got.trust, learning: got.learning, items: got.items, collaborations: got.collaborations }, ctx));
+    guard(() => renderAiTrainer(current.id, got.trainers, got.trainerLogs, refreshSoon));
+    // Launched since the last look: fetch its logs on the next refresh, right away.
+    if (got.trainers && state.launched.has(current.id) && !got.trainerLogs) refreshSoon();
   } else if (current.name === "knowledge") {
     if (got.knowledge) {
       guard(() => renderKnowledge(got.knowledge, state.knowledge));
@@ -211,6 +223,8 @@ async function refreshOnce() {
     }
   } else if (current.name === "collaborations" && got.collaborations) {
     guard(() => renderCollaborations(got.collaborations, { ...ctx, ...state.collabs }));
+  } else if (current.name === "trainers" && got.trainers) {
+    guard(() => renderTrainers(got.trainers, refreshSoon));
   }
   // Reachable: the stream is open, or any request got an answer.
   const reachable = state.eventsOpen || names.length === 0 || Object.keys(got).length > 0;
@@ -385,6 +399,7 @@ function bindLearningMode() {
 
 function bindControls() {
   bindLearningMode();
+  bindTrainers(refreshSoon);
   $("theme_toggle").addEventListener("click", () => {
     state.theme = THEMES[(THEMES.indexOf(state.theme) + 1) % THEMES.length];
     store("theme", state.theme);
