@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "Artifact": "kernal.engines.base",
     "Assessment": "kernal.engines.base",
     "CollaborationTask": "kernal.engines.base",
+    "Figures": "kernal.engines.base",
 }
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "Engine",
     "EngineContext",
     "EngineOptions",
+    "Figures",
     "Hub",
     "HubClient",
     "HubError",
@@ -66,6 +68,7 @@ if TYPE_CHECKING:
         Engine,
         EngineContext,
         EngineOptions,
+        Figures,
     )
     from kernal.hub.server import Hub
     from kernal.hub.status import HubStatus

@@ -48,6 +48,7 @@ from kernal.protocol.messages import (
     PatternShare,
     Ping,
     Pong,
+    RejectedRequests,
     RelayedCollaborationAccept,
     RelayedCollaborationComplete,
     RelayedCollaborationFailed,
@@ -58,6 +59,7 @@ from kernal.protocol.messages import (
     RelayedPatternShare,
     ServerMessage,
     State,
+    TrainerFigures,
 )
 
 
@@ -298,6 +300,20 @@ VALID_CLIENT_FRAMES: list[tuple[dict[str, Any], type[Any]]] = [
     ({"type": "FEEDBACK", "kind": "pattern", "id": "p1"}, Feedback),
     ({"type": "FEEDBACK", "kind": "component", "id": "c1", "score": 0.0}, Feedback),
     ({"type": "FEEDBACK", "kind": "component", "id": "c1", "usefulness": 1}, Feedback),
+    ({"type": "TRAINER_REPORT", "accuracy": 1}, TrainerFigures),
+    (
+        {
+            "type": "TRAINER_REPORT",
+            "accuracy": 0.5,
+            "local_only_accuracy": 0.25,
+            "centralized_baseline": 0.75,
+            "merges_kept": 3,
+            "merges_rejected": 0,
+            "trust": {"AI_Node_2": 0, "AI_Node_3": 1.0},
+            "final": True,
+        },
+        TrainerFigures,
+    ),
     ({"type": "PING"}, Ping),
     ({"type": "PING", "msg_id": "x" * 128}, Ping),
     ({"type": "LIST_AIS"}, ListAis),
@@ -334,6 +350,14 @@ def test_decode_client_message_defaults() -> None:
     assert isinstance(share, ComponentShare)
     assert share.collaboration_complete is False
     assert share.quality_score is share.to is share.collaboration_id is None
+
+
+def test_trainer_report_rejected_requests_decode_to_models() -> None:
+    message = decode_client_message(
+        b'{"type":"TRAINER_REPORT","accuracy":0.5,"rejected":{"AI_Node_2":{"count":2}}}'
+    )
+    assert isinstance(message, TrainerFigures)
+    assert message.rejected == {"AI_Node_2": RejectedRequests(count=2, reason="low reputation")}
 
 
 def test_null_counts_as_absent_for_optional_fields() -> None:
@@ -587,6 +611,16 @@ INVALID_FIELDS: list[tuple[dict[str, Any], str]] = [
     ({"type": "FEEDBACK", "kind": "pattern", "id": "p", "usefulness": -0.1}, "usefulness"),
     ({"type": "FEEDBACK", "kind": "pattern", "id": "p", "usefulness": 1.5}, "usefulness"),
     ({"type": "FEEDBACK", "kind": "patterns", "id": "p"}, "kind"),
+    ({"type": "TRAINER_REPORT"}, "accuracy"),
+    ({"type": "TRAINER_REPORT", "accuracy": 1.01}, "accuracy"),
+    ({"type": "TRAINER_REPORT", "accuracy": "0.5"}, "accuracy"),
+    ({"type": "TRAINER_REPORT", "accuracy": True}, "accuracy"),
+    ({"type": "TRAINER_REPORT", "accuracy": 0.5, "centralized_baseline": -1}, "centralized"),
+    ({"type": "TRAINER_REPORT", "accuracy": 0.5, "merges_kept": 1.5}, "merges_kept"),
+    ({"type": "TRAINER_REPORT", "accuracy": 0.5, "trust": {"a": "high"}}, "trust"),
+    ({"type": "TRAINER_REPORT", "accuracy": 0.5, "trust": {"": 0.5}}, "trust"),
+    ({"type": "TRAINER_REPORT", "accuracy": 0.5, "rejected": {"a": {"count": -2}}}, "rejected"),
+    ({"type": "TRAINER_REPORT", "accuracy": 0.5, "final": "yes"}, "final"),
     # structured fields
     ({"type": "PATTERN_SHARE", "pattern_id": "p", "pattern_data": [1, 2]}, "pattern_data"),
     ({"type": "PATTERN_SHARE", "pattern_id": "p", "pattern_data": "x"}, "pattern_data"),

@@ -93,6 +93,8 @@ def fill_empty_tables(path: str) -> list[str]:
                         row[column.name] = 7
                     elif isinstance(column.type, sa.Float):
                         row[column.name] = 0.25
+                    elif isinstance(column.type, sa.Boolean):
+                        row[column.name] = True
                     else:
                         row[column.name] = f"{table.name}.{column.name}"
                 conn.execute(table.insert(), [row])

@@ -25,7 +25,7 @@ from kernal.storage.schema import (
 from kernal.storage.sql import MIGRATIONS_DIR, SqlStore
 from tests.storage.conftest import PG_URL, Backend
 
-HEAD = "0006_token_lifecycle"
+HEAD = "0007_trainer_reports"
 TABLES = {
     "shared_patterns",
     "shared_components",
@@ -34,6 +34,7 @@ TABLES = {
     "collaborations",
     "feedback",
     "stats_snapshots",
+    "trainer_reports",
     "component_recipients",
     "token_changes",
     "feedback_votes",

@@ -46,6 +46,7 @@ from kernal.storage import (
     TokenAction,
     TokenChange,
     TokenInfo,
+    TrainerReportRecord,
     Vote,
 )
 from kernal.storage.sql import SqlStore
@@ -611,6 +612,53 @@ class StoreContract(abc.ABC):
         since = await store.stats_history(since=T0 + 3)
         assert [s.timestamp for s in since] == [T0 + 3, T0 + 4, T0 + 5]
         assert [s.timestamp for s in await store.stats_history(since=T0 + 1, limit=1)] == [T0 + 5]
+
+    # ------------------------------------------------------------------ trainer reports
+
+    async def test_trainer_reports_series_and_latest(self, store: Store) -> None:
+        assert await store.trainer_reports() == []
+        assert await store.latest_trainer_reports() == []
+        first = TrainerReportRecord(
+            "bob", T0, 0.5, local_only_accuracy=0.4, trust={"alice": 0.75}, merges_kept=1
+        )
+        full = TrainerReportRecord(
+            "alice",
+            T0 + 1,
+            0.8125,
+            local_only_accuracy=0.7,
+            centralized_baseline=0.9,
+            merges_kept=3,
+            merges_rejected=2,
+            trust={"bob": 0.25, "carol": 1.0},
+            rejected={"bob": (4, "low reputation")},
+            final=True,
+        )
+        later = TrainerReportRecord("bob", T0 + 2, 0.625)
+        # Concurrent adds are batched by the writer: each must still be stored, in order.
+        await asyncio.gather(*(store.add_trainer_report(r) for r in (first, full, later)))
+        assert await store.trainer_reports() == [first, full, later]
+        assert await store.trainer_reports("bob") == [first, later]
+        assert await store.trainer_reports(since=T0 + 1) == [full, later]
+        assert await store.trainer_reports(limit=1) == [later]
+        figures_only = await store.trainer_reports("alice", maps=False)
+        assert figures_only == [dataclasses.replace(full, trust={}, rejected={})]
+        assert await store.latest_trainer_reports() == [full, later]
+
+    async def test_trainer_reports_keep_the_newest_per_trainer(
+        self, store: Store, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(store, "TRAINER_REPORTS_KEPT", 3)
+        for i in range(5):
+            await store.add_trainer_report(TrainerReportRecord("bob", T0 + i, i / 10))
+        await asyncio.gather(
+            *(store.add_trainer_report(TrainerReportRecord("amy", T0 + i, 0.5)) for i in range(7))
+        )
+        assert [r.accuracy for r in await store.trainer_reports("bob")] == [0.2, 0.3, 0.4]
+        assert [r.timestamp for r in await store.trainer_reports("amy")] == [
+            T0 + 4,
+            T0 + 5,
+            T0 + 6,
+        ]
 
     # ------------------------------------------------------------------ lifecycle
 

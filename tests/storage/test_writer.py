@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
-from kernal.storage import ConflictError, ShareOutcome
+from kernal.storage import ConflictError, ShareOutcome, TrainerReportRecord
 from kernal.storage.schema import shared_patterns
 from kernal.storage.sql import SqlStore
 from tests.storage.test_store_contract import T0, pattern
@@ -58,6 +58,26 @@ async def test_concurrent_shares_are_group_committed(store: SqlStore) -> None:
     assert set(results) == {ShareOutcome.CREATED}
     assert (await store.counts()).shared_patterns == 200
     assert store.batches_committed - before < 200  # writes shared transactions
+
+
+async def test_trainer_reports_queued_together_are_one_batch(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store, "TRAINER_REPORTS_KEPT", 4)
+    before = store.batches_committed
+    async with WriterGate(store) as gate:
+        tasks = [
+            asyncio.create_task(
+                store.add_trainer_report(TrainerReportRecord(f"ai{i % 3}", T0 + i, i / 100))
+            )
+            for i in range(30)
+        ]
+        await gate.wait_queued(len(tasks))
+    await asyncio.gather(*tasks)
+    assert store.batches_committed - before == 2  # the gate's batch, then all 30 reports
+    kept = await store.trainer_reports()
+    assert len(kept) == 12  # the newest 4 of each of the 3 trainers
+    assert [r.accuracy for r in kept if r.ai_id == "ai0"] == [0.18, 0.21, 0.24, 0.27]
 
 
 async def test_failing_job_in_a_batch_fails_alone(store: SqlStore) -> None:

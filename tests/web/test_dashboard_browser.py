@@ -266,6 +266,11 @@ async def test_dashboard_of_a_hub_with_learning_trainers(
         await expect(page.locator("#trust_graph .edge").first).to_be_attached(
             timeout=UPDATE_TIMEOUT_MS
         )
+        # The trainers report the trust they hold (TRAINER_REPORT): the graph draws that.
+        await expect(page.locator("#trust_source")).to_contain_text(
+            "reputation the trainer holds", timeout=UPDATE_TIMEOUT_MS
+        )
+        await expect(page.locator("#refused li").first).to_be_attached()
         # This run is told from the earlier one, and the downtime between them is shown.
         connected = page.locator("#chart_connected")
         await expect(connected.locator(".gap").first).to_be_attached()

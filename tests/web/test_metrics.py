@@ -94,6 +94,28 @@ async def test_metrics_move_with_traffic(hub: Hub, api: httpx.AsyncClient) -> No
     assert value(after, "kernal_collaborations", state="active") == 0
 
 
+async def test_trainer_report_gauges(hub: Hub, api: httpx.AsyncClient) -> None:
+    assert value(await scrape(api), "kernal_trainer_accuracy", ai_id="AI_Node_1") == 0.0
+    one = await login(hub, "AI_Node_1")
+    try:
+        for accuracy in (0.5, 0.875):
+            await one.send(
+                {
+                    "type": "TRAINER_REPORT",
+                    "accuracy": accuracy,
+                    "trust": {"AI_Node_2": 0.25, "AI_Node_3": 0.75, "AI_Node_4": 0.1},
+                    "rejected": {"AI_Node_2": {"count": 2}, "AI_Node_4": {"count": 1}},
+                }
+            )
+            await one.recv_type("ACK")
+        after = await scrape(api)
+    finally:
+        await one.close()
+    assert value(after, "kernal_trainer_accuracy", ai_id="AI_Node_1") == 0.875  # the latest
+    assert value(after, "kernal_trainer_distrusted_peers", ai_id="AI_Node_1") == 2
+    assert value(after, "kernal_trainer_rejected_requests", ai_id="AI_Node_1") == 3
+
+
 async def test_collaboration_metrics(hub: Hub, api: httpx.AsyncClient) -> None:
     one = await login(hub, "AI_Node_1")
     two = await login(hub, "AI_Node_2", "graphics")

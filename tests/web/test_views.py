@@ -12,12 +12,13 @@ import pytest
 
 from kernal.config import TrainerSettings
 from kernal.hub.server import Hub
-from kernal.storage import FeedbackScore, StatsSnapshot
+from kernal.storage import FeedbackScore, StatsSnapshot, TrainerReportRecord
 from kernal.web.app import create_app
 from kernal.web.views import (
     SHUT_OUT_BELOW,
     RecentAnswers,
     every_nth,
+    held_trust,
     reported_accuracy,
     thin,
     thin_scores,
@@ -260,3 +261,56 @@ def test_every_nth_keeps_the_newest() -> None:
     assert every_nth(list(range(10)), 20) == list(range(10))
     assert every_nth(list(range(10)), 3) == [1, 5, 9]
     assert every_nth(list(range(10)), 5) == [1, 3, 5, 7, 9]
+
+
+async def report(client: RawClient, **fields: object) -> None:
+    await client.send({"type": "TRAINER_REPORT", "msg_id": "r", **fields})
+    assert (await client.recv_type("ACK"))["of"] == "TRAINER_REPORT"
+
+
+async def test_learning_and_trust_show_what_trainers_reported(
+    api: httpx.AsyncClient, connect: Login
+) -> None:
+    one = await connect("AI_Node_1")
+    two = await connect("AI_Node_2", "graphics")
+    await report(one, accuracy=0.5, trust={"AI_Node_2": 0.5})
+    await report(
+        one,
+        accuracy=0.75,
+        local_only_accuracy=0.6,
+        centralized_baseline=0.9,
+        trust={"AI_Node_2": 0.2, "AI_Node_3": 0.8},
+        rejected={"AI_Node_2": {"count": 3}},
+        final=True,
+    )
+    await report(two, accuracy=0.25)
+    learning = (await api.get("/api/views/learning")).json()
+    assert {ai: [p["accuracy"] for p in points] for ai, points in learning["reported"].items()} == {
+        "AI_Node_1": [0.5, 0.75],
+        "AI_Node_2": [0.25],
+    }
+    assert learning["baselines"] == {
+        "AI_Node_1": {"local_only_accuracy": 0.6, "centralized_baseline": 0.9}
+    }
+    assert learning["series"] == {}  # nothing shared: the fallback stays empty
+    trust = (await api.get("/api/views/trust")).json()
+    held = {(e["truster"], e["peer"]): e for e in trust["held"]}
+    assert set(held) == {("AI_Node_1", "AI_Node_2"), ("AI_Node_1", "AI_Node_3")}  # the latest
+    distrusted = held["AI_Node_1", "AI_Node_2"]
+    assert (distrusted["reputation"], distrusted["distrusted"]) == (0.2, True)
+    assert (distrusted["rejected"], distrusted["reason"]) == (3, "low reputation")
+    trusted = held["AI_Node_1", "AI_Node_3"]
+    assert (trusted["reputation"], trusted["distrusted"], trusted["rejected"]) == (0.8, False, 0)
+    later = (await api.get("/api/views/trust", params={"since": 4e9})).json()
+    assert later["held"] == []
+
+
+def test_held_trust_past_the_bound_keeps_the_distrusted_and_refused() -> None:
+    trust = {f"p{i:02d}": 0.9 for i in range(20)} | {"p05": 0.1, "p17": 0.3}
+    latest = [
+        TrainerReportRecord("a", 10.0, 0.5, trust=trust, rejected={"p09": (2, "low reputation")}),
+        TrainerReportRecord("b", 1.0, 0.5, trust={"a": 0.1}),
+    ]
+    edges = held_trust(latest, since=5.0, most=3)  # b's report is older than since
+    assert [(e.truster, e.peer) for e in edges] == [("a", "p05"), ("a", "p09"), ("a", "p17")]
+    assert len(held_trust(latest, since=0.0)) == 21

@@ -159,6 +159,11 @@ FIELDS: dict[str, str] = {
         "Seconds without a frame from you after which the hub closes the connection"
         " (`idle_timeout`): send `PING` more often. Absent: no idle timeout."
     ),
+    "STATE.features": (
+        "What this hub takes beyond the first frames of v1, e.g. `trainer_report`"
+        " ([`TRAINER_REPORT`](#trainer_report)). Send a newer frame only to a hub that lists"
+        " it: older hubs leave `features` out and answer such a frame `unknown_type`."
+    ),
     "STATE.active_total": (
         "How many AIs are joined (you included); more than `active_ais` lists past $presence_limit."
     ),
@@ -231,6 +236,31 @@ FIELDS: dict[str, str] = {
         " hub's standing of the contributor goes by it instead of `score`. Leave it out if"
         " you did not measure one: older clients keep working."
     ),
+    "TRAINER_REPORT.accuracy": (
+        "Your model's accuracy now, 0 to 1. The reference trainer sends its held-out test"
+        " accuracy (the figure its run report gives), not the validation accuracy it decides"
+        " merges by: a report should not be the number the decisions were tuned on."
+    ),
+    "TRAINER_REPORT.local_only_accuracy": (
+        "What you would have reached training alone (the reference trainer: the same epochs"
+        " without any merge, sent in its last report only, as it replays every fit)."
+    ),
+    "TRAINER_REPORT.centralized_baseline": (
+        "Accuracy of one model trained on all the data, if you know it (the harness does)."
+    ),
+    "TRAINER_REPORT.merges_kept": "Partners' models you merged and kept.",
+    "TRAINER_REPORT.merges_rejected": "Partners' models you measured and refused.",
+    "TRAINER_REPORT.trust": (
+        "The reputation you hold of each peer, 0 to 1, by `ai_id`; at most $trust_peers"
+        " peers, never yourself. The dashboard draws these as who-trusts-whom edges."
+    ),
+    "TRAINER_REPORT.rejected": (
+        "Per peer, the collaboration requests you refused for its low reputation"
+        " ([RejectedRequests object](#rejectedrequests-object)); at most $trust_peers peers."
+    ),
+    "TRAINER_REPORT.final": "`true` on the last report of a run.",
+    "RejectedRequests.count": "How many requests of that peer you refused (at least 1).",
+    "RejectedRequests.reason": "Why, a label: `low reputation` by default.",
     "ACK.of": "The type of the acknowledged message.",
     "ACK.id": "The id the message was about (see each message).",
     "ACK.duplicate": (
@@ -619,6 +649,26 @@ CLIENT_DOCS: dict[str, ClientDoc] = {
                 "ref": "10",
             },
         ],
+    ),
+    "TRAINER_REPORT": ClientDoc(
+        reply=(
+            "Stored under your `ai_id` (from the session, never from the frame) with the hub's"
+            " time, then `ACK` (no `id`). Not relayed: the dashboard and API show it (accuracy"
+            " over time, baselines, who trusts whom). The hub keeps the newest reports of each"
+            " trainer. Only for a hub whose `STATE` lists `trainer_report` in `features`; an"
+            " older hub answers `unknown_type`. `ERROR` `invalid_field` for a figure outside 0"
+            " to 1, more than $trust_peers peers, or trust in yourself."
+        ),
+        example={
+            "type": "TRAINER_REPORT",
+            "msg_id": "13",
+            "accuracy": 0.8125,
+            "merges_kept": 3,
+            "merges_rejected": 1,
+            "trust": {"AI_Node_2": 0.71, "AI_Node_3": 0.32},
+            "rejected": {"AI_Node_3": {"count": 2, "reason": "low reputation"}},
+        },
+        replies=[{"type": "ACK", "ref": "13", "of": "TRAINER_REPORT"}],
     ),
     "PING": ClientDoc(
         reply="`PONG` (no `ACK`), also before `HELLO`.",

@@ -89,6 +89,23 @@ class Assessment:
     usefulness: float | None = None
 
 
+@dataclass(frozen=True)
+class Figures:
+    """What an engine measured of its own model, for the trainer's ``TRAINER_REPORT``.
+
+    ``accuracy`` (0..1) is the figure the engine reports its progress by (the learning engine:
+    held-out test accuracy, the same as its summary's ``final_accuracy``);
+    ``local_only_accuracy`` the baseline of training alone, ``centralized_baseline`` one model
+    trained on all data, when the engine knows them.
+    """
+
+    accuracy: float
+    local_only_accuracy: float | None = None
+    centralized_baseline: float | None = None
+    merges_kept: int = 0
+    merges_rejected: int = 0
+
+
 class Engine(abc.ABC):
     """Base class of training engines. One instance per trainer; methods run on its event loop."""
 
@@ -160,6 +177,12 @@ class Engine(abc.ABC):
     def summary(self) -> dict[str, Any]:
         """Figures for the trainer's report."""
         return {}
+
+    def figures(self, *, final: bool = False) -> Figures | None:
+        """What the engine measured of itself now, reported to the hub (None: it measures
+        nothing, and the trainer reports nothing). ``final``: the run is over, so figures that
+        are costly to compute are worth it once. Default: None."""
+        return None
 
 
 class UnknownEngineError(LookupError):

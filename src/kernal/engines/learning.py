@@ -36,7 +36,14 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from kernal.engines.base import Artifact, Assessment, CollaborationTask, Engine, EngineOptions
+from kernal.engines.base import (
+    Artifact,
+    Assessment,
+    CollaborationTask,
+    Engine,
+    EngineOptions,
+    Figures,
+)
 from kernal.learning.adaptive import Knowledge, attack_success_rate
 from kernal.learning.attacks import Behaviour, parse_behaviour
 from kernal.learning.data import Dataset, FloatArray, IntArray, holdout, make_shard, parse_split
@@ -313,6 +320,17 @@ class LearningEngine(Engine):
         for epochs, seed, prox in self._schedule:
             _fit(model, self.train_X, self.train_y, epochs, seed, prox)
         return model.accuracy(self.test.X, self.test.y)
+
+    def figures(self, *, final: bool = False) -> Figures:
+        """Test accuracy (what reports use, never decisions: validation accuracy drives those),
+        rounded as :meth:`summary` rounds it so the hub's record and the report agree; the
+        equal-budget local-only baseline only at the end (it replays every fit)."""
+        return Figures(
+            accuracy=round(self.test_accuracy(), 4),
+            local_only_accuracy=round(self.same_budget_local_accuracy(), 4) if final else None,
+            merges_kept=self.kept,
+            merges_rejected=self.rejected,
+        )
 
     def summary(self) -> dict[str, Any]:
         return {

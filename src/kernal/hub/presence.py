@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -11,11 +12,15 @@ from kernal.hub.replay import ReplayLog
 from kernal.hub.reputation import Standings
 from kernal.protocol import encode
 from kernal.protocol.messages import (
+    HUB_FEATURES,
     AiInfo,
     AiJoined,
     Ais,
 )
 from kernal.storage import ItemKind
+
+# What this hub takes beyond the first frames of v1 (see HUB_FEATURES), encoded once.
+_FEATURES = b',"features":' + json.dumps(list(HUB_FEATURES), separators=(",", ":")).encode()
 
 InfoT = TypeVar("InfoT", bound=AiInfo)
 
@@ -103,6 +108,7 @@ class Presence:
         if self.idle_timeout > 0:
             tail += b',"idle_timeout":' + repr(float(self.idle_timeout)).encode()
         tail += b',"run":"%s","seq":%d' % (self.replay.run.encode(), self.replay.seq)
+        tail += _FEATURES
         if resumed is not None:
             tail += b',"resumed":' + (b"true" if resumed else b"false")
         tail += b"}\n"

@@ -34,6 +34,7 @@ from kernal.storage import (
     PatternRecord,
     ShareOutcome,
     Store,
+    TrainerReportRecord,
 )
 from kernal.timing import Clock
 
@@ -91,6 +92,8 @@ class Router:
                 await self._end(sender, peer, message, raw)
             case m.Feedback():
                 await self._feedback(sender, peer, message)
+            case m.TrainerFigures():
+                await self._trainer_report(sender, peer, message)
             case _:  # HELLO and PING are handled by the session
                 raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unexpected {message.type}")
 
@@ -245,6 +248,29 @@ class Router:
         self.standings.voted(sender, result.contributor, (kind.value, msg.id), result.vote)
         self.knowledge.rated(kind, msg.id, result)
         peer.send_raw(ack_frame(msg.msg_id, msg.type, msg.id))
+
+    async def _trainer_report(self, sender: str, peer: Peer, msg: m.TrainerFigures) -> None:
+        # Whose figures these are is the session's identity, never a field of the frame.
+        if sender in msg.trust or sender in msg.rejected:
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD,
+                f"trust: {sender} cannot report trust in itself; list only its peers",
+                msg.msg_id,
+            )
+        record = TrainerReportRecord(
+            ai_id=sender,
+            timestamp=self.clock.now(),
+            accuracy=msg.accuracy,
+            local_only_accuracy=msg.local_only_accuracy,
+            centralized_baseline=msg.centralized_baseline,
+            merges_kept=msg.merges_kept,
+            merges_rejected=msg.merges_rejected,
+            trust=dict(msg.trust),
+            rejected={peer_id: (r.count, r.reason) for peer_id, r in msg.rejected.items()},
+            final=msg.final,
+        )
+        await self.store.add_trainer_report(record)
+        peer.send_raw(ack_frame(msg.msg_id, msg.type))
 
     # ------------------------------------------------------------------ collaborations
 

@@ -22,6 +22,11 @@ from pydantic import (
 
 PROTOCOL_VERSION = 1
 
+FEATURE_TRAINER_REPORT = "trainer_report"
+HUB_FEATURES: tuple[str, ...] = (FEATURE_TRAINER_REPORT,)
+"""What this hub takes beyond protocol v1's first frames, listed in ``STATE.features``: a client
+sends a newer frame type only to a hub that lists it (an older hub answers ``unknown_type``)."""
+
 AiId = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")
 ]
@@ -204,6 +209,42 @@ class Feedback(Message):
     usefulness: Fraction | None = None
 
 
+MAX_TRUST_PEERS = 1000
+"""At most this many peers in a ``TRAINER_REPORT``'s ``trust`` (and ``rejected``) map."""
+
+Count = Annotated[int, Field(ge=0, le=2**53)]
+TrustMap = Annotated[dict[AiId, Fraction], Field(max_length=MAX_TRUST_PEERS)]
+
+
+class RejectedRequests(BaseModel):
+    """Requests from one peer a trainer refused, and why (e.g. ``low reputation``)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    count: Annotated[int, Field(ge=1, le=2**53)]
+    reason: Label = "low reputation"
+
+
+class TrainerFigures(Message):
+    """What a trainer measured of itself, for the hub to keep as a time series and show:
+    ``accuracy`` (0 to 1; the reference trainer sends its held-out test accuracy, the figure
+    its own report gives), its equal-budget ``local_only_accuracy`` and a
+    ``centralized_baseline`` when known, the merges it kept and rejected, the reputation it
+    holds of each peer (``trust``) and the requests it refused per peer (``rejected``).
+    Stored under the authenticated sender; ACKed after commit. Send it only to a hub whose
+    ``STATE`` lists ``trainer_report`` in ``features`` (older hubs answer ``unknown_type``)."""
+
+    type: Literal["TRAINER_REPORT"] = "TRAINER_REPORT"
+    accuracy: Fraction
+    local_only_accuracy: Fraction | None = None
+    centralized_baseline: Fraction | None = None
+    merges_kept: Count = 0
+    merges_rejected: Count = 0
+    trust: TrustMap = {}
+    rejected: Annotated[dict[AiId, RejectedRequests], Field(max_length=MAX_TRUST_PEERS)] = {}
+    final: bool = False
+
+
 class Ping(Message):
     """Liveness check; answered with ``PONG``."""
 
@@ -222,6 +263,7 @@ ClientMessage = (
     | CollaborationComplete
     | CollaborationFailed
     | Feedback
+    | TrainerFigures
     | Ping
 )
 
@@ -240,6 +282,7 @@ CLIENT_MESSAGE_TYPES: dict[str, type[Message]] = {
         CollaborationComplete,
         CollaborationFailed,
         Feedback,
+        TrainerFigures,
         Ping,
     )
 }
@@ -320,6 +363,7 @@ class State(ServerMessage):
     run: str | None = None
     seq: int | None = None
     resumed: bool | None = None
+    features: list[str] = []
 
 
 class Ais(ServerMessage):

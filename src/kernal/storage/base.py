@@ -49,6 +49,7 @@ __all__ = [
     "TokenAction",
     "TokenChange",
     "TokenInfo",
+    "TrainerReportRecord",
     "Vote",
 ]
 
@@ -224,6 +225,24 @@ class StatsSnapshot:
     shared_patterns: int
     shared_components: int
     active_collaborations: int
+
+
+@dataclass(frozen=True)
+class TrainerReportRecord:
+    """What trainer ``ai_id`` measured of itself at ``timestamp`` (hub clock): see the
+    ``TRAINER_REPORT`` frame. ``trust``: peer -> the reputation it holds of that peer;
+    ``rejected``: peer -> (requests it refused, why)."""
+
+    ai_id: str
+    timestamp: float
+    accuracy: float
+    local_only_accuracy: float | None = None
+    centralized_baseline: float | None = None
+    merges_kept: int = 0
+    merges_rejected: int = 0
+    trust: dict[str, float] = field(default_factory=dict)
+    rejected: dict[str, tuple[int, str]] = field(default_factory=dict)
+    final: bool = False
 
 
 @dataclass(frozen=True)
@@ -579,3 +598,31 @@ class Store(abc.ABC):
         :meth:`StatsRetention.to_delete`: every one younger than the first tier's age when it
         keeps all, the oldest of each step after), in one transaction. Returns how many were
         deleted. Snapshots added while it runs are young, so kept."""
+
+    # ------------------------------------------------------------------ trainer reports
+
+    #: Reports kept per trainer: storing one more deletes that trainer's oldest beyond this.
+    TRAINER_REPORTS_KEPT: ClassVar[int] = 500
+
+    @abc.abstractmethod
+    async def add_trainer_report(self, report: TrainerReportRecord) -> None:
+        """Store ``report`` (returns once committed), then keep only the newest
+        :attr:`TRAINER_REPORTS_KEPT` reports of its trainer."""
+
+    @abc.abstractmethod
+    async def trainer_reports(
+        self,
+        ai_id: str | None = None,
+        since: float = 0.0,
+        limit: int = 10_000,
+        *,
+        maps: bool = True,
+    ) -> list[TrainerReportRecord]:
+        """Reports with timestamp >= since (of ``ai_id`` only, if given), oldest first (in the
+        order they were stored), the newest ``limit`` of them. ``maps=False``: without their
+        ``trust`` and ``rejected`` (left empty), which can be most of a report's size, for
+        callers that want the figures over time only."""
+
+    @abc.abstractmethod
+    async def latest_trainer_reports(self) -> list[TrainerReportRecord]:
+        """The newest report of every trainer that sent one, ordered by ai_id."""

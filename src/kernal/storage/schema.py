@@ -159,3 +159,25 @@ stats_snapshots = sa.Table(
     sa.Column("active_collaborations", sa.Integer, nullable=False),
     sa.Index("ix_stats_snapshots_timestamp", "timestamp"),
 )
+
+# What each trainer measured of itself (TRAINER_REPORT): a time series per trainer, the newest
+# TRAINER_REPORTS_KEPT of each kept (older ones are deleted as new ones arrive). ``trust`` and
+# ``rejected`` are JSON objects keyed by peer id.
+trainer_reports = sa.Table(
+    "trainer_reports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ai_id", sa.Text, nullable=False),
+    sa.Column("timestamp", _double(), nullable=False),
+    sa.Column("accuracy", _double(), nullable=False),
+    sa.Column("local_only_accuracy", _double(), nullable=True),
+    sa.Column("centralized_baseline", _double(), nullable=True),
+    sa.Column("merges_kept", sa.Integer, nullable=False),
+    sa.Column("merges_rejected", sa.Integer, nullable=False),
+    sa.Column("trust", sa.Text, nullable=False),  # JSON object: peer -> reputation
+    sa.Column("rejected", sa.Text, nullable=False),  # JSON object: peer -> {count, reason}
+    sa.Column("final", sa.Boolean, nullable=False),
+    # One trainer's series in order (and its newest): the whole ORDER BY, no sort step.
+    sa.Index("ix_trainer_reports_ai_id_id", "ai_id", "id"),
+    sa.Index("ix_trainer_reports_timestamp", "timestamp"),
+)

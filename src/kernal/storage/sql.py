@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Engine
 from kernal.storage import engine as db
 from kernal.storage import rows, votes
 from kernal.storage import schema as t
+from kernal.storage import trainer_reports as reports
 from kernal.storage.base import (
     AiRecord,
     CollaborationQuery,
@@ -75,7 +76,7 @@ async def open_store(url_or_path: str) -> SqlStore:
     return store
 
 
-class SqlStore(Store):
+class SqlStore(reports.TrainerReportsSql, Store):
     """A :class:`Store` on SQLite or PostgreSQL.
 
     ``url_or_path`` is anything :func:`database_url` accepts. ``schema`` (PostgreSQL only, also

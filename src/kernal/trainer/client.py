@@ -183,6 +183,12 @@ class HubClient:
     async def ping(self, *, timeout: float | None = None) -> None:
         await self._roundtrip(Ping(), timeout)
 
+    def supports(self, feature: str) -> bool:
+        """Whether the hub's latest ``STATE`` lists ``feature`` (e.g. ``"trainer_report"``):
+        send a frame newer than the first v1 set only to a hub that does (an older hub lists
+        nothing and answers such a frame ``unknown_type``)."""
+        return self.state is not None and feature in self.state.features
+
     async def send(self, message: Message) -> None:
         """Send without waiting for an answer (the ACK or ERROR still arrives, unmatched)."""
         writer = self._writer

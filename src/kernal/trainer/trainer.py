@@ -48,6 +48,7 @@ from kernal.trainer.client import (
     HubError,
     Incoming,
 )
+from kernal.trainer.figures import send_report
 from kernal.trainer.report import TrainerReport, TrustRecord
 from kernal.trainer.reputation import ReputationBook
 
@@ -58,6 +59,7 @@ PATTERN_INTERVAL = 10.0
 TICK = 5.0  # collaboration requests and progress
 REQUEST_PATIENCE = 2  # ticks a request counts as pending work while nobody answers it
 STOP_TIMEOUT = 10.0  # real seconds run() waits for its tasks to finish when stopping
+REPORT_INTERVAL = 5.0  # scenario seconds between TRAINER_REPORTs (the hub's stats interval)
 
 
 @dataclass
@@ -135,6 +137,7 @@ class Trainer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ids = 0
         self._stop = asyncio.Event()
+        self._stopping = False  # run() is winding down: no new background work
         # No collaboration before local training: an untrained model is worth nothing to a
         # partner, and measuring engines would rightly score it so.
         self._trained = asyncio.Event()
@@ -178,6 +181,7 @@ class Trainer:
         behaviour = [
             asyncio.create_task(self._learn_and_share()),
             asyncio.create_task(self._tick_loop()),
+            asyncio.create_task(self._report_loop()),
         ]
         try:
             waiter: list[asyncio.Task[Any]] = [asyncio.create_task(self._stop.wait())]
@@ -192,6 +196,14 @@ class Trainer:
             for task in waiter:
                 task.cancel()
         finally:
+            # Behaviour stops before the final TRAINER_REPORT, so the figures the hub keeps
+            # are the ones report() gives (no merge lands in between).
+            self._stopping = True
+            working = [*behaviour, *self._tasks]
+            for task in working:
+                task.cancel()
+            await asyncio.wait(working, timeout=STOP_TIMEOUT)
+            await self._send_report(final=True)
             await self.client.close()
             # Cancel the connection too: it may be sleeping in a reconnect backoff.
             tasks = [connection, *behaviour, *self._tasks]
@@ -275,6 +287,9 @@ class Trainer:
         return f"{self.ai_id}_{kind}_{self.rng.getrandbits(48):012x}_{self._ids}"
 
     def _spawn(self, coro: Any) -> None:
+        if self._stopping:
+            coro.close()
+            return
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -320,6 +335,25 @@ class Trainer:
             if await self._deliver(message):
                 self.stats.components_shared += 1
                 log.info("[%s] Shared component %s", self.ai_id, component_id)
+
+    async def _report_loop(self) -> None:
+        """A TRAINER_REPORT every :data:`REPORT_INTERVAL` once trained (the final one is sent
+        by :meth:`run`)."""
+        await self._trained.wait()
+        while True:
+            await self._send_report(final=False)
+            await self.clock.sleep(REPORT_INTERVAL)
+
+    async def _send_report(self, *, final: bool) -> None:
+        if self._trained.is_set():
+            await send_report(
+                self.client,
+                self.engine,
+                self.reputation,
+                self.stats.rejected_for_trust,
+                self.stats.hub_errors,
+                final=final,
+            )
 
     async def _tick_loop(self) -> None:
         await self.client.connected.wait()

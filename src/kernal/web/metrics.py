@@ -23,6 +23,9 @@ collaborations_started_total           counter
 collaborations_ended_total             counter    ``state`` (completed/failed)
 shared_patterns, shared_components     gauge      in the store (the /status figures)
 ai_reputation                          gauge      ``ai_id``: standing of each connected AI
+trainer_accuracy                       gauge      ``ai_id``: accuracy in its latest TRAINER_REPORT
+trainer_distrusted_peers               gauge      ``ai_id``: peers it holds below 0.5 (same report)
+trainer_rejected_requests              gauge      ``ai_id``: requests it refused for low reputation
 uptime_seconds                         gauge
 =====================================  =========  ===========================================
 """
@@ -45,7 +48,8 @@ from prometheus_client.registry import Collector
 
 from kernal.hub.counters import Histogram
 from kernal.hub.server import Hub
-from kernal.storage import ItemKind
+from kernal.storage import ItemKind, TrainerReportRecord
+from kernal.web.views import SHUT_OUT_BELOW
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -159,16 +163,55 @@ class HubCollector(Collector):
         )
 
 
+class ReportCollector(Collector):
+    """The latest TRAINER_REPORT of each trainer, read from the store by the endpoint before
+    each scrape (a collector cannot await). One series per trainer, never per pair of
+    trainers: a pair per series would grow with the square of the trainers."""
+
+    def __init__(self) -> None:
+        self.latest: list[TrainerReportRecord] = []
+
+    def collect(self) -> Iterator[Metric]:
+        accuracy = GaugeMetricFamily(
+            "kernal_trainer_accuracy",
+            "Accuracy each trainer reported in its latest TRAINER_REPORT (0 to 1).",
+            labels=["ai_id"],
+        )
+        distrusted = GaugeMetricFamily(
+            "kernal_trainer_distrusted_peers",
+            f"Peers each trainer holds below {SHUT_OUT_BELOW} in its latest TRAINER_REPORT.",
+            labels=["ai_id"],
+        )
+        rejected = GaugeMetricFamily(
+            "kernal_trainer_rejected_requests",
+            "Collaboration requests each trainer refused for low reputation (latest report).",
+            labels=["ai_id"],
+        )
+        for report in self.latest:
+            accuracy.add_metric([report.ai_id], report.accuracy)
+            low = sum(1 for score in report.trust.values() if score < SHUT_OUT_BELOW)
+            distrusted.add_metric([report.ai_id], float(low))
+            refused = sum(count for count, _ in report.rejected.values())
+            rejected.add_metric([report.ai_id], float(refused))
+        yield accuracy
+        yield distrusted
+        yield rejected
+
+
 def metrics_router(hub: Hub) -> APIRouter:
     """``GET /metrics`` for ``hub``, on a registry of its own."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HubCollector(hub))
+    reports = ReportCollector()
+    registry.register(reports)
     router = APIRouter()
 
     @router.get("/metrics", tags=["status"], response_class=Response)
     async def metrics() -> Response:
         """Prometheus text format: connections, frames and bytes by type and direction,
-        latencies, collaborations, errors, standings (see docs/http-api.md)."""
+        latencies, collaborations, errors, standings, trainers' reported figures (see
+        docs/http-api.md)."""
+        reports.latest = await hub.store.latest_trainer_reports()
         return Response(
             generate_latest(registry),
             media_type=CONTENT_TYPE,

@@ -9,10 +9,14 @@ store already keep; none writes anything.
 * ``GET /api/views/ais``: every known AI with its standing, the ratings behind it and how much
   it shared (from the knowledge index below).
 * ``GET /api/views/trust``: who rated whom (FEEDBACK summed per pair, see
-  :meth:`~kernal.storage.Store.feedback_edges`) and each rated AI's standing.
-* ``GET /api/views/learning``: for each contributor, the accuracy its shares reported over time,
-  and the scores peers' FEEDBACK gave its work over time. The hub measures nothing itself:
-  trainers report accuracy in the data they share (``val_accuracy``, or ``accuracy``, a number
+  :meth:`~kernal.storage.Store.feedback_edges`) and each rated AI's standing; and ``held``: the
+  reputation each trainer holds of each peer and the requests it refused, from its latest
+  ``TRAINER_REPORT``.
+* ``GET /api/views/learning``: for each trainer, the accuracy it sent in ``TRAINER_REPORT``
+  over time with its baselines (``reported``, ``baselines``); for each contributor, the
+  accuracy its shares reported over time, and the scores peers' FEEDBACK gave its work over
+  time. The hub measures nothing itself: trainers report accuracy in ``TRAINER_REPORT`` and in
+  the data they share (``val_accuracy``, or ``accuracy``, a number
   between 0 and 1, as the learning engine does), and reference trainers score a partner's model
   by its accuracy on their own validation data.
 * ``GET /api/views/knowledge``: item summaries (no data), filtered by kind, contributor, time
@@ -39,7 +43,14 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
 from kernal.hub.server import Hub
-from kernal.storage import FeedbackScore, ItemKind, ItemRecord, PatternRecord, StatsSnapshot
+from kernal.storage import (
+    FeedbackScore,
+    ItemKind,
+    ItemRecord,
+    PatternRecord,
+    StatsSnapshot,
+    TrainerReportRecord,
+)
 
 INDEX_LIMIT = 20_000  # item summaries kept per kind
 FETCH_LIMIT = 2_000  # items read from the store at once (first read, or a burst of shares)
@@ -49,6 +60,7 @@ MAX_RATED_POINTS = 100  # per contributor: means of consecutive scores beyond th
 ANSWER_TTL = 2.5  # seconds a trust, learning or history answer is reused (pages poll every 3)
 MAX_CACHED = 64
 MAX_EDGES = 5_000
+MAX_REPORTS = 20_000  # TRAINER_REPORTs read for one learning view
 MAX_SNAPSHOTS = 100_000  # read for one history chart (a day at one a second)
 # Reference trainers refuse to work with an AI whose standing is below their trust threshold
 # (TrainerSettings.trust_threshold, 0.5 by default): such an AI is being shut out.
@@ -277,12 +289,30 @@ class TrustEdge(BaseModel):
     last_at: float
 
 
+class HeldTrust(BaseModel):
+    """The reputation one trainer holds of a peer, as its latest ``TRAINER_REPORT`` said."""
+
+    truster: str
+    peer: str
+    reputation: float | None
+    """None: it refused the peer's requests but sent no reputation for it."""
+    distrusted: bool
+    """Below :data:`SHUT_OUT_BELOW`, the reference trainers' default trust threshold."""
+    rejected: int
+    """Collaboration requests of ``peer`` it refused for low reputation."""
+    reason: str | None
+    reported_at: float
+
+
 class TrustGraph(BaseModel):
     edges: list[TrustEdge]
     """Newest activity first."""
     standings: dict[str, float]
     """Standing of every AI that appears in an edge."""
     shut_out_below: float
+    held: list[HeldTrust] = []
+    """What trainers report they trust (TRAINER_REPORT), by truster then peer: the trust the
+    trainers act on, where ``edges`` is what their FEEDBACK told the hub."""
 
 
 class LearningPoint(BaseModel):
@@ -292,11 +322,29 @@ class LearningPoint(BaseModel):
     item_id: str
 
 
+class ReportedPoint(BaseModel):
+    timestamp: float
+    accuracy: float
+
+
+class Baselines(BaseModel):
+    """What a trainer last reported it would reach alone, and one model on all the data."""
+
+    local_only_accuracy: float | None
+    centralized_baseline: float | None
+
+
 class Learning(BaseModel):
     series: dict[str, list[LearningPoint]]
     """Per contributor, the accuracy its own shares reported: oldest first, at most about
     :data:`MAX_LEARNING_POINTS` (evenly spaced, the newest kept)."""
     source: str
+    reported: dict[str, list[ReportedPoint]] = {}
+    """Per trainer, the accuracy it measured and sent in ``TRAINER_REPORT`` (the reference
+    trainer: held-out test accuracy), oldest first, thinned as ``series``. Prefer it to
+    ``series`` for a trainer that has it."""
+    baselines: dict[str, Baselines] = {}
+    """Per trainer that reported any, its latest baselines."""
     rated: dict[str, list[RatedPoint]]
     """Per contributor, the scores peers' FEEDBACK gave its work (for reference trainers: the
     accuracy of its model on the rater's own validation data): oldest first, at most
@@ -320,6 +368,59 @@ class KnowledgePage(BaseModel):
     """Newest first, ``offset`` skipped, at most ``limit``."""
     contributors: list[str]
     """Every contributor in the index, for the filter's choices."""
+
+
+def reported_series(
+    reports: list[TrainerReportRecord],
+) -> tuple[dict[str, list[ReportedPoint]], dict[str, Baselines]]:
+    """Per trainer, its reported accuracy over time (thinned) and its latest baselines."""
+    series: dict[str, list[ReportedPoint]] = {}
+    local: dict[str, float] = {}
+    central: dict[str, float] = {}
+    for report in reports:  # oldest first: the latest baseline wins
+        series.setdefault(report.ai_id, []).append(
+            ReportedPoint(timestamp=report.timestamp, accuracy=report.accuracy)
+        )
+        if report.local_only_accuracy is not None:
+            local[report.ai_id] = report.local_only_accuracy
+        if report.centralized_baseline is not None:
+            central[report.ai_id] = report.centralized_baseline
+    baselines = {
+        ai: Baselines(local_only_accuracy=local.get(ai), centralized_baseline=central.get(ai))
+        for ai in sorted(local.keys() | central.keys())
+    }
+    thinned = {ai: every_nth(points, MAX_LEARNING_POINTS) for ai, points in sorted(series.items())}
+    return thinned, baselines
+
+
+def held_trust(
+    latest: list[TrainerReportRecord], since: float, most: int = MAX_EDGES
+) -> list[HeldTrust]:
+    """The trust maps of the trainers' latest reports (those since ``since``) as edges, by
+    truster then peer; past ``most`` edges, the distrusted and refused ones are kept first
+    (they are what the page marks)."""
+    edges: list[HeldTrust] = []
+    for report in latest:
+        if report.timestamp < since:
+            continue
+        for peer in sorted(report.trust.keys() | report.rejected.keys()):
+            reputation = report.trust.get(peer)
+            refused, reason = report.rejected.get(peer, (0, None))
+            edges.append(
+                HeldTrust(
+                    truster=report.ai_id,
+                    peer=peer,
+                    reputation=reputation,
+                    distrusted=refused > 0 if reputation is None else reputation < SHUT_OUT_BELOW,
+                    rejected=refused,
+                    reason=reason,
+                    reported_at=report.timestamp,
+                )
+            )
+    if len(edges) > most:
+        keep = sorted(edges, key=lambda e: (not e.distrusted, -e.rejected, e.truster, e.peer))
+        edges = sorted(keep[:most], key=lambda e: (e.truster, e.peer))
+    return edges
 
 
 def views_router(hub: Hub) -> APIRouter:
@@ -434,6 +535,9 @@ def views_router(hub: Hub) -> APIRouter:
             ],
             standings={ai_id: round(stand[ai_id][0], 4) for ai_id in ids},
             shut_out_below=SHUT_OUT_BELOW,
+            held=held_trust(
+                await cached.get("latest_reports", store.latest_trainer_reports), since
+            ),
         )
 
     @router.get("/learning")
@@ -461,11 +565,21 @@ def views_router(hub: Hub) -> APIRouter:
             ("scores", since), lambda: store.feedback_scores(since, MAX_SCORES)
         ):
             by_contributor.setdefault(score.contributor, []).append(score)
+        reports = await cached.get(
+            ("reports", since),
+            lambda: store.trainer_reports(since=since, limit=MAX_REPORTS, maps=False),
+        )
+        reported, baselines = reported_series(reports)
         return Learning(
             series={
                 ai: every_nth(points, MAX_LEARNING_POINTS) for ai, points in sorted(series.items())
             },
-            source="accuracy reported by each trainer in the data it shared (val_accuracy)",
+            source=(
+                "accuracy each trainer measured and sent in TRAINER_REPORT (reported), else "
+                "reported in the data it shared (series, val_accuracy)"
+            ),
+            reported=reported,
+            baselines=baselines,
             rated={
                 ai: thin_scores(scores, MAX_RATED_POINTS)
                 for ai, scores in sorted(by_contributor.items())

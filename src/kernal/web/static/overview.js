@@ -77,7 +77,8 @@ function recentRate(points, gap, now) {
 
 const SMOOTH = 5; // peers' scores: the mean of the last five, so one odd rating does not zigzag
 
-/** Per AI, [t, value] points: what it reported itself, or what its peers' scores say. */
+/** Per AI, [t, value] points: what it reported itself (its TRAINER_REPORTs, else the accuracy
+ * in what it shared), or what its peers' scores say. */
 export function learningSeries(learning, mode) {
   const out = {};
   if (mode === "rated") {
@@ -89,8 +90,19 @@ export function learningSeries(learning, mode) {
     }
   } else {
     for (const [id, points] of Object.entries(learning.series)) out[id] = points.map((p) => [p.timestamp, p.accuracy]);
+    // What a trainer measured and reported to the hub beats what it wrote into its shares.
+    for (const [id, points] of Object.entries(learning.reported || {})) if (points.length) out[id] = points.map((p) => [p.timestamp, p.accuracy]);
   }
   return out;
+}
+
+const mean = (values) => (values.length ? values.reduce((sum, v) => sum + v, 0) / values.length : null);
+
+/** The mean local-only and centralized baselines the trainers reported, each null if none. */
+export function baselineFigures(learning) {
+  const all = Object.values(learning.baselines || {});
+  const pick = (key) => mean(all.map((b) => b[key]).filter((v) => typeof v === "number"));
+  return { local: pick("local_only_accuracy"), central: pick("centralized_baseline") };
 }
 
 /** Round a tenth below the lowest value: differences of a few points must show. */
@@ -105,6 +117,10 @@ export function renderLearning(learning, range, run, mode) {
   const now = hubNow();
   const all = series.flatMap((s) => s.points);
   const t0 = all.length ? Math.max(range.since, Math.min(...all.map((p) => p[0]))) : range.since || now - 60;
+  // Baselines as flat dashed lines across the chart, when trainers reported them.
+  const base = mode === "rated" ? { local: null, central: null } : baselineFigures(learning);
+  if (all.length && base.local !== null) series.push({ label: "local-only (mean)", cls: "baseline local", points: [[t0, base.local], [now, base.local]] });
+  if (all.length && base.central !== null) series.push({ label: "centralized", cls: "baseline central", points: [[t0, base.central], [now, base.central]] });
   // Reports come when a trainer shares, not on a clock: a pause is not a gap.
   timeChart($("learning_chart"), {
     series,
@@ -143,17 +159,33 @@ export function renderLearning(learning, range, run, mode) {
   );
   const better = rows.filter((r) => r.change > 0.005 && r.count > 1).length;
   const what = mode === "rated" ? "as their peers rate them" : "by their own reports";
-  $("learning_summary").textContent = rows.length ? `${better} of ${rows.length} trainer${rows.length === 1 ? "" : "s"} got better in this range, ${what}.` : "";
+  const baselines = [base.local !== null ? `local-only ${fmtPct(base.local)}` : null, base.central !== null ? `centralized ${fmtPct(base.central)}` : null].filter(Boolean);
+  $("learning_summary").textContent = rows.length ? `${better} of ${rows.length} trainer${rows.length === 1 ? "" : "s"} got better in this range, ${what}.${baselines.length ? ` Baselines: ${baselines.join(", ")}.` : ""}` : "";
 }
 
 // ------------------------------------------------------------------ trust
 
-/** Who trusts whom (FEEDBACK: rater -> contributor) and who is being shut out. */
+/** Edges of the reputation trainers hold of their peers (TRAINER_REPORT): coloured by it,
+ * dashed when the truster distrusts the peer. */
+export function heldEdges(held) {
+  return held.map((e) => ({
+    from: e.truster,
+    to: e.peer,
+    directed: true,
+    cls: `${scoreClass(e.reputation)}${e.distrusted ? " distrusted" : ""}`,
+    width: e.distrusted ? 2.5 : 1.5,
+    title: `${e.truster} holds ${e.peer} at ${e.reputation === null ? "no reputation" : fmtNum(e.reputation)}${e.distrusted ? " (distrusted)" : ""}${e.rejected ? `; refused ${e.rejected} request${e.rejected === 1 ? "" : "s"} (${e.reason})` : ""}; reported ${fmtAgo(e.reported_at)}`,
+  }));
+}
+
+/** Who trusts whom (the trainers' own reputation of each peer when they report it, else
+ * FEEDBACK: rater -> contributor) and who is being shut out. */
 export function renderTrust(trust, ais) {
   const line = trust.shut_out_below;
   $("shut_out_line").textContent = String(line);
   const profile = new Map(ais.map((ai) => [ai.ai_id, ai]));
-  const ids = [...new Set([...trust.edges.flatMap((e) => [e.rater, e.contributor]), ...ais.filter((ai) => ai.online).map((ai) => ai.ai_id)])].sort();
+  const held = trust.held || [];
+  const ids = [...new Set([...trust.edges.flatMap((e) => [e.rater, e.contributor]), ...held.flatMap((e) => [e.truster, e.peer]), ...ais.filter((ai) => ai.online).map((ai) => ai.ai_id)])].sort();
   const isLow = (id) => {
     const ai = profile.get(id);
     const standing = ai ? ai.standing : trust.standings[id];
@@ -171,7 +203,7 @@ export function renderTrust(trust, ais) {
     };
   });
   const maxCount = Math.max(1, ...trust.edges.map((e) => e.count));
-  const edges = trust.edges.map((e) => ({
+  const rated = trust.edges.map((e) => ({
     from: e.rater,
     to: e.contributor,
     directed: true,
@@ -179,14 +211,23 @@ export function renderTrust(trust, ais) {
     width: 1 + 3 * Math.sqrt(e.count / maxCount),
     title: `${e.rater} rated ${e.contributor}'s work ${e.count} time${e.count === 1 ? "" : "s"}${e.mean_score === null ? " (no score)" : `, mean score ${fmtNum(e.mean_score)}`}; last ${fmtAgo(e.last_at)}`,
   }));
+  const edges = held.length ? heldEdges(held) : rated;
+  $("trust_source").textContent = held.length ? "Arrow: trainer → peer, coloured by the reputation the trainer holds (its own report); dashed: distrusted." : "Arrow: rater → contributor, coloured by mean score of its FEEDBACK.";
   drawGraph($("trust_graph"), "trust", nodes, edges, { empty: $("trust_empty") });
+  const refused = held.filter((e) => e.rejected > 0).sort((a, b) => b.rejected - a.rejected || a.truster.localeCompare(b.truster) || a.peer.localeCompare(b.peer));
+  $("refused").replaceChildren(
+    ...(refused.length
+      ? refused.map((e) => h("li", {}, aiLink(e.truster), " refused ", aiLink(e.peer), h("span", { class: "muted" }, ` ${fmtInt(e.rejected)} time${e.rejected === 1 ? "" : "s"} · ${e.reason}`)))
+      : [h("li", { class: "muted" }, "No trainer reported refusing a request.")]),
+  );
   const low = ais.filter((ai) => ai.ratings > 0 && ai.standing < line).sort((a, b) => a.standing - b.standing);
   $("shut_out").replaceChildren(
     ...(low.length
       ? low.map((ai) => h("li", {}, aiLink(ai.ai_id), " ", standingBadge(ai.standing, line, ai.ratings), h("span", { class: "muted" }, ` · ${ai.ratings} ratings${ai.online ? " · online" : ""}`)))
       : [h("li", { class: "muted" }, `Nobody: no rated AI stands below ${line}.`)]),
   );
-  $("trust_summary").textContent = `${fmtInt(trust.edges.length)} rating pair${trust.edges.length === 1 ? "" : "s"} · ${fmtInt(low.length)} shut out`;
+  const pairs = held.length ? `${fmtInt(held.length)} trust pair${held.length === 1 ? "" : "s"} reported` : `${fmtInt(trust.edges.length)} rating pair${trust.edges.length === 1 ? "" : "s"}`;
+  $("trust_summary").textContent = `${pairs} · ${fmtInt(low.length)} shut out`;
 }
 
 // ------------------------------------------------------------------ newest knowledge
