@@ -47,6 +47,14 @@ class HubSettings:
     rate_byte_burst: float = 64 * 2**20
     abuse_seconds: float = 30.0  # over the rate limits this long without a break: disconnected
     speed: float = 1.0
+    # Replicas (docs/cluster.md): the bus joining this hub to the others on the same database
+    # (None: a single hub), the namespace of its channels and keys (one cluster per name), this
+    # replica's name (empty: host name and a random suffix), heartbeat period and TTL (s).
+    bus: str | None = None
+    bus_namespace: str = "kernal"
+    replica_id: str = ""
+    bus_heartbeat: float = 1.0
+    bus_ttl: float = 3.0
 
     @property
     def clock(self) -> Clock:

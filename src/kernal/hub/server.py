@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from types import TracebackType
+from typing import Any
 
 from kernal.config import HubSettings
 from kernal.hub.auth import Authenticator, is_loopback
+from kernal.hub.bus import BusError, open_bus
+from kernal.hub.cluster import Cluster, ClusterConfig
 from kernal.hub.collaborations import CollaborationBook
 from kernal.hub.connection import Connection
 from kernal.hub.knowledge import Knowledge
@@ -71,19 +75,41 @@ class Hub:
             request_fanout=settings.request_fanout,
             max_data_bytes=settings.max_data_bytes,
         )
+        presence = Presence(
+            peers=self.peers,
+            standings=self.standings,
+            knowledge=self.knowledge,
+            replay=self.replay,
+            limit=settings.presence_limit,
+            max_state_bytes=settings.max_frame // 2,
+            idle_timeout=settings.idle_timeout,
+        )
+        self.cluster: Cluster | None = None
+        if settings.bus:
+            try:
+                bus = open_bus(settings.bus)
+            except BusError as exc:
+                raise HubConfigError(str(exc)) from None
+            self.cluster = Cluster(
+                bus,
+                ClusterConfig(
+                    namespace=settings.bus_namespace,
+                    replica_id=settings.replica_id,
+                    heartbeat=settings.bus_heartbeat,
+                    ttl=settings.bus_ttl,
+                ),
+                peers=self.peers,
+                router=self.router,
+                presence=presence,
+                figures=self._figures,
+            )
+            self.peers.cluster = self.cluster
         self._services = SessionServices(
             store=store,
             peers=self.peers,
             router=self.router,
-            presence=Presence(
-                peers=self.peers,
-                standings=self.standings,
-                knowledge=self.knowledge,
-                replay=self.replay,
-                limit=settings.presence_limit,
-                max_state_bytes=settings.max_frame // 2,
-                idle_timeout=settings.idle_timeout,
-            ),
+            cluster=self.cluster,
+            presence=presence,
             auth=self.auth,
             clock=self.clock,
             auth_timeout=settings.auth_timeout,
@@ -125,9 +151,15 @@ class Hub:
         self.started_at = self.clock.now()
         try:
             await self._check_security()
-            closed = await self.store.fail_active_collaborations(
-                self.clock.now(), "hub restarted while the collaboration was active"
-            )
+            if self.cluster is not None:
+                await self._join_cluster(self.cluster)
+            closed = 0
+            # Collaborations left active are the last run's, unless other replicas are alive:
+            # then they are theirs.
+            if self.cluster is None or not self.cluster.others_alive():
+                closed = await self.store.fail_active_collaborations(
+                    self.clock.now(), "hub restarted while the collaboration was active"
+                )
             if closed:
                 log.info("Marked %d collaborations left active by the last run as failed", closed)
             await self.knowledge.load()
@@ -140,12 +172,37 @@ class Hub:
         except BaseException:
             if self._server is not None:
                 self._server.close()
+            if self.cluster is not None:
+                await self.cluster.stop()
             await self.store.close()
             raise
         sockname = self._server.sockets[0].getsockname()
         self.address = (sockname[0], sockname[1])
+        if self.cluster is not None:
+            self.cluster.config = dataclasses.replace(
+                self.cluster.config, address=f"{self.address[0]}:{self.address[1]}"
+            )
         self._stats.start()
         log.info("Hub listening for trainers on %s:%d", *self.address)
+
+    async def _join_cluster(self, cluster: Cluster) -> None:
+        try:
+            await cluster.start()
+        except Exception as exc:
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise HubConfigError(
+                f"cannot join the cluster on the bus {self.settings.bus!r}: {first_line}. "
+                "Check that Redis is running there, or run without --bus for a single hub."
+            ) from exc
+
+    def _figures(self) -> dict[str, Any]:
+        """This replica's figures, as its heartbeat publishes them (``/status`` of the
+        cluster)."""
+        return {
+            "connected_ais": len(self.peers),
+            "active_collaborations": len(self.collaborations),
+            "uptime": round(self.clock.now() - self.started_at, 3),
+        }
 
     async def _check_security(self) -> None:
         tokens = await self.store.count_tokens()
@@ -172,6 +229,8 @@ class Hub:
             session.conn.abort()
         if self._handlers:
             await asyncio.wait(self._handlers, timeout=5)
+        if self.cluster is not None:
+            await self.cluster.stop()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2):

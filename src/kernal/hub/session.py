@@ -12,11 +12,12 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from kernal.hub.auth import Authenticator
 from kernal.hub.connection import Connection
 from kernal.hub.limits import AddressBook, RateLimits, Throttle, address_of
-from kernal.hub.peers import Peers, Profile
+from kernal.hub.peers import Peer, Peers, Profile
 from kernal.hub.presence import Presence
 from kernal.hub.router import Router
 from kernal.protocol import (
@@ -54,6 +55,17 @@ EVICTED_CLOSE_TIMEOUT = 1.0  # real seconds a replaced session gets to flush its
 CLOSE_TIMEOUT = 2.0
 
 
+class Forwarder(Protocol):
+    """Clustered hubs: messages whose state lives on another replica are handled there."""
+
+    def owner_of(self, message: ClientMessage) -> str | None:
+        """The replica that must handle ``message`` (its collaboration's), None if this one."""
+
+    async def forward(self, peer: Peer, message: ClientMessage, raw: RawFields, owner: str) -> None:
+        """Have ``owner`` handle ``message`` (``raw``: as sent) from ``peer`` and queue its
+        replies for ``peer``; raises ProtocolError if it cannot."""
+
+
 @dataclass(frozen=True)
 class SessionServices:
     """What every session of a hub shares."""
@@ -68,6 +80,7 @@ class SessionServices:
     addresses: AddressBook
     rate_limits: RateLimits
     idle_timeout: float  # real seconds; 0: none
+    cluster: Forwarder | None = None  # set on a clustered hub
 
 
 class Session:
@@ -353,7 +366,11 @@ class Session:
             )
             self.conn.send(page.model_copy(update={"ref": message.msg_id}))
         else:
-            await self._services.router.dispatch(self, message, raw)
+            cluster = self._services.cluster
+            if cluster is not None and (owner := cluster.owner_of(message)) is not None:
+                await cluster.forward(self, message, raw, owner)
+            else:
+                await self._services.router.dispatch(self, message, raw)
 
     async def _dispatch_all(self, messages: list[Received]) -> None:
         async def one(message: Received) -> None:
