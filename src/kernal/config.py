@@ -72,6 +72,9 @@ class TrainerSettings:
     token: str
     hub_host: str = "127.0.0.1"
     hub_port: int = DEFAULT_HUB_PORT
+    # More replicas of the hub to try in turn when a connection fails or drops (the first
+    # is hub_host:hub_port); see parse_hub_addresses.
+    hub_addresses: tuple[tuple[str, int], ...] = ()
     trust_threshold: float = 0.5
     reputation_alpha: float = 0.3
     initial_reputation: float = 0.5
@@ -96,6 +99,15 @@ def parse_hub_address(value: str) -> tuple[str, int]:
     if not host or not port.isdigit():
         raise ValueError(f"expected HOST:PORT, got {value!r}")
     return host, int(port)
+
+
+def parse_hub_addresses(value: str) -> list[tuple[str, int]]:
+    """``a:6000,b:6000`` (replicas of one hub) to pairs, each as :func:`parse_hub_address`
+    reads it; raises ValueError."""
+    parts = [part.strip() for part in value.split(",")]
+    if not all(parts):
+        raise ValueError(f"expected HOST:PORT[,HOST:PORT...], got {value!r}")
+    return [parse_hub_address(part) for part in parts]
 
 
 def load_capabilities_file(path: str | Path) -> dict[str, list[str]]:

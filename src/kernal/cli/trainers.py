@@ -25,7 +25,7 @@ from kernal.config import (
     DEFAULT_HUB_PORT,
     TrainerSettings,
     load_capabilities_file,
-    parse_hub_address,
+    parse_hub_addresses,
 )
 from kernal.logs import setup_logging
 
@@ -51,7 +51,12 @@ def trainer(
     specialization: Annotated[str, typer.Argument(help="networking, graphics, security, ...")],
     token: Annotated[str, typer.Argument(help="The token registered for AI_ID.")],
     hub_address: Annotated[
-        str, typer.Option("--hub", envvar="KERNAL_HUB", help="Hub address HOST:PORT.")
+        str,
+        typer.Option(
+            "--hub",
+            envvar="KERNAL_HUB",
+            help="Hub address HOST:PORT; replicas as HOST:PORT,HOST:PORT,... tried in turn.",
+        ),
     ] = f"127.0.0.1:{DEFAULT_HUB_PORT}",
     trust_threshold: Annotated[
         float, typer.Option(min=0, max=1, help="Reject peers whose reputation is below this.")
@@ -93,7 +98,8 @@ def trainer(
 
     setup_logging(level=log_level, json_lines=log_json)
     try:
-        host, port = parse_hub_address(hub_address)
+        addresses = parse_hub_addresses(hub_address)
+        host, port = addresses[0]
         extra = load_capabilities_file(capabilities_file) if capabilities_file else {}
         flags = {
             "data": data,
@@ -108,6 +114,7 @@ def trainer(
             token=token,
             hub_host=host,
             hub_port=port,
+            hub_addresses=tuple(addresses),
             trust_threshold=trust_threshold,
             reputation_alpha=reputation_alpha,
             initial_reputation=initial_reputation,

@@ -148,6 +148,7 @@ class Trainer:
             on_state=self._on_state,
             max_frame=settings.max_frame,
             follow=self._follows(),
+            addresses=list(settings.hub_addresses) or None,
         )
 
     def _follows(self) -> list[Topic]:
