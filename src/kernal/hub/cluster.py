@@ -67,6 +67,9 @@ CLAIM_WAIT = 3.0  # seconds a login waits for its session on another replica to 
 MAX_MIRRORED = 100_000  # collaborations owned elsewhere that this replica remembers
 
 
+_ENDINGS = (b'{"type":"COLLABORATION_COMPLETE"', b'{"type":"COLLABORATION_FAILED"')
+
+
 @runtime_checkable
 class Evictable(Protocol):
     def evict(self, reason: str) -> None: ...
@@ -424,6 +427,9 @@ class Cluster:
             to = str(header["to"])
             if body.startswith(b'{"type":"OS_COMPONENT_SHARE"'):
                 body = self._adopt_share(body, "components", to=to)
+            elif body.startswith(_ENDINGS):
+                # The member here was told: nothing left to fail if the owner dies later.
+                self._mirrored.pop(str(json.loads(body).get("collaboration_id")), None)
             self.peers.deliver(to, body)
         elif kind == "j":
             profile = profile_from_wire(header["p"])
@@ -553,7 +559,11 @@ class Cluster:
                     cid, CollaborationStatus.FAILED, time.time(), reason=reason
                 )
             except NotFoundError:
-                continue  # it had ended already
+                # The owner ended it before it died, and its word never reached the member
+                # (or it would have been forgotten): tell the member, unless it completed.
+                record = await store.get_collaboration(cid)
+                if record is None or record.status is not CollaborationStatus.FAILED:
+                    continue
             ending = m.CollaborationFailed(collaboration_id=cid, reason=reason)
             self.peers.deliver(mirrored.member, relay_frame(ending, None, mirrored.partner))
 
