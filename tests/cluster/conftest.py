@@ -91,3 +91,10 @@ async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not check():  # noqa: ASYNC110 (state of other tasks, no event to wait on)
             await asyncio.sleep(0.02)
+
+
+async def eventually_async(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+    """:func:`eventually` for a check that awaits."""
+    async with asyncio.timeout(timeout):
+        while not await check():  # noqa: ASYNC110 (state of other tasks, no event to wait on)
+            await asyncio.sleep(0.05)

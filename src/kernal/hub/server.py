@@ -30,7 +30,7 @@ from kernal.hub.reputation import Standings
 from kernal.hub.router import Router
 from kernal.hub.session import Session, SessionServices
 from kernal.hub.stats import StatsRecorder
-from kernal.hub.status import HubStatus
+from kernal.hub.status import ClusterStatus, HubStatus
 from kernal.storage import ItemKind, Store
 
 log = logging.getLogger("kernal.hub")
@@ -273,6 +273,8 @@ class Hub:
             active_collaborations=len(self.collaborations),
             uptime=round(self.clock.now() - self.started_at, 3),
             demo_tokens=await self.auth.demo_mode(),
+            replica=None if self.cluster is None else self.cluster.replica_id,
+            cluster=None if self.cluster is None else ClusterStatus.of(self.cluster.replicas()),
         )
 
     # ------------------------------------------------------------------ connections
