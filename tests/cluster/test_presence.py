@@ -124,3 +124,25 @@ async def test_a_dead_replica_s_ais_leave_and_its_trainers_move(
         await trainer.close()
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
+
+
+async def test_of_two_logins_on_two_replicas_at_once_exactly_one_stays(
+    make_replica: ReplicaFactory, clients: list[RawClient]
+) -> None:
+    replicas = [await make_replica() for _ in range(2)]
+    await eventually(lambda: all(len(r.hub.cluster.replicas()) == 2 for r in replicas))  # type: ignore[union-attr]
+    logins = [await RawClient.connect(r.hub) for r in replicas]
+    clients.extend(logins)
+    await asyncio.gather(*(c.send({"ai_id": "AI_Node_1", "token": "secret1"}) for c in logins))
+
+    async def frames_of(client: RawClient) -> list[str]:
+        seen = []
+        try:
+            while True:  # until the hub closes it, or nothing more comes for a while
+                seen.append((await client.recv(timeout=2.0))["type"])
+        except (TimeoutError, ConnectionError):
+            return seen
+
+    outcomes = await asyncio.gather(*(frames_of(c) for c in logins))
+    assert sorted("ERROR" in seen for seen in outcomes) == [False, True]
+    assert sum(r.hub.peers.live("AI_Node_1") is not None for r in replicas) == 1

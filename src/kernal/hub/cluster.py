@@ -180,6 +180,7 @@ class Cluster:
         self._mirrored: OrderedDict[str, Mirrored] = OrderedDict()
         self._waiting: dict[str, tuple[str, asyncio.Future[tuple[dict[str, Any], bytes]]]] = {}
         self._gone: dict[str, list[asyncio.Future[None]]] = {}  # ai_id -> logins waiting
+        self._claims: dict[str, float] = {}  # ai_id -> when it last logged in here
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
@@ -311,10 +312,13 @@ class Cluster:
         self.bus.publish(self._all, pack(header))
 
     def left(self, ai_id: str) -> None:
+        self._claims.pop(ai_id, None)
         self.bus.publish(self._all, pack({"k": "l", "o": self.replica_id, "ai": ai_id}))
 
     def claimed(self, ai_id: str) -> asyncio.Task[None] | None:
-        self.bus.publish(self._all, pack({"k": "c", "o": self.replica_id, "ai": ai_id}))
+        at = time.time()
+        self._claims[ai_id] = at
+        self.bus.publish(self._all, pack({"k": "c", "o": self.replica_id, "ai": ai_id, "at": at}))
         if self.directory.get(ai_id) is None:
             return None
         gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -438,7 +442,7 @@ class Cluster:
         elif kind == "l":
             self._remote_left(str(header["ai"]), origin)
         elif kind == "c":
-            self._evict(str(header["ai"]), origin)
+            self._evict(str(header["ai"]), origin, float(header["at"]))
         elif kind == "sync":
             ais = [profile_to_wire(p) for p in self._local_profiles()]
             snapshot = pack({"k": "snap", "o": self.replica_id, "ais": ais})
@@ -498,8 +502,13 @@ class Cluster:
                 self.directory.add(profile, replica)
         self._spawn(self.router.standings.load(listed))
 
-    def _evict(self, ai_id: str, origin: str) -> None:
+    def _evict(self, ai_id: str, origin: str, at: float) -> None:
         session = self.peers.live(ai_id)
+        # Of two logins on two replicas at once, the later one stays (ties: the higher replica
+        # name), whichever claim arrives first: each replica compares the same two claims.
+        mine = self._claims.get(ai_id, 0.0)
+        if (mine, self.replica_id) > (at, origin):
+            return
         if isinstance(session, Evictable):
             log.info("[%s] Connected to replica %s: evicting it here", ai_id, origin)
             session.evict(f"{ai_id} connected again, to replica {origin}; closing this connection")
