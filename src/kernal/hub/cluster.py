@@ -40,13 +40,21 @@ import socket
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from kernal.hub.bus import Bus
 from kernal.hub.directory import Directory, profile_from_wire, profile_to_wire
 from kernal.hub.peers import Peer, Peers, Profile
 from kernal.hub.presence import Presence
+from kernal.hub.replica_wire import (
+    ClusterConfig,
+    Evictable,
+    Mirrored,
+    Proxy,
+    RemotePeer,
+    pack,
+    unpack,
+)
 from kernal.hub.router import Router
 from kernal.protocol import ErrorCode, ProtocolError, decode_client_frame, encode
 from kernal.protocol import messages as m
@@ -68,87 +76,6 @@ MAX_MIRRORED = 100_000  # collaborations owned elsewhere that this replica remem
 
 
 _ENDINGS = (b'{"type":"COLLABORATION_COMPLETE"', b'{"type":"COLLABORATION_FAILED"')
-
-
-@runtime_checkable
-class Evictable(Protocol):
-    def evict(self, reason: str) -> None: ...
-
-
-@dataclass(frozen=True, kw_only=True)
-class ClusterConfig:
-    namespace: str = "kernal"  # prefix of every channel and key: one cluster per namespace
-    replica_id: str = ""  # empty: the host name and a random suffix
-    heartbeat: float = 1.0  # seconds between heartbeats
-    ttl: float = 3.0  # a replica silent this long is dead
-    address: str = ""  # where trainers reach this replica (for /status)
-
-
-@dataclass(frozen=True, slots=True)
-class Mirrored:
-    """A collaboration owned by another replica with a member here."""
-
-    owner: str
-    member: str
-    partner: str
-
-
-def pack(header: dict[str, Any], body: bytes = b"") -> bytes:
-    return json.dumps(header, separators=(",", ":")).encode() + b"\n" + body
-
-
-def unpack(data: bytes) -> tuple[dict[str, Any], bytes]:
-    head, _, body = data.partition(b"\n")
-    header = json.loads(head)
-    if not isinstance(header, dict):
-        raise ValueError("bus header is not an object")
-    return header, body
-
-
-class _RemotePeer:
-    """An AI on another replica, as the router sees a peer: frames for it go over the bus."""
-
-    def __init__(self, profile: Profile, send: Callable[[bytes], None]) -> None:
-        self._profile = profile
-        self._send = send
-
-    @property
-    def ai_id(self) -> str | None:
-        return self._profile.ai_id
-
-    @property
-    def profile(self) -> Profile | None:
-        return self._profile
-
-    def send(self, message: m.ServerMessage) -> None:
-        self._send(encode(message))
-
-    def send_raw(self, frame: bytes) -> None:
-        self._send(frame)
-
-    @property
-    def raw_sender(self) -> Callable[[bytes], None]:
-        return self._send
-
-
-@dataclass
-class _Proxy:
-    """The sender of a forwarded message, on the owner: its replies are collected and sent
-    back together."""
-
-    ai_id: str | None
-    profile: Profile | None
-    frames: list[bytes] = field(default_factory=list)
-
-    def send(self, message: m.ServerMessage) -> None:
-        self.frames.append(encode(message))
-
-    def send_raw(self, frame: bytes) -> None:
-        self.frames.append(frame)
-
-    @property
-    def raw_sender(self) -> Callable[[bytes], None]:
-        return self.frames.append
 
 
 class Cluster:
@@ -180,7 +107,9 @@ class Cluster:
         self._mirrored: OrderedDict[str, Mirrored] = OrderedDict()
         self._waiting: dict[str, tuple[str, asyncio.Future[tuple[dict[str, Any], bytes]]]] = {}
         self._gone: dict[str, list[asyncio.Future[None]]] = {}  # ai_id -> logins waiting
-        self._claims: dict[str, float] = {}  # ai_id -> when it last logged in here
+        # ai_id -> when it last logged in here (kept: one float per AI id ever seen here; a
+        # departure must not drop the claim of the login that replaced it)
+        self._claims: dict[str, float] = {}
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
@@ -293,7 +222,7 @@ class Cluster:
         entry = self.directory.get(ai_id)
         if entry is None:
             return None
-        return _RemotePeer(entry.profile, lambda frame: self._send_or_drop(ai_id, frame))
+        return RemotePeer(entry.profile, lambda frame: self._send_or_drop(ai_id, frame))
 
     def _send_or_drop(self, ai_id: str, frame: bytes) -> None:
         self.send_to(ai_id, frame)
@@ -312,7 +241,6 @@ class Cluster:
         self.bus.publish(self._all, pack(header))
 
     def left(self, ai_id: str) -> None:
-        self._claims.pop(ai_id, None)
         self.bus.publish(self._all, pack({"k": "l", "o": self.replica_id, "ai": ai_id}))
 
     def claimed(self, ai_id: str) -> asyncio.Task[None] | None:
@@ -580,7 +508,7 @@ class Cluster:
         """Handle a message another replica forwarded as if ``sender`` were here; send back the
         frames for it (and the collaboration an accept opened)."""
         entry = self.directory.get(sender)
-        proxy = _Proxy(sender, entry.profile if entry is not None else None)
+        proxy = Proxy(sender, entry.profile if entry is not None else None)
         reply: dict[str, Any] = {"k": "r", "o": self.replica_id, "id": forward_id}
         try:
             message, raw = decode_client_frame(body)

@@ -83,7 +83,7 @@ class ClusterLink(Protocol):
         """An AI joined (or said HELLO again) here."""
 
     def left(self, ai_id: str) -> None:
-        """A joined AI left here."""
+        """A session of this AI finished departing here."""
 
     def claimed(self, ai_id: str) -> asyncio.Task[None] | None:
         """An AI authenticated here: evict it elsewhere; the task ends when it left there."""
@@ -141,10 +141,7 @@ class Peers:
         if not self.is_live(peer) or peer.ai_id is None:
             return False
         del self._live[peer.ai_id]
-        was_joined = peer.ai_id in self._joined
         self._unjoin(peer.ai_id)
-        if was_joined and self.cluster is not None:
-            self.cluster.left(peer.ai_id)
         return True
 
     def _unjoin(self, ai_id: str) -> None:
@@ -169,6 +166,11 @@ class Peers:
         the others); a new session of the same AI waits for it before it is admitted."""
         self._departures[ai_id] = task
         task.add_done_callback(lambda done: self._forget_departure(ai_id, done))
+        if self.cluster is not None:
+            # Once it is over (AI_LEFT sent, collaborations failed), as on one hub: a login of
+            # the same AI on another replica waits for this.
+            cluster = self.cluster
+            task.add_done_callback(lambda _: cluster.left(ai_id))
 
     def departure_of(self, ai_id: str) -> asyncio.Task[None] | None:
         """The latest departure of ``ai_id`` still under way, if any."""

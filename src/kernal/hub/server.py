@@ -18,7 +18,7 @@ from typing import Any
 from kernal.config import HubSettings
 from kernal.hub.auth import Authenticator, is_loopback
 from kernal.hub.bus import BusError, open_bus
-from kernal.hub.cluster import Cluster, ClusterConfig
+from kernal.hub.cluster import Cluster
 from kernal.hub.collaborations import CollaborationBook
 from kernal.hub.connection import Connection
 from kernal.hub.knowledge import Knowledge
@@ -26,6 +26,7 @@ from kernal.hub.limits import AddressBook, RateLimits
 from kernal.hub.peers import Peers
 from kernal.hub.presence import Presence
 from kernal.hub.replay import ReplayLog
+from kernal.hub.replica_wire import ClusterConfig
 from kernal.hub.reputation import Standings
 from kernal.hub.router import Router
 from kernal.hub.session import Session, SessionServices
