@@ -124,3 +124,54 @@ async def test_a_dead_owner_replica_fails_the_collaboration_for_the_survivor(
         {"type": "COLLABORATION_PROGRESS", "msg_id": "p", "collaboration_id": cid, "progress": 5}
     )
     assert (await acceptor.recv_type("ERROR"))["code"] == "not_found"
+
+
+async def test_a_partner_elsewhere_completes_it_with_a_component(
+    make_replica: ReplicaFactory, clients: list[RawClient]
+) -> None:
+    replicas = await two(make_replica)
+    requester, acceptor, cid = await open_across(replicas, clients)
+    await acceptor.send(
+        {
+            "type": "OS_COMPONENT_SHARE",
+            "msg_id": "k",
+            "component_id": "k1",
+            "component_data": {"code": "x"},
+            "collaboration_id": cid,
+            "collaboration_complete": True,
+            "to": "AI_Node_1",
+        }
+    )
+    ack = await acceptor.recv_type("ACK")
+    assert (ack["ref"], ack["id"]) == ("k", "k1")
+    relayed = await requester.recv_type("OS_COMPONENT_SHARE")
+    assert (relayed["component_id"], relayed["from"]) == ("k1", "AI_Node_2")
+    assert await status_of(replicas[0], cid) == CollaborationStatus.COMPLETED
+    assert (await replicas[1].hub.store.counts()).shared_components == 1
+
+
+async def test_a_partner_leaving_another_replica_fails_it_for_the_owner_s_member(
+    make_replica: ReplicaFactory, clients: list[RawClient]
+) -> None:
+    replicas = await two(make_replica)
+    requester, acceptor, cid = await open_across(replicas, clients)
+    await acceptor.close()
+    failed = await requester.recv_type("COLLABORATION_FAILED")
+    assert (failed["collaboration_id"], failed["from"]) == (cid, "AI_Node_2")
+    assert "disconnected" in failed["reason"]
+    assert len(replicas[0].hub.collaborations) == 0
+    assert await status_of(replicas[0], cid) == CollaborationStatus.FAILED
+
+
+async def test_the_requester_leaving_fails_it_for_the_partner_elsewhere(
+    make_replica: ReplicaFactory, clients: list[RawClient]
+) -> None:
+    replicas = await two(make_replica)
+    requester, acceptor, cid = await open_across(replicas, clients)
+    await requester.close()
+    failed = await acceptor.recv_type("COLLABORATION_FAILED")
+    assert (failed["collaboration_id"], failed["from"]) == (cid, "AI_Node_1")
+    assert await status_of(replicas[1], cid) == CollaborationStatus.FAILED
+    cluster = replicas[1].hub.cluster
+    assert cluster is not None
+    assert cluster.owner_of_collaboration(cid) is None  # told, so nothing left to fail later

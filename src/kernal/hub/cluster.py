@@ -318,6 +318,12 @@ class Cluster:
         if frames:
             peer.send_raw(frames)
 
+    def owner_of_collaboration(self, collaboration_id: str) -> str | None:
+        """The replica holding ``collaboration_id`` if it is active with a member here and
+        owned elsewhere, as far as this replica knows."""
+        mirrored = self._mirrored.get(collaboration_id)
+        return None if mirrored is None else mirrored.owner
+
     def _mirror(self, cid: str, mirrored: Mirrored) -> None:
         self._mirrored[cid] = mirrored
         while len(self._mirrored) > MAX_MIRRORED:
