@@ -69,6 +69,14 @@ class HubSettings:
     web_max_connections: int = 512  # HTTP connections at once; past it, 503
     web_max_header_bytes: int = 16 * 1024  # request line and headers, at most
     max_launched_trainers: int = 16  # trainers started from the dashboard at once (0: none)
+    # Replicas (docs/cluster.md): the bus joining this hub to the others on the same database
+    # (None: a single hub), the namespace of its channels and keys (one cluster per name), this
+    # replica's name (empty: host name and a random suffix), heartbeat period and TTL (s).
+    bus: str | None = None
+    bus_namespace: str = "kernal"
+    replica_id: str = ""
+    bus_heartbeat: float = 1.0
+    bus_ttl: float = 3.0
 
     @property
     def clock(self) -> Clock:
@@ -90,6 +98,9 @@ class TrainerSettings:
     token: str
     hub_host: str = "127.0.0.1"
     hub_port: int = DEFAULT_HUB_PORT
+    # More replicas of the hub to try in turn when a connection fails or drops (the first
+    # is hub_host:hub_port); see parse_hub_addresses.
+    hub_addresses: tuple[tuple[str, int], ...] = ()
     trust_threshold: float = 0.5
     reputation_alpha: float = 0.3
     initial_reputation: float = 0.5
@@ -138,6 +149,24 @@ def parse_hub_address(value: str) -> tuple[str, int]:
     if not host or not port.isdigit():
         raise ValueError(f"expected HOST:PORT, got {value!r}")
     return host, int(port)
+
+
+def parse_hub_addresses(value: str) -> list[tuple[str, int]]:
+    """``a:6000,b:6000`` (replicas of one hub) to pairs, each as :func:`parse_hub_address`
+    reads it; raises ValueError."""
+    parts = [part.strip() for part in value.split(",")]
+    if not all(parts):
+        raise ValueError(f"expected HOST:PORT[,HOST:PORT...], got {value!r}")
+    return [parse_hub_address(part) for part in parts]
+
+
+def parse_hub_urls(value: str) -> list[HubAddress]:
+    """``tls://a:6000,tls://b:6000`` (replicas of one hub, each as :func:`parse_hub_url` reads
+    it) to addresses; raises ValueError. One address with TLS means TLS for all."""
+    parts = [part.strip() for part in value.split(",")]
+    if not all(parts):
+        raise ValueError(f"expected HOST:PORT[,HOST:PORT...], got {value!r}")
+    return [parse_hub_url(part) for part in parts]
 
 
 def load_capabilities_file(path: str | Path) -> dict[str, list[str]]:

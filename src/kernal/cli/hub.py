@@ -152,6 +152,24 @@ def hub(
             min=0, help="Trainers the dashboard may launch at once (needs --admin-token; 0: none)."
         ),
     ] = HubSettings.max_launched_trainers,
+    bus: Annotated[
+        str | None,
+        typer.Option(
+            envvar="KERNAL_BUS",
+            help="Join the replicas on this bus into one hub: redis://HOST:6379 "
+            "(with a shared --db postgresql://...; see docs/cluster.md).",
+        ),
+    ] = None,
+    replica_id: Annotated[
+        str,
+        typer.Option(
+            envvar="KERNAL_REPLICA_ID",
+            help="This replica's name in the cluster (default: host name and a random suffix).",
+        ),
+    ] = "",
+    bus_namespace: Annotated[
+        str, typer.Option(envvar="KERNAL_BUS_NAMESPACE", help="One cluster per name on a bus.")
+    ] = HubSettings.bus_namespace,
     loop: LoopOption = "auto",
     log_json: LogJsonOption = False,
     log_level: LogLevelOption = "INFO",
@@ -200,7 +218,15 @@ def hub(
         web_request_timeout=web_request_timeout,
         web_max_connections=web_max_connections,
         max_launched_trainers=max_launched_trainers,
+        bus=bus,
+        replica_id=replica_id,
+        bus_namespace=bus_namespace,
     )
+    if bus and not db.startswith(("postgresql:", "postgres:", "postgresql+")):
+        raise fail(
+            f"--bus joins replicas that share one database, and {db!r} is a SQLite file: "
+            "give them --db postgresql://HOST/DBNAME (move the data with `kernal db copy`)"
+        )
     run_until_interrupted(serve_hub(settings, demo_trainers=0), loop=loop)
 
 

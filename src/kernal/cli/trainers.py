@@ -25,7 +25,7 @@ from kernal.config import (
     DEFAULT_HUB_PORT,
     TrainerSettings,
     load_capabilities_file,
-    parse_hub_url,
+    parse_hub_urls,
 )
 from kernal.logs import setup_logging
 
@@ -64,7 +64,10 @@ def trainer(
     hub_address: Annotated[
         str,
         typer.Option(
-            "--hub", envvar="KERNAL_HUB", help="Hub address HOST:PORT, or tls://HOST:PORT."
+            "--hub",
+            envvar="KERNAL_HUB",
+            help="Hub address HOST:PORT, or tls://HOST:PORT; replicas as "
+            "HOST:PORT,HOST:PORT,... tried in turn.",
         ),
     ] = f"127.0.0.1:{DEFAULT_HUB_PORT}",
     tls: Annotated[
@@ -125,9 +128,10 @@ def trainer(
 
     setup_logging(level=log_level, json_lines=log_json)
     try:
-        address = parse_hub_url(hub_address)
+        urls = parse_hub_urls(hub_address)
+        addresses = [(url.host, url.port) for url in urls]
         secret = read_token(token, token_file, ai_id)
-        use_tls = tls or address.tls or ca is not None or client_cert is not None
+        use_tls = tls or any(url.tls for url in urls) or ca is not None or client_cert is not None
         extra = load_capabilities_file(capabilities_file) if capabilities_file else {}
         flags = {
             "data": data,
@@ -141,8 +145,9 @@ def trainer(
             ai_id=ai_id,
             specialization=specialization,
             token=secret,
-            hub_host=address.host,
-            hub_port=address.port,
+            hub_host=urls[0].host,
+            hub_port=urls[0].port,
+            hub_addresses=tuple(addresses),
             tls=use_tls,
             tls_ca=None if ca is None else str(ca),
             tls_cert=None if client_cert is None else str(client_cert),

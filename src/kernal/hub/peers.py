@@ -1,7 +1,10 @@
 """Who is connected: the registry of live sessions, and sending to them.
 
-This is the seam a clustered registry will implement: everything else in the hub asks it who is
-online and hands it frames to deliver, and never touches a connection directly.
+This is the seam the cluster plugs into: everything else in the hub asks it who is online and
+hands it frames to deliver, and never touches a connection directly. With ``--bus``,
+:attr:`Peers.cluster` is set (:class:`ClusterLink`, implemented by :mod:`kernal.hub.cluster`):
+AIs on other replicas then count as online, frames for them and broadcasts go over the bus.
+Without it every hook is one ``is None`` test, off the per-recipient loops.
 
 Each AI id has at most one *live* session. :meth:`Peers.claim` makes a newly authenticated
 session the live one in a single step (no await), so any number of simultaneous logins of one
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -59,6 +62,35 @@ class Peer(Protocol):
         once per broadcast (:class:`~kernal.hub.counters.HubCounters`)."""
 
 
+class ClusterLink(Protocol):
+    """What the registry asks of the cluster (AIs on other replicas)."""
+
+    def broadcast(self, frame: bytes, exclude: str | None, topic: Topic | None) -> None:
+        """Have every other replica deliver ``frame`` as :meth:`Peers.broadcast` would."""
+
+    def send_to(self, ai_id: str, frame: bytes) -> bool:
+        """Queue ``frame`` for ``ai_id`` on another replica; False if it is on none."""
+
+    def remote_peer(self, ai_id: str) -> Peer | None:
+        """``ai_id`` on another replica, as a peer frames can be sent to."""
+
+    def remote_profiles(self) -> Iterable[Profile]:
+        """Profiles of the AIs on other replicas, the ones that joined last first."""
+
+    def remote_count(self) -> int: ...
+
+    def remote_followers(self, topic: Topic) -> list[str]: ...
+
+    def joined(self, profile: Profile) -> None:
+        """An AI joined (or said HELLO again) here."""
+
+    def left(self, ai_id: str) -> None:
+        """A session of this AI finished departing here."""
+
+    def claimed(self, ai_id: str) -> asyncio.Task[None] | None:
+        """An AI authenticated here: evict it elsewhere; the task ends when it left there."""
+
+
 class Peers:
     """The live session of each AI id, which of them have joined, and who follows what."""
 
@@ -73,6 +105,7 @@ class Peers:
         self._audience_cache: dict[Topic, list[str]] = {}
         self._departures: dict[str, asyncio.Task[None]] = {}
         self._rng = rng or random.Random()
+        self.cluster: ClusterLink | None = None  # set by a clustered hub
 
     # ------------------------------------------------------------------ membership
 
@@ -82,6 +115,10 @@ class Peers:
         previous = self._live.get(peer.ai_id)
         self._live[peer.ai_id] = peer
         self._unjoin(peer.ai_id)
+        if self.cluster is not None:
+            elsewhere = self.cluster.claimed(peer.ai_id)
+            if elsewhere is not None and previous is None:
+                self.departing(peer.ai_id, elsewhere)
         return previous if previous is not peer else None
 
     def is_live(self, peer: Peer) -> bool:
@@ -100,6 +137,8 @@ class Peers:
         for topic in profile.follows:
             self._followers[topic][ai_id] = send
         self._audience_cache.clear()
+        if self.cluster is not None:
+            self.cluster.joined(profile)
         return True
 
     def release(self, peer: Peer) -> bool:
@@ -117,6 +156,10 @@ class Peers:
                 followers.pop(ai_id, None)
             self._audience_cache.clear()
 
+    def live(self, ai_id: str) -> Peer | None:
+        """The live session of ``ai_id`` here, joined or not."""
+        return self._live.get(ai_id)
+
     def sessions(self) -> dict[str, Peer]:
         """Every live session by AI id, joined or not (a copy)."""
         return dict(self._live)
@@ -128,6 +171,11 @@ class Peers:
         the others); a new session of the same AI waits for it before it is admitted."""
         self._departures[ai_id] = task
         task.add_done_callback(lambda done: self._forget_departure(ai_id, done))
+        if self.cluster is not None:
+            # Once it is over (AI_LEFT sent, collaborations failed), as on one hub: a login of
+            # the same AI on another replica waits for this.
+            cluster = self.cluster
+            task.add_done_callback(lambda _: cluster.left(ai_id))
 
     def departure_of(self, ai_id: str) -> asyncio.Task[None] | None:
         """The latest departure of ``ai_id`` still under way, if any."""
@@ -144,8 +192,11 @@ class Peers:
         return self._joined.get(ai_id)
 
     def require_online(self, ai_id: str, ref: str | None = None) -> Peer:
-        """The joined peer ``ai_id``, or ``not_found`` (with ``ref``) if it is not online."""
+        """The joined peer ``ai_id`` (here or, clustered, on another replica), or ``not_found``
+        (with ``ref``) if it is not online."""
         peer = self._joined.get(ai_id)
+        if peer is None and self.cluster is not None:
+            peer = self.cluster.remote_peer(ai_id)
         if peer is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"{ai_id} is not connected", ref)
         return peer
@@ -155,12 +206,15 @@ class Peers:
         return iter(list(self._joined.values()))
 
     def profiles(self) -> list[Profile]:
-        """Profiles of the joined peers, ordered by AI id."""
+        """Profiles of the joined peers (with those on other replicas), ordered by AI id."""
         found = [peer.profile for peer in self._joined.values() if peer.profile is not None]
+        if self.cluster is not None:
+            found += [p for p in self.cluster.remote_profiles() if p.ai_id not in self._joined]
         return sorted(found, key=lambda profile: profile.ai_id)
 
     def newest_profiles(self, limit: int, *, exclude: str | None = None) -> list[Profile]:
-        """Profiles of at most ``limit`` joined peers, the ones that joined last."""
+        """Profiles of at most ``limit`` joined peers, the ones that joined last (clustered:
+        here and on the other replicas, by when they connected)."""
         found: list[Profile] = []
         for ai_id in reversed(self._joined):
             if len(found) >= limit:
@@ -168,7 +222,21 @@ class Peers:
             profile = self._joined[ai_id].profile
             if ai_id != exclude and profile is not None:
                 found.append(profile)
+        if self.cluster is not None:
+            remote: list[Profile] = []
+            for profile in self.cluster.remote_profiles():
+                if len(remote) >= limit:
+                    break
+                if profile.ai_id != exclude and profile.ai_id not in self._joined:
+                    remote.append(profile)
+            found = sorted([*found, *remote], key=lambda p: p.connected_at, reverse=True)[:limit]
         return found
+
+    def total(self) -> int:
+        """How many AIs have joined: here, and clustered on the other replicas too."""
+        if self.cluster is None:
+            return len(self._joined)
+        return len(self._joined) + self.cluster.remote_count()
 
     def __len__(self) -> int:
         """How many peers have joined."""
@@ -184,10 +252,22 @@ class Peers:
         if it is not online."""
         send = self._senders.get(ai_id)
         if send is None:
-            return False
+            if self.cluster is None:
+                return False
+            return self.cluster.send_to(
+                ai_id, message if isinstance(message, bytes) else encode(message)
+            )
         frame = message if isinstance(message, bytes) else encode(message)
         send(frame)
         self._counters.sent(frame)
+        return True
+
+    def deliver(self, ai_id: str, frame: bytes) -> bool:
+        """Queue ``frame`` for ``ai_id`` if it joined here (never over the bus)."""
+        send = self._senders.get(ai_id)
+        if send is None:
+            return False
+        send(frame)
         return True
 
     def broadcast(
@@ -198,8 +278,16 @@ class Peers:
         topic: Topic | None = None,
     ) -> int:
         """Queue ``message`` for every joined peer following ``topic`` (every joined peer if
-        None) but ``exclude``; returns how many got it."""
+        None) but ``exclude``, clustered on every replica; returns how many got it here."""
         frame = message if isinstance(message, bytes) else encode(message)  # once for all
+        if self.cluster is not None:
+            self.cluster.broadcast(frame, exclude, topic)
+        return self.broadcast_here(frame, exclude=exclude, topic=topic)
+
+    def broadcast_here(
+        self, frame: bytes, *, exclude: str | None = None, topic: Topic | None = None
+    ) -> int:
+        """:meth:`broadcast` to the peers joined here only."""
         senders = self._senders if topic is None else self._followers[topic]
         if exclude in senders:
             for ai_id, send in list(senders.items()):
@@ -218,7 +306,10 @@ class Peers:
     ) -> list[str]:
         """Up to ``count`` followers of ``topic`` but ``exclude``, chosen at random, those
         whose specialization is not ``unlike`` first (the complementary peers a request is
-        for). Every follower when there are no more than ``count``."""
+        for). Every follower when there are no more than ``count``. Clustered, the followers on
+        the other replicas are drawn from too."""
+        if self.cluster is not None:
+            return self._sample_cluster(topic, count, exclude=exclude, unlike=unlike)
         followers = self._followers[topic]
         if len(followers) - (exclude in followers) <= count:
             return [ai_id for ai_id in followers if ai_id != exclude]
@@ -246,3 +337,19 @@ class Peers:
         complementary = [ai_id for ai_id in rest if fits(ai_id)]
         alike = [ai_id for ai_id in rest if ai_id != exclude and not fits(ai_id)]
         return [*chosen, *complementary, *alike][:count]
+
+    def _sample_cluster(
+        self, topic: Topic, count: int, *, exclude: str, unlike: str | None
+    ) -> list[str]:
+        """:meth:`sample` over the followers here and on the other replicas: one pass over
+        all of them (a clustered hub pays O(followers) per request to everyone)."""
+        assert self.cluster is not None
+        ids = [ai_id for ai_id in self._followers[topic] if ai_id != exclude]
+        ids += [ai_id for ai_id in self.cluster.remote_followers(topic) if ai_id != exclude]
+        if len(ids) <= count:
+            return ids
+        self._rng.shuffle(ids)
+        specialization = {p.ai_id: p.specialization for p in self.profiles()}
+        complementary = [i for i in ids if unlike is None or specialization.get(i) != unlike]
+        alike = [i for i in ids if unlike is not None and specialization.get(i) == unlike]
+        return [*complementary, *alike][:count]

@@ -57,7 +57,7 @@ class Presence:
     def announced(self, *, leaving: bool = False) -> bool:
         """Whether an arrival (or departure) is broadcast: while at most ``limit`` AIs are
         joined, counting the one arriving (or leaving)."""
-        return len(self.peers) + leaving <= self.limit
+        return self.peers.total() + leaving <= self.limit
 
     def joined(self, profile: Profile) -> AiJoined:
         """The announcement of ``profile`` to the others."""
@@ -79,7 +79,7 @@ class Presence:
         return Ais(
             ais=chosen,
             next=chosen[-1].ai_id if more else None,
-            active_total=len(self.peers),
+            active_total=self.peers.total(),
         )
 
     async def welcome(self, newcomer: Profile, *, resumed: bool | None = None) -> bytes:
@@ -95,7 +95,7 @@ class Presence:
         # so this matches who is joined when STATE is sent.
         others = self.peers.newest_profiles(self.limit, exclude=newcomer.ai_id)
         ais = sorted((*others, newcomer), key=lambda profile: profile.ai_id)
-        total = len(self.peers) + (newcomer.ai_id not in self.peers)
+        total = self.peers.total() + (newcomer.ai_id not in self.peers)
         knowledge = self.knowledge
         head = b'{"type":"STATE","active_ais":[' + b",".join(map(self._info_json, ais))
         head += b'],"knowledge_base":{"shared_patterns":%d,"shared_components":%d' % (

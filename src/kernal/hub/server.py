@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import ssl
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from kernal.config import HubSettings
 from kernal.hub.auth import Authenticator, is_loopback
+from kernal.hub.bus import BusError, open_bus
+from kernal.hub.cluster import Cluster
 from kernal.hub.collaborations import CollaborationBook
 from kernal.hub.connection import Connection
 from kernal.hub.counters import HubCounters
@@ -25,11 +29,12 @@ from kernal.hub.limits import AddressBook, RateLimits
 from kernal.hub.peers import Peers
 from kernal.hub.presence import Presence
 from kernal.hub.replay import ReplayLog
+from kernal.hub.replica_wire import ClusterConfig
 from kernal.hub.reputation import Standings
 from kernal.hub.router import Router
 from kernal.hub.session import Session, SessionServices
 from kernal.hub.stats import StatsRecorder
-from kernal.hub.status import HubStatus
+from kernal.hub.status import ClusterStatus, HubStatus
 from kernal.hub.tokens import TokensFile, TokensFileError, TokenWatch, describe_counts
 from kernal.storage import ItemKind, Store
 from kernal.tls import TlsConfigError, server_context
@@ -79,19 +84,41 @@ class Hub:
             max_data_bytes=settings.max_data_bytes,
             counters=self.counters,
         )
+        presence = Presence(
+            peers=self.peers,
+            standings=self.standings,
+            knowledge=self.knowledge,
+            replay=self.replay,
+            limit=settings.presence_limit,
+            max_state_bytes=settings.max_frame // 2,
+            idle_timeout=settings.idle_timeout,
+        )
+        self.cluster: Cluster | None = None
+        if settings.bus:
+            try:
+                bus = open_bus(settings.bus)
+            except BusError as exc:
+                raise HubConfigError(str(exc)) from None
+            self.cluster = Cluster(
+                bus,
+                ClusterConfig(
+                    namespace=settings.bus_namespace,
+                    replica_id=settings.replica_id,
+                    heartbeat=settings.bus_heartbeat,
+                    ttl=settings.bus_ttl,
+                ),
+                peers=self.peers,
+                router=self.router,
+                presence=presence,
+                figures=self._figures,
+            )
+            self.peers.cluster = self.cluster
         self._services = SessionServices(
             store=store,
             peers=self.peers,
             router=self.router,
-            presence=Presence(
-                peers=self.peers,
-                standings=self.standings,
-                knowledge=self.knowledge,
-                replay=self.replay,
-                limit=settings.presence_limit,
-                max_state_bytes=settings.max_frame // 2,
-                idle_timeout=settings.idle_timeout,
-            ),
+            cluster=self.cluster,
+            presence=presence,
             auth=self.auth,
             clock=self.clock,
             auth_timeout=settings.auth_timeout,
@@ -163,9 +190,15 @@ class Hub:
             await self._load_tokens_file()
             await self._check_security()
             await self.tokens.start()
-            closed = await self.store.fail_active_collaborations(
-                self.clock.now(), "hub restarted while the collaboration was active"
-            )
+            if self.cluster is not None:
+                await self._join_cluster(self.cluster)
+            closed = 0
+            # Collaborations left active are the last run's, unless other replicas are alive:
+            # then they are theirs.
+            if self.cluster is None or not self.cluster.others_alive():
+                closed = await self.store.fail_active_collaborations(
+                    self.clock.now(), "hub restarted while the collaboration was active"
+                )
             if closed:
                 log.info("Marked %d collaborations left active by the last run as failed", closed)
             await self.knowledge.load()
@@ -184,10 +217,16 @@ class Hub:
             if self._server is not None:
                 self._server.close()
             await self.tokens.stop()
+            if self.cluster is not None:
+                await self.cluster.stop()
             await self.store.close()
             raise
         sockname = self._server.sockets[0].getsockname()
         self.address = (sockname[0], sockname[1])
+        if self.cluster is not None:
+            self.cluster.config = dataclasses.replace(
+                self.cluster.config, address=f"{self.address[0]}:{self.address[1]}"
+            )
         self._stats.start()
         mode = "TLS"
         if self._ssl is None:
@@ -207,6 +246,25 @@ class Hub:
                 "out --tokens-file / KERNAL_TOKENS_FILE."
             ) from None
         log.info("Tokens file %s loaded: %s", self._tokens_file.path, describe_counts(counts))
+
+    async def _join_cluster(self, cluster: Cluster) -> None:
+        try:
+            await cluster.start()
+        except Exception as exc:
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise HubConfigError(
+                f"cannot join the cluster on the bus {self.settings.bus!r}: {first_line}. "
+                "Check that Redis is running there, or run without --bus for a single hub."
+            ) from exc
+
+    def _figures(self) -> dict[str, Any]:
+        """This replica's figures, as its heartbeat publishes them (``/status`` of the
+        cluster)."""
+        return {
+            "connected_ais": len(self.peers),
+            "active_collaborations": len(self.collaborations),
+            "uptime": round(self.clock.now() - self.started_at, 3),
+        }
 
     async def _check_security(self) -> None:
         tokens = await self.store.count_tokens()
@@ -241,6 +299,8 @@ class Hub:
             session.conn.abort()
         if self._handlers:
             await asyncio.wait(self._handlers, timeout=5)
+        if self.cluster is not None:
+            await self.cluster.stop()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2):
@@ -288,6 +348,8 @@ class Hub:
             active_collaborations=len(self.collaborations),
             uptime=round(self.clock.now() - self.started_at, 3),
             demo_tokens=await self.auth.demo_mode(),
+            replica=None if self.cluster is None else self.cluster.replica_id,
+            cluster=None if self.cluster is None else ClusterStatus.of(self.cluster.replicas()),
         )
 
     # ------------------------------------------------------------------ connections

@@ -13,12 +13,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from kernal.hub.auth import Authenticator, Grant
 from kernal.hub.connection import Connection
 from kernal.hub.counters import HubCounters
 from kernal.hub.limits import AddressBook, RateLimits, Throttle, address_of
-from kernal.hub.peers import Peers, Profile
+from kernal.hub.peers import Peer, Peers, Profile
 from kernal.hub.presence import Presence
 from kernal.hub.router import Router
 from kernal.protocol import (
@@ -56,6 +57,17 @@ EVICTED_CLOSE_TIMEOUT = 1.0  # real seconds a replaced session gets to flush its
 CLOSE_TIMEOUT = 2.0
 
 
+class Forwarder(Protocol):
+    """Clustered hubs: messages whose state lives on another replica are handled there."""
+
+    def owner_of(self, message: ClientMessage) -> str | None:
+        """The replica that must handle ``message`` (its collaboration's), None if this one."""
+
+    async def forward(self, peer: Peer, message: ClientMessage, raw: RawFields, owner: str) -> None:
+        """Have ``owner`` handle ``message`` (``raw``: as sent) from ``peer`` and queue its
+        replies for ``peer``; raises ProtocolError if it cannot."""
+
+
 @dataclass(frozen=True)
 class SessionServices:
     """What every session of a hub shares."""
@@ -71,6 +83,7 @@ class SessionServices:
     rate_limits: RateLimits
     idle_timeout: float  # real seconds; 0: none
     counters: HubCounters = field(default_factory=HubCounters)
+    cluster: Forwarder | None = None  # set on a clustered hub
 
 
 class Session:
@@ -404,7 +417,11 @@ class Session:
             self.conn.send(page.model_copy(update={"ref": message.msg_id}))
         else:
             started = time.perf_counter()
-            await self._services.router.dispatch(self, message, raw)
+            cluster = self._services.cluster
+            if cluster is not None and (owner := cluster.owner_of(message)) is not None:
+                await cluster.forward(self, message, raw, owner)
+            else:
+                await self._services.router.dispatch(self, message, raw)
             self._counters.ack_seconds.observe(time.perf_counter() - started)
 
     async def _dispatch_all(self, messages: list[Received]) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Self, TypeVar
@@ -91,6 +92,8 @@ class SqlStore(reports.TrainerReportsSql, Store):
         self._writes = WriteQueue(max_batch=max_batch)
         self._engine: Engine | None = None
         self._closed = False
+        self._reading = 0  # reads whose worker thread holds a connection (see close)
+        self._reading_lock = threading.Lock()
 
     @property
     def max_batch(self) -> int:
@@ -140,6 +143,12 @@ class SqlStore(reports.TrainerReportsSql, Store):
             return
         self._closed = True
         await self._writes.close()
+        # A read whose caller was cancelled (a periodic task stopped) still runs in its thread;
+        # disposing under it would leave its connection open forever. Wait for it, briefly.
+        for _ in range(200):
+            if not self._reading:
+                break
+            await asyncio.sleep(0.01)
         if self._engine is not None:
             self._engine.dispose()
 
@@ -154,9 +163,15 @@ class SqlStore(reports.TrainerReportsSql, Store):
         engine = self._require_engine()
 
         def run() -> T:
-            with engine.connect() as conn:
-                return fn(conn)
+            try:
+                with engine.connect() as conn:
+                    return fn(conn)
+            finally:
+                with self._reading_lock:
+                    self._reading -= 1
 
+        with self._reading_lock:  # here, not in run(): close() must see it before it starts
+            self._reading += 1
         return await asyncio.to_thread(run)
 
     async def _write(self, fn: Callable[[Connection], T], *, batch: Batchable | None = None) -> T:

@@ -22,7 +22,7 @@ import logging
 import random
 import ssl as ssl_module
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from kernal.protocol import (
@@ -79,7 +79,9 @@ class ConnectionLost(ConnectionError):
 class HubClient:
     """One authenticated connection to a hub, kept alive across hub restarts (see the module
     docstring for an example). ``run()`` connects and reconnects with jittered backoff;
-    ``request()`` sends a frame and waits for its ACK."""
+    ``request()`` sends a frame and waits for its ACK. ``addresses``: replicas of one hub
+    (``host``/``port`` is ignored then): each failed attempt or lost connection moves on to
+    the next, in turn."""
 
     def __init__(
         self,
@@ -99,8 +101,11 @@ class HubClient:
         backoff_max: float = 10.0,
         request_timeout: float = 30.0,
         ssl: ssl_module.SSLContext | None = None,
+        addresses: Sequence[tuple[str, int]] | None = None,
     ) -> None:
-        self.host, self.port = host, port
+        self._addresses = list(addresses) if addresses else [(host, port)]
+        self._turn = 0
+        self.host, self.port = self._addresses[0]
         self._ssl = ssl  # None: plain TCP
         self.ai_id = ai_id
         self._token = token
@@ -166,12 +171,20 @@ class HubClient:
                 self._drop_connection()
             if self._closed or not self._reconnect:
                 return
+            if len(self._addresses) > 1:  # the next replica, in turn
+                self._turn = (self._turn + 1) % len(self._addresses)
+                self.host, self.port = self._addresses[self._turn]
             delay = backoff * random.uniform(0.8, 1.2)
             log.info(
                 "[%s] Reconnecting to %s:%d in %.1f s", self.ai_id, self.host, self.port, delay
             )
             await asyncio.sleep(delay)
             backoff = min(backoff * 2, self._backoff_max)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The hub address this client is connected to (or tries next)."""
+        return self.host, self.port
 
     async def request(self, message: Message, *, timeout: float | None = None) -> Ack:
         """Send ``message`` with a fresh ``msg_id`` and wait for the ACK; raises HubError,

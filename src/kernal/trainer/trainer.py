@@ -155,6 +155,7 @@ class Trainer:
             ssl=client_context(settings.tls_ca, settings.tls_cert, settings.tls_key)
             if settings.tls
             else None,
+            addresses=list(settings.hub_addresses) or None,
         )
 
     def _follows(self) -> list[Topic]:

@@ -1,0 +1,57 @@
+"""``/status`` of a replica: this replica's figures, and the cluster's under ``cluster``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from kernal.serve import Service
+from kernal.web.app import create_app
+from tests.cluster.conftest import ReplicaFactory, eventually_async
+from tests.cluster.test_presence import crash
+from tests.cluster.test_relay import join, seen_all, three
+from tests.helpers import RawClient
+
+
+async def status(service: Service) -> dict[str, Any]:
+    transport = httpx.ASGITransport(app=create_app(service.hub))
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+        body: dict[str, Any] = (await client.get("/status")).json()
+    return body
+
+
+def per_replica(body: dict[str, Any]) -> dict[str, int]:
+    return {r["replica"]: r["connected_ais"] for r in body["cluster"]["replicas"]}
+
+
+async def test_every_replica_reports_the_same_cluster(
+    make_replica: ReplicaFactory, clients: list[RawClient]
+) -> None:
+    replicas = await three(make_replica)
+    await join(replicas[0], "AI_Node_1", clients)
+    await join(replicas[0], "AI_Node_2", clients)
+    await join(replicas[2], "AI_Node_3", clients)
+    await seen_all(replicas, 3)
+    wanted = {"r1": 2, "r2": 0, "r3": 1}
+    bodies: list[dict[str, Any]] = []
+
+    async def agreed() -> bool:
+        bodies[:] = [await status(r) for r in replicas]
+        return all(per_replica(body) == wanted for body in bodies)
+
+    await eventually_async(agreed)
+    for body, replica in zip(bodies, replicas, strict=True):
+        assert body["replica"] == replica.hub.cluster.replica_id  # type: ignore[union-attr]
+        assert body["cluster"]["connected_ais"] == 3
+        assert body["connected_ais"] == wanted[body["replica"]]
+    addresses = {r["address"] for r in bodies[0]["cluster"]["replicas"]}
+    assert addresses == {f"{r.hub.address[0]}:{r.hub.address[1]}" for r in replicas}
+
+    await crash(replicas[0])
+    survivors = replicas[1:]
+    await eventually_async(lambda: _all_say(survivors, {"r2": 0, "r3": 1}))  # r1 gone
+
+
+async def _all_say(services: list[Service], wanted: dict[str, int]) -> bool:
+    return all([per_replica(await status(s)) == wanted for s in services])
