@@ -90,7 +90,13 @@ class Hub(System):
         # Every subscriber gets every request, as on a hub with fewer followers than its
         # --request-fanout (past it, the hub relays a request to everyone to that many only).
         fanout = ["--request-fanout", str(subscribers)]
-        self.server = await procs.start_hub(self.workdir, db, profile=profile, extra=fanout)
+        # And every one is told of the publisher's arrival (before_counting waits for it), as
+        # on a hub with fewer AIs than its --presence-limit (past it, arrivals are not
+        # broadcast: docs/protocol.md).
+        presence = ["--presence-limit", str(subscribers + 1)]
+        self.server = await procs.start_hub(
+            self.workdir, db, profile=profile, extra=fanout + presence
+        )
 
     async def _join(self, ai_id: str, timeout: float) -> Link:
         link = await Link.open(self.port, timeout)
