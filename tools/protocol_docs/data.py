@@ -420,8 +420,9 @@ CLIENT_DOCS: dict[str, ClientDoc] = {
             " `collaboration_complete: true`; no `COLLABORATION_COMPLETE` is sent. Errors:"
             " `invalid_field` without `collaboration_id`, `not_found` if the collaboration is"
             " not active, `forbidden` if you are not a member; `not_found` if `to` is not"
-            " joined. Without `collaboration_complete`, `collaboration_id` is relayed as is,"
-            " unchecked."
+            " joined. Without `collaboration_complete`, a `collaboration_id` is checked all the"
+            " same (`not_found` if not active, `forbidden` if you are not a member: only members"
+            " speak on a collaboration), then relayed as is."
         ),
         example={
             "type": "OS_COMPONENT_SHARE",
