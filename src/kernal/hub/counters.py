@@ -51,6 +51,13 @@ class Histogram:
         self.total += value
         self.count += 1
 
+    def observe_many(self, value: float, times: int) -> None:
+        """``observe(value)`` ``times`` times (a batch whose members all took ``value``)."""
+        if times > 0:
+            self.counts[bisect_left(self.bounds, value)] += times
+            self.total += value * times
+            self.count += times
+
 
 def frame_type(frame: bytes) -> bytes:
     """``b"ACK"`` of ``b'{"type":"ACK",...'``; ``b"?"`` if there is no ``type``.

@@ -4,6 +4,8 @@ shares and feedback commit, so a HELLO reads nothing from the database."""
 
 from __future__ import annotations
 
+import heapq
+
 from kernal.protocol import encode
 from kernal.protocol.messages import RecentComponent, RecentPattern
 from kernal.storage import (
@@ -35,6 +37,10 @@ def _recent(record: ItemRecord) -> Recent:
         usage_count=record.usage_count,
         component_data=record.component_data,
     )
+
+
+def _record_order(record: ItemRecord) -> tuple[float, str]:
+    return record.timestamp, record.item_id
 
 
 def _order(item: Recent) -> tuple[float, str]:
@@ -97,6 +103,22 @@ class Knowledge:
             items.sort(key=_order, reverse=True)
         del items[self.limit :]
         self._encoded.pop(record.kind, None)
+
+    def shared_many(self, records: list[ItemRecord]) -> None:
+        """Many new items were committed (none private): :meth:`shared` for each, building the
+        listed form only of those that can still be among the newest."""
+        for kind in ItemKind:
+            mine = [record for record in records if record.kind is kind]
+            if not mine:
+                continue
+            self._counts[kind] += len(mine)
+            if len(mine) > self.limit:
+                mine = heapq.nlargest(self.limit, mine, key=_record_order)
+            items = self._recent[kind]
+            items += [_recent(record) for record in mine]
+            items.sort(key=_order, reverse=True)
+            del items[self.limit :]
+            self._encoded.pop(kind, None)
 
     def rated(self, kind: ItemKind, item_id: str, result: FeedbackResult) -> None:
         """A feedback on an item was committed: its usage count and quality changed."""

@@ -10,8 +10,10 @@ clock) and knows nothing of sessions, sockets or the server around it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from kernal.hub.collaborations import CollaborationBook
@@ -30,6 +32,8 @@ from kernal.storage import (
     ComponentRecord,
     ConflictError,
     ItemKind,
+    ItemRecord,
+    NewShare,
     NotFoundError,
     PatternRecord,
     ShareOutcome,
@@ -126,6 +130,110 @@ class Router:
         return self.book.active_of(ai_id)
 
     # ------------------------------------------------------------------ knowledge
+
+    async def share_many(
+        self,
+        peer: Peer,
+        shares: Sequence[tuple[m.ClientMessage, RawFields | None]],
+        fail: Callable[[ProtocolError], object],
+    ) -> int:
+        """Carry out a run of plain shares (:meth:`can_pipeline`) from the joined ``peer`` as
+        :meth:`dispatch` would one by one, but stored with one write (one job, one future):
+        each is checked alone, all are committed together, then in order each gets its ACK and
+        relay, or its ERROR through ``fail``. Returns how many were ACKed."""
+        sender = peer.ai_id
+        assert sender is not None
+        now = self.clock.now()
+        checked: list[NewShare | ProtocolError] = []
+        for message, raw in shares:
+            try:
+                checked.append(self._new_share(message, raw, sender, now))
+            except ProtocolError as exc:
+                checked.append(exc)
+        new = [item for item in checked if isinstance(item, NewShare)]
+        started = time.perf_counter()
+        try:
+            results = await self.store.add_shares(new) if new else []
+        except Exception as exc:  # the store's contract is to return it; an outage may not
+            results = [exc] * len(new)
+        stored = iter(results)
+        self.counters.persist_seconds.observe_many(time.perf_counter() - started, len(new))
+        acked = 0
+        shared: list[ItemRecord] = []
+        public: list[ItemRecord] = []  # shared with everyone: listed in STATE
+        for (message, raw), item in zip(shares, checked, strict=True):
+            if isinstance(item, ProtocolError):
+                fail(item)
+                continue
+            outcome = next(stored)
+            if isinstance(outcome, Exception):
+                fail(self._share_failed(message, outcome))
+                continue
+            acked += 1
+            record = item.record
+            duplicate = outcome is ShareOutcome.DUPLICATE
+            peer.send_raw(
+                ack_frame(message.msg_id, message.type, record.item_id, duplicate=duplicate or None)
+            )
+            if duplicate:
+                continue
+            shared.append(record)
+            if item.recipient is None:
+                public.append(record)
+            else:
+                self.knowledge.shared(record, private=True)
+            topic: m.Topic = "patterns" if isinstance(record, PatternRecord) else "components"
+            frame = self.replay.record(
+                functools.partial(_relay_share, message, raw, sender, now),
+                sender=sender,
+                topic=topic,
+                to=item.recipient,
+            )
+            if item.recipient is not None:
+                self.peers.send_to(item.recipient, frame)
+            else:
+                self.peers.broadcast(frame, exclude=sender, topic=topic)
+        if shared:
+            self.knowledge.shared_many(public)
+            _log_shared(shared, sender)
+        return acked
+
+    def _new_share(
+        self, message: m.ClientMessage, raw: RawFields | None, sender: str, now: float
+    ) -> NewShare:
+        """What to store for a plain share, checked as :meth:`_pattern` and
+        :meth:`_component` check it; raises ProtocolError."""
+        ref = message.msg_id
+        if isinstance(message, m.PatternShare):
+            self._check_size("pattern_data", message.pattern_data, raw, ref)
+            record: ItemRecord = PatternRecord(
+                message.pattern_id, message.pattern_data, sender, now
+            )
+            return NewShare(record, None if raw is None else raw.text_of("pattern_data"))
+        if not isinstance(message, m.ComponentShare) or not self.can_pipeline(message):
+            raise ProtocolError(
+                ErrorCode.INTERNAL_ERROR, f"{message.type} is not a plain share", ref
+            )
+        self._check_size("component_data", message.component_data, raw, ref)
+        if message.to is not None:
+            self.peers.require_online(message.to, ref)
+        record = ComponentRecord(
+            message.component_id, message.component_data, sender, now, message.quality_score
+        )
+        data_text = None if raw is None else raw.text_of("component_data")
+        return NewShare(record, data_text, message.to)
+
+    @staticmethod
+    def _share_failed(message: m.ClientMessage, exc: Exception) -> ProtocolError:
+        if isinstance(exc, ConflictError):
+            return ProtocolError(ErrorCode.CONFLICT, str(exc), message.msg_id)
+        # An outage or a bug must cost this frame, not the connection or the hub.
+        log.error("Failed to store %s", message.type, exc_info=exc)
+        return ProtocolError(
+            ErrorCode.INTERNAL_ERROR,
+            f"the hub failed to handle this {message.type}; nothing was stored",
+            message.msg_id,
+        )
 
     async def _pattern(
         self, sender: str, peer: Peer, msg: m.PatternShare, raw: RawFields | None
@@ -401,3 +509,21 @@ class Router:
         else:
             log.info("Collaboration %s failed (%s): %s", cid, sender, ending.reason)
         self.peers.send_to(self.book.partner(record, sender), relay_frame(ending, raw, sender))
+
+
+def _log_shared(records: list[ItemRecord], sender: str) -> None:
+    """One line per kind for a run of shares (a line per share cost more than storing it)."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    for kind, label in ((PatternRecord, "Pattern"), (ComponentRecord, "Component")):
+        ids = [record.item_id for record in records if isinstance(record, kind)]
+        if len(ids) == 1:
+            log.info("%s %s shared by %s", label, ids[0], sender)
+        elif ids:
+            log.info("%ss %s shared by %s", label, ", ".join(ids), sender)
+
+
+def _relay_share(
+    message: m.ClientMessage, raw: RawFields | None, sender: str, now: float, seq: int
+) -> bytes:
+    return relay_frame(message, raw, sender, timestamp=now, seq=seq)

@@ -136,9 +136,15 @@ def item_row(spec: ItemTable[R], record: R, data_text: str | None = None) -> dic
     """The row of a pattern or component: its fields, the data as JSON text (``data_text``
     when the caller has it already, e.g. as the client sent it)."""
     # Shallow on purpose: dataclasses.asdict would deep-copy the data only to encode it.
-    row = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    names = _FIELD_NAMES.get(type(record))
+    if names is None:
+        names = _FIELD_NAMES[type(record)] = tuple(f.name for f in dataclasses.fields(record))
+    row = {name: getattr(record, name) for name in names}
     row[spec.data_column] = dumps(row[spec.data_column]) if data_text is None else data_text
     return row
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # per record class: dataclasses.fields is slow
 
 
 def collaboration_row(record: CollaborationRecord) -> dict[str, Any]:
@@ -400,6 +406,42 @@ def share_many(
             outcomes.append((False, ConflictError(message)))
     if new:
         conn.execute(spec.table.insert(), new)  # executemany
+    return outcomes
+
+
+SharePayload = tuple["ItemTable[Any]", dict[str, Any], str | None]
+"""A share as the writer gets it: its table, its :func:`item_row`, its recipient (or None)."""
+
+
+def share_each(conn: Connection, payloads: list[SharePayload]) -> list[tuple[bool, Any]]:
+    """:func:`share` for each payload in its own savepoint: one outcome per payload, as
+    :func:`share_many` gives them."""
+    outcomes: list[tuple[bool, Any]] = []
+    for spec, row, recipient in payloads:
+        try:
+            with conn.begin_nested():
+                outcomes.append((True, share(conn, spec, row, recipient)))
+        except Exception as exc:
+            outcomes.append((False, exc))
+    return outcomes
+
+
+def share_mixed(conn: Connection, payloads: list[SharePayload]) -> list[tuple[bool, Any]]:
+    """Shares of either kind in order, one outcome per payload: each run of shares of one table
+    without a recipient in two statements (:func:`share_many`), the others one by one in a
+    savepoint each (so a conflicting one writes nothing)."""
+    outcomes: list[tuple[bool, Any]] = []
+    start = 0
+    while start < len(payloads):
+        spec, _, recipient = payloads[start]
+        end = start + 1
+        if recipient is not None:
+            outcomes += share_each(conn, payloads[start:end])
+        else:
+            while end < len(payloads) and payloads[end][0] is spec and payloads[end][2] is None:
+                end += 1
+            outcomes += share_many(conn, spec, [row for _, row, _ in payloads[start:end]])
+        start = end
     return outcomes
 
 
