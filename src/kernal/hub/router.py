@@ -25,7 +25,13 @@ from kernal.hub.reputation import Standings
 from kernal.protocol import ErrorCode, ProtocolError
 from kernal.protocol import messages as m
 from kernal.protocol.codec import RawFields
-from kernal.protocol.relay import ack_frame, encode_value, relay_frame
+from kernal.protocol.relay import (
+    ack_frame,
+    encode_stamps,
+    encode_value,
+    relay_body,
+    relay_frame,
+)
 from kernal.storage import (
     CollaborationRecord,
     CollaborationStatus,
@@ -161,6 +167,8 @@ class Router:
         acked = 0
         shared: list[ItemRecord] = []
         public: list[ItemRecord] = []  # shared with everyone: listed in STATE
+        # What every relay of this run has in common, encoded once.
+        sender_json, stamp = encode_value(sender), encode_stamps({"timestamp": now})
         for (message, raw), item in zip(shares, checked, strict=True):
             if isinstance(item, ProtocolError):
                 fail(item)
@@ -184,7 +192,7 @@ class Router:
                 self.knowledge.shared(record, private=True)
             topic: m.Topic = "patterns" if isinstance(record, PatternRecord) else "components"
             frame = self.replay.record(
-                functools.partial(_relay_share, message, raw, sender, now),
+                functools.partial(_relay_share, message, raw, sender_json, stamp),
                 sender=sender,
                 topic=topic,
                 to=item.recipient,
@@ -524,6 +532,8 @@ def _log_shared(records: list[ItemRecord], sender: str) -> None:
 
 
 def _relay_share(
-    message: m.ClientMessage, raw: RawFields | None, sender: str, now: float, seq: int
+    message: m.ClientMessage, raw: RawFields | None, sender_json: bytes, stamp: bytes, seq: int
 ) -> bytes:
-    return relay_frame(message, raw, sender, timestamp=now, seq=seq)
+    """``relay_frame(message, raw, sender, timestamp=now, seq=seq)``, from the parts a run of
+    shares has in common (``encode_value(sender)``, ``encode_stamps({"timestamp": now})``)."""
+    return relay_body(message, raw, sender_json) + stamp + b',"seq":%d}\n' % seq

@@ -44,6 +44,7 @@ Far below what could still be serialised: the hub re-sends client data a few lev
 
 # Blank lines that follow a newline (so never the tail of a frame's own text).
 _BLANK_RUN = re.compile(rb"(?<=\n)(?:[ \t\r]*\n)+")
+_BLANK_START = re.compile(rb"\n[\n \t\r]")  # how a blank line after a newline starts
 
 
 class LineFramer:
@@ -72,11 +73,13 @@ class LineFramer:
         if self._buffer:
             self._buffer += data
             data = bytes(self._buffer)
-        # Runs of blank lines are folded in C first, so a flood of them costs little.
-        folded = _BLANK_RUN.sub(b"", data)
-        if len(folded) != len(data):
-            self.blank_lines += data.count(b"\n") - folded.count(b"\n")
-            data = folded
+        # Runs of blank lines are folded in C first, so a flood of them costs little; and
+        # only looked for when a line could be blank (the regex costs more than the frames).
+        if _BLANK_START.search(data) is not None:
+            folded = _BLANK_RUN.sub(b"", data)
+            if len(folded) != len(data):
+                self.blank_lines += data.count(b"\n") - folded.count(b"\n")
+                data = folded
         lines = data.split(b"\n")
         tail = lines.pop()
         limit = self.max_frame
@@ -190,8 +193,12 @@ class RawFields:
     spans: dict[str, tuple[int, int]] | None = None
     given: dict[str, str] | None = None
     """Values' texts the decoder already has (the fast path's), looked up before ``spans``."""
+    given_bytes: dict[str, bytes] | None = None
+    """The same as UTF-8, for :meth:`__call__`."""
 
     def __call__(self, key: str) -> bytes | None:
+        if self.given_bytes is not None and (given := self.given_bytes.get(key)) is not None:
+            return given
         text = self.text_of(key)
         return None if text is None else text.encode("utf-8")
 
@@ -434,11 +441,11 @@ def _decode_hot(frame: bytes) -> tuple[ClientMessage, RawFields] | None:
         message: ClientMessage = model.model_validate(obj)  # type: ignore[assignment]
     except ValidationError:
         return None
-    given = None
-    if free_form is not None:
-        value = getattr(_FREE_FORM.decode(frame), free_form)
-        given = {free_form: bytes(value).decode("utf-8")}
-    return message, RawFields(text, obj, given=given)
+    if free_form is None:
+        return message, RawFields(text, obj)
+    value = bytes(getattr(_FREE_FORM.decode(frame), free_form))
+    given = {free_form: value.decode("utf-8")}
+    return message, RawFields(text, obj, given=given, given_bytes={free_form: value})
 
 
 def decode_client_message(frame: bytes) -> ClientMessage:

@@ -57,18 +57,35 @@ def relay_frame(message: Message, raw: RawFields | None, sender: str, **stamps: 
     """The encoded relayed form of ``message`` (see :func:`kernal.protocol.messages.relayed`
     for the same as a model): its fields bar ``msg_id`` and ``to``, ``from`` = ``sender``, then
     ``stamps``; ``None`` values are left out. Raises KeyError for a message never relayed."""
-    parts = [_OPENING[type(message)], b',"from":', encode_value(sender)]
+    return relay_body(message, raw, encode_value(sender)) + encode_stamps(stamps) + b"}\n"
+
+
+def relay_body(message: Message, raw: RawFields | None, sender_json: bytes) -> bytes:
+    """:func:`relay_frame` up to its stamps, without the closing brace; ``sender_json``: the
+    sender as :func:`encode_value` encodes it (once for a run of frames of one sender)."""
+    parts = [_OPENING[type(message)], b',"from":', sender_json]
     for name, key, free_form in _FIELDS[type(message)]:
         value = getattr(message, name)
         if value is None:
             continue
         text = raw(name) if free_form and raw is not None else None
         parts += (key, text if text is not None else encode_value(value))
+    return b"".join(parts)
+
+
+def encode_stamps(stamps: dict[str, Any]) -> bytes:
+    """The members ``,"name":value`` of what the hub adds to a relayed frame (None left out)."""
+    parts: list[bytes] = []
     for name, value in stamps.items():
         if value is not None:
-            parts += (b',"', name.encode(), b'":', encode_value(value))
-    parts.append(b"}\n")
+            key = _STAMP_KEYS.get(name)
+            if key is None:
+                key = _STAMP_KEYS[name] = b',"' + name.encode() + b'":'
+            parts += (key, encode_value(value))
     return b"".join(parts)
+
+
+_STAMP_KEYS: dict[str, bytes] = {}
 
 
 def ack_frame(

@@ -24,7 +24,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -136,15 +137,17 @@ def item_row(spec: ItemTable[R], record: R, data_text: str | None = None) -> dic
     """The row of a pattern or component: its fields, the data as JSON text (``data_text``
     when the caller has it already, e.g. as the client sent it)."""
     # Shallow on purpose: dataclasses.asdict would deep-copy the data only to encode it.
-    names = _FIELD_NAMES.get(type(record))
-    if names is None:
-        names = _FIELD_NAMES[type(record)] = tuple(f.name for f in dataclasses.fields(record))
-    row = {name: getattr(record, name) for name in names}
+    fields = _FIELDS.get(type(record))
+    if fields is None:
+        names = tuple(f.name for f in dataclasses.fields(record))
+        fields = _FIELDS[type(record)] = (names, operator.attrgetter(*names))
+    row = dict(zip(fields[0], fields[1](record), strict=True))
     row[spec.data_column] = dumps(row[spec.data_column]) if data_text is None else data_text
     return row
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # per record class: dataclasses.fields is slow
+# Per record class: its field names and a getter of them all (dataclasses.fields is slow).
+_FIELDS: dict[type, tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]] = {}
 
 
 def collaboration_row(record: CollaborationRecord) -> dict[str, Any]:
