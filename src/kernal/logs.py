@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import logging.handlers
+import queue
 import re
 import sys
 from typing import Any
@@ -53,14 +56,42 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def setup_logging(*, level: str = "INFO", json_lines: bool = False) -> None:
-    """Configure the root logger for a command-line run (idempotent)."""
+class _RenderedQueueHandler(logging.handlers.QueueHandler):
+    """Hands records to the writing thread with their message rendered now (the arguments may
+    change later) and everything else as it is: the formatter there does the rest."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record.msg = record.message = record.getMessage()
+        record.args = None
+        return record
+
+
+_listener: logging.handlers.QueueListener | None = None
+
+
+def setup_logging(
+    *, level: str = "INFO", json_lines: bool = False, background: bool = False
+) -> None:
+    """Configure the root logger for a command-line run (idempotent). ``background``: lines
+    are formatted and written by a thread of their own (drained at exit), so a slow stderr
+    (a loaded disk, a full pipe) never holds up the caller: the hub's event loop."""
+    global _listener
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_lines else PlainFormatter(_PLAIN_FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(handler)
+    if _listener is not None:
+        _listener.stop()
+        _listener = None
+    if background:
+        records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        _listener = logging.handlers.QueueListener(records, handler)
+        _listener.start()
+        atexit.register(_stop_listener)
+        root.addHandler(_RenderedQueueHandler(records))
+    else:
+        root.addHandler(handler)
     root.setLevel(level.upper())
     # uvicorn's access log would print a line for every 3-second dashboard poll.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
@@ -69,3 +100,11 @@ def setup_logging(*, level: str = "INFO", json_lines: bool = False) -> None:
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     logging.getLogger("mcp").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _stop_listener() -> None:
+    """Write what is still queued (at exit)."""
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+        _listener = None

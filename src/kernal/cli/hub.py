@@ -178,7 +178,7 @@ def hub(
     from kernal.runtime import loop_factory, raise_open_file_limit
     from kernal.storage.retention import StatsRetention
 
-    setup_logging(level=log_level, json_lines=log_json)
+    setup_logging(level=log_level, json_lines=log_json, background=True)
     try:
         retention = StatsRetention.parse(stats_retention)
     except ValueError as exc:

@@ -105,6 +105,12 @@ class HubCounters:
         self.frames_in[kind] += 1
         self.bytes_in[kind] += size
 
+    def sent_many(self, kind: bytes, frames: int, size: int, copies: int = 1) -> None:
+        """``frames`` frames of type ``kind``, ``size`` bytes in all, queued together for
+        ``copies`` clients."""
+        self.frames_out[kind] += frames * copies
+        self.bytes_out[kind] += size * copies
+
     def sent(self, frame: bytes, copies: int = 1) -> None:
         """``frame`` queued for ``copies`` clients (a broadcast counts once for all)."""
         if frame is not self._last_frame:  # the same object sent again: its type is known

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from kernal.hub.counters import HubCounters
+from kernal.hub.counters import HubCounters, frame_type
 from kernal.protocol import ErrorCode, ProtocolError, encode
 from kernal.protocol.messages import TOPICS, ServerMessage, Topic
 
@@ -299,6 +299,28 @@ class Peers:
                 send(frame)
             reached = len(senders)
         self._counters.sent(frame, reached)  # once, not once per peer
+        return reached
+
+    def broadcast_many(
+        self, frames: list[bytes], *, exclude: str | None = None, topic: Topic | None = None
+    ) -> int:
+        """:meth:`broadcast` of each of ``frames`` (encoded, all of one type), in order, as one
+        queued write per peer here; returns how many peers here got them."""
+        if len(frames) == 1:
+            return self.broadcast(frames[0], exclude=exclude, topic=topic)
+        if not frames:
+            return 0
+        if self.cluster is not None:
+            for frame in frames:
+                self.cluster.broadcast(frame, exclude, topic)
+        data = b"".join(frames)
+        senders = self._senders if topic is None else self._followers[topic]
+        reached = 0
+        for ai_id, send in list(senders.items()):
+            if ai_id != exclude:
+                send(data)
+                reached += 1
+        self._counters.sent_many(frame_type(frames[0]), len(frames), len(data), reached)
         return reached
 
     def sample(

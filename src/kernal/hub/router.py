@@ -167,20 +167,26 @@ class Router:
         acked = 0
         shared: list[ItemRecord] = []
         public: list[ItemRecord] = []  # shared with everyone: listed in STATE
-        # What every relay of this run has in common, encoded once.
+        # What every relay of this run has in common, encoded once; the ACKs, and the relays
+        # of each topic, leave as one queued write per connection.
         sender_json, stamp = encode_value(sender), encode_stamps({"timestamp": now})
+        acks: list[bytes] = []
+        relays: list[bytes] = []
+        relay_topic: m.Topic = "patterns"
         for (message, raw), item in zip(shares, checked, strict=True):
             if isinstance(item, ProtocolError):
+                self._send_acks(peer, acks)  # the ERROR after the ACKs before it
                 fail(item)
                 continue
             outcome = next(stored)
             if isinstance(outcome, Exception):
+                self._send_acks(peer, acks)
                 fail(self._share_failed(message, outcome))
                 continue
             acked += 1
             record = item.record
             duplicate = outcome is ShareOutcome.DUPLICATE
-            peer.send_raw(
+            acks.append(
                 ack_frame(message.msg_id, message.type, record.item_id, duplicate=duplicate or None)
             )
             if duplicate:
@@ -199,8 +205,13 @@ class Router:
             )
             if item.recipient is not None:
                 self.peers.send_to(item.recipient, frame)
-            else:
-                self.peers.broadcast(frame, exclude=sender, topic=topic)
+                continue
+            if topic != relay_topic:
+                self.peers.broadcast_many(relays, exclude=sender, topic=relay_topic)
+                relays, relay_topic = [], topic
+            relays.append(frame)
+        self._send_acks(peer, acks)
+        self.peers.broadcast_many(relays, exclude=sender, topic=relay_topic)
         if shared:
             self.knowledge.shared_many(public)
             _log_shared(shared, sender)
@@ -230,6 +241,16 @@ class Router:
         )
         data_text = None if raw is None else raw.text_of("component_data")
         return NewShare(record, data_text, message.to)
+
+    def _send_acks(self, peer: Peer, acks: list[bytes]) -> None:
+        """Queue ``acks`` for ``peer`` as one write (counted as the frames they are); empty it."""
+        if len(acks) == 1:
+            peer.send_raw(acks[0])
+        elif acks:
+            data = b"".join(acks)
+            peer.raw_sender(data)
+            self.counters.sent_many(b"ACK", len(acks), len(data))
+        acks.clear()
 
     @staticmethod
     def _share_failed(message: m.ClientMessage, exc: Exception) -> ProtocolError:
