@@ -262,6 +262,22 @@ class Peers:
         self._counters.sent(frame)
         return True
 
+    def send_to_many(self, ai_ids: Iterable[str], frame: bytes) -> int:
+        """:meth:`send_to` of one encoded ``frame`` to each of ``ai_ids``, counted once for all;
+        returns how many got it (here or, clustered, on another replica)."""
+        senders = self._senders
+        here = elsewhere = 0
+        for ai_id in ai_ids:
+            send = senders.get(ai_id)
+            if send is not None:
+                send(frame)
+                here += 1
+            elif self.cluster is not None and self.cluster.send_to(ai_id, frame):
+                elsewhere += 1
+        if here:
+            self._counters.sent(frame, here)
+        return here + elsewhere
+
     def deliver(self, ai_id: str, frame: bytes) -> bool:
         """Queue ``frame`` for ``ai_id`` if it joined here (never over the bus)."""
         send = self._senders.get(ai_id)

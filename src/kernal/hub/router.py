@@ -437,10 +437,10 @@ class Router:
             # To every follower on a small hub; past request_fanout, to that many of them, the
             # complementary ones first: relaying to all made requests cost N^2.
             unlike = None if profile is None else profile.specialization
-            for ai_id in self.peers.sample(
+            chosen = self.peers.sample(
                 "requests", self.request_fanout, exclude=sender, unlike=unlike
-            ):
-                self.peers.send_to(ai_id, forward)
+            )
+            self.peers.send_to_many(chosen, forward)
         peer.send_raw(ack_frame(msg.msg_id, msg.type, msg.request_id))
 
     async def _accept(
