@@ -376,8 +376,12 @@ def decode_client_frame(frame: bytes) -> tuple[ClientMessage, RawFields]:
     ``invalid_field``; ``ref`` carries the frame's ``msg_id`` whenever it was a string.
     """
     fast = _decode_hot(frame)
-    if fast is not None:
-        return fast
+    return fast if fast is not None else _decode_careful(frame)
+
+
+def _decode_careful(frame: bytes) -> tuple[ClientMessage, RawFields]:
+    """:func:`decode_client_frame` for any frame: the reference the fast path must agree with,
+    and the one that says what is wrong with a bad frame."""
     obj, raw = parse_frame(frame)
     ref = _msg_id_of(obj)
     kind = obj.get("type")
