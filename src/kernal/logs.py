@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import atexit
+import contextlib
 import json
 import logging
 import logging.handlers
 import queue
 import re
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 _PLAIN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -56,42 +57,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-class _RenderedQueueHandler(logging.handlers.QueueHandler):
-    """Hands records to the writing thread with their message rendered now (the arguments may
-    change later) and everything else as it is: the formatter there does the rest."""
-
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        record.msg = record.message = record.getMessage()
-        record.args = None
-        return record
-
-
-_listener: logging.handlers.QueueListener | None = None
-
-
-def setup_logging(
-    *, level: str = "INFO", json_lines: bool = False, background: bool = False
-) -> None:
-    """Configure the root logger for a command-line run (idempotent). ``background``: lines
-    are formatted and written by a thread of their own (drained at exit), so a slow stderr
-    (a loaded disk, a full pipe) never holds up the caller: the hub's event loop."""
-    global _listener
+def setup_logging(*, level: str = "INFO", json_lines: bool = False) -> None:
+    """Configure the root logger for a command-line run (idempotent)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_lines else PlainFormatter(_PLAIN_FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    if _listener is not None:
-        _listener.stop()
-        _listener = None
-    if background:
-        records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-        _listener = logging.handlers.QueueListener(records, handler)
-        _listener.start()
-        atexit.register(_stop_listener)
-        root.addHandler(_RenderedQueueHandler(records))
-    else:
-        root.addHandler(handler)
+    root.addHandler(handler)
     root.setLevel(level.upper())
     # uvicorn's access log would print a line for every 3-second dashboard poll.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
@@ -102,9 +75,34 @@ def setup_logging(
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def _stop_listener() -> None:
-    """Write what is still queued (at exit)."""
-    global _listener
-    if _listener is not None:
-        _listener.stop()
-        _listener = None
+class _RenderedQueueHandler(logging.handlers.QueueHandler):
+    """Hands records to the writing thread with their message rendered now (its arguments may
+    change later) and everything else as it is, for the handlers there to format."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record.msg = record.message = record.getMessage()
+        record.args = None
+        return record
+
+
+@contextlib.contextmanager
+def logging_in_background() -> Iterator[None]:
+    """While inside, the root logger's handlers format and write in a thread of their own, so a
+    slow stderr (a loaded disk, a full pipe) never holds up the caller (the hub's event loop);
+    on leaving, what is queued is written and the handlers are put back."""
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, *handlers, respect_handler_level=True)
+    queued = _RenderedQueueHandler(records)
+    for handler in handlers:
+        root.removeHandler(handler)
+    root.addHandler(queued)
+    listener.start()
+    try:
+        yield
+    finally:
+        root.removeHandler(queued)
+        listener.stop()
+        for handler in handlers:
+            root.addHandler(handler)
