@@ -116,12 +116,16 @@ async def run(settings: HubSettings, companions: list[Companion] | None = None) 
         # makes, instead of hundreds of thousands of objects that never die. And a young
         # generation large enough that the shares in flight (alive until their commit) do not
         # set off a collection every few hundred allocations: they die by reference count.
+        # Undone when serving ends: a caller in the same process (a test) keeps its own.
+        thresholds = gc.get_threshold()
         gc.freeze()
-        gc.set_threshold(YOUNG_OBJECTS, *gc.get_threshold()[1:])
+        gc.set_threshold(YOUNG_OBJECTS, *thresholds[1:])
         tasks = [asyncio.create_task(companion(service.hub)) for companion in companions or []]
         try:
             await service.hub.serve_forever()
         finally:
+            gc.set_threshold(*thresholds)
+            gc.unfreeze()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
