@@ -12,6 +12,8 @@ and speaks to the other replicas over two channels: ``NS:all`` (every replica) a
   evicted with ``replaced``); ``sync``/``snap`` a replica asks for / sends the list of its AIs;
   ``bye`` a replica stops.
 - ``f``/``r`` a message handled by the replica that owns its state (see below), and its replies.
+- ``v``/``p``/``q`` a vote, a completed collaboration, an item's figures after a feedback,
+  committed here: every replica applies them to its standings and knowledge base.
 
 Shares are stored once, by the replica the trainer is on; the others only relay them (and
 count them in their in-memory knowledge base, and number them in their own replay log, so a
@@ -63,9 +65,11 @@ from kernal.protocol.relay import relay_frame
 from kernal.storage import (
     CollaborationStatus,
     ComponentRecord,
+    ItemKind,
     ItemRecord,
     NotFoundError,
     PatternRecord,
+    Vote,
 )
 
 log = logging.getLogger("kernal.hub.cluster")
@@ -115,6 +119,8 @@ class Cluster:
         self._heartbeat: asyncio.Task[None] | None = None
         self._severed = False
         self._stopped = False
+        router.standings.feed = self
+        router.knowledge.feed = self.item_rated
 
     def channel_of(self, replica: str) -> str:
         return f"{self.config.namespace}:r:{replica}"
@@ -265,6 +271,25 @@ class Cluster:
 
         return asyncio.create_task(wait())
 
+    # ------------------------------------------------------------------ standings and items
+
+    def vote_committed(
+        self, rater: str, contributor: str, item: tuple[str, str], vote: Vote
+    ) -> None:
+        header: dict[str, Any] = {"k": "v", "o": self.replica_id, "r": rater, "c": contributor}
+        header.update(i=list(item), s=vote.score, u=vote.usefulness)
+        self.bus.publish(self._all, pack(header))
+
+    def pair_completed(self, a: str, b: str) -> None:
+        self.bus.publish(self._all, pack({"k": "p", "o": self.replica_id, "a": a, "b": b}))
+
+    def item_rated(
+        self, kind: ItemKind, item_id: str, usage_count: int, quality_score: float | None
+    ) -> None:
+        header: dict[str, Any] = {"k": "q", "o": self.replica_id, "kind": kind.value}
+        header.update(i=item_id, n=usage_count, q=quality_score)
+        self.bus.publish(self._all, pack(header))
+
     # ------------------------------------------------------------------ Forwarder (sessions)
 
     def owner_of(self, message: m.ClientMessage) -> str | None:
@@ -388,6 +413,18 @@ class Cluster:
             waiting = self._waiting.get(str(header["id"]))
             if waiting is not None and not waiting[1].done():
                 waiting[1].set_result((header, body))
+        elif kind == "v":
+            kind_of, item_id = header["i"]
+            vote = Vote(_number(header["s"]), _number(header["u"]))
+            item = (str(kind_of), str(item_id))
+            self.router.standings.apply_vote(str(header["r"]), str(header["c"]), item, vote)
+        elif kind == "p":
+            self.router.standings.apply_pair(str(header["a"]), str(header["b"]))
+        elif kind == "q":
+            item_kind, count = ItemKind(header["kind"]), int(header["n"])
+            self.router.knowledge.apply_rated(
+                item_kind, str(header["i"]), count, _number(header["q"])
+            )
 
     def _local_profiles(self) -> list[Profile]:
         return [p for p in self.peers.profiles() if self.directory.get(p.ai_id) is None]
@@ -532,3 +569,8 @@ class Cluster:
                 )
             )
         self.bus.publish(self.channel_of(origin), pack(reply, b"".join(proxy.frames)))
+
+
+def _number(value: Any) -> float | None:
+    """A float field of a bus message that may be null; raises TypeError/ValueError."""
+    return None if value is None else float(value)
