@@ -205,6 +205,13 @@ class Cluster:
                     with contextlib.suppress(ValueError):
                         self._replicas[replica] = json.loads(value)
 
+    def replica_of(self, ai_id: str) -> str | None:
+        """The replica ``ai_id`` is joined on, as far as this one knows (None: nowhere)."""
+        if ai_id in self.peers:
+            return self.replica_id
+        entry = self.directory.get(ai_id)
+        return None if entry is None else entry.replica
+
     def replicas(self) -> dict[str, dict[str, Any]]:
         """The figures of every live replica, this one's (current) included."""
         mine = {"replica": self.replica_id, "address": self.config.address, **self._figures()}
