@@ -10,7 +10,7 @@ and speaks to the other replicas over two channels: ``NS:all`` (every replica) a
   own followers of the topic, once; ``s`` a frame for one AI, sent to its replica only.
 - ``j``/``l`` an AI joined/left here; ``c`` an AI authenticated here (its session elsewhere is
   evicted with ``replaced``); ``sync``/``snap`` a replica asks for / sends the list of its AIs;
-  ``bye`` a replica stops.
+  ``bye`` a replica stops; ``hb`` a replica is alive (with each heartbeat).
 - ``f``/``r`` a message handled by the replica that owns its state (see below), and its replies.
 - ``v``/``p``/``q`` a vote, a completed collaboration, an item's figures after a feedback,
   committed here: every replica applies them to its standings and knowledge base.
@@ -44,7 +44,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from kernal.hub.bus import Bus
+from kernal.hub.bus import Bus, cancel_all
 from kernal.hub.directory import Directory, profile_from_wire, profile_to_wire
 from kernal.hub.peers import Peer, Peers, Profile
 from kernal.hub.presence import Presence
@@ -156,9 +156,7 @@ class Cluster:
             # worker thread that cancelling would not stop), briefly.
             await asyncio.wait(list(self._tasks), timeout=2)
         tasks = [*self._tasks, *([self._heartbeat] if self._heartbeat is not None else [])]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(tasks)
         if not self._severed:
             self.bus.publish(self._all, pack({"k": "bye", "o": self.replica_id}))
             with contextlib.suppress(Exception):
@@ -188,10 +186,13 @@ class Cluster:
         return [replica for replica in found if replica != self.replica_id]
 
     async def _heartbeats(self) -> None:
-        while True:
+        while not self._stopped:  # not only cancelled: see bus.cancel_all
             await asyncio.sleep(self.config.heartbeat)
             try:
                 await self._beat()
+                # Also said on the bus: a replica the others counted dead (a stall longer than
+                # the TTL) is heard again and re-synced at once, even when no trainer speaks.
+                self.bus.publish(self._all, pack({"k": "hb", "o": self.replica_id}))
                 known = list(self._replicas)
                 values = await self.bus.get_keys([self._hb_prefix + r for r in known])
             except Exception as exc:
