@@ -72,7 +72,7 @@ def options_for(quick: bool) -> dict[str, Any]:
         ),
         "abuse": abuse.AbuseOptions.quick(),
         "cluster": cluster.ClusterOptions(
-            configs=((1, False), (2, True)), subscribers=6, publishers=4, duration=0.5
+            configs=((1, None), (2, "redis")), subscribers=6, publishers=4, duration=0.5
         ),
     }
 

@@ -2,7 +2,9 @@
 own ``kernal hub`` process on one PostgreSQL database and one Redis (docs/cluster.md).
 
 Each configuration gets a fresh PostgreSQL database (on ``$KERNAL_BENCH_PG_URL``'s server,
-dropped afterwards) and its own ``redis-server`` (nothing persisted). The reference is the same
+dropped afterwards) and, on Redis, its own ``redis-server`` (nothing persisted); on NATS, the
+machine's ``nats-server`` with JetStream (``$KERNAL_BENCH_NATS_URL``), whose CPU counts under
+"other". The reference is the same
 run on one hub with no bus: every ratio is "this many replicas ÷ one hub".
 
 - **Relay**: one publisher on the first replica sends ``COLLABORATION_REQUEST``s to everyone
@@ -34,13 +36,22 @@ from perf.systems import HELLO, PUBLISHER, Hub, subscriber_id
 from perf.wire import Counter, HandshakeError, Link, Replies, Tally
 
 PG_URL = os.environ.get("KERNAL_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-CONFIGS: tuple[tuple[int, bool], ...] = ((1, False), (1, True), (2, True), (3, True))
-"""(replicas, with a bus): one hub alone, the same with the bus it does not need, 2 and 3."""
+NATS_URL = os.environ.get("KERNAL_BENCH_NATS_URL", "nats://127.0.0.1:4222")
+CONFIGS: tuple[tuple[int, str | None], ...] = (
+    (1, None),
+    (1, "redis"),
+    (2, "redis"),
+    (3, "redis"),
+    (2, "nats"),
+    (3, "nats"),
+)
+"""(replicas, bus): one hub alone, the same with the bus it does not need, 2 and 3 replicas on
+Redis, then on NATS."""
 
 
 @dataclass(frozen=True)
 class ClusterOptions:
-    configs: tuple[tuple[int, bool], ...] = CONFIGS
+    configs: tuple[tuple[int, str | None], ...] = CONFIGS
     subscribers: int = 30  # relay: spread over the replicas
     publishers: int = 12  # persisted: spread over the replicas
     duration: float = 3.0  # seconds of sending per run
@@ -51,10 +62,11 @@ class ClusterOptions:
     join_timeout: float = 30.0
 
 
-def label(replicas: int, bus: bool) -> str:
+def label(replicas: int, bus: str | None) -> str:
     if not bus:
         return "1 hub (no bus)"
-    return f"{replicas} replica{'s' if replicas > 1 else ''} (bus)"
+    name = {"redis": "Redis", "nats": "NATS"}[bus]
+    return f"{replicas} replica{'s' if replicas > 1 else ''} ({name})"
 
 
 # ------------------------------------------------------------------ CPU of every process
@@ -259,7 +271,7 @@ class _FaninView:
 
 
 async def run_config(
-    replicas: int, bus: bool, workdir: Path, options: ClusterOptions
+    replicas: int, bus: str | None, workdir: Path, options: ClusterOptions
 ) -> dict[str, Any]:
     result: dict[str, Any] = {"replicas": replicas, "bus": bus, "label": label(replicas, bus)}
     name = f"kernal_bench_{uuid.uuid4().hex[:10]}"
@@ -273,9 +285,13 @@ async def run_config(
         tokens = await procs.register_tokens(url, ids)
         extra = ["--request-fanout", str(options.subscribers)]
         extra += ["--presence-limit", str(len(ids) + 1)]
-        if bus:
+        if bus == "redis":
             redis = await procs.start_redis(workdir, pin=False)
             extra += ["--bus", f"redis://127.0.0.1:{redis.port}", "--bus-namespace", "bench"]
+        elif bus == "nats":
+            # The machine's nats-server (JetStream on, for the keys): not this bench's process,
+            # so its CPU is under "other"; a namespace of its own.
+            extra += ["--bus", NATS_URL, "--bus-namespace", name]
         started = time.monotonic()
         servers = list(
             await asyncio.gather(

@@ -5,8 +5,9 @@ keys that expire (a replica's heartbeat and figures).
 Redis was chosen because it does the three things the cluster needs with one dependency the
 deployment already runs (``deploy/compose.yaml``'s ``bus`` profile): pub/sub fan-out to every
 replica, keys with a TTL for presence that must vanish when a replica dies, and nothing kept
-on disk. A NATS bus (core pub/sub plus a KV bucket with a TTL) would implement the same four
-methods; :func:`open_bus` is where its scheme would be added.
+on disk. :class:`~kernal.hub.nats_bus.NatsBus` implements it on NATS (core pub/sub and a
+JetStream key-value bucket with a TTL, ``nats://host:4222``); :func:`open_bus` picks one by the
+URL's scheme.
 
 Contract of every bus: :meth:`Bus.publish` never waits (it queues); the messages one bus
 publishes reach each subscriber in the order they were published, across channels; a message
@@ -43,7 +44,8 @@ class Bus(Protocol):
 
     async def start(self, channels: list[str], handler: Handler) -> None:
         """Connect and subscribe to ``channels``; ``handler`` gets every message published to
-        them from then on (its own included). Raises OSError/ConnectionError if unreachable."""
+        them from then on (its own may be included, or not). Raises OSError/ConnectionError
+        (or the client library's own errors) if unreachable."""
 
     def publish(self, channel: str, data: bytes) -> None:
         """Queue ``data`` for ``channel``; never waits."""
@@ -103,10 +105,16 @@ def open_bus(url: str) -> Bus:
             ) from None
         return RedisBus(url)
     if scheme == "nats":
-        raise BusError(
-            "nats:// buses are not implemented yet; run Redis and use --bus redis://HOST:6379"
-        )
-    raise BusError(f"unknown bus {url!r}: expected redis://HOST:PORT")
+        try:
+            import nats  # noqa: F401  (optional: only a clustered hub on NATS needs it)
+        except ImportError:
+            raise BusError(
+                "--bus nats://... needs the NATS client: pip install 'kernal[nats]'"
+            ) from None
+        from kernal.hub.nats_bus import NatsBus
+
+        return NatsBus(url)
+    raise BusError(f"unknown bus {url!r}: expected redis://HOST:PORT or nats://HOST:PORT")
 
 
 class RedisBus:
