@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("kernal.hub.bus")
 
 _SEP = b"\n"
+CONNECT_TIMEOUT = 5.0  # seconds for the first connection
 
 
 def subject_of(channel: str) -> str:
@@ -63,13 +64,21 @@ class NatsBus:
         async def on_error(exc: Exception) -> None:
             log.warning("Bus connection error (%s); the client reconnects", exc)
 
-        self._nc = await nats.connect(
-            self.url,
-            no_echo=True,
-            connect_timeout=5,
-            max_reconnect_attempts=-1,
-            error_cb=on_error,
-        )
+        try:
+            # Bounded here: with reconnects unlimited (what a running replica wants), nats-py
+            # would retry a first connection that cannot succeed for ever.
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                self._nc = await nats.connect(
+                    self.url,
+                    no_echo=True,
+                    connect_timeout=CONNECT_TIMEOUT,
+                    max_reconnect_attempts=-1,
+                    error_cb=on_error,
+                )
+        except TimeoutError:
+            raise ConnectionError(
+                f"no NATS server answered at {self.url} within {CONNECT_TIMEOUT:g} s"
+            ) from None
         self._channels = set(channels)
 
         async def on_message(msg: Any) -> None:
