@@ -1,8 +1,14 @@
 """What the knowledge base holds, as ``STATE`` and ``/status`` show it: the counts and the
 newest items of each kind, in memory. Loaded from the store when the hub starts and updated as
-shares and feedback commit, so a HELLO reads nothing from the database."""
+shares and feedback commit, so a HELLO reads nothing from the database.
+
+On a replica of a cluster, :attr:`Knowledge.feed` hears each feedback committed here (the
+cluster publishes the item's new figures), and the figures other replicas committed arrive
+through :meth:`Knowledge.apply_rated`."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from kernal.protocol import encode
 from kernal.protocol.messages import RecentComponent, RecentPattern
@@ -15,6 +21,8 @@ from kernal.storage import (
 )
 
 Recent = RecentPattern | RecentComponent
+RatedFeed = Callable[[ItemKind, str, int, float | None], None]
+"""Hears (kind, item id, usage count, quality score) of each feedback committed here."""
 
 
 def _recent(record: ItemRecord) -> Recent:
@@ -52,6 +60,7 @@ class Knowledge:
         self._counts = {ItemKind.PATTERN: 0, ItemKind.COMPONENT: 0}
         self._recent: dict[ItemKind, list[Recent]] = {ItemKind.PATTERN: [], ItemKind.COMPONENT: []}
         self._encoded: dict[ItemKind, list[bytes]] = {}  # as STATE lists them, when unchanged
+        self.feed: RatedFeed | None = None
 
     async def load(self) -> None:
         counts = await self._store.counts()
@@ -99,12 +108,21 @@ class Knowledge:
         self._encoded.pop(record.kind, None)
 
     def rated(self, kind: ItemKind, item_id: str, result: FeedbackResult) -> None:
-        """A feedback on an item was committed: its usage count and quality changed."""
+        """A feedback on an item was committed here: its usage count and quality changed. Told
+        to :attr:`feed`."""
+        self.apply_rated(kind, item_id, result.usage_count, result.quality_score)
+        if self.feed is not None:
+            self.feed(kind, item_id, result.usage_count, result.quality_score)
+
+    def apply_rated(
+        self, kind: ItemKind, item_id: str, usage_count: int, quality_score: float | None
+    ) -> None:
+        """An item's figures after a feedback committed (here or by another replica)."""
         items = self._recent[kind]
         for n, item in enumerate(items):
             if _order(item)[1] == item_id:
-                update: dict[str, object] = {"usage_count": result.usage_count}
+                update: dict[str, object] = {"usage_count": usage_count}
                 if isinstance(item, RecentComponent):
-                    update["quality_score"] = result.quality_score
+                    update["quality_score"] = quality_score
                 items[n] = item.model_copy(update=update)
                 self._encoded.pop(kind, None)
