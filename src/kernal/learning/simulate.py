@@ -11,7 +11,8 @@ The real system runs trainers over the network; this mirrors its logic in one pr
 3. They exchange the models they SHARE (an attacker's is ``behaviour.outgoing(...)``); the
    requester shares first, so a free rider answering can echo what it just received.
 4. Each side runs :func:`evaluate_merge` on its own validation slice, updates its reputation
-   of the partner with the outcome (EMA) and keeps the merged model if kept. With
+   of the partner with the outcome (the trainer's own ReputationBook: EMA and strikes) and
+   keeps the merged model if kept. With
    ``merge="fedavg"`` it averages instead (pairwise :func:`fedavg`, no gate, no reputation).
    Attackers run the same gate on their own (for label_flip: flipped) validation labels.
 5. At the end of the round everyone who trains runs ``local_epochs`` epochs (warm start).
@@ -39,6 +40,7 @@ from kernal.learning.mlp import COLLABORATIVE_PROX, DEFAULT_HIDDEN, INIT_SEED, M
 from kernal.learning.model import FloatArray, IntArray
 from kernal.learning.models import Model, new_model
 from kernal.trainer import policy
+from kernal.trainer.reputation import ReputationBook
 
 HISTORY = 6  # own recently shared models remembered by the free-rider guard
 DETECTION_LIMIT = 5
@@ -234,6 +236,9 @@ def simulate(
     train(central, pool.X, pool.y, budget, seed, False)
 
     rep = np.full((n_trainers, n_trainers), 0.5)
+    # Each trainer's own book, as the real trainer keeps it (strikes included); ``rep`` mirrors
+    # what they say, for the tables.
+    books = [ReputationBook(alpha, 0.5) for _ in range(n_trainers)]
     touched = np.zeros((n_trainers, n_trainers), dtype=bool)
     reported: dict[tuple[int, int], float] = {}  # (rater, ratee) -> latest score
     reputation = [rep.copy()]
@@ -248,7 +253,8 @@ def simulate(
 
     def meet(viewer: int, peer: int) -> None:
         if seed_from_hub and not touched[viewer, peer]:
-            rep[viewer, peer] = min(0.5, standing(peer))
+            books[viewer].seed(str(peer), standing(peer))
+            rep[viewer, peer] = books[viewer].get(str(peer))
         touched[viewer, peer] = True
 
     def receive(me: _Trainer, sender: int, incoming: Model) -> None:
@@ -270,7 +276,7 @@ def simulate(
         reported[(me.index, sender)] = me.behaviour.reported_score(measured, colluder)
         if trainers[sender].behaviour.attacking(trainers[sender].shares - 1):
             poisoned.add((me.index, sender))
-        rep[me.index, sender] = alpha * decision.outcome + (1 - alpha) * rep[me.index, sender]
+        rep[me.index, sender] = books[me.index].update(str(sender), decision.outcome, measured=True)
         counts[me.index, sender] += 1
         if not me.behaviour.malicious and trainers[sender].behaviour.malicious:
             key = (me.index, sender)
