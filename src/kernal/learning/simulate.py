@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 from kernal.learning.adaptive import Knowledge, attack_success_rate
 from kernal.learning.attacks import Behaviour, parse_behaviour
 from kernal.learning.data import Dataset, Shard, holdout, load_digits, make_shard
-from kernal.learning.merge import evaluate_merge, fedavg
+from kernal.learning.merge import evaluate_merge, fedavg, hijack_rate
 from kernal.learning.mlp import COLLABORATIVE_PROX, DEFAULT_HIDDEN, INIT_SEED, MLPModel
 from kernal.learning.model import FloatArray, IntArray
 from kernal.learning.models import Model, new_model
@@ -61,6 +61,7 @@ class _Trainer:
     last_received: Model | None = None
     history: list[Model] = field(default_factory=list)
     received: list[Model] = field(default_factory=list)
+    hijack_reference: float | None = None  # its model's trigger-scan rate before any merge
 
 
 @dataclass
@@ -267,7 +268,13 @@ def simulate(
             me.model = fedavg([me.model, incoming])
             return
         decision = evaluate_merge(
-            me.model, incoming, me.shard.val.X, me.val_y, history=me.history, **(gate or {})
+            me.model,
+            incoming,
+            me.shard.val.X,
+            me.val_y,
+            history=me.history,
+            hijack_reference=me.hijack_reference,
+            **(gate or {}),
         )
         tally["kept" if decision.kept else "refused"] += 1
         me.model = decision.model
@@ -327,6 +334,7 @@ def simulate(
     for t in trainers:
         if t.behaviour.trains():
             train(t.model, t.train_X, t.train_y, warmup_epochs, seed * 7919 + t.index, False)
+            t.hijack_reference = hijack_rate(t.model, t.shard.val.X)
     for r in range(rounds):
         initiators = [t for t in trainers if attackers_initiate or not t.behaviour.malicious]
         met: set[tuple[int, int]] = set()
