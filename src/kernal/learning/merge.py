@@ -171,10 +171,11 @@ def evaluate_merge(
        reference is ``hijack_reference`` when given: the receiver's rate before it merged
        anything (a model trained alone on its own data carries no backdoor), so a backdoor that
        slipped in partly cannot raise the bar for the next one; else ``own``'s rate.
-    2. Otherwise ``merged = merge(own, other, weight)``; with ``trigger_scan`` it is refused
-       in the same way (outcome 0) if the *merged* model fails the scan, which catches a
-       backdoor diluted below the limit in ``other`` that merging would still pass on. Then, on
-       the validation slice,
+    2. Otherwise ``merged = merge(own, other, weight)``; with ``trigger_scan`` it is not kept
+       if the *merged* model fails the scan (a backdoor diluted below the limit in ``other``,
+       which merging would still pass on), but the outcome is measured as below: a diluted
+       backdoor mostly comes from an honest peer that caught it, which is not to blame. Then,
+       on the validation slice,
        ``dp`` = change in the mean probability given to the true label (merged minus own) and
        ``da`` = change in accuracy.
     3. ``outcome = clip(1 + dp / tau, 0, 1)`` with ``tau`` = 0.2: no loss gives 1, a loss of
@@ -217,12 +218,10 @@ def evaluate_merge(
         if hijack >= HIJACK_LIMIT and hijack >= reference + HIJACK_MARGIN:
             return refuse(f"a patch sends {hijack:.0%} of our inputs to one class", partner_acc)
     merged = merge(own, other, weight)
+    diluted = False
     if trigger_scan:
         hijack = hijack_rate(merged, val_X)
-        if hijack >= HIJACK_LIMIT and hijack >= reference + HIJACK_MARGIN:
-            return refuse(
-                f"merged, a patch sends {hijack:.0%} of our inputs to one class", partner_acc
-            )
+        diluted = hijack >= HIJACK_LIMIT and hijack >= reference + HIJACK_MARGIN
     merged_acc = merged.accuracy(val_X, val_y)
     dp = float(
         np.mean(
@@ -231,8 +230,10 @@ def evaluate_merge(
         )
     )
     outcome = float(np.clip(1.0 + dp / tau, 0.0, 1.0))
-    kept = merged_acc >= own_acc and outcome >= 0.5
+    kept = merged_acc >= own_acc and outcome >= 0.5 and not diluted
     reason = "kept" if kept else "worse on our validation data"
+    if diluted:
+        reason = f"merged, a patch sends {hijack:.0%} of our inputs to one class"
     model = merged if kept else own
     return MergeDecision(kept, outcome, own_acc, merged_acc, partner_acc, model, reason, dp)
 

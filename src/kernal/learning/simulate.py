@@ -127,6 +127,13 @@ class SimResult:
             return float("nan")
         return float(np.mean([n is not None and n <= limit for n in self.detection.values()]))
 
+    def poisoned_and_distrusted(self) -> tuple[int, int]:
+        """(honest-poisoner pairs in which the poisoner sent the honest trainer at least one
+        malicious model, those of them in which the honest trainer distrusts it at the end)."""
+        pairs = [(h, p) for h, p in self.poisoned_pairs if h in self.honest]
+        final = self.reputation[-1]
+        return len(pairs), sum(bool(final[h, p] < self.threshold) for h, p in pairs)
+
     def honest_pairs_below(self) -> float:
         """Fraction of ordered honest-honest pairs whose final reputation is below threshold."""
         final = self.reputation[-1]
