@@ -466,7 +466,7 @@ class Trainer:
         if assessment is None:
             return
         collab.assessed = True
-        score = self.reputation.update(collab.partner, assessment.outcome)
+        score = self.reputation.update(collab.partner, assessment.outcome, measured=True)
         self.stats.assessments.append(round(assessment.outcome, 4))
         log.info(
             "[%s] Measured %s's contribution: outcome %.3f (%s); reputation now %.3f",
