@@ -16,6 +16,11 @@ machine); ``--out`` writes every raw figure as JSON.
 The ``abuse`` row is not in the default set: ``bench/abuse.py`` runs it on its own and writes its
 table to docs/security-figures.md; through ``bench/run`` its phases become rows of this table
 (p99 under each abuse ÷ the quiet p99 of the same run) and docs/performance.md is left alone.
+
+Nor is the ``cluster`` row (it needs PostgreSQL, ``$KERNAL_BENCH_PG_URL``): 1, 2 and 3
+replicas as separate ``kernal hub`` processes on PostgreSQL and Redis (``perf/cluster.py``,
+about 1.5 min). ``bench/run --rows cluster`` writes its own section of docs/performance.md
+and leaves the main table alone.
 """
 
 from __future__ import annotations
@@ -37,10 +42,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import abuse
-from perf import connections, fanin, procs, relay, report, scale, wire
+from perf import cluster, connections, fanin, procs, relay, report, scale, wire
 
 ROWS = ("relay", "fanin", "connections", "harness")
-OPTIONAL_ROWS = ("abuse",)  # only when asked for with --rows
+OPTIONAL_ROWS = ("abuse", "cluster")  # only when asked for with --rows
 DOC = procs.ROOT / "docs" / "performance.md"
 
 
@@ -52,6 +57,7 @@ def options_for(quick: bool) -> dict[str, Any]:
             "connections": connections.ConnectionOptions(),
             "harness": scale.ScaleOptions(),
             "abuse": abuse.AbuseOptions(),
+            "cluster": cluster.ClusterOptions(),
         }
     return {
         "relay": relay.RelayOptions(sizes=(10, 100), duration=0.5, stall=5.0, join_base=15.0),
@@ -65,6 +71,9 @@ def options_for(quick: bool) -> dict[str, Any]:
             steps=(10,), speed=20.0, learning_trainers=5, learning_speed=50.0, timeout=90.0
         ),
         "abuse": abuse.AbuseOptions.quick(),
+        "cluster": cluster.ClusterOptions(
+            configs=((1, None), (2, "redis")), subscribers=6, publishers=4, duration=0.5
+        ),
     }
 
 
@@ -86,6 +95,8 @@ async def run_rows(
                 raw[name] = await scale.run(workdir, opts[name], _log)
             elif name == "abuse":
                 raw[name] = await abuse.run(workdir, opts[name], _log)
+            elif name == "cluster":
+                raw[name] = await cluster.run(workdir, opts[name], _log)
         except Exception as exc:  # one broken row must not cost the others
             raw[name] = {"error": f"{type(exc).__name__}: {exc}"}
         _log(f"{name}: done in {time.monotonic() - started:.0f} s")
@@ -98,6 +109,7 @@ BUILDERS: dict[str, Callable[[Any], list[report.Row]]] = {
     "connections": report.connection_rows,
     "harness": report.harness_rows,
     "abuse": abuse.report_rows,
+    "cluster": report.cluster_rows,
 }
 
 
@@ -231,6 +243,37 @@ before the stall limit; the figure counts what did.
 """
 
 
+def cluster_document(meta: dict[str, Any], table: list[report.Row], raw: list[Any]) -> str:
+    """docs/performance.md's section for the cluster row."""
+    notes = "\n".join(
+        f"{i}. " + "; ".join(row.notes) for i, row in enumerate(table, 1) if row.notes
+    )
+    m = meta["machine"]
+    return f"""## Replicas: 1, 2 and 3 `kernal hub` processes on PostgreSQL and Redis
+
+- **Command:** `{meta["command"]}` ({meta["wall_s"] / 60:.1f} min)
+- **Date:** {meta["date"]}
+- **Commit:** {m["commit"]}
+- **Machine:** {m["cores"]} cores ({m["cpu"]}), load average {meta["load_start"]} at the start,
+  {meta["load_end"]} at the end (other work on the machine shares the cores)
+- **Not pinned:** the replicas, redis-server, PostgreSQL and the load (this harness) share the
+  cores, as on one machine. The reference of every row is one hub with no bus, same run.
+
+{report.markdown_table(table)}
+
+Where the time goes, CPU per 1,000 messages (the replicas' and every other process's CPU over
+the measured interval ÷ what went through; load = this harness):
+
+{report.cluster_costs(raw)}
+
+{cluster.__doc__.split(chr(10) + chr(10), 1)[1].strip().replace("``", "`")}
+
+#### Notes on this run (CPU: share of one core over the measured interval)
+
+{notes}
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         prog="bench/run",
@@ -275,7 +318,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.source is not None:
         saved = json.loads(args.source.read_text())
-        finish(saved["meta"], saved["results"], args, write=not args.no_write)
+        results = saved["results"]
+        main_rows = not ({"abuse", "cluster"} & set(results))
+        finish(saved["meta"], results, args, write=main_rows and not args.no_write)
+        if "cluster" in results and not args.no_write:
+            write_cluster(saved["meta"], results["cluster"])
         return
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = sorted(set(rows) - set(ROWS + OPTIONAL_ROWS))
@@ -309,9 +356,22 @@ def main() -> None:
     meta["load_end"] = loadavg()
     if args.out is not None:  # first, so a bug further on cannot cost the measurements
         args.out.write_text(json.dumps({"meta": meta, "results": raw}, indent=1, default=str))
-    # The abuse row's document is docs/security-figures.md (bench/abuse.py writes it).
-    write = not (args.no_write or args.quick or args.profile or "abuse" in rows)
+    # The abuse row's document is docs/security-figures.md (bench/abuse.py writes it); the
+    # cluster row writes a section of its own.
+    quiet = args.no_write or args.quick or args.profile
+    write = not (quiet or "abuse" in rows or "cluster" in rows)
     finish(meta, raw, args, write=write)
+    if "cluster" in rows and not quiet:
+        write_cluster(meta, raw["cluster"])
+
+
+def write_cluster(meta: dict[str, Any], results: Any) -> None:
+    """The cluster row's section of docs/performance.md (not when the row failed)."""
+    if isinstance(results, dict):
+        return
+    section = cluster_document(meta, build_table({"cluster": results}), results)
+    report.write_section(DOC, "bench/run --rows cluster", section)
+    print(f"wrote the cluster section of {DOC.relative_to(procs.ROOT)}")
 
 
 def finish(

@@ -69,6 +69,10 @@ def one(
         }
         if attack is not None and method == "gated":
             out["detected_within_5"] = res.detected_within()
+            poisoned, distrusted = res.poisoned_and_distrusted()
+            out["pairs_met"] = float(len(res.detection))
+            out["pairs_poisoned"] = float(poisoned)
+            out["pairs_poisoned_distrusted"] = float(distrusted)
             out["honest_pairs_below"] = res.honest_pairs_below()
         return out
     fl = run_fl(
@@ -267,6 +271,16 @@ def table(
                 " honest-honest pairs below threshold"
                 f" {100 * statistics.fmean(x['honest_pairs_below'] for x in sybil):.1f}%"
             )
+            counted = [x for x in sybil if "pairs_poisoned" in x]
+            if counted:
+                met = sum(x["pairs_met"] for x in counted)
+                poisoned = sum(x["pairs_poisoned"] for x in counted)
+                kept_out = sum(x["pairs_poisoned_distrusted"] for x in counted)
+                lines.append(
+                    f"  {met:.0f} (honest, sybil) pairs met; in {poisoned:.0f} the sybil sent the"
+                    f" honest trainer a poisoned model, and {kept_out:.0f} of those end distrusting"
+                    " it; the rest never saw it attack"
+                )
     lines.append(
         "cells: mean accuracy over seeds, ratio to the same method's attack-free run;"
         " b = backdoor success on triggered test inputs (% of non-target inputs sent to the"

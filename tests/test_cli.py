@@ -138,7 +138,7 @@ def test_launcher_runs_harness_and_writes_report(tmp_path: Path) -> None:
 
 
 def test_harness_exit_status_is_nonzero_when_a_trainer_fails(tmp_path: Path) -> None:
-    # At this speed the 3-minute scenario is over before any trainer has shared anything.
+    # At this speed the 3-minute scenario is over long before a trainer has shared all it planned.
     result = _launcher("harness", "basic", "--speed", "1000000", cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)

@@ -191,8 +191,8 @@ def _preexec(core: int | None) -> None:
     """In the child before exec: file limit to the hard limit, then pin (inherited by threads)."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    if core is not None:
-        os.sched_setaffinity(0, {core})
+    # Unpinned: every usable core, not the core this (pinned) bench process is on.
+    os.sched_setaffinity(0, {core} if core is not None else _CORES)
 
 
 async def _wait_listening(port: int, proc: asyncio.subprocess.Process, timeout: float) -> None:
@@ -221,11 +221,13 @@ async def start(
     *,
     profile: Path | None = None,
     timeout: float = 60.0,
+    pin: bool = True,
 ) -> Server:
-    """Start ``argv`` pinned to the server core, logging to ``workdir/<name>.log``; return once
-    ``port`` accepts connections. With ``profile`` (an output file), run it under py-spy."""
+    """Start ``argv`` pinned to the server core (``pin=False``: on any core), logging to
+    ``workdir/<name>.log``; return once ``port`` accepts connections. With ``profile`` (an
+    output file), run it under py-spy."""
     log = workdir / f"{name}-{port}.log"
-    core = SERVER_CORE if can_pin() else None
+    core = SERVER_CORE if can_pin() and pin else None
     if profile is not None:
         spy = shutil.which("py-spy", path=str(VENV_BIN)) or shutil.which("py-spy")
         if spy is None:
@@ -261,13 +263,14 @@ async def start(
 
 async def start_hub(
     workdir: Path,
-    db: Path,
+    db: Path | str,
     *,
     profile: Path | None = None,
     extra: list[str] | None = None,
     limits: bool = False,
     dashboard_port: int = -1,
     port: int | None = None,
+    pin: bool = True,
 ) -> Server:
     """A kernal hub on ``port`` (default: a free one) with ``db`` (tokens registered
     beforehand), no dashboard unless ``dashboard_port`` is given, at the default log level: as an
@@ -281,15 +284,15 @@ async def start_hub(
         # and subscriber, from one address, far faster than any trainer.
         argv += ["--rate-limit", "0", "--max-connections-per-address", "0"]
     argv += extra or []
-    return await start("kernal", argv, port, workdir, profile=profile)
+    return await start("kernal", argv, port, workdir, profile=profile, pin=pin)
 
 
-async def start_redis(workdir: Path, *, maxclients: int = 10_100) -> Server:
+async def start_redis(workdir: Path, *, maxclients: int = 10_100, pin: bool = True) -> Server:
     """redis-server on a free port, nothing persisted (pub/sub needs no disk)."""
     port = free_port()
     argv = [REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
     argv += ["no", "--maxclients", str(maxclients), "--dir", str(workdir)]
-    return await start("redis", argv, port, workdir)
+    return await start("redis", argv, port, workdir, pin=pin)
 
 
 async def start_nats(workdir: Path) -> Server:
@@ -299,9 +302,10 @@ async def start_nats(workdir: Path) -> Server:
 
 
 async def register_tokens(
-    db: Path, ai_ids: list[str], *, chosen: dict[str, str] | None = None
+    db: Path | str, ai_ids: list[str], *, chosen: dict[str, str] | None = None
 ) -> dict[str, str]:
-    """Create ``db`` with kernal's schema and one generated token per id; return the tokens.
+    """Create ``db`` (a SQLite file or a PostgreSQL URL) with kernal's schema and one
+    generated token per id; return the tokens.
     ``chosen``: ids with a token a person chose, stored with the full stretching (as
     ``kernal token add`` stores one), so guessing it costs what it costs in a deployment.
 

@@ -152,6 +152,98 @@ def fanin_rows(results: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _cluster_cpu(cpu: dict[str, float] | None, work: float | None, unit: str) -> str:
+    """Each process's share of a core, the busiest first, and its CPU per 1,000 ``unit``."""
+    if not cpu:
+        return "no CPU figures"
+    other = cpu.get("other")
+    ranked = sorted(((k, v) for k, v in cpu.items() if k != "other"), key=lambda kv: -kv[1])
+    text = ", ".join(f"{name} {share:.0%}" for name, share in ranked)
+    if other is not None:
+        text += f" (other work on the machine: {other:.0%})"
+    if work:
+        per = ", ".join(f"{name} {_cpu_ms(share / work * 1e6)}" for name, share in ranked)
+        text += f"; CPU per 1,000 {unit}: {per}"
+    return "CPU " + text
+
+
+def _cpu_ms(value: float) -> str:
+    return f"{value:.0f} ms" if value >= 10 else f"{value:.2g} ms"
+
+
+def cluster_costs(results: list[dict[str, Any]]) -> str:
+    """A markdown table: CPU per 1,000 messages by kind of process, for each configuration
+    (the figure that says where the time goes, steadier than throughput on a shared machine)."""
+    lines = [
+        "| configuration | relay: replicas' CPU per 1,000 deliveries | persisted: replicas' CPU "
+        "per 1,000 shares | Redis | PostgreSQL | load |",
+        "|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        relay, persist = result.get("relay") or {}, result.get("persist") or {}
+        cells = [result["label"]]
+        for run, key, names in (
+            (relay, "deliveries_per_s", ("replicas",)),
+            (persist, "acked_per_s", ("replicas", "redis", "postgres", "load")),
+        ):
+            cpu, work = run.get("cpu") or {}, run.get(key)
+            for name in names:
+                if not work:
+                    cells.append("n/a")
+                    continue
+                if name == "replicas":
+                    shares = [v for k, v in cpu.items() if k.startswith("r") and k[1:].isdigit()]
+                    each = " + ".join(_cpu_ms(v / work * 1e6) for v in shares)
+                    total = sum(shares) / work * 1e6
+                    cells.append(each if len(shares) == 1 else f"{each} = {_cpu_ms(total)}")
+                else:
+                    cells.append(_cpu_ms(cpu.get(name, 0.0) / work * 1e6) if name in cpu else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def cluster_rows(results: list[dict[str, Any]]) -> list[Row]:
+    """Relay and persisted throughput of each configuration ÷ one hub with no bus."""
+    base = next((r for r in results if r["replicas"] == 1 and not r["bus"]), {})
+    rows = []
+    for result in results:
+        name = result["label"]
+        for kind in ("relay", "persist"):
+            run, ref = result.get(kind) or {}, base.get(kind) or {}
+            key = "deliveries_per_s" if kind == "relay" else "acked_per_s"
+            k, r = run.get(key), ref.get(key)
+            partial = "" if run.get("complete") else " (partial)"
+            if kind == "relay":
+                title = f"cluster relay, {name}: deliveries/s vs 1 hub"
+                title += f" ({run.get('subscribers', '?')} subscribers spread over the replicas)"
+                work, unit = k, "deliveries"
+            else:
+                title = f"cluster persisted, {name}: acked PATTERN_SHAREs/s vs 1 hub"
+                title += f" ({run.get('publishers', '?')} publishers spread, PostgreSQL)"
+                work, unit = k, "shares"
+            row = Row(
+                title,
+                rate(k) + partial if k else "n/a",
+                rate(r) if r else "n/a",
+                _div(k, r),
+                lat_kernal=latency(run),
+                lat_reference=latency(ref),
+            )
+            if kind == "persist" and run.get("seconds"):
+                row.notes.append(
+                    f"relays {run.get('relays_received', 0):,}/{run.get('relays_expected', 0):,} "
+                    f"({rate(run.get('relays_received', 0) / run['seconds'])}), "
+                    f"{run.get('rows_committed', '?')} rows committed for "
+                    f"{run.get('acked', 0):,} ACKs"
+                )
+            row.notes.append(_cluster_cpu(run.get("cpu"), work, unit))
+            for source in (result, run):
+                if source.get("note"):
+                    row.notes.append(str(source["note"]))
+            rows.append(row)
+    return rows
+
+
 def connection_rows(results: dict[str, Any]) -> list[Row]:
     rows = []
     by = {(r["system"], r["connections"]): r for r in results["idle"]}

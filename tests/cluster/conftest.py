@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -74,7 +75,14 @@ async def make_replica(pg_database: str) -> AsyncIterator[ReplicaFactory]:
 
     yield factory
     for service in services:
-        await service.stop()
+        try:
+            async with asyncio.timeout(30):
+                await service.stop()
+        except TimeoutError:
+            # Say where it hangs (every task's stack) rather than wait for the test timeout.
+            for task in asyncio.all_tasks():
+                task.print_stack(file=sys.stderr)
+            raise
 
 
 @pytest.fixture

@@ -22,24 +22,14 @@ def test_a_bus_needs_a_shared_database(tmp_path: Path) -> None:
 
 
 def test_an_unknown_or_unreachable_bus_is_refused_with_what_to_do(pg_database: str) -> None:
-    nats = runner.invoke(app, ["hub", "--port", "0", "--db", pg_database, "--bus", "nats://x"])
-    assert nats.exit_code == 2 and "redis://" in nats.output
-    gone = runner.invoke(
-        app,
-        [
-            "hub",
-            "--port",
-            "0",
-            "--dashboard-port",
-            "-1",
-            "--db",
-            pg_database,
-            "--bus",
-            "redis://127.0.0.1:1",
-        ],
-    )
-    assert gone.exit_code == 2
-    assert "cannot join the cluster" in gone.output and "without --bus" in gone.output
+    unknown = runner.invoke(app, ["hub", "--port", "0", "--db", pg_database, "--bus", "amqp://x"])
+    assert unknown.exit_code == 2 and "redis://" in unknown.output and "nats://" in unknown.output
+    for url in ("redis://127.0.0.1:1", "nats://127.0.0.1:1"):
+        gone = runner.invoke(
+            app, ["hub", "--port", "0", "--dashboard-port", "-1", "--db", pg_database, "--bus", url]
+        )
+        assert gone.exit_code == 2, url
+        assert "cannot join the cluster" in gone.output and "without --bus" in gone.output
 
 
 def test_hub_addresses_are_split_on_commas() -> None:

@@ -16,6 +16,7 @@ from kernal.storage import (
     CollaborationStatus,
     ComponentRecord,
     ItemKind,
+    RatingRecord,
     Vote,
 )
 from kernal.storage.sql import SqlStore
@@ -78,3 +79,24 @@ async def test_live_standings_are_what_a_restart_recomputes(store: SqlStore, see
     assert {ai: restarted.of(ai) for ai in AIS} == {ai: live.of(ai) for ai in AIS}
     assert {ai: restarted.partners(ai) for ai in AIS} == {ai: live.partners(ai) for ai in AIS}
     assert any(live.of(ai) != 0.5 for ai in AIS)  # the run did move someone
+
+
+async def test_changes_heard_while_restoring_are_kept(store: SqlStore) -> None:
+    """A replica hears other replicas' votes while it reads the store at start; its read may
+    predate them, so they are applied again once the tables are rebuilt."""
+    for n, partner in enumerate(["ai1", "ai2", "ai3", "ai4"]):
+        await collaborate(store, n, "ai0", partner)
+    await store.add_component(ComponentRecord("c1", {}, "ai1", 1.0))
+    standings = Standings(store)
+    read = store.ratings
+
+    async def ratings_then_hear() -> list[RatingRecord]:
+        found = await read()
+        # Committed after the read, heard before restore() rebuilds: the snapshot lacks it.
+        standings.apply_vote("ai0", "ai1", ("component", "c1"), Vote(0.0))
+        return found
+
+    store.ratings = ratings_then_hear  # type: ignore[method-assign]
+    await standings.restore()
+    assert standings.of("ai1") == hub_reputation([(0.5, 0.0)])
+    assert standings.partners("ai0") == 4

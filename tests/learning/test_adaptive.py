@@ -172,3 +172,23 @@ def test_the_gates_trigger_scan_refuses_a_patch_backdoor_not_honest_models(
     assert not decision.kept and decision.outcome == 0.0 and "patch" in decision.reason
     for other in models[1:]:
         assert "patch" not in evaluate_merge(models[0], other, val.X, val.y).reason
+
+
+def test_a_partly_backdoored_receiver_still_refuses_the_backdoor(
+    pool: Dataset, shards: tuple[Shard, ...], models: tuple[SoftmaxModel, ...]
+) -> None:
+    """Once a backdoor slipped in partly, the receiver's own model maps the patch too: measured
+    against that model the next backdoored share would pass; against the receiver's rate before
+    any merge (``hijack_reference``) it does not."""
+    from kernal.learning.merge import hijack_rate, merge
+
+    X, y = backdoor_training_set(shards[1].train.X, shards[1].train.y)
+    bad = SoftmaxModel.zeros(64, 10).fit(X, y, 30, seed=0)
+    val = shards[0].val
+    clean_rate = hijack_rate(models[0], val.X)
+    infected = merge(models[0], bad, weight=0.8)
+    assert hijack_rate(infected, val.X) > clean_rate + 0.3
+    drifting = evaluate_merge(infected, bad, val.X, val.y)
+    assert "patch" not in drifting.reason  # the bar rose with the infection
+    anchored = evaluate_merge(infected, bad, val.X, val.y, hijack_reference=clean_rate)
+    assert not anchored.kept and anchored.outcome == 0.0 and "patch" in anchored.reason

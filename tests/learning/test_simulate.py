@@ -43,3 +43,16 @@ def test_simulation_is_deterministic_and_validates_arguments() -> None:
     assert set(again.summary()) >= {"mean_honest_accuracy", "honest_pairs_below"}
     with pytest.raises(ValueError):
         simulate(n_trainers=3, rounds=1, merge="magic")
+
+
+def test_a_sybil_clique_stays_distrusted_by_every_trainer_it_poisoned() -> None:
+    """Three colluders taking turns (each poisons a third of its shares, honest otherwise):
+    every honest trainer a sybil poisoned ends the run distrusting it, however honest its other
+    turns were (the book's strikes), and honest trainers keep trusting one another."""
+    result = simulate(n_trainers=10, rounds=10, seed=0, malicious=[7, 8, 9], attack="sybil")
+    final = result.reputation[-1]
+    victims = [(h, s) for h, s in result.poisoned_pairs if h in result.honest]
+    assert len(victims) >= 10
+    assert all(final[h, s] < result.threshold for h, s in victims)
+    assert result.honest_pairs_below() == 0.0
+    # Measured without strikes (the plain average), 3 of these 12 victims end trusting again.

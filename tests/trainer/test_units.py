@@ -29,6 +29,35 @@ def test_repeated_failures_fall_below_threshold() -> None:
     assert book.get("bad") < 0.5
 
 
+def test_a_colluder_taking_turns_is_not_repaired_by_its_honest_turns() -> None:
+    """A peer trusted at ~0.9 that poisons once stays below 0.5 through its next honest turns
+    (a plain EMA would say 0.63, then climb); 10 clean interactions lift the strike."""
+    book = ReputationBook(alpha=0.3, initial=0.5)
+    for _ in range(6):
+        book.update("sybil", 1.0, measured=True)
+    assert book.get("sybil") > 0.9
+    assert book.update("sybil", 0.0, measured=True) < 0.5
+    for _ in range(9):
+        assert book.update("sybil", 1.0, measured=True) < 0.5
+    assert book.update("sybil", 1.0, measured=True) > 0.9  # forgiven: the average again
+    book.update("sybil", 0.0, measured=True)  # a second strike takes twice as long to lift
+    for _ in range(19):
+        assert book.update("sybil", 1.0, measured=True) < 0.5
+    assert book.update("sybil", 1.0, measured=True) > 0.5
+
+
+def test_only_measured_harm_strikes() -> None:
+    """A collaboration that merely failed (partner lost) is not a strike, nor is a mediocre
+    measured outcome."""
+    book = ReputationBook(alpha=0.3, initial=0.5)
+    for _ in range(6):
+        book.update("peer", 1.0, measured=True)
+    book.update("peer", 0.0)  # failed, not measured
+    book.update("peer", 0.4, measured=True)
+    assert not book.struck("peer")
+    assert book.get("peer") > 0.5
+
+
 @pytest.mark.parametrize(("alpha", "initial"), [(0.0, 0.5), (1.5, 0.5), (0.3, -0.1)])
 def test_reputation_rejects_bad_parameters(alpha: float, initial: float) -> None:
     with pytest.raises(ValueError):

@@ -162,7 +162,8 @@ async def test_ais_lists_connected_and_every_ai_seen(
     await eventually(lambda: _connected_count(api, 1))
     body = (await api.get("/api/ais")).json()
     [online] = body["connected"]
-    assert set(online) == {"ai_id", "specialization", "capabilities", "connected_at"}
+    assert set(online) == {"ai_id", "specialization", "capabilities", "connected_at", "replica"}
+    assert online["replica"] is None  # a cluster's replica names it; one hub has none
     assert (online["ai_id"], online["specialization"], online["capabilities"]) == (
         "AI_Node_2",
         "graphics",

@@ -111,8 +111,11 @@ async def test_streams_are_bounded_per_client(web: WebServer, http: httpx.AsyncC
     feed = feed_of(web)
     feed.max_per_client = 2
     async with http.stream("GET", "/api/events") as one, http.stream("GET", "/api/events") as two:
-        for response in (one, two):
-            assert (await Stream(response).next_of("status"))["connected_ais"] == 0
+        # Both readers stay referenced: a collected Stream closes its response's line iterator,
+        # which closes the connection, and the hub would then count one stream only.
+        streams = [Stream(one), Stream(two)]
+        for stream in streams:
+            assert (await stream.next_of("status"))["connected_ais"] == 0
         refused = await http.get("/api/events")
         assert refused.status_code == 503
         assert "2 live streams are open from 127.0.0.1" in refused.json()["error"]

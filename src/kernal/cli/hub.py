@@ -170,6 +170,23 @@ def hub(
     bus_namespace: Annotated[
         str, typer.Option(envvar="KERNAL_BUS_NAMESPACE", help="One cluster per name on a bus.")
     ] = HubSettings.bus_namespace,
+    bus_heartbeat: Annotated[
+        float,
+        typer.Option(
+            min=0.05,
+            envvar="KERNAL_BUS_HEARTBEAT",
+            help="Seconds between this replica's heartbeats on the bus.",
+        ),
+    ] = HubSettings.bus_heartbeat,
+    bus_ttl: Annotated[
+        float,
+        typer.Option(
+            min=0.2,
+            envvar="KERNAL_BUS_TTL",
+            help="Seconds after its last heartbeat before the others count this replica "
+            "dead (a few heartbeats).",
+        ),
+    ] = HubSettings.bus_ttl,
     loop: LoopOption = "auto",
     log_json: LogJsonOption = False,
     log_level: LogLevelOption = "INFO",
@@ -221,7 +238,14 @@ def hub(
         bus=bus,
         replica_id=replica_id,
         bus_namespace=bus_namespace,
+        bus_heartbeat=bus_heartbeat,
+        bus_ttl=bus_ttl,
     )
+    if bus and bus_ttl <= bus_heartbeat:
+        raise fail(
+            f"--bus-ttl {bus_ttl:g} must be longer than --bus-heartbeat {bus_heartbeat:g}, "
+            "or the others count this replica dead between two heartbeats: use a few heartbeats"
+        )
     if bus and not db.startswith(("postgresql:", "postgres:", "postgresql+")):
         raise fail(
             f"--bus joins replicas that share one database, and {db!r} is a SQLite file: "

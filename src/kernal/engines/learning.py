@@ -48,7 +48,7 @@ from kernal.learning.adaptive import Knowledge, attack_success_rate
 from kernal.learning.attacks import Behaviour, parse_behaviour
 from kernal.learning.data import Dataset, FloatArray, IntArray, holdout, make_shard, parse_split
 from kernal.learning.datasets import load_source
-from kernal.learning.merge import evaluate_merge, fedavg
+from kernal.learning.merge import evaluate_merge, fedavg, hijack_rate
 from kernal.learning.mlp import COLLABORATIVE_PROX, MLPModel, parse_hidden
 from kernal.learning.models import Model, model_from_json, new_model
 
@@ -151,6 +151,8 @@ class LearningEngine(Engine):
         )
         self.model: Model = self.start.copy()
         self.local_only_accuracy: float | None = None
+        # The trigger scan's rate of our model before any merge: the gate's fixed reference.
+        self.hijack_reference: float | None = None
         self.last_received: Model | None = None
         self.received: deque[Model] = deque(maxlen=OBSERVED)
         self.recent: deque[Model] = deque(maxlen=HISTORY)
@@ -193,6 +195,7 @@ class LearningEngine(Engine):
     async def train(self) -> dict[str, Any]:
         await self._train(self.local_epochs)
         self.local_only_accuracy = self.test_accuracy()
+        self.hijack_reference = hijack_rate(self.model, self.shard.val.X)
         if not self.history:
             self._record()
         return {
@@ -283,7 +286,13 @@ class LearningEngine(Engine):
             return Assessment(outcome=1.0, score=round(partner_accuracy, 4), kept=True)
         async with self._lock:
             decision = await asyncio.to_thread(
-                evaluate_merge, self.model, other, val_X, val_y, history=tuple(self.recent)
+                evaluate_merge,
+                self.model,
+                other,
+                val_X,
+                val_y,
+                history=tuple(self.recent),
+                hijack_reference=self.hijack_reference,
             )
             if decision.kept:
                 self.kept += 1

@@ -5,8 +5,9 @@ keys that expire (a replica's heartbeat and figures).
 Redis was chosen because it does the three things the cluster needs with one dependency the
 deployment already runs (``deploy/compose.yaml``'s ``bus`` profile): pub/sub fan-out to every
 replica, keys with a TTL for presence that must vanish when a replica dies, and nothing kept
-on disk. A NATS bus (core pub/sub plus a KV bucket with a TTL) would implement the same four
-methods; :func:`open_bus` is where its scheme would be added.
+on disk. :class:`~kernal.hub.nats_bus.NatsBus` implements it on NATS (core pub/sub and a
+JetStream key-value bucket with a TTL, ``nats://host:4222``); :func:`open_bus` picks one by the
+URL's scheme.
 
 Contract of every bus: :meth:`Bus.publish` never waits (it queues); the messages one bus
 publishes reach each subscriber in the order they were published, across channels; a message
@@ -43,7 +44,8 @@ class Bus(Protocol):
 
     async def start(self, channels: list[str], handler: Handler) -> None:
         """Connect and subscribe to ``channels``; ``handler`` gets every message published to
-        them from then on (its own included). Raises OSError/ConnectionError if unreachable."""
+        them from then on (its own may be included, or not). Raises OSError/ConnectionError
+        (or the client library's own errors) if unreachable."""
 
     def publish(self, channel: str, data: bytes) -> None:
         """Queue ``data`` for ``channel``; never waits."""
@@ -70,6 +72,26 @@ class Bus(Protocol):
         other replicas (used by the tests of a replica that dies)."""
 
 
+async def cancel_all(tasks: list[asyncio.Task[Any]], *, rounds: int = 3) -> None:
+    """Cancel ``tasks`` and wait for them, briefly. A task that survives its cancellation (a
+    client library that took it for a timeout and retried: seen with redis-py under load) is
+    cancelled again, up to ``rounds`` times a second apart, then left behind with a log line,
+    so that stopping never hangs."""
+    pending = [task for task in tasks if not task.done()]
+    for _ in range(rounds):
+        if not pending:
+            break
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=1.0)
+        pending = [task for task in pending if not task.done()]
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: it ended with an error while stopping
+    if pending:
+        log.warning("%d bus tasks did not stop when cancelled; left behind", len(pending))
+
+
 def open_bus(url: str) -> Bus:
     """The (not started) bus for ``url``; raises :class:`BusError` for a scheme or a missing
     client library."""
@@ -83,10 +105,16 @@ def open_bus(url: str) -> Bus:
             ) from None
         return RedisBus(url)
     if scheme == "nats":
-        raise BusError(
-            "nats:// buses are not implemented yet; run Redis and use --bus redis://HOST:6379"
-        )
-    raise BusError(f"unknown bus {url!r}: expected redis://HOST:PORT")
+        try:
+            import nats  # noqa: F401  (optional: only a clustered hub on NATS needs it)
+        except ImportError:
+            raise BusError(
+                "--bus nats://... needs the NATS client: pip install 'kernal[nats]'"
+            ) from None
+        from kernal.hub.nats_bus import NatsBus
+
+        return NatsBus(url)
+    raise BusError(f"unknown bus {url!r}: expected redis://HOST:PORT or nats://HOST:PORT")
 
 
 class RedisBus:
@@ -223,7 +251,5 @@ class RedisBus:
             task.cancel()
 
     async def _stop_tasks(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
         self._tasks = []

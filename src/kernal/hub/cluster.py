@@ -10,8 +10,10 @@ and speaks to the other replicas over two channels: ``NS:all`` (every replica) a
   own followers of the topic, once; ``s`` a frame for one AI, sent to its replica only.
 - ``j``/``l`` an AI joined/left here; ``c`` an AI authenticated here (its session elsewhere is
   evicted with ``replaced``); ``sync``/``snap`` a replica asks for / sends the list of its AIs;
-  ``bye`` a replica stops.
+  ``bye`` a replica stops; ``hb`` a replica is alive (with each heartbeat).
 - ``f``/``r`` a message handled by the replica that owns its state (see below), and its replies.
+- ``v``/``p``/``q`` a vote, a completed collaboration, an item's figures after a feedback,
+  committed here: every replica applies them to its standings and knowledge base.
 
 Shares are stored once, by the replica the trainer is on; the others only relay them (and
 count them in their in-memory knowledge base, and number them in their own replay log, so a
@@ -42,7 +44,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from kernal.hub.bus import Bus
+from kernal.hub.bus import Bus, cancel_all
 from kernal.hub.directory import Directory, profile_from_wire, profile_to_wire
 from kernal.hub.peers import Peer, Peers, Profile
 from kernal.hub.presence import Presence
@@ -50,8 +52,10 @@ from kernal.hub.replica_wire import (
     ClusterConfig,
     Evictable,
     Mirrored,
+    Outbox,
     Proxy,
     RemotePeer,
+    optional_float,
     pack,
     unpack,
 )
@@ -63,9 +67,11 @@ from kernal.protocol.relay import relay_frame
 from kernal.storage import (
     CollaborationStatus,
     ComponentRecord,
+    ItemKind,
     ItemRecord,
     NotFoundError,
     PatternRecord,
+    Vote,
 )
 
 log = logging.getLogger("kernal.hub.cluster")
@@ -115,9 +121,24 @@ class Cluster:
         self._heartbeat: asyncio.Task[None] | None = None
         self._severed = False
         self._stopped = False
+        router.standings.feed = self
+        router.knowledge.feed = self.item_rated
+        self._outbox = Outbox(self._send_group)
 
     def channel_of(self, replica: str) -> str:
         return f"{self.config.namespace}:r:{replica}"
+
+    def _publish(self, channel: str, data: bytes) -> None:
+        """Everything this replica says goes through here, after the frames gathered for AIs
+        elsewhere (the bus keeps one publisher's order)."""
+        if self._outbox:
+            self._outbox.flush()
+        self.bus.publish(channel, data)
+
+    def _send_group(self, replica: str, frame: bytes, ai_ids: list[str]) -> None:
+        to: str | list[str] = ai_ids[0] if len(ai_ids) == 1 else ai_ids
+        header = {"k": "s", "o": self.replica_id, "to": to}
+        self.bus.publish(self.channel_of(replica), pack(header, frame))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -128,7 +149,7 @@ class Cluster:
         await self._beat()
         for replica in await self._alive_replicas():
             self._replicas.setdefault(replica, {})
-        self.bus.publish(self._all, pack({"k": "sync", "o": self.replica_id}))
+        self._publish(self._all, pack({"k": "sync", "o": self.replica_id}))
         self._heartbeat = asyncio.create_task(self._heartbeats())
         log.info(
             "Replica %s joined cluster %r (%d other replicas alive)",
@@ -150,11 +171,9 @@ class Cluster:
             # worker thread that cancelling would not stop), briefly.
             await asyncio.wait(list(self._tasks), timeout=2)
         tasks = [*self._tasks, *([self._heartbeat] if self._heartbeat is not None else [])]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(tasks)
         if not self._severed:
-            self.bus.publish(self._all, pack({"k": "bye", "o": self.replica_id}))
+            self._publish(self._all, pack({"k": "bye", "o": self.replica_id}))
             with contextlib.suppress(Exception):
                 await self.bus.delete_key(self._hb_prefix + self.replica_id)
         await self.bus.close()
@@ -163,6 +182,7 @@ class Cluster:
         """Stop speaking on the bus at once, without a goodbye (what a crash looks like to the
         other replicas: they notice when the heartbeat key expires)."""
         self._severed = True
+        self._outbox.clear()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
         self.bus.sever()
@@ -182,10 +202,13 @@ class Cluster:
         return [replica for replica in found if replica != self.replica_id]
 
     async def _heartbeats(self) -> None:
-        while True:
+        while not self._stopped:  # not only cancelled: see bus.cancel_all
             await asyncio.sleep(self.config.heartbeat)
             try:
                 await self._beat()
+                # Also said on the bus: a replica the others counted dead (a stall longer than
+                # the TTL) is heard again and re-synced at once, even when no trainer speaks.
+                self._publish(self._all, pack({"k": "hb", "o": self.replica_id}))
                 known = list(self._replicas)
                 values = await self.bus.get_keys([self._hb_prefix + r for r in known])
             except Exception as exc:
@@ -199,6 +222,13 @@ class Cluster:
                     with contextlib.suppress(ValueError):
                         self._replicas[replica] = json.loads(value)
 
+    def replica_of(self, ai_id: str) -> str | None:
+        """The replica ``ai_id`` is joined on, as far as this one knows (None: nowhere)."""
+        if ai_id in self.peers:
+            return self.replica_id
+        entry = self.directory.get(ai_id)
+        return None if entry is None else entry.replica
+
     def replicas(self) -> dict[str, dict[str, Any]]:
         """The figures of every live replica, this one's (current) included."""
         mine = {"replica": self.replica_id, "address": self.config.address, **self._figures()}
@@ -208,14 +238,13 @@ class Cluster:
 
     def broadcast(self, frame: bytes, exclude: str | None, topic: m.Topic | None) -> None:
         header = {"k": "b", "o": self.replica_id, "x": exclude, "t": topic}
-        self.bus.publish(self._all, pack(header, frame))
+        self._publish(self._all, pack(header, frame))
 
     def send_to(self, ai_id: str, frame: bytes) -> bool:
         entry = self.directory.get(ai_id)
         if entry is None:
             return False
-        header = {"k": "s", "o": self.replica_id, "to": ai_id}
-        self.bus.publish(self.channel_of(entry.replica), pack(header, frame))
+        self._outbox.add(entry.replica, ai_id, frame)
         return True
 
     def remote_peer(self, ai_id: str) -> Peer | None:
@@ -238,15 +267,15 @@ class Cluster:
 
     def joined(self, profile: Profile) -> None:
         header = {"k": "j", "o": self.replica_id, "p": profile_to_wire(profile)}
-        self.bus.publish(self._all, pack(header))
+        self._publish(self._all, pack(header))
 
     def left(self, ai_id: str) -> None:
-        self.bus.publish(self._all, pack({"k": "l", "o": self.replica_id, "ai": ai_id}))
+        self._publish(self._all, pack({"k": "l", "o": self.replica_id, "ai": ai_id}))
 
     def claimed(self, ai_id: str) -> asyncio.Task[None] | None:
         at = time.time()
         self._claims[ai_id] = at
-        self.bus.publish(self._all, pack({"k": "c", "o": self.replica_id, "ai": ai_id, "at": at}))
+        self._publish(self._all, pack({"k": "c", "o": self.replica_id, "ai": ai_id, "at": at}))
         if self.directory.get(ai_id) is None:
             return None
         gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -264,6 +293,25 @@ class Cluster:
                 self._gone.pop(ai_id, None)
 
         return asyncio.create_task(wait())
+
+    # ------------------------------------------------------------------ standings and items
+
+    def vote_committed(
+        self, rater: str, contributor: str, item: tuple[str, str], vote: Vote
+    ) -> None:
+        header: dict[str, Any] = {"k": "v", "o": self.replica_id, "r": rater, "c": contributor}
+        header.update(i=list(item), s=vote.score, u=vote.usefulness)
+        self._publish(self._all, pack(header))
+
+    def pair_completed(self, a: str, b: str) -> None:
+        self._publish(self._all, pack({"k": "p", "o": self.replica_id, "a": a, "b": b}))
+
+    def item_rated(
+        self, kind: ItemKind, item_id: str, usage_count: int, quality_score: float | None
+    ) -> None:
+        header: dict[str, Any] = {"k": "q", "o": self.replica_id, "kind": kind.value}
+        header.update(i=item_id, n=usage_count, q=quality_score)
+        self._publish(self._all, pack(header))
 
     # ------------------------------------------------------------------ Forwarder (sessions)
 
@@ -299,7 +347,7 @@ class Cluster:
         answer = asyncio.get_running_loop().create_future()
         self._waiting[forward_id] = (owner, answer)
         header = {"k": "f", "o": self.replica_id, "id": forward_id, "s": peer.ai_id}
-        self.bus.publish(self.channel_of(owner), pack(header, raw.text.encode()))
+        self._publish(self.channel_of(owner), pack(header, raw.text.encode()))
         try:
             async with asyncio.timeout(FORWARD_TIMEOUT):
                 reply, frames = await answer
@@ -348,7 +396,7 @@ class Cluster:
             self._replicas[origin] = {}
             if kind not in ("sync", "snap"):
                 # Heard of it before its snapshot (or again after it was thought dead).
-                self.bus.publish(self.channel_of(origin), pack({"k": "sync", "o": self.replica_id}))
+                self._publish(self.channel_of(origin), pack({"k": "sync", "o": self.replica_id}))
         try:
             self._handle(kind, origin, header, body)
         except (ValueError, KeyError, TypeError) as exc:
@@ -362,13 +410,9 @@ class Cluster:
                 body = self._adopt_share(body, topic, to=None)
             self.peers.broadcast_here(body, exclude=exclude, topic=topic)
         elif kind == "s":
-            to = str(header["to"])
-            if body.startswith(b'{"type":"OS_COMPONENT_SHARE"'):
-                body = self._adopt_share(body, "components", to=to)
-            elif body.startswith(_ENDINGS):
-                # The member here was told: nothing left to fail if the owner dies later.
-                self._mirrored.pop(str(json.loads(body).get("collaboration_id")), None)
-            self.peers.deliver(to, body)
+            to = header["to"]
+            for ai_id in [str(to)] if isinstance(to, str) else [str(ai) for ai in to]:
+                self._deliver(ai_id, body)
         elif kind == "j":
             profile = profile_from_wire(header["p"])
             self.directory.add(profile, origin)
@@ -379,7 +423,7 @@ class Cluster:
         elif kind == "sync":
             ais = [profile_to_wire(p) for p in self._local_profiles()]
             snapshot = pack({"k": "snap", "o": self.replica_id, "ais": ais})
-            self.bus.publish(self.channel_of(origin), snapshot)
+            self._publish(self.channel_of(origin), snapshot)
         elif kind == "snap":
             self._snapshot(origin, [profile_from_wire(entry) for entry in header["ais"]])
         elif kind == "f":
@@ -388,6 +432,27 @@ class Cluster:
             waiting = self._waiting.get(str(header["id"]))
             if waiting is not None and not waiting[1].done():
                 waiting[1].set_result((header, body))
+        elif kind == "v":
+            kind_of, item_id = header["i"]
+            vote = Vote(optional_float(header["s"]), optional_float(header["u"]))
+            item = (str(kind_of), str(item_id))
+            self.router.standings.apply_vote(str(header["r"]), str(header["c"]), item, vote)
+        elif kind == "p":
+            self.router.standings.apply_pair(str(header["a"]), str(header["b"]))
+        elif kind == "q":
+            item_kind, count = ItemKind(header["kind"]), int(header["n"])
+            self.router.knowledge.apply_rated(
+                item_kind, str(header["i"]), count, optional_float(header["q"])
+            )
+
+    def _deliver(self, to: str, frame: bytes) -> None:
+        """A frame another replica sent for ``to``, an AI here."""
+        if frame.startswith(b'{"type":"OS_COMPONENT_SHARE"'):
+            frame = self._adopt_share(frame, "components", to=to)
+        elif frame.startswith(_ENDINGS):
+            # The member here was told: nothing left to fail if the owner dies later.
+            self._mirrored.pop(str(json.loads(frame).get("collaboration_id")), None)
+        self.peers.deliver(to, frame)
 
     def _local_profiles(self) -> list[Profile]:
         return [p for p in self.peers.profiles() if self.directory.get(p.ai_id) is None]
@@ -531,4 +596,4 @@ class Cluster:
                     error="the hub failed to handle this message; nothing was stored",
                 )
             )
-        self.bus.publish(self.channel_of(origin), pack(reply, b"".join(proxy.frames)))
+        self._publish(self.channel_of(origin), pack(reply, b"".join(proxy.frames)))

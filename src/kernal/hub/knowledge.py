@@ -1,10 +1,15 @@
 """What the knowledge base holds, as ``STATE`` and ``/status`` show it: the counts and the
 newest items of each kind, in memory. Loaded from the store when the hub starts and updated as
-shares and feedback commit, so a HELLO reads nothing from the database."""
+shares and feedback commit, so a HELLO reads nothing from the database.
+
+On a replica of a cluster, :attr:`Knowledge.feed` hears each feedback committed here (the
+cluster publishes the item's new figures), and the figures other replicas committed arrive
+through :meth:`Knowledge.apply_rated`."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from kernal.protocol import encode
 from kernal.protocol.messages import RecentComponent, RecentPattern
@@ -18,6 +23,8 @@ from kernal.storage import (
 )
 
 Recent = RecentPattern | RecentComponent
+RatedFeed = Callable[[ItemKind, str, int, float | None], None]
+"""Hears (kind, item id, usage count, quality score) of each feedback committed here."""
 
 
 def _recent(record: ItemRecord) -> Recent:
@@ -59,6 +66,7 @@ class Knowledge:
             ItemKind.COMPONENT: [],
         }
         self._encoded: dict[ItemKind, list[bytes]] = {}  # as STATE lists them, when unchanged
+        self.feed: RatedFeed | None = None
 
     async def load(self) -> None:
         counts = await self._store.counts()
@@ -120,14 +128,23 @@ class Knowledge:
             self._encoded.pop(kind, None)
 
     def rated(self, kind: ItemKind, item_id: str, result: FeedbackResult) -> None:
-        """A feedback on an item was committed: its usage count and quality changed."""
+        """A feedback on an item was committed here: its usage count and quality changed. Told
+        to :attr:`feed`."""
+        self.apply_rated(kind, item_id, result.usage_count, result.quality_score)
+        if self.feed is not None:
+            self.feed(kind, item_id, result.usage_count, result.quality_score)
+
+    def apply_rated(
+        self, kind: ItemKind, item_id: str, usage_count: int, quality_score: float | None
+    ) -> None:
+        """An item's figures after a feedback committed (here or by another replica)."""
         items = self._recent[kind]
         for n, item in enumerate(items):
             if item.item_id == item_id:
                 if isinstance(item, ComponentRecord):
                     items[n] = dataclasses.replace(
-                        item, usage_count=result.usage_count, quality_score=result.quality_score
+                        item, usage_count=usage_count, quality_score=quality_score
                     )
                 else:
-                    items[n] = dataclasses.replace(item, usage_count=result.usage_count)
+                    items[n] = dataclasses.replace(item, usage_count=usage_count)
                 self._encoded.pop(kind, None)

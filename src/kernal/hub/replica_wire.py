@@ -1,10 +1,11 @@
 """The pieces of the cluster that are not its logic: the envelope of a bus message (a JSON
-header line, then the frame it carries), the settings of a replica, and the stand-ins the
-cluster hands the router for an AI on another replica (:class:`RemotePeer`) and for the sender
-of a forwarded message (:class:`Proxy`)."""
+header line, then the frame it carries), the settings of a replica, the stand-ins the cluster
+hands the router for an AI on another replica (:class:`RemotePeer`) and for the sender of a
+forwarded message (:class:`Proxy`), and the :class:`Outbox` of frames for AIs elsewhere."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,11 @@ class Mirrored:
 
 def pack(header: dict[str, Any], body: bytes = b"") -> bytes:
     return json.dumps(header, separators=(",", ":")).encode() + b"\n" + body
+
+
+def optional_float(value: Any) -> float | None:
+    """A number field of a bus message that may be null; raises TypeError/ValueError."""
+    return None if value is None else float(value)
 
 
 def unpack(data: bytes) -> tuple[dict[str, Any], bytes]:
@@ -94,3 +100,43 @@ class Proxy:
     @property
     def raw_sender(self) -> Callable[[bytes], None]:
         return self.frames.append
+
+
+class Outbox:
+    """Frames for AIs on other replicas, gathered for the rest of this event-loop turn: one
+    frame for several AIs of one replica leaves as one bus message (a request to everyone
+    costs a message per replica, not one per recipient). For each replica the frames keep
+    their order: a frame joins the replica's last group only if it is the same frame.
+
+    ``publish(replica, frame, ai_ids)`` sends one group. The cluster flushes before anything
+    else it publishes, so the bus keeps the order of everything this replica says."""
+
+    def __init__(self, publish: Callable[[str, bytes, list[str]], None]) -> None:
+        self._publish = publish
+        self._groups: dict[str, list[tuple[bytes, list[str]]]] = {}
+        self._scheduled = False
+
+    def add(self, replica: str, ai_id: str, frame: bytes) -> None:
+        groups = self._groups.setdefault(replica, [])
+        if groups and (groups[-1][0] is frame or groups[-1][0] == frame):
+            groups[-1][1].append(ai_id)
+        else:
+            groups.append((frame, [ai_id]))
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if not self._groups:
+            return
+        groups, self._groups = self._groups, {}
+        for replica, frames in groups.items():
+            for frame, ai_ids in frames:
+                self._publish(replica, frame, ai_ids)
+
+    def __bool__(self) -> bool:
+        return bool(self._groups)
+
+    def clear(self) -> None:
+        self._groups.clear()

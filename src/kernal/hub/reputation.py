@@ -33,6 +33,12 @@ collaborations once, at hub start; after that each FEEDBACK and each completed c
 updates the tables here (the store has already committed them), and :meth:`Standings.of` is one
 dictionary lookup on the relay path. A recomputation after a restart gives the same numbers
 (sums are exact-rounded with :func:`math.fsum`, so their order does not matter).
+
+On a replica of a cluster, :attr:`Standings.feed` hears every change committed here (and
+publishes it on the bus); the changes other replicas committed arrive through
+:meth:`Standings.apply_vote` and :meth:`Standings.apply_pair`, which do not feed them back.
+Both are idempotent (a vote replaces the rater's vote on the item, a pair is a set member), so
+a change heard twice, or both from the bus and from the database at start, counts once.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from kernal.storage import Store, Vote
 
@@ -78,6 +85,16 @@ def hub_reputation(opinions: list[tuple[float, float]]) -> float:
     )
 
 
+class StandingsFeed(Protocol):
+    """Hears each standing change committed by this hub (a cluster publishes it)."""
+
+    def vote_committed(
+        self, rater: str, contributor: str, item: tuple[str, str], vote: Vote
+    ) -> None: ...
+
+    def pair_completed(self, a: str, b: str) -> None: ...
+
+
 @dataclass
 class _Opinion:
     """A rater's current votes on one AI's items, by item, and their mean."""
@@ -103,12 +120,26 @@ class Standings:
         self._partners: defaultdict[str, set[str]] = defaultdict(set)
         self._standing: dict[str, float] = {}  # only AIs that differ from the prior
         self._raters: dict[str, int] = {}  # raters counted in each such standing
+        self.feed: StandingsFeed | None = None
+        # Changes from other replicas heard while restore() reads the store: its snapshot may
+        # predate them, so they are applied again once it is rebuilt (votes in the order they
+        # were heard; pairs in any order, as a set of pairs does not depend on it).
+        self._reading = False
+        self._heard_votes: list[tuple[str, str, tuple[str, str], Vote]] = []
+        self._heard_pairs: list[tuple[str, str]] = []
 
     async def restore(self) -> None:
         """Rebuild everything from the store (hub start): its votes and completed
-        collaborations. Forgets what was there before."""
-        ratings = await self._store.ratings()
-        pairs = await self._store.collaboration_pairs()
+        collaborations. Forgets what was there before, except the changes other replicas
+        announced while it read."""
+        self._reading = True
+        try:
+            ratings = await self._store.ratings()
+            pairs = await self._store.collaboration_pairs()
+        finally:
+            self._reading = False
+            heard_votes, self._heard_votes = self._heard_votes, []
+            heard_pairs, self._heard_pairs = self._heard_pairs, []
         self._opinions.clear()
         self._partners.clear()
         self._standing.clear()
@@ -122,6 +153,10 @@ class Standings:
             self._set(rating.rater, rating.contributor, item, vote_value(rating.vote))
         for ai_id in list(self._opinions):
             self._recompute(ai_id)
+        for pair in heard_pairs:
+            self.apply_pair(*pair)
+        for vote in heard_votes:
+            self.apply_vote(*vote)
 
     def of(self, ai_id: str) -> float:
         """The standing of ``ai_id`` (the prior for an AI no counting rater rated)."""
@@ -136,14 +171,30 @@ class Standings:
         return len(self._partners.get(ai_id, ()))
 
     def voted(self, rater: str, contributor: str, item: tuple[str, str], vote: Vote) -> None:
-        """A FEEDBACK committed: ``rater``'s vote on ``contributor``'s ``item`` (kind, id) is
-        now ``vote`` (replacing whatever it was)."""
+        """A FEEDBACK committed here: ``rater``'s vote on ``contributor``'s ``item`` (kind, id)
+        is now ``vote`` (replacing whatever it was). Told to :attr:`feed`."""
+        self.apply_vote(rater, contributor, item, vote)
+        if self.feed is not None:
+            self.feed.vote_committed(rater, contributor, item, vote)
+
+    def collaborated(self, a: str, b: str) -> None:
+        """A collaboration between ``a`` and ``b`` completed here. Told to :attr:`feed`."""
+        self.apply_pair(a, b)
+        if self.feed is not None:
+            self.feed.pair_completed(a, b)
+
+    def apply_vote(self, rater: str, contributor: str, item: tuple[str, str], vote: Vote) -> None:
+        """A vote committed (here or by another replica): as :meth:`voted`, not fed back."""
+        if self._reading:
+            self._heard_votes.append((rater, contributor, item, vote))
         if self._set(rater, contributor, item, vote_value(vote)):
             self._recompute(contributor)
 
-    def collaborated(self, a: str, b: str) -> None:
-        """A collaboration between ``a`` and ``b`` completed. A new pair changes both weights,
-        so every standing either of them counts in is recomputed (in memory, a rare event)."""
+    def apply_pair(self, a: str, b: str) -> None:
+        """A completed collaboration (here or elsewhere). A new pair changes both weights, so
+        every standing either of them counts in is recomputed (in memory, a rare event)."""
+        if self._reading:
+            self._heard_pairs.append((a, b))
         if a == b or b in self._partners[a]:
             return
         self._partners[a].add(b)

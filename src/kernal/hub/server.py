@@ -254,7 +254,8 @@ class Hub:
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise HubConfigError(
                 f"cannot join the cluster on the bus {self.settings.bus!r}: {first_line}. "
-                "Check that Redis is running there, or run without --bus for a single hub."
+                "Check that the broker (Redis, or NATS with JetStream) is running there, or run "
+                "without --bus for a single hub."
             ) from exc
 
     def _figures(self) -> dict[str, Any]:

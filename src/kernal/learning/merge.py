@@ -150,6 +150,7 @@ def evaluate_merge(
     max_norm_ratio: float = MAX_NORM_RATIO,
     duplicate_distance: float = DUPLICATE_DISTANCE,
     trigger_scan: bool = True,
+    hijack_reference: float | None = None,
 ) -> MergeDecision:
     """The gate: merge ``other`` into ``own`` only if that does not hurt on OUR validation data.
 
@@ -165,9 +166,16 @@ def evaluate_merge(
        ``duplicate_distance`` (1e-3) of ``own`` or of a model in ``history`` (a free rider
        echoing our work; honest peers measured no closer than 8e-3), or, with
        ``trigger_scan``, if stamping a patch on our validation inputs sends at least 70% of them
-       to one class under ``other`` and 30 points more than under ``own`` (:func:`hijack_rate`:
-       a backdoor with a patch trigger; a scattered trigger is not found this way).
-    2. Otherwise ``merged = merge(own, other, weight)`` and, on the validation slice,
+       to one class under ``other`` and 30 points more than the reference (:func:`hijack_rate`:
+       a backdoor with a patch trigger; a scattered trigger is not found this way). The
+       reference is ``hijack_reference`` when given: the receiver's rate before it merged
+       anything (a model trained alone on its own data carries no backdoor), so a backdoor that
+       slipped in partly cannot raise the bar for the next one; else ``own``'s rate.
+    2. Otherwise ``merged = merge(own, other, weight)``; with ``trigger_scan`` it is not kept
+       if the *merged* model fails the scan (a backdoor diluted below the limit in ``other``,
+       which merging would still pass on), but the outcome is measured as below: a diluted
+       backdoor mostly comes from an honest peer that caught it, which is not to blame. Then,
+       on the validation slice,
        ``dp`` = change in the mean probability given to the true label (merged minus own) and
        ``da`` = change in accuracy.
     3. ``outcome = clip(1 + dp / tau, 0, 1)`` with ``tau`` = 0.2: no loss gives 1, a loss of
@@ -203,11 +211,17 @@ def evaluate_merge(
             and _relative_distance(other, seen) < duplicate_distance
         ):
             return refuse("a copy of a model we already have", partner_acc)
+    reference = 0.0
     if trigger_scan:
+        reference = hijack_rate(own, val_X) if hijack_reference is None else hijack_reference
         hijack = hijack_rate(other, val_X)
-        if hijack >= HIJACK_LIMIT and hijack >= hijack_rate(own, val_X) + HIJACK_MARGIN:
+        if hijack >= HIJACK_LIMIT and hijack >= reference + HIJACK_MARGIN:
             return refuse(f"a patch sends {hijack:.0%} of our inputs to one class", partner_acc)
     merged = merge(own, other, weight)
+    diluted = False
+    if trigger_scan:
+        hijack = hijack_rate(merged, val_X)
+        diluted = hijack >= HIJACK_LIMIT and hijack >= reference + HIJACK_MARGIN
     merged_acc = merged.accuracy(val_X, val_y)
     dp = float(
         np.mean(
@@ -216,8 +230,10 @@ def evaluate_merge(
         )
     )
     outcome = float(np.clip(1.0 + dp / tau, 0.0, 1.0))
-    kept = merged_acc >= own_acc and outcome >= 0.5
+    kept = merged_acc >= own_acc and outcome >= 0.5 and not diluted
     reason = "kept" if kept else "worse on our validation data"
+    if diluted:
+        reason = f"merged, a patch sends {hijack:.0%} of our inputs to one class"
     model = merged if kept else own
     return MergeDecision(kept, outcome, own_acc, merged_acc, partner_acc, model, reason, dp)
 

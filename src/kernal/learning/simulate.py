@@ -11,7 +11,8 @@ The real system runs trainers over the network; this mirrors its logic in one pr
 3. They exchange the models they SHARE (an attacker's is ``behaviour.outgoing(...)``); the
    requester shares first, so a free rider answering can echo what it just received.
 4. Each side runs :func:`evaluate_merge` on its own validation slice, updates its reputation
-   of the partner with the outcome (EMA) and keeps the merged model if kept. With
+   of the partner with the outcome (the trainer's own ReputationBook: EMA and strikes) and
+   keeps the merged model if kept. With
    ``merge="fedavg"`` it averages instead (pairwise :func:`fedavg`, no gate, no reputation).
    Attackers run the same gate on their own (for label_flip: flipped) validation labels.
 5. At the end of the round everyone who trains runs ``local_epochs`` epochs (warm start).
@@ -34,11 +35,12 @@ from numpy.typing import NDArray
 from kernal.learning.adaptive import Knowledge, attack_success_rate
 from kernal.learning.attacks import Behaviour, parse_behaviour
 from kernal.learning.data import Dataset, Shard, holdout, load_digits, make_shard
-from kernal.learning.merge import evaluate_merge, fedavg
+from kernal.learning.merge import evaluate_merge, fedavg, hijack_rate
 from kernal.learning.mlp import COLLABORATIVE_PROX, DEFAULT_HIDDEN, INIT_SEED, MLPModel
 from kernal.learning.model import FloatArray, IntArray
 from kernal.learning.models import Model, new_model
 from kernal.trainer import policy
+from kernal.trainer.reputation import ReputationBook
 
 HISTORY = 6  # own recently shared models remembered by the free-rider guard
 DETECTION_LIMIT = 5
@@ -59,6 +61,7 @@ class _Trainer:
     last_received: Model | None = None
     history: list[Model] = field(default_factory=list)
     received: list[Model] = field(default_factory=list)
+    hijack_reference: float | None = None  # its model's trigger-scan rate before any merge
 
 
 @dataclass
@@ -123,6 +126,13 @@ class SimResult:
         if not self.detection:
             return float("nan")
         return float(np.mean([n is not None and n <= limit for n in self.detection.values()]))
+
+    def poisoned_and_distrusted(self) -> tuple[int, int]:
+        """(honest-poisoner pairs in which the poisoner sent the honest trainer at least one
+        malicious model, those of them in which the honest trainer distrusts it at the end)."""
+        pairs = [(h, p) for h, p in self.poisoned_pairs if h in self.honest]
+        final = self.reputation[-1]
+        return len(pairs), sum(bool(final[h, p] < self.threshold) for h, p in pairs)
 
     def honest_pairs_below(self) -> float:
         """Fraction of ordered honest-honest pairs whose final reputation is below threshold."""
@@ -234,6 +244,9 @@ def simulate(
     train(central, pool.X, pool.y, budget, seed, False)
 
     rep = np.full((n_trainers, n_trainers), 0.5)
+    # Each trainer's own book, as the real trainer keeps it (strikes included); ``rep`` mirrors
+    # what they say, for the tables.
+    books = [ReputationBook(alpha, 0.5) for _ in range(n_trainers)]
     touched = np.zeros((n_trainers, n_trainers), dtype=bool)
     reported: dict[tuple[int, int], float] = {}  # (rater, ratee) -> latest score
     reputation = [rep.copy()]
@@ -248,7 +261,8 @@ def simulate(
 
     def meet(viewer: int, peer: int) -> None:
         if seed_from_hub and not touched[viewer, peer]:
-            rep[viewer, peer] = min(0.5, standing(peer))
+            books[viewer].seed(str(peer), standing(peer))
+            rep[viewer, peer] = books[viewer].get(str(peer))
         touched[viewer, peer] = True
 
     def receive(me: _Trainer, sender: int, incoming: Model) -> None:
@@ -261,7 +275,13 @@ def simulate(
             me.model = fedavg([me.model, incoming])
             return
         decision = evaluate_merge(
-            me.model, incoming, me.shard.val.X, me.val_y, history=me.history, **(gate or {})
+            me.model,
+            incoming,
+            me.shard.val.X,
+            me.val_y,
+            history=me.history,
+            hijack_reference=me.hijack_reference,
+            **(gate or {}),
         )
         tally["kept" if decision.kept else "refused"] += 1
         me.model = decision.model
@@ -270,7 +290,7 @@ def simulate(
         reported[(me.index, sender)] = me.behaviour.reported_score(measured, colluder)
         if trainers[sender].behaviour.attacking(trainers[sender].shares - 1):
             poisoned.add((me.index, sender))
-        rep[me.index, sender] = alpha * decision.outcome + (1 - alpha) * rep[me.index, sender]
+        rep[me.index, sender] = books[me.index].update(str(sender), decision.outcome, measured=True)
         counts[me.index, sender] += 1
         if not me.behaviour.malicious and trainers[sender].behaviour.malicious:
             key = (me.index, sender)
@@ -321,6 +341,7 @@ def simulate(
     for t in trainers:
         if t.behaviour.trains():
             train(t.model, t.train_X, t.train_y, warmup_epochs, seed * 7919 + t.index, False)
+            t.hijack_reference = hijack_rate(t.model, t.shard.val.X)
     for r in range(rounds):
         initiators = [t for t in trainers if attackers_initiate or not t.behaviour.malicious]
         met: set[tuple[int, int]] = set()

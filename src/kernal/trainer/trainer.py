@@ -466,7 +466,7 @@ class Trainer:
         if assessment is None:
             return
         collab.assessed = True
-        score = self.reputation.update(collab.partner, assessment.outcome)
+        score = self.reputation.update(collab.partner, assessment.outcome, measured=True)
         self.stats.assessments.append(round(assessment.outcome, 4))
         log.info(
             "[%s] Measured %s's contribution: outcome %.3f (%s); reputation now %.3f",
@@ -488,7 +488,8 @@ class Trainer:
         """Forget a collaboration. ``outcome`` feeds the partner's reputation, except a success
         whose contribution was already measured (one interaction, one update)."""
         collab = self.active.pop(collaboration_id, None)
-        if collab is None:
+        if collab is None or self._stopping:
+            # Winding down freezes the figures: the final report is being sent.
             return
         if outcome is None:
             self.stats.collaborations_failed += 1
@@ -516,6 +517,8 @@ class Trainer:
     # ------------------------------------------------------------------ incoming
 
     async def _on_state(self, state: State) -> None:
+        if self._stopping:
+            return
         self.peers = {
             ai.ai_id: ai.specialization for ai in state.active_ais if ai.ai_id != self.ai_id
         }
@@ -527,6 +530,10 @@ class Trainer:
             self._end(collaboration_id, outcome=None)
 
     async def _on_message(self, message: Incoming) -> None:
+        if self._stopping:
+            # Behaviour has stopped and the final figures are sent: what arrives while the
+            # connection closes changes nothing (a request gets no answer and times out).
+            return
         match message:
             case RelayedCollaborationRequest():
                 await self._consider(message)

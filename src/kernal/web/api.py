@@ -66,6 +66,8 @@ class ConnectedAi(BaseModel):
     specialization: str
     capabilities: list[str]
     connected_at: float
+    replica: str | None = None
+    """The replica it is connected to, on a cluster (``--bus``); null on one hub."""
 
 
 class KnownAi(_Record):
@@ -197,6 +199,7 @@ def api_router(hub: Hub, budget: Budget | None = None) -> APIRouter:
                 specialization=profile.specialization,
                 capabilities=list(profile.capabilities),
                 connected_at=profile.connected_at,
+                replica=None if hub.cluster is None else hub.cluster.replica_of(profile.ai_id),
             )
             for profile in hub.peers.profiles()
         ]

@@ -28,6 +28,19 @@ trainer_distrusted_peers               gauge      ``ai_id``: peers it holds belo
 trainer_rejected_requests              gauge      ``ai_id``: requests it refused for low reputation
 uptime_seconds                         gauge
 =====================================  =========  ===========================================
+
+A replica of a cluster (``--bus``) adds, from the replicas' heartbeats (at most a second or
+two old; this replica's own figures are current):
+
+=====================================  =========  ===========================================
+replica_info                           gauge      ``replica``: this replica's name (always 1)
+cluster_replicas                       gauge      live replicas, this one included
+cluster_connected_ais                  gauge      ``replica``: AIs connected to each replica
+cluster_active_collaborations          gauge      ``replica``: collaborations each one holds
+=====================================  =========  ===========================================
+
+``connected_ais`` and ``collaborations`` stay this replica's; ``ai_reputation`` covers every
+AI of the cluster (each replica holds every standing).
 """
 
 from __future__ import annotations
@@ -163,6 +176,48 @@ class HubCollector(Collector):
         )
 
 
+class ClusterCollector(Collector):
+    """The cluster's figures, on a replica (see the module docstring)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+
+    def collect(self) -> Iterator[Metric]:
+        cluster = self._hub.cluster
+        if cluster is None:
+            return
+        replicas = cluster.replicas()
+        info = GaugeMetricFamily(
+            "kernal_replica_info", "This replica's name (--replica-id).", labels=["replica"]
+        )
+        info.add_metric([cluster.replica_id], 1.0)
+        yield info
+        yield GaugeMetricFamily(
+            "kernal_cluster_replicas", "Live replicas, this one included.", value=len(replicas)
+        )
+        connected = GaugeMetricFamily(
+            "kernal_cluster_connected_ais",
+            "AIs connected to each replica (from its heartbeat).",
+            labels=["replica"],
+        )
+        collaborations = GaugeMetricFamily(
+            "kernal_cluster_active_collaborations",
+            "Active collaborations each replica holds the book of (from its heartbeat).",
+            labels=["replica"],
+        )
+        for replica, figures in sorted(replicas.items()):
+            connected.add_metric([replica], _figure(figures, "connected_ais"))
+            collaborations.add_metric([replica], _figure(figures, "active_collaborations"))
+        yield connected
+        yield collaborations
+
+
+def _figure(figures: dict[str, object], name: str) -> float:
+    # A replica heard from but whose heartbeat was not read yet has no figures: 0 until then.
+    value = figures.get(name)
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
 class ReportCollector(Collector):
     """The latest TRAINER_REPORT of each trainer, read from the store by the endpoint before
     each scrape (a collector cannot await). One series per trainer, never per pair of
@@ -202,6 +257,8 @@ def metrics_router(hub: Hub) -> APIRouter:
     """``GET /metrics`` for ``hub``, on a registry of its own."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HubCollector(hub))
+    if hub.cluster is not None:
+        registry.register(ClusterCollector(hub))
     reports = ReportCollector()
     registry.register(reports)
     router = APIRouter()

@@ -277,6 +277,8 @@ class AiRow(BaseModel):
     patterns: int
     components: int
     last_shared: float | None
+    replica: str | None = None
+    """The replica it is connected to, on a cluster (``--bus``); null offline or on one hub."""
 
 
 class TrustEdge(BaseModel):
@@ -507,6 +509,11 @@ def views_router(hub: Hub) -> APIRouter:
                     patterns=counts[ItemKind.PATTERN],
                     components=counts[ItemKind.COMPONENT],
                     last_shared=last.get(ai_id),
+                    replica=(
+                        hub.cluster.replica_of(ai_id)
+                        if hub.cluster is not None and profile is not None
+                        else None
+                    ),
                 )
             )
         return rows

@@ -8,8 +8,10 @@ import { aiClass, floorTenth, knowledgeRow, learningSeries } from "./overview.js
 const MAX_DATA_CHARS = 50_000; // a model can be large: show the start, say how much is left
 
 function seen(ai) {
+  // On a cluster (--bus), which replica the AI is connected to; null on one hub.
+  const where = ai.replica ? ` on ${ai.replica}` : "";
   return ai.online
-    ? h("span", { title: `connected at ${fmtClock(ai.connected_at)}` }, `online for ${fmtDuration(hubNow() - ai.connected_at)}`)
+    ? h("span", { title: `connected at ${fmtClock(ai.connected_at)}${where}` }, `online for ${fmtDuration(hubNow() - ai.connected_at)}${where}`)
     : h("span", { title: `first seen ${fmtClock(ai.first_seen)}` }, `seen ${fmtAgo(ai.last_seen)}`);
 }
 
