@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import logging.handlers
+import queue
 import re
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 _PLAIN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -69,3 +73,36 @@ def setup_logging(*, level: str = "INFO", json_lines: bool = False) -> None:
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     logging.getLogger("mcp").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+class _RenderedQueueHandler(logging.handlers.QueueHandler):
+    """Hands records to the writing thread with their message rendered now (its arguments may
+    change later) and everything else as it is, for the handlers there to format."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record.msg = record.message = record.getMessage()
+        record.args = None
+        return record
+
+
+@contextlib.contextmanager
+def logging_in_background() -> Iterator[None]:
+    """While inside, the root logger's handlers format and write in a thread of their own, so a
+    slow stderr (a loaded disk, a full pipe) never holds up the caller (the hub's event loop);
+    on leaving, what is queued is written and the handlers are put back."""
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, *handlers, respect_handler_level=True)
+    queued = _RenderedQueueHandler(records)
+    for handler in handlers:
+        root.removeHandler(handler)
+    root.addHandler(queued)
+    listener.start()
+    try:
+        yield
+    finally:
+        root.removeHandler(queued)
+        listener.stop()
+        for handler in handlers:
+            root.addHandler(handler)

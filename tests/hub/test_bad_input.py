@@ -163,8 +163,10 @@ async def test_store_failure_is_an_internal_error_not_a_lost_connection(hub: Hub
     async def broken(*_: object, **__: object) -> None:
         raise OSError("disk unplugged")
 
-    real = hub.store.add_pattern
+    # Both ways a pattern reaches the store: alone, and in a run of shares.
+    real, real_many = hub.store.add_pattern, hub.store.add_shares
     hub.store.add_pattern = broken  # type: ignore[method-assign]
+    hub.store.add_shares = broken  # type: ignore[method-assign,assignment]
     try:
         await client.send(
             {"type": "PATTERN_SHARE", "msg_id": "m", "pattern_id": "p", "pattern_data": {}}
@@ -173,6 +175,7 @@ async def test_store_failure_is_an_internal_error_not_a_lost_connection(hub: Hub
         assert (error["code"], error["ref"]) == ("internal_error", "m")
     finally:
         hub.store.add_pattern = real  # type: ignore[method-assign]
+        hub.store.add_shares = real_many  # type: ignore[method-assign]
     await client.send(
         {"type": "PATTERN_SHARE", "msg_id": "again", "pattern_id": "p", "pattern_data": {}}
     )

@@ -36,6 +36,7 @@ from kernal.storage import (
     FeedbackScore,
     ItemKind,
     ItemQuery,
+    NewShare,
     NotFoundError,
     PatternRecord,
     RatingRecord,
@@ -144,6 +145,31 @@ class StoreContract(abc.ABC):
         assert await store.add_component(component, data_text='{"k":[1]}') is ShareOutcome.CREATED
         assert (await store.get_pattern("p")) == record
         assert (await store.get_component("c")) == component
+
+    async def test_add_shares_answers_each_share_as_alone(self, store: Store) -> None:
+        await store.add_pattern(pattern("taken", "alice"))
+        text = '{"w" : [1e15]}'
+        results = await store.add_shares(
+            [
+                NewShare(pattern("p1", "bob"), data_text=None),
+                NewShare(PatternRecord("p2", {"w": [1e15]}, "bob", T0), data_text=text),
+                NewShare(pattern("p1", "bob")),  # resent in the same run
+                NewShare(pattern("taken", "bob")),  # someone else's id
+                NewShare(component("c1", "bob")),
+                NewShare(component("c2", "bob"), recipient="carol"),
+                NewShare(component("c1", "carol")),  # taken earlier in the run
+            ]
+        )
+        assert results[:3] == [ShareOutcome.CREATED, ShareOutcome.CREATED, ShareOutcome.DUPLICATE]
+        assert isinstance(results[3], ConflictError) and "'alice'" in str(results[3])
+        assert results[4:6] == [ShareOutcome.CREATED, ShareOutcome.CREATED]
+        assert isinstance(results[6], ConflictError) and "'bob'" in str(results[6])
+        assert await store.add_shares([]) == []
+        counts = await store.counts()
+        assert (counts.shared_patterns, counts.shared_components) == (3, 2)
+        assert await store.get_pattern("p2") == PatternRecord("p2", {"w": [1e15]}, "bob", T0)
+        assert await store.recipient_of("c2") == "carol"
+        assert await store.get_pattern("taken") == pattern("taken", "alice")
 
     async def test_a_component_shared_with_one_ai_is_not_listed(self, store: Store) -> None:
         public = ComponentRecord("public", {}, "alice", T0)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
-from kernal.storage import ConflictError, ShareOutcome, TrainerReportRecord
+from kernal.storage import ConflictError, NewShare, ShareOutcome, TrainerReportRecord
 from kernal.storage.schema import shared_patterns
 from kernal.storage.sql import SqlStore
 from tests.storage.test_store_contract import T0, pattern
@@ -166,3 +166,31 @@ async def test_shares_queued_together_are_stored_in_one_statement_each_way(
     assert statements.count("INSERT") == 1 and statements.count("SELECT") == 1
     assert (await store.counts()).shared_patterns == 51
     assert (await store.get_pattern("p8")) == pattern("p8", "bob")
+
+
+async def test_runs_of_shares_are_one_job_each_and_commit_with_their_neighbours(
+    store: SqlStore,
+) -> None:
+    """Each ``add_shares`` is one job with one future; jobs of many shares queued together
+    (and single shares beside them) still commit in one transaction, counted as their writes."""
+    async with WriterGate(store) as gate:
+        runs = [
+            asyncio.create_task(
+                store.add_shares([NewShare(pattern(f"r{n}-{i}", "bob")) for i in range(20)])
+            )
+            for n in range(5)
+        ]
+        alone = asyncio.create_task(store.add_pattern(pattern("alone", "bob")))
+        await gate.wait_queued(101)  # writes, not jobs
+        before = store.batches_committed
+    results = await asyncio.gather(*runs)
+    assert await alone is ShareOutcome.CREATED
+    assert all(result == [ShareOutcome.CREATED] * 20 for result in results)
+    assert store.batches_committed - before == 2  # the gate's own, then all of these
+    assert (await store.counts()).shared_patterns == 101
+
+
+async def test_a_run_of_shares_gets_the_commit_error_for_each_share(store: SqlStore) -> None:
+    await store.close()
+    results = await store.add_shares([NewShare(pattern("p1")), NewShare(pattern("p2"))])
+    assert len(results) == 2 and all(isinstance(r, RuntimeError) for r in results)

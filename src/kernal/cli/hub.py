@@ -23,7 +23,7 @@ from kernal.config import (
     HubSettings,
     TrainerSettings,
 )
-from kernal.logs import setup_logging
+from kernal.logs import logging_in_background, setup_logging
 from kernal.protocol import DEFAULT_MAX_FRAME
 
 if TYPE_CHECKING:
@@ -251,7 +251,8 @@ def hub(
             f"--bus joins replicas that share one database, and {db!r} is a SQLite file: "
             "give them --db postgresql://HOST/DBNAME (move the data with `kernal db copy`)"
         )
-    run_until_interrupted(serve_hub(settings, demo_trainers=0), loop=loop)
+    with logging_in_background():
+        run_until_interrupted(serve_hub(settings, demo_trainers=0), loop=loop)
 
 
 def demo(

@@ -221,7 +221,7 @@ class Connection(asyncio.Protocol):
 
     def send_uncounted(self, frame: bytes) -> None:
         """:meth:`send_raw` for a caller that counts the frame itself (a broadcast, once for
-        all its recipients)."""
+        all its recipients); ``frame`` may be several frames, each ending with its newline."""
         if self._closing:
             return
         out = self._out
@@ -236,12 +236,12 @@ class Connection(asyncio.Protocol):
         if not out or transport is None or self._lost:
             out.clear()
             return
-        frames = len(out)
-        data = out[0] if frames == 1 else b"".join(out)
+        data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
         transport.write(data)
         if self._write_paused:
-            self._frames_while_paused += frames
+            # Counted by their newlines: a queued item may hold many frames (a run of relays).
+            self._frames_while_paused += data.count(b"\n")
         waiting = transport.get_write_buffer_size()
         if waiting > self._send_buffer_bytes or self._frames_while_paused > self._send_queue_limit:
             log.warning(

@@ -51,6 +51,13 @@ class Histogram:
         self.total += value
         self.count += 1
 
+    def observe_many(self, value: float, times: int) -> None:
+        """``observe(value)`` ``times`` times (a batch whose members all took ``value``)."""
+        if times > 0:
+            self.counts[bisect_left(self.bounds, value)] += times
+            self.total += value * times
+            self.count += times
+
 
 def frame_type(frame: bytes) -> bytes:
     """``b"ACK"`` of ``b'{"type":"ACK",...'``; ``b"?"`` if there is no ``type``.
@@ -97,6 +104,12 @@ class HubCounters:
     def received(self, kind: str, size: int) -> None:
         self.frames_in[kind] += 1
         self.bytes_in[kind] += size
+
+    def sent_many(self, kind: bytes, frames: int, size: int, copies: int = 1) -> None:
+        """``frames`` frames of type ``kind``, ``size`` bytes in all, queued together for
+        ``copies`` clients."""
+        self.frames_out[kind] += frames * copies
+        self.bytes_out[kind] += size * copies
 
     def sent(self, frame: bytes, copies: int = 1) -> None:
         """``frame`` queued for ``copies`` clients (a broadcast counts once for all)."""

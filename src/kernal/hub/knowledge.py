@@ -8,11 +8,13 @@ through :meth:`Knowledge.apply_rated`."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from kernal.protocol import encode
 from kernal.protocol.messages import RecentComponent, RecentPattern
 from kernal.storage import (
+    ComponentRecord,
     FeedbackResult,
     ItemKind,
     ItemRecord,
@@ -45,10 +47,9 @@ def _recent(record: ItemRecord) -> Recent:
     )
 
 
-def _order(item: Recent) -> tuple[float, str]:
+def _order(record: ItemRecord) -> tuple[float, str]:
     # The store's order: newest first, ties by id (descending).
-    item_id = item.pattern_id if isinstance(item, RecentPattern) else item.component_id
-    return item.timestamp, item_id
+    return record.timestamp, record.item_id
 
 
 class Knowledge:
@@ -58,7 +59,12 @@ class Knowledge:
         self._store = store
         self.limit = limit
         self._counts = {ItemKind.PATTERN: 0, ItemKind.COMPONENT: 0}
-        self._recent: dict[ItemKind, list[Recent]] = {ItemKind.PATTERN: [], ItemKind.COMPONENT: []}
+        # Records, newest first: the listed models are built only when read (shares come far
+        # more often than HELLOs).
+        self._recent: dict[ItemKind, list[ItemRecord]] = {
+            ItemKind.PATTERN: [],
+            ItemKind.COMPONENT: [],
+        }
         self._encoded: dict[ItemKind, list[bytes]] = {}  # as STATE lists them, when unchanged
         self.feed: RatedFeed | None = None
 
@@ -70,7 +76,7 @@ class Knowledge:
         }
         for kind in ItemKind:
             items = await self._store.recent_items(kind, self.limit)
-            self._recent[kind] = [_recent(record) for record in items]
+            self._recent[kind] = list(items)
         self._encoded.clear()
 
     def count(self, kind: ItemKind) -> int:
@@ -80,16 +86,18 @@ class Knowledge:
         """The newest items of ``kind`` as JSON (newest first), encoded once per change."""
         found = self._encoded.get(kind)
         if found is None:
-            found = self._encoded[kind] = [encode(item)[:-1] for item in self._recent[kind]]
+            found = self._encoded[kind] = [
+                encode(_recent(record))[:-1] for record in self._recent[kind]
+            ]
         return found
 
     def recent_patterns(self) -> list[RecentPattern]:
-        return [item for item in self._recent[ItemKind.PATTERN] if isinstance(item, RecentPattern)]
+        items = map(_recent, self._recent[ItemKind.PATTERN])
+        return [item for item in items if isinstance(item, RecentPattern)]
 
     def recent_components(self) -> list[RecentComponent]:
-        return [
-            item for item in self._recent[ItemKind.COMPONENT] if isinstance(item, RecentComponent)
-        ]
+        items = map(_recent, self._recent[ItemKind.COMPONENT])
+        return [item for item in items if isinstance(item, RecentComponent)]
 
     def shared(self, record: ItemRecord, *, private: bool = False) -> None:
         """A new item was committed (``private``: shared with one AI only: counted, not
@@ -98,14 +106,26 @@ class Knowledge:
         if private:
             return
         items = self._recent[record.kind]
-        item = _recent(record)
-        if not items or _order(item) >= _order(items[0]):
-            items.insert(0, item)  # the usual case: the newest
+        if not items or _order(record) >= _order(items[0]):
+            items.insert(0, record)  # the usual case: the newest
         else:
-            items.append(item)
+            items.append(record)
             items.sort(key=_order, reverse=True)
         del items[self.limit :]
         self._encoded.pop(record.kind, None)
+
+    def shared_many(self, records: list[ItemRecord]) -> None:
+        """Many new items were committed (none private): :meth:`shared` for each."""
+        for kind in ItemKind:
+            mine = [record for record in records if record.kind is kind]
+            if not mine:
+                continue
+            self._counts[kind] += len(mine)
+            items = self._recent[kind]
+            items += mine
+            items.sort(key=_order, reverse=True)
+            del items[self.limit :]
+            self._encoded.pop(kind, None)
 
     def rated(self, kind: ItemKind, item_id: str, result: FeedbackResult) -> None:
         """A feedback on an item was committed here: its usage count and quality changed. Told
@@ -120,9 +140,11 @@ class Knowledge:
         """An item's figures after a feedback committed (here or by another replica)."""
         items = self._recent[kind]
         for n, item in enumerate(items):
-            if _order(item)[1] == item_id:
-                update: dict[str, object] = {"usage_count": usage_count}
-                if isinstance(item, RecentComponent):
-                    update["quality_score"] = quality_score
-                items[n] = item.model_copy(update=update)
+            if item.item_id == item_id:
+                if isinstance(item, ComponentRecord):
+                    items[n] = dataclasses.replace(
+                        item, usage_count=usage_count, quality_score=quality_score
+                    )
+                else:
+                    items[n] = dataclasses.replace(item, usage_count=usage_count)
                 self._encoded.pop(kind, None)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from kernal.hub.counters import HubCounters
+from kernal.hub.counters import HubCounters, frame_type
 from kernal.protocol import ErrorCode, ProtocolError, encode
 from kernal.protocol.messages import TOPICS, ServerMessage, Topic
 
@@ -262,6 +262,22 @@ class Peers:
         self._counters.sent(frame)
         return True
 
+    def send_to_many(self, ai_ids: Iterable[str], frame: bytes) -> int:
+        """:meth:`send_to` of one encoded ``frame`` to each of ``ai_ids``, counted once for all;
+        returns how many got it (here or, clustered, on another replica)."""
+        senders = self._senders
+        here = elsewhere = 0
+        for ai_id in ai_ids:
+            send = senders.get(ai_id)
+            if send is not None:
+                send(frame)
+                here += 1
+            elif self.cluster is not None and self.cluster.send_to(ai_id, frame):
+                elsewhere += 1
+        if here:
+            self._counters.sent(frame, here)
+        return here + elsewhere
+
     def deliver(self, ai_id: str, frame: bytes) -> bool:
         """Queue ``frame`` for ``ai_id`` if it joined here (never over the bus)."""
         send = self._senders.get(ai_id)
@@ -299,6 +315,28 @@ class Peers:
                 send(frame)
             reached = len(senders)
         self._counters.sent(frame, reached)  # once, not once per peer
+        return reached
+
+    def broadcast_many(
+        self, frames: list[bytes], *, exclude: str | None = None, topic: Topic | None = None
+    ) -> int:
+        """:meth:`broadcast` of each of ``frames`` (encoded, all of one type), in order, as one
+        queued write per peer here; returns how many peers here got them."""
+        if len(frames) == 1:
+            return self.broadcast(frames[0], exclude=exclude, topic=topic)
+        if not frames:
+            return 0
+        if self.cluster is not None:
+            for frame in frames:
+                self.cluster.broadcast(frame, exclude, topic)
+        data = b"".join(frames)
+        senders = self._senders if topic is None else self._followers[topic]
+        reached = 0
+        for ai_id, send in list(senders.items()):
+            if ai_id != exclude:
+                send(data)
+                reached += 1
+        self._counters.sent_many(frame_type(frames[0]), len(frames), len(data), reached)
         return reached
 
     def sample(

@@ -14,13 +14,12 @@ from __future__ import annotations
 import secrets
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from kernal.protocol.messages import Topic
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
+class _Entry(NamedTuple):  # a tuple: made for every relayed share, it must be cheap
     seq: int
     frame: bytes
     sender: str

@@ -10,8 +10,10 @@ clock) and knows nothing of sessions, sockets or the server around it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from kernal.hub.collaborations import CollaborationBook
@@ -23,13 +25,21 @@ from kernal.hub.reputation import Standings
 from kernal.protocol import ErrorCode, ProtocolError
 from kernal.protocol import messages as m
 from kernal.protocol.codec import RawFields
-from kernal.protocol.relay import ack_frame, encode_value, relay_frame
+from kernal.protocol.relay import (
+    ack_frame,
+    encode_stamps,
+    encode_value,
+    relay_body,
+    relay_frame,
+)
 from kernal.storage import (
     CollaborationRecord,
     CollaborationStatus,
     ComponentRecord,
     ConflictError,
     ItemKind,
+    ItemRecord,
+    NewShare,
     NotFoundError,
     PatternRecord,
     ShareOutcome,
@@ -126,6 +136,133 @@ class Router:
         return self.book.active_of(ai_id)
 
     # ------------------------------------------------------------------ knowledge
+
+    async def share_many(
+        self,
+        peer: Peer,
+        shares: Sequence[tuple[m.ClientMessage, RawFields | None]],
+        fail: Callable[[ProtocolError], object],
+    ) -> int:
+        """Carry out a run of plain shares (:meth:`can_pipeline`) from the joined ``peer`` as
+        :meth:`dispatch` would one by one, but stored with one write (one job, one future):
+        each is checked alone, all are committed together, then in order each gets its ACK and
+        relay, or its ERROR through ``fail``. Returns how many were ACKed."""
+        sender = peer.ai_id
+        assert sender is not None
+        now = self.clock.now()
+        checked: list[NewShare | ProtocolError] = []
+        for message, raw in shares:
+            try:
+                checked.append(self._new_share(message, raw, sender, now))
+            except ProtocolError as exc:
+                checked.append(exc)
+        new = [item for item in checked if isinstance(item, NewShare)]
+        started = time.perf_counter()
+        try:
+            results = await self.store.add_shares(new) if new else []
+        except Exception as exc:  # the store's contract is to return it; an outage may not
+            results = [exc] * len(new)
+        stored = iter(results)
+        self.counters.persist_seconds.observe_many(time.perf_counter() - started, len(new))
+        acked = 0
+        shared: list[ItemRecord] = []
+        public: list[ItemRecord] = []  # shared with everyone: listed in STATE
+        # What every relay of this run has in common, encoded once; the ACKs, and the relays
+        # of each topic, leave as one queued write per connection.
+        sender_json, stamp = encode_value(sender), encode_stamps({"timestamp": now})
+        acks: list[bytes] = []
+        relays: list[bytes] = []
+        relay_topic: m.Topic = "patterns"
+        for (message, raw), item in zip(shares, checked, strict=True):
+            if isinstance(item, ProtocolError):
+                self._send_acks(peer, acks)  # the ERROR after the ACKs before it
+                fail(item)
+                continue
+            outcome = next(stored)
+            if isinstance(outcome, Exception):
+                self._send_acks(peer, acks)
+                fail(self._share_failed(message, outcome))
+                continue
+            acked += 1
+            record = item.record
+            duplicate = outcome is ShareOutcome.DUPLICATE
+            acks.append(
+                ack_frame(message.msg_id, message.type, record.item_id, duplicate=duplicate or None)
+            )
+            if duplicate:
+                continue
+            shared.append(record)
+            if item.recipient is None:
+                public.append(record)
+            else:
+                self.knowledge.shared(record, private=True)
+            topic: m.Topic = "patterns" if isinstance(record, PatternRecord) else "components"
+            frame = self.replay.record(
+                functools.partial(_relay_share, message, raw, sender_json, stamp),
+                sender=sender,
+                topic=topic,
+                to=item.recipient,
+            )
+            if item.recipient is not None:
+                self.peers.send_to(item.recipient, frame)
+                continue
+            if topic != relay_topic:
+                self.peers.broadcast_many(relays, exclude=sender, topic=relay_topic)
+                relays, relay_topic = [], topic
+            relays.append(frame)
+        self._send_acks(peer, acks)
+        self.peers.broadcast_many(relays, exclude=sender, topic=relay_topic)
+        if shared:
+            self.knowledge.shared_many(public)
+            _log_shared(shared, sender)
+        return acked
+
+    def _new_share(
+        self, message: m.ClientMessage, raw: RawFields | None, sender: str, now: float
+    ) -> NewShare:
+        """What to store for a plain share, checked as :meth:`_pattern` and
+        :meth:`_component` check it; raises ProtocolError."""
+        ref = message.msg_id
+        if isinstance(message, m.PatternShare):
+            self._check_size("pattern_data", message.pattern_data, raw, ref)
+            record: ItemRecord = PatternRecord(
+                message.pattern_id, message.pattern_data, sender, now
+            )
+            return NewShare(record, None if raw is None else raw.text_of("pattern_data"))
+        if not isinstance(message, m.ComponentShare) or not self.can_pipeline(message):
+            raise ProtocolError(
+                ErrorCode.INTERNAL_ERROR, f"{message.type} is not a plain share", ref
+            )
+        self._check_size("component_data", message.component_data, raw, ref)
+        if message.to is not None:
+            self.peers.require_online(message.to, ref)
+        record = ComponentRecord(
+            message.component_id, message.component_data, sender, now, message.quality_score
+        )
+        data_text = None if raw is None else raw.text_of("component_data")
+        return NewShare(record, data_text, message.to)
+
+    def _send_acks(self, peer: Peer, acks: list[bytes]) -> None:
+        """Queue ``acks`` for ``peer`` as one write (counted as the frames they are); empty it."""
+        if len(acks) == 1:
+            peer.send_raw(acks[0])
+        elif acks:
+            data = b"".join(acks)
+            peer.raw_sender(data)
+            self.counters.sent_many(b"ACK", len(acks), len(data))
+        acks.clear()
+
+    @staticmethod
+    def _share_failed(message: m.ClientMessage, exc: Exception) -> ProtocolError:
+        if isinstance(exc, ConflictError):
+            return ProtocolError(ErrorCode.CONFLICT, str(exc), message.msg_id)
+        # An outage or a bug must cost this frame, not the connection or the hub.
+        log.error("Failed to store %s", message.type, exc_info=exc)
+        return ProtocolError(
+            ErrorCode.INTERNAL_ERROR,
+            f"the hub failed to handle this {message.type}; nothing was stored",
+            message.msg_id,
+        )
 
     async def _pattern(
         self, sender: str, peer: Peer, msg: m.PatternShare, raw: RawFields | None
@@ -300,10 +437,10 @@ class Router:
             # To every follower on a small hub; past request_fanout, to that many of them, the
             # complementary ones first: relaying to all made requests cost N^2.
             unlike = None if profile is None else profile.specialization
-            for ai_id in self.peers.sample(
+            chosen = self.peers.sample(
                 "requests", self.request_fanout, exclude=sender, unlike=unlike
-            ):
-                self.peers.send_to(ai_id, forward)
+            )
+            self.peers.send_to_many(chosen, forward)
         peer.send_raw(ack_frame(msg.msg_id, msg.type, msg.request_id))
 
     async def _accept(
@@ -401,3 +538,23 @@ class Router:
         else:
             log.info("Collaboration %s failed (%s): %s", cid, sender, ending.reason)
         self.peers.send_to(self.book.partner(record, sender), relay_frame(ending, raw, sender))
+
+
+def _log_shared(records: list[ItemRecord], sender: str) -> None:
+    """One line per kind for a run of shares (a line per share cost more than storing it)."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    for kind, label in ((PatternRecord, "Pattern"), (ComponentRecord, "Component")):
+        ids = [record.item_id for record in records if isinstance(record, kind)]
+        if len(ids) == 1:
+            log.info("%s %s shared by %s", label, ids[0], sender)
+        elif ids:
+            log.info("%ss %s shared by %s", label, ", ".join(ids), sender)
+
+
+def _relay_share(
+    message: m.ClientMessage, raw: RawFields | None, sender_json: bytes, stamp: bytes, seq: int
+) -> bytes:
+    """``relay_frame(message, raw, sender, timestamp=now, seq=seq)``, from the parts a run of
+    shares has in common (``encode_value(sender)``, ``encode_stamps({"timestamp": now})``)."""
+    return relay_body(message, raw, sender_json) + stamp + b',"seq":%d}\n' % seq

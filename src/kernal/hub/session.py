@@ -285,9 +285,10 @@ class Session:
     async def _serve(self) -> None:
         """Serve frames until EOF. Replies keep the order of the frames they answer.
 
-        Runs of plain shares that arrived together are stored concurrently: their writes queue
-        in order and commit together (group commit), and their ACKs and relays go out in order.
-        Anything else waits for the shares before it, so it sees their effects.
+        Runs of plain shares that arrived together are stored together (one write job, one
+        commit with the other connections' shares), and their ACKs and relays go out in order.
+        Anything else waits for the shares before it, so it sees their effects. Plain shares
+        are never forwarded to another replica (they belong to no collaboration).
         """
         can_pipeline = self._services.router.can_pipeline
         received_one = self._counters.received
@@ -425,17 +426,25 @@ class Session:
             self._counters.ack_seconds.observe(time.perf_counter() - started)
 
     async def _dispatch_all(self, messages: list[Received]) -> None:
-        async def one(message: Received) -> None:
-            try:
-                await self._dispatch(message)
-            except ProtocolError as exc:
-                self._reply_error(exc)
-
-        if len(messages) == 1:
-            await one(messages[0])
-        elif messages:
-            # gather starts the coroutines in order, so their writes are queued in order.
-            await asyncio.gather(*(one(message) for message in messages))
+        """Carry out a run of plain shares: stored with one write, answered in order."""
+        if not messages:
+            return
+        started = time.perf_counter()
+        try:
+            acked = await self._services.router.share_many(self, messages, self._reply_error)
+        except Exception:
+            # A bug must cost these frames, not the connection or the hub.
+            log.exception("[%s] Failed to handle %d shares", self._ai_id, len(messages))
+            for message, _ in messages:
+                self._reply_error(
+                    ProtocolError(
+                        ErrorCode.INTERNAL_ERROR,
+                        f"the hub failed to handle this {message.type}; nothing was stored",
+                        message.msg_id,
+                    )
+                )
+            return
+        self._counters.ack_seconds.observe_many(time.perf_counter() - started, acked)
 
     def _reply_error(self, exc: ProtocolError) -> bool:
         """Send the ERROR; return whether the connection stays open."""

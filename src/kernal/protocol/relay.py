@@ -16,7 +16,7 @@ import json
 from typing import Any
 
 from kernal.protocol.codec import RawFields
-from kernal.protocol.messages import RELAYED_FORMS, Message
+from kernal.protocol.messages import RELAYED_FORMS, Message, PatternShare
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _encode_string = json.encoder.encode_basestring  # C, as _ENCODER
@@ -39,6 +39,12 @@ _FIELDS: dict[type[Message], tuple[tuple[str, bytes, bool], ...]] = {
 }
 
 
+_PATTERN_OPENING = _OPENING[PatternShare] + b',"from":'
+_PATTERN_ID, _PATTERN_DATA = (key for name, key, _ in _FIELDS[PatternShare])
+if [name for name, _, _ in _FIELDS[PatternShare]] != ["pattern_id", "pattern_data"]:
+    raise AssertionError("PatternShare's fields changed: update relay_body's fast path")
+
+
 def encode_value(value: Any) -> bytes:
     """One JSON value, compact (as the hub encodes its own fields)."""
     kind = type(value)
@@ -57,18 +63,49 @@ def relay_frame(message: Message, raw: RawFields | None, sender: str, **stamps: 
     """The encoded relayed form of ``message`` (see :func:`kernal.protocol.messages.relayed`
     for the same as a model): its fields bar ``msg_id`` and ``to``, ``from`` = ``sender``, then
     ``stamps``; ``None`` values are left out. Raises KeyError for a message never relayed."""
-    parts = [_OPENING[type(message)], b',"from":', encode_value(sender)]
+    return relay_body(message, raw, encode_value(sender)) + encode_stamps(stamps) + b"}\n"
+
+
+def relay_body(message: Message, raw: RawFields | None, sender_json: bytes) -> bytes:
+    """:func:`relay_frame` up to its stamps, without the closing brace; ``sender_json``: the
+    sender as :func:`encode_value` encodes it (once for a run of frames of one sender)."""
+    if type(message) is PatternShare and raw is not None:
+        # The share a busy hub relays most, without the loop over its fields.
+        data = raw("pattern_data")
+        if data is not None:
+            return b"".join(
+                (
+                    _PATTERN_OPENING,
+                    sender_json,
+                    _PATTERN_ID,
+                    encode_value(message.pattern_id),
+                    _PATTERN_DATA,
+                    data,
+                )
+            )
+    parts = [_OPENING[type(message)], b',"from":', sender_json]
     for name, key, free_form in _FIELDS[type(message)]:
         value = getattr(message, name)
         if value is None:
             continue
         text = raw(name) if free_form and raw is not None else None
         parts += (key, text if text is not None else encode_value(value))
+    return b"".join(parts)
+
+
+def encode_stamps(stamps: dict[str, Any]) -> bytes:
+    """The members ``,"name":value`` of what the hub adds to a relayed frame (None left out)."""
+    parts: list[bytes] = []
     for name, value in stamps.items():
         if value is not None:
-            parts += (b',"', name.encode(), b'":', encode_value(value))
-    parts.append(b"}\n")
+            key = _STAMP_KEYS.get(name)
+            if key is None:
+                key = _STAMP_KEYS[name] = b',"' + name.encode() + b'":'
+            parts += (key, encode_value(value))
     return b"".join(parts)
+
+
+_STAMP_KEYS: dict[str, bytes] = {}
 
 
 def ack_frame(
@@ -80,10 +117,17 @@ def ack_frame(
     duplicate: bool | None = None,
 ) -> bytes:
     """The encoded ``ACK`` (the frame the hub sends most), as ``encode(Ack(...))`` would be."""
+    of_json = _ACK_OF.get(of)
+    if of_json is None:
+        of_json = _ACK_OF[of] = b',"of":' + encode_value(of)
+    if collaboration_id is None and duplicate is None and item_id is not None:
+        # A share's ACK, the usual one: no list to build.
+        head = _ACK_OPENING if ref is None else _ACK_REF + encode_value(ref)
+        return head + of_json + b',"id":' + encode_value(item_id) + b"}\n"
     parts = [b'{"type":"ACK"']
     if ref is not None:
         parts += (b',"ref":', encode_value(ref))
-    parts += (b',"of":', encode_value(of))
+    parts.append(of_json)
     if item_id is not None:
         parts += (b',"id":', encode_value(item_id))
     if collaboration_id is not None:
@@ -92,3 +136,8 @@ def ack_frame(
         parts += (b',"duplicate":', encode_value(duplicate))
     parts.append(b"}\n")
     return b"".join(parts)
+
+
+_ACK_OPENING = b'{"type":"ACK"'
+_ACK_REF = b'{"type":"ACK","ref":'
+_ACK_OF: dict[str, bytes] = {}  # ',"of":"PATTERN_SHARE"' per frame type

@@ -15,6 +15,7 @@ per-kind shorthands for callers that know which one they want.
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -33,6 +34,7 @@ from kernal.storage.records import (
     ItemQuery,
     ItemRecord,
     KnowledgeCounts,
+    NewShare,
     NotFoundError,
     PatternRecord,
     RatingRecord,
@@ -63,6 +65,7 @@ __all__ = [
     "ItemQuery",
     "ItemRecord",
     "KnowledgeCounts",
+    "NewShare",
     "NotFoundError",
     "PatternRecord",
     "RatingRecord",
@@ -133,6 +136,28 @@ class Store(abc.ABC):
         :class:`NotFoundError` if the collaboration does not exist or is not active; in both
         cases nothing is written.
         """
+
+    async def add_shares(self, shares: Sequence[NewShare]) -> list[ShareOutcome | Exception]:
+        """Store many plain shares (no collaboration to complete) at once, each as
+        :meth:`add_pattern` or :meth:`add_component` would, in order: one result per share, its
+        :class:`ShareOutcome` or the exception it would have raised (:class:`ConflictError`,
+        or an outage's error for all of them), in which case nothing of that share is written.
+        Returns once every share written is committed. This implementation stores them
+        concurrently (a backend with group commit puts them in one transaction anyway);
+        backends may do better."""
+
+        async def one(share: NewShare) -> ShareOutcome | Exception:
+            record = share.record
+            try:
+                if isinstance(record, PatternRecord):
+                    return await self.add_pattern(record, data_text=share.data_text)
+                return await self.add_component(
+                    record, data_text=share.data_text, recipient=share.recipient
+                )
+            except Exception as exc:
+                return exc
+
+        return list(await asyncio.gather(*(one(share) for share in shares)))
 
     @abc.abstractmethod
     async def recipient_of(self, component_id: str) -> str | None:

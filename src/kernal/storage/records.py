@@ -24,6 +24,7 @@ __all__ = [
     "ItemQuery",
     "ItemRecord",
     "KnowledgeCounts",
+    "NewShare",
     "NotFoundError",
     "PatternRecord",
     "RatingRecord",
@@ -102,6 +103,17 @@ class ComponentRecord:
 
 #: A shared item of either kind; ``record.kind`` says which.
 ItemRecord: TypeAlias = PatternRecord | ComponentRecord
+
+
+@dataclass(frozen=True, slots=True)
+class NewShare:
+    """One plain share for :meth:`~kernal.storage.base.Store.add_shares`: an item, its data's
+    JSON text if the caller has it (as the client sent it), and for a component shared with
+    one AI only, that AI."""
+
+    record: ItemRecord
+    data_text: str | None = None
+    recipient: str | None = None
 
 
 @dataclass(frozen=True)

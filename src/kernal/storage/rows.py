@@ -24,7 +24,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -136,9 +137,17 @@ def item_row(spec: ItemTable[R], record: R, data_text: str | None = None) -> dic
     """The row of a pattern or component: its fields, the data as JSON text (``data_text``
     when the caller has it already, e.g. as the client sent it)."""
     # Shallow on purpose: dataclasses.asdict would deep-copy the data only to encode it.
-    row = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    fields = _FIELDS.get(type(record))
+    if fields is None:
+        names = tuple(f.name for f in dataclasses.fields(record))
+        fields = _FIELDS[type(record)] = (names, operator.attrgetter(*names))
+    row = dict(zip(fields[0], fields[1](record), strict=True))
     row[spec.data_column] = dumps(row[spec.data_column]) if data_text is None else data_text
     return row
+
+
+# Per record class: its field names and a getter of them all (dataclasses.fields is slow).
+_FIELDS: dict[type, tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]] = {}
 
 
 def collaboration_row(record: CollaborationRecord) -> dict[str, Any]:
@@ -400,6 +409,42 @@ def share_many(
             outcomes.append((False, ConflictError(message)))
     if new:
         conn.execute(spec.table.insert(), new)  # executemany
+    return outcomes
+
+
+SharePayload = tuple["ItemTable[Any]", dict[str, Any], str | None]
+"""A share as the writer gets it: its table, its :func:`item_row`, its recipient (or None)."""
+
+
+def share_each(conn: Connection, payloads: list[SharePayload]) -> list[tuple[bool, Any]]:
+    """:func:`share` for each payload in its own savepoint: one outcome per payload, as
+    :func:`share_many` gives them."""
+    outcomes: list[tuple[bool, Any]] = []
+    for spec, row, recipient in payloads:
+        try:
+            with conn.begin_nested():
+                outcomes.append((True, share(conn, spec, row, recipient)))
+        except Exception as exc:
+            outcomes.append((False, exc))
+    return outcomes
+
+
+def share_mixed(conn: Connection, payloads: list[SharePayload]) -> list[tuple[bool, Any]]:
+    """Shares of either kind in order, one outcome per payload: each run of shares of one table
+    without a recipient in two statements (:func:`share_many`), the others one by one in a
+    savepoint each (so a conflicting one writes nothing)."""
+    outcomes: list[tuple[bool, Any]] = []
+    start = 0
+    while start < len(payloads):
+        spec, _, recipient = payloads[start]
+        end = start + 1
+        if recipient is not None:
+            outcomes += share_each(conn, payloads[start:end])
+        else:
+            while end < len(payloads) and payloads[end][0] is spec and payloads[end][2] is None:
+                end += 1
+            outcomes += share_many(conn, spec, [row for _, row, _ in payloads[start:end]])
+        start = end
     return outcomes
 
 

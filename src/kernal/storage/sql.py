@@ -46,6 +46,7 @@ from kernal.storage.base import (
     ItemQuery,
     ItemRecord,
     KnowledgeCounts,
+    NewShare,
     NotFoundError,
     PatternRecord,
     RatingRecord,
@@ -236,6 +237,24 @@ class SqlStore(reports.TrainerReportsSql, Store):
             return outcome
 
         return await self._write(job)
+
+    async def add_shares(self, shares: Sequence[NewShare]) -> list[ShareOutcome | Exception]:
+        # One job with one future for the lot: a share costs the writer a row, not a job.
+        payloads: list[rows.SharePayload] = []
+        for share in shares:
+            spec = rows.ITEM_TABLES[share.record.kind]
+            payloads.append(
+                (spec, rows.item_row(spec, share.record, share.data_text), share.recipient)
+            )
+        batch = Batchable("shares", payloads, rows.share_mixed, many=True)
+        try:
+            self._require_engine()
+            outcomes = await self._writes.submit_many(
+                lambda conn: rows.share_each(conn, payloads), batch
+            )
+        except Exception as exc:  # nothing of the batch is stored
+            return [exc] * len(shares)
+        return [value if ok else _exception(value) for ok, value in outcomes]
 
     async def recipient_of(self, component_id: str) -> str | None:
         c = t.component_recipients.c
@@ -613,3 +632,7 @@ def _record_token_change(
     values = {"seq": seq, "action": action.value, "changed_at": timestamp}
     if conn.execute(t.token_changes.update().where(c.ai_id == ai_id).values(values)).rowcount == 0:
         conn.execute(t.token_changes.insert().values(ai_id=ai_id, **values))
+
+
+def _exception(value: Any) -> Exception:
+    return value if isinstance(value, Exception) else RuntimeError(repr(value))

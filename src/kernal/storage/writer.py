@@ -40,6 +40,13 @@ class Batchable:
     key: Hashable
     payload: Any
     run_many: Callable[[Connection, list[Any]], list[Outcome]]
+    many: bool = False
+    """``payload`` is a list of payloads, done together as if submitted one by one: the job's
+    result is the list of their outcomes (see :meth:`WriteQueue.submit_many`)."""
+
+    @property
+    def size(self) -> int:
+        return len(self.payload) if self.many else 1
 
 
 @dataclass(slots=True)
@@ -48,6 +55,7 @@ class _Job(Generic[T]):
     future: asyncio.Future[T]
     loop: asyncio.AbstractEventLoop
     batch: Batchable | None = None
+    size: int = 1  # writes it holds, counted against max_batch
 
     def resolve(self, ok: bool, value: Any) -> None:
         """Resolve the future (on its loop; its caller may have been cancelled)."""
@@ -112,7 +120,8 @@ class WriteQueue:
         self._thread.start()
 
     def pending(self) -> int:
-        """How many jobs are queued and not yet taken by the writer (approximate)."""
+        """How many writes are queued and not yet taken by the writer (approximate; a job of
+        :meth:`submit_many` counts its payloads)."""
         return self._queued
 
     async def submit(self, fn: Callable[[Connection], T], *, batch: Batchable | None = None) -> T:
@@ -124,6 +133,29 @@ class WriteQueue:
         its batch stored), or :class:`RuntimeError` if the queue is not running. Cancelling the
         caller does not withdraw a job already submitted: it may still be committed.
         """
+        future: asyncio.Future[T] = self._queue(fn, batch, 1)
+        return await future
+
+    async def submit_many(
+        self,
+        fn: Callable[[Connection], list[Outcome]],
+        batch: Batchable,
+    ) -> list[Outcome]:
+        """Many writes of one kind as one job, with one future: ``batch.payload`` is their list
+        (``batch.many`` set), and the writer runs them with their neighbours of the same key as
+        if each had been submitted alone. Returns one outcome per payload, ``(True, result)``
+        or ``(False, exception)``, once their transaction committed. ``fn`` does alone what
+        ``batch`` does, each payload in its own savepoint (the writer's fallback when a
+        neighbour fails). Raises as :meth:`submit` for the batch as a whole (commit failed,
+        queue not running)."""
+        if not batch.many:
+            raise ValueError("submit_many needs a Batchable with many=True")
+        if not batch.payload:
+            return []
+        future: asyncio.Future[list[Outcome]] = self._queue(fn, batch, len(batch.payload))
+        return await future
+
+    def _queue(self, fn: Callable[[Connection], T], batch: Batchable | None, size: int) -> Any:
         if self._thread is None or self._closed:
             # After close() the sentinel is queued: a job put behind it would never run.
             raise RuntimeError("the write queue is not running")
@@ -133,9 +165,9 @@ class WriteQueue:
         if outgoing is None:
             outgoing = self._outgoing[loop] = []
             loop.call_soon(self._hand_over, loop)
-        outgoing.append(_Job(fn, future, loop, batch))
-        self._queued += 1
-        return await future
+        outgoing.append(_Job(fn, future, loop, batch, size))
+        self._queued += size
+        return future
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         """Give the writer what ``loop`` submitted during this turn, in order."""
@@ -163,7 +195,7 @@ class WriteQueue:
                 if jobs is None:
                     return
                 waiting = jobs
-            while len(waiting) < self.max_batch and not stopping:
+            while _writes(waiting) < self.max_batch and not stopping:
                 try:
                     more = self._jobs.get_nowait()
                 except queue.Empty:
@@ -172,8 +204,9 @@ class WriteQueue:
                     stopping = True
                 else:
                     waiting.extend(more)
-            batch, waiting = waiting[: self.max_batch], waiting[self.max_batch :]
-            self._queued -= len(batch)
+            cut = _cut(waiting, self.max_batch)
+            batch, waiting = waiting[:cut], waiting[cut:]
+            self._queued -= _writes(batch)
             self._commit_batch(connect, batch)
 
     def _commit_batch(self, connect: Callable[[], Connection], batch: list[_Job[Any]]) -> None:
@@ -216,8 +249,7 @@ class WriteQueue:
                 try:
                     first = batch[start].batch
                     if first is not None:
-                        payloads = [job.batch.payload for job in batch[start:end] if job.batch]
-                        results.extend(first.run_many(conn, payloads))
+                        _run_together(conn, first, batch[start:end], results)
                     else:
                         results.append((True, batch[start].fn(conn)))
                 except Exception as exc:
@@ -228,6 +260,46 @@ class WriteQueue:
     @staticmethod
     def _settle_all(batch: list[_Job[Any]], exc: Exception) -> None:
         _settle(batch, [(False, exc)] * len(batch))
+
+
+def _writes(jobs: list[_Job[Any]]) -> int:
+    return sum(job.size for job in jobs)
+
+
+def _cut(jobs: list[_Job[Any]], max_batch: int) -> int:
+    """How many of ``jobs`` (at least one) go in the next transaction: as many as hold at most
+    ``max_batch`` writes."""
+    total = 0
+    for n, job in enumerate(jobs):
+        total += job.size
+        if total > max_batch:
+            return max(n, 1)
+    return len(jobs)
+
+
+def _run_together(
+    conn: Connection, first: Batchable, jobs: list[_Job[Any]], results: list[Outcome]
+) -> None:
+    """Run the batchable ``jobs`` (of ``first``'s key) in one ``run_many`` call; append one
+    outcome per job (a ``many`` job's is ``(True, its payloads' outcomes)``)."""
+    payloads: list[Any] = []
+    for job in jobs:
+        assert job.batch is not None
+        if job.batch.many:
+            payloads.extend(job.batch.payload)
+        else:
+            payloads.append(job.batch.payload)
+    outcomes = first.run_many(conn, payloads)
+    if len(outcomes) != len(payloads):
+        raise RuntimeError(f"run_many returned {len(outcomes)} outcomes for {len(payloads)}")
+    at = 0
+    for job in jobs:
+        assert job.batch is not None
+        if job.batch.many:
+            results.append((True, outcomes[at : at + job.size]))
+        else:
+            results.append(outcomes[at])
+        at += job.size
 
 
 def _run_end(batch: list[_Job[Any]], start: int) -> int:

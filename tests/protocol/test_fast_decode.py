@@ -1,0 +1,96 @@
+"""The fast path of client frame decoding (msgspec, for the frames a busy hub gets most) against
+the careful one: whatever it accepts, the careful path accepts too, as the same model with the
+same raw values; whatever it declines goes the careful way, so bad frames keep their ERRORs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kernal.protocol import ProtocolError, decode_client_frame
+from kernal.protocol.codec import _decode_careful, _decode_hot
+from tests.protocol.fuzzing import client_objects, json_values, near_valid_shares
+from tests.protocol.test_fuzz import FAST
+
+HOT = ("PATTERN_SHARE", "OS_COMPONENT_SHARE", "COLLABORATION_REQUEST")
+FREE_FORM = ("pattern_data", "component_data", "result")
+
+
+def _agree(frame: bytes) -> None:
+    fast = _decode_hot(frame)
+    try:
+        careful = _decode_careful(frame)
+    except ProtocolError as exc:
+        assert fast is None, f"fast path accepted what the careful one refuses: {exc.reason}"
+        return
+    if fast is None:
+        return
+    (message, raw), (expected, expected_raw) = fast, careful
+    assert type(message) is type(expected)
+    assert message == expected
+    for key in FREE_FORM:
+        assert raw.text_of(key) == expected_raw.text_of(key)
+        assert raw(key) == expected_raw(key)
+    assert decode_client_frame(frame)[0] == expected
+
+
+def _mutations(frame: bytes) -> st.SearchStrategy[bytes]:
+    """``frame`` with a few bytes inserted, replaced or removed: almost-JSON."""
+    spot = st.integers(min_value=0, max_value=len(frame))
+    chunk = st.sampled_from(
+        [b"", b",", b"}", b"{", b"[", b'"', b"\\", b"\\ud800", b"1e400", b"NaN", b"\xff", b"\x01"]
+    ) | st.binary(max_size=3)
+    return st.builds(
+        lambda at, cut, text: frame[:at] + text + frame[at + cut :], spot, st.integers(0, 3), chunk
+    )
+
+
+@FAST
+@given(obj=near_valid_shares() | client_objects().map(lambda o: {**o, "type": HOT[len(o) % 3]}))
+def test_fast_path_agrees_with_the_careful_one(obj: dict[str, Any]) -> None:
+    _agree(json.dumps(obj).encode())
+    _agree(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+@FAST
+@given(data=st.data(), obj=near_valid_shares())
+def test_fast_path_agrees_on_damaged_frames(data: st.DataObject, obj: dict[str, Any]) -> None:
+    frame = json.dumps(obj).encode()
+    _agree(data.draw(_mutations(frame)))
+
+
+@FAST
+@given(value=json_values, spelling=st.sampled_from(["1e400", "1" * 400, '"\\udc00"', "[" * 120]))
+def test_what_the_careful_path_refuses_the_fast_one_declines(value: Any, spelling: str) -> None:
+    damaged = spelling + "]" * spelling.count("[")
+    data = '{"a":' + json.dumps(value) + ',"b":' + damaged + "}"
+    frame = ('{"type":"PATTERN_SHARE","pattern_id":"p","pattern_data":' + data + "}").encode()
+    assert _decode_hot(frame) is None
+    _agree(frame)
+
+
+def test_the_hot_frames_take_the_fast_path() -> None:
+    frames = [
+        b'{"type":"PATTERN_SHARE","msg_id":"m","pattern_id":"p","pattern_data":{"w":[1,2.5]}}',
+        b'{"type":"OS_COMPONENT_SHARE","component_id":"c","component_data":{},"to":"AI_2"}',
+        b'{"type":"COLLABORATION_REQUEST","request_id":"r","seeking_expertise":["vision"]}',
+        b'{"pattern_data" : {"w" : 1} , "pattern_id":"p","type":"PATTERN_SHARE","extra":[null]}',
+    ]
+    for frame in frames:
+        assert _decode_hot(frame) is not None
+        _agree(frame)
+    raw = _decode_hot(frames[3])
+    assert raw is not None and raw[1].text_of("pattern_data") == '{"w" : 1}'
+
+
+def test_duplicate_keys_resolve_as_the_careful_path_does() -> None:
+    frame = (
+        b'{"type":"PATTERN_SHARE","pattern_id":"a","pattern_id":"b",'
+        b'"pattern_data":{"x":1},"pattern_data":{"y":2}}'
+    )
+    _agree(frame)
+    fast = _decode_hot(frame)
+    assert fast is not None and fast[1].text_of("pattern_data") == '{"y":2}'
