@@ -22,7 +22,6 @@ to on more machines; the CPU each process used during each run says where the ti
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 import uuid
@@ -32,8 +31,8 @@ from typing import Any
 
 from perf import procs, relay
 from perf.fanin import Publisher, _settle, _summary
-from perf.systems import HELLO, PUBLISHER, Hub, subscriber_id
-from perf.wire import Counter, HandshakeError, Link, Replies, Tally
+from perf.systems import PUBLISHER, Hub, join_hub, subscriber_id
+from perf.wire import Counter, Link, Replies, Tally
 
 PG_URL = os.environ.get("KERNAL_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 NATS_URL = os.environ.get("KERNAL_BENCH_NATS_URL", "nats://127.0.0.1:4222")
@@ -166,18 +165,6 @@ def database_url(name: str) -> str:
 # ------------------------------------------------------------------ one configuration
 
 
-async def _join(port: int, ai_id: str, token: str, timeout: float) -> Link:
-    link = await Link.open(port, timeout)
-    link.write(json.dumps({"ai_id": ai_id, "token": token}).encode() + b"\n" + HELLO)
-    if b"AUTH_OK" not in await link.read_until(b"\n", timeout):
-        link.close()
-        raise HandshakeError(f"{ai_id}: no AUTH_OK")
-    if b'"STATE"' not in await link.read_until(b"\n", timeout):
-        link.close()
-        raise HandshakeError(f"{ai_id}: no STATE")
-    return link
-
-
 async def _relay(
     ports: list[int], tokens: dict[str, str], options: ClusterOptions, usage_of: Any
 ) -> dict[str, Any]:
@@ -187,7 +174,7 @@ async def _relay(
     try:
         for i in range(n):
             links.append(
-                await _join(
+                await join_hub(
                     ports[i % len(ports)],
                     subscriber_id(i),
                     tokens[subscriber_id(i)],
@@ -196,7 +183,7 @@ async def _relay(
             )
         # The directory of every replica hears of every subscriber before the publisher asks.
         await asyncio.sleep(1.0)
-        publisher = await _join(ports[0], PUBLISHER, tokens[PUBLISHER], options.join_timeout)
+        publisher = await join_hub(ports[0], PUBLISHER, tokens[PUBLISHER], options.join_timeout)
         replies = Replies(b"\n", b'"ERROR"')
         publisher.count_with(replies.feed, lambda: None)
         tally = Tally()
@@ -235,7 +222,7 @@ async def _persist(
     result: dict[str, Any] = {"publishers": len(ids)}
     try:
         for i, ai_id in enumerate(ids):
-            link = await _join(ports[i % len(ports)], ai_id, tokens[ai_id], options.join_timeout)
+            link = await join_hub(ports[i % len(ports)], ai_id, tokens[ai_id], options.join_timeout)
             pub = Publisher(link, ai_id, options.window)
             link.count_with(pub.feed, pub.on_lost)
             pubs.append(pub)

@@ -15,7 +15,6 @@ if their handshake completes within ``burst_timeout``.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from perf import procs
-from perf.systems import HELLO
-from perf.wire import HandshakeError, Link, open_all
+from perf.systems import join_hub
+from perf.wire import Link, open_all
 
 
 @dataclass(frozen=True)
@@ -68,15 +67,7 @@ Joiner = Callable[[int, float], Awaitable[Idle]]
 def hub_joiner(port: int, tokens: dict[str, str]) -> Joiner:
     async def join(i: int, timeout: float) -> Idle:
         ai_id = idle_id(i)
-        link = await Link.open(port, timeout)
-        link.write(json.dumps({"ai_id": ai_id, "token": tokens[ai_id]}).encode() + b"\n" + HELLO)
-        if b"AUTH_OK" not in await link.read_until(b"\n", timeout):
-            link.close()
-            raise HandshakeError(f"{ai_id}: no AUTH_OK")
-        if b'"STATE"' not in await link.read_until(b"\n", timeout):
-            link.close()
-            raise HandshakeError(f"{ai_id}: no STATE")
-        return Idle(link)
+        return Idle(await join_hub(port, ai_id, tokens[ai_id], timeout))
 
     return join
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from perf import procs
-from perf.systems import HELLO
-from perf.wire import HandshakeError, Link, Marker, open_all, percentile
+from perf.systems import join_hub
+from perf.wire import Link, Marker, open_all, percentile
 
 PATTERN_BYTES = 256
 REFERENCE_BATCH = 256  # SqlStore's default max_batch: the most writes the hub puts in one commit
@@ -159,15 +159,7 @@ async def run_one(
         started = time.monotonic()
 
         async def join(i: int) -> Publisher:
-            link = await Link.open(hub.port, budget)
-            link.write(json.dumps({"ai_id": ids[i], "token": tokens[ids[i]]}).encode() + b"\n")
-            link.write(HELLO)
-            if b"AUTH_OK" not in await link.read_until(b"\n", budget):
-                link.close()
-                raise HandshakeError(f"{ids[i]}: no AUTH_OK")
-            if b'"STATE"' not in await link.read_until(b"\n", budget):
-                link.close()
-                raise HandshakeError(f"{ids[i]}: no STATE")
+            link = await join_hub(hub.port, ids[i], tokens[ids[i]], budget)
             pub = Publisher(link, ids[i], options.window)
             link.count_with(pub.feed, pub.on_lost)
             return pub

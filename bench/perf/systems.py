@@ -32,6 +32,19 @@ def request(seq: int, ts: bytes) -> bytes:
     return _REQUEST % (seq, ts, _PAD)
 
 
+async def join_hub(port: int, ai_id: str, token: str, timeout: float) -> Link:
+    """A connection to the hub on ``port`` that has logged in as ``ai_id`` and read its STATE."""
+    link = await Link.open(port, timeout)
+    link.write(json.dumps({"ai_id": ai_id, "token": token}).encode() + b"\n" + HELLO)
+    if b"AUTH_OK" not in await link.read_until(b"\n", timeout):
+        link.close()
+        raise HandshakeError(f"{ai_id}: no AUTH_OK")
+    if b'"STATE"' not in await link.read_until(b"\n", timeout):
+        link.close()
+        raise HandshakeError(f"{ai_id}: no STATE")
+    return link
+
+
 def subscriber_id(i: int) -> str:
     return f"bench-sub-{i:05d}"
 

@@ -117,6 +117,39 @@ def open_bus(url: str) -> Bus:
     raise BusError(f"unknown bus {url!r}: expected redis://HOST:PORT or nats://HOST:PORT")
 
 
+class Outbound:
+    """Messages a bus has accepted and not yet handed to its broker, in publish order. Bounded:
+    past :data:`MAX_QUEUED` the oldest are dropped (with a log line), so a broker that is slow
+    or gone costs memory up to a limit, never the hub's loop. ``idle`` is set while empty;
+    ``wake`` tells the bus's publisher task that something arrived."""
+
+    def __init__(self) -> None:
+        self.items: deque[tuple[str, bytes]] = deque()
+        self.wake = asyncio.Event()
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.dropped = 0
+        self.severed = False
+
+    def put(self, channel: str, data: bytes) -> None:
+        if self.severed:
+            return
+        if len(self.items) >= MAX_QUEUED:
+            self.items.popleft()
+            self.dropped += 1
+            if self.dropped % 10_000 == 1:
+                log.warning("Bus queue full (broker slow or gone): dropped %d", self.dropped)
+        self.items.append((channel, data))
+        self.idle.clear()
+        self.wake.set()
+
+    def sever(self) -> None:
+        """Drop what waits and ignore later messages."""
+        self.severed = True
+        self.items.clear()
+        self.idle.set()
+
+
 class RedisBus:
     """:class:`Bus` on Redis pub/sub (one connection publishing, one subscribed) and keys with
     a TTL (``SET ... PX``)."""
@@ -125,13 +158,8 @@ class RedisBus:
         self.url = url
         self._redis: Redis | None = None
         self._pubsub: Any = None
-        self._queue: deque[tuple[str, bytes]] = deque()
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._out = Outbound()
         self._tasks: list[asyncio.Task[None]] = []
-        self._dropped = 0
-        self._severed = False
 
     async def start(self, channels: list[str], handler: Handler) -> None:
         from redis.asyncio import Redis
@@ -146,27 +174,21 @@ class RedisBus:
         ]
 
     def publish(self, channel: str, data: bytes) -> None:
-        if self._severed:
-            return
-        if len(self._queue) >= MAX_QUEUED:
-            self._queue.popleft()
-            self._dropped += 1
-            if self._dropped % 10_000 == 1:
-                log.warning("Bus queue full (broker slow or gone): dropped %d", self._dropped)
-        self._queue.append((channel, data))
-        self._idle.clear()
-        self._wake.set()
+        self._out.put(channel, data)
 
     async def flush(self) -> None:
-        await self._idle.wait()
+        await self._out.idle.wait()
 
     async def _publisher(self) -> None:
         assert self._redis is not None
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue:
-                batch = [self._queue.popleft() for _ in range(min(PUBLISH_BATCH, len(self._queue)))]
+            await self._out.wake.wait()
+            self._out.wake.clear()
+            while self._out.items:
+                batch = [
+                    self._out.items.popleft()
+                    for _ in range(min(PUBLISH_BATCH, len(self._out.items)))
+                ]
                 pipe = self._redis.pipeline(transaction=False)
                 for channel, data in batch:
                     pipe.publish(channel, data)
@@ -175,13 +197,13 @@ class RedisBus:
                 except (ConnectionError, OSError, TimeoutError) as exc:
                     # Keep the order: put the batch back and try again shortly.
                     log.warning("Bus publish failed (%s); retrying", exc)
-                    self._queue.extendleft(reversed(batch))
+                    self._out.items.extendleft(reversed(batch))
                     await asyncio.sleep(0.5)
                 except Exception as exc:  # redis-py's own connection errors
                     log.warning("Bus publish failed (%s); retrying", exc)
-                    self._queue.extendleft(reversed(batch))
+                    self._out.items.extendleft(reversed(batch))
                     await asyncio.sleep(0.5)
-            self._idle.set()
+            self._out.idle.set()
 
     async def _subscriber(self, handler: Handler) -> None:
         pubsub = self._pubsub
@@ -244,9 +266,7 @@ class RedisBus:
     def sever(self) -> None:
         # Nothing more leaves this bus: the queue is dropped, the tasks stop, and later
         # publishes are ignored. The sockets close with close(), which publishes nothing.
-        self._severed = True
-        self._queue.clear()
-        self._idle.set()
+        self._out.sever()
         for task in self._tasks:
             task.cancel()
 

@@ -18,10 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from kernal.hub.bus import MAX_QUEUED, Handler, cancel_all
+from kernal.hub.bus import Handler, Outbound, cancel_all
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -50,13 +49,8 @@ class NatsBus:
         self._nc: Client | None = None
         self._buckets: dict[int, KeyValue] = {}
         self._channels: set[str] = set()
-        self._queue: deque[tuple[str, bytes]] = deque()
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._out = Outbound()
         self._tasks: list[asyncio.Task[None]] = []
-        self._dropped = 0
-        self._severed = False
 
     async def start(self, channels: list[str], handler: Handler) -> None:
         import nats
@@ -101,25 +95,16 @@ class NatsBus:
         self._tasks = [asyncio.create_task(self._publisher())]
 
     def publish(self, channel: str, data: bytes) -> None:
-        if self._severed:
-            return
-        if len(self._queue) >= MAX_QUEUED:
-            self._queue.popleft()
-            self._dropped += 1
-            if self._dropped % 10_000 == 1:
-                log.warning("Bus queue full (broker slow or gone): dropped %d", self._dropped)
-        self._queue.append((channel, data))
-        self._idle.clear()
-        self._wake.set()
+        self._out.put(channel, data)
 
     async def _publisher(self) -> None:
         nc = self._nc
         assert nc is not None
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue:
-                channel, data = self._queue[0]
+            await self._out.wake.wait()
+            self._out.wake.clear()
+            while self._out.items:
+                channel, data = self._out.items[0]
                 try:
                     # nats-py buffers the write (its flusher sends it): no round trip here.
                     await nc.publish(subject_of(channel), channel.encode() + _SEP + data)
@@ -127,11 +112,11 @@ class NatsBus:
                     log.warning("Bus publish failed (%s); retrying", exc)
                     await asyncio.sleep(0.5)
                     continue
-                self._queue.popleft()
-            self._idle.set()
+                self._out.items.popleft()
+            self._out.idle.set()
 
     async def flush(self) -> None:
-        await self._idle.wait()
+        await self._out.idle.wait()
         if self._nc is not None:
             await self._nc.flush()
 
@@ -186,20 +171,18 @@ class NatsBus:
     async def close(self) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(2):
-                await self._idle.wait()
+                await self._out.idle.wait()
         await cancel_all(self._tasks)
         self._tasks = []
         if self._nc is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2):
-                    if self._severed:
+                    if self._out.severed:
                         await self._nc.close()
                     else:
                         await self._nc.drain()
 
     def sever(self) -> None:
-        self._severed = True
-        self._queue.clear()
-        self._idle.set()
+        self._out.sever()
         for task in self._tasks:
             task.cancel()
