@@ -36,17 +36,23 @@ async def test_every_replica_reports_the_same_cluster(
     wanted = {"r1": 2, "r2": 0, "r3": 1}
     bodies: list[dict[str, Any]] = []
 
+    addresses = {f"{r.hub.address[0]}:{r.hub.address[1]}" for r in replicas}
+
     async def agreed() -> bool:
+        # A replica joins the cluster before it listens: its first heartbeat has no address yet,
+        # the next one has (figures from heartbeats are a heartbeat or two old by design).
         bodies[:] = [await status(r) for r in replicas]
-        return all(per_replica(body) == wanted for body in bodies)
+        return all(
+            per_replica(body) == wanted
+            and {r["address"] for r in body["cluster"]["replicas"]} == addresses
+            for body in bodies
+        )
 
     await eventually_async(agreed)
     for body, replica in zip(bodies, replicas, strict=True):
         assert body["replica"] == replica.hub.cluster.replica_id  # type: ignore[union-attr]
         assert body["cluster"]["connected_ais"] == 3
         assert body["connected_ais"] == wanted[body["replica"]]
-    addresses = {r["address"] for r in bodies[0]["cluster"]["replicas"]}
-    assert addresses == {f"{r.hub.address[0]}:{r.hub.address[1]}" for r in replicas}
 
     await crash(replicas[0])
     survivors = replicas[1:]
