@@ -21,7 +21,6 @@ import asyncio
 import dataclasses
 import functools
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, Self, TypeVar
 
@@ -29,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from kernal.storage import engine as db
-from kernal.storage import rows, votes
+from kernal.storage import rows, tokens, votes
 from kernal.storage import schema as t
 from kernal.storage import trainer_reports as reports
 from kernal.storage.base import (
@@ -53,10 +52,6 @@ from kernal.storage.base import (
     ShareOutcome,
     StatsSnapshot,
     Store,
-    StoredToken,
-    TokenAction,
-    TokenChange,
-    TokenInfo,
     Vote,
 )
 from kernal.storage.engine import MIGRATIONS_DIR, database_url
@@ -68,8 +63,6 @@ __all__ = ["MIGRATIONS_DIR", "SqlStore", "database_url", "open_store"]
 T = TypeVar("T")
 R = TypeVar("R", bound=ItemRecord)
 
-_TOKEN_CHANGES_LOCK = 0x6B65726E616C  # "kernal": the advisory lock numbering token changes
-
 
 async def open_store(url_or_path: str) -> SqlStore:
     """Create a :class:`SqlStore` for a URL or path (see :func:`database_url`) and open it."""
@@ -78,7 +71,7 @@ async def open_store(url_or_path: str) -> SqlStore:
     return store
 
 
-class SqlStore(reports.TrainerReportsSql, Store):
+class SqlStore(reports.TrainerReportsSql, tokens.TokensSql, Store):
     """A :class:`Store` on SQLite or PostgreSQL.
 
     ``url_or_path`` is anything :func:`database_url` accepts. ``schema`` (PostgreSQL only, also
@@ -495,82 +488,6 @@ class SqlStore(reports.TrainerReportsSql, Store):
         )
         return await self._write(lambda conn: conn.execute(statement).rowcount)
 
-    # ------------------------------------------------------------------ tokens
-
-    async def set_token_hash(
-        self,
-        ai_id: str,
-        token_hash: str,
-        timestamp: float,
-        *,
-        expires_at: float | None = None,
-        source: str = "cli",
-    ) -> TokenAction:
-        values = {
-            "token_hash": token_hash,
-            "created_at": timestamp,
-            "expires_at": expires_at,
-            "source": source,
-        }
-
-        def job(conn: Connection) -> TokenAction:
-            key = t.tokens.c.ai_id == ai_id
-            action = TokenAction.REPLACED
-            if conn.execute(t.tokens.update().where(key).values(values)).rowcount == 0:
-                conn.execute(t.tokens.insert().values(ai_id=ai_id, **values))
-                action = TokenAction.ADDED
-            _record_token_change(conn, ai_id, action, timestamp)
-            return action
-
-        return await self._write(job)
-
-    async def get_token_hash(self, ai_id: str) -> str | None:
-        query = sa.select(t.tokens.c.token_hash).where(t.tokens.c.ai_id == ai_id)
-        return await self._read(lambda conn: conn.scalar(query))
-
-    async def get_token(self, ai_id: str) -> StoredToken | None:
-        c = t.tokens.c
-        query = sa.select(c.token_hash, c.expires_at, c.source).where(c.ai_id == ai_id)
-        row = await self._read(lambda conn: conn.execute(query).first())
-        if row is None:
-            return None
-        return StoredToken(row.token_hash, row.expires_at, row.source)
-
-    async def delete_token(self, ai_id: str, timestamp: float | None = None) -> bool:
-        statement = t.tokens.delete().where(t.tokens.c.ai_id == ai_id)
-        when = time.time() if timestamp is None else timestamp
-
-        def job(conn: Connection) -> bool:
-            if conn.execute(statement).rowcount == 0:
-                return False
-            _record_token_change(conn, ai_id, TokenAction.REVOKED, when)
-            return True
-
-        return await self._write(job)
-
-    async def token_changes_after(self, seq: int) -> list[TokenChange]:
-        c = t.token_changes.c
-        query = sa.select(c.ai_id, c.seq, c.action, c.changed_at).where(c.seq > seq)
-        found = await self._read(lambda conn: conn.execute(query.order_by(c.seq)).all())
-        return [
-            TokenChange(row.ai_id, row.seq, TokenAction(row.action), row.changed_at)
-            for row in found
-        ]
-
-    async def last_token_change(self) -> int:
-        query = sa.select(sa.func.max(t.token_changes.c.seq))
-        return await self._read(lambda conn: conn.scalar(query) or 0)
-
-    async def list_tokens(self) -> list[TokenInfo]:
-        c = t.tokens.c
-        query = sa.select(c.ai_id, c.created_at, c.expires_at, c.source).order_by(c.ai_id)
-        found = await self._read(lambda conn: conn.execute(query).all())
-        return [TokenInfo(row.ai_id, row.created_at, row.expires_at, row.source) for row in found]
-
-    async def count_tokens(self) -> int:
-        query = sa.select(sa.func.count()).select_from(t.tokens)
-        return await self._read(lambda conn: conn.scalar(query) or 0)
-
     # ------------------------------------------------------------------ stats
 
     async def add_stats_snapshot(self, snapshot: StatsSnapshot) -> None:
@@ -613,25 +530,6 @@ class SqlStore(reports.TrainerReportsSql, Store):
             return len(doomed)
 
         return await self._write(thin)
-
-
-def _record_token_change(
-    conn: Connection, ai_id: str, action: TokenAction, timestamp: float
-) -> None:
-    """Number the change after every change so far, in the transaction that made it.
-
-    Changes must commit in the order of their numbers, or a hub that read number 6 would never
-    see a 5 committed after it: SQLite's writers are serialised by ``BEGIN IMMEDIATE``, and on
-    PostgreSQL a transaction-level advisory lock does the same for token changes (the hub's
-    writer and a ``kernal token`` process may write at once).
-    """
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _TOKEN_CHANGES_LOCK})
-    c = t.token_changes.c
-    seq = (conn.scalar(sa.select(sa.func.max(c.seq))) or 0) + 1
-    values = {"seq": seq, "action": action.value, "changed_at": timestamp}
-    if conn.execute(t.token_changes.update().where(c.ai_id == ai_id).values(values)).rowcount == 0:
-        conn.execute(t.token_changes.insert().values(ai_id=ai_id, **values))
 
 
 def _exception(value: Any) -> Exception:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kernal.config import TrainerSettings
@@ -39,7 +39,7 @@ from kernal.protocol.messages import (
     Topic,
 )
 from kernal.tls import client_context
-from kernal.trainer import policy
+from kernal.trainer import outcome, policy
 from kernal.trainer.capabilities import CapabilityCatalog
 from kernal.trainer.client import (
     AuthenticationError,
@@ -49,7 +49,8 @@ from kernal.trainer.client import (
     Incoming,
 )
 from kernal.trainer.figures import send_report
-from kernal.trainer.report import TrainerReport, TrustRecord
+from kernal.trainer.outcome import TrainerStats
+from kernal.trainer.report import TrainerReport
 from kernal.trainer.reputation import ReputationBook
 
 log = logging.getLogger("kernal.trainer")
@@ -70,22 +71,6 @@ class ActiveCollaboration:
     request: RequestTerms
     progress: float = 0.0
     assessed: bool = False  # the partner's contribution was measured and scored already
-
-
-@dataclass
-class TrainerStats:
-    patterns_shared: int = 0
-    components_shared: int = 0
-    requests_sent: int = 0
-    requests_received: int = 0
-    requests_accepted: int = 0
-    requests_rejected: int = 0
-    rejections_received: int = 0
-    collaborations_completed: int = 0
-    collaborations_failed: int = 0
-    hub_errors: list[str] = field(default_factory=list)
-    assessments: list[float] = field(default_factory=list)
-    rejected_for_trust: dict[str, int] = field(default_factory=dict)  # peer -> requests refused
 
 
 class Trainer:
@@ -130,8 +115,7 @@ class Trainer:
         self._open_requests: dict[str, RequestTerms] = {}  # every request sent, by id
         self._unanswered: dict[str, int] = {}  # request id -> tick it was sent at
         self._ticks = 0
-        self._patterns_planned = patterns_to_share
-        self._components_planned = components_to_share
+        self._plan = outcome.Plan(patterns_to_share, components_to_share)
         self._training: dict[str, Any] = {}
         self._auth_error: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -220,68 +204,30 @@ class Trainer:
         self._stop.set()
 
     def report(self) -> TrainerReport:
-        s = self.stats
-        book = self.reputation
-        return TrainerReport(
+        return outcome.outcome_report(
             ai_id=self.ai_id,
             specialization=self.settings.specialization,
             engine=self.engine.name,
-            connected=self.client.connections > 0,
-            reconnects=max(0, self.client.connections - 1),
-            auth_error=self._auth_error,
-            training=self._training,
-            patterns_shared=s.patterns_shared,
-            components_shared=s.components_shared,
-            collaboration_requests_sent=s.requests_sent,
-            collaboration_requests_received=s.requests_received,
-            requests_accepted=s.requests_accepted,
-            requests_rejected=s.requests_rejected,
-            rejections_received=s.rejections_received,
-            collaborations_completed=s.collaborations_completed,
-            collaborations_failed=s.collaborations_failed,
-            active_collaborations=len(self.active),
-            hub_errors=list(s.hub_errors),
             engine_summary=self.engine.summary(),
-            succeeded=self.succeeded(),
-            error=self.failure_reason(),
-            trust=TrustRecord(
-                threshold=self.settings.trust_threshold,
-                initial=book.initial,
-                scores=dict(book.scores),
-                interactions=dict(book.interactions),
-                seeded=dict(book.seeded),
-                history=list(book.history),
-                rejected_for_trust=dict(s.rejected_for_trust),
-            ),
+            training=self._training,
+            active_collaborations=len(self.active),
+            stats=self.stats,
+            plan=self._plan,
+            link=self._link(),
+            book=self.reputation,
+            threshold=self.settings.trust_threshold,
         )
 
     def succeeded(self) -> bool:
         """Connected and shared everything it planned to."""
-        return (
-            self._auth_error is None
-            and self.client.connections > 0
-            and self.stats.patterns_shared >= self._patterns_planned
-            and self.stats.components_shared >= self._components_planned
-        )
+        return outcome.succeeded(self.stats, self._plan, self._link())
 
     def failure_reason(self) -> str | None:
-        """Why the trainer has not succeeded, in words that are the same for every trainer that
-        failed the same way (so a report can count them); None if it has succeeded."""
-        if self.succeeded():
-            return None
-        last_error = self.client.last_error
-        if self._auth_error is not None:
-            return last_error or self._auth_error
-        if self.client.connections == 0:
-            return f"never connected: {last_error or 'no connection attempt finished'}"
-        reason = (
-            f"shared {self.stats.patterns_shared} of {self._patterns_planned} patterns and "
-            f"{self.stats.components_shared} of {self._components_planned} components before "
-            "the scenario ended"
-        )
-        if last_error is not None:  # it lost the hub on the way
-            reason += f"; last connection error: {last_error}"
-        return reason
+        """Why the trainer has not succeeded (see :func:`outcome.failure_reason`)."""
+        return outcome.failure_reason(self.stats, self._plan, self._link())
+
+    def _link(self) -> outcome.Connection:
+        return outcome.Connection(self.client.connections, self._auth_error, self.client.last_error)
 
     def _new_id(self, kind: str) -> str:
         self._ids += 1
@@ -316,7 +262,7 @@ class Trainer:
         await self.clock.sleep(TRAINING_TIME)
         self._training = await self.engine.train()
         self._trained.set()
-        for index in range(self._patterns_planned):
+        for index in range(self._plan.patterns):
             if index:
                 await self.clock.sleep(PATTERN_INTERVAL)
             artifact = self.engine.make_pattern(index)
@@ -324,7 +270,7 @@ class Trainer:
             if await self._deliver(PatternShare(pattern_id=pattern_id, pattern_data=artifact.data)):
                 self.stats.patterns_shared += 1
                 log.info("[%s] Shared pattern %s", self.ai_id, pattern_id)
-        for index in range(self._components_planned):
+        for index in range(self._plan.components):
             await self.clock.sleep(PATTERN_INTERVAL)
             artifact = self.engine.make_component(index)
             component_id = self._new_id(f"{self.settings.specialization}_module")
