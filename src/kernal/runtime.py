@@ -1,8 +1,9 @@
-"""The process a hub or trainer runs in: its event loop and its open-file limit."""
+"""The process a hub or trainer runs in: its event loop, its tasks and its open-file limit."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import resource
 from collections.abc import Callable, Coroutine
@@ -58,3 +59,13 @@ def raise_open_file_limit(wanted: int = WANTED_OPEN_FILES) -> int:
             soft - 64,
         )
     return soft
+
+
+async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
+    """Cancel ``task`` (None: nothing to do) and wait until it has finished; its
+    ``CancelledError`` ends here, any other exception it ends with is raised."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

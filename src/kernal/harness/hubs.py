@@ -16,12 +16,9 @@ from kernal.harness.processes import (
     ChannelClosed,
     Connection,
     LogForwarder,
-    LogQueue,
     Process,
-    child_setup,
-    pipe,
     reap,
-    start_child,
+    spawn,
 )
 from kernal.hub.auth import GENERATED_TOKEN_ITERATIONS, generate_token, hash_token
 from kernal.hub.status import HubStatus
@@ -128,12 +125,7 @@ class HubProcess:
         """Start the hub (``settings.dashboard_port`` must not be None) and wait until it
         listens; raises :class:`HarnessError` with the hub's own reason if it does not."""
         assert settings.dashboard_port is not None, "the harness reads the hub over HTTP"
-        parent, child = pipe()
-        process = start_child(
-            hub_main, settings, child, logs.queue, logs.level, name="kernal-harness-hub"
-        )
-        child.close()
-        channel = Channel(parent)
+        process, channel = spawn(hub_main, settings, logs, name="kernal-harness-hub")
         try:
             async with asyncio.timeout(START_TIMEOUT):
                 message = await channel.recv()
@@ -182,11 +174,8 @@ def _get(url: str, timeout: float) -> bytes:
 # ---------------------------------------------------------------------- in the hub process
 
 
-def hub_main(
-    settings: HubSettings, conn: Connection, queue: LogQueue[logging.LogRecord], level: int
-) -> None:
+def hub_main(settings: HubSettings, conn: Connection) -> None:
     """The hub process: serve until SIGTERM or until the parent's pipe closes."""
-    child_setup(queue, level)
     asyncio.run(_serve(settings, conn))
 
 

@@ -21,7 +21,7 @@ import os
 import resource
 import signal
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -100,22 +100,6 @@ def raise_open_files_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def run_loop(main: Coroutine[Any, Any, T]) -> T:
-    """Run ``main`` in a fresh event loop, uvloop's if it is installed (a worker's many
-    connections are its whole job), else asyncio's."""
-    with asyncio.Runner(loop_factory=_uvloop_factory()) as runner:
-        return runner.run(main)
-
-
-def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
-
-
 @contextlib.contextmanager
 def children_ignore_sigint() -> Iterator[None]:
     """While starting children: SIGINT ignored, a disposition they inherit (and that Python
@@ -138,6 +122,29 @@ def start_child(target: Any, *args: Any, name: str) -> Process:
     with children_ignore_sigint():
         process.start()
     return process
+
+
+def spawn(
+    main: Callable[[Any, Connection], None], arg: Any, logs: LogForwarder, *, name: str
+) -> tuple[Process, Channel]:
+    """Start ``main(arg, conn)`` in a harness child (:func:`start_child`, set up by
+    :func:`child_setup` to send its logs to ``logs``), ``conn`` its end of a new pipe; return
+    the process and the parent's end as a :class:`Channel` (so: call it in the event loop)."""
+    parent, child = pipe()
+    process = start_child(_child_main, main, arg, child, logs.queue, logs.level, name=name)
+    child.close()
+    return process, Channel(parent)
+
+
+def _child_main(
+    main: Callable[[Any, Connection], None],
+    arg: Any,
+    conn: Connection,
+    queue: LogQueue[logging.LogRecord],
+    level: int,
+) -> None:
+    child_setup(queue, level)
+    main(arg, conn)
 
 
 async def reap(process: Process, timeout: float) -> None:

@@ -34,6 +34,7 @@ from kernal.harness.processes import LogForwarder
 from kernal.harness.report import sampled, summarize, trainer_entry
 from kernal.harness.scenarios import Adversaries, Scenario, TrainerSpec
 from kernal.harness.workers import WorkerPool, deal
+from kernal.runtime import cancel_and_wait
 from kernal.trainer import policy
 from kernal.trainer.report import TrainerReport
 
@@ -252,10 +253,7 @@ async def _run(
         final = {**await _sample(hub), **await hub.collaboration_counts()}
         reports = {report.ai_id: report for report in await fleet.stop()}
     finally:
-        if progress is not None:
-            progress.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await progress
+        await cancel_and_wait(progress)
         if watcher is not None:
             watcher.end()
     end_time = time.time()

@@ -22,19 +22,16 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from kernal import runtime
 from kernal.harness.crew import STOP_TIMEOUT, Crew, Member
 from kernal.harness.processes import (
     Channel,
     ChannelClosed,
     Connection,
     LogForwarder,
-    LogQueue,
     Process,
-    child_setup,
-    pipe,
     reap,
-    run_loop,
-    start_child,
+    spawn,
 )
 from kernal.trainer.report import TrainerReport
 from kernal.trainer.trainer import Trainer
@@ -96,17 +93,8 @@ class WorkerPool:
     def spawn(self) -> None:
         """Start the worker processes (they import, then wait for :meth:`start`)."""
         for job in self._jobs:
-            parent, child = pipe()
-            process = start_child(
-                worker_main,
-                job,
-                child,
-                self._logs.queue,
-                self._logs.level,
-                name=f"kernal-harness-worker-{job.number}",
-            )
-            child.close()
-            worker = _Worker(job, process, Channel(parent))
+            name = f"kernal-harness-worker-{job.number}"
+            worker = _Worker(job, *spawn(worker_main, job, self._logs, name=name))
             self._workers.append(worker)
             self._listeners.append(asyncio.create_task(self._listen(worker)))
 
@@ -208,13 +196,11 @@ class WorkerPool:
 # ---------------------------------------------------------------------- in a worker process
 
 
-def worker_main(
-    job: WorkerJob, conn: Connection, queue: LogQueue[logging.LogRecord], level: int
-) -> None:
+def worker_main(job: WorkerJob, conn: Connection) -> None:
     """A worker process: build the job's trainers, run them from the parent's start instant
-    until it says stop (or goes away), send their reports."""
-    child_setup(queue, level)
-    run_loop(_work(job, conn))
+    until it says stop (or goes away), send their reports. On uvloop if it is installed (a
+    worker's many connections are its whole job)."""
+    runtime.run(_work(job, conn))
 
 
 async def _work(job: WorkerJob, conn: Connection) -> None:

@@ -5,13 +5,13 @@ headline figures for the history charts, every ``interval`` scenario seconds; wi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from kernal.hub.collaborations import CollaborationBook
 from kernal.hub.status import HubStatus
+from kernal.runtime import cancel_and_wait
 from kernal.storage import NotFoundError, StatsRetention, Store
 from kernal.timing import Clock
 
@@ -37,10 +37,7 @@ class StatsRecorder:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def save_progress(self) -> None:
         """Write the collaboration progress reported since the last call (one group commit)."""

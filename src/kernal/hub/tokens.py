@@ -20,7 +20,6 @@ token`` for other AIs are left alone. Plain tokens are hashed on load, never sto
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import os
@@ -33,6 +32,7 @@ from pydantic import ValidationError
 
 from kernal.hub.auth import Authenticator, Grant
 from kernal.protocol.messages import Auth
+from kernal.runtime import cancel_and_wait
 from kernal.storage import Store, TokenAction
 from kernal.timing import Clock
 
@@ -179,10 +179,7 @@ class TokenWatch:
             self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         while True:

@@ -25,15 +25,15 @@ import numpy as np
 from kernal.learning.model import (
     BALANCE,
     MAX_ABS_PARAMETER,
-    MAX_CLASSES,
-    MAX_COUNT,
-    MAX_FEATURES,
-    SIGNIFICANT_DIGITS,
+    Classifier,
     FloatArray,
     IntArray,
-    _int_field,
     _is_int,
     _numbers,
+    checked_counts,
+    json_counts,
+    json_shape,
+    rounded,
     softmax,
 )
 
@@ -79,7 +79,7 @@ def parameter_count(d: int, k: int, hidden: tuple[int, ...]) -> int:
     return sum(a * b + b for a, b in itertools.pairwise(sizes))
 
 
-class MLPModel:
+class MLPModel(Classifier):
     """``p(y | x) = softmax(relu(... relu(x W1 + b1) ...) Wn + bn)``.
 
     ``layers`` is a list of ``(W, b)``, ``W`` of shape (inputs x outputs); the last layer's
@@ -102,13 +102,8 @@ class MLPModel:
             if checked and checked[-1][0].shape[1] != W.shape[0]:
                 raise ValueError("consecutive layers do not fit together")
             checked.append((W, b))
-        k = checked[-1][0].shape[1]
-        counts = np.zeros(k, dtype=np.int64) if class_counts is None else class_counts
-        counts = np.array(counts, dtype=np.int64)
-        if counts.shape != (k,) or np.any(counts < 0):
-            raise ValueError(f"class_counts must be {k} non-negative ints, got {counts}")
         self.layers: Layers = checked
-        self.class_counts: IntArray = counts
+        self.class_counts = checked_counts(class_counts, checked[-1][0].shape[1])
         self.rounds: int = int(rounds)
 
     @classmethod
@@ -179,17 +174,8 @@ class MLPModel:
         W, b = self.layers[-1]
         return acts, h @ W + b
 
-    def predict_proba(self, X: FloatArray) -> FloatArray:
-        return softmax(self._forward(X)[1])
-
-    def predict(self, X: FloatArray) -> IntArray:
-        labels: IntArray = np.argmax(self._forward(X)[1], axis=1).astype(np.int64)
-        return labels
-
-    def accuracy(self, X: FloatArray, y: IntArray) -> float:
-        if len(y) == 0:
-            return 0.0
-        return float(np.mean(self.predict(X) == y))
+    def logits(self, X: FloatArray) -> FloatArray:
+        return self._forward(X)[1]
 
     def fit(
         self,
@@ -213,19 +199,10 @@ class MLPModel:
         training stays near what was merged). Counts and rounds as there.
         """
         n = len(y)
-        if X.shape != (n, self.n_features):
-            raise ValueError(f"X must be {n} x {self.n_features}, got {X.shape}")
-        if n and (y.min() < 0 or y.max() >= self.n_classes):
-            raise ValueError(f"labels must be in 0..{self.n_classes - 1}")
-        if epochs < 0 or lr <= 0 or l2 < 0 or batch_size < 1:
-            raise ValueError("need epochs >= 0, lr > 0, l2 >= 0 and batch_size >= 1")
+        seen, onehot, offset = self._fit_targets(
+            X, y, epochs=epochs, lr=lr, l2=l2, batch_size=batch_size, balance=balance
+        )
         rng = np.random.default_rng(seed)
-        k = self.n_classes
-        seen = np.bincount(y, minlength=k).astype(np.int64)
-        onehot = np.eye(k)[y]
-        offset = np.zeros(k)
-        if balance is not None and n:
-            offset = np.log((seen + balance) / (n + k * balance))
         params = [a for W, b in self.layers for a in (W, b)]
         anchor = [p.copy() for p in params] if prox > 0 else []
         m1 = [np.zeros_like(p) for p in params]
@@ -270,10 +247,6 @@ class MLPModel:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-safe dict; floats rounded to 5 significant digits (64-64-10: about 45 KB)."""
-
-        def rounded(values: FloatArray) -> list[float]:
-            return [float(f"{v:.{SIGNIFICANT_DIGITS}g}") for v in values.ravel().tolist()]
-
         return {
             "kind": KIND,
             "features": self.n_features,
@@ -294,12 +267,7 @@ class MLPModel:
         shapes imply (``W`` flat, row-major), every value finite with ``|v| <= 1e4``;
         ``class_counts`` ``classes`` ints in [0, 1e9]; ``rounds`` an int >= 0.
         """
-        if not isinstance(data, dict):
-            raise ValueError(f"model must be a JSON object, got {type(data).__name__}")
-        if data.get("kind") != KIND:
-            raise ValueError(f"model kind must be {KIND!r}, got {data.get('kind')!r:.40}")
-        d = _int_field(data, "features", 1, MAX_FEATURES)
-        k = _int_field(data, "classes", 2, MAX_CLASSES)
+        d, k = json_shape(data, KIND)
         raw_hidden = data.get("hidden")
         if not isinstance(raw_hidden, list) or not all(_is_int(h) for h in raw_hidden):
             raise ValueError("hidden must be a list of 1 or 2 ints")
@@ -317,14 +285,7 @@ class MLPModel:
             W = np.array(_numbers(layer.get("W"), a * b, "W"), dtype=np.float64).reshape(a, b)
             bias = np.array(_numbers(layer.get("b"), b, "b"), dtype=np.float64)
             layers.append((W, bias))
-        counts = data.get("class_counts")
-        if not isinstance(counts, list) or len(counts) != k:
-            raise ValueError(f"class_counts must be a list of {k} ints")
-        for c in counts:
-            if not _is_int(c) or not 0 <= c <= MAX_COUNT:
-                raise ValueError(f"class_counts entries must be ints in [0, {MAX_COUNT}]")
-        rounds = _int_field(data, "rounds", 0, MAX_COUNT)
-        return cls(layers, np.array(counts, dtype=np.int64), rounds)
+        return cls(layers, *json_counts(data, k))
 
 
 __all__ = ["MAX_ABS_PARAMETER", "MLPModel", "parameter_count", "parse_hidden"]

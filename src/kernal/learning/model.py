@@ -36,7 +36,105 @@ def softmax(logits: FloatArray) -> FloatArray:
     return out
 
 
-class SoftmaxModel:
+class Classifier:
+    """What :class:`SoftmaxModel` and :class:`~kernal.learning.mlp.MLPModel` share: class
+    predictions from the logits of :meth:`logits`, and the counts of the classes seen."""
+
+    class_counts: IntArray
+    rounds: int
+
+    def logits(self, X: FloatArray) -> FloatArray:
+        """The output logits, n x k."""
+        raise NotImplementedError
+
+    def predict_proba(self, X: FloatArray) -> FloatArray:
+        """Class probabilities, n x k."""
+        return softmax(self.logits(X))
+
+    def predict(self, X: FloatArray) -> IntArray:
+        """Most likely class per row (ties go to the lowest class index)."""
+        labels: IntArray = np.argmax(self.logits(X), axis=1).astype(np.int64)
+        return labels
+
+    def accuracy(self, X: FloatArray, y: IntArray) -> float:
+        """Fraction of rows predicted right; 0.0 for an empty set."""
+        if len(y) == 0:
+            return 0.0
+        return float(np.mean(self.predict(X) == y))
+
+    @property
+    def n_features(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def n_classes(self) -> int:
+        raise NotImplementedError
+
+    def _fit_targets(
+        self,
+        X: FloatArray,
+        y: IntArray,
+        *,
+        epochs: int,
+        lr: float,
+        l2: float,
+        batch_size: int,
+        balance: float | None,
+    ) -> tuple[IntArray, FloatArray, FloatArray]:
+        """Check ``fit``'s arguments (ValueError), then return what its loop needs: the count
+        of each class in ``y``, ``y`` one-hot, and the logit adjustment of ``balance`` (see
+        :meth:`SoftmaxModel.fit`; zeros for ``None``)."""
+        n, k = len(y), self.n_classes
+        if X.shape != (n, self.n_features):
+            raise ValueError(f"X must be {n} x {self.n_features}, got {X.shape}")
+        if n and (y.min() < 0 or y.max() >= k):
+            raise ValueError(f"labels must be in 0..{k - 1}")
+        if epochs < 0 or lr <= 0 or l2 < 0 or batch_size < 1:
+            raise ValueError("need epochs >= 0, lr > 0, l2 >= 0 and batch_size >= 1")
+        seen = np.bincount(y, minlength=k).astype(np.int64)
+        offset = np.zeros(k)
+        if balance is not None and n:
+            offset = np.log((seen + balance) / (n + k * balance))
+        return seen, np.eye(k)[y], offset
+
+
+def checked_counts(counts: object, k: int) -> IntArray:
+    """``counts`` (None: no samples seen) as ``k`` non-negative ints; ValueError otherwise."""
+    checked = np.array(np.zeros(k) if counts is None else counts, dtype=np.int64)
+    if checked.shape != (k,) or np.any(checked < 0):
+        raise ValueError(f"class_counts must be {k} non-negative ints, got {checked}")
+    return checked
+
+
+def rounded(values: FloatArray) -> list[float]:
+    """``values``, flattened, as floats of :data:`SIGNIFICANT_DIGITS` significant digits."""
+    return [float(f"{v:.{SIGNIFICANT_DIGITS}g}") for v in values.ravel().tolist()]
+
+
+def json_shape(data: Any, kind: str) -> tuple[int, int]:
+    """The ``features`` and ``classes`` of the model of ``kind`` that ``data`` claims to be;
+    ValueError unless ``data`` is an object of that kind with both in range."""
+    if not isinstance(data, dict):
+        raise ValueError(f"model must be a JSON object, got {type(data).__name__}")
+    if data.get("kind") != kind:
+        raise ValueError(f"model kind must be {kind!r}, got {data.get('kind')!r:.40}")
+    features = _int_field(data, "features", 1, MAX_FEATURES)
+    return features, _int_field(data, "classes", 2, MAX_CLASSES)
+
+
+def json_counts(data: dict[str, Any], k: int) -> tuple[IntArray, int]:
+    """The ``class_counts`` (``k`` ints in [0, 1e9]) and ``rounds`` (an int >= 0) of ``data``;
+    ValueError otherwise."""
+    counts = data.get("class_counts")
+    if not isinstance(counts, list) or len(counts) != k:
+        raise ValueError(f"class_counts must be a list of {k} ints")
+    for c in counts:
+        if not _is_int(c) or not 0 <= c <= MAX_COUNT:
+            raise ValueError(f"class_counts entries must be ints in [0, {MAX_COUNT}]")
+    return np.array(counts, dtype=np.int64), _int_field(data, "rounds", 0, MAX_COUNT)
+
+
+class SoftmaxModel(Classifier):
     """``p(y | x) = softmax(x @ W + b)`` with ``W`` (d x k) and ``b`` (k).
 
     ``class_counts[c]`` is how many training samples of class ``c`` the model has seen (the
@@ -52,14 +150,9 @@ class SoftmaxModel:
         b = np.array(b, dtype=np.float64)
         if W.ndim != 2 or b.shape != (W.shape[1],):
             raise ValueError(f"need W (d x k) and b (k), got {W.shape} and {b.shape}")
-        k = W.shape[1]
-        counts = np.zeros(k, dtype=np.int64) if class_counts is None else class_counts
-        counts = np.array(counts, dtype=np.int64)
-        if counts.shape != (k,) or np.any(counts < 0):
-            raise ValueError(f"class_counts must be {k} non-negative ints, got {counts}")
         self.W: FloatArray = W
         self.b: FloatArray = b
-        self.class_counts: IntArray = counts
+        self.class_counts = checked_counts(class_counts, W.shape[1])
         self.rounds: int = int(rounds)
 
     @classmethod
@@ -99,20 +192,9 @@ class SoftmaxModel:
         W = vector[: d * k].reshape(d, k).copy()
         return SoftmaxModel(W, vector[d * k :].copy(), self.class_counts.copy(), self.rounds)
 
-    def predict_proba(self, X: FloatArray) -> FloatArray:
-        """Class probabilities, n x k."""
-        return softmax(X @ self.W + self.b)
-
-    def predict(self, X: FloatArray) -> IntArray:
-        """Most likely class per row (ties go to the lowest class index)."""
-        labels: IntArray = np.argmax(X @ self.W + self.b, axis=1).astype(np.int64)
-        return labels
-
-    def accuracy(self, X: FloatArray, y: IntArray) -> float:
-        """Fraction of rows predicted right; 0.0 for an empty set."""
-        if len(y) == 0:
-            return 0.0
-        return float(np.mean(self.predict(X) == y))
+    def logits(self, X: FloatArray) -> FloatArray:
+        out: FloatArray = X @ self.W + self.b
+        return out
 
     def fit(
         self,
@@ -140,18 +222,10 @@ class SoftmaxModel:
         model. ``None`` gives the plain softmax loss.
         """
         n = len(y)
-        if X.shape != (n, self.n_features):
-            raise ValueError(f"X must be {n} x {self.n_features}, got {X.shape}")
-        if n and (y.min() < 0 or y.max() >= self.n_classes):
-            raise ValueError(f"labels must be in 0..{self.n_classes - 1}")
-        if epochs < 0 or lr <= 0 or l2 < 0 or batch_size < 1:
-            raise ValueError("need epochs >= 0, lr > 0, l2 >= 0 and batch_size >= 1")
+        seen, onehot, offset = self._fit_targets(
+            X, y, epochs=epochs, lr=lr, l2=l2, batch_size=batch_size, balance=balance
+        )
         rng = np.random.default_rng(seed)
-        seen = np.bincount(y, minlength=self.n_classes).astype(np.int64)
-        onehot = np.eye(self.n_classes)[y]
-        offset = np.zeros(self.n_classes)
-        if balance is not None and n:
-            offset = np.log((seen + balance) / (n + self.n_classes * balance))
         W, b = self.W, self.b
         for _ in range(epochs if n else 0):
             order = rng.permutation(n)
@@ -179,10 +253,6 @@ class SoftmaxModel:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-safe dict; floats rounded to 5 significant digits (64 x 10: about 7 KB)."""
-
-        def rounded(values: FloatArray) -> list[float]:
-            return [float(f"{v:.{SIGNIFICANT_DIGITS}g}") for v in values.tolist()]
-
         return {
             "kind": KIND,
             "features": self.n_features,
@@ -202,12 +272,7 @@ class SoftmaxModel:
         numbers with ``|w| <= 1e4``, ``b`` likewise of length ``classes``, ``class_counts``
         ``classes`` ints in ``[0, 1e9]`` and ``rounds`` an int >= 0.
         """
-        if not isinstance(data, dict):
-            raise ValueError(f"model must be a JSON object, got {type(data).__name__}")
-        if data.get("kind") != KIND:
-            raise ValueError(f"model kind must be {KIND!r}, got {data.get('kind')!r:.40}")
-        d = _int_field(data, "features", 1, MAX_FEATURES)
-        k = _int_field(data, "classes", 2, MAX_CLASSES)
+        d, k = json_shape(data, KIND)
         if d * k > MAX_PARAMETERS:
             raise ValueError(f"model too large: {d} x {k}")
         rows = data.get("W")
@@ -215,14 +280,7 @@ class SoftmaxModel:
             raise ValueError(f"W must be a list of {d} rows")
         W = np.array([_numbers(row, k, "W row") for row in rows], dtype=np.float64).reshape(d, k)
         b = np.array(_numbers(data.get("b"), k, "b"), dtype=np.float64)
-        counts = data.get("class_counts")
-        if not isinstance(counts, list) or len(counts) != k:
-            raise ValueError(f"class_counts must be a list of {k} ints")
-        for c in counts:
-            if not _is_int(c) or not 0 <= c <= MAX_COUNT:
-                raise ValueError(f"class_counts entries must be ints in [0, {MAX_COUNT}]")
-        rounds = _int_field(data, "rounds", 0, MAX_COUNT)
-        return cls(W, b, np.array(counts, dtype=np.int64), rounds)
+        return cls(W, b, *json_counts(data, k))
 
 
 def _is_int(value: object) -> bool:

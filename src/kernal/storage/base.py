@@ -12,6 +12,7 @@ The interface reads them by kind (:meth:`Store.get_item`, :meth:`Store.recent_it
 per-kind shorthands for callers that know which one they want.
 """
 
+# ruff: noqa: F405  (the records come from the star import below: records.__all__ names them)
 from __future__ import annotations
 
 import abc
@@ -19,68 +20,12 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, ClassVar, TypeVar
 
-from kernal.storage.records import (
-    AiRecord,
-    CollaborationQuery,
-    CollaborationRecord,
-    CollaborationStatus,
-    ComponentRecord,
-    ConflictError,
-    FeedbackEdge,
-    FeedbackResult,
-    FeedbackScore,
-    ItemEntry,
-    ItemKind,
-    ItemQuery,
-    ItemRecord,
-    KnowledgeCounts,
-    NewShare,
-    NotFoundError,
-    PatternRecord,
-    RatingRecord,
-    ShareOutcome,
-    StatsSnapshot,
-    StoredToken,
-    StoreError,
-    TokenAction,
-    TokenChange,
-    TokenInfo,
-    TrainerReportRecord,
-    Vote,
-)
+from kernal.storage import records
+from kernal.storage.records import *  # noqa: F403  (re-exported: the interface's records)
 from kernal.storage.retention import StatsRetention
 
-__all__ = [
-    "AiRecord",
-    "CollaborationQuery",
-    "CollaborationRecord",
-    "CollaborationStatus",
-    "ComponentRecord",
-    "ConflictError",
-    "FeedbackEdge",
-    "FeedbackResult",
-    "FeedbackScore",
-    "ItemEntry",
-    "ItemKind",
-    "ItemQuery",
-    "ItemRecord",
-    "KnowledgeCounts",
-    "NewShare",
-    "NotFoundError",
-    "PatternRecord",
-    "RatingRecord",
-    "ShareOutcome",
-    "StatsRetention",
-    "StatsSnapshot",
-    "Store",
-    "StoreError",
-    "StoredToken",
-    "TokenAction",
-    "TokenChange",
-    "TokenInfo",
-    "TrainerReportRecord",
-    "Vote",
-]
+__all__ = ["StatsRetention", "Store"]
+__all__ += records.__all__
 
 
 _Item = TypeVar("_Item", bound=ItemRecord)

@@ -36,7 +36,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from kernal.protocol.messages import RequestTerms
 from kernal.storage import schema as t
-from kernal.storage.base import (
+from kernal.storage.records import (
     AiRecord,
     CollaborationQuery,
     CollaborationRecord,

@@ -31,7 +31,9 @@ from kernal.storage import engine as db
 from kernal.storage import rows, tokens, votes
 from kernal.storage import schema as t
 from kernal.storage import trainer_reports as reports
-from kernal.storage.base import (
+from kernal.storage.base import Store
+from kernal.storage.engine import MIGRATIONS_DIR, database_url
+from kernal.storage.records import (
     AiRecord,
     CollaborationQuery,
     CollaborationRecord,
@@ -51,10 +53,8 @@ from kernal.storage.base import (
     RatingRecord,
     ShareOutcome,
     StatsSnapshot,
-    Store,
     Vote,
 )
-from kernal.storage.engine import MIGRATIONS_DIR, database_url
 from kernal.storage.retention import StatsRetention
 from kernal.storage.writer import Batchable, WriteQueue
 

@@ -51,6 +51,7 @@ from kernal.protocol.messages import (
     State,
     Topic,
 )
+from kernal.runtime import cancel_and_wait
 
 log = logging.getLogger("kernal.trainer")
 
@@ -145,10 +146,7 @@ class HubClient:
         try:
             await self._stay_connected()
         finally:
-            if consumer is not None:
-                consumer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await consumer
+            await cancel_and_wait(consumer)
 
     async def _stay_connected(self) -> None:
         backoff = self._backoff_initial

@@ -36,6 +36,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
 from kernal.hub.server import Hub
+from kernal.runtime import cancel_and_wait
 
 log = logging.getLogger("kernal.web")
 
@@ -199,11 +200,8 @@ class LiveFeed:
         self._closing.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), CLOSE_WAIT_SECONDS)
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
+        await cancel_and_wait(self._ticker)
+        self._ticker = None
 
 
 def live_router(hub: Hub, feed: LiveFeed) -> APIRouter:

@@ -29,6 +29,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from kernal.config import HubSettings
+from kernal.runtime import cancel_and_wait
 
 log = logging.getLogger("kernal.web")
 
@@ -136,9 +137,7 @@ class WebServer:
         self._server.should_exit = True
         _, pending = await asyncio.wait([self._task], timeout=5)
         if pending:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
 
 async def start_web(
