@@ -33,6 +33,7 @@ from kernal.learning.model import (
     checked_counts,
     json_counts,
     json_shape,
+    minibatches,
     rounded,
     softmax,
 )
@@ -198,44 +199,36 @@ class MLPModel(Classifier):
         theta_0|^2``, ``theta_0`` the parameters at the call (FedProx, Li et al. 2020: local
         training stays near what was merged). Counts and rounds as there.
         """
-        n = len(y)
         seen, onehot, offset = self._fit_targets(
             X, y, epochs=epochs, lr=lr, l2=l2, batch_size=batch_size, balance=balance
         )
-        rng = np.random.default_rng(seed)
         params = [a for W, b in self.layers for a in (W, b)]
         anchor = [p.copy() for p in params] if prox > 0 else []
         m1 = [np.zeros_like(p) for p in params]
         m2 = [np.zeros_like(p) for p in params]
         beta1, beta2, eps = 0.9, 0.999, 1e-8
-        step = 0
-        for _ in range(epochs if n else 0):
-            order = rng.permutation(n)
-            X_epoch, target_epoch = X[order], onehot[order]
-            for start in range(0, n, batch_size):
-                xb = X_epoch[start : start + batch_size]
-                acts, logits = self._forward(xb)
-                p = softmax(logits + offset)
-                delta = (p - target_epoch[start : start + batch_size]) / len(xb)
-                grads: list[FloatArray] = []
-                inputs = [xb, *acts]
-                for li in range(len(self.layers) - 1, -1, -1):
-                    W, _ = self.layers[li]
-                    grads.append(delta.sum(axis=0))
-                    grads.append(inputs[li].T @ delta + l2 * W)
-                    if li:
-                        delta = (delta @ W.T) * (inputs[li] > 0)
-                grads.reverse()
-                for g, p_, a0 in zip(grads, params, anchor, strict=False):
-                    g += prox * (p_ - a0)
-                step += 1
-                c1, c2 = 1 - beta1**step, 1 - beta2**step
-                for p_, g, a, s in zip(params, grads, m1, m2, strict=True):
-                    a *= beta1
-                    a += (1 - beta1) * g
-                    s *= beta2
-                    s += (1 - beta2) * g * g
-                    p_ -= lr * (a / c1) / (np.sqrt(s / c2) + eps)
+        for step, (xb, target) in enumerate(minibatches(X, onehot, epochs, batch_size, seed), 1):
+            acts, logits = self._forward(xb)
+            p = softmax(logits + offset)
+            delta = (p - target) / len(xb)
+            grads: list[FloatArray] = []
+            inputs = [xb, *acts]
+            for li in range(len(self.layers) - 1, -1, -1):
+                W, _ = self.layers[li]
+                grads.append(delta.sum(axis=0))
+                grads.append(inputs[li].T @ delta + l2 * W)
+                if li:
+                    delta = (delta @ W.T) * (inputs[li] > 0)
+            grads.reverse()
+            for g, p_, a0 in zip(grads, params, anchor, strict=False):
+                g += prox * (p_ - a0)
+            c1, c2 = 1 - beta1**step, 1 - beta2**step
+            for p_, g, a, s in zip(params, grads, m1, m2, strict=True):
+                a *= beta1
+                a += (1 - beta1) * g
+                s *= beta2
+                s += (1 - beta2) * g * g
+                p_ -= lr * (a / c1) / (np.sqrt(s / c2) + eps)
         self.class_counts = np.maximum(self.class_counts, seen)
         self.rounds += 1
         return self

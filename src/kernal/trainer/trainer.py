@@ -387,6 +387,11 @@ class Trainer:
             collab.collaboration_id, collab.partner, self.peers.get(collab.partner), collab.request
         )
 
+    def _start(self, collab: ActiveCollaboration) -> None:
+        """A collaboration began: keep it, and offer the partner what the engine has."""
+        self.active[collab.collaboration_id] = collab
+        self._spawn(self._begin(collab))
+
     async def _begin(self, collab: ActiveCollaboration) -> None:
         """A collaboration started: send the partner what the engine offers, if anything."""
         artifact = self.engine.offer(self._task(collab))
@@ -488,11 +493,11 @@ class Trainer:
                     message.request_id, RequestTerms(request_id=message.request_id)
                 )
                 self._unanswered.pop(message.request_id, None)
-                started = ActiveCollaboration(
-                    message.collaboration_id, message.sender, "requester", request
+                self._start(
+                    ActiveCollaboration(
+                        message.collaboration_id, message.sender, "requester", request
+                    )
                 )
-                self.active[message.collaboration_id] = started
-                self._spawn(self._begin(started))
                 log.info(
                     "[%s] %s accepted our request; collaboration %s started",
                     self.ai_id,
@@ -579,14 +584,11 @@ class Trainer:
             return
         assert ack.collaboration_id is not None
         self.stats.requests_accepted += 1
-        collab = ActiveCollaboration(
-            ack.collaboration_id,
-            request.sender,
-            "acceptor",
-            RequestTerms.of(request),
+        self._start(
+            ActiveCollaboration(
+                ack.collaboration_id, request.sender, "acceptor", RequestTerms.of(request)
+            )
         )
-        self.active[ack.collaboration_id] = collab
-        self._spawn(self._begin(collab))
         log.info(
             "[%s] Accepted collaboration request from %s (collaboration %s)",
             self.ai_id,

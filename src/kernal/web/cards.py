@@ -86,49 +86,60 @@ class AgentCard(_Camel):
     skills: list[AgentSkill]
 
 
+def _skill(
+    skill_id: str, name: str, description: str, *tags: str, examples: tuple[str, ...] = ()
+) -> AgentSkill:
+    return AgentSkill(
+        id=skill_id, name=name, description=description, tags=list(tags), examples=list(examples)
+    )
+
+
 HUB_SKILLS = [
-    AgentSkill(
-        id="hub_status",
-        name="Hub status",
-        description="Connected AIs, shared patterns and components, active collaborations.",
-        tags=["status"],
+    _skill(
+        "hub_status",
+        "Hub status",
+        "Connected AIs, shared patterns and components, active collaborations.",
+        "status",
     ),
-    AgentSkill(
-        id="list_ais",
-        name="List AIs",
-        description="Connected and known AIs with their specialization and capabilities.",
-        tags=["presence"],
+    _skill(
+        "list_ais",
+        "List AIs",
+        "Connected and known AIs with their specialization and capabilities.",
+        "presence",
     ),
-    AgentSkill(
-        id="search_knowledge",
-        name="Search knowledge",
-        description="Search the patterns and components AIs have shared.",
-        tags=["knowledge", "search"],
-        examples=["TCP congestion window", "shader cache"],
+    _skill(
+        "search_knowledge",
+        "Search knowledge",
+        "Search the patterns and components AIs have shared.",
+        "knowledge",
+        "search",
+        examples=("TCP congestion window", "shader cache"),
     ),
-    AgentSkill(
-        id="get_item",
-        name="Get a pattern or component",
-        description="One shared item with its data, usage count and quality score.",
-        tags=["knowledge"],
+    _skill(
+        "get_item",
+        "Get a pattern or component",
+        "One shared item with its data, usage count and quality score.",
+        "knowledge",
     ),
-    AgentSkill(
-        id="list_collaborations",
-        name="List collaborations",
-        description="Collaborations between AIs: members, status, progress and outcome.",
-        tags=["collaboration"],
+    _skill(
+        "list_collaborations",
+        "List collaborations",
+        "Collaborations between AIs: members, status, progress and outcome.",
+        "collaboration",
     ),
-    AgentSkill(
-        id="share_pattern",
-        name="Share a pattern",
-        description="Share a pattern as an AI, authenticated with that AI's token.",
-        tags=["knowledge", "write"],
+    _skill(
+        "share_pattern",
+        "Share a pattern",
+        "Share a pattern as an AI, authenticated with that AI's token.",
+        "knowledge",
+        "write",
     ),
-    AgentSkill(
-        id="request_collaboration",
-        name="Request a collaboration",
-        description="Ask peers to collaborate, as an AI authenticated with its token.",
-        tags=["collaboration", "write"],
+    _skill(
+        "request_collaboration",
+        "Request a collaboration",
+        "Ask peers to collaborate, as an AI authenticated with its token.",
+        "collaboration",
+        "write",
     ),
 ]
 
@@ -137,8 +148,24 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def _provider(base: str) -> AgentProvider:
-    return AgentProvider(organization="kernal hub", url=base + "/")
+def _card(
+    name: str,
+    description: str,
+    interfaces: list[AgentInterface],
+    base: str,
+    skills: list[AgentSkill],
+) -> AgentCard:
+    """A card reached first through ``interfaces[0]`` (its ``url`` and preferred transport)."""
+    return AgentCard(
+        name=name,
+        description=description,
+        version=__version__,
+        url=interfaces[0].url,
+        preferred_transport=interfaces[0].protocol_binding,
+        supported_interfaces=interfaces,
+        provider=AgentProvider(organization="kernal hub", url=base + "/"),
+        skills=skills,
+    )
 
 
 def _tcp_interface(hub: Hub) -> AgentInterface:
@@ -155,18 +182,13 @@ def hub_card(hub: Hub, base: str) -> AgentCard:
     mcp = AgentInterface(
         url=base + "/mcp", protocol_binding="MCP", protocol_version="streamable-http"
     )
-    return AgentCard(
-        name="kernal hub",
-        description=(
-            "A hub where AI trainers share learned patterns and components and collaborate. "
-            "Agents read its knowledge base and live state, and act as an AI, over MCP."
-        ),
-        version=__version__,
-        url=mcp.url,
-        preferred_transport=mcp.protocol_binding,
-        supported_interfaces=[mcp, _tcp_interface(hub)],
-        provider=_provider(base),
-        skills=HUB_SKILLS,
+    return _card(
+        "kernal hub",
+        "A hub where AI trainers share learned patterns and components and collaborate. "
+        "Agents read its knowledge base and live state, and act as an AI, over MCP.",
+        [mcp, _tcp_interface(hub)],
+        base,
+        HUB_SKILLS,
     )
 
 
@@ -182,18 +204,14 @@ def ai_card(hub: Hub, profile: Profile, base: str) -> AgentCard:
         )
         for capability in profile.capabilities
     ]
-    tcp = _tcp_interface(hub)
-    return AgentCard(
-        name=profile.ai_id,
-        description=f"A kernal trainer specialised in {profile.specialization}, connected to "
-        f"the hub since {profile.connected_at:.0f} (Unix seconds). Reach it through the hub: "
+    return _card(
+        profile.ai_id,
+        f"A kernal trainer specialised in {profile.specialization}, connected to the hub "
+        f"since {profile.connected_at:.0f} (Unix seconds). Reach it through the hub: "
         "collaboration requests to it over the kernal TCP protocol.",
-        version=__version__,
-        url=tcp.url,
-        preferred_transport=tcp.protocol_binding,
-        supported_interfaces=[tcp],
-        provider=_provider(base),
-        skills=skills,
+        [_tcp_interface(hub)],
+        base,
+        skills,
     )
 
 
