@@ -258,9 +258,17 @@ FIELDS: dict[str, str] = {
         "Per peer, the collaboration requests you refused for its low reputation"
         " ([RejectedRequests object](#rejectedrequests-object)); at most $trust_peers peers."
     ),
+    "TRAINER_REPORT.refused_merges": (
+        "Per peer, the models of it you refused to merge, with your gate's latest reason"
+        " ([RejectedRequests object](#rejectedrequests-object)); at most $trust_peers peers."
+        " The dashboard lists them beside the refused requests."
+    ),
     "TRAINER_REPORT.final": "`true` on the last report of a run.",
-    "RejectedRequests.count": "How many requests of that peer you refused (at least 1).",
-    "RejectedRequests.reason": "Why, a label: `low reputation` by default.",
+    "RejectedRequests.count": (
+        "How many requests (in `rejected`) or models (in `refused_merges`) of that peer you"
+        " refused (at least 1)."
+    ),
+    "RejectedRequests.reason": "Why (the latest time), a label: `low reputation` by default.",
     "ACK.of": "The type of the acknowledged message.",
     "ACK.id": "The id the message was about (see each message).",
     "ACK.duplicate": (
@@ -668,6 +676,7 @@ CLIENT_DOCS: dict[str, ClientDoc] = {
             "merges_rejected": 1,
             "trust": {"AI_Node_2": 0.71, "AI_Node_3": 0.32},
             "rejected": {"AI_Node_3": {"count": 2, "reason": "low reputation"}},
+            "refused_merges": {"AI_Node_3": {"count": 1, "reason": "worse on our validation data"}},
         },
         replies=[{"type": "ACK", "ref": "13", "of": "TRAINER_REPORT"}],
     ),

@@ -388,7 +388,7 @@ class Router:
 
     async def _trainer_report(self, sender: str, peer: Peer, msg: m.TrainerFigures) -> None:
         # Whose figures these are is the session's identity, never a field of the frame.
-        if sender in msg.trust or sender in msg.rejected:
+        if sender in msg.trust or sender in msg.rejected or sender in msg.refused_merges:
             raise ProtocolError(
                 ErrorCode.INVALID_FIELD,
                 f"trust: {sender} cannot report trust in itself; list only its peers",
@@ -404,6 +404,7 @@ class Router:
             merges_rejected=msg.merges_rejected,
             trust=dict(msg.trust),
             rejected={peer_id: (r.count, r.reason) for peer_id, r in msg.rejected.items()},
+            refused_merges={p: (r.count, r.reason) for p, r in msg.refused_merges.items()},
             final=msg.final,
         )
         await self.store.add_trainer_report(record)

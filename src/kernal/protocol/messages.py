@@ -217,7 +217,9 @@ TrustMap = Annotated[dict[AiId, Fraction], Field(max_length=MAX_TRUST_PEERS)]
 
 
 class RejectedRequests(BaseModel):
-    """Requests from one peer a trainer refused, and why (e.g. ``low reputation``)."""
+    """What a trainer refused of one peer, how often, and why (the latest reason): its
+    collaboration requests (e.g. ``low reputation``) in ``rejected``, its models in
+    ``refused_merges`` (e.g. ``worse on our validation data``)."""
 
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
@@ -230,7 +232,8 @@ class TrainerFigures(Message):
     ``accuracy`` (0 to 1; the reference trainer sends its held-out test accuracy, the figure
     its own report gives), its equal-budget ``local_only_accuracy`` and a
     ``centralized_baseline`` when known, the merges it kept and rejected, the reputation it
-    holds of each peer (``trust``) and the requests it refused per peer (``rejected``).
+    holds of each peer (``trust``), the requests it refused per peer (``rejected``) and the
+    models it refused to merge per peer, with the gate's latest reason (``refused_merges``).
     Stored under the authenticated sender; ACKed after commit. Send it only to a hub whose
     ``STATE`` lists ``trainer_report`` in ``features`` (older hubs answer ``unknown_type``)."""
 
@@ -242,6 +245,7 @@ class TrainerFigures(Message):
     merges_rejected: Count = 0
     trust: TrustMap = {}
     rejected: Annotated[dict[AiId, RejectedRequests], Field(max_length=MAX_TRUST_PEERS)] = {}
+    refused_merges: Annotated[dict[AiId, RejectedRequests], Field(max_length=MAX_TRUST_PEERS)] = {}
     final: bool = False
 
 

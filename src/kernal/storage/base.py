@@ -33,6 +33,7 @@ from kernal.storage.records import (
     ItemKind,
     ItemQuery,
     ItemRecord,
+    ItemVote,
     KnowledgeCounts,
     NewShare,
     NotFoundError,
@@ -64,6 +65,7 @@ __all__ = [
     "ItemKind",
     "ItemQuery",
     "ItemRecord",
+    "ItemVote",
     "KnowledgeCounts",
     "NewShare",
     "NotFoundError",
@@ -243,6 +245,13 @@ class Store(abc.ABC):
         """Every stored vote that rates its item (:attr:`Vote.rated`), in no particular order:
         what the hub recomputes its standings from at start. One per rater and item, so its
         size is bounded by raters x items, however many FEEDBACK frames were sent."""
+
+    @abc.abstractmethod
+    async def item_votes(self, kind: ItemKind, item_id: str, limit: int) -> list[ItemVote]:
+        """Who rated the item and how: the current vote of each rater that rated it
+        (:attr:`Vote.rated`), the rater's latest FEEDBACK on it first, at most ``limit``
+        (none if ``limit`` <= 0). Unknown items have none. Read-only (for the dashboard and
+        the API)."""
 
     @abc.abstractmethod
     async def collaboration_pairs(self) -> set[tuple[str, str]]:
