@@ -155,6 +155,24 @@ FIELDS: dict[str, str] = {
         " is to catch up with)."
     ),
     "server:seq": "Numbers the shares relayed in this `run`, one more each; keep the last.",
+    "ResumePoint.origins": (
+        "On a cluster of replicas: per origin, the last `origin_seq` you received, starting"
+        " from the `origins` of the `STATE` of your previous connection; what lets another"
+        " replica resume you. At most $origins origins."
+    ),
+    "STATE.origins": (
+        "Only from a replica of a cluster: per origin (the `run` of the replica that stored"
+        " a share), the latest `origin_seq` this replica holds. Keep it, raise each entry with"
+        " the `origin_seq` of the shares you receive, and send it back in `HELLO`'s `resume`."
+    ),
+    "server:origin": (
+        "Only from a replica of a cluster, on shares to everyone: the `run` of the replica"
+        " that stored the share (the same on every replica)."
+    ),
+    "server:origin_seq": (
+        "Only with `origin`: numbers the shares to everyone that replica stored, one more"
+        " each, the same on every replica; keep the last per origin (see `STATE`'s `origins`)."
+    ),
     "STATE.idle_timeout": (
         "Seconds without a frame from you after which the hub closes the connection"
         " (`idle_timeout`): send `PING` more often. Absent: no idle timeout."

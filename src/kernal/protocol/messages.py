@@ -69,13 +69,24 @@ broadcast ``COLLABORATION_REQUEST``s, and ``AI_JOINED``/``AI_LEFT``."""
 TOPICS: tuple[Topic, ...] = ("patterns", "components", "requests", "presence")
 
 
+MAX_ORIGINS = 256
+"""At most this many origins in ``STATE``'s and a ``HELLO`` resume's ``origins``."""
+
+RunId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Origins = Annotated[dict[RunId, Annotated[int, Field(ge=0)]], Field(max_length=MAX_ORIGINS)]
+
+
 class ResumePoint(BaseModel):
-    """The last relayed share a reconnecting client saw: ``run`` and ``seq`` from the hub."""
+    """The last relayed share a reconnecting client saw: ``run`` and ``seq`` from the hub, and
+    on a cluster of replicas, per origin (the run of the replica that stored a share), the
+    last ``origin_seq`` it saw or that ``STATE`` said (``origins``): what lets another
+    replica resume it."""
 
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
-    run: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    run: RunId
     after: Annotated[int, Field(ge=0)]
+    origins: Origins | None = None
 
 
 class Hello(Message):
@@ -368,6 +379,7 @@ class State(ServerMessage):
     seq: int | None = None
     resumed: bool | None = None
     features: list[str] = []
+    origins: dict[str, int] | None = None
 
 
 class Ais(ServerMessage):
@@ -423,6 +435,8 @@ class RelayedPatternShare(Relayed):
     pattern_id: str
     pattern_data: dict[str, Any]
     timestamp: float
+    origin: str | None = None
+    origin_seq: int | None = None
     seq: int | None = None
 
 
@@ -434,6 +448,8 @@ class RelayedComponentShare(Relayed):
     collaboration_id: str | None = None
     collaboration_complete: bool = False
     timestamp: float
+    origin: str | None = None
+    origin_seq: int | None = None
     seq: int | None = None
 
 
