@@ -250,7 +250,17 @@ function refreshSoon() {
 
 // ------------------------------------------------------------------ live figures
 
-function showStatus(status) {
+function showStatus(reply) {
+  // On a cluster (--bus) the cards count the whole cluster, as the history does.
+  const cluster = reply.cluster;
+  const status = cluster ? { ...reply, connected_ais: cluster.connected_ais, active_collaborations: cluster.active_collaborations } : reply;
+  const badge = $("cluster_badge");
+  badge.hidden = !cluster;
+  if (cluster) {
+    const n = cluster.replicas.length;
+    badge.textContent = `${fmtInt(n)} replica${n === 1 ? "" : "s"} · this is ${reply.replica}`;
+    badge.title = cluster.replicas.map((r) => `${r.replica}${r.address ? ` (${r.address})` : ""}: ${r.connected_ais} AIs`).join("\n");
+  }
   const changed = !state.live || FIGURES.some((key) => state.live[key] !== status[key]);
   state.live = Object.fromEntries(FIGURES.map((key) => [key, Number(status[key]) || 0]));
   for (const key of FIGURES) {
