@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import httpx
@@ -61,3 +62,35 @@ async def test_every_replica_reports_the_same_cluster(
 
 async def _all_say(services: list[Service], wanted: dict[str, int]) -> bool:
     return all([per_replica(await status(s)) == wanted for s in services])
+
+
+async def test_the_history_is_one_series_of_the_whole_cluster(
+    make_replica: ReplicaFactory, clients: list[RawClient]
+) -> None:
+    """One replica (the first by name) keeps the cluster's figures in the stats history, so
+    the dashboard's charts draw the cluster, not each replica in turn."""
+    replicas = await three(make_replica)
+    await join(replicas[0], "AI_Node_1", clients)
+    await join(replicas[1], "AI_Node_2", clients)
+    await join(replicas[1], "AI_Node_3", clients)
+    await seen_all(replicas, 3)
+    store = replicas[2].hub.store
+
+    async def newest_says_three() -> bool:
+        history = await store.stats_history(0.0, 10_000)
+        return bool(history) and history[-1].connected_ais == 3
+
+    await eventually_async(newest_says_three)
+    settled = (await store.stats_history(0.0, 10_000))[-1].timestamp
+
+    async def more_since() -> bool:
+        return len(await store.stats_history(settled + 1e-6, 10_000)) >= 5
+
+    await eventually_async(more_since)
+    later = await store.stats_history(settled + 1e-6, 10_000)
+    # Per-replica figures (1, 2, 0) would interleave here; the cluster's total does not move.
+    assert {s.connected_ais for s in later} == {3}
+    gaps = [b.timestamp - a.timestamp for a, b in itertools.pairwise(later)]
+    settings = replicas[0].hub.settings
+    interval = settings.stats_interval / settings.speed  # real seconds
+    assert min(gaps) > interval / 2  # one writer: one snapshot per interval, not three

@@ -51,6 +51,11 @@ async def test_a_rejected_merge_leaves_the_model_unchanged() -> None:
     assert assessment.outcome < 0.5
     assert assessment.usefulness == round(assessment.outcome, 4)  # what the hub is told
     assert np.array_equal(engine.model.W, before_w) and np.array_equal(engine.model.b, before_b)
+    # The report says whose model was refused, and the gate's reason.
+    [(partner, (count, reason))] = engine.figures().refused_merges.items()
+    assert (partner, count) == (TASK.partner, 1)
+    assert reason and reason != "kept"
+    assert engine.figures().merges_rejected == 1
 
 
 async def test_an_honest_partner_helps_and_is_scored_well() -> None:
@@ -70,6 +75,7 @@ async def test_malformed_offers_score_zero_without_crashing() -> None:
     for data in ({}, {"model": "x"}, {"model": {"kind": "softmax", "W": [[float("nan")]]}}):
         assessment = await engine.assess(TASK, data)  # type: ignore[arg-type]
         assert (assessment.outcome, assessment.kept, assessment.usefulness) == (0.0, False, 0.0)
+    assert engine.figures().refused_merges == {TASK.partner: (3, "malformed model")}
 
 
 def test_bad_options_are_clear_errors() -> None:

@@ -63,6 +63,8 @@ async def test_a_reconnecting_client_gets_what_it_missed(make_hub: HubFactory) -
         ("PATTERN_SHARE", "missed-2"),
     ]
     assert [f["seq"] for f in replayed] == [3, 4, 5]
+    # One hub, no cluster: nothing of origins (see tests/cluster/test_resume.py).
+    assert "origins" not in state and not any("origin" in f for f in replayed)
     await back.send({"type": "PING", "msg_id": "p"})
     assert (await back.recv())["type"] == "PONG"  # and nothing more was replayed
 

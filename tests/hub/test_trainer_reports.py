@@ -33,6 +33,7 @@ async def test_report_is_stored_under_the_sender_and_acked(hub: Hub) -> None:
             "merges_rejected": 1,
             "trust": {"AI_Node_2": 0.25, "AI_Node_3": 1},
             "rejected": {"AI_Node_2": {"count": 3, "reason": "low reputation"}},
+            "refused_merges": {"AI_Node_3": {"count": 2, "reason": "parameter norm 9.0x ours"}},
             "final": True,
         }
     )
@@ -48,6 +49,7 @@ async def test_report_is_stored_under_the_sender_and_acked(hub: Hub) -> None:
         trust={"AI_Node_2": 0.25, "AI_Node_3": 1.0},
         rejected={"AI_Node_2": (3, "low reputation")},
         final=True,
+        refused_merges={"AI_Node_3": (2, "parameter norm 9.0x ours")},
     )
     await client.close()
 
@@ -68,6 +70,8 @@ BAD_REPORTS: list[tuple[dict[str, object], str]] = [
     ({"accuracy": 0.5, "rejected": {"AI_Node_2": {"count": 0}}}, "rejected"),
     ({"accuracy": 0.5, "rejected": {"AI_Node_2": 4}}, "rejected"),
     ({"accuracy": 0.5, "rejected": {"AI_Node_2": {"count": 1, "reason": "x" * 200}}}, "rejected"),
+    ({"accuracy": 0.5, "refused_merges": {"AI_Node_2": {"count": 0}}}, "refused_merges"),
+    ({"accuracy": 0.5, "refused_merges": {"AI_Node_1": {"count": 1}}}, "itself"),
 ]
 
 

@@ -25,7 +25,7 @@ from kernal.storage.schema import (
 from kernal.storage.sql import MIGRATIONS_DIR, SqlStore
 from tests.storage.conftest import PG_URL, Backend
 
-HEAD = "0007_trainer_reports"
+HEAD = "0008_refused_merges"
 TABLES = {
     "shared_patterns",
     "shared_components",

@@ -36,6 +36,7 @@ from kernal.storage import (
     FeedbackScore,
     ItemKind,
     ItemQuery,
+    ItemVote,
     NewShare,
     NotFoundError,
     PatternRecord,
@@ -391,6 +392,27 @@ class StoreContract(abc.ABC):
             RatingRecord("carol", "bob", ItemKind.COMPONENT, "p1", Vote(None, 1.0)),
         ]
 
+    async def test_item_votes_say_who_rated_an_item(self, store: Store) -> None:
+        await store.add_component(component("c1", "alice"))
+        await store.add_pattern(pattern("c1", "alice"))  # same id, other kind
+        await store.record_feedback(ItemKind.COMPONENT, "c1", "bob", 0.25, 2.0)
+        await store.record_feedback(ItemKind.COMPONENT, "c1", "carol", None, 3.0)  # a use only
+        await store.record_feedback(ItemKind.COMPONENT, "c1", "dave", None, 4.0, usefulness=1.0)
+        await store.record_feedback(ItemKind.PATTERN, "c1", "erin", 0.5, 5.0)
+        await store.record_feedback(ItemKind.COMPONENT, "c1", "bob", 0.75, 6.0)  # bob again
+        assert await store.item_votes(ItemKind.COMPONENT, "c1", 10) == [
+            ItemVote("bob", Vote(0.75), 6.0),
+            ItemVote("dave", Vote(None, 1.0), 4.0),
+        ]
+        assert await store.item_votes(ItemKind.COMPONENT, "c1", 1) == [
+            ItemVote("bob", Vote(0.75), 6.0)
+        ]
+        assert await store.item_votes(ItemKind.COMPONENT, "c1", 0) == []
+        assert await store.item_votes(ItemKind.PATTERN, "c1", 10) == [
+            ItemVote("erin", Vote(0.5), 5.0)
+        ]
+        assert await store.item_votes(ItemKind.PATTERN, "nope", 10) == []
+
     async def test_ratings_survive_reopening(self, store: Store, new_store: StoreFactory) -> None:
         await store.add_pattern(pattern("p"))
         await store.record_feedback(ItemKind.PATTERN, "p", "bob", 0.5, T0, usefulness=0.25)
@@ -658,6 +680,7 @@ class StoreContract(abc.ABC):
             trust={"bob": 0.25, "carol": 1.0},
             rejected={"bob": (4, "low reputation")},
             final=True,
+            refused_merges={"carol": (2, "worse on our validation data")},
         )
         later = TrainerReportRecord("bob", T0 + 2, 0.625)
         # Concurrent adds are batched by the writer: each must still be stored, in order.
@@ -667,7 +690,7 @@ class StoreContract(abc.ABC):
         assert await store.trainer_reports(since=T0 + 1) == [full, later]
         assert await store.trainer_reports(limit=1) == [later]
         figures_only = await store.trainer_reports("alice", maps=False)
-        assert figures_only == [dataclasses.replace(full, trust={}, rejected={})]
+        assert figures_only == [dataclasses.replace(full, trust={}, rejected={}, refused_merges={})]
         assert await store.latest_trainer_reports() == [full, later]
 
     async def test_trainer_reports_keep_the_newest_per_trainer(

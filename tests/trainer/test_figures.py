@@ -51,6 +51,21 @@ def test_report_holds_the_figures_and_judged_peers_first() -> None:
     assert all(r.reason == "low reputation" for r in message.rejected.values())
 
 
+def test_report_says_which_models_were_refused_and_why() -> None:
+    long_reason = "incompatible model " + "x" * 300 + "\nsecond line"
+    figures = Figures(
+        accuracy=0.8,
+        merges_rejected=4,
+        refused_merges={"p1": (1, long_reason), "p2": (3, "worse on our validation data")},
+    )
+    message = trainer_report(figures, ReputationBook(initial=0.5), {})
+    assert list(message.refused_merges) == ["p2", "p1"]  # the most refused first
+    assert message.refused_merges["p2"].count == 3
+    assert message.refused_merges["p2"].reason == "worse on our validation data"
+    cut = message.refused_merges["p1"].reason
+    assert len(cut) == 128 and cut.startswith("incompatible model x") and "\n" not in cut
+
+
 async def test_learning_trainers_report_and_simulated_ones_do_not(
     make_hub: HubFactory,
 ) -> None:

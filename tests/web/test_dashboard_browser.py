@@ -334,11 +334,20 @@ async def test_dashboard_of_a_hub_with_learning_trainers(
         assert kinds and set(kinds) == {"component"}
         contributors = await page.locator("#knowledge_table tbody a.id").all_text_contents()
         assert set(contributors) == {"AI_Node_3"}
+        # Someone rates the first one: its page says who, and how.
+        kind, item_id = (await rows.first.get_attribute("data-key") or ":").split(":", 1)
+        rater = await login(hub, "AI_Node_5", "robotics")
+        feedback = {"type": "FEEDBACK", "kind": kind, "id": item_id, "score": 0.8}
+        await rater.send({"msg_id": "rate", **feedback})
+        await rater.recv_type("ACK")
+        await rater.close()
         await rows.first.focus()
         await page.keyboard.press("Enter")
         await expect(page.locator("#item_panel")).to_be_visible()
         await expect(page.locator("#item_data")).to_contain_text("val_accuracy")
         await expect(page.locator("#item_meta")).to_contain_text("AI_Node_3")
+        rated_by = page.locator("#item_ratings tbody tr", has_text="AI_Node_5")
+        await expect(rated_by).to_contain_text("0.8", timeout=UPDATE_TIMEOUT_MS)
         await page.screenshot(path=str(tmp_path / "knowledge.png"), full_page=True)
 
         # Dark on request, whatever the system says.

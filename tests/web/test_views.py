@@ -281,6 +281,7 @@ async def test_learning_and_trust_show_what_trainers_reported(
         centralized_baseline=0.9,
         trust={"AI_Node_2": 0.2, "AI_Node_3": 0.8},
         rejected={"AI_Node_2": {"count": 3}},
+        refused_merges={"AI_Node_4": {"count": 2, "reason": "worse on our validation data"}},
         final=True,
     )
     await report(two, accuracy=0.25)
@@ -295,12 +296,23 @@ async def test_learning_and_trust_show_what_trainers_reported(
     assert learning["series"] == {}  # nothing shared: the fallback stays empty
     trust = (await api.get("/api/views/trust")).json()
     held = {(e["truster"], e["peer"]): e for e in trust["held"]}
-    assert set(held) == {("AI_Node_1", "AI_Node_2"), ("AI_Node_1", "AI_Node_3")}  # the latest
+    assert set(held) == {  # the latest report's
+        ("AI_Node_1", "AI_Node_2"),
+        ("AI_Node_1", "AI_Node_3"),
+        ("AI_Node_1", "AI_Node_4"),
+    }
     distrusted = held["AI_Node_1", "AI_Node_2"]
     assert (distrusted["reputation"], distrusted["distrusted"]) == (0.2, True)
     assert (distrusted["rejected"], distrusted["reason"]) == (3, "low reputation")
     trusted = held["AI_Node_1", "AI_Node_3"]
     assert (trusted["reputation"], trusted["distrusted"], trusted["rejected"]) == (0.8, False, 0)
+    assert (trusted["merges_refused"], trusted["merge_reason"]) == (0, None)
+    refused = held["AI_Node_1", "AI_Node_4"]  # no reputation sent: not marked distrusted
+    assert (refused["reputation"], refused["distrusted"], refused["rejected"]) == (None, False, 0)
+    assert (refused["merges_refused"], refused["merge_reason"]) == (
+        2,
+        "worse on our validation data",
+    )
     later = (await api.get("/api/views/trust", params={"since": 4e9})).json()
     assert later["held"] == []
 

@@ -155,6 +155,24 @@ FIELDS: dict[str, str] = {
         " is to catch up with)."
     ),
     "server:seq": "Numbers the shares relayed in this `run`, one more each; keep the last.",
+    "ResumePoint.origins": (
+        "On a cluster of replicas: per origin, the last `origin_seq` you received, starting"
+        " from the `origins` of the `STATE` of your previous connection; what lets another"
+        " replica resume you. At most $origins origins."
+    ),
+    "STATE.origins": (
+        "Only from a replica of a cluster: per origin (the `run` of the replica that stored"
+        " a share), the latest `origin_seq` this replica holds. Keep it, raise each entry with"
+        " the `origin_seq` of the shares you receive, and send it back in `HELLO`'s `resume`."
+    ),
+    "server:origin": (
+        "Only from a replica of a cluster, on shares to everyone: the `run` of the replica"
+        " that stored the share (the same on every replica)."
+    ),
+    "server:origin_seq": (
+        "Only with `origin`: numbers the shares to everyone that replica stored, one more"
+        " each, the same on every replica; keep the last per origin (see `STATE`'s `origins`)."
+    ),
     "STATE.idle_timeout": (
         "Seconds without a frame from you after which the hub closes the connection"
         " (`idle_timeout`): send `PING` more often. Absent: no idle timeout."
@@ -258,9 +276,17 @@ FIELDS: dict[str, str] = {
         "Per peer, the collaboration requests you refused for its low reputation"
         " ([RejectedRequests object](#rejectedrequests-object)); at most $trust_peers peers."
     ),
+    "TRAINER_REPORT.refused_merges": (
+        "Per peer, the models of it you refused to merge, with your gate's latest reason"
+        " ([RejectedRequests object](#rejectedrequests-object)); at most $trust_peers peers."
+        " The dashboard lists them beside the refused requests."
+    ),
     "TRAINER_REPORT.final": "`true` on the last report of a run.",
-    "RejectedRequests.count": "How many requests of that peer you refused (at least 1).",
-    "RejectedRequests.reason": "Why, a label: `low reputation` by default.",
+    "RejectedRequests.count": (
+        "How many requests (in `rejected`) or models (in `refused_merges`) of that peer you"
+        " refused (at least 1)."
+    ),
+    "RejectedRequests.reason": "Why (the latest time), a label: `low reputation` by default.",
     "ACK.of": "The type of the acknowledged message.",
     "ACK.id": "The id the message was about (see each message).",
     "ACK.duplicate": (
@@ -668,6 +694,7 @@ CLIENT_DOCS: dict[str, ClientDoc] = {
             "merges_rejected": 1,
             "trust": {"AI_Node_2": 0.71, "AI_Node_3": 0.32},
             "rejected": {"AI_Node_3": {"count": 2, "reason": "low reputation"}},
+            "refused_merges": {"AI_Node_3": {"count": 1, "reason": "worse on our validation data"}},
         },
         replies=[{"type": "ACK", "ref": "13", "of": "TRAINER_REPORT"}],
     ),

@@ -46,6 +46,7 @@ from kernal.protocol.codec import (
 from kernal.protocol.errors import CLOSING_CODES, ErrorCode
 from kernal.protocol.messages import (
     CLIENT_MESSAGE_TYPES,
+    MAX_ORIGINS,
     MAX_TRUST_PEERS,
     PROTOCOL_VERSION,
     SERVER_MESSAGE_TYPES,
@@ -86,6 +87,7 @@ VALUES: dict[str, str] = {
     "recent_limit": str(_SETTINGS.recent_limit),
     "version": str(PROTOCOL_VERSION),
     "trust_peers": f"{MAX_TRUST_PEERS:,}",
+    "origins": str(MAX_ORIGINS),
     "min_partners": str(MIN_PARTNERS),
     "full_partners": str(FULL_PARTNERS),
 }

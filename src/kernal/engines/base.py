@@ -96,7 +96,8 @@ class Figures:
     ``accuracy`` (0..1) is the figure the engine reports its progress by (the learning engine:
     held-out test accuracy, the same as its summary's ``final_accuracy``);
     ``local_only_accuracy`` the baseline of training alone, ``centralized_baseline`` one model
-    trained on all data, when the engine knows them.
+    trained on all data, when the engine knows them. ``refused_merges``: partner -> (models of
+    it the engine refused to merge, the latest reason), for the dashboard to say why.
     """
 
     accuracy: float
@@ -104,6 +105,7 @@ class Figures:
     centralized_baseline: float | None = None
     merges_kept: int = 0
     merges_rejected: int = 0
+    refused_merges: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
 class Engine(abc.ABC):

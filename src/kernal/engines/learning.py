@@ -159,6 +159,7 @@ class LearningEngine(Engine):
         self.interactions = 0
         self.kept = 0
         self.rejected = 0
+        self.refused: dict[str, tuple[int, str]] = {}  # partner -> (models refused, why)
         self.history: list[tuple[float, float]] = []
         self._fits = 0
         self._schedule: list[tuple[int, int, float | None]] = []  # each local fit, in order
@@ -268,7 +269,7 @@ class LearningEngine(Engine):
         try:
             other = model_from_json(data.get("model"))
         except ValueError:
-            self.rejected += 1
+            self._refuse(task.partner, "malformed model")
             # Malformed: nothing usable.
             return Assessment(outcome=0.0, score=0.0, kept=False, usefulness=0.0)
         self.last_received = other.copy()
@@ -299,7 +300,7 @@ class LearningEngine(Engine):
                 self.model = decision.model
                 self._record()
             else:
-                self.rejected += 1
+                self._refuse(task.partner, decision.reason)
         if decision.kept:
             await self._train(self.epochs_per_tick)  # settle the merged model on our own data
         score = self.behaviour.reported_score(decision.partner_accuracy, colluder)
@@ -312,6 +313,11 @@ class LearningEngine(Engine):
             kept=decision.kept,
             usefulness=round(usefulness, 4),
         )
+
+    def _refuse(self, partner: str, reason: str) -> None:
+        self.rejected += 1
+        count, _ = self.refused.get(partner, (0, reason))
+        self.refused[partner] = (count + 1, reason)
 
     async def work(self, task: CollaborationTask, progress: float) -> float:
         """One tick of real training on our shard; progress is the share of the planned
@@ -339,6 +345,7 @@ class LearningEngine(Engine):
             local_only_accuracy=round(self.same_budget_local_accuracy(), 4) if final else None,
             merges_kept=self.kept,
             merges_rejected=self.rejected,
+            refused_merges=dict(self.refused),
         )
 
     def summary(self) -> dict[str, Any]:

@@ -149,7 +149,7 @@ class Cluster:
         await self._beat()
         for replica in await self._alive_replicas():
             self._replicas.setdefault(replica, {})
-        self._publish(self._all, pack({"k": "sync", "o": self.replica_id}))
+        self._publish(self._all, pack(self._replay_mark({"k": "sync", "o": self.replica_id})))
         self._heartbeat = asyncio.create_task(self._heartbeats())
         log.info(
             "Replica %s joined cluster %r (%d other replicas alive)",
@@ -396,7 +396,8 @@ class Cluster:
             self._replicas[origin] = {}
             if kind not in ("sync", "snap"):
                 # Heard of it before its snapshot (or again after it was thought dead).
-                self._publish(self.channel_of(origin), pack({"k": "sync", "o": self.replica_id}))
+                sync = self._replay_mark({"k": "sync", "o": self.replica_id})
+                self._publish(self.channel_of(origin), pack(sync))
         try:
             self._handle(kind, origin, header, body)
         except (ValueError, KeyError, TypeError) as exc:
@@ -421,11 +422,13 @@ class Cluster:
         elif kind == "c":
             self._evict(str(header["ai"]), origin, float(header["at"]))
         elif kind == "sync":
+            self._heard_replay(header)
             ais = [profile_to_wire(p) for p in self._local_profiles()]
-            snapshot = pack({"k": "snap", "o": self.replica_id, "ais": ais})
-            self._publish(self.channel_of(origin), snapshot)
+            snap = self._replay_mark({"k": "snap", "o": self.replica_id, "ais": ais})
+            self._publish(self.channel_of(origin), pack(snap))
         elif kind == "snap":
             self._snapshot(origin, [profile_from_wire(entry) for entry in header["ais"]])
+            self._heard_replay(header)
         elif kind == "f":
             self._spawn(self._serve_forward(origin, str(header["id"]), str(header["s"]), body))
         elif kind == "r":
@@ -444,6 +447,17 @@ class Cluster:
             self.router.knowledge.apply_rated(
                 item_kind, str(header["i"]), count, optional_float(header["q"])
             )
+
+    def _replay_mark(self, header: dict[str, Any]) -> dict[str, Any]:
+        """``header`` with this replica's run and how many shares it stored so far: from then
+        on another replica holds what this one relays, and can resume trainers by it."""
+        replay = self.router.replay
+        return header | {"run": replay.run, "os": replay.own_seq}
+
+    def _heard_replay(self, header: dict[str, Any]) -> None:
+        run, stored = header.get("run"), header.get("os")
+        if isinstance(run, str) and type(stored) is int:  # an older replica does not say
+            self.router.replay.heard(run, stored)
 
     def _deliver(self, to: str, frame: bytes) -> None:
         """A frame another replica sent for ``to``, an AI here."""
@@ -484,9 +498,17 @@ class Cluster:
         cut = frame.rfind(b',"seq":')
         if cut < 0 or not frame.endswith(b"}\n") or not frame[cut + 7 : -2].isdigit():
             return frame
+        origin, origin_seq = obj.get("origin"), obj.get("origin_seq")
+        if not isinstance(origin, str) or type(origin_seq) is not int or origin_seq < 1:
+            # Shared with one AI only (or from an older replica): replayed here only.
+            origin, origin_seq = "", 0
         head = frame[:cut]
         return self.router.replay.record(
-            lambda seq: head + b',"seq":%d}\n' % seq, sender=record.contributor, topic=topic, to=to
+            lambda tail: head + tail,
+            sender=record.contributor,
+            topic=topic,
+            to=to,
+            origin=(origin, origin_seq),
         )
 
     def _snapshot(self, replica: str, profiles: list[Profile]) -> None:

@@ -17,6 +17,7 @@ from kernal.protocol.messages import (
     AiJoined,
     Ais,
 )
+from kernal.protocol.relay import encode_value
 from kernal.storage import ItemKind
 
 # What this hub takes beyond the first frames of v1 (see HUB_FEATURES), encoded once.
@@ -108,6 +109,8 @@ class Presence:
         if self.idle_timeout > 0:
             tail += b',"idle_timeout":' + repr(float(self.idle_timeout)).encode()
         tail += b',"run":"%s","seq":%d' % (self.replay.run.encode(), self.replay.seq)
+        if self.replay.stamp_origin:  # a replica: what another one resumes this trainer by
+            tail += b',"origins":' + encode_value(self.replay.origins())
         tail += _FEATURES
         if resumed is not None:
             tail += b',"resumed":' + (b"true" if resumed else b"false")

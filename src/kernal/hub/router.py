@@ -286,7 +286,7 @@ class Router:
         self.knowledge.shared(record)
         log.info("Pattern %s shared by %s", msg.pattern_id, sender)
         frame = self.replay.record(
-            lambda seq: relay_frame(msg, raw, sender, timestamp=now, seq=seq),
+            _share_frame(msg, raw, sender, now),
             sender=sender,
             topic="patterns",
         )
@@ -354,7 +354,7 @@ class Router:
             return
         log.info("Component %s shared by %s", msg.component_id, sender)
         frame = self.replay.record(
-            lambda seq: relay_frame(msg, raw, sender, timestamp=now, seq=seq),
+            _share_frame(msg, raw, sender, now),
             sender=sender,
             topic="components",
             to=msg.to,
@@ -388,7 +388,7 @@ class Router:
 
     async def _trainer_report(self, sender: str, peer: Peer, msg: m.TrainerFigures) -> None:
         # Whose figures these are is the session's identity, never a field of the frame.
-        if sender in msg.trust or sender in msg.rejected:
+        if sender in msg.trust or sender in msg.rejected or sender in msg.refused_merges:
             raise ProtocolError(
                 ErrorCode.INVALID_FIELD,
                 f"trust: {sender} cannot report trust in itself; list only its peers",
@@ -404,6 +404,7 @@ class Router:
             merges_rejected=msg.merges_rejected,
             trust=dict(msg.trust),
             rejected={peer_id: (r.count, r.reason) for peer_id, r in msg.rejected.items()},
+            refused_merges={p: (r.count, r.reason) for p, r in msg.refused_merges.items()},
             final=msg.final,
         )
         await self.store.add_trainer_report(record)
@@ -552,9 +553,19 @@ def _log_shared(records: list[ItemRecord], sender: str) -> None:
             log.info("%ss %s shared by %s", label, ", ".join(ids), sender)
 
 
+def _share_frame(
+    message: m.ClientMessage, raw: RawFields | None, sender: str, now: float
+) -> Callable[[bytes], bytes]:
+    """What the replay log closes with its tail: the relayed ``message`` of ``sender``,
+    stamped ``timestamp=now``."""
+    sender_json, stamp = encode_value(sender), encode_stamps({"timestamp": now})
+    return functools.partial(_relay_share, message, raw, sender_json, stamp)
+
+
 def _relay_share(
-    message: m.ClientMessage, raw: RawFields | None, sender_json: bytes, stamp: bytes, seq: int
+    message: m.ClientMessage, raw: RawFields | None, sender_json: bytes, stamp: bytes, tail: bytes
 ) -> bytes:
-    """``relay_frame(message, raw, sender, timestamp=now, seq=seq)``, from the parts a run of
-    shares has in common (``encode_value(sender)``, ``encode_stamps({"timestamp": now})``)."""
-    return relay_body(message, raw, sender_json) + stamp + b',"seq":%d}\n' % seq
+    """``relay_frame(message, raw, sender, timestamp=now)`` closed by the replay log's
+    ``tail`` (its seq), from the parts a run of shares has in common (``encode_value(sender)``,
+    ``encode_stamps({"timestamp": now})``)."""
+    return relay_body(message, raw, sender_json) + stamp + tail

@@ -70,7 +70,11 @@ class Hub:
         self.collaborations = CollaborationBook(max_per_ai=settings.max_collaborations_per_ai)
         self.standings = Standings(store)
         self.knowledge = Knowledge(store, settings.recent_limit)
-        self.replay = ReplayLog(max_items=settings.replay_items, max_bytes=settings.replay_bytes)
+        self.replay = ReplayLog(
+            max_items=settings.replay_items,
+            max_bytes=settings.replay_bytes,
+            stamp_origin=bool(settings.bus),  # replicas: what lets another one resume a trainer
+        )
         self.auth = Authenticator(store, allow_demo_tokens=is_loopback(settings.host))
         self.router = Router(
             store=store,

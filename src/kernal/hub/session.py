@@ -478,7 +478,7 @@ class Session:
         )
         resume = hello.resume
         replay = services.router.replay
-        resumed = None if resume is None else replay.can_resume(resume.run, resume.after)
+        resumed = None if resume is None else replay.can_resume(resume)
         state = await services.presence.welcome(profile, resumed=resumed)
         # No await from here to the broadcast: STATE is the first frame after HELLO, before any
         # AI_JOINED, AI_LEFT or relay that other connections cause once this one counts as joined.
@@ -488,7 +488,7 @@ class Session:
         services.peers.join(self)  # again after a later HELLO: what it follows may change
         self.conn.send_raw(state)
         if resume is not None and resumed:  # what it missed, before anything newer
-            for frame in replay.missed(resume.after, ai_id, profile.follows):
+            for frame in replay.missed(resume, ai_id, profile.follows):
                 self.conn.send_raw(frame)
         log.info(
             "AI %s joined: specialization=%s, capabilities=%s",

@@ -62,8 +62,9 @@ class StatsRecorder:
                 except Exception:
                     log.exception("Periodic sweep failed")
             try:
-                status = await self.status()
-                await self.store.add_stats_snapshot(status.snapshot(self.clock.now()))
+                snapshot = (await self.status()).snapshot(self.clock.now())
+                if snapshot is not None:  # None: another replica keeps the cluster's history
+                    await self.store.add_stats_snapshot(snapshot)
             except Exception:
                 log.exception("Could not record a stats snapshot")
             if self.retention is not None and tick % ticks_per_thinning == 0:

@@ -63,12 +63,20 @@ class HubStatus(BaseModel):
     replica: str | None = None  # this replica's name, with --bus
     cluster: ClusterStatus | None = None
 
-    def snapshot(self, timestamp: float) -> StatsSnapshot:
-        """The figures kept in the stats history."""
+    def snapshot(self, timestamp: float) -> StatsSnapshot | None:
+        """The figures kept in the stats history. On a cluster, the whole cluster's, kept by
+        one replica (the first by name of those alive; another one takes over when it dies):
+        None on the others, so the history is one series, not one per replica."""
+        connected, collaborations = self.connected_ais, self.active_collaborations
+        if self.cluster is not None:
+            if self.replica != min(r.replica for r in self.cluster.replicas):
+                return None
+            connected = self.cluster.connected_ais
+            collaborations = self.cluster.active_collaborations
         return StatsSnapshot(
             timestamp=timestamp,
-            connected_ais=self.connected_ais,
+            connected_ais=connected,
             shared_patterns=self.shared_patterns,
             shared_components=self.shared_components,
-            active_collaborations=self.active_collaborations,
+            active_collaborations=collaborations,
         )

@@ -69,13 +69,24 @@ broadcast ``COLLABORATION_REQUEST``s, and ``AI_JOINED``/``AI_LEFT``."""
 TOPICS: tuple[Topic, ...] = ("patterns", "components", "requests", "presence")
 
 
+MAX_ORIGINS = 256
+"""At most this many origins in ``STATE``'s and a ``HELLO`` resume's ``origins``."""
+
+RunId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Origins = Annotated[dict[RunId, Annotated[int, Field(ge=0)]], Field(max_length=MAX_ORIGINS)]
+
+
 class ResumePoint(BaseModel):
-    """The last relayed share a reconnecting client saw: ``run`` and ``seq`` from the hub."""
+    """The last relayed share a reconnecting client saw: ``run`` and ``seq`` from the hub, and
+    on a cluster of replicas, per origin (the run of the replica that stored a share), the
+    last ``origin_seq`` it saw or that ``STATE`` said (``origins``): what lets another
+    replica resume it."""
 
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
-    run: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    run: RunId
     after: Annotated[int, Field(ge=0)]
+    origins: Origins | None = None
 
 
 class Hello(Message):
@@ -217,7 +228,9 @@ TrustMap = Annotated[dict[AiId, Fraction], Field(max_length=MAX_TRUST_PEERS)]
 
 
 class RejectedRequests(BaseModel):
-    """Requests from one peer a trainer refused, and why (e.g. ``low reputation``)."""
+    """What a trainer refused of one peer, how often, and why (the latest reason): its
+    collaboration requests (e.g. ``low reputation``) in ``rejected``, its models in
+    ``refused_merges`` (e.g. ``worse on our validation data``)."""
 
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
@@ -230,7 +243,8 @@ class TrainerFigures(Message):
     ``accuracy`` (0 to 1; the reference trainer sends its held-out test accuracy, the figure
     its own report gives), its equal-budget ``local_only_accuracy`` and a
     ``centralized_baseline`` when known, the merges it kept and rejected, the reputation it
-    holds of each peer (``trust``) and the requests it refused per peer (``rejected``).
+    holds of each peer (``trust``), the requests it refused per peer (``rejected``) and the
+    models it refused to merge per peer, with the gate's latest reason (``refused_merges``).
     Stored under the authenticated sender; ACKed after commit. Send it only to a hub whose
     ``STATE`` lists ``trainer_report`` in ``features`` (older hubs answer ``unknown_type``)."""
 
@@ -242,6 +256,7 @@ class TrainerFigures(Message):
     merges_rejected: Count = 0
     trust: TrustMap = {}
     rejected: Annotated[dict[AiId, RejectedRequests], Field(max_length=MAX_TRUST_PEERS)] = {}
+    refused_merges: Annotated[dict[AiId, RejectedRequests], Field(max_length=MAX_TRUST_PEERS)] = {}
     final: bool = False
 
 
@@ -364,6 +379,7 @@ class State(ServerMessage):
     seq: int | None = None
     resumed: bool | None = None
     features: list[str] = []
+    origins: dict[str, int] | None = None
 
 
 class Ais(ServerMessage):
@@ -419,6 +435,8 @@ class RelayedPatternShare(Relayed):
     pattern_id: str
     pattern_data: dict[str, Any]
     timestamp: float
+    origin: str | None = None
+    origin_seq: int | None = None
     seq: int | None = None
 
 
@@ -430,6 +448,8 @@ class RelayedComponentShare(Relayed):
     collaboration_id: str | None = None
     collaboration_complete: bool = False
     timestamp: float
+    origin: str | None = None
+    origin_seq: int | None = None
     seq: int | None = None
 
 

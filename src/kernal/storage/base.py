@@ -190,6 +190,13 @@ class Store(abc.ABC):
         size is bounded by raters x items, however many FEEDBACK frames were sent."""
 
     @abc.abstractmethod
+    async def item_votes(self, kind: ItemKind, item_id: str, limit: int) -> list[ItemVote]:
+        """Who rated the item and how: the current vote of each rater that rated it
+        (:attr:`Vote.rated`), the rater's latest FEEDBACK on it first, at most ``limit``
+        (none if ``limit`` <= 0). Unknown items have none. Read-only (for the dashboard and
+        the API)."""
+
+    @abc.abstractmethod
     async def collaboration_pairs(self) -> set[tuple[str, str]]:
         """``(requester, acceptor)`` of every completed collaboration, once per pair."""
 

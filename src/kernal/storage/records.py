@@ -23,6 +23,7 @@ __all__ = [
     "ItemKind",
     "ItemQuery",
     "ItemRecord",
+    "ItemVote",
     "KnowledgeCounts",
     "NewShare",
     "NotFoundError",
@@ -160,6 +161,16 @@ class Vote:
 
 
 @dataclass(frozen=True)
+class ItemVote:
+    """One rater's current vote on one item, and when the rater last sent FEEDBACK on it
+    (what an item's page shows as "who rated it")."""
+
+    rater: str
+    vote: Vote
+    timestamp: float
+
+
+@dataclass(frozen=True)
 class RatingRecord:
     """A stored vote that rates its item, with who cast it and whose item it is."""
 
@@ -227,7 +238,8 @@ class StatsSnapshot:
 class TrainerReportRecord:
     """What trainer ``ai_id`` measured of itself at ``timestamp`` (hub clock): see the
     ``TRAINER_REPORT`` frame. ``trust``: peer -> the reputation it holds of that peer;
-    ``rejected``: peer -> (requests it refused, why)."""
+    ``rejected``: peer -> (requests it refused, why); ``refused_merges``: peer -> (models of
+    it the trainer refused to merge, the latest reason)."""
 
     ai_id: str
     timestamp: float
@@ -239,6 +251,7 @@ class TrainerReportRecord:
     trust: dict[str, float] = field(default_factory=dict)
     rejected: dict[str, tuple[int, str]] = field(default_factory=dict)
     final: bool = False
+    refused_merges: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -177,6 +177,8 @@ trainer_reports = sa.Table(
     sa.Column("trust", sa.Text, nullable=False),  # JSON object: peer -> reputation
     sa.Column("rejected", sa.Text, nullable=False),  # JSON object: peer -> {count, reason}
     sa.Column("final", sa.Boolean, nullable=False),
+    # JSON object: peer -> {count, reason} of the models refused (revision 0008)
+    sa.Column("refused_merges", sa.Text, nullable=False, server_default="{}"),
     # One trainer's series in order (and its newest): the whole ORDER BY, no sort step.
     sa.Index("ix_trainer_reports_ai_id_id", "ai_id", "id"),
     sa.Index("ix_trainer_reports_timestamp", "timestamp"),

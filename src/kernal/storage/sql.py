@@ -46,6 +46,7 @@ from kernal.storage.records import (
     ItemKind,
     ItemQuery,
     ItemRecord,
+    ItemVote,
     KnowledgeCounts,
     NewShare,
     NotFoundError,
@@ -366,6 +367,9 @@ class SqlStore(reports.TrainerReportsSql, tokens.TokensSql, Store):
 
     async def ratings(self) -> list[RatingRecord]:
         return await self._read(votes.ratings)
+
+    async def item_votes(self, kind: ItemKind, item_id: str, limit: int) -> list[ItemVote]:
+        return await self._read(lambda conn: votes.item_votes(conn, kind, item_id, limit))
 
     async def collaboration_pairs(self) -> set[tuple[str, str]]:
         return await self._read(votes.collaboration_pairs)

@@ -29,6 +29,20 @@ T = TypeVar("T")
 _c = t.trainer_reports.c
 
 
+def _refusals_json(table: dict[str, tuple[int, str]]) -> str:
+    """peer -> (count, reason) as the JSON object stored: peer -> {count, reason}."""
+    return dumps({peer: {"count": count, "reason": why} for peer, (count, why) in table.items()})
+
+
+def _refusals(text: object) -> dict[str, tuple[int, str]]:
+    """The stored JSON object back as peer -> (count, reason); anything else is left out."""
+    return {
+        str(peer): (lenient_count(entry.get("count")), lenient_text(entry.get("reason")))
+        for peer, entry in _json_object(text).items()
+        if isinstance(entry, dict)
+    }
+
+
 def report_row(report: TrainerReportRecord) -> dict[str, Any]:
     """The row of ``report``. Raises ValueError for a NaN or infinite figure."""
     return {
@@ -40,13 +54,9 @@ def report_row(report: TrainerReportRecord) -> dict[str, Any]:
         "merges_kept": report.merges_kept,
         "merges_rejected": report.merges_rejected,
         "trust": dumps(report.trust),
-        "rejected": dumps(
-            {
-                peer: {"count": count, "reason": reason}
-                for peer, (count, reason) in report.rejected.items()
-            }
-        ),
+        "rejected": _refusals_json(report.rejected),
         "final": report.final,
+        "refused_merges": _refusals_json(report.refused_merges),
     }
 
 
@@ -70,7 +80,13 @@ def store_many(conn: Connection, rows: Sequence[dict[str, Any]], keep: int) -> N
 def _columns(maps: bool = True) -> list[sa.ColumnElement[Any]]:
     if not maps:  # the same shape, the maps' text replaced by an empty object
         empty = sa.literal("{}", sa.Text)
-        return [*_columns()[:7], empty.label("trust"), empty.label("rejected"), _c.final]
+        return [
+            *_columns()[:7],
+            empty.label("trust"),
+            empty.label("rejected"),
+            _c.final,
+            empty.label("refused_merges"),
+        ]
     return [
         _c.ai_id,
         _c.timestamp,
@@ -82,6 +98,7 @@ def _columns(maps: bool = True) -> list[sa.ColumnElement[Any]]:
         _c.trust,
         _c.rejected,
         _c.final,
+        _c.refused_merges,
     ]
 
 
@@ -99,11 +116,7 @@ def _record(row: sa.Row[Any]) -> TrainerReportRecord:
         for peer, score in _json_object(row.trust).items()
         if isinstance(score, int | float)
     }
-    rejected = {
-        str(peer): (lenient_count(entry.get("count")), lenient_text(entry.get("reason")))
-        for peer, entry in _json_object(row.rejected).items()
-        if isinstance(entry, dict)
-    }
+
     return TrainerReportRecord(
         ai_id=row.ai_id,
         timestamp=float(row.timestamp),
@@ -113,8 +126,9 @@ def _record(row: sa.Row[Any]) -> TrainerReportRecord:
         merges_kept=lenient_count(row.merges_kept),
         merges_rejected=lenient_count(row.merges_rejected),
         trust=trust,
-        rejected=rejected,
+        rejected=_refusals(row.rejected),
         final=bool(row.final),
+        refused_merges=_refusals(row.refused_merges),
     )
 
 

@@ -17,13 +17,14 @@ from kernal.storage.base import (
     CollaborationStatus,
     FeedbackResult,
     ItemKind,
+    ItemVote,
     NotFoundError,
     RatingRecord,
     Vote,
 )
 from kernal.storage.rows import ItemTable, lenient_count, lenient_float, lenient_text
 
-__all__ = ["collaboration_pairs", "ratings", "record_feedback"]
+__all__ = ["collaboration_pairs", "item_votes", "ratings", "record_feedback"]
 
 
 def record_feedback(
@@ -108,6 +109,22 @@ def ratings(conn: Connection) -> list[RatingRecord]:
             row.item_id,
             Vote(row.score, row.usefulness),
         )
+        for row in conn.execute(query)
+    ]
+
+
+def item_votes(conn: Connection, kind: ItemKind, item_id: str, limit: int) -> list[ItemVote]:
+    """The rating votes on one item, newest first (see :meth:`Store.item_votes`)."""
+    v = t.feedback_votes.c
+    query = (
+        sa.select(v.rater, v.score, v.usefulness, v.timestamp)
+        .where(v.kind == kind.value, v.item_id == item_id)
+        .where(v.score.is_not(None) | v.usefulness.is_not(None))
+        .order_by(v.timestamp.desc(), v.rater)
+        .limit(max(limit, 0))
+    )
+    return [
+        ItemVote(row.rater, Vote(row.score, row.usefulness), lenient_float(row.timestamp) or 0.0)
         for row in conn.execute(query)
     ]
 

@@ -35,6 +35,7 @@ from kernal.protocol import (
     encode,
 )
 from kernal.protocol.messages import (
+    MAX_ORIGINS,
     Ack,
     Auth,
     AuthFailed,
@@ -133,6 +134,9 @@ class HubClient:
         # The last relayed share seen (the hub's run and seq), to resume after a reconnect.
         self._run: str | None = None
         self._last_seq = 0
+        # On a cluster, per origin (the run of the replica that stored a share), the last
+        # origin_seq seen or that STATE said: another replica resumes this client by them.
+        self._origins: dict[str, int] | None = None
         # Why the last connection attempt failed or the last connection ended, for reports:
         # "connect: [Errno 111] ...", "timed out waiting for STATE", "auth refused: ...".
         self.last_error: str | None = None
@@ -286,7 +290,7 @@ class HubClient:
                     follow=self.follow,
                     resume=None
                     if self._run is None
-                    else ResumePoint(run=self._run, after=self._last_seq),
+                    else ResumePoint(run=self._run, after=self._last_seq, origins=self._origins),
                 )
             )
         )
@@ -297,6 +301,10 @@ class HubClient:
             raise ConnectionLost(f"expected STATE, got {state!r}")
         self.state = state
         if not state.resumed:  # a fresh start (or too much missed): count from now
+            self._run, self._last_seq = state.run, state.seq or 0
+            self._origins = None if state.origins is None else dict(state.origins)
+        elif state.run != self._run:  # resumed by another replica: count in its numbers now
+            # What it missed follows STATE; this replica's seq starts at what STATE said.
             self._run, self._last_seq = state.run, state.seq or 0
         self._phase = "connection lost"
         self.connections += 1
@@ -355,8 +363,13 @@ class HubClient:
                 await self.ping(timeout=every)
 
     async def _dispatch(self, message: Incoming) -> None:
-        if isinstance(message, RelayedPatternShare | RelayedComponentShare) and message.seq:
-            self._last_seq = max(self._last_seq, message.seq)
+        if isinstance(message, RelayedPatternShare | RelayedComponentShare):
+            if message.seq:
+                self._last_seq = max(self._last_seq, message.seq)
+            origins, origin, at = self._origins, message.origin, message.origin_seq
+            known = origins is not None and (origin in origins or len(origins) < MAX_ORIGINS)
+            if origins is not None and known and origin is not None and at:
+                origins[origin] = max(origins.get(origin, 0), at)
         if isinstance(message, Ack | Pong) and message.ref in self._pending:
             waiting = self._pending[message.ref]
             if not waiting.done():

@@ -25,6 +25,15 @@ __all__ = ["LOW_REPUTATION", "hub_takes_reports", "send_report", "trainer_report
 log = logging.getLogger("kernal.trainer")
 
 LOW_REPUTATION = "low reputation"
+MAX_LABEL = 128  # the protocol's Label
+
+
+def _label(reason: str) -> str:
+    """An engine's reason as the protocol's Label takes it: not empty, at most 128 chars."""
+    text = " ".join(reason.split()) or "refused"
+    return text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
+
+
 FINAL_TIMEOUT = 5.0  # real seconds the final TRAINER_REPORT may wait for its ACK
 
 
@@ -48,6 +57,7 @@ def trainer_report(
     peers = [*judged, *seeded_only]
     trust = {peer: round(min(1.0, max(0.0, book.get(peer))), 4) for peer in peers[:MAX_TRUST_PEERS]}
     refused = sorted(rejected_for_trust.items(), key=lambda item: (-item[1], item[0]))
+    merges = sorted(figures.refused_merges.items(), key=lambda item: (-item[1][0], item[0]))
     return TrainerFigures(
         accuracy=figures.accuracy,
         local_only_accuracy=figures.local_only_accuracy,
@@ -58,6 +68,11 @@ def trainer_report(
         rejected={
             peer: RejectedRequests(count=count, reason=LOW_REPUTATION)
             for peer, count in refused[:MAX_TRUST_PEERS]
+            if count > 0
+        },
+        refused_merges={
+            peer: RejectedRequests(count=count, reason=_label(reason))
+            for peer, (count, reason) in merges[:MAX_TRUST_PEERS]
             if count > 0
         },
         final=final,

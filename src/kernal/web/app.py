@@ -35,6 +35,7 @@ from kernal.web.listing import Budget
 from kernal.web.live import install_live
 from kernal.web.mcp import mount_mcp
 from kernal.web.metrics import metrics_router
+from kernal.web.ratings import ratings_router
 from kernal.web.search import search_router
 from kernal.web.security import Guard, Policy
 from kernal.web.trainers import install_trainers
@@ -129,6 +130,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(metrics_router(hub))
     app.include_router(docs_router(app))
     app.include_router(search_router(hub))  # GET /api/search (kernal.web.search)
+    app.include_router(ratings_router(hub))  # who rated an item (kernal.web.ratings)
     app.include_router(cards_router(hub))  # A2A agent cards (kernal.web.cards)
     mount_mcp(app, hub)  # /mcp for LLM agents (kernal.web.mcp)
     install_live(app, hub)  # GET /api/events (kernal.web.live)

@@ -217,6 +217,10 @@ class HeldTrust(BaseModel):
     """Collaboration requests of ``peer`` it refused for low reputation."""
     reason: str | None
     reported_at: float
+    merges_refused: int = 0
+    """Models of ``peer`` its gate refused to merge."""
+    merge_reason: str | None = None
+    """Why, the latest time."""
 
 
 class TrustGraph(BaseModel):
@@ -308,9 +312,12 @@ def held_trust(
     for report in latest:
         if report.timestamp < since:
             continue
-        for peer in sorted(report.trust.keys() | report.rejected.keys()):
+        for peer in sorted(
+            report.trust.keys() | report.rejected.keys() | report.refused_merges.keys()
+        ):
             reputation = report.trust.get(peer)
             refused, reason = report.rejected.get(peer, (0, None))
+            merges, merge_reason = report.refused_merges.get(peer, (0, None))
             edges.append(
                 HeldTrust(
                     truster=report.ai_id,
@@ -320,10 +327,15 @@ def held_trust(
                     rejected=refused,
                     reason=reason,
                     reported_at=report.timestamp,
+                    merges_refused=merges,
+                    merge_reason=merge_reason,
                 )
             )
     if len(edges) > most:
-        keep = sorted(edges, key=lambda e: (not e.distrusted, -e.rejected, e.truster, e.peer))
+        keep = sorted(
+            edges,
+            key=lambda e: (not e.distrusted, -e.rejected - e.merges_refused, e.truster, e.peer),
+        )
         edges = sorted(keep[:most], key=lambda e: (e.truster, e.peer))
     return edges
 

@@ -141,7 +141,11 @@ function wanted(current) {
     if (k.contributor) params.set("contributor", k.contributor);
     if (k.time !== "all") params.set("since", String(sinceOf(k.time)));
     out.knowledge = `/api/views/knowledge?${params}`;
-    if (current.id) out.item = `/api/${current.kind === "component" ? "components" : "patterns"}/${encodeURIComponent(current.id)}`;
+    if (current.id) {
+      const kind = current.kind === "component" ? "component" : "pattern";
+      out.item = `/api/${kind}s/${encodeURIComponent(current.id)}`;
+      out.itemRatings = `/api/ratings/${kind}/${encodeURIComponent(current.id)}?limit=200`;
+    }
   } else if (current.name === "collaborations") {
     out.collaborations = `/api/collaborations?limit=500${state.collabs.status ? `&status=${state.collabs.status}` : ""}`;
   } else if (current.name === "trainers") {
@@ -184,7 +188,7 @@ async function refreshOnce() {
   names.forEach((name, i) => {
     const result = results[i];
     if (result.status === "fulfilled") got[name] = result.value;
-    else if (!((name === "item" || name === "trainerLogs") && result.reason instanceof HttpError && /HTTP 404/.test(result.reason.message))) failures.push(result.reason);
+    else if (!((name === "item" || name === "itemRatings" || name === "trainerLogs") && result.reason instanceof HttpError && /HTTP 404/.test(result.reason.message))) failures.push(result.reason);
   });
   if (got.run) state.run = got.run;
   if (got.trainers) state.launched = new Set(got.trainers.trainers.map((t) => t.ai_id));
@@ -217,7 +221,7 @@ async function refreshOnce() {
       $("knowledge_table").dataset.query = paths.knowledge; // which filters the rows answer
     }
     if (current.id && (got.item || !failures.length)) {
-      guard(() => renderItem(current.kind, current.id, got.item || null));
+      guard(() => renderItem(current.kind, current.id, got.item || null, got.itemRatings || []));
       if (state.reveal) $("item_panel").scrollIntoView({ block: "nearest" }); // just opened
       state.reveal = false;
     }
@@ -246,7 +250,17 @@ function refreshSoon() {
 
 // ------------------------------------------------------------------ live figures
 
-function showStatus(status) {
+function showStatus(reply) {
+  // On a cluster (--bus) the cards count the whole cluster, as the history does.
+  const cluster = reply.cluster;
+  const status = cluster ? { ...reply, connected_ais: cluster.connected_ais, active_collaborations: cluster.active_collaborations } : reply;
+  const badge = $("cluster_badge");
+  badge.hidden = !cluster;
+  if (cluster) {
+    const n = cluster.replicas.length;
+    badge.textContent = `${fmtInt(n)} replica${n === 1 ? "" : "s"} · this is ${reply.replica}`;
+    badge.title = cluster.replicas.map((r) => `${r.replica}${r.address ? ` (${r.address})` : ""}: ${r.connected_ais} AIs`).join("\n");
+  }
   const changed = !state.live || FIGURES.some((key) => state.live[key] !== status[key]);
   state.live = Object.fromEntries(FIGURES.map((key) => [key, Number(status[key]) || 0]));
   for (const key of FIGURES) {

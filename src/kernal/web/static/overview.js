@@ -174,7 +174,7 @@ export function heldEdges(held) {
     directed: true,
     cls: `${scoreClass(e.reputation)}${e.distrusted ? " distrusted" : ""}`,
     width: e.distrusted ? 2.5 : 1.5,
-    title: `${e.truster} holds ${e.peer} at ${e.reputation === null ? "no reputation" : fmtNum(e.reputation)}${e.distrusted ? " (distrusted)" : ""}${e.rejected ? `; refused ${e.rejected} request${e.rejected === 1 ? "" : "s"} (${e.reason})` : ""}; reported ${fmtAgo(e.reported_at)}`,
+    title: `${e.truster} holds ${e.peer} at ${e.reputation === null ? "no reputation" : fmtNum(e.reputation)}${e.distrusted ? " (distrusted)" : ""}${e.rejected ? `; refused ${e.rejected} request${e.rejected === 1 ? "" : "s"} (${e.reason})` : ""}${e.merges_refused ? `; refused ${e.merges_refused} model${e.merges_refused === 1 ? "" : "s"} (${e.merge_reason})` : ""}; reported ${fmtAgo(e.reported_at)}`,
   }));
 }
 
@@ -219,6 +219,12 @@ export function renderTrust(trust, ais) {
     ...(refused.length
       ? refused.map((e) => h("li", {}, aiLink(e.truster), " refused ", aiLink(e.peer), h("span", { class: "muted" }, ` ${fmtInt(e.rejected)} time${e.rejected === 1 ? "" : "s"} · ${e.reason}`)))
       : [h("li", { class: "muted" }, "No trainer reported refusing a request.")]),
+  );
+  const merges = held.filter((e) => e.merges_refused > 0).sort((a, b) => b.merges_refused - a.merges_refused || a.truster.localeCompare(b.truster) || a.peer.localeCompare(b.peer));
+  $("refused_merges").replaceChildren(
+    ...(merges.length
+      ? merges.map((e) => h("li", {}, aiLink(e.truster), " refused ", aiLink(e.peer), "'s model", h("span", { class: "muted" }, ` ${fmtInt(e.merges_refused)} time${e.merges_refused === 1 ? "" : "s"} · ${e.merge_reason}`)))
+      : [h("li", { class: "muted" }, "No trainer reported refusing a model.")]),
   );
   const low = ais.filter((ai) => ai.ratings > 0 && ai.standing < line).sort((a, b) => a.standing - b.standing);
   $("shut_out").replaceChildren(

@@ -145,10 +145,27 @@ export function renderKnowledge(page, filters) {
   $("knowledge_summary").textContent = `${fmtInt(page.total)} match${page.total === 1 ? "" : "es"}`;
 }
 
-/** One item with its data, usage and quality. ``item`` is the API record or null (unknown). */
-export function renderItem(kind, id, item) {
+/** Who rated an item: each rater's current vote (``/api/ratings/KIND/ID``), latest first. */
+function itemRatingRows(ratings) {
+  return ratings.map((r) =>
+    linkRow(
+      `#/ai/${encodeURIComponent(r.rater)}`,
+      { "data-key": r.rater },
+      h("td", {}, aiLink(r.rater)),
+      h("td", { class: "num" }, r.score === null ? "—" : h("span", { class: `score ${scoreClass(r.score)}` }, fmtNum(r.score))),
+      h("td", { class: "num" }, r.usefulness === null ? "—" : h("span", { class: `score ${scoreClass(r.usefulness)}` }, fmtNum(r.usefulness))),
+      h("td", { class: "num", title: fmtClock(r.timestamp) }, fmtAgo(r.timestamp)),
+    ),
+  );
+}
+
+/** One item with its data, usage, quality and who rated it. ``item`` is the API record or
+ * null (unknown); ``ratings`` the raters' votes. */
+export function renderItem(kind, id, item, ratings) {
   $("item_panel").hidden = false;
   $("item_title").replaceChildren(h("span", { class: `kind ${kind}` }, kind), " ", idText(id));
+  replaceRows($("item_ratings").tBodies[0], item ? itemRatingRows(ratings) : []);
+  $("item_ratings_empty").hidden = !item || ratings.length > 0;
   if (!item) {
     dl($("item_meta"), [["Not found", `The hub has no ${kind} with this id.`]]);
     $("item_data").textContent = "";
