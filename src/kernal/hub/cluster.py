@@ -17,7 +17,8 @@ and speaks to the other replicas over two channels: ``NS:all`` (every replica) a
 
 Shares are stored once, by the replica the trainer is on; the others only relay them (and
 count them in their in-memory knowledge base, and number them in their own replay log, so a
-trainer that resumes on the same replica misses nothing). Each replica writes a heartbeat key
+trainer that resumes on the same replica misses nothing; one that moves is resumed by the
+shares' origins, see :mod:`kernal.hub.replay`). Each replica writes a heartbeat key
 ``NS:hb:ID`` (its figures, for ``/status``) with a TTL of a few seconds; a replica whose key
 expired is dead: its AIs leave everyone's presence (``AI_LEFT``) and collaborations with them
 fail.
@@ -54,6 +55,7 @@ from kernal.hub.replica_wire import (
     Mirrored,
     Outbox,
     Proxy,
+    RelayedShare,
     RemotePeer,
     optional_float,
     pack,
@@ -64,15 +66,7 @@ from kernal.protocol import ErrorCode, ProtocolError, decode_client_frame, encod
 from kernal.protocol import messages as m
 from kernal.protocol.codec import RawFields
 from kernal.protocol.relay import relay_frame
-from kernal.storage import (
-    CollaborationStatus,
-    ComponentRecord,
-    ItemKind,
-    ItemRecord,
-    NotFoundError,
-    PatternRecord,
-    Vote,
-)
+from kernal.storage import CollaborationStatus, ItemKind, NotFoundError, Vote
 
 log = logging.getLogger("kernal.hub.cluster")
 
@@ -480,35 +474,17 @@ class Cluster:
         """A share relayed by another replica: counted in this replica's knowledge base and
         numbered in its replay log (its ``seq`` is this replica's), so STATE and resume here
         include it. The frame as relayed if it is not one the router made."""
-        obj = json.loads(frame)
-        record: ItemRecord
-        if topic == "patterns":
-            record = PatternRecord(
-                obj["pattern_id"], obj["pattern_data"], obj["from"], obj["timestamp"]
-            )
-        else:
-            record = ComponentRecord(
-                obj["component_id"],
-                obj["component_data"],
-                obj["from"],
-                obj["timestamp"],
-                obj.get("quality_score"),
-            )
-        self.router.knowledge.shared(record, private=to is not None)
-        cut = frame.rfind(b',"seq":')
-        if cut < 0 or not frame.endswith(b"}\n") or not frame[cut + 7 : -2].isdigit():
+        share = RelayedShare.parse(frame, topic)
+        self.router.knowledge.shared(share.record, private=to is not None)
+        if share.head is None:
             return frame
-        origin, origin_seq = obj.get("origin"), obj.get("origin_seq")
-        if not isinstance(origin, str) or type(origin_seq) is not int or origin_seq < 1:
-            # Shared with one AI only (or from an older replica): replayed here only.
-            origin, origin_seq = "", 0
-        head = frame[:cut]
+        head = share.head
         return self.router.replay.record(
             lambda tail: head + tail,
-            sender=record.contributor,
+            sender=share.record.contributor,
             topic=topic,
             to=to,
-            origin=(origin, origin_seq),
+            origin=share.origin,
         )
 
     def _snapshot(self, replica: str, profiles: list[Profile]) -> None:

@@ -1,7 +1,8 @@
 """The pieces of the cluster that are not its logic: the envelope of a bus message (a JSON
 header line, then the frame it carries), the settings of a replica, the stand-ins the cluster
 hands the router for an AI on another replica (:class:`RemotePeer`) and for the sender of a
-forwarded message (:class:`Proxy`), and the :class:`Outbox` of frames for AIs elsewhere."""
+forwarded message (:class:`Proxy`), the :class:`Outbox` of frames for AIs elsewhere, and what a
+share relayed by another replica holds (:class:`RelayedShare`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 from kernal.hub.peers import Profile
 from kernal.protocol import encode
 from kernal.protocol import messages as m
+from kernal.storage import ComponentRecord, ItemRecord, PatternRecord
 
 
 @runtime_checkable
@@ -140,3 +142,40 @@ class Outbox:
 
     def clear(self) -> None:
         self._groups.clear()
+
+
+@dataclass(frozen=True)
+class RelayedShare:
+    """A share another replica relayed (the router's frame, as its own AIs got it)."""
+
+    record: ItemRecord
+    head: bytes | None
+    """The frame up to its ``seq`` (this replica numbers it anew); None when the frame does
+    not end with one (not the router's: relayed as it is, not numbered)."""
+    origin: tuple[str, int]
+    """Its ``origin`` and ``origin_seq``; ("", 0) for one without (shared with one AI only, or
+    from an older replica): replayed by this replica only, never by origin."""
+
+    @classmethod
+    def parse(cls, frame: bytes, topic: m.Topic) -> RelayedShare:
+        """Raises ValueError, KeyError or TypeError for a frame that is not a relayed share."""
+        obj = json.loads(frame)
+        record: ItemRecord
+        if topic == "patterns":
+            record = PatternRecord(
+                obj["pattern_id"], obj["pattern_data"], obj["from"], obj["timestamp"]
+            )
+        else:
+            record = ComponentRecord(
+                obj["component_id"],
+                obj["component_data"],
+                obj["from"],
+                obj["timestamp"],
+                obj.get("quality_score"),
+            )
+        cut = frame.rfind(b',"seq":')
+        numbered = cut >= 0 and frame.endswith(b"}\n") and frame[cut + 7 : -2].isdigit()
+        origin, origin_seq = obj.get("origin"), obj.get("origin_seq")
+        if not isinstance(origin, str) or type(origin_seq) is not int or origin_seq < 1:
+            origin, origin_seq = "", 0
+        return cls(record, frame[:cut] if numbered else None, (origin, origin_seq))
