@@ -8,7 +8,11 @@ import json
 from ssl import SSLContext
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
 from kernal.hub.server import Hub
+from kernal.storage.sql import database_url
 
 
 class RawClient:
@@ -73,4 +77,18 @@ async def login(hub: Hub, ai_id: str, specialization: str = "networking") -> Raw
     """A raw client logged in with the demo token of ``AI_Node_N``."""
     client = await RawClient.connect(hub)
     await client.login(ai_id, f"secret{ai_id.rsplit('_', 1)[1]}", specialization)
+    settle = getattr(hub, "settle", None)  # several replicas as one hub: until all know it
+    if settle is not None:
+        await settle(ai_id)
     return client
+
+
+def query(hub: Hub, sql: str, **params: Any) -> list[sa.Row[Any]]:
+    """Rows of ``sql`` (``:name`` parameters) read from the hub's real database, whichever
+    backend it is: what a test checks was stored, not what the hub says it stored."""
+    engine = sa.create_engine(database_url(hub.settings.db), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.text(sql), params).all())
+    finally:
+        engine.dispose()

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from typing import Any
 
 from kernal.hub.server import Hub
-from tests.helpers import RawClient, login
+from tests.helpers import RawClient, login, query
 
 
 def _collab(hub: Hub, collaboration_id: str) -> dict[str, Any]:
-    with sqlite3.connect(hub.settings.db) as db:
-        db.row_factory = sqlite3.Row
-        row = db.execute(
-            "SELECT * FROM collaborations WHERE collaboration_id = ?", (collaboration_id,)
-        ).fetchone()
-    assert row is not None
-    return dict(row)
+    rows = query(
+        hub, "SELECT * FROM collaborations WHERE collaboration_id = :id", id=collaboration_id
+    )
+    assert rows
+    return dict(rows[0]._mapping)
 
 
 async def _open(hub: Hub) -> tuple[RawClient, RawClient, str]:
@@ -185,8 +182,7 @@ async def test_only_members_may_speak(hub: Hub) -> None:
         assert (await outsider.recv_type("ERROR"))["code"] == "forbidden"
     row = _collab(hub, cid)
     assert row["status"] == "active"
-    with sqlite3.connect(hub.settings.db) as db:
-        assert db.execute("SELECT COUNT(*) FROM shared_components").fetchone() == (0,)
+    assert tuple(query(hub, "SELECT COUNT(*) FROM shared_components")[0]) == (0,)
     for client in (requester, acceptor, outsider):
         await client.close()
 
@@ -253,8 +249,7 @@ async def test_component_on_a_collaboration_needs_membership_and_the_partner(hub
     error = await acceptor.recv_type("ERROR")
     assert error["code"] == "forbidden" and "partner AI_Node_1" in error["error"]
     assert _collab(hub, cid)["status"] == "active"
-    with sqlite3.connect(hub.settings.db) as db:
-        assert db.execute("SELECT COUNT(*) FROM shared_components").fetchone() == (0,)
+    assert tuple(query(hub, "SELECT COUNT(*) FROM shared_components")[0]) == (0,)
     for client in (requester, acceptor, outsider):
         await client.close()
 

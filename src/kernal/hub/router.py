@@ -97,7 +97,7 @@ class Router:
             case m.CollaborationReject():
                 self._reject(sender, peer, message, raw)
             case m.CollaborationProgress():
-                self._progress(sender, peer, message, raw)
+                await self._progress(sender, peer, message, raw)
             case m.CollaborationComplete() | m.CollaborationFailed():
                 await self._end(sender, peer, message, raw)
             case m.Feedback():
@@ -306,7 +306,7 @@ class Router:
             )
         if msg.collaboration_id is not None:
             # Only members speak on a collaboration, with or without completing it.
-            collaboration = self._member_view(msg.collaboration_id, sender, ref)
+            collaboration = await self._member_view(msg.collaboration_id, sender, ref)
             partner = self.book.partner(collaboration, sender)
             if msg.collaboration_complete:
                 if msg.to not in (None, partner):
@@ -476,19 +476,32 @@ class Router:
         self.peers.send_to(msg.to, relay_frame(msg, raw, sender))
         peer.send_raw(ack_frame(msg.msg_id, msg.type, msg.request_id))
 
-    def _member_view(
+    async def _member_view(
         self, collaboration_id: str, sender: str, ref: str | None
     ) -> CollaborationRecord:
         try:
             return self.book.member_view(collaboration_id, sender)
         except ProtocolError as exc:
             exc.ref = ref
-            raise
+            if exc.code is not ErrorCode.NOT_FOUND:
+                raise
+            # Not in this book: on a cluster it may be active in another replica's (a member
+            # there would have been sent to it). An outsider is refused as on one hub.
+            stored = await self.store.get_collaboration(collaboration_id)
+            if stored is None or stored.status is not CollaborationStatus.ACTIVE:
+                raise
+            if sender in (stored.requester, stored.acceptor):
+                raise
+            raise ProtocolError(
+                ErrorCode.FORBIDDEN,
+                f"{sender} is not a member of collaboration {collaboration_id}",
+                ref,
+            ) from None
 
-    def _progress(
+    async def _progress(
         self, sender: str, peer: Peer, msg: m.CollaborationProgress, raw: RawFields | None
     ) -> None:
-        record = self._member_view(msg.collaboration_id, sender, msg.msg_id)
+        record = await self._member_view(msg.collaboration_id, sender, msg.msg_id)
         self.book.set_progress(msg.collaboration_id, msg.progress)  # stored by the next flush
         self.peers.send_to(self.book.partner(record, sender), relay_frame(msg, raw, sender))
         peer.send_raw(ack_frame(msg.msg_id, msg.type, msg.collaboration_id))
@@ -500,7 +513,7 @@ class Router:
         msg: m.CollaborationComplete | m.CollaborationFailed,
         raw: RawFields | None,
     ) -> None:
-        record = self._member_view(msg.collaboration_id, sender, msg.msg_id)
+        record = await self._member_view(msg.collaboration_id, sender, msg.msg_id)
         await self.end_collaboration(record, msg, sender=sender, raw=raw)
         peer.send_raw(ack_frame(msg.msg_id, msg.type, msg.collaboration_id))
 
