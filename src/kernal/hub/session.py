@@ -30,6 +30,7 @@ from kernal.protocol import (
     ProtocolError,
     decode_auth,
     decode_client_frame,
+    encode,
 )
 from kernal.protocol.codec import RawFields
 from kernal.protocol.messages import (
@@ -53,6 +54,7 @@ log = logging.getLogger("kernal.hub")
 
 Received = tuple[ClientMessage, RawFields]  # a decoded frame and its fields as sent
 
+_PONG = encode(Pong())  # the answer to every PING without a msg_id, encoded once
 EVICTED_CLOSE_TIMEOUT = 1.0  # real seconds a replaced session gets to flush its ERROR
 CLOSE_TIMEOUT = 2.0
 
@@ -415,7 +417,10 @@ class Session:
 
     async def _carry_out(self, message: ClientMessage, raw: RawFields) -> None:
         if isinstance(message, Ping):
-            self.conn.send(Pong(ref=message.msg_id))
+            if message.msg_id is None:
+                self.conn.send_raw(_PONG)
+            else:
+                self.conn.send(Pong(ref=message.msg_id))
         elif isinstance(message, Hello):
             await self._hello(message)
         elif not self.joined:

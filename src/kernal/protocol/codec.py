@@ -28,6 +28,7 @@ from kernal.protocol.messages import (
     CollaborationRequest,
     ComponentShare,
     PatternShare,
+    Ping,
     ServerMessage,
 )
 
@@ -431,6 +432,7 @@ _HOT: dict[str, tuple[type[BaseModel], str | None]] = {
     "PATTERN_SHARE": (PatternShare, "pattern_data"),
     "OS_COMPONENT_SHARE": (ComponentShare, "component_data"),
     "COLLABORATION_REQUEST": (CollaborationRequest, None),
+    "PING": (Ping, None),  # cheap to answer, so the one a pipelining client sends most
 }
 """The frames a busy hub gets most, decoded by :func:`_decode_hot`: type -> (model, the
 free-form field whose text is relayed and stored as sent)."""
