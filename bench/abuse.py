@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -157,8 +158,16 @@ def warnings_since(log: Path, offset: int) -> tuple[dict[str, int], int]:
     return dict(kinds), offset + len(text.encode())
 
 
-async def attack(name: str, spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
-    """Run one abuser in its own process; its JSON result."""
+READY = b"ready\n"
+
+
+async def attack(
+    name: str, spec: dict[str, Any], workdir: Path, ready: Callable[[], None] | None = None
+) -> dict[str, Any]:
+    """Run one abuser in its own process; its JSON result. The process starts (a fraction of
+    a second of CPU on the honest clients' core, importing Python), says it is ready, and
+    attacks only once told to go: ``ready`` is called in between, so a phase can begin its
+    measurement there and not count the start of a Python process as the hub's doing."""
     path = workdir / f"attack-{name}.json"
     path.write_text(json.dumps(spec))
     proc = await asyncio.create_subprocess_exec(
@@ -167,10 +176,18 @@ async def attack(name: str, spec: dict[str, Any], workdir: Path) -> dict[str, An
         "--attack",
         name,
         str(path),
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+    assert proc.stdout is not None and proc.stdin is not None
+    first = await proc.stdout.readline()
+    if first == READY:
+        if ready is not None:
+            ready()
+        proc.stdin.write(b"go\n")
     out, err = await proc.communicate()
+    out = first + out if first != READY else out
     try:
         result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
@@ -237,6 +254,11 @@ async def run(workdir: Path, options: AbuseOptions, log: Any = print) -> dict[st
         await asyncio.sleep(options.warmup)
         names = ["quiet", *options.attacks, "quiet again"]
         log_offset = hub.log.stat().st_size
+
+        def restart() -> None:
+            for pub in pubs:
+                pub.take_phase()
+
         for name in names:
             for pub in pubs:
                 pub.take_phase()
@@ -248,7 +270,8 @@ async def run(workdir: Path, options: AbuseOptions, log: Any = print) -> dict[st
                 await asyncio.sleep(options.quiet_seconds)
             else:
                 spec = {**base, "source": ADDRESSES[name], "seconds": options.seconds}
-                current.attack = await attack(name, spec, workdir)
+                # Measured from the abuser's first move: its process start is not the hub's.
+                current.attack = await attack(name, spec, workdir, ready=restart)
                 log(f"abuse: {name}: {current.attack.get('outcome')}")
             current.usage = usage.finish()
             current.latencies = [x for p in pubs for x in p.take_phase()]
@@ -385,7 +408,9 @@ def document(result: dict[str, Any], meta: dict[str, Any]) -> str:
   guesses still waiting in the hub's backoff are dropped unchecked instead of spilling into
   the next phase.
 - **Latency** is from the write of a share to its ACK, for every share sent in the phase; a
-  share still unanswered at the end of a phase counts with its age so far.
+  share still unanswered at the end of a phase counts with its age so far. An abuse phase is
+  measured from the moment its process has started (imported Python, on the honest clients'
+  core) and is told to attack.
 
 {markdown_table(result)}
 
@@ -423,6 +448,9 @@ def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--attack":
         procs.pin_self(procs.LOAD_CORE)
         spec = json.loads(Path(sys.argv[3]).read_text())
+        sys.stdout.buffer.write(READY)  # imported and pinned: the attack starts when told
+        sys.stdout.flush()
+        sys.stdin.readline()
         print(json.dumps(attacks.run_attack(sys.argv[2], spec), default=str))
         return
     parser = argparse.ArgumentParser(

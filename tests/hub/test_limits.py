@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
+import struct
 from collections.abc import AsyncIterator
 
 import pytest
@@ -289,43 +291,76 @@ async def test_blank_lines_before_login_are_paced_and_end_with_the_auth_timeout(
     await asyncio.gather(flooding, return_exceptions=True)
 
 
-async def test_an_auth_flood_queues_behind_itself_and_an_honest_login_gets_in(
+async def test_concurrent_guesses_are_hashed_one_backoff_at_a_time_and_dropped_unhashed(
     make_hub: HubFactory,
 ) -> None:
     from kernal.hub.auth import GENERATED_TOKEN_ITERATIONS, hash_token
 
     hub = await make_hub()
+    addresses = hub._services.addresses
+    addresses.backoff_initial = 3600.0  # after one failure, the next guess would wait an hour
     # A token a person chose (full stretching: each guess costs real hashing) and a generated one.
     await hub.store.set_token_hash("AI_Guarded", hash_token("a chosen secret"), 0.0)
     honest_hash = hash_token("honest-token", iterations=GENERATED_TOKEN_ITERATIONS)
     await hub.store.set_token_hash("AI_Honest", honest_hash, 0.0)
     host, port = hub.address
-    answers: list[str] = []
-
-    async def guess(n: int) -> None:
-        # From another address, as an attacker on another machine.
+    guesses = []
+    for n in range(20):  # all at once, from another address, as an attacker on another machine
         reader, writer = await asyncio.open_connection(host, port, local_addr=("127.0.0.2", 0))
         writer.write(b'{"ai_id":"AI_Guarded","token":"guess-%d"}\n' % n)
-        line = await asyncio.wait_for(reader.readline(), 30)
-        answers.append(json.loads(line)["type"])
-        writer.close()
-
-    flood = [asyncio.create_task(guess(n)) for n in range(20)]
-    for _ in range(500):  # until the hub has all twenty connections
-        if len(hub._sessions) >= 20:
-            break
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.05)  # their guesses are in
+        guesses.append((reader, writer))
+    answered = await asyncio.wait(
+        [asyncio.create_task(reader.readline()) for reader, _ in guesses],
+        timeout=30,
+        return_when=asyncio.FIRST_COMPLETED,
+    )
+    (first,) = answered[0]
+    assert json.loads(first.result())["type"] == "AUTH_FAILED"
+    # The other nineteen wait for the backoff the first one earned, unhashed: one check so far.
+    assert addresses.checks == 1
     honest = await RawClient.connect(hub)
     OPEN.append(honest)
     await honest.send({"ai_id": "AI_Honest", "token": "honest-token"})
     assert (await honest.recv(timeout=30))["type"] == "AUTH_OK"
-    # Only a couple of guesses are checked at a time, so the honest login was not queued
-    # behind all twenty of them.
-    answered_first = len(answers)
-    await asyncio.gather(*flood)
-    assert answers == ["AUTH_FAILED"] * 20
-    assert answered_first < 10
+    assert addresses.checks == 2
+    for task in answered[1]:
+        task.cancel()
+    for _, writer in guesses:  # reset: the hub sees them gone at once
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+    for _ in range(500):
+        if len(hub._sessions) <= 1:
+            break
+        await asyncio.sleep(0.01)
+    assert len(hub._sessions) == 1  # the honest one: the guesses gave up waiting
+    assert addresses.checks == 2  # and none of them was checked
+
+
+async def test_token_checks_take_turns_per_id_per_address_and_for_suspects() -> None:
+    book = AddressBook(
+        max_connections=0, max_per_address=0, backoff_initial=0.0, failures_per_second=0
+    )
+    inside: dict[str, int] = {}
+    most: dict[str, int] = {}
+
+    async def check(label: str, address: str, ai_id: str) -> None:
+        async with book.checking(address, ai_id) as turn:
+            assert turn
+            inside[label] = inside.get(label, 0) + 1
+            most[label] = max(most.get(label, 0), inside[label])
+            await asyncio.sleep(0.01)
+            inside[label] -= 1
+
+    book.failed("10.0.0.8", "AI_Typo")  # one failure each: suspects for backoff_max seconds
+    book.failed("10.0.0.9", "AI_Typo")
+    await asyncio.gather(
+        *(check("one id", "10.0.0.1", "AI_Same") for _ in range(5)),
+        *(check("one address", "10.0.0.2", f"AI_{n}") for n in range(5)),
+        *(check("suspects", f"10.0.0.{8 + n % 2}", f"AI_{n}") for n in range(6)),
+    )
+    assert most == {"one id": 1, "one address": 2, "suspects": 1}
+    assert book.checks == 16
 
 
 async def _arrivals(client: RawClient, kind: str, count: int, order: list[str], name: str) -> int:

@@ -15,7 +15,7 @@ from kernal.protocol.codec import _decode_careful, _decode_hot
 from tests.protocol.fuzzing import client_objects, json_values, near_valid_shares
 from tests.protocol.test_fuzz import FAST
 
-HOT = ("PATTERN_SHARE", "OS_COMPONENT_SHARE", "COLLABORATION_REQUEST")
+HOT = ("PATTERN_SHARE", "OS_COMPONENT_SHARE", "COLLABORATION_REQUEST", "PING")
 FREE_FORM = ("pattern_data", "component_data", "result")
 
 
@@ -49,7 +49,9 @@ def _mutations(frame: bytes) -> st.SearchStrategy[bytes]:
 
 
 @FAST
-@given(obj=near_valid_shares() | client_objects().map(lambda o: {**o, "type": HOT[len(o) % 3]}))
+@given(
+    obj=near_valid_shares() | client_objects().map(lambda o: {**o, "type": HOT[len(o) % len(HOT)]})
+)
 def test_fast_path_agrees_with_the_careful_one(obj: dict[str, Any]) -> None:
     _agree(json.dumps(obj).encode())
     _agree(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode())
@@ -77,12 +79,14 @@ def test_the_hot_frames_take_the_fast_path() -> None:
         b'{"type":"PATTERN_SHARE","msg_id":"m","pattern_id":"p","pattern_data":{"w":[1,2.5]}}',
         b'{"type":"OS_COMPONENT_SHARE","component_id":"c","component_data":{},"to":"AI_2"}',
         b'{"type":"COLLABORATION_REQUEST","request_id":"r","seeking_expertise":["vision"]}',
+        b'{"type":"PING"}',
+        b'{"type":"PING","msg_id":"7"}',
         b'{"pattern_data" : {"w" : 1} , "pattern_id":"p","type":"PATTERN_SHARE","extra":[null]}',
     ]
     for frame in frames:
         assert _decode_hot(frame) is not None
         _agree(frame)
-    raw = _decode_hot(frames[3])
+    raw = _decode_hot(frames[-1])
     assert raw is not None and raw[1].text_of("pattern_data") == '{"w" : 1}'
 
 

@@ -143,6 +143,11 @@ class Connection(asyncio.Protocol):
         """The connection is gone (closed by either side, or failed)."""
         return self._lost
 
+    @property
+    def ended(self) -> asyncio.Future[None] | None:
+        """Completes when the connection is gone (None before it is made)."""
+        return self._closed
+
     # ------------------------------------------------------------------ reading
 
     def _wake(self) -> None:

@@ -54,14 +54,17 @@ class TokenBucket:
 
 @dataclass(frozen=True)
 class RateLimits:
-    """Per connection: frames and bytes per second (with a burst each), and how long a client
-    may stay over them before it is disconnected (sustained abuse)."""
+    """Per connection: frames and bytes per second (with a burst each), how long a client
+    may stay over them before it is disconnected (sustained abuse), and how long its frames
+    may hold the event loop before the other connections get a turn (``turn_seconds``; 0:
+    a batch of frames at a time)."""
 
     frames_per_second: float = 2_000.0
     frame_burst: float = 20_000.0
     bytes_per_second: float = 32 * 2**20
     byte_burst: float = 64 * 2**20
     abuse_seconds: float = 30.0
+    turn_seconds: float = 0.001
 
 
 class Throttle:
@@ -97,6 +100,39 @@ class _Failures:
     until: float = 0.0  # no new attempt before this time
 
 
+class _Turns:
+    """Semaphores of ``size`` by key, each kept only while somebody holds or waits for it."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: dict[object, tuple[asyncio.Semaphore, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: object) -> AsyncIterator[None]:
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = (asyncio.Semaphore(self.size), [0])
+        semaphore, users = entry
+        users[0] += 1
+        try:
+            async with semaphore:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:  # bounded: only keys with a login in progress are kept
+                del self._entries[key]
+
+
+async def _sleep_unless(seconds: float, gone: asyncio.Future[None] | None) -> None:
+    """Sleep ``seconds``, or less if ``gone`` (the connection's end) completes first."""
+    if gone is None:
+        await asyncio.sleep(seconds)
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await asyncio.shield(gone)
+
+
 class AddressBook:
     """Connections per address, and the backoff of failing logins.
 
@@ -106,9 +142,14 @@ class AddressBook:
     its logins wait. Guessing a token is slowed to a crawl; other AIs behind the same address
     are held up only while it floods. A success clears the id's backoff.
 
-    At most ``checks_per_address`` logins of one address have their token checked at once
-    (:meth:`checking`): the checks share a small pool of hashing threads, and a burst of
-    guesses from one address must queue behind itself, not in front of everyone's logins.
+    Every wait comes before the token is hashed (:meth:`checking`), and holds however many
+    connections the guesses come on: the attempts for one id from one address are checked one
+    at a time, each only once the failures before it have set its backoff. At most
+    ``checks_per_address`` logins of one address have their token checked at once, and the
+    addresses with a failure in the last ``backoff_max`` seconds share ``suspect_checks``
+    checks at once between them all: the checks share a small pool of hashing threads (and
+    the hub's CPU), and a burst of guesses must queue behind itself, not in front of
+    everyone's logins.
     """
 
     def __init__(
@@ -118,9 +159,10 @@ class AddressBook:
         max_per_address: int,
         backoff_initial: float = 0.25,
         backoff_max: float = 30.0,
-        failures_per_second: float = 10.0,
-        failure_burst: float = 50.0,
+        failures_per_second: float = 1.0,
+        failure_burst: float = 10.0,
         checks_per_address: int = 2,
+        suspect_checks: int = 1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_connections = max_connections
@@ -134,8 +176,11 @@ class AddressBook:
         self._failures: dict[tuple[str, str], _Failures] = {}
         self._floods: dict[str, TokenBucket] = {}
         self._flood_until: dict[str, float] = {}
-        self.checks_per_address = checks_per_address
-        self._checks: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+        self._failed_at: dict[str, float] = {}
+        self._per_id = _Turns(1)
+        self._per_address = _Turns(checks_per_address)
+        self._suspects = _Turns(suspect_checks)
+        self.checks = 0  # logins let through to a token check, in all
 
     def admit(self, address: str) -> str | None:
         """Count a new connection from ``address``; None, or why it is refused (then it is not
@@ -164,22 +209,40 @@ class AddressBook:
         flood = self._flood_until.get(address, 0.0) - now
         return max(0.0, own, flood)
 
+    def suspect(self, address: str) -> bool:
+        """Whether a login from ``address`` failed in the last ``backoff_max`` seconds."""
+        failed = self._failed_at.get(address)
+        return failed is not None and self._clock() - failed < self.backoff_max
+
     @contextlib.asynccontextmanager
-    async def checking(self, address: str) -> AsyncIterator[None]:
-        """Hold one of ``address``'s slots for checking a token (waiting for one if they are
-        all taken) for the duration of the ``async with``."""
-        entry = self._checks.get(address)
-        if entry is None:
-            entry = self._checks[address] = (asyncio.Semaphore(self.checks_per_address), [0])
-        semaphore, users = entry
-        users[0] += 1
-        try:
-            async with semaphore:
-                yield
-        finally:
-            users[0] -= 1
-            if not users[0]:  # bounded: only addresses with a login in progress are kept
-                del self._checks[address]
+    async def checking(
+        self, address: str, ai_id: str, gone: asyncio.Future[None] | None = None
+    ) -> AsyncIterator[bool]:
+        """Wait until a login of ``ai_id`` from ``address`` may have its token checked (its
+        backoff, then its turn: see the class), and hold that turn for the ``async with``.
+        Yields False instead if ``gone`` (the connection's end) completed meanwhile: there is
+        nothing to check then, and its guess costs no hashing."""
+        async with self._per_id.hold((address, ai_id)):
+            while True:
+                if gone is not None and gone.done():
+                    yield False
+                    return
+                wait = self.wait_before_login(address, ai_id)
+                if wait > 0:
+                    await _sleep_unless(wait, gone)
+                    continue
+                async with contextlib.AsyncExitStack() as turn:
+                    await turn.enter_async_context(self._per_address.hold(address))
+                    if self.suspect(address):
+                        await turn.enter_async_context(self._suspects.hold(None))
+                    if self.wait_before_login(address, ai_id) > 0:
+                        continue  # the address failed more while this waited for a turn
+                    if gone is not None and gone.done():
+                        yield False
+                        return
+                    self.checks += 1
+                    yield True
+                    return
 
     def failed(self, address: str, ai_id: str) -> None:
         """A login of ``ai_id`` from ``address`` failed."""
@@ -188,6 +251,7 @@ class AddressBook:
         failures.count += 1
         delay = min(self.backoff_max, self.backoff_initial * 2 ** (failures.count - 1))
         failures.until = now + delay
+        self._failed_at[address] = now
         bucket = self._floods.get(address)
         if bucket is None:
             bucket = self._floods[address] = TokenBucket(*self._failure_rate, clock=self._clock)
@@ -200,6 +264,7 @@ class AddressBook:
         if len(self._floods) > 100_000:
             self._floods.clear()
             self._flood_until.clear()
+            self._failed_at.clear()
 
     def succeeded(self, address: str, ai_id: str) -> None:
         self._failures.pop((address, ai_id), None)

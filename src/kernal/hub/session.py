@@ -30,6 +30,7 @@ from kernal.protocol import (
     ProtocolError,
     decode_auth,
     decode_client_frame,
+    encode,
 )
 from kernal.protocol.codec import RawFields
 from kernal.protocol.messages import (
@@ -53,6 +54,7 @@ log = logging.getLogger("kernal.hub")
 
 Received = tuple[ClientMessage, RawFields]  # a decoded frame and its fields as sent
 
+_PONG = encode(Pong())  # the answer to every PING without a msg_id, encoded once
 EVICTED_CLOSE_TIMEOUT = 1.0  # real seconds a replaced session gets to flush its ERROR
 CLOSE_TIMEOUT = 2.0
 
@@ -245,21 +247,23 @@ class Session:
             return False
         self._counters.received("AUTH", len(frame))
         addresses = services.addresses
-        wait = addresses.wait_before_login(self.address, auth.ai_id)
-        if wait > 0:  # failed logins from here: answer only after the backoff
-            await asyncio.sleep(wait)
-        async with addresses.checking(self.address):
-            if conn.lost:  # reset while it waited: its guess costs no hashing
+        # Failed logins from here: checked (and answered) only after the backoff, one guess
+        # for an id at a time however many connections they come on.
+        async with addresses.checking(self.address, auth.ai_id, conn.ended) as turn:
+            if not turn or conn.lost:  # reset while it waited: its guess costs no hashing
                 return False
             verdict = await services.auth.authenticate(auth.ai_id, auth.token)
+            # Recorded while the turn is held: the next guess waits for the backoff it earns.
+            if isinstance(verdict, str):
+                addresses.failed(self.address, auth.ai_id)
+            else:
+                addresses.succeeded(self.address, auth.ai_id)
         if isinstance(verdict, str):
             self._counters.login_failures += 1
-            addresses.failed(self.address, auth.ai_id)
             log.warning("[-] Authentication failed for %s @ %s", auth.ai_id, conn.peer)
             conn.send(AuthFailed(error=verdict))
             return False
         self.grant = verdict
-        addresses.succeeded(self.address, auth.ai_id)
         self._ai_id = conn.name = auth.ai_id
         self._authenticated_at = services.clock.now()
         # One step, no await: of simultaneous logins of one AI, the last to get here is live.
@@ -292,11 +296,20 @@ class Session:
         """
         can_pipeline = self._services.router.can_pipeline
         received_one = self._counters.received
+        turn = self._services.rate_limits.turn_seconds
+        clock = time.perf_counter
         while (frames := await self._next_frames()) is not None:
             if not await self._pace(frames):
                 return
             shares: list[Received] = []
+            started = clock()
             for frame in frames:
+                if turn and clock() - started > turn:
+                    # Our turn is over: the others' frames (and our writes) go first, so a
+                    # client pipelining thousands of frames delays nobody by more than a turn.
+                    # A run of shares carries on across it (nothing else was handled since).
+                    await asyncio.sleep(0)
+                    started = clock()
                 if self.evicted:
                     return
                 decoded = False
@@ -404,7 +417,10 @@ class Session:
 
     async def _carry_out(self, message: ClientMessage, raw: RawFields) -> None:
         if isinstance(message, Ping):
-            self.conn.send(Pong(ref=message.msg_id))
+            if message.msg_id is None:
+                self.conn.send_raw(_PONG)
+            else:
+                self.conn.send(Pong(ref=message.msg_id))
         elif isinstance(message, Hello):
             await self._hello(message)
         elif not self.joined:
