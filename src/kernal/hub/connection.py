@@ -33,6 +33,10 @@ READ_RESUME_FRAMES = 256
 # only blank lines has no frames waiting, and without this it would be read (and its bytes
 # scanned) at full speed while its session sleeps off its debt.
 READ_PAUSE_BLANK_LINES = 65_536
+# Bytes of frames handed to the session at a time (at least one frame): it decodes what it takes
+# before it yields, and a client sending megabytes must not hold the loop for all of them at once
+# (a 500 KB share costs about 5 ms to decode).
+TAKE_BYTES = 1024 * 1024
 LINGER_SECONDS = 1.0  # how long a closing connection waits for the client to close too
 
 
@@ -151,7 +155,8 @@ class Connection(asyncio.Protocol):
             waiter.set_result(None)
 
     async def next_frames(self, limit: int = 256) -> list[bytes] | None:
-        """The frames received and not taken yet (at most ``limit``); None at EOF. An empty
+        """The frames received and not taken yet (at most ``limit``, and no more than
+        :data:`TAKE_BYTES` unless the first is larger); None at EOF. An empty
         list when only blank lines came (they count against the rate limits all the same).
         Raises :class:`FrameTooLarge` once the frames before the oversized one are taken.
 
@@ -173,6 +178,12 @@ class Connection(asyncio.Protocol):
                 self._waiter = None
         start = self._taken
         batch = self._frames[start : start + limit]
+        size = 0
+        for n, frame in enumerate(batch):
+            size += len(frame)
+            if size > TAKE_BYTES and n:
+                del batch[n:]
+                break
         self._taken = start + len(batch)
         if self._taken >= len(self._frames):
             self._frames.clear()

@@ -61,13 +61,14 @@ from kernal.storage.base import (
 )
 from kernal.storage.engine import MIGRATIONS_DIR, database_url
 from kernal.storage.retention import StatsRetention
-from kernal.storage.writer import Batchable, WriteQueue
+from kernal.storage.writer import Batchable, WriteQueue, runs_within
 
 __all__ = ["MIGRATIONS_DIR", "SqlStore", "database_url", "open_store"]
 
 T = TypeVar("T")
 R = TypeVar("R", bound=ItemRecord)
 
+MAX_JOB_BYTES = 1024 * 1024  # data of one add_shares write job: a 1 MiB commit is a few ms
 _TOKEN_CHANGES_LOCK = 0x6B65726E616C  # "kernal": the advisory lock numbering token changes
 
 
@@ -83,13 +84,22 @@ class SqlStore(reports.TrainerReportsSql, Store):
 
     ``url_or_path`` is anything :func:`database_url` accepts. ``schema`` (PostgreSQL only, also
     accepted as a ``?schema=`` URL query parameter) puts every table in that existing schema by
-    setting ``search_path`` on each connection. ``max_batch`` caps the writes per transaction.
+    setting ``search_path`` on each connection. ``max_batch`` caps the writes per transaction;
+    ``max_job_bytes`` the data of one :meth:`add_shares` job (larger runs commit in turn).
     Raises :class:`ValueError` for a configuration it cannot serve (see
     :func:`kernal.storage.engine.resolve_target`).
     """
 
-    def __init__(self, url_or_path: str, *, schema: str | None = None, max_batch: int = 1024):
+    def __init__(
+        self,
+        url_or_path: str,
+        *,
+        schema: str | None = None,
+        max_batch: int = 1024,
+        max_job_bytes: int = MAX_JOB_BYTES,
+    ):
         self.url, self.schema = db.resolve_target(url_or_path, schema)
+        self.max_job_bytes = max_job_bytes
         self._writes = WriteQueue(max_batch=max_batch)
         self._engine: Engine | None = None
         self._closed = False
@@ -246,14 +256,18 @@ class SqlStore(reports.TrainerReportsSql, Store):
             payloads.append(
                 (spec, rows.item_row(spec, share.record, share.data_text), share.recipient)
             )
-        batch = Batchable("shares", payloads, rows.share_mixed, many=True)
-        try:
-            self._require_engine()
-            outcomes = await self._writes.submit_many(
-                lambda conn: rows.share_each(conn, payloads), batch
-            )
-        except Exception as exc:  # nothing of the batch is stored
-            return [exc] * len(shares)
+        outcomes: list[tuple[bool, Any]] = []
+        sizes = [len(row[spec.data_column]) for spec, row, _ in payloads]
+        for run in runs_within(sizes, self.max_job_bytes):  # see runs_within: fairness
+            part = payloads[run]
+            batch = Batchable("shares", part, rows.share_mixed, many=True)
+            try:
+                self._require_engine()
+                outcomes += await self._writes.submit_many(
+                    lambda conn, part=part: rows.share_each(conn, part), batch
+                )
+            except Exception as exc:  # nothing of this run is stored
+                outcomes += [(False, exc)] * len(part)
         return [value if ok else _exception(value) for ok, value in outcomes]
 
     async def recipient_of(self, component_id: str) -> str | None:
