@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from kernal.storage import engine as db
-from kernal.storage import rows, votes
+from kernal.storage import rows, sizes, votes
 from kernal.storage import schema as t
 from kernal.storage import trainer_reports as reports
 from kernal.storage.base import (
@@ -257,14 +257,14 @@ class SqlStore(reports.TrainerReportsSql, Store):
                 (spec, rows.item_row(spec, share.record, share.data_text), share.recipient)
             )
         outcomes: list[tuple[bool, Any]] = []
-        sizes = [len(row[spec.data_column]) for spec, row, _ in payloads]
-        for run in runs_within(sizes, self.max_job_bytes):  # see runs_within: fairness
+        lengths = [len(row[spec.data_column]) for spec, row, _ in payloads]
+        for run in runs_within(lengths, self.max_job_bytes):  # see runs_within: fairness
             part = payloads[run]
             batch = Batchable("shares", part, rows.share_mixed, many=True)
             try:
                 self._require_engine()
                 outcomes += await self._writes.submit_many(
-                    lambda conn, part=part: rows.share_each(conn, part), batch
+                    functools.partial(_share_each, part), batch
                 )
             except Exception as exc:  # nothing of this run is stored
                 outcomes += [(False, exc)] * len(part)
@@ -324,12 +324,7 @@ class SqlStore(reports.TrainerReportsSql, Store):
     ) -> list[ItemEntry]:
         spec = rows.item_table(kind)
         table = spec.table
-        data = table.c[spec.data_column]
-        size = rows.byte_length(data, self.url.get_backend_name())
-        # Long data is never read: a listing's cost must not grow with the items' size.
-        shown = sa.case((size <= max(max_data, 0), data), else_=sa.null())
-        others = [column for column in table.c if column.name != spec.data_column]
-        statement = sa.select(*others, shown.label(spec.data_column), size.label("data_size"))
+        statement = sizes.listing(spec, self.url.get_backend_name(), max_data)
         statement = statement.where(*rows.item_filters(spec, query))
         if kind is ItemKind.COMPONENT:  # only those shared with everyone
             private = sa.select(t.component_recipients.c.component_id)
@@ -337,15 +332,18 @@ class SqlStore(reports.TrainerReportsSql, Store):
         statement = statement.order_by(table.c.timestamp.desc(), spec.key.desc()).limit(
             max(limit, 0)
         )
-        found: Sequence[Any] = await self._read(lambda conn: conn.execute(statement).all())
-        return [
-            ItemEntry(
-                record=rows.item_record(spec, row),
-                data_size=int(row.data_size),
-                data_included=int(row.data_size) <= max_data,
-            )
-            for row in found
-        ]
+        # Entries made in the reading thread: hundreds decoded on the event loop would stall
+        # every connection for as long (as recent_items).
+        return await self._read(
+            lambda conn: [
+                ItemEntry(
+                    record=rows.item_record(spec, row),
+                    data_size=int(row.data_size),
+                    data_included=int(row.data_size) <= max_data,
+                )
+                for row in conn.execute(statement).all()
+            ]
+        )
 
     async def counts(self) -> KnowledgeCounts:
         """Both counts, plus ``extra``: ``ais`` (ever seen) and ``active_collaborations``."""
@@ -646,6 +644,10 @@ def _record_token_change(
     values = {"seq": seq, "action": action.value, "changed_at": timestamp}
     if conn.execute(t.token_changes.update().where(c.ai_id == ai_id).values(values)).rowcount == 0:
         conn.execute(t.token_changes.insert().values(ai_id=ai_id, **values))
+
+
+def _share_each(payloads: list[rows.SharePayload], conn: Connection) -> list[tuple[bool, Any]]:
+    return rows.share_each(conn, payloads)
 
 
 def _exception(value: Any) -> Exception:
