@@ -60,7 +60,6 @@ class Connection(asyncio.Protocol):
         self._blank_taken = 0
         self._frames: list[bytes] = []
         self._frames_bytes = 0
-        self._taken = 0  # frames of _frames already handed to the session
         self._reading_paused = False
         self._read_buffer_bytes = read_buffer_bytes
         self._waiter: asyncio.Future[None] | None = None
@@ -104,7 +103,7 @@ class Connection(asyncio.Protocol):
             self._frames.extend(frames)
             self._frames_bytes += sum(map(len, frames))
         if not self._reading_paused and (
-            len(self._frames) - self._taken > READ_PAUSE_FRAMES
+            len(self._frames) > READ_PAUSE_FRAMES
             or self._frames_bytes > self._read_buffer_bytes
             or self._framer.blank_lines - self._blank_taken > READ_PAUSE_BLANK_LINES
         ):
@@ -163,7 +162,7 @@ class Connection(asyncio.Protocol):
         Frames that arrived in the same read are kept for the following calls, so a client may
         pipeline AUTH, HELLO and more in one packet.
         """
-        while self._taken >= len(self._frames):
+        while not self._frames:
             if self._framer.error is not None:
                 raise self._framer.error
             if self._framer.blank_lines != self._blank_taken:
@@ -176,18 +175,16 @@ class Connection(asyncio.Protocol):
                 await self._waiter
             finally:
                 self._waiter = None
-        start = self._taken
-        batch = self._frames[start : start + limit]
+        batch = self._frames[:limit]
         size = 0
         for n, frame in enumerate(batch):
             size += len(frame)
             if size > TAKE_BYTES and n:
                 del batch[n:]
                 break
-        self._taken = start + len(batch)
-        if self._taken >= len(self._frames):
-            self._frames.clear()
-            self._taken = 0
+        # The taken frames leave the list now: kept until the session caught up with every
+        # frame, those of a client that keeps sending would be held without bound.
+        del self._frames[: len(batch)]
         self._frames_bytes -= sum(map(len, batch))
         self._maybe_resume()
         return batch
@@ -195,7 +192,7 @@ class Connection(asyncio.Protocol):
     def _maybe_resume(self) -> None:
         if (
             self._reading_paused
-            and len(self._frames) - self._taken <= READ_RESUME_FRAMES
+            and len(self._frames) <= READ_RESUME_FRAMES
             and self._framer.blank_lines - self._blank_taken <= READ_PAUSE_BLANK_LINES
         ):
             self._reading_paused = False
