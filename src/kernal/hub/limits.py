@@ -64,6 +64,46 @@ class RateLimits:
     abuse_seconds: float = 30.0
 
 
+class PerAiPace:
+    """At most ``rate`` of something per second per AI id, ``burst`` at once: :meth:`take` says
+    how long the AI's next one must wait (the caller waits, then carries it out: nothing is
+    refused), and whether that wait starts an episode of being over (to say so once). Ids
+    are forgotten in bulk past ``max_ids``, so a parade of AIs cannot grow it without bound."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        *,
+        max_ids: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._max_ids = max_ids
+        self._buckets: dict[str, TokenBucket] = {}
+        self._over: set[str] = set()
+
+    def take(self, ai_id: str) -> tuple[float, bool]:
+        """Count one for ``ai_id``: (seconds to wait first, whether this starts an episode)."""
+        if self.rate <= 0:
+            return 0.0, False
+        bucket = self._buckets.get(ai_id)
+        if bucket is None:
+            if len(self._buckets) >= self._max_ids:
+                self._buckets.clear()
+                self._over.clear()
+            bucket = self._buckets[ai_id] = TokenBucket(self.rate, self.burst, self._clock)
+        wait = bucket.take(1)
+        if wait <= 0:
+            self._over.discard(ai_id)
+            return 0.0, False
+        first = ai_id not in self._over
+        self._over.add(ai_id)
+        return wait, first
+
+
 class Throttle:
     """One connection's rate limits: :meth:`charge` says how long to wait before handling the
     next frames, and whether the client has been over its limits too long."""
