@@ -62,6 +62,10 @@ class HubSettings:
     # arrive, and who may read and write (see docs/http-api.md).
     web_page_bytes: int = 1024 * 1024  # JSON of one page of a list, at most (one entry past)
     web_list_data_bytes: int = 16 * 1024  # an item's data longer than this is left out of lists
+    # Entries of item listings one client address may ask for per second (a page counts its
+    # limit); more wait their turn (0: no limit).
+    web_list_entries_per_second: float = 1000.0
+    web_list_entry_burst: float = 1000.0
     allowed_hosts: tuple[str, ...] = ()  # Host names accepted besides loopback and IP literals
     read_token: str | None = None  # required to read the API/page when set (or beyond loopback)
     admin_token: str | None = None  # required for anything that writes; no writes without one

@@ -64,43 +64,47 @@ class RateLimits:
     abuse_seconds: float = 30.0
 
 
-class PerAiPace:
-    """At most ``rate`` of something per second per AI id, ``burst`` at once: :meth:`take` says
-    how long the AI's next one must wait (the caller waits, then carries it out: nothing is
-    refused), and whether that wait starts an episode of being over (to say so once). Ids
-    are forgotten in bulk past ``max_ids``, so a parade of AIs cannot grow it without bound."""
+class Pace:
+    """At most ``rate`` units per second per key (an AI id, an address), ``burst`` at once:
+    :meth:`take` says how long the key's next units must wait (the caller waits, then carries
+    them out: nothing is refused), and whether that wait starts an episode of being over (to
+    say so once; the episode ends when half the burst has been saved up again). Keys are
+    forgotten in bulk past ``max_keys``, so a parade of ids cannot grow it without bound.
+    ``rate`` 0: no limit."""
 
     def __init__(
         self,
         rate: float,
         burst: float,
         *,
-        max_ids: int = 100_000,
+        max_keys: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.rate = rate
         self.burst = burst
         self._clock = clock
-        self._max_ids = max_ids
+        self._max_keys = max_keys
         self._buckets: dict[str, TokenBucket] = {}
         self._over: set[str] = set()
 
-    def take(self, ai_id: str) -> tuple[float, bool]:
-        """Count one for ``ai_id``: (seconds to wait first, whether this starts an episode)."""
+    def take(self, key: str, amount: float = 1.0) -> tuple[float, bool]:
+        """Count ``amount`` for ``key``: (seconds to wait first, whether this starts an
+        episode of being over)."""
         if self.rate <= 0:
             return 0.0, False
-        bucket = self._buckets.get(ai_id)
+        bucket = self._buckets.get(key)
         if bucket is None:
-            if len(self._buckets) >= self._max_ids:
+            if len(self._buckets) >= self._max_keys:
                 self._buckets.clear()
                 self._over.clear()
-            bucket = self._buckets[ai_id] = TokenBucket(self.rate, self.burst, self._clock)
-        wait = bucket.take(1)
+            bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, self._clock)
+        wait = bucket.take(amount)
         if wait <= 0:
-            self._over.discard(ai_id)
+            if bucket.tokens >= self.burst / 2:
+                self._over.discard(key)
             return 0.0, False
-        first = ai_id not in self._over
-        self._over.add(ai_id)
+        first = key not in self._over
+        self._over.add(key)
         return wait, first
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from kernal.hub.collaborations import CollaborationBook
 from kernal.hub.counters import HubCounters
 from kernal.hub.knowledge import Knowledge
-from kernal.hub.limits import PerAiPace
+from kernal.hub.limits import Pace
 from kernal.hub.peers import Peer, Peers
 from kernal.hub.replay import ReplayLog
 from kernal.hub.reputation import Standings
@@ -66,7 +66,7 @@ class Router:
     clock: Clock
     request_fanout: int = 16
     max_data_bytes: int = 512 * 1024
-    feedback_pace: PerAiPace | None = None  # None: FEEDBACK as fast as they come
+    feedback_pace: Pace | None = None  # None: FEEDBACK as fast as they come
     counters: HubCounters = field(default_factory=HubCounters)
 
     @staticmethod
