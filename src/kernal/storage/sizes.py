@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from kernal.storage import schema as t
 from kernal.storage.records import ItemKind
@@ -33,20 +31,6 @@ def data_size(text: str) -> int:
 def record(conn: Connection, kind: ItemKind, items: Iterable[tuple[str, str]]) -> None:
     """Write the sizes of items just inserted, given as ``(item id, data text)``; a size left by
     an item of the same id deleted behind the hub's back is replaced."""
-    rows = [
-        {"kind": kind.value, "item_id": item_id, "data_size": data_size(text)}
-        for item_id, text in items
-    ]
-    if not rows:
-        return
-    insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
-    statement = insert(t.data_sizes)
-    statement = statement.on_conflict_do_update(
-        index_elements=["kind", "item_id"], set_={"data_size": statement.excluded.data_size}
-    )
-    conn.execute(statement, rows)
-
-
 def byte_length(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[int]:
     """Bytes of a text column's UTF-8 value, 0 for NULL, measured from the value (for items
     without a stored size). SQLite's length() of TEXT counts characters, decoding the whole
