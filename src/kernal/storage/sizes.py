@@ -31,6 +31,20 @@ def data_size(text: str) -> int:
 def record(conn: Connection, kind: ItemKind, items: Iterable[tuple[str, str]]) -> None:
     """Write the sizes of items just inserted, given as ``(item id, data text)``; a size left by
     an item of the same id deleted behind the hub's back is replaced."""
+    rows = [(kind.value, item_id, data_size(text)) for item_id, text in items]
+    if not rows:
+        return
+    # Plain SQL, run by the driver: through SQLAlchemy's upsert construct this second statement
+    # of every share's commit cost about 0.7 ms of CPU, more than the share's own insert.
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    conn.exec_driver_sql(
+        "INSERT INTO data_sizes (kind, item_id, data_size) "
+        f"VALUES ({mark}, {mark}, {mark}) "
+        "ON CONFLICT (kind, item_id) DO UPDATE SET data_size = excluded.data_size",
+        rows,
+    )
+
+
 def byte_length(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[int]:
     """Bytes of a text column's UTF-8 value, 0 for NULL, measured from the value (for items
     without a stored size). SQLite's length() of TEXT counts characters, decoding the whole
