@@ -50,6 +50,10 @@ class HubSettings:
     rate_bytes: float = 32 * 2**20  # bytes per second per connection (0: off)
     rate_byte_burst: float = 64 * 2**20
     abuse_seconds: float = 30.0  # over the rate limits this long without a break: disconnected
+    # FEEDBACK per second per AI; more wait their turn (0: off). Each costs the hub a read and a
+    # commit of its own (~4 ms of CPU): at 100 a second one rater still took half the hub.
+    rate_feedback: float = 20.0
+    rate_feedback_burst: float = 50.0
     tls_cert: str | None = None  # PEM certificate chain: trainers and the dashboard get TLS
     tls_key: str | None = None  # its private key (PEM; may be the same file as tls_cert)
     tls_client_ca: str | None = None  # PEM CA: trainers must present a certificate it signed
@@ -60,6 +64,10 @@ class HubSettings:
     # arrive, and who may read and write (see docs/http-api.md).
     web_page_bytes: int = 1024 * 1024  # JSON of one page of a list, at most (one entry past)
     web_list_data_bytes: int = 16 * 1024  # an item's data longer than this is left out of lists
+    # Entries of item listings one client address may ask for per second (a page counts its
+    # limit); more wait their turn (0: no limit).
+    web_list_entries_per_second: float = 1000.0
+    web_list_entry_burst: float = 1000.0
     allowed_hosts: tuple[str, ...] = ()  # Host names accepted besides loopback and IP literals
     read_token: str | None = None  # required to read the API/page when set (or beyond loopback)
     admin_token: str | None = None  # required for anything that writes; no writes without one

@@ -109,7 +109,7 @@ async def test_tables_and_rows_are_kept_as_they_are(db: Path) -> None:
     # The prototype's definitions are untouched; everything else was added next to them.
     assert set(before["definitions"]) <= set(after["definitions"])
     indexes = {name for kind, name, _sql in after["definitions"] if kind == "index"}
-    assert {"ix_shared_patterns_timestamp", "ix_shared_components_timestamp"} <= indexes
+    assert {"ix_shared_patterns_listing", "ix_shared_components_listing"} <= indexes
     assert query(db, "SELECT version_num FROM alembic_version") == [(HEAD,)]
 
     # Against the latest schema, only the adopted columns' looser types and NULLs differ.

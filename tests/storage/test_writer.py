@@ -137,9 +137,10 @@ async def test_cancelled_caller_does_not_break_the_writer(store: SqlStore) -> No
 async def test_shares_queued_together_are_stored_in_one_statement_each_way(
     store: SqlStore,
 ) -> None:
-    """A run of plain shares is one lookup and one insert; its outcomes are still per share:
-    the same id twice from its author is a duplicate, from another AI a conflict that writes
-    nothing, and shares of another kind or any other job keep their place in the batch."""
+    """A run of plain shares is one lookup and one insert (and one of their data sizes); its
+    outcomes are still per share: the same id twice from its author is a duplicate, from
+    another AI a conflict that writes nothing, and shares of another kind or any other job
+    keep their place in the batch."""
     await store.add_pattern(pattern("taken", "alice"))
     statements: list[str] = []
     engine = store._require_engine()
@@ -163,7 +164,7 @@ async def test_shares_queued_together_are_stored_in_one_statement_each_way(
     assert results[50] is ShareOutcome.DUPLICATE
     assert isinstance(results[51], ConflictError) and "'alice'" in str(results[51])
     assert isinstance(results[52], ConflictError) and "'bob'" in str(results[52])
-    assert statements.count("INSERT") == 1 and statements.count("SELECT") == 1
+    assert statements.count("INSERT") == 2 and statements.count("SELECT") == 1
     assert (await store.counts()).shared_patterns == 51
     assert (await store.get_pattern("p8")) == pattern("p8", "bob")
 

@@ -77,7 +77,8 @@ ERROR_WHEN: dict[ErrorCode, str] = {
         " the limits allow. Over them for more than $abuse_seconds s without a break: sent"
         " with `disconnecting` in `error`, and the connection closes. Also the answer to a"
         " connection over the hub's limits of connections (in all, or from one address),"
-        " before it closes."
+        " before it closes; and, without `ref`, to an AI over $rate_feedback `FEEDBACK` per"
+        " second, once when they start to wait (they are all carried out, later)."
     ),
     ErrorCode.IDLE_TIMEOUT: (
         "No frame from you for the hub's idle timeout (`idle_timeout` in `STATE`, $idle_timeout"

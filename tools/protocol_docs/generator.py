@@ -81,6 +81,8 @@ VALUES: dict[str, str] = {
     "rate_frames": f"{_SETTINGS.rate_frames:,.0f}",
     "rate_mib": f"{_SETTINGS.rate_bytes / 2**20:g}",
     "abuse_seconds": f"{_SETTINGS.abuse_seconds:g}",
+    "rate_feedback": f"{_SETTINGS.rate_feedback:g}",
+    "rate_feedback_burst": f"{_SETTINGS.rate_feedback_burst:g}",
     "idle_timeout": f"{_SETTINGS.idle_timeout:g}",
     "max_data_kib": f"{_SETTINGS.max_data_bytes // 1024}",
     "replay_items": f"{_SETTINGS.replay_items:,}",

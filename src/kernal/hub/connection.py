@@ -33,6 +33,10 @@ READ_RESUME_FRAMES = 256
 # only blank lines has no frames waiting, and without this it would be read (and its bytes
 # scanned) at full speed while its session sleeps off its debt.
 READ_PAUSE_BLANK_LINES = 65_536
+# Bytes of frames handed to the session at a time (at least one frame): it decodes what it takes
+# before it yields, and a client sending megabytes must not hold the loop for all of them at once
+# (a 500 KB share costs about 5 ms to decode).
+TAKE_BYTES = 1024 * 1024
 LINGER_SECONDS = 1.0  # how long a closing connection waits for the client to close too
 
 
@@ -56,7 +60,6 @@ class Connection(asyncio.Protocol):
         self._blank_taken = 0
         self._frames: list[bytes] = []
         self._frames_bytes = 0
-        self._taken = 0  # frames of _frames already handed to the session
         self._reading_paused = False
         self._read_buffer_bytes = read_buffer_bytes
         self._waiter: asyncio.Future[None] | None = None
@@ -100,7 +103,7 @@ class Connection(asyncio.Protocol):
             self._frames.extend(frames)
             self._frames_bytes += sum(map(len, frames))
         if not self._reading_paused and (
-            len(self._frames) - self._taken > READ_PAUSE_FRAMES
+            len(self._frames) > READ_PAUSE_FRAMES
             or self._frames_bytes > self._read_buffer_bytes
             or self._framer.blank_lines - self._blank_taken > READ_PAUSE_BLANK_LINES
         ):
@@ -156,14 +159,15 @@ class Connection(asyncio.Protocol):
             waiter.set_result(None)
 
     async def next_frames(self, limit: int = 256) -> list[bytes] | None:
-        """The frames received and not taken yet (at most ``limit``); None at EOF. An empty
+        """The frames received and not taken yet (at most ``limit``, and no more than
+        :data:`TAKE_BYTES` unless the first is larger); None at EOF. An empty
         list when only blank lines came (they count against the rate limits all the same).
         Raises :class:`FrameTooLarge` once the frames before the oversized one are taken.
 
         Frames that arrived in the same read are kept for the following calls, so a client may
         pipeline AUTH, HELLO and more in one packet.
         """
-        while self._taken >= len(self._frames):
+        while not self._frames:
             if self._framer.error is not None:
                 raise self._framer.error
             if self._framer.blank_lines != self._blank_taken:
@@ -176,12 +180,16 @@ class Connection(asyncio.Protocol):
                 await self._waiter
             finally:
                 self._waiter = None
-        start = self._taken
-        batch = self._frames[start : start + limit]
-        self._taken = start + len(batch)
-        if self._taken >= len(self._frames):
-            self._frames.clear()
-            self._taken = 0
+        batch = self._frames[:limit]
+        size = 0
+        for n, frame in enumerate(batch):
+            size += len(frame)
+            if size > TAKE_BYTES and n:
+                del batch[n:]
+                break
+        # The taken frames leave the list now: kept until the session caught up with every
+        # frame, those of a client that keeps sending would be held without bound.
+        del self._frames[: len(batch)]
         self._frames_bytes -= sum(map(len, batch))
         self._maybe_resume()
         return batch
@@ -189,7 +197,7 @@ class Connection(asyncio.Protocol):
     def _maybe_resume(self) -> None:
         if (
             self._reading_paused
-            and len(self._frames) - self._taken <= READ_RESUME_FRAMES
+            and len(self._frames) <= READ_RESUME_FRAMES
             and self._framer.blank_lines - self._blank_taken <= READ_PAUSE_BLANK_LINES
         ):
             self._reading_paused = False

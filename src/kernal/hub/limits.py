@@ -67,6 +67,50 @@ class RateLimits:
     turn_seconds: float = 0.001
 
 
+class Pace:
+    """At most ``rate`` units per second per key (an AI id, an address), ``burst`` at once:
+    :meth:`take` says how long the key's next units must wait (the caller waits, then carries
+    them out: nothing is refused), and whether that wait starts an episode of being over (to
+    say so once; the episode ends when half the burst has been saved up again). Keys are
+    forgotten in bulk past ``max_keys``, so a parade of ids cannot grow it without bound.
+    ``rate`` 0: no limit."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        *,
+        max_keys: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._max_keys = max_keys
+        self._buckets: dict[str, TokenBucket] = {}
+        self._over: set[str] = set()
+
+    def take(self, key: str, amount: float = 1.0) -> tuple[float, bool]:
+        """Count ``amount`` for ``key``: (seconds to wait first, whether this starts an
+        episode of being over)."""
+        if self.rate <= 0:
+            return 0.0, False
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self._max_keys:
+                self._buckets.clear()
+                self._over.clear()
+            bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, self._clock)
+        wait = bucket.take(amount)
+        if wait <= 0:
+            if bucket.tokens >= self.burst / 2:
+                self._over.discard(key)
+            return 0.0, False
+        first = key not in self._over
+        self._over.add(key)
+        return wait, first
+
+
 class Throttle:
     """One connection's rate limits: :meth:`charge` says how long to wait before handling the
     next frames, and whether the client has been over its limits too long."""

@@ -10,6 +10,7 @@ clock) and knows nothing of sessions, sockets or the server around it.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from kernal.hub.collaborations import CollaborationBook
 from kernal.hub.counters import HubCounters
 from kernal.hub.knowledge import Knowledge
+from kernal.hub.limits import Pace
 from kernal.hub.peers import Peer, Peers
 from kernal.hub.replay import ReplayLog
 from kernal.hub.reputation import Standings
@@ -64,6 +66,7 @@ class Router:
     clock: Clock
     request_fanout: int = 16
     max_data_bytes: int = 512 * 1024
+    feedback_pace: Pace | None = None  # None: FEEDBACK as fast as they come
     counters: HubCounters = field(default_factory=HubCounters)
 
     @staticmethod
@@ -365,6 +368,7 @@ class Router:
             self.peers.broadcast(frame, exclude=sender, topic="components")
 
     async def _feedback(self, sender: str, peer: Peer, msg: m.Feedback) -> None:
+        await self._pace_feedback(sender, peer)
         kind = ItemKind(msg.kind)
         item = await self.store.get_item(kind, msg.id)
         if item is None:
@@ -385,6 +389,28 @@ class Router:
         self.standings.voted(sender, result.contributor, (kind.value, msg.id), result.vote)
         self.knowledge.rated(kind, msg.id, result)
         peer.send_raw(ack_frame(msg.msg_id, msg.type, msg.id))
+
+    async def _pace_feedback(self, sender: str, peer: Peer) -> None:
+        """Hold ``sender`` to its FEEDBACK rate: each costs a read and a commit of its own, and
+        one AI's flood of them must not take the hub's time from everyone's shares. Over it,
+        this FEEDBACK waits (and so do the sender's frames behind it); told once per episode,
+        with no ``ref``: the FEEDBACK is still carried out."""
+        pace = self.feedback_pace
+        if pace is None:
+            return
+        wait, first = pace.take(sender)
+        if wait <= 0:
+            return
+        if first:
+            self.counters.errors[ErrorCode.RATE_LIMITED] += 1
+            peer.send(
+                m.Error(
+                    code=ErrorCode.RATE_LIMITED,
+                    error=f"slow down: at most {pace.rate:g} FEEDBACK per second; "
+                    "they are carried out, later",
+                )
+            )
+        await asyncio.sleep(wait)
 
     async def _trainer_report(self, sender: str, peer: Peer, msg: m.TrainerFigures) -> None:
         # Whose figures these are is the session's identity, never a field of the frame.

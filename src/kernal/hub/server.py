@@ -25,7 +25,7 @@ from kernal.hub.collaborations import CollaborationBook
 from kernal.hub.connection import Connection
 from kernal.hub.counters import HubCounters
 from kernal.hub.knowledge import Knowledge
-from kernal.hub.limits import AddressBook, RateLimits
+from kernal.hub.limits import AddressBook, Pace, RateLimits
 from kernal.hub.peers import Peers
 from kernal.hub.presence import Presence
 from kernal.hub.replay import ReplayLog
@@ -86,6 +86,7 @@ class Hub:
             clock=self.clock,
             request_fanout=settings.request_fanout,
             max_data_bytes=settings.max_data_bytes,
+            feedback_pace=Pace(settings.rate_feedback, settings.rate_feedback_burst),
             counters=self.counters,
         )
         presence = Presence(

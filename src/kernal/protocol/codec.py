@@ -76,6 +76,14 @@ class LineFramer:
     def feed(self, data: bytes) -> list[bytes]:
         if self.error is not None:
             raise self.error
+        if b"\n" not in data:
+            # The middle of a line (a large frame comes in many reads): kept, not scanned again
+            # with every read, so a frame costs its length once (it cost its length squared
+            # over the read size before: 5 ms of a 500 KB frame in 64 KB reads).
+            self._buffer += data
+            if len(self._buffer) > self.max_frame + 1:  # +1: room for a '\r'
+                return self._fail([])
+            return []
         if self._buffer:
             self._buffer += data
             data = bytes(self._buffer)
@@ -447,7 +455,10 @@ def _decode_hot(frame: bytes) -> tuple[ClientMessage, RawFields] | None:
     gives every bad frame its usual ``ERROR``. So this path only ever accepts frames the
     careful one accepts, with the same model and the same raw texts (tests/protocol check it).
     """
-    if frame.count(b"{") + frame.count(b"[") > MAX_DEPTH or _SURROGATE_ESCAPE.search(frame):
+    if frame.count(b"{") + frame.count(b"[") > MAX_DEPTH:
+        return None
+    # The regex only where it could match: a plain find is several times cheaper on big frames.
+    if b"\\u" in frame and _SURROGATE_ESCAPE.search(frame):
         return None
     shape = frame.translate(_NUMERIC, b"+")
     if _HUGE_EXPONENT in shape or (shape.count(b"0") >= _MANY_DIGITS and _HUGE_DIGITS in shape):

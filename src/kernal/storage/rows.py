@@ -36,6 +36,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from kernal.protocol.messages import RequestTerms
 from kernal.storage import schema as t
+from kernal.storage import sizes
 from kernal.storage.records import (
     AiRecord,
     CollaborationQuery,
@@ -59,7 +60,6 @@ __all__ = [
     "PATTERNS",
     "ItemTable",
     "ai_record",
-    "byte_length",
     "close_collaboration",
     "collaboration_filters",
     "collaboration_record",
@@ -266,17 +266,6 @@ def _older_than(
     return sa.or_(time < at, sa.and_(time == at, key < item_id))
 
 
-def byte_length(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[int]:
-    """Bytes of a text column's UTF-8 value, 0 for NULL. SQLite's length() of TEXT counts
-    characters, decoding the whole value; of the same value as a BLOB it is a byte count, more
-    than twice as fast (SQLite 3.40 has no octet_length)."""
-    if dialect == "postgresql":
-        measured: sa.ColumnElement[int] = sa.func.octet_length(column)
-    else:
-        measured = sa.func.length(sa.cast(column, sa.LargeBinary))
-    return sa.func.coalesce(measured, 0)
-
-
 def item_filters(spec: ItemTable[Any], query: ItemQuery) -> list[sa.ColumnElement[bool]]:
     """The WHERE conditions of an :class:`ItemQuery` (all of them must hold)."""
     c = spec.table.c
@@ -361,6 +350,7 @@ def share(
     # RETURNING, not rowcount: psycopg does not report a reliable rowcount here.
     inserted = conn.execute(_insert_if_new(conn, spec.table).returning(spec.key), row).first()
     if inserted is not None:
+        sizes.record(conn, spec.kind, [(item_id, row[spec.data_column])])
         if recipient is not None:
             conn.execute(
                 t.component_recipients.insert().values(component_id=item_id, recipient=recipient)
@@ -409,6 +399,7 @@ def share_many(
             outcomes.append((False, ConflictError(message)))
     if new:
         conn.execute(spec.table.insert(), new)  # executemany
+        sizes.record(conn, spec.kind, [(row[spec.id_column], row[spec.data_column]) for row in new])
     return outcomes
 
 

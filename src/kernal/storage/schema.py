@@ -42,8 +42,9 @@ shared_patterns = sa.Table(
     sa.Column("contributor", sa.Text, nullable=False),
     sa.Column("timestamp", _double(), nullable=False),
     _count(),
-    # Newest first (recent_patterns): the whole ORDER BY, so no sort step.
-    sa.Index("ix_shared_patterns_timestamp", "timestamp", "pattern_id"),
+    # Newest first (recent_patterns): the whole ORDER BY, so no sort step; then every column a
+    # listing shows but the data, so a listing reads the row only for data it sends (0008).
+    sa.Index("ix_shared_patterns_listing", "timestamp", "pattern_id", "contributor", "usage_count"),
 )
 
 shared_components = sa.Table(
@@ -56,7 +57,25 @@ shared_components = sa.Table(
     # The author's claim until scored feedback arrives, then the mean of the feedback scores.
     sa.Column("quality_score", _double(), nullable=True),
     _count(),
-    sa.Index("ix_shared_components_timestamp", "timestamp", "component_id"),
+    sa.Index(
+        "ix_shared_components_listing",
+        "timestamp",
+        "component_id",
+        "contributor",
+        "quality_score",
+        "usage_count",
+    ),
+)
+
+# The byte length (UTF-8) of each item's data as the hub stored it, so that a listing knows it
+# without reading the data (0008). ``kind``: "pattern" or "component". A table beside the
+# items', not a column: the prototype's tables keep their definition. No row: measure the data.
+data_sizes = sa.Table(
+    "data_sizes",
+    metadata,
+    sa.Column("kind", sa.Text, primary_key=True),
+    sa.Column("item_id", sa.Text, primary_key=True),
+    sa.Column("data_size", sa.Integer, nullable=False),
 )
 
 ais = sa.Table(

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from kernal.storage import engine as db
-from kernal.storage import rows, tokens, votes
+from kernal.storage import rows, sizes, tokens, votes
 from kernal.storage import schema as t
 from kernal.storage import trainer_reports as reports
 from kernal.storage.base import Store
@@ -57,12 +57,14 @@ from kernal.storage.records import (
     Vote,
 )
 from kernal.storage.retention import StatsRetention
-from kernal.storage.writer import Batchable, WriteQueue
+from kernal.storage.writer import Batchable, WriteQueue, runs_within
 
 __all__ = ["MIGRATIONS_DIR", "SqlStore", "database_url", "open_store"]
 
 T = TypeVar("T")
 R = TypeVar("R", bound=ItemRecord)
+
+MAX_JOB_BYTES = 1024 * 1024  # data of one add_shares write job: a 1 MiB commit is a few ms
 
 
 async def open_store(url_or_path: str) -> SqlStore:
@@ -77,13 +79,22 @@ class SqlStore(reports.TrainerReportsSql, tokens.TokensSql, Store):
 
     ``url_or_path`` is anything :func:`database_url` accepts. ``schema`` (PostgreSQL only, also
     accepted as a ``?schema=`` URL query parameter) puts every table in that existing schema by
-    setting ``search_path`` on each connection. ``max_batch`` caps the writes per transaction.
+    setting ``search_path`` on each connection. ``max_batch`` caps the writes per transaction;
+    ``max_job_bytes`` the data of one :meth:`add_shares` job (larger runs commit in turn).
     Raises :class:`ValueError` for a configuration it cannot serve (see
     :func:`kernal.storage.engine.resolve_target`).
     """
 
-    def __init__(self, url_or_path: str, *, schema: str | None = None, max_batch: int = 1024):
+    def __init__(
+        self,
+        url_or_path: str,
+        *,
+        schema: str | None = None,
+        max_batch: int = 1024,
+        max_job_bytes: int = MAX_JOB_BYTES,
+    ):
         self.url, self.schema = db.resolve_target(url_or_path, schema)
+        self.max_job_bytes = max_job_bytes
         self._writes = WriteQueue(max_batch=max_batch)
         self._engine: Engine | None = None
         self._closed = False
@@ -240,14 +251,18 @@ class SqlStore(reports.TrainerReportsSql, tokens.TokensSql, Store):
             payloads.append(
                 (spec, rows.item_row(spec, share.record, share.data_text), share.recipient)
             )
-        batch = Batchable("shares", payloads, rows.share_mixed, many=True)
-        try:
-            self._require_engine()
-            outcomes = await self._writes.submit_many(
-                lambda conn: rows.share_each(conn, payloads), batch
-            )
-        except Exception as exc:  # nothing of the batch is stored
-            return [exc] * len(shares)
+        outcomes: list[tuple[bool, Any]] = []
+        lengths = [len(row[spec.data_column]) for spec, row, _ in payloads]
+        for run in runs_within(lengths, self.max_job_bytes):  # see runs_within: fairness
+            part = payloads[run]
+            batch = Batchable("shares", part, rows.share_mixed, many=True)
+            try:
+                self._require_engine()
+                outcomes += await self._writes.submit_many(
+                    functools.partial(_share_each, part), batch
+                )
+            except Exception as exc:  # nothing of this run is stored
+                outcomes += [(False, exc)] * len(part)
         return [value if ok else _exception(value) for ok, value in outcomes]
 
     async def recipient_of(self, component_id: str) -> str | None:
@@ -304,12 +319,7 @@ class SqlStore(reports.TrainerReportsSql, tokens.TokensSql, Store):
     ) -> list[ItemEntry]:
         spec = rows.item_table(kind)
         table = spec.table
-        data = table.c[spec.data_column]
-        size = rows.byte_length(data, self.url.get_backend_name())
-        # Long data is never read: a listing's cost must not grow with the items' size.
-        shown = sa.case((size <= max(max_data, 0), data), else_=sa.null())
-        others = [column for column in table.c if column.name != spec.data_column]
-        statement = sa.select(*others, shown.label(spec.data_column), size.label("data_size"))
+        statement = sizes.listing(spec, self.url.get_backend_name(), max_data)
         statement = statement.where(*rows.item_filters(spec, query))
         if kind is ItemKind.COMPONENT:  # only those shared with everyone
             private = sa.select(t.component_recipients.c.component_id)
@@ -317,15 +327,18 @@ class SqlStore(reports.TrainerReportsSql, tokens.TokensSql, Store):
         statement = statement.order_by(table.c.timestamp.desc(), spec.key.desc()).limit(
             max(limit, 0)
         )
-        found: Sequence[Any] = await self._read(lambda conn: conn.execute(statement).all())
-        return [
-            ItemEntry(
-                record=rows.item_record(spec, row),
-                data_size=int(row.data_size),
-                data_included=int(row.data_size) <= max_data,
-            )
-            for row in found
-        ]
+        # Entries made in the reading thread: hundreds decoded on the event loop would stall
+        # every connection for as long (as recent_items).
+        return await self._read(
+            lambda conn: [
+                ItemEntry(
+                    record=rows.item_record(spec, row),
+                    data_size=int(row.data_size),
+                    data_included=int(row.data_size) <= max_data,
+                )
+                for row in conn.execute(statement).all()
+            ]
+        )
 
     async def counts(self) -> KnowledgeCounts:
         """Both counts, plus ``extra``: ``ais`` (ever seen) and ``active_collaborations``."""
@@ -534,6 +547,10 @@ class SqlStore(reports.TrainerReportsSql, tokens.TokensSql, Store):
             return len(doomed)
 
         return await self._write(thin)
+
+
+def _share_each(payloads: list[rows.SharePayload], conn: Connection) -> list[tuple[bool, Any]]:
+    return rows.share_each(conn, payloads)
 
 
 def _exception(value: Any) -> Exception:

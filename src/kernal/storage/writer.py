@@ -16,13 +16,13 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection
 
-__all__ = ["Batchable", "WriteQueue"]
+__all__ = ["Batchable", "WriteQueue", "runs_within"]
 
 T = TypeVar("T")
 
@@ -260,6 +260,25 @@ class WriteQueue:
     @staticmethod
     def _settle_all(batch: list[_Job[Any]], exc: Exception) -> None:
         _settle(batch, [(False, exc)] * len(batch))
+
+
+def runs_within(sizes: Sequence[int], budget: int) -> list[slice]:
+    """Cut items of ``sizes`` bytes, in order, into consecutive runs of at most ``budget`` bytes
+    each (an item larger than ``budget`` is a run of its own): the slices, covering them all.
+
+    A caller submits one run, awaits its commit, then the next: so one client's megabytes are
+    committed a run at a time, and the other connections' small writes commit between its
+    runs instead of waiting behind all of them (each commit is an fsync of what it holds)."""
+    runs: list[slice] = []
+    start = total = 0
+    for n, size in enumerate(sizes):
+        if n > start and total + size > budget:
+            runs.append(slice(start, n))
+            start, total = n, 0
+        total += size
+    if start < len(sizes):
+        runs.append(slice(start, len(sizes)))
+    return runs
 
 
 def _writes(jobs: list[_Job[Any]]) -> int:

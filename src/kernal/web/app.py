@@ -124,7 +124,12 @@ def create_app(hub: Hub) -> FastAPI:
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    budget = Budget(settings.web_page_bytes, settings.web_list_data_bytes)
+    budget = Budget(
+        settings.web_page_bytes,
+        settings.web_list_data_bytes,
+        settings.web_list_entries_per_second,
+        settings.web_list_entry_burst,
+    )
     app.include_router(api_router(hub, budget))
     app.include_router(admin_router(hub))
     app.include_router(metrics_router(hub))

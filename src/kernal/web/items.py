@@ -9,6 +9,7 @@ sender and recipient: it is in no listing, and its URL is a 404 like an unknown 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -17,6 +18,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from kernal.hub.limits import Pace
 from kernal.hub.server import Hub
 from kernal.storage import ComponentRecord, ItemEntry, ItemKind, ItemQuery
 from kernal.web.listing import (
@@ -103,18 +105,21 @@ def item_model(entry: ItemEntry) -> Pattern | Component:
 
 
 def item_routes(router: APIRouter, hub: Hub, budget: Budget) -> None:
-    """The listing and single-item routes of both kinds, on ``router``."""
+    """The listing and single-item routes of both kinds, on ``router``; their listings share
+    one :attr:`Budget.entries_per_second` per client address."""
+    pace = Pace(budget.entries_per_second, budget.entry_burst)
     for kind, model, noun in (
         (ItemKind.PATTERN, Pattern, "patterns"),
         (ItemKind.COMPONENT, Component, "OS components"),
     ):
-        _kind_routes(router, hub, budget, kind, model, noun)
+        _kind_routes(router, hub, budget, pace, kind, model, noun)
 
 
 def _kind_routes(
     router: APIRouter,
     hub: Hub,
     budget: Budget,
+    pace: Pace,
     kind: ItemKind,
     model: type[BaseModel],
     noun: str,
@@ -132,6 +137,10 @@ def _kind_routes(
         format: Format = "json",
     ) -> Response:
         query = ItemQuery(contributor=contributor, since=since, until=until, search=q)
+        # Waiting, not refusing: the client that asks too much gets its pages later.
+        wait, _ = pace.take(request.client.host if request.client else "-", limit)
+        if wait > 0:
+            await asyncio.sleep(wait)
 
         async def fetch(after: Position | None, count: int) -> list[ItemEntry]:
             chunk = dataclasses.replace(query, before=after)
@@ -160,7 +169,8 @@ def _kind_routes(
         f"Shared {noun}, newest first, one page: filters combine (all must hold). Data longer "
         f"than {budget.list_data_bytes} bytes of JSON is left out (see ``url``); a page "
         f"stops before {budget.page_bytes} bytes of entries, and its ``Link rel=next`` header "
-        "gives the next one."
+        f"gives the next one. One client address may ask for {budget.entries_per_second:g} "
+        "entries a second (a page counts its ``limit``); past that its pages come later."
     )
     one.__doc__ = (
         f"One {kind} by id (URL-encoded; ids may contain ``/``), data whole. 404 if unknown."

@@ -32,6 +32,7 @@ R = TypeVar("R")
 
 DEFAULT_PAGE_BYTES = 1024 * 1024
 DEFAULT_LIST_DATA_BYTES = 16 * 1024
+DEFAULT_ENTRIES_PER_SECOND = 1000.0
 
 Format = Annotated[
     Literal["json", "csv"],
@@ -54,12 +55,18 @@ Search = Annotated[
 
 @dataclass(frozen=True)
 class Budget:
-    """Byte limits of list responses. ``page_bytes``: JSON of the entries of one page (the
-    first entry always goes, so the largest page is one entry past it at worst);
-    ``list_data_bytes``: an item whose data's JSON is longer is listed without it."""
+    """Limits of list responses. ``page_bytes``: JSON of the entries of one page (the first
+    entry always goes, so the largest page is one entry past it at worst);
+    ``list_data_bytes``: an item whose data's JSON is longer is listed without it;
+    ``entries_per_second`` (with ``entry_burst``): the entries one client address may ask for
+    in item listings (a page counts its ``limit``), past which its requests wait their turn,
+    so that one client hammering the API cannot take the hub's time from its trainers (0:
+    no limit)."""
 
     page_bytes: int = DEFAULT_PAGE_BYTES
     list_data_bytes: int = DEFAULT_LIST_DATA_BYTES
+    entries_per_second: float = DEFAULT_ENTRIES_PER_SECOND
+    entry_burst: float = DEFAULT_ENTRIES_PER_SECOND
 
 
 def encode_cursor(position: tuple[float, str] | None) -> str | None:
