@@ -31,8 +31,9 @@ from kernal.protocol.relay import (
     ack_frame,
     encode_stamps,
     encode_value,
-    relay_body,
     relay_frame,
+    relay_share,
+    share_frame,
 )
 from kernal.storage import (
     CollaborationRecord,
@@ -201,7 +202,7 @@ class Router:
                 self.knowledge.shared(record, private=True)
             topic: m.Topic = "patterns" if isinstance(record, PatternRecord) else "components"
             frame = self.replay.record(
-                functools.partial(_relay_share, message, raw, sender_json, stamp),
+                functools.partial(relay_share, message, raw, sender_json, stamp),
                 sender=sender,
                 topic=topic,
                 to=item.recipient,
@@ -289,7 +290,7 @@ class Router:
         self.knowledge.shared(record)
         log.info("Pattern %s shared by %s", msg.pattern_id, sender)
         frame = self.replay.record(
-            _share_frame(msg, raw, sender, now),
+            share_frame(msg, raw, sender, now),
             sender=sender,
             topic="patterns",
         )
@@ -357,7 +358,7 @@ class Router:
             return
         log.info("Component %s shared by %s", msg.component_id, sender)
         frame = self.replay.record(
-            _share_frame(msg, raw, sender, now),
+            share_frame(msg, raw, sender, now),
             sender=sender,
             topic="components",
             to=msg.to,
@@ -590,21 +591,3 @@ def _log_shared(records: list[ItemRecord], sender: str) -> None:
             log.info("%s %s shared by %s", label, ids[0], sender)
         elif ids:
             log.info("%ss %s shared by %s", label, ", ".join(ids), sender)
-
-
-def _share_frame(
-    message: m.ClientMessage, raw: RawFields | None, sender: str, now: float
-) -> Callable[[bytes], bytes]:
-    """What the replay log closes with its tail: the relayed ``message`` of ``sender``,
-    stamped ``timestamp=now``."""
-    sender_json, stamp = encode_value(sender), encode_stamps({"timestamp": now})
-    return functools.partial(_relay_share, message, raw, sender_json, stamp)
-
-
-def _relay_share(
-    message: m.ClientMessage, raw: RawFields | None, sender_json: bytes, stamp: bytes, tail: bytes
-) -> bytes:
-    """``relay_frame(message, raw, sender, timestamp=now)`` closed by the replay log's
-    ``tail`` (its seq), from the parts a run of shares has in common (``encode_value(sender)``,
-    ``encode_stamps({"timestamp": now})``)."""
-    return relay_body(message, raw, sender_json) + stamp + tail

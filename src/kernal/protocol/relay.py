@@ -12,7 +12,9 @@ the model's default.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
 from kernal.protocol.codec import RawFields
@@ -141,3 +143,21 @@ def ack_frame(
 _ACK_OPENING = b'{"type":"ACK"'
 _ACK_REF = b'{"type":"ACK","ref":'
 _ACK_OF: dict[str, bytes] = {}  # ',"of":"PATTERN_SHARE"' per frame type
+
+
+def share_frame(
+    message: Message, raw: RawFields | None, sender: str, now: float
+) -> Callable[[bytes], bytes]:
+    """The relayed ``message`` of ``sender`` stamped ``timestamp=now``, for the hub's replay
+    log to close with its ``tail`` (``seq`` and the like, then ``}``)."""
+    sender_json, stamp = encode_value(sender), encode_stamps({"timestamp": now})
+    return functools.partial(relay_share, message, raw, sender_json, stamp)
+
+
+def relay_share(
+    message: Message, raw: RawFields | None, sender_json: bytes, stamp: bytes, tail: bytes
+) -> bytes:
+    """``relay_frame(message, raw, sender, timestamp=now)`` closed by ``tail``, from the parts
+    a run of shares has in common (``encode_value(sender)``, ``encode_stamps({"timestamp":
+    now})``)."""
+    return relay_body(message, raw, sender_json) + stamp + tail
