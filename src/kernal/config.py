@@ -47,8 +47,9 @@ class HubSettings:
     replay_bytes: int = 64 * 2**20
     rate_frames: float = 2_000.0  # frames per second per connection (blank lines count; 0: off)
     rate_frame_burst: float = 20_000.0
-    rate_bytes: float = 32 * 2**20  # bytes per second per connection (0: off)
-    rate_byte_burst: float = 64 * 2**20
+    rate_bytes: float = 4 * 2**20  # bytes per second per connection (0: off): a few models a second
+    # (not 32 MiB: 30 MB of shares in a second made every honest commit wait on the disk)
+    rate_byte_burst: float = 8 * 2**20
     abuse_seconds: float = 30.0  # over the rate limits this long without a break: disconnected
     # FEEDBACK per second per AI; more wait their turn (0: off). Each costs the hub a read and a
     # commit of its own (~4 ms of CPU): at 100 a second one rater still took half the hub.

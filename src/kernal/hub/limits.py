@@ -61,8 +61,8 @@ class RateLimits:
 
     frames_per_second: float = 2_000.0
     frame_burst: float = 20_000.0
-    bytes_per_second: float = 32 * 2**20
-    byte_burst: float = 64 * 2**20
+    bytes_per_second: float = 4 * 2**20
+    byte_burst: float = 8 * 2**20
     abuse_seconds: float = 30.0
     turn_seconds: float = 0.001
 
