@@ -5,37 +5,13 @@ paced per AI. Behaviour only (what is stored, answered, committed), never timing
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 
 from kernal.hub.connection import TAKE_BYTES
 from kernal.hub.limits import Pace
 from tests.conftest import HubFactory
-from tests.helpers import RawClient, login
-
-OPEN: list[RawClient] = []
-
-
-@pytest.fixture(autouse=True)
-async def close_clients() -> AsyncIterator[None]:
-    yield
-    while OPEN:
-        await OPEN.pop().close()
-
-
-async def joined(hub: object, n: int) -> RawClient:
-    client = await login(hub, f"AI_Node_{n}")  # type: ignore[arg-type]
-    OPEN.append(client)
-    return client
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.hub.test_limits import FakeClock, close_clients, joined  # noqa: F401 (fixture)
 
 
 def test_pace_makes_each_key_wait_and_says_so_once_per_episode() -> None:
