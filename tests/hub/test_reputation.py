@@ -90,8 +90,10 @@ class World:
 
 
 @pytest.fixture
-async def world(hub: Hub) -> Any:
-    world = World(hub)
+async def world(make_hub: HubFactory) -> Any:
+    # FEEDBACK pacing (tests/hub/test_fairness.py) would make a 1,000-vote flood take 50 s;
+    # these tests are about what votes count for, not how fast they may arrive.
+    world = World(await make_hub(rate_feedback=100_000, rate_feedback_burst=100_000))
     yield world
     await world.close()
 
