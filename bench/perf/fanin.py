@@ -57,6 +57,7 @@ class Publisher:
         self.acked = self.sent = self.received = 0
         self.pending: deque[int] = deque()
         self.latencies: list[float] = []
+        self.ack_times: list[int] | None = None  # a list: also each ACK's perf_counter_ns
         self.last_ack_ns = 0
         self.error: str | None = None  # the first ERROR frame the hub sent
         self.stalled = False  # waited ``stall`` s for an ACK and gave up sending
@@ -72,8 +73,11 @@ class Publisher:
         if n:
             now = self.last_ack_ns = time.perf_counter_ns()
             pop, keep = self.pending.popleft, self.latencies.append
-            for _ in range(min(n, len(self.pending))):
+            count = min(n, len(self.pending))
+            for _ in range(count):
                 keep((now - pop()) / 1e9)
+            if self.ack_times is not None:
+                self.ack_times.extend([now] * count)
             self.acked += n
             self._room.set()
 
