@@ -65,7 +65,7 @@ async def test_relay_fanin_and_connection_rows(tmp_path: Path) -> None:
 
 async def test_harness_row(tmp_path: Path) -> None:
     options = scale.ScaleOptions(
-        steps=(3,), speed=50.0, learning_trainers=2, learning_speed=50.0, timeout=50.0
+        steps=(3,), speed=200.0, learning_trainers=2, learning_speed=200.0, timeout=50.0
     )
     raw = await bench.run_rows(["harness"], {"harness": options}, tmp_path, None)
     table = bench.build_table(raw)
