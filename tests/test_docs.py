@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kernal.cli import app
-from kernal.config import TrainerSettings, load_capabilities_file
+from kernal.config import HUB_LIMITS, HubSettings, TrainerSettings, load_capabilities_file
 from kernal.engines.base import Engine, EngineContext
 from kernal.harness.runner import run_scenario
 from kernal.harness.scenarios import SCENARIOS
@@ -63,6 +63,15 @@ def test_every_documented_flag_exists(command: str, flag: str) -> None:
     for name in commands:
         result = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "240"})
         assert flag in result.output, f"{flag} is documented for `kernal {name}` but missing"
+
+
+def test_every_limit_is_documented_with_its_default() -> None:
+    doc = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"(?m)^\| `([a-z_]+)` \| ([^|]+) \|", doc.split("## Limits", 1)[1]))
+    assert set(rows) == set(HUB_LIMITS)
+    defaults = HubSettings()
+    for name, documented in rows.items():
+        assert float(documented) == getattr(defaults, name), f"{name}: the doc says {documented}"
 
 
 def _engine_example() -> type[Engine]:

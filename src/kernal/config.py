@@ -55,6 +55,15 @@ class HubSettings:
     # commit of its own (~4 ms of CPU): at 100 a second one rater still took half the hub.
     rate_feedback: float = 20.0
     rate_feedback_burst: float = 50.0
+    turn_seconds: float = 0.001  # a connection's frames hold the loop this long, then yield
+    # Failed logins (hub/limits.py AddressBook): the backoff of one AI id from one address, the
+    # failure rate past which a whole address waits, and how many token checks run at once.
+    login_backoff_initial: float = 0.25
+    login_backoff_max: float = 30.0
+    login_failures_per_second: float = 1.0
+    login_failure_burst: float = 10.0
+    login_checks_per_address: int = 2
+    login_suspect_checks: int = 1
     tls_cert: str | None = None  # PEM certificate chain: trainers and the dashboard get TLS
     tls_key: str | None = None  # its private key (PEM; may be the same file as tls_cert)
     tls_client_ca: str | None = None  # PEM CA: trainers must present a certificate it signed
@@ -98,6 +107,94 @@ class HubSettings:
     @property
     def tls(self) -> bool:
         return self.tls_cert is not None
+
+
+# Every limit a client's behaviour runs into, settable with ``kernal hub --limit NAME=VALUE``
+# (or KERNAL_LIMITS); docs/security.md lists them all (tests/test_docs.py checks it).
+HUB_LIMITS: dict[str, str] = {
+    "max_frame": "largest frame, bytes",
+    "max_data_bytes": "largest pattern_data/component_data, as JSON text, bytes",
+    "auth_timeout": "seconds a new connection has to send its AUTH",
+    "idle_timeout": "seconds without a frame before a connection is closed (0: never)",
+    "max_connections": "connections at once (0: no limit)",
+    "max_connections_per_address": "connections from one IP address (0: no limit)",
+    "rate_frames": "frames per second per connection, blank lines included (0: off)",
+    "rate_frame_burst": "frames a connection may send at once above its rate",
+    "rate_bytes": "bytes per second per connection (0: off)",
+    "rate_byte_burst": "bytes a connection may send at once above its rate",
+    "abuse_seconds": "seconds over the rate limits without a break before a disconnect",
+    "turn_seconds": "seconds a connection's frames hold the event loop before others get a turn",
+    "rate_feedback": "FEEDBACK per second per AI; more wait their turn (0: off)",
+    "rate_feedback_burst": "FEEDBACK an AI may send at once above its rate",
+    "send_queue_limit": "frames queued for a client that does not read, before it is dropped",
+    "send_buffer_bytes": "bytes queued for a client that does not read, before it is dropped",
+    "read_buffer_bytes": "bytes of received frames waiting for the hub before reading pauses",
+    "max_collaborations_per_ai": "active collaborations one AI may be a member of",
+    "collaboration_timeout": "seconds of silence that fail a collaboration (0: never)",
+    "presence_limit": "AIs listed in STATE; past it, arrivals and departures are not broadcast",
+    "request_fanout": "peers a COLLABORATION_REQUEST to everyone reaches, at most",
+    "replay_items": "relayed shares kept for reconnecting clients (resume)",
+    "replay_bytes": "bytes of relayed shares kept for reconnecting clients",
+    "login_backoff_initial": "seconds the next login of an AI id waits after one failure there",
+    "login_backoff_max": "longest such wait (it doubles with each failure)",
+    "login_failures_per_second": "failed logins per second of one address before all of its wait",
+    "login_failure_burst": "failed logins one address may have at once above that rate",
+    "login_checks_per_address": "logins of one address whose token is checked at once",
+    "login_suspect_checks": "token checks at once shared by every address that failed lately",
+    "web_page_bytes": "bytes of JSON in one page of an API list",
+    "web_list_data_bytes": "item data longer than this is left out of API lists, bytes",
+    "web_list_entries_per_second": "API list entries one address may ask for per second (0: off)",
+    "web_list_entry_burst": "API list entries one address may ask for at once",
+    "web_request_timeout": "seconds for an HTTP request to arrive whole",
+    "web_keep_alive": "seconds an idle HTTP keep-alive connection stays open",
+    "web_max_connections": "HTTP connections at once; past it, 503 (0: no limit)",
+    "web_max_header_bytes": "bytes of an HTTP request line and headers",
+    "max_launched_trainers": "trainers the dashboard may run at once (0: none)",
+}
+
+
+# The smallest value of the limits where 0 would not mean "off" but a hub that cannot work.
+_LIMIT_FLOORS: dict[str, float] = {
+    "max_frame": 1024,
+    "max_data_bytes": 1,
+    "auth_timeout": 0.1,
+    "presence_limit": 1,
+    "request_fanout": 1,
+    "send_queue_limit": 1,
+    "send_buffer_bytes": 65_536,
+    "read_buffer_bytes": 65_536,
+    "login_checks_per_address": 1,
+    "login_suspect_checks": 1,
+    "web_page_bytes": 1024,
+    "web_max_header_bytes": 1024,
+}
+
+
+def parse_limits(assignments: list[str]) -> dict[str, Any]:
+    """``["rate_bytes=1048576", "abuse-seconds=10"]`` to HubSettings fields, each value of the
+    field's own type, 0 or more (or its floor where 0 cannot work); raises ValueError naming
+    the bad one (and the known names, for a name it does not know)."""
+    defaults = HubSettings()
+    chosen: dict[str, Any] = {}  # Any: dataclasses.replace(settings, **chosen) takes it
+    for assignment in assignments:
+        name, sep, text = assignment.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise ValueError(f"expected NAME=VALUE, got {assignment!r}")
+        if name not in HUB_LIMITS:
+            known = ", ".join(sorted(HUB_LIMITS))
+            raise ValueError(f"no limit named {name!r}; the limits are: {known}")
+        kind = type(getattr(defaults, name))
+        try:
+            value: int | float = int(text) if kind is int else float(text)
+        except ValueError:
+            wanted = "an integer" if kind is int else "a number"
+            raise ValueError(f"{name} needs {wanted}, got {text.strip()!r}") from None
+        floor = _LIMIT_FLOORS.get(name, 0)
+        if not value >= floor:  # also refuses nan
+            raise ValueError(f"{name} must be {floor:g} or more, got {text.strip()!r}")
+        chosen[name] = value
+    return chosen
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import sqlite3
@@ -30,9 +31,10 @@ class HubProcess:
         return bytes(self.log)
 
 
-@pytest.fixture
-async def hub_process(tmp_path: Path) -> AsyncIterator[HubProcess]:
-    db = tmp_path / "hub_data.db"
+async def start_hub_process(
+    tmp_path: Path, *extra: str, env: dict[str, str] | None = None
+) -> HubProcess:
+    """``python3 kernal.py hub`` on free ports with ``extra`` flags, once it says it listens."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         str(ROOT / "kernal.py"),
@@ -42,10 +44,12 @@ async def hub_process(tmp_path: Path) -> AsyncIterator[HubProcess]:
         "--dashboard-port",
         "0",
         "--db",
-        str(db),
+        str(tmp_path / "hub_data.db"),
+        *extra,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         cwd=tmp_path,
+        env=None if env is None else {**os.environ, **env},
     )
     assert proc.stderr is not None
     log = bytearray()
@@ -54,10 +58,20 @@ async def hub_process(tmp_path: Path) -> AsyncIterator[HubProcess]:
         line = await asyncio.wait_for(proc.stderr.readline(), 30)
         assert line, f"hub exited early:\n{log.decode()}"
         log += line
-    yield HubProcess(proc, int(match.group(2)), log)
-    if proc.returncode is None:
-        proc.kill()
-        await proc.wait()
+    return HubProcess(proc, int(match.group(2)), log)
+
+
+async def stop_hub_process(hub: HubProcess) -> None:
+    if hub.proc.returncode is None:
+        hub.proc.kill()
+        await hub.proc.wait()
+
+
+@pytest.fixture
+async def hub_process(tmp_path: Path) -> AsyncIterator[HubProcess]:
+    hub = await start_hub_process(tmp_path)
+    yield hub
+    await stop_hub_process(hub)
 
 
 async def _share(port: int, count: int) -> None:
@@ -219,3 +233,56 @@ async def test_log_json_emits_one_object_per_line(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGINT)
     await proc.wait()
     assert all({"ts", "level", "logger", "message"} <= set(line) for line in lines)
+
+
+async def test_limits_set_on_the_command_line_hold(tmp_path: Path) -> None:
+    # --limit reaches the hub's own rules: one connection per address, and a FEEDBACK burst
+    # of 1 (the second of two FEEDBACK is told to slow down).
+    limits = ["max-connections-per-address=1", "rate_feedback=1", "rate_feedback_burst=1"]
+    hub = await start_hub_process(tmp_path, *(f"--limit={limit}" for limit in limits))
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", hub.port)
+        writer.write(b'{"ai_id": "AI_Node_1", "token": "secret1"}\n')
+        writer.write(b'{"type": "HELLO", "specialization": "networking"}\n')
+        share = {"type": "OS_COMPONENT_SHARE", "component_id": "c", "component_data": {}}
+        writer.write(json.dumps(share).encode() + b"\n")
+        second_reader, second = await asyncio.open_connection("127.0.0.1", hub.port)
+        refusal = json.loads(await asyncio.wait_for(second_reader.readline(), 10))
+        assert refusal["type"] == "ERROR" and "too many connections" in refusal["error"]
+        second.close()
+        # Its own component: refused (forbidden), but each FEEDBACK is paced before any check.
+        feedback = {"type": "FEEDBACK", "kind": "component", "id": "c", "score": 1.0}
+        writer.write((json.dumps(feedback).encode() + b"\n") * 2)
+        seen: list[dict[str, object]] = []
+        while not any(f.get("code") == "rate_limited" for f in seen):
+            seen.append(json.loads(await asyncio.wait_for(reader.readline(), 10)))
+        writer.close()
+    finally:
+        await stop_hub_process(hub)
+
+
+def test_a_bad_limit_is_refused_with_what_to_write(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kernal.cli import app
+
+    for bad, said in [
+        ("rate_bytes", "expected NAME=VALUE"),
+        ("no_such=1", "the limits are:"),
+        ("max_connections=ten", "needs an integer"),
+        ("abuse_seconds=x", "needs a number"),
+        ("rate_bytes=-1", "0 or more"),
+        ("presence_limit=0", "1 or more"),
+    ]:
+        result = CliRunner().invoke(
+            app, ["hub", "--port", "0", "--db", str(tmp_path / "h.db"), "--limit", bad]
+        )
+        assert result.exit_code == 2, result.output
+        assert said in result.output, result.output
+    # Without --limit, KERNAL_LIMITS gives them, space-separated.
+    result = CliRunner().invoke(
+        app,
+        ["hub", "--port", "0", "--db", str(tmp_path / "h.db")],
+        env={"KERNAL_LIMITS": "rate_bytes=10 presence_limit=0"},
+    )
+    assert result.exit_code == 2 and "presence_limit must be 1 or more" in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,6 +23,7 @@ from kernal.config import (
     DEFAULT_HUB_PORT,
     HubSettings,
     TrainerSettings,
+    parse_limits,
 )
 from kernal.logs import logging_in_background, setup_logging
 from kernal.protocol import DEFAULT_MAX_FRAME
@@ -187,6 +189,15 @@ def hub(
             "dead (a few heartbeats).",
         ),
     ] = HubSettings.bus_ttl,
+    limit: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="KERNAL_LIMITS",
+            help="Set any limit, NAME=VALUE (repeatable), e.g. rate_bytes=1048576; applied "
+            "after the flags above. KERNAL_LIMITS gives them space-separated when no --limit is "
+            "given. docs/security.md lists every limit.",
+        ),
+    ] = None,
     loop: LoopOption = "auto",
     log_json: LogJsonOption = False,
     log_level: LogLevelOption = "INFO",
@@ -204,6 +215,10 @@ def hub(
         loop_factory(loop)
     except ValueError as exc:
         raise fail(str(exc)) from None
+    try:
+        limits = parse_limits(limit or [])
+    except ValueError as exc:
+        raise fail(f"--limit: {exc}") from None
     raise_open_file_limit()
     settings = HubSettings(
         host=host,
@@ -241,6 +256,7 @@ def hub(
         bus_heartbeat=bus_heartbeat,
         bus_ttl=bus_ttl,
     )
+    settings = dataclasses.replace(settings, **limits)
     if bus and bus_ttl <= bus_heartbeat:
         raise fail(
             f"--bus-ttl {bus_ttl:g} must be longer than --bus-heartbeat {bus_heartbeat:g}, "

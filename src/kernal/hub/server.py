@@ -130,6 +130,12 @@ class Hub:
             addresses=AddressBook(
                 max_connections=settings.max_connections,
                 max_per_address=settings.max_connections_per_address,
+                backoff_initial=settings.login_backoff_initial,
+                backoff_max=settings.login_backoff_max,
+                failures_per_second=settings.login_failures_per_second,
+                failure_burst=settings.login_failure_burst,
+                checks_per_address=settings.login_checks_per_address,
+                suspect_checks=settings.login_suspect_checks,
             ),
             rate_limits=RateLimits(
                 frames_per_second=settings.rate_frames,
@@ -137,6 +143,7 @@ class Hub:
                 bytes_per_second=settings.rate_bytes,
                 byte_burst=settings.rate_byte_burst,
                 abuse_seconds=settings.abuse_seconds,
+                turn_seconds=settings.turn_seconds,
             ),
             idle_timeout=settings.idle_timeout,
             counters=self.counters,
