@@ -76,3 +76,22 @@ def test_same_run_resume_still_goes_by_seq() -> None:
     point = ResumePoint(run=log.run, after=1, origins={"whatever": 9})
     assert log.can_resume(point)
     assert names(log, point) == ["p2", "p3"]
+
+
+def test_a_replay_cut_short_is_finished_on_reconnecting_to_the_same_replica() -> None:
+    # A trainer moved here from replica A: STATE said seq 4, and the replay by origins (a2, b1,
+    # a3, all numbered before STATE) was cut after a2. It comes back with this run, seq 4 and
+    # the origins it saw: it gets b1 and a3, then what came after, and nothing twice.
+    log = ReplayLog(stamp_origin=True)
+    log.heard("A", 1)
+    log.heard("B", 0)
+    for name, origin, n in (("a2", "A", 2), ("b1", "B", 1), ("a3", "A", 3)):
+        adopt(log, name, origin, n)
+    log.record(frame("own1"), sender="x", topic="patterns")  # type: ignore[arg-type]
+    adopt(log, "for-me", "", 0, to="me")  # seq 5: after STATE
+    adopt(log, "a4", "A", 4)
+    cut = ResumePoint(run=log.run, after=4, origins={"A": 2, "B": 0, log.run: 1})
+    assert log.can_resume(cut)
+    assert names(log, cut) == ["b1", "a3", "for-me", "a4"]
+    # Nothing of an origin the trainer does not name comes back from before its seq.
+    assert names(log, ResumePoint(run=log.run, after=4, origins={"B": 1})) == ["for-me", "a4"]

@@ -135,11 +135,20 @@ class ReplayLog:
 
     def missed(self, point: ResumePoint, ai_id: str, follows: frozenset[Topic]) -> Iterator[bytes]:
         """The frames ``ai_id`` would have received since ``point`` (see :meth:`can_resume`):
-        shared with it alone, or broadcast on a topic it follows, not its own."""
-        seen: Mapping[str, int] | None = None if point.run == self.run else point.origins or {}
+        shared with it alone, or broadcast on a topic it follows, not its own. In this run,
+        those after its seq, and those before it of an origin it names with a lower
+        ``origin_seq`` (the rest of a replay it was cut off from)."""
+        same_run = point.run == self.run
+        seen: Mapping[str, int] = point.origins or {}
         for entry in self._entries:
-            if seen is None:
-                if entry.seq <= point.after:
+            if same_run:
+                # Before the point, unless the trainer says it has not seen it: a replay by
+                # origins (after a move from another replica) comes before live frames but is
+                # numbered before the STATE that started it, so a connection cut in the middle
+                # of one comes back with a seq past what it did not get.
+                if entry.seq <= point.after and not (
+                    entry.origin_seq and entry.origin_seq > seen.get(entry.origin, entry.origin_seq)
+                ):
                     continue
             elif entry.origin_seq <= seen.get(entry.origin, 0):
                 continue  # seen; or shared with one AI only, which no origin numbers
