@@ -60,6 +60,10 @@ def one(
             data=ds,
             model=model,
             omniscient=True,
+            # As the real system: trainers take the hub's standings and credibilities, the
+            # hub's rule (kernal.hub.credibility) over the usefulness votes they send.
+            seed_from_hub=method == "gated",
+            feedback="outcome",
         )
         out = {
             "accuracy": res.mean_honest_accuracy,

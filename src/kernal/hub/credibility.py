@@ -1,0 +1,161 @@
+"""The standing rule as a pure function: raters' weights, their credibility, and standings.
+
+No I/O and no store: :class:`kernal.hub.reputation.Standings` keeps the tables and calls
+:func:`judge` when they changed; the offline simulator (``kernal.learning.simulate``) calls
+the same function, so the scorecard measures the rule the hub runs.
+
+**Credibility.** A rater's verdicts can be checked against what the other raters of the same
+AI measured. For each counted opinion ``v`` of rater ``r`` on AI ``X``, the *consensus* is the
+weighted mean ``m`` of the other raters' opinions of ``X`` (weights: established weight times
+credibility, ``r`` left out) and its *spread* ``s`` their weighted mean absolute deviation from
+the whole mean. The opinion's *contradiction* is ``max(0, |v - m| - s)``: how far ``r`` stands
+outside what the others disagree about among themselves. It is checked only where the others
+weigh at least :data:`MIN_CONSENSUS` together. A rater with at least :data:`MIN_CHECKED`
+checked opinions has contradiction ``d``, their mean, and credibility
+``clip((LIAR_CONTRADICTION - d) / (LIAR_CONTRADICTION - HONEST_CONTRADICTION), 0, 1)``;
+one with fewer keeps 1 (no evidence against it). Credibility multiplies the rater's weight,
+and the consensus is recomputed with the new weights, :data:`ROUNDS` times at most (the
+iterative filtering of Laureti, Moret, Zhang & Yu, "Information filtering via iterative
+refinement", EPL 2006, and de Kerchove & Van Dooren, "Iterative filtering in reputation
+systems", SIAM J. Matrix Anal. Appl. 2010, with a spread-adjusted distance instead of theirs).
+
+**Standing.** ``standing(X) = min(weighted mean of X's counted opinions with two virtual
+ratings of 0.5, credibility(X))``: an AI whose own verdicts on others contradict everyone
+else's measurements stands no higher than its credibility, so trainers seeding trust from the
+standing distrust it even where it never attacked them.
+
+Why this is evidence a clique cannot forge: a clique that rates honest peers 0 contradicts
+every honest rater of those peers, who agree with one another (honest opinions of an honest
+AI are close, the spread is small). An honest victim that rates a turn-taking attacker 0 is
+far less exposed: the attacker's other raters disagree among themselves (its victims low, the
+rest high), so the spread absorbs the victim's verdict, and the victim's opinions of honest
+peers agree with the rest. To discredit an honest rater a clique must be most of the raters
+of most of the AIs that rater rated, the same majority any rating system falls to.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+REPUTATION_PRIOR = 0.5
+REPUTATION_PRIOR_WEIGHT = 2.0
+MIN_PARTNERS = 3
+"""Distinct completed-collaboration partners, besides the AI it rates, that a rater needs
+before its opinion of that AI weighs anything."""
+FULL_PARTNERS = 6
+"""Such partners at which a rater's opinion weighs fully (1)."""
+MIN_CONSENSUS = 2.0
+"""The weight the other raters of an AI must have together for a rater's opinion of it to be
+checked against theirs (two fully established, credible raters)."""
+MIN_CHECKED = 3
+"""Checked opinions (of distinct AIs) a rater needs before its credibility can fall."""
+HONEST_CONTRADICTION = 0.25
+"""Mean contradiction up to which a rater keeps full credibility."""
+LIAR_CONTRADICTION = 0.45
+"""Mean contradiction at which a rater has no credibility (weight 0, standing at most 0)."""
+ROUNDS = 10
+
+
+def rater_weight(partners: int) -> float:
+    """The weight of a rater's opinion of an AI when it has ``partners`` distinct
+    completed-collaboration partners besides that AI."""
+    if partners < MIN_PARTNERS:
+        return 0.0
+    return min(1.0, partners / FULL_PARTNERS)
+
+
+def hub_reputation(opinions: list[tuple[float, float]]) -> float:
+    """The weighted mean of ``(weight, opinion)`` pairs, pulled toward 0.5 by two virtual
+    ratings, so that a single rater does not decide and an AI nobody rated stands at 0.5."""
+    total = math.fsum(weight * opinion for weight, opinion in opinions)
+    weights = math.fsum(weight for weight, _ in opinions)
+    return (total + REPUTATION_PRIOR * REPUTATION_PRIOR_WEIGHT) / (
+        weights + REPUTATION_PRIOR_WEIGHT
+    )
+
+
+def credibility_of(contradiction: float) -> float:
+    """Credibility from a mean contradiction (1 up to HONEST, 0 from LIAR, linear between)."""
+    span = LIAR_CONTRADICTION - HONEST_CONTRADICTION
+    return min(1.0, max(0.0, (LIAR_CONTRADICTION - contradiction) / span))
+
+
+@dataclass(frozen=True)
+class Opinion:
+    """``rater``'s opinion (mean vote) of ``contributor``'s work, counted for it (they are
+    partners), with the rater's established ``weight`` for it (:func:`rater_weight`)."""
+
+    rater: str
+    contributor: str
+    weight: float
+    value: float
+
+
+@dataclass
+class Verdicts:
+    """What :func:`judge` found. AIs absent from ``standing`` stand at the prior (0.5);
+    absent from ``credibility``, at 1."""
+
+    standing: dict[str, float] = field(default_factory=dict)
+    raters: dict[str, int] = field(default_factory=dict)  # raters counted in each standing
+    credibility: dict[str, float] = field(default_factory=dict)  # only those below 1
+    contradiction: dict[str, float] = field(default_factory=dict)  # raters judged, their d
+
+
+def judge(opinions: Iterable[Opinion]) -> Verdicts:
+    """Credibility of every rater and standing of every rated or discredited AI (see the
+    module docstring). Deterministic: the result depends on the set of opinions only."""
+    rows = sorted(opinions, key=lambda o: (o.contributor, o.rater))
+    verdicts = Verdicts()
+    if not rows:
+        return verdicts
+    ids = sorted({o.rater for o in rows} | {o.contributor for o in rows})
+    index = {ai_id: i for i, ai_id in enumerate(ids)}
+    c = np.array([index[o.contributor] for o in rows], dtype=np.int64)
+    r = np.array([index[o.rater] for o in rows], dtype=np.int64)
+    base = np.array([o.weight for o in rows], dtype=np.float64)
+    v = np.array([o.value for o in rows], dtype=np.float64)
+    n = len(ids)
+    cred = np.ones(n)
+    d = np.zeros(n)
+    judged = np.zeros(n, dtype=bool)
+    for _ in range(ROUNDS):
+        w = base * cred[r]
+        weights = np.bincount(c, w, n)
+        sums = np.bincount(c, w * v, n)
+        mean = np.divide(sums, weights, out=np.zeros(n), where=weights > 0)
+        dev = np.abs(v - mean[c])
+        spread_sum = np.bincount(c, w * dev, n)
+        others = weights[c] - w
+        checked = others >= MIN_CONSENSUS - 1e-9
+        safe = np.where(checked, others, 1.0)
+        consensus = (sums[c] - w * v) / safe
+        spread = np.maximum(0.0, spread_sum[c] - w * dev) / safe
+        contra = np.where(checked, np.maximum(0.0, np.abs(v - consensus) - spread), 0.0)
+        count = np.bincount(r, checked.astype(np.float64), n)
+        judged = count >= MIN_CHECKED
+        d = np.divide(np.bincount(r, contra, n), count, out=np.zeros(n), where=count > 0)
+        span = LIAR_CONTRADICTION - HONEST_CONTRADICTION
+        new = np.where(judged, np.clip((LIAR_CONTRADICTION - d) / span, 0.0, 1.0), 1.0)
+        if np.max(np.abs(new - cred)) < 1e-12:
+            break
+        cred = new
+    for i in np.flatnonzero(judged):
+        verdicts.contradiction[ids[i]] = float(d[i])
+    for i in np.flatnonzero(cred < 1.0):
+        verdicts.credibility[ids[i]] = float(cred[i])
+    counted: dict[str, list[tuple[float, float]]] = {}
+    for o in rows:
+        weight = o.weight * float(cred[index[o.rater]])
+        if weight > 0:
+            counted.setdefault(o.contributor, []).append((weight, o.value))
+    for ai_id, pairs in counted.items():
+        verdicts.standing[ai_id] = hub_reputation(pairs)
+        verdicts.raters[ai_id] = len(pairs)
+    for ai_id, credibility in verdicts.credibility.items():
+        verdicts.standing[ai_id] = min(verdicts.standing.get(ai_id, REPUTATION_PRIOR), credibility)
+    return verdicts
