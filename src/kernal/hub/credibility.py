@@ -6,9 +6,10 @@ the same function, so the scorecard measures the rule the hub runs.
 
 **Credibility.** A rater's verdicts can be checked against what the other raters of the same
 AI measured. For each counted opinion ``v`` of rater ``r`` on AI ``X``, the *consensus* is the
-weighted mean ``m`` of the other raters' opinions of ``X`` (weights: established weight times
-credibility, ``r`` left out) and its *spread* ``s`` their weighted mean absolute deviation from
-the whole mean. The opinion's *contradiction* is ``max(0, |v - m| - s)``: how far ``r`` stands
+weighted median ``m`` of the raters' opinions of ``X`` (weights: established weight times
+credibility; a median, so that raters weighing less than half cannot move it) and its *spread*
+``s`` the other raters' (``r`` left out) weighted mean absolute deviation from it. The
+opinion's *contradiction* is ``max(0, |v - m| - s)``: how far ``r`` stands
 outside what the others disagree about among themselves. It is checked only where the others
 weigh at least :data:`MIN_CONSENSUS` together. A rater with at least :data:`MIN_CHECKED`
 checked opinions has contradiction ``d``, their mean, and credibility
@@ -123,19 +124,20 @@ def judge(opinions: Iterable[Opinion]) -> Verdicts:
     cred = np.ones(n)
     d = np.zeros(n)
     judged = np.zeros(n, dtype=bool)
+    order = np.lexsort((v, c))  # by contributor, then value: fixed, only weights change
+    c_sorted, v_sorted = c[order], v[order]
+    first = np.flatnonzero(np.r_[True, c_sorted[1:] != c_sorted[:-1]])
+    groups = c_sorted[first]
     for _ in range(ROUNDS):
         w = base * cred[r]
         weights = np.bincount(c, w, n)
-        sums = np.bincount(c, w * v, n)
-        mean = np.divide(sums, weights, out=np.zeros(n), where=weights > 0)
-        dev = np.abs(v - mean[c])
-        spread_sum = np.bincount(c, w * dev, n)
+        median = _weighted_medians(c_sorted, v_sorted, w[order], first, groups, weights, n)
+        dev = np.abs(v - median[c])
         others = weights[c] - w
         checked = others >= MIN_CONSENSUS - 1e-9
         safe = np.where(checked, others, 1.0)
-        consensus = (sums[c] - w * v) / safe
-        spread = np.maximum(0.0, spread_sum[c] - w * dev) / safe
-        contra = np.where(checked, np.maximum(0.0, np.abs(v - consensus) - spread), 0.0)
+        spread = np.maximum(0.0, np.bincount(c, w * dev, n)[c] - w * dev) / safe
+        contra = np.where(checked, np.maximum(0.0, dev - spread), 0.0)
         count = np.bincount(r, checked.astype(np.float64), n)
         judged = count >= MIN_CHECKED
         d = np.divide(np.bincount(r, contra, n), count, out=np.zeros(n), where=count > 0)
@@ -159,3 +161,39 @@ def judge(opinions: Iterable[Opinion]) -> Verdicts:
     for ai_id, credibility in verdicts.credibility.items():
         verdicts.standing[ai_id] = min(verdicts.standing.get(ai_id, REPUTATION_PRIOR), credibility)
     return verdicts
+
+
+def _weighted_medians(
+    c_sorted: np.ndarray,
+    v_sorted: np.ndarray,
+    w_sorted: np.ndarray,
+    first: np.ndarray,
+    groups: np.ndarray,
+    weights: np.ndarray,
+    n: int,
+) -> np.ndarray:
+    """Per contributor, the weighted median of its opinions (rows sorted by contributor, then
+    value; ``first`` the index of each contributor's first row): the lowest value at which
+    the cumulative weight reaches half the contributor's, the mean of the two middle values on
+    an exact tie. 0 for a contributor whose raters weigh nothing."""
+    cum = np.cumsum(w_sorted)
+    start = np.repeat(cum[first] - w_sorted[first], np.diff(np.r_[first, len(c_sorted)]))
+    within = cum - start
+    half = weights[c_sorted] / 2
+    reached = (within >= half - 1e-12) & (weights[c_sorted] > 0)
+    # The first row of each group that reaches half: reached rows, first per contributor.
+    rows = np.flatnonzero(reached)
+    median = np.zeros(n)
+    if rows.size == 0:
+        return median
+    owners, at = np.unique(c_sorted[rows], return_index=True)
+    pick = rows[at]
+    value = v_sorted[pick]
+    # An exact tie (cumulative weight equal to half): halfway to the next value in the group.
+    tie = np.abs(within[pick] - half[pick]) <= 1e-12
+    nxt = np.minimum(pick + 1, len(c_sorted) - 1)
+    same = c_sorted[nxt] == c_sorted[pick]
+    value = np.where(tie & same, (value + v_sorted[nxt]) / 2, value)
+    median[owners] = value
+    del groups
+    return median
