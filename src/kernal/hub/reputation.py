@@ -89,6 +89,13 @@ def vote_value(vote: Vote | None) -> float | None:
     return vote.usefulness if vote.usefulness is not None else vote.score
 
 
+JUDGE_FRACTION = 1 / 200
+"""Changes (votes, pairs), as a fraction of the opinions last judged, that make a read judge
+again: a table of up to 200 opinions is judged at every read after a change; one of 4,000
+(100 AIs with 40 partners each) every 20 changes."""
+JUDGE_NOW = 1 << 62  # restore(): judge at the next read whatever the size
+
+
 class StandingsFeed(Protocol):
     """Hears each standing change committed by this hub (a cluster publishes it)."""
 
@@ -123,7 +130,8 @@ class Standings:
         self._opinions: defaultdict[str, dict[str, _Opinion]] = defaultdict(dict)  # of X, by r
         self._partners: defaultdict[str, set[str]] = defaultdict(set)
         self._verdicts = Verdicts()
-        self._stale = False  # a vote or a pair changed since _verdicts was judged
+        self._changes = 0  # votes and pairs changed since _verdicts was judged
+        self._judged_size = 0  # opinions in that judgement
         self.feed: StandingsFeed | None = None
         # Changes from other replicas heard while restore() reads the store: its snapshot may
         # predate them, so they are applied again once it is rebuilt (votes in the order they
@@ -146,7 +154,7 @@ class Standings:
             heard_pairs, self._heard_pairs = self._heard_pairs, []
         self._opinions.clear()
         self._partners.clear()
-        self._stale = True
+        self._changes = JUDGE_NOW
         for a, b in pairs:
             if a != b:
                 self._partners[a].add(b)
@@ -199,7 +207,7 @@ class Standings:
         if self._reading:
             self._heard_votes.append((rater, contributor, item, vote))
         if self._set(rater, contributor, item, vote_value(vote)):
-            self._stale = True
+            self._changes += 1
 
     def apply_pair(self, a: str, b: str) -> None:
         """A completed collaboration (here or elsewhere). A new pair changes both weights (and
@@ -210,7 +218,7 @@ class Standings:
             return
         self._partners[a].add(b)
         self._partners[b].add(a)
-        self._stale = True
+        self._changes += 1
 
     def _set(
         self, rater: str, contributor: str, item: tuple[str, str], value: float | None
@@ -231,10 +239,15 @@ class Standings:
 
     def _judged(self) -> Verdicts:
         """The verdicts on the current tables, judged again only if they changed since (so a
-        burst of votes between two reads costs one judgement)."""
-        if self._stale:
-            self._verdicts = judge(self._counted())
-            self._stale = False
+        burst of votes between two reads costs one judgement), and on a large table only once
+        :data:`JUDGE_FRACTION` of its opinions' worth of changes piled up: a judgement costs
+        about 2 us per opinion, and a hub with thousands of opinions hears tens of votes a
+        second. Counted, not timed, so the same changes give the same verdicts."""
+        if self._changes >= max(1, int(self._judged_size * JUDGE_FRACTION)):
+            counted = self._counted()
+            self._verdicts = judge(counted)
+            self._judged_size = len(counted)
+            self._changes = 0
         return self._verdicts
 
     def _counted(self) -> list[Opinion]:
