@@ -10,6 +10,7 @@ from kernal.config import load_capabilities_file, parse_hub_address
 from kernal.engines.base import Engine, UnknownEngineError, available_engines, load_engine
 from kernal.engines.simulated import SimulatedEngine
 from kernal.trainer.capabilities import BASE_CAPABILITIES, CapabilityCatalog
+from kernal.trainer.report import TrustRecord
 from kernal.trainer.reputation import ReputationBook
 
 
@@ -138,6 +139,16 @@ def test_the_hubs_doubt_of_a_rater_caps_a_known_peer_until_lifted() -> None:
     assert book.get("colluder") > trusted
     book.seed("rater", 0.6, credibility=0.7)  # doubted a little: not below initial, no cap
     assert book.get("rater") == 0.5
+
+
+def test_a_cap_from_the_hub_counts_at_the_interactions_made_so_far() -> None:
+    record = TrustRecord(
+        threshold=0.5,
+        initial=0.5,
+        history=[(1.0, "s", 0.65), (2.0, "s", 0.75), (4.0, "s", 0.1)],
+        hub_caps=[(3.0, "s", 0.1)],
+    )
+    assert record.interactions_to_distrust("s") == 2
 
 
 def test_engine_options_are_typed_and_checked() -> None:
