@@ -28,10 +28,18 @@ standing distrust it even where it never attacked them.
 Why this is evidence a clique cannot forge: a clique that rates honest peers 0 contradicts
 every honest rater of those peers, who agree with one another (honest opinions of an honest
 AI are close, the spread is small). An honest victim that rates a turn-taking attacker 0 is
-far less exposed: the attacker's other raters disagree among themselves (its victims low, the
-rest high), so the spread absorbs the victim's verdict, and the victim's opinions of honest
-peers agree with the rest. To discredit an honest rater a clique must be most of the raters
-of most of the AIs that rater rated, the same majority any rating system falls to.
+far less exposed: that is one contradicted opinion among the several it gave, the others
+agreeing, and where the attacker poisoned others too its raters disagree among themselves
+(the spread). To discredit an honest rater a clique must outweigh the other raters of most of
+the AIs that rater rated, the same majority any rating system falls to.
+
+What it does not catch: a clique that rates honest peers truthfully and only lifts itself
+(nothing contradicts it; the gate and strikes still catch it where it attacks), and a clique
+whose 0s lie within the honest raters' own spread (very non-IID data, where honest partners'
+measured usefulness of one another is low and scattered). The thresholds were set from the
+simulator's contradictions (10 trainers, 3 sybils, 20 rounds, seeds 0 1 2): at dirichlet:0.5
+honest raters 0.23 at most and sybils 0.64-0.98 on both datasets; at dirichlet:0.1 honest
+raters up to 0.39 (one of 42 loses credibility) and sybils 0.10-0.63, caught in 2 runs of 6.
 """
 
 from __future__ import annotations
@@ -127,11 +135,10 @@ def judge(opinions: Iterable[Opinion]) -> Verdicts:
     order = np.lexsort((v, c))  # by contributor, then value: fixed, only weights change
     c_sorted, v_sorted = c[order], v[order]
     first = np.flatnonzero(np.r_[True, c_sorted[1:] != c_sorted[:-1]])
-    groups = c_sorted[first]
     for _ in range(ROUNDS):
         w = base * cred[r]
         weights = np.bincount(c, w, n)
-        median = _weighted_medians(c_sorted, v_sorted, w[order], first, groups, weights, n)
+        median = _weighted_medians(c_sorted, v_sorted, w[order], first, weights, n)
         dev = np.abs(v - median[c])
         others = weights[c] - w
         checked = others >= MIN_CONSENSUS - 1e-9
@@ -168,7 +175,6 @@ def _weighted_medians(
     v_sorted: np.ndarray,
     w_sorted: np.ndarray,
     first: np.ndarray,
-    groups: np.ndarray,
     weights: np.ndarray,
     n: int,
 ) -> np.ndarray:
@@ -195,5 +201,4 @@ def _weighted_medians(
     same = c_sorted[nxt] == c_sorted[pick]
     value = np.where(tie & same, (value + v_sorted[nxt]) / 2, value)
     median[owners] = value
-    del groups
     return median

@@ -37,8 +37,10 @@ collaborations once, at hub start; after that each FEEDBACK and each completed c
 updates the tables here (the store has already committed them) and marks the verdicts stale;
 the next read judges them again (:func:`judge`, vectorised: a few milliseconds for thousands of
 opinions), so a burst of votes costs one judgement and :meth:`Standings.of` is otherwise one
-dictionary lookup on the relay path. A recomputation after a restart gives the same numbers
-(:func:`judge` sorts the opinions first, and the final sums are exact-rounded with
+dictionary lookup on the relay path. On a large table a read judges again only once
+:data:`JUDGE_FRACTION` of its opinions' worth of changes piled up (a standing may lag that
+many votes). A recomputation after a restart gives the same numbers as a judgement of the same
+tables (:func:`judge` sorts the opinions first, and the final sums are exact-rounded with
 :func:`math.fsum`).
 
 On a replica of a cluster, :attr:`Standings.feed` hears every change committed here (and
@@ -206,8 +208,9 @@ class Standings:
         """A vote committed (here or by another replica): as :meth:`voted`, not fed back."""
         if self._reading:
             self._heard_votes.append((rater, contributor, item, vote))
-        if self._set(rater, contributor, item, vote_value(vote)):
-            self._changes += 1
+        changed = self._set(rater, contributor, item, vote_value(vote))
+        if changed and rater in self._partners.get(contributor, ()):
+            self._changes += 1  # a stranger's vote is kept, but changes no verdict
 
     def apply_pair(self, a: str, b: str) -> None:
         """A completed collaboration (here or elsewhere). A new pair changes both weights (and
