@@ -285,3 +285,69 @@ async def _component(world: World, component_id: str) -> dict[str, Any]:
         c for c in state["knowledge_base"]["recent_components"] if c["component_id"] == component_id
     ]
     return found
+
+
+async def everyone_works_with_everyone(world: World, ais: list[int]) -> None:
+    for i, a in enumerate(ais):
+        await world.share(a, f"work-{a}")
+        for b in ais[i + 1 :]:
+            await world.collaborate(a, b)
+
+
+async def listed(world: World, via: int = 1) -> dict[str, dict[str, Any]]:
+    reply = await world.request(via, {"type": "LIST_AIS"})
+    return {ai["ai_id"]: ai for ai in reply["ais"]}
+
+
+async def test_an_established_clique_rating_the_honest_zero_is_discredited(world: World) -> None:
+    """Three established accounts among nine (the sybil target's proportion) rate each other
+    1 and every honest AI 0; the six honest AIs measured one another and the clique's work as
+    useful. The clique's verdicts contradict every other rater of the honest AIs: it loses its
+    weight (the honest keep their standing) and its own standing falls below the threshold,
+    although every honest AI rated its work 1, so a trainer distrusts it without having been
+    attacked. The honest, whose verdicts agree, keep full credibility."""
+    honest, clique = [1, 2, 3, 4, 5], [6, 7, 8]
+    await everyone_works_with_everyone(world, honest + clique)
+    for rater in honest + clique:
+        for other in honest + clique:
+            if other == rater:
+                continue
+            value = 0.0 if rater in clique and other in honest else 1.0
+            await world.rate(rater, f"work-{other}", value, usefulness=value)
+    ais = await listed(world)
+    for member in clique:
+        ai = ais[f"AI_Node_{member}"]
+        assert ai["credibility"] < INITIAL  # told to clients, so they cap their trust by it
+        assert ai["reputation"] < THRESHOLD
+        assert not trusted_by_reference_trainer(ai["reputation"])
+        book = ReputationBook(initial=INITIAL)
+        book.update("member", 1.0, measured=True)  # it treated this trainer well
+        book.seed("member", ai["reputation"], ai["credibility"])
+        assert book.get("member") < THRESHOLD
+    for n in honest:
+        ai = ais[f"AI_Node_{n}"]
+        assert "credibility" not in ai  # full credibility is not sent
+        assert ai["reputation"] >= THRESHOLD
+        assert trusted_by_reference_trainer(ai["reputation"])
+
+
+async def test_a_victim_reporting_its_poisoner_keeps_its_credibility(world: World) -> None:
+    """An honest AI that one partner poisoned rates it 0 while the others rate it 1: the
+    poisoner's other raters are the consensus, but one contradicted verdict among agreeing
+    ones does not discredit the victim (nor anyone else)."""
+    ais = [1, 2, 3, 4, 5, 6]
+    victim, poisoner = 1, 6
+    await everyone_works_with_everyone(world, ais)
+    for rater in ais:
+        for other in ais:
+            if other != rater:
+                value = 0.0 if (rater, other) == (victim, poisoner) else 1.0
+                await world.rate(rater, f"work-{other}", value, usefulness=value)
+    listing = await listed(world)
+    assert all("credibility" not in listing[f"AI_Node_{n}"] for n in ais)
+    assert listing[f"AI_Node_{victim}"]["reputation"] >= THRESHOLD
+    # The poisoner's standing moves by the victim's voice, as before credibility existed
+    # (every rater has four partners besides the one it rates: weight 4 / 6).
+    weight = 4 / FULL_PARTNERS
+    expected = prior_mean(*[(weight, 1.0)] * 4, (weight, 0.0))
+    assert listing[f"AI_Node_{poisoner}"]["reputation"] == pytest.approx(expected)

@@ -192,3 +192,18 @@ def test_a_partly_backdoored_receiver_still_refuses_the_backdoor(
     assert "patch" not in drifting.reason  # the bar rose with the infection
     anchored = evaluate_merge(infected, bad, val.X, val.y, hijack_reference=clean_rate)
     assert not anchored.kept and anchored.outcome == 0.0 and "patch" in anchored.reason
+
+
+def test_the_hubs_credibility_reaches_trainers_the_sybils_never_attacked() -> None:
+    """The same clique, with and without the hub's word reaching the trainers: without it,
+    only the trainers a sybil poisoned distrust it; with it (the hub's rule, which finds the
+    sybils' 0s for honest peers contradicting every honest rater), every honest trainer that
+    met a sybil distrusts it within five interactions, and no honest pair falls below."""
+    alone = simulate(
+        n_trainers=10, rounds=12, seed=0, malicious=(7, 8, 9), attack="sybil", feedback="outcome"
+    )
+    result = _sybil_run()
+    assert alone.detected_within() < 0.9
+    assert result.detected_within() == 1.0
+    assert result.honest_pairs_below() == 0.0
+    assert max(result.hub_standing[s] for s in result.poisoners) < 0.5

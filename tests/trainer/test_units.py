@@ -10,6 +10,7 @@ from kernal.config import load_capabilities_file, parse_hub_address
 from kernal.engines.base import Engine, UnknownEngineError, available_engines, load_engine
 from kernal.engines.simulated import SimulatedEngine
 from kernal.trainer.capabilities import BASE_CAPABILITIES, CapabilityCatalog
+from kernal.trainer.report import TrustRecord
 from kernal.trainer.reputation import ReputationBook
 
 
@@ -119,8 +120,35 @@ def test_seeding_from_the_hub_never_starts_a_peer_above_initial() -> None:
     assert book.get("star") == 0.5
     assert "unrated" not in book.scores
     book.update("star", 1.0)
-    book.seed("star", 0.0)  # known peers keep their own record
+    book.seed("star", 0.0)  # known peers keep their own record: a standing does not cap them
     assert book.get("star") > 0.5
+
+
+def test_the_hubs_doubt_of_a_rater_caps_a_known_peer_until_lifted() -> None:
+    book = ReputationBook(alpha=0.3, initial=0.5)
+    for _ in range(3):
+        book.update("colluder", 1.0, measured=True)
+    trusted = book.get("colluder")
+    assert trusted > 0.5
+    book.seed("colluder", 0.1, credibility=0.1)  # caught contradicting everyone at the hub
+    assert book.get("colluder") == 0.1
+    assert book.snapshot()["colluder"] == 0.1
+    assert [(peer, trust) for _, peer, trust in book.hub_caps] == [("colluder", 0.1)]
+    assert book.update("colluder", 1.0, measured=True) == 0.1  # its good turns do not lift it
+    book.seed("colluder", 0.8, credibility=None)  # the hub no longer doubts it
+    assert book.get("colluder") > trusted
+    book.seed("rater", 0.6, credibility=0.7)  # doubted a little: not below initial, no cap
+    assert book.get("rater") == 0.5
+
+
+def test_a_cap_from_the_hub_counts_at_the_interactions_made_so_far() -> None:
+    record = TrustRecord(
+        threshold=0.5,
+        initial=0.5,
+        history=[(1.0, "s", 0.65), (2.0, "s", 0.75), (4.0, "s", 0.1)],
+        hub_caps=[(3.0, "s", 0.1)],
+    )
+    assert record.interactions_to_distrust("s") == 2
 
 
 def test_engine_options_are_typed_and_checked() -> None:

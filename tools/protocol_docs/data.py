@@ -131,6 +131,13 @@ FIELDS: dict[str, str] = {
         " connections and hub restarts: reconnecting does not reset it. Use it as the starting"
         " reputation of a peer you have not worked with."
     ),
+    "credibility": (
+        "Sent only when below 1: how far this AI's own verdicts on others agree with what"
+        " their other raters measured, 0 to 1 (1, left out, when there is no evidence against"
+        " it); see [Standing](#standing). Its `reputation` is at most this. While it is below"
+        " your initial trust, cap your trust of this AI at it even if you know the AI well:"
+        " the reference trainer does."
+    ),
     "HELLO.specialization": "What this AI is good at, e.g. `networking`; shown to the others.",
     "server:COLLABORATION_REQUEST.specialization": (
         "The requester's specialization from its `HELLO`, added by the hub."

@@ -44,7 +44,10 @@ class Presence:
     limit: int
     max_state_bytes: int
     idle_timeout: float = 0.0  # told to clients in STATE, so they PING in time
-    _info_cache: dict[str, tuple[Profile, float, bytes]] = field(default_factory=dict)
+    # ai_id -> (profile, (standing, credibility), encoded AiInfo)
+    _info_cache: dict[str, tuple[Profile, tuple[float, float | None], bytes]] = field(
+        default_factory=dict
+    )
 
     def info(self, profile: Profile, kind: type[InfoT] = AiInfo) -> InfoT:  # type: ignore[assignment]
         """``profile`` with the hub's standing, as ``STATE`` lists it (or as ``kind``)."""
@@ -53,6 +56,7 @@ class Presence:
             specialization=profile.specialization,
             capabilities=list(profile.capabilities),
             reputation=self.standings.of(profile.ai_id),
+            credibility=self.standings.doubted(profile.ai_id),
         )
 
     def announced(self, *, leaving: bool = False) -> bool:
@@ -123,7 +127,7 @@ class Presence:
         return b"".join((head, b",".join(patterns), middle, b",".join(components), tail))
 
     def _info_json(self, profile: Profile) -> bytes:
-        standing = self.standings.of(profile.ai_id)
+        standing = (self.standings.of(profile.ai_id), self.standings.doubted(profile.ai_id))
         cached = self._info_cache.get(profile.ai_id)
         if cached is not None and cached[0] is profile and cached[1] == standing:
             return cached[2]

@@ -18,6 +18,10 @@ over the raters ``r`` that count for ``X``:
   ``partners / FULL_PARTNERS``, at most 1. A clique of three new accounts that collaborate with
   one another, and even with the honest AI they want to sink, has two partners each besides
   the one it rates: no weight, so it can neither lift itself nor push anybody down.
+* **Credible raters weigh, and liars stand low.** Each rater's opinions are checked against
+  the other raters' opinions of the same AIs; a rater whose verdicts contradict theirs beyond
+  their own disagreement loses weight (its credibility multiplies it), and its own standing
+  is at most its credibility (:mod:`kernal.hub.credibility`, :func:`judge`).
 
 Why not weight raters by their own standing: that standing is what a clique writes for itself,
 so it would be circular; the number of distinct completed collaborations is a fact only the hub
@@ -30,9 +34,14 @@ trust from the hub's standing, so a lifted standing buys no more than a newcomer
 
 Everything is in memory: :meth:`Standings.restore` reads the votes and the completed
 collaborations once, at hub start; after that each FEEDBACK and each completed collaboration
-updates the tables here (the store has already committed them), and :meth:`Standings.of` is one
-dictionary lookup on the relay path. A recomputation after a restart gives the same numbers
-(sums are exact-rounded with :func:`math.fsum`, so their order does not matter).
+updates the tables here (the store has already committed them) and marks the verdicts stale;
+the next read judges them again (:func:`judge`, vectorised: a few milliseconds for thousands of
+opinions), so a burst of votes costs one judgement and :meth:`Standings.of` is otherwise one
+dictionary lookup on the relay path. On a large table a read judges again only once
+:data:`JUDGE_FRACTION` of its opinions' worth of changes piled up (a standing may lag that
+many votes). A recomputation after a restart gives the same numbers as a judgement of the same
+tables (:func:`judge` sorts the opinions first, and the final sums are exact-rounded with
+:func:`math.fsum`).
 
 On a replica of a cluster, :attr:`Standings.feed` hears every change committed here (and
 publishes it on the bus); the changes other replicas committed arrive through
@@ -48,15 +57,30 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from kernal.hub.credibility import (
+    FULL_PARTNERS,
+    MIN_PARTNERS,
+    REPUTATION_PRIOR,
+    REPUTATION_PRIOR_WEIGHT,
+    Opinion,
+    Verdicts,
+    hub_reputation,
+    judge,
+    rater_weight,
+)
 from kernal.storage import Store, Vote
 
-REPUTATION_PRIOR = 0.5
-REPUTATION_PRIOR_WEIGHT = 2.0
-MIN_PARTNERS = 3
-"""Distinct completed-collaboration partners, besides the AI it rates, that a rater needs
-before its opinion of that AI weighs anything."""
-FULL_PARTNERS = 6
-"""Such partners at which a rater's opinion weighs fully (1)."""
+__all__ = [
+    "FULL_PARTNERS",
+    "MIN_PARTNERS",
+    "REPUTATION_PRIOR",
+    "REPUTATION_PRIOR_WEIGHT",
+    "Standings",
+    "StandingsFeed",
+    "hub_reputation",
+    "rater_weight",
+    "vote_value",
+]
 
 
 def vote_value(vote: Vote | None) -> float | None:
@@ -67,22 +91,11 @@ def vote_value(vote: Vote | None) -> float | None:
     return vote.usefulness if vote.usefulness is not None else vote.score
 
 
-def rater_weight(partners: int) -> float:
-    """The weight of a rater's opinion of an AI when it has ``partners`` distinct
-    completed-collaboration partners besides that AI."""
-    if partners < MIN_PARTNERS:
-        return 0.0
-    return min(1.0, partners / FULL_PARTNERS)
-
-
-def hub_reputation(opinions: list[tuple[float, float]]) -> float:
-    """The weighted mean of ``(weight, opinion)`` pairs, pulled toward 0.5 by two virtual
-    ratings, so that a single rater does not decide and an AI nobody rated stands at 0.5."""
-    total = math.fsum(weight * opinion for weight, opinion in opinions)
-    weights = math.fsum(weight for weight, _ in opinions)
-    return (total + REPUTATION_PRIOR * REPUTATION_PRIOR_WEIGHT) / (
-        weights + REPUTATION_PRIOR_WEIGHT
-    )
+JUDGE_FRACTION = 1 / 200
+"""Changes (votes, pairs), as a fraction of the opinions last judged, that make a read judge
+again: a table of up to 200 opinions is judged at every read after a change; one of 4,000
+(100 AIs with 40 partners each) every 20 changes."""
+JUDGE_NOW = 1 << 62  # restore(): judge at the next read whatever the size
 
 
 class StandingsFeed(Protocol):
@@ -118,8 +131,9 @@ class Standings:
         self._store = store
         self._opinions: defaultdict[str, dict[str, _Opinion]] = defaultdict(dict)  # of X, by r
         self._partners: defaultdict[str, set[str]] = defaultdict(set)
-        self._standing: dict[str, float] = {}  # only AIs that differ from the prior
-        self._raters: dict[str, int] = {}  # raters counted in each such standing
+        self._verdicts = Verdicts()
+        self._changes = 0  # votes and pairs changed since _verdicts was judged
+        self._judged_size = 0  # opinions in that judgement
         self.feed: StandingsFeed | None = None
         # Changes from other replicas heard while restore() reads the store: its snapshot may
         # predate them, so they are applied again once it is rebuilt (votes in the order they
@@ -142,8 +156,7 @@ class Standings:
             heard_pairs, self._heard_pairs = self._heard_pairs, []
         self._opinions.clear()
         self._partners.clear()
-        self._standing.clear()
-        self._raters.clear()
+        self._changes = JUDGE_NOW
         for a, b in pairs:
             if a != b:
                 self._partners[a].add(b)
@@ -151,8 +164,6 @@ class Standings:
         for rating in ratings:
             item = (rating.kind.value, rating.item_id)
             self._set(rating.rater, rating.contributor, item, vote_value(rating.vote))
-        for ai_id in list(self._opinions):
-            self._recompute(ai_id)
         for pair in heard_pairs:
             self.apply_pair(*pair)
         for vote in heard_votes:
@@ -160,11 +171,21 @@ class Standings:
 
     def of(self, ai_id: str) -> float:
         """The standing of ``ai_id`` (the prior for an AI no counting rater rated)."""
-        return self._standing.get(ai_id, REPUTATION_PRIOR)
+        return self._judged().standing.get(ai_id, REPUTATION_PRIOR)
 
     def raters(self, ai_id: str) -> int:
         """How many raters' opinions the standing of ``ai_id`` counts (0: it is the prior)."""
-        return self._raters.get(ai_id, 0)
+        return self._judged().raters.get(ai_id, 0)
+
+    def credibility(self, ai_id: str) -> float:
+        """How far ``ai_id``'s own verdicts on others agree with what their other raters
+        measured, in [0, 1] (1: no evidence against it); see :mod:`kernal.hub.credibility`."""
+        return self._judged().credibility.get(ai_id, 1.0)
+
+    def doubted(self, ai_id: str) -> float | None:
+        """:meth:`credibility` when below 1, else None (what the hub tells clients)."""
+        found = self._judged().credibility.get(ai_id)
+        return None if found is None else round(found, 4)
 
     def partners(self, ai_id: str) -> int:
         """How many distinct AIs ``ai_id`` completed a collaboration with."""
@@ -187,21 +208,20 @@ class Standings:
         """A vote committed (here or by another replica): as :meth:`voted`, not fed back."""
         if self._reading:
             self._heard_votes.append((rater, contributor, item, vote))
-        if self._set(rater, contributor, item, vote_value(vote)):
-            self._recompute(contributor)
+        changed = self._set(rater, contributor, item, vote_value(vote))
+        if changed and rater in self._partners.get(contributor, ()):
+            self._changes += 1  # a stranger's vote is kept, but changes no verdict
 
     def apply_pair(self, a: str, b: str) -> None:
-        """A completed collaboration (here or elsewhere). A new pair changes both weights, so
-        every standing either of them counts in is recomputed (in memory, a rare event)."""
+        """A completed collaboration (here or elsewhere). A new pair changes both weights (and
+        through credibility, possibly every standing): judged again at the next read."""
         if self._reading:
             self._heard_pairs.append((a, b))
         if a == b or b in self._partners[a]:
             return
         self._partners[a].add(b)
         self._partners[b].add(a)
-        touched = {a, b} | self._partners[a] | self._partners[b]
-        for ai_id in touched:
-            self._recompute(ai_id)
+        self._changes += 1
 
     def _set(
         self, rater: str, contributor: str, item: tuple[str, str], value: float | None
@@ -220,22 +240,30 @@ class Standings:
         opinion.set(item, value)
         return True
 
-    def _recompute(self, ai_id: str) -> None:
-        # Over the AI's partners only: strangers' opinions are kept (a later collaboration may
-        # make them count) but never summed, so a swarm of them costs nothing here.
-        opinions = self._opinions.get(ai_id, {})
-        counted: list[tuple[float, float]] = []
-        for rater in self._partners.get(ai_id, ()):
-            opinion = opinions.get(rater)
-            mean = None if opinion is None else opinion.mean
-            # Besides ai_id itself (a partner, or the opinion would not count): the AI being
-            # rated cannot be what makes its rater established.
-            weight = rater_weight(len(self._partners[rater]) - 1)
-            if mean is not None and weight > 0:
-                counted.append((weight, mean))
-        if counted:
-            self._standing[ai_id] = hub_reputation(counted)
-            self._raters[ai_id] = len(counted)
-        else:
-            self._standing.pop(ai_id, None)
-            self._raters.pop(ai_id, None)
+    def _judged(self) -> Verdicts:
+        """The verdicts on the current tables, judged again only if they changed since (so a
+        burst of votes between two reads costs one judgement), and on a large table only once
+        :data:`JUDGE_FRACTION` of its opinions' worth of changes piled up: a judgement costs
+        about 2 us per opinion, and a hub with thousands of opinions hears tens of votes a
+        second. Counted, not timed, so the same changes give the same verdicts."""
+        if self._changes >= max(1, int(self._judged_size * JUDGE_FRACTION)):
+            counted = self._counted()
+            self._verdicts = judge(counted)
+            self._judged_size = len(counted)
+            self._changes = 0
+        return self._verdicts
+
+    def _counted(self) -> list[Opinion]:
+        # Over each AI's partners only: strangers' opinions are kept (a later collaboration
+        # may make them count) but never judged, so a swarm of them costs nothing here.
+        counted: list[Opinion] = []
+        for ai_id, opinions in self._opinions.items():
+            partners = self._partners.get(ai_id, ())
+            for rater, opinion in opinions.items():
+                if rater not in partners or opinion.mean is None:
+                    continue
+                # Besides ai_id itself (a partner, or the opinion would not count): the AI
+                # being rated cannot be what makes its rater established.
+                weight = rater_weight(len(self._partners[rater]) - 1)
+                counted.append(Opinion(rater, ai_id, weight, opinion.mean))
+        return counted

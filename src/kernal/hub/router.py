@@ -458,6 +458,7 @@ class Router:
             sender,
             specialization=None if profile is None else profile.specialization,
             reputation=self.standings.of(sender),
+            credibility=self.standings.doubted(sender),
         )
         if msg.to is not None:
             self.peers.send_to(msg.to, forward)

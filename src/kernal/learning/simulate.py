@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from kernal.hub.credibility import Opinion, Verdicts, judge, rater_weight
 from kernal.learning.adaptive import Knowledge, attack_success_rate
 from kernal.learning.attacks import Behaviour, parse_behaviour
 from kernal.learning.data import Dataset, Shard, holdout, load_digits, make_shard
@@ -45,7 +46,6 @@ from kernal.trainer.reputation import ReputationBook
 HISTORY = 6  # own recently shared models remembered by the free-rider guard
 DETECTION_LIMIT = 5
 OBSERVED = 8  # received models an attacker remembers to estimate honest statistics
-HUB_PRIOR, HUB_PRIOR_WEIGHT = 0.5, 2.0  # as kernal.hub.reputation.hub_reputation
 
 
 @dataclass
@@ -194,11 +194,16 @@ def simulate(
     ``mlp`` (``hidden`` layers); ``shared_init=False`` starts each MLP from its own seed
     (only to measure what the shared start is worth). ``omniscient``: adaptive attackers know
     every honest trainer's current model (else only their own and the last models they
-    received, as in the real system). ``seed_from_hub``: a trainer starts a peer it first meets
-    at ``min(0.5, standing)``, the standing computed as the hub does from every score reported
-    so far (one vote per rater, the latest), so colluders' ratings count. ``feedback``: what
-    an honest trainer reports to the hub, the partner model's validation ``accuracy`` (as the
-    engine does today) or the gate's ``outcome`` (the measured usefulness).
+    received, as in the real system). ``seed_from_hub``: as the reference trainer does, each
+    trainer takes the hub's standing of every peer at the start of each round (its periodic
+    ``LIST_AIS``) and when it first meets one (:meth:`ReputationBook.seed`: the start of an
+    unknown peer, and a cap while it stands below the initial reputation); the standing is the
+    hub's rule itself (:func:`kernal.hub.credibility.judge`: one voice per rater, the mean of
+    its votes, one vote per item; only partners count, established raters weigh, credibility
+    checked), so colluders' ratings count as they would. ``feedback``: what a trainer reports
+    as the vote's value, the partner model's validation ``accuracy`` (the score) or the gate's
+    ``outcome`` (the usefulness, which the hub counts before the score when the engine sends
+    both, as the learning engine does).
     """
     if feedback not in ("accuracy", "outcome"):
         raise ValueError(f"feedback must be 'accuracy' or 'outcome', got {feedback!r}")
@@ -248,20 +253,48 @@ def simulate(
     # what they say, for the tables.
     books = [ReputationBook(alpha, 0.5) for _ in range(n_trainers)]
     touched = np.zeros((n_trainers, n_trainers), dtype=bool)
-    reported: dict[tuple[int, int], float] = {}  # (rater, ratee) -> latest score
+    # (rater, ratee) -> [sum, count] of the votes, one per shared model (an item)
+    reported: dict[tuple[int, int], list[float]] = {}
+    partners: list[set[int]] = [set() for _ in range(n_trainers)]  # completed collaborations
+    hub: dict[int, float] = {}  # the hub's standings, as of the last refresh
+    doubted: dict[int, float] = {}  # and its credibilities below 1
     reputation = [rep.copy()]
     counts = np.zeros((n_trainers, n_trainers), dtype=np.int64)
     detection: dict[tuple[int, int], int | None] = {}
     tally = {"kept": 0, "refused": 0}
     poisoned: set[tuple[int, int]] = set()  # (receiver, sender) of a malicious share
 
-    def standing(ratee: int) -> float:
-        scores = [v for (_, who), v in reported.items() if who == ratee]
-        return (sum(scores) + HUB_PRIOR * HUB_PRIOR_WEIGHT) / (len(scores) + HUB_PRIOR_WEIGHT)
+    def verdicts() -> Verdicts:
+        opinions = [
+            Opinion(str(rater), str(ratee), rater_weight(len(partners[rater]) - 1), s / n)
+            for (rater, ratee), (s, n) in sorted(reported.items())
+            if ratee in partners[rater]
+        ]
+        return judge(opinions)
+
+    def standings() -> dict[int, float]:
+        judged = verdicts()
+        return {i: judged.standing.get(str(i), 0.5) for i in range(n_trainers)}
+
+    def refresh() -> None:
+        """Every trainer reads the hub's standings (the reference trainer's LIST_AIS)."""
+        judged = verdicts()
+        hub.update({i: judged.standing.get(str(i), 0.5) for i in range(n_trainers)})
+        doubted.clear()
+        doubted.update({int(ai): c for ai, c in judged.credibility.items()})
+        for viewer in range(n_trainers):
+            for peer in range(n_trainers):
+                if peer == viewer or not touched[viewer, peer]:
+                    continue
+                books[viewer].seed(str(peer), hub[peer], doubted.get(peer))
+                rep[viewer, peer] = books[viewer].get(str(peer))
+                key = (viewer, peer)
+                if key in detection and detection[key] is None and rep[key] < threshold:
+                    detection[key] = int(counts[key])
 
     def meet(viewer: int, peer: int) -> None:
         if seed_from_hub and not touched[viewer, peer]:
-            books[viewer].seed(str(peer), standing(peer))
+            books[viewer].seed(str(peer), hub.get(peer, 0.5), doubted.get(peer))
             rep[viewer, peer] = books[viewer].get(str(peer))
         touched[viewer, peer] = True
 
@@ -287,7 +320,11 @@ def simulate(
         me.model = decision.model
         colluder = me.behaviour.malicious and trainers[sender].behaviour.malicious
         measured = decision.partner_accuracy if feedback == "accuracy" else decision.outcome
-        reported[(me.index, sender)] = me.behaviour.reported_score(measured, colluder)
+        vote = reported.setdefault((me.index, sender), [0.0, 0])
+        vote[0] += me.behaviour.reported_score(measured, colluder)
+        vote[1] += 1
+        partners[me.index].add(sender)
+        partners[sender].add(me.index)
         if trainers[sender].behaviour.attacking(trainers[sender].shares - 1):
             poisoned.add((me.index, sender))
         rep[me.index, sender] = books[me.index].update(str(sender), decision.outcome, measured=True)
@@ -343,6 +380,8 @@ def simulate(
             train(t.model, t.train_X, t.train_y, warmup_epochs, seed * 7919 + t.index, False)
             t.hijack_reference = hijack_rate(t.model, t.shard.val.X)
     for r in range(rounds):
+        if seed_from_hub:
+            refresh()
         initiators = [t for t in trainers if attackers_initiate or not t.behaviour.malicious]
         met: set[tuple[int, int]] = set()
         for pos in rng.permutation(len(initiators)):
@@ -383,7 +422,7 @@ def simulate(
         refused=tally["refused"],
         threshold=threshold,
         backdoor_success=[attack_success_rate(t.model, test.X, test.y) for t in trainers],
-        hub_standing=[standing(i) for i in range(n_trainers)],
+        hub_standing=list(standings().values()),
         poisoned_pairs=sorted(poisoned),
     )
 

@@ -330,6 +330,8 @@ class AiInfo(ServerMessage):
     specialization: str
     capabilities: list[str]
     reputation: float | None = None
+    # The hub's credibility of this AI as a rater, sent only when below 1 (kernal.hub.credibility)
+    credibility: float | None = None
 
 
 class RecentPattern(ServerMessage):
@@ -461,6 +463,7 @@ class RelayedCollaborationRequest(Relayed):
     # The hub's view of the requester, so a receiver can judge complementarity without a lookup.
     specialization: str | None = None
     reputation: float | None = None
+    credibility: float | None = None  # as in AiInfo: only when below 1
 
 
 class RelayedCollaborationAccept(Relayed):

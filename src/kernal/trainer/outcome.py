@@ -119,10 +119,11 @@ def outcome_report(
         trust=TrustRecord(
             threshold=threshold,
             initial=book.initial,
-            scores=dict(book.scores),
+            scores={peer: book.get(peer) for peer in book.scores},
             interactions=dict(book.interactions),
             seeded=dict(book.seeded),
             history=list(book.history),
+            hub_caps=list(book.hub_caps),
             rejected_for_trust=dict(s.rejected_for_trust),
         ),
     )

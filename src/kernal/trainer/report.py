@@ -24,6 +24,8 @@ class TrustRecord:
     seeded: dict[str, float] = field(default_factory=dict)  # starting values from the hub
     history: list[tuple[float, str, float]] = field(default_factory=list)  # (time, peer, score)
     rejected_for_trust: dict[str, int] = field(default_factory=dict)  # peer -> requests refused
+    # (time, peer, trust) each time the hub's standing lowered a known peer's trust
+    hub_caps: list[tuple[float, str, float]] = field(default_factory=list)
 
     def met(self, peer: str) -> bool:
         """Worked with ``peer``, or refused it for low reputation (judged it either way)."""
@@ -34,8 +36,15 @@ class TrustRecord:
         it started below, seeded from the hub's record); None if it never did."""
         if self.seeded.get(peer, self.initial) < self.threshold:
             return 0
-        updates = (score for _, who, score in self.history if who == peer)
-        for n, score in enumerate(updates, start=1):
+        # Interactions in time order; a cap from the hub's standing between two of them counts
+        # at the number of interactions made so far.
+        events = sorted(
+            [(at, 0, score) for at, who, score in self.history if who == peer]
+            + [(at, 1, score) for at, who, score in self.hub_caps if who == peer]
+        )
+        n = 0
+        for _, kind, score in events:
+            n += kind == 0
             if score < self.threshold:
                 return n
         return None
@@ -102,6 +111,7 @@ class TrainerReport:
     def from_json(cls, data: dict[str, Any]) -> TrainerReport:
         trust = dict(data["trust"])
         trust["history"] = [tuple(entry) for entry in trust.get("history", [])]
+        trust["hub_caps"] = [tuple(entry) for entry in trust.get("hub_caps", [])]
         return cls(**{**data, "trust": TrustRecord(**trust)})
 
     @classmethod

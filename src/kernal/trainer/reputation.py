@@ -44,6 +44,9 @@ class ReputationBook:
     strikes: dict[str, int] = field(default_factory=dict)
     clean_since_strike: dict[str, int] = field(default_factory=dict)
     average: dict[str, float] = field(default_factory=dict)  # the EMA alone, without the cap
+    # The hub's latest credibility of peers it doubts below ``initial``: a cap on their trust.
+    hub_low: dict[str, float] = field(default_factory=dict)
+    hub_caps: list[tuple[float, str, float]] = field(default_factory=list)  # (time, peer, trust)
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha <= 1:
@@ -57,18 +60,39 @@ class ReputationBook:
         return self.initial * (1 - self.alpha)
 
     def get(self, peer: str) -> float:
-        return self.scores.get(peer, self.initial)
+        score = self.scores.get(peer, self.initial)
+        return min(score, self.hub_low[peer]) if peer in self.hub_low else score
 
     def struck(self, peer: str) -> bool:
         """Whether ``peer`` has a strike not yet lifted by clean interactions."""
         strikes = self.strikes.get(peer, 0)
         return strikes > 0 and self.clean_since_strike.get(peer, 0) < FORGIVE_AFTER * strikes
 
-    def seed(self, peer: str, standing: float | None) -> None:
-        """Start a peer we have not worked with from the hub's ``standing``, but never above
-        ``initial``: a bad record follows an AI to every trainer it meets (no whitewashing by
-        reconnecting), while a good one must still be earned here. No-op for a known peer."""
-        if standing is not None and peer not in self.scores:
+    def seed(self, peer: str, standing: float | None, credibility: float | None = None) -> None:
+        """Take the hub's latest word on ``peer`` (from ``STATE``, ``AI_JOINED``, ``AIS`` or a
+        relayed request). A peer we have not worked with starts from its ``standing``, but
+        never above ``initial``: a bad record follows an AI to every trainer it meets (no
+        whitewashing by reconnecting), while a good one must still be earned here.
+
+        ``credibility`` (sent by the hub only when below 1): how far the peer's own verdicts on
+        others agree with what their other raters measured (``kernal.hub.credibility``). While
+        it is below ``initial`` it caps the peer's trust here too, however well it treated us:
+        an AI caught contradicting everyone (a clique rating honest peers 0) is distrusted
+        even where it never attacked. The standing alone does not cap a known peer: it also
+        falls when a partner's data is merely unlike its raters' (non-IID), which our own
+        measurements of the peer judge better. A credibility back at ``initial`` or above (or
+        not sent) lifts the cap."""
+        if standing is None and credibility is None:
+            return
+        before = self.get(peer)
+        if credibility is not None and credibility < self.initial:
+            self.hub_low[peer] = max(0.0, credibility)
+        else:
+            self.hub_low.pop(peer, None)
+        if peer in self.scores:
+            if self.get(peer) < before and len(self.hub_caps) < MAX_HISTORY:
+                self.hub_caps.append((time.time(), peer, self.get(peer)))
+        elif standing is not None:
             self.scores[peer] = min(self.initial, max(0.0, min(1.0, standing)))
             self.average[peer] = self.seeded[peer] = self.scores[peer]
 
@@ -83,12 +107,12 @@ class ReputationBook:
             self.clean_since_strike[peer] = 0
         elif measured and outcome >= CLEAN_OUTCOME and peer in self.strikes:
             self.clean_since_strike[peer] = self.clean_since_strike.get(peer, 0) + 1
-        score = min(average, self.strike_cap) if self.struck(peer) else average
-        self.scores[peer] = score
+        self.scores[peer] = min(average, self.strike_cap) if self.struck(peer) else average
         self.interactions[peer] = self.interactions.get(peer, 0) + 1
+        score = self.get(peer)
         if len(self.history) < MAX_HISTORY:
             self.history.append((time.time(), peer, score))
         return score
 
     def snapshot(self) -> dict[str, float]:
-        return {peer: round(score, 4) for peer, score in sorted(self.scores.items())}
+        return {peer: round(self.get(peer), 4) for peer in sorted(self.scores)}

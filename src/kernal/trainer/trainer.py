@@ -19,12 +19,14 @@ from kernal.engines.base import CollaborationTask, Engine, EngineContext, load_e
 from kernal.protocol.messages import (
     AiJoined,
     AiLeft,
+    Ais,
     CollaborationAccept,
     CollaborationProgress,
     CollaborationReject,
     CollaborationRequest,
     ComponentShare,
     Feedback,
+    ListAis,
     PatternShare,
     RelayedCollaborationAccept,
     RelayedCollaborationComplete,
@@ -61,6 +63,10 @@ TICK = 5.0  # collaboration requests and progress
 REQUEST_PATIENCE = 2  # ticks a request counts as pending work while nobody answers it
 STOP_TIMEOUT = 10.0  # real seconds run() waits for its tasks to finish when stopping
 REPORT_INTERVAL = 5.0  # scenario seconds between TRAINER_REPORTs (the hub's stats interval)
+# Ticks between two LIST_AIS: the hub's standings of every joined AI, so that what it learned
+# from others (kernal.hub.credibility) reaches this trainer's trust of peers it already knows,
+# not only of those it meets for the first time (STATE, AI_JOINED, relayed requests).
+STANDINGS_TICKS = 2
 
 
 @dataclass
@@ -309,6 +315,9 @@ class Trainer:
             if not self.client.connected.is_set():
                 continue
             self._ticks += 1
+            if self._ticks % STANDINGS_TICKS == 0:
+                with contextlib.suppress(ConnectionLost):
+                    await self.client.send(ListAis())
             # A request nobody accepted within two ticks no longer counts as pending work.
             for request_id, sent in list(self._unanswered.items()):
                 if self._ticks - sent > REQUEST_PATIENCE:
@@ -475,7 +484,7 @@ class Trainer:
         }
         for ai in state.active_ais:
             if ai.ai_id != self.ai_id:
-                self.reputation.seed(ai.ai_id, ai.reputation)
+                self.reputation.seed(ai.ai_id, ai.reputation, ai.credibility)
         # The hub failed our collaborations when we dropped; nobody is to blame for that.
         for collaboration_id in list(self.active):
             self._end(collaboration_id, outcome=None)
@@ -532,9 +541,16 @@ class Trainer:
                 )
             case AiJoined():
                 self.peers[message.ai_id] = message.specialization
-                self.reputation.seed(message.ai_id, message.reputation)
+                self.reputation.seed(message.ai_id, message.reputation, message.credibility)
             case AiLeft():
                 self.peers.pop(message.ai_id, None)
+            case Ais():
+                for ai in message.ais:
+                    if ai.ai_id != self.ai_id:
+                        self.reputation.seed(ai.ai_id, ai.reputation, ai.credibility)
+                if message.next is not None:
+                    with contextlib.suppress(ConnectionLost):
+                        await self.client.send(ListAis(after=message.next))
             case _:
                 pass
 
@@ -542,7 +558,7 @@ class Trainer:
         self.stats.requests_received += 1
         if request.specialization:
             self.peers.setdefault(request.sender, request.specialization)
-        self.reputation.seed(request.sender, request.reputation)
+        self.reputation.seed(request.sender, request.reputation, request.credibility)
         decision = policy.consider_request(
             trained=self._trained.is_set(),
             trust=self.reputation.get(request.sender),
