@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from kernal.protocol.messages import RequestTerms
+from kernal.protocol.messages import RequestTerms, Topic
 
 ENGINE_GROUP = "kernal.engines"
 
@@ -175,6 +175,18 @@ class Engine(abc.ABC):
         self, sender: str, component_id: str, data: dict[str, Any], quality: float | None
     ) -> None:
         """A peer shared (or delivered) a component. Default: ignore it."""
+
+    @classmethod
+    def topics_followed(cls) -> list[Topic]:
+        """What its trainer follows: requests and presence always; others' shares only if the
+        engine looks at them (a trainer that ignores them should not have every share on the
+        hub sent to it)."""
+        follows: list[Topic] = ["requests", "presence"]
+        if cls.observe_pattern is not Engine.observe_pattern:
+            follows.append("patterns")
+        if cls.observe_component is not Engine.observe_component:
+            follows.append("components")
+        return follows
 
     def summary(self) -> dict[str, Any]:
         """Figures for the trainer's report."""

@@ -4,7 +4,10 @@ the worst ones (strikes)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from kernal.protocol.messages import AiInfo
 
 MAX_HISTORY = 100_000  # updates kept for charts; a long-running trainer stops recording there
 # A measured outcome below this is a strike: the partner's model cost our validation data more
@@ -67,6 +70,12 @@ class ReputationBook:
         """Whether ``peer`` has a strike not yet lifted by clean interactions."""
         strikes = self.strikes.get(peer, 0)
         return strikes > 0 and self.clean_since_strike.get(peer, 0) < FORGIVE_AFTER * strikes
+
+    def seed_all(self, ais: Iterable[AiInfo], own: str) -> None:
+        """:meth:`seed` every AI of a ``STATE`` or ``AIS`` list but ``own``."""
+        for ai in ais:
+            if ai.ai_id != own:
+                self.seed(ai.ai_id, ai.reputation, ai.credibility)
 
     def seed(self, peer: str, standing: float | None, credibility: float | None = None) -> None:
         """Take the hub's latest word on ``peer`` (from ``STATE``, ``AI_JOINED``, ``AIS`` or a

@@ -38,7 +38,6 @@ from kernal.protocol.messages import (
     RelayedPatternShare,
     RequestTerms,
     State,
-    Topic,
 )
 from kernal.tls import client_context
 from kernal.trainer import outcome, policy
@@ -100,11 +99,8 @@ class Trainer:
         self.capabilities = self.catalog.capabilities_of(settings.specialization)
         # Seeded: a seeded run replays, ids included. Unseeded: fresh ids on every run, so a
         # restarted trainer's shares are new shares, not duplicates of the last run's.
-        self.rng = (
-            random.Random(f"{settings.seed}:{settings.ai_id}")
-            if settings.seed is not None
-            else random.Random()
-        )
+        seeded = settings.seed is not None
+        self.rng = random.Random(f"{settings.seed}:{settings.ai_id}" if seeded else None)
         context = EngineContext(
             settings.ai_id,
             settings.specialization,
@@ -141,23 +137,12 @@ class Trainer:
             on_message=self._on_message,
             on_state=self._on_state,
             max_frame=settings.max_frame,
-            follow=self._follows(),
+            follow=type(self.engine).topics_followed(),
             ssl=client_context(settings.tls_ca, settings.tls_cert, settings.tls_key)
             if settings.tls
             else None,
             addresses=list(settings.hub_addresses) or None,
         )
-
-    def _follows(self) -> list[Topic]:
-        """Requests and presence always; others' shares only if the engine looks at them (a
-        trainer that ignores them should not have every share on the hub sent to it)."""
-        follows: list[Topic] = ["requests", "presence"]
-        engine = type(self.engine)
-        if engine.observe_pattern is not Engine.observe_pattern:
-            follows.append("patterns")
-        if engine.observe_component is not Engine.observe_component:
-            follows.append("components")
-        return follows
 
     # ------------------------------------------------------------------ running
 
@@ -319,9 +304,8 @@ class Trainer:
                 with contextlib.suppress(ConnectionLost):
                     await self.client.send(ListAis())
             # A request nobody accepted within two ticks no longer counts as pending work.
-            for request_id, sent in list(self._unanswered.items()):
-                if self._ticks - sent > REQUEST_PATIENCE:
-                    del self._unanswered[request_id]
+            oldest = self._ticks - REQUEST_PATIENCE
+            self._unanswered = {r: sent for r, sent in self._unanswered.items() if sent >= oldest}
             try:
                 await self._advance_collaborations()
                 # Requests still waiting for an answer count, or a busy hub (slow answers)
@@ -482,9 +466,7 @@ class Trainer:
         self.peers = {
             ai.ai_id: ai.specialization for ai in state.active_ais if ai.ai_id != self.ai_id
         }
-        for ai in state.active_ais:
-            if ai.ai_id != self.ai_id:
-                self.reputation.seed(ai.ai_id, ai.reputation, ai.credibility)
+        self.reputation.seed_all(state.active_ais, own=self.ai_id)
         # The hub failed our collaborations when we dropped; nobody is to blame for that.
         for collaboration_id in list(self.active):
             self._end(collaboration_id, outcome=None)
@@ -545,9 +527,7 @@ class Trainer:
             case AiLeft():
                 self.peers.pop(message.ai_id, None)
             case Ais():
-                for ai in message.ais:
-                    if ai.ai_id != self.ai_id:
-                        self.reputation.seed(ai.ai_id, ai.reputation, ai.credibility)
+                self.reputation.seed_all(message.ais, own=self.ai_id)
                 if message.next is not None:
                     with contextlib.suppress(ConnectionLost):
                         await self.client.send(ListAis(after=message.next))
