@@ -200,6 +200,7 @@ _HUGE_DIGITS = b"0" * _MANY_DIGITS
 # The same shape for the hot path's prechecks, with every "[" made a "{" as well: one count of
 # "{" is then the nesting bound, and "\\u" (backslash and u are left alone) is looked for in it.
 _HOT_SHAPE = bytes.maketrans(b"123456789E[", b"000000000e{")
+_HUGE_EXPONENT_AT = re.compile(re.escape(_HUGE_EXPONENT))  # a literal: twice as fast as `in`
 _RAW_CANDIDATES = 8  # places a key's raw value is looked for before it is re-encoded instead
 
 
@@ -461,11 +462,13 @@ def _decode_hot(frame: bytes) -> tuple[ClientMessage, RawFields] | None:
     shape = frame.translate(_HOT_SHAPE, b"+")  # one copy, then only scans of it
     if shape.count(b"{") > MAX_DEPTH:  # every "{" and "[" of the frame
         return None
-    # The regex only where it could match: a plain find is several times cheaper on big frames.
-    # (Deleting "+" can only add a "\\u" to the shape, never hide one: the regex decides.)
-    if b"\\u" in shape and _SURROGATE_ESCAPE.search(frame):
+    # The regex only where it could match: a find of one byte is several times cheaper than
+    # the regex on big frames (and than a find of two bytes on small ones).
+    if b"\\" in shape and _SURROGATE_ESCAPE.search(frame):
         return None
-    if _HUGE_EXPONENT in shape or (shape.count(b"0") >= _MANY_DIGITS and _HUGE_DIGITS in shape):
+    if _HUGE_EXPONENT_AT.search(shape) or (
+        shape.count(b"0") >= _MANY_DIGITS and _HUGE_DIGITS in shape
+    ):
         return None
     try:
         text = frame.decode("utf-8")
@@ -487,7 +490,7 @@ def _decode_hot(frame: bytes) -> tuple[ClientMessage, RawFields] | None:
         return message, RawFields(text, obj)
     value = bytes(getattr(_FREE_FORM.decode(frame), free_form))
     given = {free_form: value.decode("utf-8")}
-    return message, RawFields(text, obj, given=given, given_bytes={free_form: value})
+    return message, RawFields(text, obj, None, given, {free_form: value})
 
 
 def decode_client_message(frame: bytes) -> ClientMessage:
