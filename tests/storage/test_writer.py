@@ -195,3 +195,56 @@ async def test_a_run_of_shares_gets_the_commit_error_for_each_share(store: SqlSt
     await store.close()
     results = await store.add_shares([NewShare(pattern("p1")), NewShare(pattern("p2"))])
     assert len(results) == 2 and all(isinstance(r, RuntimeError) for r in results)
+
+
+async def _wait_lingering(store: SqlStore, writes: int) -> None:
+    """Until the writer holds ``writes`` writes while it waits for more."""
+    for _ in range(5000):
+        if store._writes.lingering == writes:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"the writer did not wait with {writes} writes")
+
+
+async def _prime_usual_batch(store: SqlStore, writes: int) -> None:
+    """Commit one batch of ``writes`` shares, so the writer takes that as the load's usual batch."""
+    async with WriterGate(store) as gate:
+        run = asyncio.create_task(
+            store.add_shares([NewShare(pattern(f"usual-{i}", "bob")) for i in range(writes)])
+        )
+        await gate.wait_queued(writes)
+    assert await run == [ShareOutcome.CREATED] * writes
+
+
+async def test_under_load_a_small_batch_waits_for_the_writes_that_usually_come_with_it(
+    store: SqlStore,
+) -> None:
+    """Group commit sized by load: after batches of 50 writes, one share waits (lingers) for
+    more instead of paying a commit alone; once its usual company is queued, all of it commits
+    as one transaction, and each share is ACKed only then."""
+    await _prime_usual_batch(store, 50)
+    store._writes.linger = 60.0  # far longer than the test: only the company ends the wait
+    before = store.batches_committed
+    first = asyncio.create_task(store.add_pattern(pattern("first", "bob")))
+    await _wait_lingering(store, 1)  # taken by the writer, which now waits for more
+    assert not first.done() and store.batches_committed == before
+    rest = await store.add_shares([NewShare(pattern(f"rest-{i}", "bob")) for i in range(49)])
+    assert rest == [ShareOutcome.CREATED] * 49
+    assert await first is ShareOutcome.CREATED
+    assert store.batches_committed - before == 1
+    assert (await store.counts()).shared_patterns == 100
+
+
+async def test_a_light_load_never_waits_and_closing_ends_a_wait(store: SqlStore) -> None:
+    """Single writes with nothing usual about bigger batches commit at once, whatever the
+    linger; a share lingering when the store closes is committed by the close."""
+    store._writes.linger = 60.0
+    async with asyncio.timeout(30):  # a hang, not a measure: the linger is 60 s
+        for i in range(3):
+            assert await store.add_pattern(pattern(f"light-{i}", "bob")) is ShareOutcome.CREATED
+    await _prime_usual_batch(store, 50)
+    lingering = asyncio.create_task(store.add_pattern(pattern("lingering", "bob")))
+    await _wait_lingering(store, 1)
+    async with asyncio.timeout(30):
+        await store.close()
+        assert await lingering is ShareOutcome.CREATED

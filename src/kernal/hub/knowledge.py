@@ -122,8 +122,13 @@ class Knowledge:
                 continue
             self._counts[kind] += len(mine)
             items = self._recent[kind]
-            items += mine
-            items.sort(key=_order, reverse=True)
+            mine.sort(key=_order, reverse=True)
+            del mine[self.limit :]
+            if mine and (not items or _order(mine[-1]) > _order(items[0])):
+                items[:0] = mine  # the usual case: all newer than what was kept, no merge
+            else:
+                items += mine
+                items.sort(key=_order, reverse=True)
             del items[self.limit :]
             self._encoded.pop(kind, None)
 

@@ -11,7 +11,6 @@ clock) and knows nothing of sessions, sockets or the server around it.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -31,8 +30,8 @@ from kernal.protocol.relay import (
     ack_frame,
     encode_stamps,
     encode_value,
+    relay_body,
     relay_frame,
-    relay_share,
     share_frame,
 )
 from kernal.storage import (
@@ -177,6 +176,7 @@ class Router:
         acks: list[bytes] = []
         relays: list[bytes] = []
         relay_topic: m.Topic = "patterns"
+        record_relay = self.replay.record
         for (message, raw), item in zip(shares, checked, strict=True):
             if isinstance(item, ProtocolError):
                 self._send_acks(peer, acks)  # the ERROR after the ACKs before it
@@ -201,12 +201,9 @@ class Router:
             else:
                 self.knowledge.shared(record, private=True)
             topic: m.Topic = "patterns" if isinstance(record, PatternRecord) else "components"
-            frame = self.replay.record(
-                functools.partial(relay_share, message, raw, sender_json, stamp),
-                sender=sender,
-                topic=topic,
-                to=item.recipient,
-            )
+            # The frame but its tail (seq...), which the replay log adds: built here, once.
+            head = relay_body(message, raw, sender_json) + stamp
+            frame = record_relay(head.__add__, sender=sender, topic=topic, to=item.recipient)
             if item.recipient is not None:
                 self.peers.send_to(item.recipient, frame)
                 continue

@@ -35,8 +35,8 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from kernal.protocol.messages import RequestTerms
+from kernal.storage import bulk, sizes
 from kernal.storage import schema as t
-from kernal.storage import sizes
 from kernal.storage.records import (
     AiRecord,
     CollaborationQuery,
@@ -398,9 +398,27 @@ def share_many(
             message = f"{spec.kind.value} id {item_id!r} is already taken by {by}"
             outcomes.append((False, ConflictError(message)))
     if new:
-        conn.execute(spec.table.insert(), new)  # executemany
+        insert_rows(conn, spec.table, new)
         sizes.record(conn, spec.kind, [(row[spec.id_column], row[spec.data_column]) for row in new])
     return outcomes
+
+
+def insert_rows(conn: Connection, table: sa.Table, new: list[dict[str, Any]]) -> None:
+    """INSERT ``new`` (rows of the same keys, every one a column of ``table``, with values the
+    driver takes as they are: text, numbers, None) in as few statements as
+    :func:`kernal.storage.bulk.insert_many` takes: ``conn.execute(table.insert(), new)`` has
+    SQLAlchemy build each row's parameters (about 2.5 us a row, more than SQLite's insert)."""
+    names = tuple(new[0])
+    unknown = set(names) - set(table.c.keys())
+    if unknown:
+        raise KeyError(f"no such columns in {table.name}: {', '.join(sorted(unknown))}")
+    quote = conn.dialect.identifier_preparer.quote
+    bulk.insert_many(
+        conn,
+        quote(table.name),
+        [quote(name) for name in names],
+        [tuple(row.values()) for row in new],
+    )
 
 
 SharePayload = tuple["ItemTable[Any]", dict[str, Any], str | None]

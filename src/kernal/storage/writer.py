@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -25,6 +26,11 @@ from sqlalchemy import Connection
 __all__ = ["Batchable", "WriteQueue", "runs_within"]
 
 T = TypeVar("T")
+
+LINGER_SECONDS = 0.002
+"""How long a batch smaller than the load's usual batch waits for more writes (see
+:meth:`WriteQueue._wait_for_more`): a fraction of one commit of many rows."""
+USUAL_DECAY = 0.9  # per commit: how fast the usual batch size forgets a larger load
 
 Outcome = tuple[bool, Any]  # (True, result) or (False, the exception the caller gets)
 
@@ -91,10 +97,23 @@ class WriteQueue:
     the jobs run in the writer thread and must not touch the loop.
     """
 
-    def __init__(self, *, max_batch: int = 1024, thread_name: str = "kernal-store-writer") -> None:
+    def __init__(
+        self,
+        *,
+        max_batch: int = 1024,
+        thread_name: str = "kernal-store-writer",
+        linger: float = LINGER_SECONDS,
+    ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be positive")
+        if linger < 0:
+            raise ValueError("linger must not be negative")
         self.max_batch = max_batch
+        self.linger = linger
+        """Seconds a batch smaller than the load's usual batch may wait for more (0: never)."""
+        self._usual = 0.0  # writes per batch lately, the larger ones weighing most
+        self.lingering = 0
+        """Writes the writer holds while it waits for more (see :meth:`_wait_for_more`)."""
         self.thread_name = thread_name
         self.batches_committed = 0
         """Write transactions committed so far (each holds one or more jobs)."""
@@ -204,10 +223,40 @@ class WriteQueue:
                     stopping = True
                 else:
                     waiting.extend(more)
+            if not stopping and _writes(waiting) < min(self._usual, self.max_batch):
+                stopping = self._wait_for_more(waiting)
             cut = _cut(waiting, self.max_batch)
             batch, waiting = waiting[:cut], waiting[cut:]
-            self._queued -= _writes(batch)
+            writes = _writes(batch)
+            self._queued -= writes
+            # The usual batch follows a larger one at once and forgets it slowly: a connection
+            # that stops sending costs a few lingering commits, not one per share.
+            self._usual = max(float(writes), self._usual * USUAL_DECAY)
             self._commit_batch(connect, batch)
+
+    def _wait_for_more(self, waiting: list[_Job[Any]]) -> bool:
+        """Group commit sized by load: under load (batches of many writes lately) a smaller
+        batch waits up to :attr:`linger` seconds for the writes that usually come with it,
+        instead of paying a commit (an fsync, and the pages every commit rewrites) for a few.
+        A light load never waits: its usual batch is the one write it has. True if the
+        queue is closing."""
+        deadline = time.monotonic() + self.linger
+        try:
+            while (held := _writes(waiting)) < min(self._usual, self.max_batch):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self.lingering = held
+                try:
+                    more = self._jobs.get(timeout=remaining)
+                except queue.Empty:
+                    return False
+                if more is None:
+                    return True
+                waiting.extend(more)
+            return False
+        finally:
+            self.lingering = 0
 
     def _commit_batch(self, connect: Callable[[], Connection], batch: list[_Job[Any]]) -> None:
         # Optimistic first: one transaction, no savepoints (they cost two statements per job).
