@@ -300,7 +300,8 @@ class Trainer:
             if not self.client.connected.is_set():
                 continue
             self._ticks += 1
-            if self._ticks % STANDINGS_TICKS == 0:
+            # Less often on a big hub: every trainer asking for every standing is quadratic.
+            if self._ticks % (STANDINGS_TICKS * (1 + len(self.peers) // 100)) == 0:
                 with contextlib.suppress(ConnectionLost):
                     await self.client.send(ListAis())
             # A request nobody accepted within two ticks no longer counts as pending work.
