@@ -234,7 +234,9 @@ async def start(
             raise RuntimeError("--profile needs py-spy: run scripts/setup (it is a dev dependency)")
         fmt = {".json": "speedscope", ".txt": "raw"}.get(profile.suffix, "flamegraph")
         pinned = ["taskset", "-c", str(SERVER_CORE)] if core is not None else []
-        argv = [spy, "record", "--format", fmt, "-o", str(profile), "--", *pinned, *argv]
+        # 1,000 samples a second: a relay run lasts a second or two.
+        spy_argv = [spy, "record", "--rate", "1000", "--format", fmt, "-o", str(profile)]
+        argv = [*spy_argv, "--", *pinned, *argv]
         core = LOAD_CORE if core is not None else None  # py-spy itself samples from the load core
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(
@@ -282,7 +284,8 @@ async def start_hub(
     if not limits:
         # No rate limit or connections-per-address limit: one bench process is every publisher
         # and subscriber, from one address, far faster than any trainer.
-        argv += ["--rate-limit", "0", "--max-connections-per-address", "0"]
+        argv += ["--rate-limit", "0", "--limit", "rate_bytes=0"]
+        argv += ["--max-connections-per-address", "0"]
     argv += extra or []
     return await start("kernal", argv, port, workdir, profile=profile, pin=pin)
 

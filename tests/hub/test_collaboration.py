@@ -259,3 +259,43 @@ async def test_request_to_yourself_is_refused(hub: Hub) -> None:
     await client.send({"type": "COLLABORATION_REQUEST", "request_id": "r", "to": "AI_Node_1"})
     assert (await client.recv_type("ERROR"))["code"] == "forbidden"
     await client.close()
+
+
+async def test_a_run_of_requests_reaches_everyone_in_order_and_counted(hub: Hub) -> None:
+    """Requests to everyone that arrive together leave as one write per recipient (queued
+    together, see Peers.send_to_many); a request to one AI and a share in the middle of the
+    run still reach each recipient exactly where they were sent, and every copy is counted."""
+    sender = await login(hub, "AI_Node_1", "networking")
+    two = await login(hub, "AI_Node_2", "graphics")
+    three = await login(hub, "AI_Node_3", "audio")
+    before = hub.counters.frames_out[b"COLLABORATION_REQUEST"]
+
+    def request(n: int, to: str | None = None) -> dict[str, Any]:
+        frame: dict[str, Any] = {"type": "COLLABORATION_REQUEST", "request_id": f"r{n}"}
+        return frame if to is None else {**frame, "to": to}
+
+    sent = [request(n) for n in range(20)] + [request(20, to="AI_Node_2")]
+    sent += [request(n) for n in range(21, 26)]
+    sent += [{"type": "PATTERN_SHARE", "pattern_id": "p", "pattern_data": {"w": 1}}]
+    sent += [request(n) for n in range(26, 31)]
+    try:
+        await sender.send_bytes(b"".join(json.dumps(f).encode() + b"\n" for f in sent))
+        for client, name in ((two, "AI_Node_2"), (three, "AI_Node_3")):
+            expected = [
+                f.get("request_id", f.get("pattern_id"))
+                for f in sent
+                if f.get("to") in (None, name)
+            ]
+            got = []
+            while len(got) < len(expected):
+                frame = await client.recv()
+                if frame["type"] in ("COLLABORATION_REQUEST", "PATTERN_SHARE"):
+                    assert frame["from"] == "AI_Node_1"
+                    got.append(frame.get("request_id", frame.get("pattern_id")))
+            assert got == expected
+        acks = [await sender.recv_type("ACK") for _ in sent]
+        assert len(acks) == len(sent)
+    finally:
+        for client in (sender, two, three):
+            await client.close()
+    assert hub.counters.frames_out[b"COLLABORATION_REQUEST"] - before == 30 * 2 + 1

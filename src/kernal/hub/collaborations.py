@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kernal.protocol import ErrorCode, ProtocolError
-from kernal.protocol.messages import RequestTerms
+from kernal.protocol.messages import CollaborationRequest, RequestTerms
 from kernal.storage import CollaborationRecord, CollaborationStatus
 
 MAX_OPEN_REQUESTS = 10_000
@@ -22,8 +22,12 @@ MAX_OPEN_REQUESTS = 10_000
 @dataclass
 class OpenRequest:
     requester: str
-    terms: RequestTerms
+    request: CollaborationRequest  # as validated; most are never accepted, so no copy is made
     accepted_by: set[str] = field(default_factory=set)
+
+    @property
+    def terms(self) -> RequestTerms:
+        return RequestTerms.of(self.request)
 
 
 class CollaborationBook:
@@ -34,6 +38,9 @@ class CollaborationBook:
         self._clock = clock
         self._heard: dict[str, float] = {}  # collaboration -> when a member last spoke on it
         self._requests: OrderedDict[tuple[str, str], OpenRequest] = OrderedDict()
+        # requester -> the ids of its open requests: forgetting an AI's requests as it leaves
+        # must not scan everyone's (10,000 of them, for each of 1,000 trainers leaving).
+        self._request_ids: dict[str, set[str]] = {}
         self._active: dict[str, CollaborationRecord] = {}
         self._by_ai: dict[str, set[str]] = {}  # ai_id -> its active (or opening) collaborations
         # Progress is kept here and written to the store in batches (see take_progress): at
@@ -43,16 +50,21 @@ class CollaborationBook:
 
     # ------------------------------------------------------------------ requests
 
-    def add_request(self, requester: str, terms: RequestTerms) -> None:
+    def add_request(self, requester: str, request: CollaborationRequest) -> None:
         """Open (or re-send) a request. Re-sending replaces its terms; a request that was
         accepted stays taken: re-sending its id never opens a second collaboration."""
-        key = (requester, terms.request_id)
+        key = (requester, request.request_id)
         previous = self._requests.get(key)
         taken = previous.accepted_by if previous is not None else set()
-        self._requests[key] = OpenRequest(requester, terms, taken)
+        self._requests[key] = OpenRequest(requester, request, taken)
         self._requests.move_to_end(key)
+        self._request_ids.setdefault(requester, set()).add(request.request_id)
         while len(self._requests) > MAX_OPEN_REQUESTS:
-            self._requests.popitem(last=False)  # oldest requests expire first
+            (oldest, request_id), _ = self._requests.popitem(last=False)  # oldest expire first
+            ids = self._request_ids[oldest]
+            ids.discard(request_id)
+            if not ids:
+                del self._request_ids[oldest]
 
     def open_collaboration(
         self, requester: str, request_id: str, acceptor: str, now: float
@@ -74,7 +86,7 @@ class CollaborationBook:
             raise ProtocolError(
                 ErrorCode.CONFLICT, f"request {request_id!r} was already accepted by {taker}"
             )
-        target = request.terms.to
+        target = request.request.to
         if target is not None and target != acceptor:
             raise ProtocolError(ErrorCode.FORBIDDEN, f"request {request_id!r} was sent to {target}")
         for member in (requester, acceptor):
@@ -113,8 +125,8 @@ class CollaborationBook:
         self._forget_members(record)
 
     def forget_requests_of(self, ai_id: str) -> None:
-        for key in [key for key in self._requests if key[0] == ai_id]:
-            del self._requests[key]
+        for request_id in self._request_ids.pop(ai_id, ()):
+            del self._requests[ai_id, request_id]
 
     # ------------------------------------------------------------------ active collaborations
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from kernal.hub.counters import HubCounters, frame_type
@@ -26,6 +26,16 @@ from kernal.protocol import ErrorCode, ProtocolError, encode
 from kernal.protocol.messages import TOPICS, ServerMessage, Topic
 
 Sender = Callable[[bytes], None]
+EVERYONE_CACHE_SIZE = 1024  # (topic, sender) audiences of "every follower" kept between joins
+
+
+@dataclass
+class _Fanout:
+    """Relays queued this loop turn for one audience (see :meth:`Peers.send_to_many`)."""
+
+    audience: Sequence[str]  # the ids as the caller gave them: same object, same audience
+    senders: list[Sender]  # of those joined when the first frame came
+    frames: list[bytes] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,8 @@ class Peers:
         self._senders: dict[str, Sender] = {}  # of the joined peers
         self._followers: dict[Topic, dict[str, Sender]] = {topic: {} for topic in TOPICS}
         self._audience_cache: dict[Topic, list[str]] = {}
+        self._everyone: dict[tuple[Topic, str], tuple[str, ...]] = {}
+        self._fanout: _Fanout | None = None
         self._departures: dict[str, asyncio.Task[None]] = {}
         self._rng = rng or random.Random()
         self.cluster: ClusterLink | None = None  # set by a clustered hub
@@ -136,7 +148,7 @@ class Peers:
         self._senders[ai_id] = send
         for topic in profile.follows:
             self._followers[topic][ai_id] = send
-        self._audience_cache.clear()
+        self._forget_audiences()
         if self.cluster is not None:
             self.cluster.joined(profile)
         return True
@@ -150,11 +162,19 @@ class Peers:
         return True
 
     def _unjoin(self, ai_id: str) -> None:
+        if self._fanout is not None:
+            self.flush_fanout()  # what was relayed before it left, it gets (as before it left)
         if self._joined.pop(ai_id, None) is not None:
             del self._senders[ai_id]
             for followers in self._followers.values():
                 followers.pop(ai_id, None)
-            self._audience_cache.clear()
+            self._forget_audiences()
+
+    def _forget_audiences(self) -> None:
+        """Someone joined or left: the cached audiences are stale (a queued fan-out keeps the
+        senders it was given, as if it had been handed to their connections already)."""
+        self._audience_cache.clear()
+        self._everyone.clear()
 
     def live(self, ai_id: str) -> Peer | None:
         """The live session of ``ai_id`` here, joined or not."""
@@ -250,6 +270,8 @@ class Peers:
     def send_to(self, ai_id: str, message: ServerMessage | bytes) -> bool:
         """Queue ``message`` (a model or an encoded frame) for the joined peer ``ai_id``; False
         if it is not online."""
+        if self._fanout is not None:
+            self.flush_fanout()
         send = self._senders.get(ai_id)
         if send is None:
             if self.cluster is None:
@@ -262,9 +284,27 @@ class Peers:
         self._counters.sent(frame)
         return True
 
-    def send_to_many(self, ai_ids: Iterable[str], frame: bytes) -> int:
-        """:meth:`send_to` of one encoded ``frame`` to each of ``ai_ids``, counted once for all;
-        returns how many got it (here or, clustered, on another replica)."""
+    def send_to_many(self, ai_ids: Sequence[str], frame: bytes) -> None:
+        """:meth:`send_to` of one encoded ``frame`` to each of ``ai_ids``, counted once for all.
+
+        Fan-outs to the same audience (the same ``ai_ids`` object, as :meth:`sample` returns
+        for "every follower but the sender") in one loop turn are queued together and leave as
+        one write per recipient when the turn ends: a publisher's run of requests to 1,000
+        followers costs 1,000 calls, not 1,000 per request. Every other send flushes them
+        first, so each recipient still gets every frame in the order it was sent.
+        """
+        pending = self._fanout
+        if pending is not None:
+            if pending.audience is ai_ids:
+                pending.frames.append(frame)
+                return
+            self.flush_fanout()
+        if self.cluster is None:
+            senders = self._senders
+            found = [send for ai_id in ai_ids if (send := senders.get(ai_id)) is not None]
+            if found:
+                self._queue_fanout(_Fanout(ai_ids, found, [frame]))
+            return
         senders = self._senders
         here = elsewhere = 0
         for ai_id in ai_ids:
@@ -272,14 +312,38 @@ class Peers:
             if send is not None:
                 send(frame)
                 here += 1
-            elif self.cluster is not None and self.cluster.send_to(ai_id, frame):
+            elif self.cluster.send_to(ai_id, frame):
                 elsewhere += 1
         if here:
             self._counters.sent(frame, here)
-        return here + elsewhere
+
+    def _queue_fanout(self, fanout: _Fanout) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): nothing to wait for
+            self._fanout = fanout
+            self.flush_fanout()
+            return
+        self._fanout = fanout
+        loop.call_soon(self.flush_fanout)
+
+    def flush_fanout(self) -> None:
+        """Hand the queued fan-out to its recipients' connections (see :meth:`send_to_many`)."""
+        pending, self._fanout = self._fanout, None
+        if pending is None:
+            return
+        frames = pending.frames
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        for send in pending.senders:
+            send(data)
+        reached = len(pending.senders)
+        for frame in frames:
+            self._counters.sent(frame, reached)
 
     def deliver(self, ai_id: str, frame: bytes) -> bool:
         """Queue ``frame`` for ``ai_id`` if it joined here (never over the bus)."""
+        if self._fanout is not None:
+            self.flush_fanout()
         send = self._senders.get(ai_id)
         if send is None:
             return False
@@ -304,6 +368,8 @@ class Peers:
         self, frame: bytes, *, exclude: str | None = None, topic: Topic | None = None
     ) -> int:
         """:meth:`broadcast` to the peers joined here only."""
+        if self._fanout is not None:
+            self.flush_fanout()
         senders = self._senders if topic is None else self._followers[topic]
         if exclude in senders:
             for ai_id, send in list(senders.items()):
@@ -326,6 +392,8 @@ class Peers:
             return self.broadcast(frames[0], exclude=exclude, topic=topic)
         if not frames:
             return 0
+        if self._fanout is not None:
+            self.flush_fanout()
         if self.cluster is not None:
             for frame in frames:
                 self.cluster.broadcast(frame, exclude, topic)
@@ -341,16 +409,24 @@ class Peers:
 
     def sample(
         self, topic: Topic, count: int, *, exclude: str, unlike: str | None = None
-    ) -> list[str]:
+    ) -> Sequence[str]:
         """Up to ``count`` followers of ``topic`` but ``exclude``, chosen at random, those
         whose specialization is not ``unlike`` first (the complementary peers a request is
-        for). Every follower when there are no more than ``count``. Clustered, the followers on
-        the other replicas are drawn from too."""
+        for). Every follower when there are no more than ``count``: then the same tuple until
+        someone joins or leaves (a fan-out to it is queued with the others to it, see
+        :meth:`send_to_many`). Clustered, the followers on the other replicas are drawn from
+        too."""
         if self.cluster is not None:
             return self._sample_cluster(topic, count, exclude=exclude, unlike=unlike)
         followers = self._followers[topic]
         if len(followers) - (exclude in followers) <= count:
-            return [ai_id for ai_id in followers if ai_id != exclude]
+            everyone = self._everyone.get((topic, exclude))
+            if everyone is None:
+                if len(self._everyone) >= EVERYONE_CACHE_SIZE:
+                    self._everyone.clear()
+                everyone = tuple(ai_id for ai_id in followers if ai_id != exclude)
+                self._everyone[topic, exclude] = everyone
+            return everyone
         ids = self._audience_cache.get(topic)
         if ids is None:
             ids = self._audience_cache[topic] = list(followers)

@@ -447,7 +447,7 @@ class Router:
             )
         if msg.to is not None:
             self.peers.require_online(msg.to, msg.msg_id)
-        self.book.add_request(sender, m.RequestTerms.of(msg))
+        self.book.add_request(sender, msg)
         profile = peer.profile
         forward = relay_frame(
             msg,

@@ -57,6 +57,8 @@ Received = tuple[ClientMessage, RawFields]  # a decoded frame and its fields as 
 _PONG = encode(Pong())  # the answer to every PING without a msg_id, encoded once
 EVICTED_CLOSE_TIMEOUT = 1.0  # real seconds a replaced session gets to flush its ERROR
 CLOSE_TIMEOUT = 2.0
+# A connection's turn lasts at most this many ``turn_seconds`` however long the others took.
+TURN_STRETCH = 10
 
 
 class Forwarder(Protocol):
@@ -303,13 +305,21 @@ class Session:
                 return
             shares: list[Received] = []
             started = clock()
+            budget = turn
             for frame in frames:
-                if turn and clock() - started > turn:
+                if turn and clock() - started > budget:
                     # Our turn is over: the others' frames (and our writes) go first, so a
-                    # client pipelining thousands of frames delays nobody by more than a turn.
-                    # A run of shares carries on across it (nothing else was handled since).
+                    # client pipelining thousands of frames delays nobody by much more than a
+                    # turn. A run of shares carries on across it (nothing else was handled).
+                    yielded = clock()
                     await asyncio.sleep(0)
                     started = clock()
+                    # The next turn may last as long as the loop took meanwhile (up to
+                    # TURN_STRETCH turns): that time includes the writes our frames queued, one
+                    # per recipient, and a relay to 1,000 subscribers cut into one-frame turns
+                    # would pay 1,000 writes a frame. Among quiet clients the loop comes back at
+                    # once, so a pipeliner keeps its short turn; busy ones share it evenly.
+                    budget = min(max(turn, started - yielded), turn * TURN_STRETCH)
                 if self.evicted:
                     return
                 decoded = False
@@ -394,8 +404,7 @@ class Session:
             self._send_error(
                 Error(
                     code=ErrorCode.RATE_LIMITED,
-                    error=f"slow down: at most {limits.frames_per_second:g} frames and "
-                    f"{limits.bytes_per_second / 2**20:g} MiB per second; the frames are "
+                    error=f"slow down: at most {_rates(limits)} per second; the frames are "
                     "handled, later",
                 )
             )
@@ -515,3 +524,13 @@ class Session:
         if first and services.presence.announced():
             announcement = services.presence.joined(profile)
             services.peers.broadcast(announcement, exclude=ai_id, topic="presence")
+
+
+def _rates(limits: RateLimits) -> str:
+    """The limits in force (0 is off), as the slow-down ERROR names them."""
+    rates = []
+    if limits.frames_per_second > 0:
+        rates.append(f"{limits.frames_per_second:g} frames")
+    if limits.bytes_per_second > 0:
+        rates.append(f"{limits.bytes_per_second / 2**20:g} MiB")
+    return " and ".join(rates)
