@@ -123,7 +123,10 @@ HUB_LIMITS: dict[str, str] = {
     "rate_bytes": "bytes per second per connection (0: off)",
     "rate_byte_burst": "bytes a connection may send at once above its rate",
     "abuse_seconds": "seconds over the rate limits without a break before a disconnect",
-    "turn_seconds": "seconds a connection's frames hold the event loop before others get a turn",
+    "turn_seconds": (
+        "seconds a connection's frames hold the event loop before others get a turn (up to 10 "
+        "times as long when the others took that long meanwhile)"
+    ),
     "rate_feedback": "FEEDBACK per second per AI; more wait their turn (0: off)",
     "rate_feedback_burst": "FEEDBACK an AI may send at once above its rate",
     "send_queue_limit": "frames queued for a client that does not read, before it is dropped",
