@@ -318,14 +318,11 @@ class Peers:
             self._counters.sent(frame, here)
 
     def _queue_fanout(self, fanout: _Fanout) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop (a synchronous caller): nothing to wait for
-            self._fanout = fanout
-            self.flush_fanout()
-            return
         self._fanout = fanout
-        loop.call_soon(self.flush_fanout)
+        try:
+            asyncio.get_running_loop().call_soon(self.flush_fanout)
+        except RuntimeError:  # no loop (a synchronous caller): nothing to wait for
+            self.flush_fanout()
 
     def flush_fanout(self) -> None:
         """Hand the queued fan-out to its recipients' connections (see :meth:`send_to_many`)."""
