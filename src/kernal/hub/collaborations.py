@@ -19,7 +19,7 @@ from kernal.storage import CollaborationRecord, CollaborationStatus
 MAX_OPEN_REQUESTS = 10_000
 
 
-@dataclass
+@dataclass(slots=True)
 class OpenRequest:
     requester: str
     request: CollaborationRequest  # as validated; most are never accepted, so no copy is made
@@ -54,13 +54,19 @@ class CollaborationBook:
         """Open (or re-send) a request. Re-sending replaces its terms; a request that was
         accepted stays taken: re-sending its id never opens a second collaboration."""
         key = (requester, request.request_id)
-        previous = self._requests.get(key)
-        taken = previous.accepted_by if previous is not None else set()
-        self._requests[key] = OpenRequest(requester, request, taken)
-        self._requests.move_to_end(key)
-        self._request_ids.setdefault(requester, set()).add(request.request_id)
-        while len(self._requests) > MAX_OPEN_REQUESTS:
-            (oldest, request_id), _ = self._requests.popitem(last=False)  # oldest expire first
+        requests = self._requests
+        previous = requests.get(key)
+        if previous is not None:  # its id is listed already, and the book did not grow
+            requests[key] = OpenRequest(requester, request, previous.accepted_by)
+            requests.move_to_end(key)
+            return
+        requests[key] = OpenRequest(requester, request, set())  # a new key comes last
+        ids = self._request_ids.get(requester)
+        if ids is None:
+            ids = self._request_ids[requester] = set()
+        ids.add(request.request_id)
+        while len(requests) > MAX_OPEN_REQUESTS:
+            (oldest, request_id), _ = requests.popitem(last=False)  # oldest expire first
             ids = self._request_ids[oldest]
             ids.discard(request_id)
             if not ids:

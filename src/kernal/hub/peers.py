@@ -334,8 +334,17 @@ class Peers:
         for send in pending.senders:
             send(data)
         reached = len(pending.senders)
-        for frame in frames:
-            self._counters.sent(frame, reached)
+        if len(frames) == 1:
+            self._counters.sent(data, reached)
+            return
+        # Counted once for the run when its frames are all of one type (a run of requests).
+        kind = frame_type(frames[0])
+        opening = b'{"type":"' + kind + b'"'
+        if frames[0].startswith(opening) and all(frame.startswith(opening) for frame in frames):
+            self._counters.sent_many(kind, len(frames), len(data), reached)
+        else:
+            for frame in frames:
+                self._counters.sent(frame, reached)
 
     def deliver(self, ai_id: str, frame: bytes) -> bool:
         """Queue ``frame`` for ``ai_id`` if it joined here (never over the bus)."""

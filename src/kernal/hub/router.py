@@ -32,6 +32,8 @@ from kernal.protocol.relay import (
     encode_value,
     relay_body,
     relay_frame,
+    relay_request,
+    request_head,
     share_frame,
 )
 from kernal.storage import (
@@ -439,35 +441,95 @@ class Router:
     def _request(
         self, sender: str, peer: Peer, msg: m.CollaborationRequest, raw: RawFields | None
     ) -> None:
-        if msg.to == sender:
-            raise ProtocolError(
-                ErrorCode.FORBIDDEN,
-                "a collaboration request cannot be sent to yourself",
-                msg.msg_id,
-            )
-        if msg.to is not None:
-            self.peers.require_online(msg.to, msg.msg_id)
-        self.book.add_request(sender, msg)
+        acks: list[bytes] = []
+        self._relay_request(sender, peer, msg, self._request_parts(sender, peer), acks)
+        peer.send_raw(acks[0])
+
+    def requests(
+        self,
+        peer: Peer,
+        requests: Sequence[m.CollaborationRequest],
+        fail: Callable[[ProtocolError], object],
+    ) -> int:
+        """Carry out a run of ``COLLABORATION_REQUEST``s from the joined ``peer`` as
+        :meth:`dispatch` would one by one (each checked, booked and relayed in order, its ERROR
+        through ``fail``, which returns False to end the run there), with what they have in
+        common computed once: the sender's standing
+        and specialization cannot change within the run (nothing else runs meanwhile), so the
+        relayed frames' opening and stamps are encoded once, and the ACKs leave as one queued
+        write. Returns how many were ACKed."""
+        sender = peer.ai_id
+        assert sender is not None
+        parts = self._request_parts(sender, peer)
+        acks: list[bytes] = []
+        acked = 0
+        for msg in requests:
+            try:
+                self._relay_request(sender, peer, msg, parts, acks)
+                acked += 1
+            except ProtocolError as exc:
+                self._send_acks(peer, acks)  # the ERROR after the ACKs before it
+                if fail(exc) is False:
+                    break
+            except Exception:
+                # A bug must cost this frame, not the connection or the hub (as dispatch).
+                log.exception("[%s] Failed to handle %s", sender, msg.type)
+                self._send_acks(peer, acks)
+                failed = ProtocolError(
+                    ErrorCode.INTERNAL_ERROR,
+                    f"the hub failed to handle this {msg.type}; nothing was stored",
+                    msg.msg_id,
+                )
+                if fail(failed) is False:
+                    break
+        self._send_acks(peer, acks)
+        return acked
+
+    def _request_parts(self, sender: str, peer: Peer) -> tuple[bytes, bytes, str | None]:
+        """What every relayed request of ``sender`` has in common now: the frame's opening, its
+        stamps and closing brace (the hub's view of the requester, so a receiver can judge
+        complementarity without a lookup), and the specialization to sample unlike."""
         profile = peer.profile
-        forward = relay_frame(
-            msg,
-            raw,
-            sender,
-            specialization=None if profile is None else profile.specialization,
-            reputation=self.standings.of(sender),
-            credibility=self.standings.doubted(sender),
-        )
-        if msg.to is not None:
-            self.peers.send_to(msg.to, forward)
+        specialization = None if profile is None else profile.specialization
+        stamps = {
+            "specialization": specialization,
+            "reputation": self.standings.of(sender),
+            "credibility": self.standings.doubted(sender),
+        }
+        head = request_head(encode_value(sender))
+        return head, encode_stamps(stamps) + b"}\n", specialization
+
+    def _relay_request(
+        self,
+        sender: str,
+        peer: Peer,
+        msg: m.CollaborationRequest,
+        parts: tuple[bytes, bytes, str | None],
+        acks: list[bytes],
+    ) -> None:
+        """Check, book and relay one request; append its ACK to ``acks``."""
+        to = msg.to
+        if to is not None:
+            if to == sender:
+                raise ProtocolError(
+                    ErrorCode.FORBIDDEN,
+                    "a collaboration request cannot be sent to yourself",
+                    msg.msg_id,
+                )
+            self.peers.require_online(to, msg.msg_id)
+        self.book.add_request(sender, msg)
+        head, tail, unlike = parts
+        forward = relay_request(msg, head, tail)
+        if to is not None:
+            self.peers.send_to(to, forward)
         else:
             # To every follower on a small hub; past request_fanout, to that many of them, the
             # complementary ones first: relaying to all made requests cost N^2.
-            unlike = None if profile is None else profile.specialization
             chosen = self.peers.sample(
                 "requests", self.request_fanout, exclude=sender, unlike=unlike
             )
             self.peers.send_to_many(chosen, forward)
-        peer.send_raw(ack_frame(msg.msg_id, msg.type, msg.request_id))
+        acks.append(ack_frame(msg.msg_id, msg.type, msg.request_id))
 
     async def _accept(
         self, sender: str, peer: Peer, msg: m.CollaborationAccept, raw: RawFields | None

@@ -40,6 +40,7 @@ from kernal.protocol.messages import (
     AuthOk,
     ClientMessage,
     CollaborationFailed,
+    CollaborationRequest,
     Error,
     Hello,
     ListAis,
@@ -294,7 +295,9 @@ class Session:
         Runs of plain shares that arrived together are stored together (one write job, one
         commit with the other connections' shares), and their ACKs and relays go out in order.
         Anything else waits for the shares before it, so it sees their effects. Plain shares
-        are never forwarded to another replica (they belong to no collaboration).
+        are never forwarded to another replica (they belong to no collaboration). Runs of
+        ``COLLABORATION_REQUEST``s are carried out together too (:meth:`Router.requests`),
+        without an await: before anything else, and before this connection's turn ends.
         """
         can_pipeline = self._services.router.can_pipeline
         received_one = self._counters.received
@@ -304,6 +307,7 @@ class Session:
             if not await self._pace(frames):
                 return
             shares: list[Received] = []
+            requests: list[CollaborationRequest] = []
             started = clock()
             budget = turn
             for frame in frames:
@@ -311,6 +315,9 @@ class Session:
                     # Our turn is over: the others' frames (and our writes) go first, so a
                     # client pipelining thousands of frames delays nobody by much more than a
                     # turn. A run of shares carries on across it (nothing else was handled).
+                    if requests and not self._request_all(requests):
+                        return
+                    requests = []
                     yielded = clock()
                     await asyncio.sleep(0)
                     started = clock()
@@ -326,8 +333,19 @@ class Session:
                 try:
                     received = decode_client_frame(frame)
                     decoded = True
-                    received_one(received[0].type, len(frame))
-                    if self.joined and can_pipeline(received[0]):
+                    message = received[0]
+                    received_one(message.type, len(frame))
+                    if type(message) is CollaborationRequest and self.joined:
+                        if shares:
+                            await self._dispatch_all(shares)
+                            shares = []
+                        requests.append(message)
+                        continue
+                    if requests:
+                        if not self._request_all(requests):
+                            return
+                        requests = []
+                    if self.joined and can_pipeline(message):
                         shares.append(received)
                         continue
                     await self._dispatch_all(shares)
@@ -336,14 +354,35 @@ class Session:
                 except ProtocolError as exc:
                     if not decoded:
                         received_one("invalid", len(frame))
+                    if requests:
+                        if not self._request_all(requests):
+                            return
+                        requests = []
                     await self._dispatch_all(shares)
                     shares = []
                     if not self._reply_error(exc):
                         return
+            if requests and not self._request_all(requests):
+                return
             await self._dispatch_all(shares)
             # Let other connections (and this one's writes) have a turn between batches, so a
             # client pipelining thousands of cheap frames cannot hold the loop.
             await asyncio.sleep(0)
+
+    def _request_all(self, requests: list[CollaborationRequest]) -> bool:
+        """Carry out a run of requests (:meth:`Router.requests`), answered in order; False if
+        one of their ERRORs closes the connection."""
+        stays = True
+
+        def fail(exc: ProtocolError) -> bool:
+            nonlocal stays
+            stays = self._reply_error(exc)
+            return stays
+
+        started = time.perf_counter()
+        acked = self._services.router.requests(self, requests, fail)
+        self._counters.ack_seconds.observe_many(time.perf_counter() - started, acked)
+        return stays
 
     async def _next_frames(self) -> list[bytes] | None:
         """The next frames (none if only blank lines came), or None at EOF or after

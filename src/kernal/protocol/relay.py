@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from kernal.protocol.codec import RawFields
-from kernal.protocol.messages import RELAYED_FORMS, Message, PatternShare
+from kernal.protocol.messages import RELAYED_FORMS, CollaborationRequest, Message, PatternShare
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _encode_string = json.encoder.encode_basestring  # C, as _ENCODER
@@ -48,6 +48,17 @@ _PATTERN_OPENING = _OPENING[PatternShare] + b',"from":'
 _PATTERN_ID, _PATTERN_DATA = (key for name, key, _ in _FIELDS[PatternShare])
 if [name for name, _, _ in _FIELDS[PatternShare]] != ["pattern_id", "pattern_data"]:
     raise AssertionError("PatternShare's fields changed: update relay_body's fast path")
+
+_REQUEST_OPENING = _OPENING[CollaborationRequest] + b',"from":'
+_REQUEST_ID, _REQUEST_OFFERED, _REQUEST_SEEKING = (
+    key for name, key, _ in _FIELDS[CollaborationRequest]
+)
+if [name for name, _, _ in _FIELDS[CollaborationRequest]] != [
+    "request_id",
+    "expertise_offered",
+    "seeking_expertise",
+]:
+    raise AssertionError("CollaborationRequest's fields changed: update relay_request")
 
 
 def encode_value(value: Any) -> bytes:
@@ -101,6 +112,31 @@ def relay_body(message: Message, raw: RawFields | None, sender_json: bytes) -> b
         text = raw(name) if free_form and raw is not None else None
         parts += (key, text if text is not None else encode_value(value))
     return b"".join(parts)
+
+
+def request_head(sender_json: bytes) -> bytes:
+    """The opening of every relayed ``COLLABORATION_REQUEST`` of one sender (``sender_json``:
+    as :func:`encode_value` encodes it), for :func:`relay_request`."""
+    return _REQUEST_OPENING + sender_json
+
+
+def relay_request(message: CollaborationRequest, head: bytes, tail: bytes) -> bytes:
+    """``relay_frame(message, raw, sender, **stamps)`` of a request, from the parts a run of
+    requests of one sender has in common: ``head`` (:func:`request_head`) and ``tail``
+    (``encode_stamps(stamps) + b"}\\n"``). Its fields are short and typed (an id, two lists
+    of labels): encoded from their values, no raw text needed."""
+    return b"".join(
+        (
+            head,
+            _REQUEST_ID,
+            _encode_string(message.request_id).encode("utf-8"),
+            _REQUEST_OFFERED,
+            _encode_json(message.expertise_offered),
+            _REQUEST_SEEKING,
+            _encode_json(message.seeking_expertise),
+            tail,
+        )
+    )
 
 
 def encode_stamps(stamps: dict[str, Any]) -> bytes:
