@@ -300,3 +300,51 @@ async def test_a_run_of_requests_reaches_everyone_in_order_and_counted(hub: Hub)
             await client.close()
     if getattr(hub, "settle", None) is None:  # one hub (as one hub, replicas count their own)
         assert hub.counters.frames_out[b"COLLABORATION_REQUEST"] - before == 30 * 2 + 1
+
+
+async def test_a_run_of_requests_answers_each_in_order_errors_included(hub: Hub) -> None:
+    """A run of requests is carried out together (Router.requests): each still gets its own
+    ACK or ERROR, in the order sent, and only the valid ones are relayed and booked."""
+    sender = await login(hub, "AI_Node_1", "networking")
+    peer = await login(hub, "AI_Node_2", "graphics")
+    sent = [
+        {"type": "COLLABORATION_REQUEST", "msg_id": "q1", "request_id": "r1"},
+        {"type": "COLLABORATION_REQUEST", "msg_id": "q2", "request_id": "r2", "to": "AI_Node_1"},
+        {"type": "COLLABORATION_REQUEST", "msg_id": "q3", "request_id": "r3", "to": "AI_Nobody"},
+        {"type": "COLLABORATION_REQUEST", "msg_id": "q4", "request_id": "r4", "to": "AI_Node_2"},
+        {"type": "COLLABORATION_REQUEST", "msg_id": "q5", "request_id": "r5"},
+    ]
+    try:
+        await sender.send_bytes(b"".join(json.dumps(f).encode() + b"\n" for f in sent))
+        replies: list[dict[str, Any]] = []
+        while len(replies) < len(sent):
+            frame = await sender.recv()
+            if frame["type"] in ("ACK", "ERROR"):  # not AI_Node_2's AI_JOINED
+                replies.append(frame)
+        assert [(r["type"], r.get("ref"), r.get("code")) for r in replies] == [
+            ("ACK", "q1", None),
+            ("ERROR", "q2", "forbidden"),
+            ("ERROR", "q3", "not_found"),
+            ("ACK", "q4", None),
+            ("ACK", "q5", None),
+        ]
+        assert [r.get("id") for r in replies if r["type"] == "ACK"] == ["r1", "r4", "r5"]
+        relayed = [await peer.recv_type("COLLABORATION_REQUEST") for _ in range(3)]
+        assert [r["request_id"] for r in relayed] == ["r1", "r4", "r5"]
+        for frame in relayed:
+            assert frame["from"] == "AI_Node_1"
+            assert frame["specialization"] == "networking"
+            assert frame["expertise_offered"] == [] and frame["seeking_expertise"] == []
+            assert "to" not in frame and "msg_id" not in frame
+        # Only the relayed ones were booked: r4 may be accepted, r2 never existed.
+        await peer.send(
+            {"type": "COLLABORATION_ACCEPT", "msg_id": "a", "request_id": "r4", "to": "AI_Node_1"}
+        )
+        assert (await peer.recv_type("ACK"))["ref"] == "a"
+        await peer.send(
+            {"type": "COLLABORATION_ACCEPT", "msg_id": "b", "request_id": "r2", "to": "AI_Node_1"}
+        )
+        assert (await peer.recv_type("ERROR"))["code"] == "not_found"
+    finally:
+        for client in (sender, peer):
+            await client.close()
