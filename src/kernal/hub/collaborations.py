@@ -10,24 +10,12 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from kernal.protocol import ErrorCode, ProtocolError
 from kernal.protocol.messages import CollaborationRequest, RequestTerms
 from kernal.storage import CollaborationRecord, CollaborationStatus
 
 MAX_OPEN_REQUESTS = 10_000
-
-
-@dataclass(slots=True)
-class OpenRequest:
-    requester: str
-    request: CollaborationRequest  # as validated; most are never accepted, so no copy is made
-    accepted_by: set[str] = field(default_factory=set)
-
-    @property
-    def terms(self) -> RequestTerms:
-        return RequestTerms.of(self.request)
 
 
 class CollaborationBook:
@@ -37,7 +25,10 @@ class CollaborationBook:
         self.max_per_ai = max_per_ai  # active collaborations one AI may be in (0: no limit)
         self._clock = clock
         self._heard: dict[str, float] = {}  # collaboration -> when a member last spoke on it
-        self._requests: OrderedDict[tuple[str, str], OpenRequest] = OrderedDict()
+        # (requester, request id) -> the request as validated (most are never accepted, so no
+        # copy is made, nor anything else per request: booking one is on every relay's path).
+        self._requests: OrderedDict[tuple[str, str], CollaborationRequest] = OrderedDict()
+        self._taken: dict[tuple[str, str], str] = {}  # open request -> who accepted it
         # requester -> the ids of its open requests: forgetting an AI's requests as it leaves
         # must not scan everyone's (10,000 of them, for each of 1,000 trainers leaving).
         self._request_ids: dict[str, set[str]] = {}
@@ -55,18 +46,19 @@ class CollaborationBook:
         accepted stays taken: re-sending its id never opens a second collaboration."""
         key = (requester, request.request_id)
         requests = self._requests
-        previous = requests.get(key)
-        if previous is not None:  # its id is listed already, and the book did not grow
-            requests[key] = OpenRequest(requester, request, previous.accepted_by)
+        if key in requests:  # its id is listed already, and the book does not grow
+            requests[key] = request
             requests.move_to_end(key)
             return
-        requests[key] = OpenRequest(requester, request, set())  # a new key comes last
+        requests[key] = request  # a new key comes last
         ids = self._request_ids.get(requester)
         if ids is None:
             ids = self._request_ids[requester] = set()
         ids.add(request.request_id)
         while len(requests) > MAX_OPEN_REQUESTS:
-            (oldest, request_id), _ = requests.popitem(last=False)  # oldest expire first
+            oldest_key, _ = requests.popitem(last=False)  # oldest expire first
+            self._taken.pop(oldest_key, None)
+            oldest, request_id = oldest_key
             ids = self._request_ids[oldest]
             ids.discard(request_id)
             if not ids:
@@ -80,19 +72,20 @@ class CollaborationBook:
         :meth:`activate` once it is stored, or :meth:`abandon` if storing it failed."""
         if requester == acceptor:
             raise ProtocolError(ErrorCode.FORBIDDEN, "an AI cannot accept its own request")
-        request = self._requests.get((requester, request_id))
+        key = (requester, request_id)
+        request = self._requests.get(key)
         if request is None:
             raise ProtocolError(
                 ErrorCode.NOT_FOUND, f"no open request {request_id!r} from {requester}"
             )
-        if request.accepted_by:
+        taker = self._taken.get(key)
+        if taker is not None:
             # A request finds one partner: first accept wins. Letting every peer in made
             # collaborations grow with the square of the trainers.
-            taker = next(iter(request.accepted_by))
             raise ProtocolError(
                 ErrorCode.CONFLICT, f"request {request_id!r} was already accepted by {taker}"
             )
-        target = request.request.to
+        target = request.to
         if target is not None and target != acceptor:
             raise ProtocolError(ErrorCode.FORBIDDEN, f"request {request_id!r} was sent to {target}")
         for member in (requester, acceptor):
@@ -102,13 +95,13 @@ class CollaborationBook:
                     f"{member} is already in {self.max_per_ai} active collaborations, "
                     "this hub's limit",
                 )
-        request.accepted_by.add(acceptor)
+        self._taken[key] = acceptor
         record = CollaborationRecord(
             collaboration_id=f"collab_{uuid.uuid4().hex}",
             request_id=request_id,
             requester=requester,
             acceptor=acceptor,
-            request=request.terms,
+            request=RequestTerms.of(request),
             status=CollaborationStatus.ACTIVE,
             progress=0.0,
             started_at=now,
@@ -125,14 +118,16 @@ class CollaborationBook:
     def abandon(self, record: CollaborationRecord) -> None:
         """A collaboration from :meth:`open_collaboration` could not be stored: its request is
         open again."""
-        request = self._requests.get((record.requester, record.request_id))
-        if request is not None:
-            request.accepted_by.discard(record.acceptor)
+        key = (record.requester, record.request_id)
+        if self._taken.get(key) == record.acceptor:
+            del self._taken[key]
         self._forget_members(record)
 
     def forget_requests_of(self, ai_id: str) -> None:
         for request_id in self._request_ids.pop(ai_id, ()):
-            del self._requests[ai_id, request_id]
+            key = (ai_id, request_id)
+            del self._requests[key]
+            self._taken.pop(key, None)
 
     # ------------------------------------------------------------------ active collaborations
 
