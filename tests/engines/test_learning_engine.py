@@ -10,6 +10,7 @@ import pytest
 
 from kernal.engines.base import CollaborationTask, EngineContext
 from kernal.engines.learning import LearningEngine, data_seed
+from kernal.learning.merge import TYPICAL_WINDOW, typical_change
 from kernal.learning.model import SoftmaxModel
 
 TASK = CollaborationTask("c1", "AI_Peer", "graphics", {})
@@ -68,6 +69,20 @@ async def test_an_honest_partner_helps_and_is_scored_well() -> None:
     assert assessment.usefulness == round(assessment.outcome, 4)
     if assessment.kept:
         assert engine.test_accuracy() >= before - 0.02
+
+
+async def test_the_engine_keeps_what_its_merges_cost_for_the_gates_baseline() -> None:
+    engine, partner = _engine("AI_Node_1"), _engine("AI_Node_2", split="dirichlet:0.1")
+    await engine.train()
+    await partner.train()
+    await engine.assess(TASK, partner.offer(TASK).data)
+    assert len(engine.changes) == 1  # one measured merge
+    await engine.assess(TASK, {"model": "not a model"})
+    assert len(engine.changes) == 1  # a malformed offer measures nothing
+    for _ in range(TYPICAL_WINDOW + 2):
+        await engine.assess(TASK, partner.offer(TASK).data)
+    assert len(engine.changes) == TYPICAL_WINDOW
+    assert typical_change(engine.changes) <= 0.0
 
 
 async def test_malformed_offers_score_zero_without_crashing() -> None:

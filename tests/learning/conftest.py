@@ -50,3 +50,15 @@ def shards() -> tuple[Shard, ...]:
 def models() -> tuple[SoftmaxModel, ...]:
     """One model per shard of ``shards``, 50 epochs each. Copy before mutating."""
     return _models("dirichlet:0.5", 6)
+
+
+@pytest.fixture
+def skewed_shards() -> tuple[Shard, ...]:
+    """Twelve dirichlet:0.1 shards of the digits pool: one to three classes each, mostly."""
+    return _shards("dirichlet:0.1", 12)
+
+
+@pytest.fixture
+def skewed_models() -> tuple[SoftmaxModel, ...]:
+    """One model per shard of ``skewed_shards``, 50 epochs each. Copy before mutating."""
+    return _models("dirichlet:0.1", 12)

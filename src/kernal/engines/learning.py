@@ -48,7 +48,13 @@ from kernal.learning.adaptive import Knowledge, attack_success_rate
 from kernal.learning.attacks import Behaviour, parse_behaviour
 from kernal.learning.data import Dataset, FloatArray, IntArray, holdout, make_shard, parse_split
 from kernal.learning.datasets import load_source
-from kernal.learning.merge import evaluate_merge, fedavg, hijack_rate
+from kernal.learning.merge import (
+    TYPICAL_WINDOW,
+    evaluate_merge,
+    fedavg,
+    hijack_rate,
+    typical_change,
+)
 from kernal.learning.mlp import COLLABORATIVE_PROX, MLPModel, parse_hidden
 from kernal.learning.models import Model, model_from_json, new_model
 
@@ -156,6 +162,9 @@ class LearningEngine(Engine):
         self.last_received: Model | None = None
         self.received: deque[Model] = deque(maxlen=OBSERVED)
         self.recent: deque[Model] = deque(maxlen=HISTORY)
+        # dp of our last measured merges: what merging a partner typically costs us, the
+        # baseline of the gate's outcome (kernal.learning.merge.typical_change).
+        self.changes: deque[float] = deque(maxlen=TYPICAL_WINDOW)
         self.interactions = 0
         self.kept = 0
         self.rejected = 0
@@ -294,7 +303,10 @@ class LearningEngine(Engine):
                 val_y,
                 history=tuple(self.recent),
                 hijack_reference=self.hijack_reference,
+                typical=typical_change(self.changes),
             )
+            if decision.measured:
+                self.changes.append(decision.likelihood_change)
             if decision.kept:
                 self.kept += 1
                 self.model = decision.model
@@ -304,7 +316,8 @@ class LearningEngine(Engine):
         if decision.kept:
             await self._train(self.epochs_per_tick)  # settle the merged model on our own data
         score = self.behaviour.reported_score(decision.partner_accuracy, colluder)
-        # The merge's measured effect on our validation set (clip(1 + dp / tau, 0, 1)), as a
+        # The merge's measured effect on our validation set (clip(1 + (dp - typical) / tau, 0,
+        # 1): beyond what a merge typically costs us), as a
         # sybil reports it (its colluders up, everyone else down) when it is one.
         usefulness = self.behaviour.reported_score(decision.outcome, colluder)
         return Assessment(

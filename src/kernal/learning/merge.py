@@ -30,6 +30,15 @@ ZERO_NORM = 1e-9
 SCAN_BLOCK = 4
 HIJACK_LIMIT = 0.7
 HIJACK_MARGIN = 0.3
+# The receiver's typical cost of a merge (see :func:`typical_change`): the median of its last
+# TYPICAL_WINDOW measured changes, clamped to [TYPICAL_FLOOR, 0].
+TYPICAL_WINDOW = 20
+TYPICAL_FLOOR = -0.2
+# If the partner's model gets less than CLAIM_ACCURACY of our validation rows right among the
+# classes a merge takes at least CLAIM_SHARE from it, its outcome gets no typical-cost allowance
+# (:func:`fails_own_classes`).
+CLAIM_SHARE = 0.2
+CLAIM_ACCURACY = 0.5
 
 
 def _check_compatible(a: Model, b: Model) -> None:
@@ -101,6 +110,11 @@ class MergeDecision:
     model: Model
     reason: str = ""
     likelihood_change: float = 0.0
+    # Whether a merge was tried and measured (``likelihood_change`` is then its ``dp``): what
+    # the receiver keeps for :func:`typical_change`. False for a model refused outright.
+    measured: bool = False
+    # The baseline the outcome was measured against (0: none, the absolute rule).
+    baseline: float = 0.0
 
 
 def _relative_distance(a: Model, b: Model) -> float:
@@ -138,6 +152,37 @@ def hijack_rate(model: Model, X: FloatArray, block: int = SCAN_BLOCK) -> float:
     return float(counts.max()) / float(n)
 
 
+def typical_change(changes: Sequence[float], window: int = TYPICAL_WINDOW) -> float:
+    """What merging a partner typically costs this receiver: the median of its last ``window``
+    measured ``dp`` values (:attr:`MergeDecision.likelihood_change` of the decisions with
+    ``measured``), clamped to [``TYPICAL_FLOOR``, 0] (-0.2: at most one ``tau``); 0 without any.
+
+    At dirichlet:0.1 a trainer holds one or two classes, and an honest partner holding others
+    costs its validation slice when merged (its columns claim some of our rows): that cost is
+    the receiver's, not the partner's fault, and it is about the same from every partner. The
+    median ignores the few poisoners among them; the clamp keeps a receiver whose merges are
+    mostly hostile from excusing everything."""
+    recent = list(changes)[-window:] if window > 0 else []
+    if not recent:
+        return 0.0
+    return float(np.clip(np.median(recent), TYPICAL_FLOOR, 0.0))
+
+
+def fails_own_classes(own: Model, other: Model, val_X: FloatArray, val_y: IntArray) -> bool:
+    """Whether ``other`` gets less than ``CLAIM_ACCURACY`` (half) of our validation rows right
+    among the classes a merge would take at least ``CLAIM_SHARE`` (a fifth) from it
+    (:func:`class_shares`, so among the classes it says it saw): the rows its model would move.
+    An honest model knows the classes it trained on; a sign-flipped, label-flipped or noisy one
+    does not, and claiming fewer samples only shrinks what it moves. False when we hold no row
+    of those classes (nothing to check)."""
+    shares = class_shares(own, other)
+    moved = np.flatnonzero((shares >= CLAIM_SHARE) & (other.class_counts > 0))
+    rows = np.isin(val_y, moved)
+    if not rows.any():
+        return False
+    return other.accuracy(val_X[rows], val_y[rows]) < CLAIM_ACCURACY
+
+
 def evaluate_merge(
     own: Model,
     other: Model,
@@ -151,6 +196,8 @@ def evaluate_merge(
     duplicate_distance: float = DUPLICATE_DISTANCE,
     trigger_scan: bool = True,
     hijack_reference: float | None = None,
+    typical: float = 0.0,
+    check_claims: bool = True,
 ) -> MergeDecision:
     """The gate: merge ``other`` into ``own`` only if that does not hurt on OUR validation data.
 
@@ -178,14 +225,21 @@ def evaluate_merge(
        on the validation slice,
        ``dp`` = change in the mean probability given to the true label (merged minus own) and
        ``da`` = change in accuracy.
-    3. ``outcome = clip(1 + dp / tau, 0, 1)`` with ``tau`` = 0.2: no loss gives 1, a loss of
-       ``tau / 2`` gives 0.5, ``tau`` or more gives 0. The probability, not the accuracy, because
-       a slice has ~36 samples so accuracy moves in 3-point steps; measured on digits, honest
-       merges have ``dp`` >= -0.04 in 95% of cases while always-malicious ones mostly lose
-       0.1 to 0.6 (tau 0.1 or the accuracy made 5-25% of honest pairs end up distrusted).
-    4. ``kept`` iff ``da >= 0`` and ``outcome >= 0.5``: a merge that costs validation accuracy,
-       or whose outcome would make us distrust the partner, is not kept; ties are kept because
-       the merge brings classes our validation slice cannot show.
+    3. ``outcome = clip(1 + (dp - baseline) / tau, 0, 1)`` with ``tau`` = 0.2: no loss gives
+       1, a loss of ``tau / 2`` gives 0.5, ``tau`` or more gives 0. The probability, not the
+       accuracy, because a slice has ~36 samples so accuracy moves in 3-point steps; measured
+       on digits, honest merges have ``dp`` >= -0.04 in 95% of cases while always-malicious
+       ones mostly lose 0.1 to 0.6 (tau 0.1 or the accuracy made 5-25% of honest pairs end up
+       distrusted). ``baseline`` is ``typical`` (the receiver's :func:`typical_change`, at
+       most 0; 0 by default: the absolute rule), so a partner is blamed only for what it costs
+       beyond what merging a partner typically costs this receiver, except when ``other``
+       :func:`fails_own_classes` (then 0: a model wrong on the very rows its merge would move
+       gets no allowance; ``check_claims=False`` skips that check). The outcome feeds
+       reputation only.
+    4. ``kept`` iff ``da >= 0`` and the absolute outcome ``clip(1 + dp / tau, 0, 1)`` is at
+       least 0.5 (the baseline never changes which merges are kept): a merge that costs
+       validation accuracy, or too much of the true labels' probability, is not kept; ties are
+       kept because the merge brings classes our validation slice cannot show.
 
     Raises ``ValueError`` only for an empty validation set.
     """
@@ -229,13 +283,19 @@ def evaluate_merge(
             - _true_class_probability(own, val_X, val_y)
         )
     )
-    outcome = float(np.clip(1.0 + dp / tau, 0.0, 1.0))
-    kept = merged_acc >= own_acc and outcome >= 0.5 and not diluted
+    absolute = float(np.clip(1.0 + dp / tau, 0.0, 1.0))
+    baseline = min(0.0, typical)
+    if baseline < 0.0 and check_claims and fails_own_classes(own, other, val_X, val_y):
+        baseline = 0.0
+    outcome = float(np.clip(1.0 + (dp - baseline) / tau, 0.0, 1.0))
+    kept = merged_acc >= own_acc and absolute >= 0.5 and not diluted
     reason = "kept" if kept else "worse on our validation data"
     if diluted:
         reason = f"merged, a patch sends {hijack:.0%} of our inputs to one class"
     model = merged if kept else own
-    return MergeDecision(kept, outcome, own_acc, merged_acc, partner_acc, model, reason, dp)
+    return MergeDecision(
+        kept, outcome, own_acc, merged_acc, partner_acc, model, reason, dp, True, baseline
+    )
 
 
 def fedavg(models: Sequence[Model], weights: Sequence[float] | None = None) -> Model:

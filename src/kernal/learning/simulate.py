@@ -36,7 +36,13 @@ from kernal.hub.credibility import Opinion, Verdicts, judge, rater_weight
 from kernal.learning.adaptive import Knowledge, attack_success_rate
 from kernal.learning.attacks import Behaviour, parse_behaviour
 from kernal.learning.data import Dataset, Shard, holdout, load_digits, make_shard
-from kernal.learning.merge import evaluate_merge, fedavg, hijack_rate
+from kernal.learning.merge import (
+    TYPICAL_WINDOW,
+    evaluate_merge,
+    fedavg,
+    hijack_rate,
+    typical_change,
+)
 from kernal.learning.mlp import COLLABORATIVE_PROX, DEFAULT_HIDDEN, INIT_SEED, MLPModel
 from kernal.learning.model import FloatArray, IntArray
 from kernal.learning.models import Model, new_model
@@ -62,6 +68,7 @@ class _Trainer:
     history: list[Model] = field(default_factory=list)
     received: list[Model] = field(default_factory=list)
     hijack_reference: float | None = None  # its model's trigger-scan rate before any merge
+    changes: list[float] = field(default_factory=list)  # dp of its measured merges, in order
 
 
 @dataclass
@@ -184,6 +191,7 @@ def simulate(
     omniscient: bool = False,
     seed_from_hub: bool = False,
     feedback: str = "accuracy",
+    typical_window: int = TYPICAL_WINDOW,
 ) -> SimResult:
     """Run the protocol offline (see the module docstring); deterministic given ``seed``.
 
@@ -203,7 +211,9 @@ def simulate(
     checked), so colluders' ratings count as they would. ``feedback``: what a trainer reports
     as the vote's value, the partner model's validation ``accuracy`` (the score) or the gate's
     ``outcome`` (the usefulness, which the hub counts before the score when the engine sends
-    both, as the learning engine does).
+    both, as the learning engine does). ``typical_window``: how many of its last measured
+    merges each trainer keeps for the gate's baseline (:func:`typical_change`, as the learning
+    engine does); 0 measures every outcome absolutely, as before that baseline existed.
     """
     if feedback not in ("accuracy", "outcome"):
         raise ValueError(f"feedback must be 'accuracy' or 'outcome', got {feedback!r}")
@@ -314,8 +324,11 @@ def simulate(
             me.val_y,
             history=me.history,
             hijack_reference=me.hijack_reference,
+            typical=typical_change(me.changes, typical_window),
             **(gate or {}),
         )
+        if decision.measured:
+            me.changes = [*me.changes, decision.likelihood_change][-max(typical_window, 1) :]
         tally["kept" if decision.kept else "refused"] += 1
         me.model = decision.model
         colluder = me.behaviour.malicious and trainers[sender].behaviour.malicious
@@ -442,6 +455,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--model", default="softmax", choices=["softmax", "mlp"])
     parser.add_argument("--data", default=None, help="digits (default), waves or a CSV/NPZ")
     parser.add_argument("--omniscient", action="store_true")
+    parser.add_argument(
+        "--seed-from-hub",
+        action="store_true",
+        help="trainers take the hub's standings and credibilities, as the real trainer does",
+    )
+    parser.add_argument("--feedback", default="accuracy", choices=["accuracy", "outcome"])
+    parser.add_argument(
+        "--typical-window",
+        type=int,
+        default=TYPICAL_WINDOW,
+        help="merges kept for the gate's typical-cost baseline (0: absolute outcomes)",
+    )
     args = parser.parse_args(argv)
     from kernal.learning.datasets import load_source
 
@@ -460,6 +485,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             data=dataset,
             model=args.model,
             omniscient=args.omniscient,
+            seed_from_hub=args.seed_from_hub,
+            feedback=args.feedback,
+            typical_window=args.typical_window,
         )
         figures = " ".join(f"{key} {value:.3f}" for key, value in res.summary().items())
         print(f"seed {s}: {figures}")

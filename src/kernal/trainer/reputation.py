@@ -13,7 +13,9 @@ MAX_HISTORY = 100_000  # updates kept for charts; a long-running trainer stops r
 # A measured outcome below this is a strike: the partner's model cost our validation data more
 # than 0.15 of the probability of the true label (outcome = 1 + dp / 0.2). Honest merges,
 # measured in the simulator: none below 0.7 on digits at dirichlet:0.5; on waves 0.6% (the
-# trigger scan refusing a model); at dirichlet:0.1, 3.5% (digits) and 11% (waves).
+# trigger scan refusing a model); at dirichlet:0.1, 3.5% (digits) and 11% (waves). Those are
+# absolute outcomes: the gate now measures them beyond the receiver's typical cost
+# (kernal.learning.merge.typical_change), and a skewed honest partner strikes far less.
 STRIKE_OUTCOME = 0.25
 # Clean measured interactions (outcome >= CLEAN_OUTCOME) that lift one strike, per strike.
 FORGIVE_AFTER = 10
