@@ -101,6 +101,7 @@ async def test_past_the_presence_limit_state_is_bounded_and_arrivals_are_quiet(
     page = await fourth.recv_type("AIS")
     assert page["ref"] == "l1" and page["active_total"] == 4
     assert [ai["ai_id"] for ai in page["ais"]] == ["AI_Node_1", "AI_Node_2", "AI_Node_3"]
+    assert all(ai["reputation"] == 0.5 and ai["specialization"] for ai in page["ais"])
     await fourth.send({"type": "LIST_AIS", "after": page["next"], "limit": 3})
     rest = await fourth.recv_type("AIS")
     assert [ai["ai_id"] for ai in rest["ais"]] == ["AI_Node_4"] and "next" not in rest

@@ -10,6 +10,7 @@ import signal
 import urllib.request
 from typing import Protocol
 
+from kernal import runtime
 from kernal.config import HubSettings
 from kernal.harness.processes import (
     Channel,
@@ -175,8 +176,9 @@ def _get(url: str, timeout: float) -> bytes:
 
 
 def hub_main(settings: HubSettings, conn: Connection) -> None:
-    """The hub process: serve until SIGTERM or until the parent's pipe closes."""
-    asyncio.run(_serve(settings, conn))
+    """The hub process: serve until SIGTERM or until the parent's pipe closes. On the event
+    loop ``kernal hub`` picks (uvloop when installed), as the trainers' workers do."""
+    runtime.run(_serve(settings, conn))
 
 
 async def _serve(settings: HubSettings, conn: Connection) -> None:

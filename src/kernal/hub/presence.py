@@ -15,7 +15,6 @@ from kernal.protocol.messages import (
     HUB_FEATURES,
     AiInfo,
     AiJoined,
-    Ais,
 )
 from kernal.protocol.relay import encode_value
 from kernal.storage import ItemKind
@@ -68,9 +67,15 @@ class Presence:
         """The announcement of ``profile`` to the others."""
         return self.info(profile, AiJoined)
 
-    def page(self, after: str | None, limit: int, specialization: str | None) -> Ais:
-        """Joined AIs with ids after ``after``, in id order (the ``AIS`` answer)."""
-        chosen: list[AiInfo] = []
+    def page(
+        self, after: str | None, limit: int, specialization: str | None, ref: str | None = None
+    ) -> bytes:
+        """The encoded ``AIS`` answer: joined AIs with ids after ``after``, in id order.
+
+        Built from the pieces ``STATE`` uses (each AI encoded once while its profile and
+        standing stay the same): on a hub of thousands, every trainer pages through every
+        standing now and then, and building a model per AI per page was most of its cost."""
+        chosen: list[Profile] = []
         more = False
         for profile in self.peers.profiles():
             if after is not None and profile.ai_id <= after:
@@ -80,12 +85,12 @@ class Presence:
             if len(chosen) == limit:
                 more = True
                 break
-            chosen.append(self.info(profile))
-        return Ais(
-            ais=chosen,
-            next=chosen[-1].ai_id if more else None,
-            active_total=self.peers.total(),
-        )
+            chosen.append(profile)
+        frame = b'{"type":"AIS"' + (b"" if ref is None else b',"ref":' + encode_value(ref))
+        frame += b',"ais":[' + b",".join(map(self._info_json, chosen)) + b"]"
+        if more:
+            frame += b',"next":' + encode_value(chosen[-1].ai_id)
+        return frame + b',"active_total":%d}\n' % self.peers.total()
 
     async def welcome(self, newcomer: Profile, *, resumed: bool | None = None) -> bytes:
         """The encoded ``STATE`` for ``newcomer``: the joined AIs (itself included, by id) and

@@ -476,10 +476,10 @@ class Session:
                 ErrorCode.FORBIDDEN, "send HELLO before other messages", message.msg_id
             )
         elif isinstance(message, ListAis):
-            page = self._services.presence.page(
-                message.after, message.limit, message.specialization
+            presence = self._services.presence
+            self.conn.send_raw(
+                presence.page(message.after, message.limit, message.specialization, message.msg_id)
             )
-            self.conn.send(page.model_copy(update={"ref": message.msg_id}))
         else:
             started = time.perf_counter()
             cluster = self._services.cluster

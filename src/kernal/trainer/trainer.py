@@ -66,6 +66,7 @@ REPORT_INTERVAL = 5.0  # scenario seconds between TRAINER_REPORTs (the hub's sta
 # from others (kernal.hub.credibility) reaches this trainer's trust of peers it already knows,
 # not only of those it meets for the first time (STATE, AI_JOINED, relayed requests).
 STANDINGS_TICKS = 2
+STANDINGS_PER_TICK = 100  # on a big hub, each LIST_AIS round waits a tick per this many AIs
 
 
 @dataclass
@@ -113,6 +114,7 @@ class Trainer:
         self.reputation = ReputationBook(settings.reputation_alpha, settings.initial_reputation)
         self.stats = TrainerStats()
         self.peers: dict[str, str] = {}  # ai_id -> specialization
+        self._hub_ais = 0  # joined AIs on the hub, as its latest STATE or AIS counted them
         self.active: dict[str, ActiveCollaboration] = {}
         self._open_requests: dict[str, RequestTerms] = {}  # every request sent, by id
         self._unanswered: dict[str, int] = {}  # request id -> tick it was sent at
@@ -300,8 +302,7 @@ class Trainer:
             if not self.client.connected.is_set():
                 continue
             self._ticks += 1
-            # Less often on a big hub: every trainer asking for every standing is quadratic.
-            if self._ticks % (STANDINGS_TICKS * (1 + len(self.peers) // 100)) == 0:
+            if self._ticks % self._standings_every() == 0:
                 with contextlib.suppress(ConnectionLost):
                     await self.client.send(ListAis())
             # A request nobody accepted within two ticks no longer counts as pending work.
@@ -323,6 +324,13 @@ class Trainer:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
                     raise asyncio.CancelledError from None
+
+    def _standings_every(self) -> int:
+        """Ticks between two LIST_AIS. Every trainer asking for every standing is quadratic,
+        so the wait grows with the AIs on the hub (its count, not the peers we know: past the
+        presence limit a trainer hears of only some of them, but each AIS lists them all). The
+        standings every trainer fetches per tick then stay about constant per trainer."""
+        return STANDINGS_TICKS * (1 + max(len(self.peers), self._hub_ais) // STANDINGS_PER_TICK)
 
     async def _broadcast_request(self) -> None:
         request_id = self._new_id("request")
@@ -468,6 +476,7 @@ class Trainer:
             ai.ai_id: ai.specialization for ai in state.active_ais if ai.ai_id != self.ai_id
         }
         self.reputation.seed_all(state.active_ais, own=self.ai_id)
+        self._hub_ais = state.active_total or len(state.active_ais)
         # The hub failed our collaborations when we dropped; nobody is to blame for that.
         for collaboration_id in list(self.active):
             self._end(collaboration_id, outcome=None)
@@ -529,6 +538,7 @@ class Trainer:
                 self.peers.pop(message.ai_id, None)
             case Ais():
                 self.reputation.seed_all(message.ais, own=self.ai_id)
+                self._hub_ais = message.active_total
                 if message.next is not None:
                     with contextlib.suppress(ConnectionLost):
                         await self.client.send(ListAis(after=message.next))
