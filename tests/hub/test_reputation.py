@@ -331,6 +331,41 @@ async def test_an_established_clique_rating_the_honest_zero_is_discredited(world
         assert trusted_by_reference_trainer(ai["reputation"])
 
 
+async def test_an_honest_ai_that_finds_everyone_costly_is_not_taken_for_the_clique(
+    world: World,
+) -> None:
+    """An honest AI whose own validation data finds every partner's model costly (a shard of
+    one class) rates everyone 0, the clique as well as the honest: it contradicts the other
+    raters as much as the clique does, so its votes weigh nothing, but it does not spare the
+    AIs the hub doubts, so it keeps its credibility and the standing its partners gave its
+    work; trainers do not cap it. The clique, which rates its own 1, is still discredited."""
+    honest, harsh, clique = [1, 2, 3, 4, 5], 6, [7, 8]
+    await everyone_works_with_everyone(world, [*honest, harsh, *clique])
+    for rater in [*honest, harsh, *clique]:
+        for other in [*honest, harsh, *clique]:
+            if other == rater:
+                continue
+            if rater == harsh:
+                value = 0.0
+            elif rater in clique:
+                value = 1.0 if other in clique else 0.0
+            else:
+                value = 1.0
+            await world.rate(rater, f"work-{other}", value, usefulness=value)
+    ais = await listed(world)
+    mine = ais[f"AI_Node_{harsh}"]
+    assert "credibility" not in mine
+    assert mine["reputation"] >= THRESHOLD
+    assert trusted_by_reference_trainer(mine["reputation"])
+    for member in clique:
+        ai = ais[f"AI_Node_{member}"]
+        assert ai["credibility"] < INITIAL
+        assert ai["reputation"] < THRESHOLD
+    for n in honest:
+        assert "credibility" not in ais[f"AI_Node_{n}"]
+        assert ais[f"AI_Node_{n}"]["reputation"] >= THRESHOLD
+
+
 async def test_a_victim_reporting_its_poisoner_keeps_its_credibility(world: World) -> None:
     """An honest AI that one partner poisoned rates it 0 while the others rate it 1: the
     poisoner's other raters are the consensus, but one contradicted verdict among agreeing

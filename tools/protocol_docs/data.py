@@ -132,9 +132,10 @@ FIELDS: dict[str, str] = {
         " reputation of a peer you have not worked with."
     ),
     "credibility": (
-        "Sent only when below 1: how far this AI's own verdicts on others agree with what"
-        " their other raters measured, 0 to 1 (1, left out, when there is no evidence against"
-        " it); see [Standing](#standing). Its `reputation` is at most this. While it is below"
+        "Sent only when below 1: how far this AI's own verdicts on others are free of a"
+        " clique's mark (contradicting what their other raters measured, in favour of the AIs"
+        " the hub doubts), 0 to 1 (1, left out, when there is no evidence against it); see"
+        " [Standing](#standing). Its `reputation` is at most this. While it is below"
         " your initial trust, cap your trust of this AI at it even if you know the AI well:"
         " the reference trainer does."
     ),

@@ -14,16 +14,39 @@ outside what the others disagree about among themselves. It is checked only wher
 weigh at least :data:`MIN_CONSENSUS` together. A rater with at least :data:`MIN_CHECKED`
 checked opinions has contradiction ``d``, their mean, and credibility
 ``clip((LIAR_CONTRADICTION - d) / (LIAR_CONTRADICTION - HONEST_CONTRADICTION), 0, 1)``;
-one with fewer keeps 1 (no evidence against it). Credibility multiplies the rater's weight,
-and the consensus is recomputed with the new weights, :data:`ROUNDS` times at most (the
-iterative filtering of Laureti, Moret, Zhang & Yu, "Information filtering via iterative
-refinement", EPL 2006, and de Kerchove & Van Dooren, "Iterative filtering in reputation
-systems", SIAM J. Matrix Anal. Appl. 2010, with a spread-adjusted distance instead of theirs).
+one with fewer keeps 1 (no evidence against it). That figure of ``d`` is the rater's
+*agreement*: it multiplies the rater's weight, and the consensus is recomputed with the new
+weights, :data:`ROUNDS` times at most (the iterative filtering of Laureti, Moret, Zhang & Yu,
+"Information filtering via iterative refinement", EPL 2006, and de Kerchove & Van Dooren,
+"Iterative filtering in reputation systems", SIAM J. Matrix Anal. Appl. 2010, with a
+spread-adjusted distance instead of theirs).
 
-**Standing.** ``standing(X) = min(weighted mean of X's counted opinions with two virtual
-ratings of 0.5, credibility(X))``: an AI whose own verdicts on others contradict everyone
-else's measurements stands no higher than its credibility, so trainers seeding trust from the
-standing distrust it even where it never attacked them.
+**Partiality.** Contradiction alone cannot tell a clique from an honest rater whose own
+validation data measures every partner unlike the others do: a shard holding one class finds
+almost every partner's model costly and rates it 0 (simulator, 100 trainers, dirichlet:0.1,
+30 sybils, seed 2: four such honest raters with ``d`` 0.47-0.86, the sybils 0.44-0.88). What
+a clique does and an honest measure does not is spare its own. A rater's *partiality* is the
+weighted mean of its signed deviations ``v - m`` on the AIs the hub doubts (an opinion of
+``X`` weighs ``1 - credibility(X)`` there) minus that on the AIs it credits (weight
+``credibility(X)``), both times the opinion's established weight. A clique that lifts its
+members and sinks the rest has partiality near 1 (the sybils there: 0.8-1.5); a rater that
+measures everyone low treats the doubted as it treats the others, near 0 (those four: -0.18
+to 0.22), and a victim that rates its poisoner 0 has a negative one. Where both sides weigh
+at least :data:`PARTIALITY_EVIDENCE`, the contradiction charged to the rater's *credibility*
+is ``min(d, max(0, partiality))``, else ``d``; credibility is the same linear function of it.
+The doubted set is the previous round's credibility: the first round doubts nobody, so there
+every contradiction is charged, as before partiality existed, and a harsh honest rater is
+cleared in the next round, once the clique it rated as low as everyone is doubted.
+
+So a rater contradicting everyone loses its votes' weight whatever the reason (agreement),
+but only one that also favours the doubted loses its credibility, the figure that caps its
+standing and that the hub sends to trainers, who cap their trust of it.
+
+**Standing.** ``standing(X) = min(weighted mean of X's counted opinions (weights: established
+weight times agreement) with two virtual ratings of 0.5, credibility(X))``: an AI whose own
+verdicts on others contradict everyone else's measurements in a clique's favour stands no
+higher than its credibility, so trainers seeding trust from the standing distrust it even
+where it never attacked them.
 
 Why this is evidence a clique cannot forge: a clique that rates honest peers 0 contradicts
 every honest rater of those peers, who agree with one another (honest opinions of an honest
@@ -34,8 +57,11 @@ agreeing, and where the attacker poisoned others too its raters disagree among t
 the AIs that rater rated, the same majority any rating system falls to.
 
 What it does not catch: a clique that rates honest peers truthfully and only lifts itself
-(nothing contradicts it; the gate and strikes still catch it where it attacks), and a clique
-whose 0s lie within the honest raters' own spread (very non-IID data, where honest partners'
+(nothing contradicts it; the gate and strikes still catch it where it attacks), a clique that
+rates its own members as low as it rates the honest (it lifts nobody, and its votes weigh
+nothing, but nothing tells it from an honest rater with one-class data, so its members are
+not capped: they are caught only where they attack), and a clique whose 0s lie within the
+honest raters' own spread (very non-IID data, where honest partners'
 measured usefulness of one another is low and scattered). The thresholds were set from the
 simulator's contradictions (10 trainers, 3 sybils, 20 rounds, seeds 0 1 2): at dirichlet:0.5
 honest raters 0.23 at most and sybils 0.64-0.98 on both datasets; at dirichlet:0.1 honest
@@ -63,9 +89,15 @@ checked against theirs (two fully established, credible raters)."""
 MIN_CHECKED = 3
 """Checked opinions (of distinct AIs) a rater needs before its credibility can fall."""
 HONEST_CONTRADICTION = 0.25
-"""Mean contradiction up to which a rater keeps full credibility."""
+"""Mean contradiction up to which a rater keeps full agreement (and charged contradiction up
+to which full credibility)."""
 LIAR_CONTRADICTION = 0.45
-"""Mean contradiction at which a rater has no credibility (weight 0, standing at most 0)."""
+"""Mean contradiction at which a rater has no agreement (its votes weigh 0), and charged
+contradiction at which no credibility (standing at most 0)."""
+PARTIALITY_EVIDENCE = 1.0
+"""The weight a rater's checked opinions of doubted AIs, and of credited ones, must each
+have (one fully established opinion of a fully doubted AI) before its partiality bounds the
+contradiction charged to its credibility."""
 ROUNDS = 10
 
 
@@ -107,17 +139,20 @@ class Opinion:
 @dataclass
 class Verdicts:
     """What :func:`judge` found. AIs absent from ``standing`` stand at the prior (0.5);
-    absent from ``credibility``, at 1."""
+    absent from ``credibility`` or ``agreement``, at 1."""
 
     standing: dict[str, float] = field(default_factory=dict)
     raters: dict[str, int] = field(default_factory=dict)  # raters counted in each standing
-    credibility: dict[str, float] = field(default_factory=dict)  # only those below 1
+    credibility: dict[str, float] = field(default_factory=dict)  # caps standing; below 1 only
     contradiction: dict[str, float] = field(default_factory=dict)  # raters judged, their d
+    agreement: dict[str, float] = field(default_factory=dict)  # vote weight factor, below 1
+    partiality: dict[str, float] = field(default_factory=dict)  # judged raters with evidence
 
 
 def judge(opinions: Iterable[Opinion]) -> Verdicts:
-    """Credibility of every rater and standing of every rated or discredited AI (see the
-    module docstring). Deterministic: the result depends on the set of opinions only."""
+    """Agreement and credibility of every rater and standing of every rated or discredited
+    AI (see the module docstring). Deterministic: the result depends on the set of opinions
+    only."""
     rows = sorted(opinions, key=lambda o: (o.contributor, o.rater))
     verdicts = Verdicts()
     if not rows:
@@ -129,14 +164,17 @@ def judge(opinions: Iterable[Opinion]) -> Verdicts:
     base = np.array([o.weight for o in rows], dtype=np.float64)
     v = np.array([o.value for o in rows], dtype=np.float64)
     n = len(ids)
-    cred = np.ones(n)
+    agree = np.ones(n)  # agreement: multiplies the rater's votes
+    cred = np.ones(n)  # credibility: caps the AI's standing (what the hub sends)
     d = np.zeros(n)
+    lean = np.zeros(n)
     judged = np.zeros(n, dtype=bool)
+    partial = np.zeros(n, dtype=bool)
     order = np.lexsort((v, c))  # by contributor, then value: fixed, only weights change
     c_sorted, v_sorted = c[order], v[order]
     first = np.flatnonzero(np.r_[True, c_sorted[1:] != c_sorted[:-1]])
     for _ in range(ROUNDS):
-        w = base * cred[r]
+        w = base * agree[r]
         weights = np.bincount(c, w, n)
         median = _weighted_medians(c_sorted, v_sorted, w[order], first, weights, n)
         dev = np.abs(v - median[c])
@@ -148,18 +186,24 @@ def judge(opinions: Iterable[Opinion]) -> Verdicts:
         count = np.bincount(r, checked.astype(np.float64), n)
         judged = count >= MIN_CHECKED
         d = np.divide(np.bincount(r, contra, n), count, out=np.zeros(n), where=count > 0)
-        span = LIAR_CONTRADICTION - HONEST_CONTRADICTION
-        new = np.where(judged, np.clip((LIAR_CONTRADICTION - d) / span, 0.0, 1.0), 1.0)
-        if np.max(np.abs(new - cred)) < 1e-12:
+        new = np.where(judged, _credibility(d), 1.0)
+        lean, partial = _partiality(r, c, np.where(checked, base, 0.0), v - median[c], cred, n)
+        charged = np.where(partial, np.minimum(d, np.maximum(0.0, lean)), d)
+        new_cred = np.where(judged, _credibility(charged), 1.0)
+        if max(np.max(np.abs(new - agree)), np.max(np.abs(new_cred - cred))) < 1e-12:
             break
-        cred = new
+        agree, cred = new, new_cred
     for i in np.flatnonzero(judged):
         verdicts.contradiction[ids[i]] = float(d[i])
+    for i in np.flatnonzero(judged & partial):
+        verdicts.partiality[ids[i]] = float(lean[i])
+    for i in np.flatnonzero(agree < 1.0):
+        verdicts.agreement[ids[i]] = float(agree[i])
     for i in np.flatnonzero(cred < 1.0):
         verdicts.credibility[ids[i]] = float(cred[i])
     counted: dict[str, list[tuple[float, float]]] = {}
     for o in rows:
-        weight = o.weight * float(cred[index[o.rater]])
+        weight = o.weight * float(agree[index[o.rater]])
         if weight > 0:
             counted.setdefault(o.contributor, []).append((weight, o.value))
     for ai_id, pairs in counted.items():
@@ -168,6 +212,44 @@ def judge(opinions: Iterable[Opinion]) -> Verdicts:
     for ai_id, credibility in verdicts.credibility.items():
         verdicts.standing[ai_id] = min(verdicts.standing.get(ai_id, REPUTATION_PRIOR), credibility)
     return verdicts
+
+
+def _credibility(contradiction: np.ndarray) -> np.ndarray:
+    """:func:`credibility_of`, elementwise."""
+    span = LIAR_CONTRADICTION - HONEST_CONTRADICTION
+    return np.clip((LIAR_CONTRADICTION - contradiction) / span, 0.0, 1.0)
+
+
+def _partiality(
+    r: np.ndarray,
+    c: np.ndarray,
+    weight: np.ndarray,
+    deviation: np.ndarray,
+    credibility: np.ndarray,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per rater, its *partiality*: the weighted mean signed deviation (opinion minus
+    consensus) of its opinions of the AIs the hub doubts, minus that of its opinions of the
+    AIs it credits (an opinion of ``X`` counts ``1 - credibility(X)`` toward the first,
+    ``credibility(X)`` toward the second, times ``weight``), and whether both sides weigh at
+    least :data:`PARTIALITY_EVIDENCE`."""
+    doubted = weight * (1.0 - credibility[c])
+    credited = weight * credibility[c]
+    on_doubted = np.bincount(r, doubted, n)
+    on_credited = np.bincount(r, credited, n)
+    lean_doubted = np.divide(
+        np.bincount(r, doubted * deviation, n), on_doubted, out=np.zeros(n), where=on_doubted > 0
+    )
+    lean_credited = np.divide(
+        np.bincount(r, credited * deviation, n),
+        on_credited,
+        out=np.zeros(n),
+        where=on_credited > 0,
+    )
+    evidence = (on_doubted >= PARTIALITY_EVIDENCE - 1e-9) & (
+        on_credited >= PARTIALITY_EVIDENCE - 1e-9
+    )
+    return lean_doubted - lean_credited, evidence
 
 
 def _weighted_medians(

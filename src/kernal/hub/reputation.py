@@ -20,8 +20,9 @@ over the raters ``r`` that count for ``X``:
   the one it rates: no weight, so it can neither lift itself nor push anybody down.
 * **Credible raters weigh, and liars stand low.** Each rater's opinions are checked against
   the other raters' opinions of the same AIs; a rater whose verdicts contradict theirs beyond
-  their own disagreement loses weight (its credibility multiplies it), and its own standing
-  is at most its credibility (:mod:`kernal.hub.credibility`, :func:`judge`).
+  their own disagreement loses weight (its agreement multiplies it), and, if it also favours
+  the AIs the hub doubts over the others (a clique sparing its own), credibility: its own
+  standing is at most that (:mod:`kernal.hub.credibility`, :func:`judge`).
 
 Why not weight raters by their own standing: that standing is what a clique writes for itself,
 so it would be circular; the number of distinct completed collaborations is a fact only the hub
@@ -178,8 +179,9 @@ class Standings:
         return self._judged().raters.get(ai_id, 0)
 
     def credibility(self, ai_id: str) -> float:
-        """How far ``ai_id``'s own verdicts on others agree with what their other raters
-        measured, in [0, 1] (1: no evidence against it); see :mod:`kernal.hub.credibility`."""
+        """How far ``ai_id``'s own verdicts on others are free of a clique's mark (they
+        contradict what their other raters measured, in favour of the AIs the hub doubts), in
+        [0, 1] (1: no evidence against it); see :mod:`kernal.hub.credibility`."""
         return self._judged().credibility.get(ai_id, 1.0)
 
     def doubted(self, ai_id: str) -> float | None:
