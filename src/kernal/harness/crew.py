@@ -10,9 +10,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from kernal.config import TrainerSettings
 from kernal.engines.base import Engine, load_engine
+from kernal.harness.lag import LagMeter
 from kernal.trainer.report import TrainerReport
 from kernal.trainer.trainer import Trainer
 
@@ -63,6 +65,7 @@ class Crew:
         self._ended: dict[str, TrainerReport] = {}  # trainers whose run() has returned or raised
         self._on_finished: Finished | None = None
         self._stopping = False
+        self.lag = LagMeter()  # how late this loop wakes up, from the start to the stop
 
     def __len__(self) -> int:
         return len(self._members)
@@ -72,6 +75,7 @@ class Crew:
         ``on_finished`` hears of each trainer whose run ends before :meth:`stop` (they all
         failed: a trainer runs until it is stopped unless it is refused or crashes)."""
         self._on_finished = on_finished
+        self.lag.start()
         for member in self._members:
             ai_id = member.settings.ai_id
             if ai_id in self._unbuilt:
@@ -105,6 +109,7 @@ class Crew:
         """Stop every trainer (a bounded wait: one that does not stop is cancelled and reported
         as stuck) and return one report per member, in the members' order."""
         self._stopping = True
+        await self.lag.stop()
         for trainer in self._trainers.values():
             trainer.stop()
         tasks = list(self._tasks.values())
@@ -160,6 +165,10 @@ class LocalFleet:
 
     def failures(self) -> int:
         return self._failed
+
+    def lag(self) -> list[dict[str, Any]]:
+        """The crew's loop lateness (:mod:`kernal.harness.lag`), once stopped."""
+        return [] if self._crew is None else [self._crew.lag.figures()]
 
     async def stop(self) -> list[TrainerReport]:
         assert self._crew is not None, "start() first"

@@ -29,6 +29,7 @@ from kernal.engines.learning import LearningEngine
 from kernal.harness.charts import write_charts
 from kernal.harness.crew import LocalFleet, Member
 from kernal.harness.hubs import HarnessHub, HubProcess, LocalHub, new_tokens, register_tokens
+from kernal.harness.lag import fell_behind
 from kernal.harness.learning_report import centralized_accuracy, learning_section
 from kernal.harness.processes import LogForwarder
 from kernal.harness.report import sampled, summarize, trainer_entry
@@ -105,6 +106,8 @@ class Fleet(Protocol):
     def failures(self) -> int: ...
 
     async def stop(self) -> list[TrainerReport]: ...
+
+    def lag(self) -> list[dict[str, Any]]: ...
 
     async def close(self) -> None: ...
 
@@ -258,6 +261,11 @@ async def _run(
             watcher.end()
     end_time = time.time()
     ordered = {spec.ai_id: reports[spec.ai_id] for spec in specs}
+    lag = fleet.lag()
+    warnings = options.warnings()
+    if (behind := fell_behind(lag, speed)) is not None:
+        log.warning("Harness: %s", behind)
+        warnings.append(behind)
     report: dict[str, Any] = {
         "scenario": scenario.name,
         "scenario_key": scenario.key,
@@ -265,10 +273,11 @@ async def _run(
         "scenario_duration": duration,
         "workers": len(fleet),
         "interrupted": interrupted,
-        "warnings": options.warnings(),
+        "warnings": warnings,
         "start_time": start_time,
         "trainers": {ai_id: trainer_entry(r) for ai_id, r in ordered.items()},
         "summary": summarize(list(ordered.values())),
+        "loop_lag": lag,
         "hub_stats": hub_stats,
         "final_stats": final,
         "end_time": end_time,

@@ -9,7 +9,7 @@ conversation with a worker, over its pipe::
     parent -> ("start", start_at)               a Unix time shared by every worker
     worker -> ("finished", ai_id, error)        a trainer whose run ended early (it failed)
     parent -> ("stop",)                         the scenario is over (or interrupted)
-    worker -> ("reports", [TrainerReport.to_json(), ...])
+    worker -> ("reports", [TrainerReport.to_json(), ...], its loop's lateness figures)
 
 A worker that dies, or does not answer in time, is killed and each of its trainers gets a
 failed report saying so; a worker whose pipe closes (the parent is gone) stops its trainers.
@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from kernal import runtime
 from kernal.harness.crew import STOP_TIMEOUT, Crew, Member
@@ -56,6 +57,7 @@ class _Worker:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     reports: list[TrainerReport] | None = None
+    lag: dict[str, Any] | None = None  # its loop's lateness (kernal.harness.lag), reported
     problem: str | None = None  # why its trainers have no reports of their own
     finished: int = 0  # trainers whose run ended early
 
@@ -136,6 +138,7 @@ class WorkerPool:
                         log.debug("[%s] Finished early: %s", message[1], message[2])
                     case "reports":
                         worker.reports = [TrainerReport.from_json(r) for r in message[1]]
+                        worker.lag = message[2] if len(message) > 2 else None
                         worker.done.set()
                         return
         except ChannelClosed:
@@ -179,6 +182,10 @@ class WorkerPool:
                 s = member.settings
                 reports.append(TrainerReport.failed(s.ai_id, s.specialization, s.engine, problem))
         return reports
+
+    def lag(self) -> list[dict[str, Any]]:
+        """Each reporting worker's loop lateness (:mod:`kernal.harness.lag`), once stopped."""
+        return [worker.lag for worker in self._workers if worker.lag is not None]
 
     async def close(self) -> None:
         """Kill what is still running and release the pipes (also after an error)."""
@@ -230,4 +237,4 @@ async def _work(job: WorkerJob, conn: Connection) -> None:
             await crew.stop()
         return
     reports = await crew.stop()
-    channel.send(("reports", [report.to_json() for report in reports]))
+    channel.send(("reports", [report.to_json() for report in reports], crew.lag.figures()))
