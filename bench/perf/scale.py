@@ -71,9 +71,15 @@ async def harness_run(
     result["succeeded"] = sum(1 for t in runs.values() if t.get("success"))
     result["reported"] = len(runs)
     failed = [name for name, t in runs.items() if not t.get("success")]
+    lag = report.get("loop_lag") or []
+    if lag:  # whether the machine kept up with --speed (kernal.harness.lag)
+        result["loop_lag_p99"] = max(float(figures.get("p99", 0.0)) for figures in lag)
     if failed:
         reasons = {_reason(runs[name]) for name in failed}
-        result.setdefault("note", f"{len(failed)} failed: " + "; ".join(sorted(reasons))[:300])
+        note = f"{len(failed)} failed: " + "; ".join(sorted(reasons))[:300]
+        if "loop_lag_p99" in result:
+            note += f"; trainer loops up to {result['loop_lag_p99']:.2f} s late (p99)"
+        result.setdefault("note", note)
     return result
 
 

@@ -70,6 +70,7 @@ async def test_harness_row(tmp_path: Path) -> None:
     raw = await bench.run_rows(["harness"], {"harness": options}, tmp_path, None)
     table = bench.build_table(raw)
     assert raw["harness"]["steps"][0]["succeeded"] == 3
+    assert raw["harness"]["steps"][0]["loop_lag_p99"] >= 0  # the machine's lag, measured
     assert raw["harness"]["learning"]["succeeded"] == 2
     _finite(table)
 
