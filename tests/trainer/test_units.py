@@ -178,3 +178,36 @@ def test_engine_options_are_typed_and_checked() -> None:
         MyEngine.parse_options({"width": 2})
     with pytest.raises(EngineOptionsError, match="unknown option"):
         SimulatedEngine.parse_options({"split": "iid"})
+
+
+async def test_standings_pages_update_known_peers_only_and_slow_down_on_a_big_hub() -> None:
+    """An ``AIS`` page refreshes the hub's word on peers the trainer knows of, not on the
+    thousands it may never meet; and the more AIs the hub counts, the rarer ``LIST_AIS``."""
+    from kernal.config import TrainerSettings
+    from kernal.protocol.messages import AiInfo, Ais
+    from kernal.trainer.trainer import Trainer
+
+    trainer = Trainer(
+        TrainerSettings(ai_id="AI_Me", specialization="networking", token="t", engine="simulated")
+    )
+    trainer.peers = {"AI_Known": "graphics"}
+    few = trainer._standings_every()
+    page = Ais(
+        ais=[
+            AiInfo(
+                ai_id=ai_id,
+                specialization="graphics",
+                capabilities=[],
+                reputation=0.2,
+                credibility=0.1,
+            )
+            for ai_id in ("AI_Known", "AI_Stranger", "AI_Me")
+        ],
+        active_total=5000,
+    )
+    await trainer._on_message(page)
+    assert trainer.reputation.get("AI_Known") == 0.1  # capped by the hub's doubt
+    assert "AI_Stranger" not in trainer.reputation.scores
+    assert trainer.reputation.get("AI_Stranger") == 0.5
+    assert "AI_Me" not in trainer.reputation.scores
+    assert trainer._standings_every() > 10 * few  # 5,000 AIs: far fewer rounds of pages

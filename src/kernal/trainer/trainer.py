@@ -537,7 +537,14 @@ class Trainer:
             case AiLeft():
                 self.peers.pop(message.ai_id, None)
             case Ais():
-                self.reputation.seed_all(message.ais, own=self.ai_id)
+                # The peers we know of (presence, requests, work): on a big hub a page lists
+                # thousands we may never meet, and a relayed request carries its sender's
+                # standing when we do.
+                known = self.reputation.scores
+                self.reputation.seed_all(
+                    (ai for ai in message.ais if ai.ai_id in known or ai.ai_id in self.peers),
+                    own=self.ai_id,
+                )
                 self._hub_ais = message.active_total
                 if message.next is not None:
                     with contextlib.suppress(ConnectionLost):
