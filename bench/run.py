@@ -203,7 +203,7 @@ def measures(opts: dict[str, Any]) -> str:
 def document(meta: dict[str, Any], table: list[report.Row], opts: dict[str, Any]) -> str:
     pin = (
         "hub, redis-server and nats-server pinned to core 0, the load (this harness) to core 1; "
-        "the harness row runs unpinned (its hub and trainers share one process today)"
+        "the harness row runs unpinned (its hub process and trainer workers use both cores)"
         if meta["machine"]["pinned"]
         else "not pinned (fewer than 2 usable cores)"
     )

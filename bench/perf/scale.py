@@ -2,10 +2,11 @@
 trainer succeeding, and its wall time.
 
 Each step is the real command as a user types it (``.venv/bin/kernal harness stress_test
---engine simulated --trainers N --speed 5 --out FILE``), in its own process: today the harness
-runs its hub and all trainers in that one process, so nothing is pinned. N steps up and stops
-at the first run where a trainer did not succeed (or that timed out). Then the learning engine:
-``--trainers 50 --speed 20``. A trainer succeeds when its report says ``"success": true``.
+--engine simulated --trainers N --speed 5 --out FILE``), in its own process: the harness runs
+its hub in one process and the trainers in one worker process per core, so nothing is pinned.
+N steps up and stops at the first run where a trainer did not succeed (or that timed out). Then
+the learning engine: ``--trainers 50 --speed 20``. A trainer succeeds when its report says
+``"success": true``.
 """
 
 from __future__ import annotations
