@@ -218,10 +218,12 @@ def test_fedavg_is_a_plain_weighted_average(models: tuple[SoftmaxModel, ...]) ->
         fedavg([a, b], [0.0, 0.0])
 
 
-def test_typical_norm_is_the_median_of_the_last_partners_once_half_a_window_is_seen() -> None:
+def test_typical_norm_is_the_lower_quartile_of_the_last_partners() -> None:
     assert typical_norm([]) == 0.0
     assert typical_norm([5.0] * (NORM_SAMPLES - 1)) == 0.0  # too few to judge by
-    assert typical_norm([1.0, 2.0, 3.0, 100.0, 200.0], samples=5) == pytest.approx(3.0)
+    assert typical_norm([2.0, 2.0, 50.0, 50.0]) == pytest.approx(2.0)  # half boosted: no effect
+    assert typical_norm([2.0, 50.0, 50.0, 50.0]) > 10.0  # three quarters: it moves
+    assert typical_norm([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx(2.0)
     assert typical_norm([100.0] * 20 + [2.0] * 20) == pytest.approx(2.0)  # only the last 20
     assert typical_norm([1.0, 2.0], window=0) == 0.0
 

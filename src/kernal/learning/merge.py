@@ -39,10 +39,11 @@ TYPICAL_FLOOR = -0.2
 # (:func:`fails_own_classes`).
 CLAIM_SHARE = 0.2
 CLAIM_ACCURACY = 0.5
-# The norm check's reference (see :func:`typical_norm`): the median parameter norm of the last
-# TYPICAL_WINDOW partner models the receiver measured, once it has measured at least
-# NORM_SAMPLES of them.
-NORM_SAMPLES = TYPICAL_WINDOW // 2
+# The norm check's reference (see :func:`typical_norm`): the NORM_QUANTILE-th percentile (the
+# lower quartile) of the parameter norms of the last TYPICAL_WINDOW partner models the receiver
+# measured, once it has measured at least NORM_SAMPLES of them.
+NORM_QUANTILE = 25.0
+NORM_SAMPLES = 4
 
 
 def _check_compatible(a: Model, b: Model) -> None:
@@ -176,24 +177,29 @@ def typical_change(changes: Sequence[float], window: int = TYPICAL_WINDOW) -> fl
 
 
 def typical_norm(
-    norms: Sequence[float], window: int = TYPICAL_WINDOW, samples: int = NORM_SAMPLES
+    norms: Sequence[float],
+    window: int = TYPICAL_WINDOW,
+    samples: int = NORM_SAMPLES,
+    quantile: float = NORM_QUANTILE,
 ) -> float:
-    """The parameter norm of a typical partner model: the median of the last ``window`` partner
-    norms this receiver measured (:attr:`MergeDecision.partner_norm`, refused models included),
-    0 while it has fewer than ``samples`` (half a window); the norm check compares a partner
-    with the larger of this and our own norm.
+    """The parameter norm of a typical partner model: the ``quantile``-th percentile (25: the
+    lower quartile) of the last ``window`` partner norms this receiver measured
+    (:attr:`MergeDecision.partner_norm`, refused models included), 0 while it has fewer than
+    ``samples`` (4); the norm check compares a partner with the larger of this and our own
+    norm.
 
     Our own norm alone collapses for a receiver whose shard holds one class: a softmax trained
     on one class stops growing once that class wins (digits, dirichlet:0.1: own norms of 0.3 to
-    1.0 where honest partners measure 2.7 to 11), so nearly every honest partner was "boosted".
-    The partners' median does not depend on our shard, and a boosted model (10x, up to 130x
-    such a receiver's norm) stays far above it. The median ignores boosted models until they
-    are half of what we measured, and waiting for half a window keeps a majority of attackers
-    among our first few partners from setting it."""
+    1.0 where honest partners measure 2.7 to 11), so nearly every honest partner looked
+    boosted. The partners' norms do not depend on our shard. The lower quartile moves up only
+    when boosted models (10x) are three quarters of what we measured, and 4 is the fewest
+    samples for which that takes 3 boosted models, not 1 or 2 (a median, or fewer samples, let
+    a few attackers among our first partners set the bar: measured, more ``scale`` models got
+    through)."""
     recent = list(norms)[-window:] if window > 0 else []
     if len(recent) < max(samples, 1):
         return 0.0
-    return float(np.median(recent))
+    return float(np.percentile(recent, quantile))
 
 
 def fails_own_classes(own: Model, other: Model, val_X: FloatArray, val_y: IntArray) -> bool:
