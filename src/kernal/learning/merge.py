@@ -193,9 +193,10 @@ def typical_norm(
     1.0 where honest partners measure 2.7 to 11), so nearly every honest partner looked
     boosted. The partners' norms do not depend on our shard. The lower quartile moves up only
     when boosted models (10x) are three quarters of what we measured, and 4 is the fewest
-    samples for which that takes 3 boosted models, not 1 or 2 (a median, or fewer samples, let
-    a few attackers among our first partners set the bar: measured, more ``scale`` models got
-    through)."""
+    samples for which that takes 3 of them, not 1 or 2. Measured (100 trainers, 30 ``scale``
+    attackers, seeds 0 1 2): with the median of at least 10 instead, fewer attackers were
+    distrusted within 5 interactions (97.4-99.3% of pairs, vs 99.6-99.9% with this rule and
+    99.7-100% with our own norm alone)."""
     recent = list(norms)[-window:] if window > 0 else []
     if len(recent) < max(samples, 1):
         return 0.0
