@@ -190,7 +190,7 @@ def typical_norm(
 
     Our own norm alone collapses for a receiver whose shard holds one class: a softmax trained
     on one class stops growing once that class wins (digits, dirichlet:0.1: own norms of 0.3 to
-    1.0 where honest partners measure 2.7 to 11), so nearly every honest partner looked
+    1.6 where honest partners measure 2.7 to 11.3), so nearly every honest partner looked
     boosted. The partners' norms do not depend on our shard. The lower quartile moves up only
     when boosted models (10x) are three quarters of what we measured, and 4 is the fewest
     samples for which that takes 3 of them, not 1 or 2. Measured (100 trainers, 30 ``scale``
