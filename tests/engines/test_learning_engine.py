@@ -10,7 +10,7 @@ import pytest
 
 from kernal.engines.base import CollaborationTask, EngineContext
 from kernal.engines.learning import LearningEngine, data_seed
-from kernal.learning.merge import TYPICAL_WINDOW, typical_change
+from kernal.learning.merge import TYPICAL_WINDOW, typical_change, typical_norm
 from kernal.learning.model import SoftmaxModel
 
 TASK = CollaborationTask("c1", "AI_Peer", "graphics", {})
@@ -77,12 +77,16 @@ async def test_the_engine_keeps_what_its_merges_cost_for_the_gates_baseline() ->
     await partner.train()
     await engine.assess(TASK, partner.offer(TASK).data)
     assert len(engine.changes) == 1  # one measured merge
+    assert len(engine.norms) == 1  # and the partner model's norm, for the norm check
     await engine.assess(TASK, {"model": "not a model"})
     assert len(engine.changes) == 1  # a malformed offer measures nothing
+    assert len(engine.norms) == 1
     for _ in range(TYPICAL_WINDOW + 2):
         await engine.assess(TASK, partner.offer(TASK).data)
     assert len(engine.changes) == TYPICAL_WINDOW
     assert typical_change(engine.changes) <= 0.0
+    assert len(engine.norms) == TYPICAL_WINDOW
+    assert typical_norm(engine.norms) > 0.0
 
 
 async def test_malformed_offers_score_zero_without_crashing() -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernal.learning.attacks import Behaviour
-from kernal.learning.data import Shard
+from kernal.learning.attacks import SCALE_FACTOR, Behaviour
+from kernal.learning.data import Dataset, Shard
 from kernal.learning.merge import (
+    MAX_NORM_RATIO,
+    NORM_SAMPLES,
     TYPICAL_FLOOR,
     class_shares,
     evaluate_merge,
@@ -15,6 +17,7 @@ from kernal.learning.merge import (
     fedavg,
     merge,
     typical_change,
+    typical_norm,
 )
 from kernal.learning.model import SoftmaxModel
 from kernal.trainer.reputation import STRIKE_OUTCOME
@@ -213,3 +216,44 @@ def test_fedavg_is_a_plain_weighted_average(models: tuple[SoftmaxModel, ...]) ->
         fedavg([a, b], [1.0])
     with pytest.raises(ValueError):
         fedavg([a, b], [0.0, 0.0])
+
+
+def test_typical_norm_is_the_lower_quartile_of_the_last_partners() -> None:
+    assert typical_norm([]) == 0.0
+    assert typical_norm([5.0] * (NORM_SAMPLES - 1)) == 0.0  # too few to judge by
+    assert typical_norm([2.0, 2.0, 50.0, 50.0]) == pytest.approx(2.0)  # half boosted: no effect
+    assert typical_norm([2.0, 50.0, 50.0, 50.0]) > 10.0  # three quarters: it moves
+    assert typical_norm([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx(2.0)
+    assert typical_norm([100.0] * 20 + [2.0] * 20) == pytest.approx(2.0)  # only the last 20
+    assert typical_norm([1.0, 2.0], window=0) == 0.0
+
+
+def test_a_one_class_receiver_judges_norms_by_its_partners_and_still_refuses_boosting(
+    pool: Dataset, models: tuple[SoftmaxModel, ...], skewed_models: tuple[SoftmaxModel, ...]
+) -> None:
+    """A model trained on one class has a small norm, so an honest model trained on all of
+    them looks boosted next to it; next to the typical partner's norm it does not, while the
+    same model scaled 10x (the ``scale`` attack) is refused either way."""
+    rows = np.flatnonzero(pool.y == 0)
+    train, val = rows[: len(rows) // 2], rows[len(rows) // 2 :]
+    own = SoftmaxModel.zeros(pool.X.shape[1], pool.n_classes)
+    own.fit(pool.X[train], pool.y[train], 50, seed=1)
+    full = SoftmaxModel.zeros(pool.X.shape[1], pool.n_classes).fit(pool.X, pool.y, 50, seed=1)
+    scaled = full.with_parameters(SCALE_FACTOR * full.parameters())
+    reference = typical_norm(
+        [float(np.linalg.norm(m.parameters())) for m in (*models, *skewed_models, full)]
+    )
+    assert reference > MAX_NORM_RATIO * float(np.linalg.norm(own.parameters()))
+
+    def refused_on_norm(partner: SoftmaxModel, norm_reference: float) -> bool:
+        decision = evaluate_merge(
+            own, partner, pool.X[val], pool.y[val], norm_reference=norm_reference
+        )
+        assert decision.partner_norm == pytest.approx(np.linalg.norm(partner.parameters()))
+        return "parameter norm" in decision.reason
+
+    assert refused_on_norm(full, 0.0)  # the old rule: against our own norm alone
+    assert not refused_on_norm(full, reference)
+    assert refused_on_norm(scaled, reference)
+    # A reference below our own norm never loosens the check.
+    assert refused_on_norm(scaled, 0.1 * float(np.linalg.norm(own.parameters())))

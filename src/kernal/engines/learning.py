@@ -54,6 +54,7 @@ from kernal.learning.merge import (
     fedavg,
     hijack_rate,
     typical_change,
+    typical_norm,
 )
 from kernal.learning.mlp import COLLABORATIVE_PROX, MLPModel, parse_hidden
 from kernal.learning.models import Model, model_from_json, new_model
@@ -165,6 +166,9 @@ class LearningEngine(Engine):
         # dp of our last measured merges: what merging a partner typically costs us, the
         # baseline of the gate's outcome (kernal.learning.merge.typical_change).
         self.changes: deque[float] = deque(maxlen=TYPICAL_WINDOW)
+        # Parameter norms of the last partner models we measured: the norm check's reference
+        # when larger than our own (kernal.learning.merge.typical_norm).
+        self.norms: deque[float] = deque(maxlen=TYPICAL_WINDOW)
         self.interactions = 0
         self.kept = 0
         self.rejected = 0
@@ -304,9 +308,12 @@ class LearningEngine(Engine):
                 history=tuple(self.recent),
                 hijack_reference=self.hijack_reference,
                 typical=typical_change(self.changes),
+                norm_reference=typical_norm(self.norms),
             )
             if decision.measured:
                 self.changes.append(decision.likelihood_change)
+            if decision.partner_norm > 0.0:
+                self.norms.append(decision.partner_norm)
             if decision.kept:
                 self.kept += 1
                 self.model = decision.model

@@ -39,6 +39,11 @@ TYPICAL_FLOOR = -0.2
 # (:func:`fails_own_classes`).
 CLAIM_SHARE = 0.2
 CLAIM_ACCURACY = 0.5
+# The norm check's reference (see :func:`typical_norm`): the NORM_QUANTILE-th percentile (the
+# lower quartile) of the parameter norms of the last TYPICAL_WINDOW partner models the receiver
+# measured, once it has measured at least NORM_SAMPLES of them.
+NORM_QUANTILE = 25.0
+NORM_SAMPLES = 4
 
 
 def _check_compatible(a: Model, b: Model) -> None:
@@ -115,6 +120,9 @@ class MergeDecision:
     measured: bool = False
     # The baseline the outcome was measured against (0: none, the absolute rule).
     baseline: float = 0.0
+    # The partner model's parameter norm (0 if incompatible or all zeros): what the receiver
+    # keeps for :func:`typical_norm`.
+    partner_norm: float = 0.0
 
 
 def _relative_distance(a: Model, b: Model) -> float:
@@ -168,6 +176,33 @@ def typical_change(changes: Sequence[float], window: int = TYPICAL_WINDOW) -> fl
     return float(np.clip(np.median(recent), TYPICAL_FLOOR, 0.0))
 
 
+def typical_norm(
+    norms: Sequence[float],
+    window: int = TYPICAL_WINDOW,
+    samples: int = NORM_SAMPLES,
+    quantile: float = NORM_QUANTILE,
+) -> float:
+    """The parameter norm of a typical partner model: the ``quantile``-th percentile (25: the
+    lower quartile) of the last ``window`` partner norms this receiver measured
+    (:attr:`MergeDecision.partner_norm`, refused models included), 0 while it has fewer than
+    ``samples`` (4); the norm check compares a partner with the larger of this and our own
+    norm.
+
+    Our own norm alone collapses for a receiver whose shard holds one class: a softmax trained
+    on one class stops growing once that class wins (digits, dirichlet:0.1: own norms of 0.3 to
+    1.6 where honest partners measure 2.7 to 11.3), so nearly every honest partner looked
+    boosted. The partners' norms do not depend on our shard. The lower quartile moves up only
+    when boosted models (10x) are three quarters of what we measured, and 4 is the fewest
+    samples for which that takes 3 of them, not 1 or 2. Measured (100 trainers, 30 ``scale``
+    attackers, seeds 0 1 2): with the median of at least 10 instead, fewer attackers were
+    distrusted within 5 interactions (97.4-99.3% of pairs, vs 99.6-99.9% with this rule and
+    99.7-100% with our own norm alone)."""
+    recent = list(norms)[-window:] if window > 0 else []
+    if len(recent) < max(samples, 1):
+        return 0.0
+    return float(np.percentile(recent, quantile))
+
+
 def fails_own_classes(own: Model, other: Model, val_X: FloatArray, val_y: IntArray) -> bool:
     """Whether ``other`` gets less than ``CLAIM_ACCURACY`` (half) of our validation rows right
     among the classes a merge would take at least ``CLAIM_SHARE`` (a fifth) from it
@@ -198,6 +233,7 @@ def evaluate_merge(
     hijack_reference: float | None = None,
     typical: float = 0.0,
     check_claims: bool = True,
+    norm_reference: float = 0.0,
 ) -> MergeDecision:
     """The gate: merge ``other`` into ``own`` only if that does not hurt on OUR validation data.
 
@@ -209,7 +245,9 @@ def evaluate_merge(
 
     1. Refused with outcome 0 (no merge is even tried) if ``other`` has a different shape, is
        all zeros (an untrained model), has a parameter norm above ``max_norm_ratio`` (4) times
-       ours (boosting: honest peers measured at most 1.7x) or lies within relative distance
+       the larger of ours and ``norm_reference`` (the receiver's :func:`typical_norm`; 0 by
+       default: ours alone) (boosting: honest peers measured at most 1.7x ours at
+       dirichlet:0.5), or lies within relative distance
        ``duplicate_distance`` (1e-3) of ``own`` or of a model in ``history`` (a free rider
        echoing our work; honest peers measured no closer than 8e-3), or, with
        ``trigger_scan``, if stamping a patch on our validation inputs sends at least 70% of them
@@ -247,8 +285,12 @@ def evaluate_merge(
         raise ValueError("evaluate_merge needs a non-empty validation set")
     own_acc = own.accuracy(val_X, val_y)
 
+    partner_norm = 0.0
+
     def refuse(reason: str, partner_acc: float = 0.0) -> MergeDecision:
-        return MergeDecision(False, 0.0, own_acc, own_acc, partner_acc, own, reason)
+        return MergeDecision(
+            False, 0.0, own_acc, own_acc, partner_acc, own, reason, partner_norm=partner_norm
+        )
 
     if own.signature != other.signature:
         return refuse(f"incompatible model {other.signature}, ours is {own.signature}")
@@ -257,8 +299,11 @@ def evaluate_merge(
     other_norm = float(np.linalg.norm(other.parameters()))
     if other_norm <= ZERO_NORM:
         return refuse("untrained (all-zero) model", partner_acc)
-    if own_norm > ZERO_NORM and other_norm > max_norm_ratio * own_norm:
-        return refuse(f"parameter norm {other_norm / own_norm:.1f}x ours", partner_acc)
+    partner_norm = other_norm
+    reference_norm = max(own_norm, norm_reference)
+    if reference_norm > ZERO_NORM and other_norm > max_norm_ratio * reference_norm:
+        whose = "ours" if reference_norm == own_norm else "a typical partner's"
+        return refuse(f"parameter norm {other_norm / reference_norm:.1f}x {whose}", partner_acc)
     for seen in (own, *history):
         if (
             seen.signature == other.signature
@@ -294,7 +339,17 @@ def evaluate_merge(
         reason = f"merged, a patch sends {hijack:.0%} of our inputs to one class"
     model = merged if kept else own
     return MergeDecision(
-        kept, outcome, own_acc, merged_acc, partner_acc, model, reason, dp, True, baseline
+        kept,
+        outcome,
+        own_acc,
+        merged_acc,
+        partner_acc,
+        model,
+        reason,
+        dp,
+        True,
+        baseline,
+        other_norm,
     )
 
 

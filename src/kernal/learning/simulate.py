@@ -42,6 +42,7 @@ from kernal.learning.merge import (
     fedavg,
     hijack_rate,
     typical_change,
+    typical_norm,
 )
 from kernal.learning.mlp import COLLABORATIVE_PROX, DEFAULT_HIDDEN, INIT_SEED, MLPModel
 from kernal.learning.model import FloatArray, IntArray
@@ -69,6 +70,7 @@ class _Trainer:
     received: list[Model] = field(default_factory=list)
     hijack_reference: float | None = None  # its model's trigger-scan rate before any merge
     changes: list[float] = field(default_factory=list)  # dp of its measured merges, in order
+    norms: list[float] = field(default_factory=list)  # its partners' parameter norms, in order
 
 
 @dataclass
@@ -192,6 +194,7 @@ def simulate(
     seed_from_hub: bool = False,
     feedback: str = "accuracy",
     typical_window: int = TYPICAL_WINDOW,
+    typical_norms: bool = True,
 ) -> SimResult:
     """Run the protocol offline (see the module docstring); deterministic given ``seed``.
 
@@ -214,6 +217,9 @@ def simulate(
     both, as the learning engine does). ``typical_window``: how many of its last measured
     merges each trainer keeps for the gate's baseline (:func:`typical_change`, as the learning
     engine does); 0 measures every outcome absolutely, as before that baseline existed.
+    ``typical_norms``: the gate's norm check compares a partner with the larger of the
+    receiver's own norm and its :func:`typical_norm` of the partners it measured (as the
+    learning engine does); False compares with its own norm only, as before.
     """
     if feedback not in ("accuracy", "outcome"):
         raise ValueError(f"feedback must be 'accuracy' or 'outcome', got {feedback!r}")
@@ -325,10 +331,13 @@ def simulate(
             history=me.history,
             hijack_reference=me.hijack_reference,
             typical=typical_change(me.changes, typical_window),
+            norm_reference=typical_norm(me.norms) if typical_norms else 0.0,
             **(gate or {}),
         )
         if decision.measured:
             me.changes = [*me.changes, decision.likelihood_change][-max(typical_window, 1) :]
+        if decision.partner_norm > 0.0:
+            me.norms = [*me.norms, decision.partner_norm][-TYPICAL_WINDOW:]
         tally["kept" if decision.kept else "refused"] += 1
         me.model = decision.model
         colluder = me.behaviour.malicious and trainers[sender].behaviour.malicious
@@ -467,6 +476,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=TYPICAL_WINDOW,
         help="merges kept for the gate's typical-cost baseline (0: absolute outcomes)",
     )
+    parser.add_argument(
+        "--own-norm",
+        action="store_true",
+        help="the gate's norm check against our own norm only (not a typical partner's)",
+    )
     args = parser.parse_args(argv)
     from kernal.learning.datasets import load_source
 
@@ -488,6 +502,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             seed_from_hub=args.seed_from_hub,
             feedback=args.feedback,
             typical_window=args.typical_window,
+            typical_norms=not args.own_norm,
         )
         figures = " ".join(f"{key} {value:.3f}" for key, value in res.summary().items())
         print(f"seed {s}: {figures}")
