@@ -493,6 +493,20 @@ class StoreContract(abc.ABC):
         with pytest.raises(NotFoundError):
             await store.set_collaboration_progress("unknown", 1.0)
 
+    async def test_progress_of_many_collaborations_at_once(self, store: Store) -> None:
+        """Active ones take it; an ended or unknown one is skipped, without an error and
+        without holding back the others."""
+        for cid in ("m1", "m2", "m3"):
+            await store.create_collaboration(collaboration(cid))
+        await store.end_collaboration("m2", CollaborationStatus.FAILED, T0 + 1)
+        await store.set_collaborations_progress({"m1": 10.0, "m2": 20.0, "nope": 5.0, "m3": 30.0})
+        progress = {
+            cid: (await store.get_collaboration(cid)).progress  # type: ignore[union-attr]
+            for cid in ("m1", "m2", "m3")
+        }
+        assert progress == {"m1": 10.0, "m2": 0.0, "m3": 30.0}
+        await store.set_collaborations_progress({})  # nothing to do
+
     async def test_collaboration_failed(self, store: Store) -> None:
         await store.create_collaboration(collaboration("k"))
         await store.set_collaboration_progress("k", 30.0)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from kernal.hub.collaborations import CollaborationBook
 from kernal.hub.status import HubStatus
 from kernal.runtime import cancel_and_wait
-from kernal.storage import NotFoundError, StatsRetention, Store
+from kernal.storage import StatsRetention, Store
 from kernal.timing import Clock
 
 log = logging.getLogger("kernal.hub")
@@ -40,15 +40,14 @@ class StatsRecorder:
         await cancel_and_wait(self._task)
 
     async def save_progress(self) -> None:
-        """Write the collaboration progress reported since the last call (one group commit)."""
+        """Write the collaboration progress reported since the last call (one write job)."""
         unsaved = self.book.take_progress()
-        results = await asyncio.gather(
-            *(self.store.set_collaboration_progress(cid, p) for cid, p in unsaved.items()),
-            return_exceptions=True,
-        )
-        for result in results:
-            if isinstance(result, Exception) and not isinstance(result, NotFoundError):
-                log.error("Could not store collaboration progress: %s", result)
+        if not unsaved:
+            return
+        try:
+            await self.store.set_collaborations_progress(unsaved)
+        except Exception as exc:
+            log.error("Could not store the progress of %d collaborations: %s", len(unsaved), exc)
 
     async def _run(self) -> None:
         ticks_per_thinning = max(1, round(THIN_EVERY / self.interval))

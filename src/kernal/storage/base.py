@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from kernal.storage import records
@@ -236,6 +237,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def set_collaboration_progress(self, collaboration_id: str, progress: float) -> None:
         """Raises :class:`NotFoundError` if it does not exist or is not active."""
+
+    async def set_collaborations_progress(self, progress: Mapping[str, float]) -> None:
+        """:meth:`set_collaboration_progress` for many collaborations at once, skipping those
+        that do not exist or are no longer active (they ended since the progress came). A
+        backend should store them in one transaction; this default does one at a time."""
+        for collaboration_id, value in progress.items():
+            with contextlib.suppress(NotFoundError):
+                await self.set_collaboration_progress(collaboration_id, value)
 
     @abc.abstractmethod
     async def end_collaboration(

@@ -21,7 +21,7 @@ import asyncio
 import dataclasses
 import functools
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self, TypeVar
 
 import sqlalchemy as sa
@@ -72,6 +72,15 @@ async def open_store(url_or_path: str) -> SqlStore:
     store = SqlStore(url_or_path)
     await store.open()
     return store
+
+
+# Built once: the statement the hub's progress flush runs, bound by name (building one per
+# collaboration cost more Python than running it).
+_PROGRESS_OF_ACTIVE = (
+    t.collaborations.update()
+    .where(t.collaborations.c.collaboration_id == sa.bindparam("target"), rows.is_active())
+    .values(progress=sa.bindparam("new_progress"))
+)
 
 
 class SqlStore(reports.TrainerReportsSql, tokens.TokensSql, Store):
@@ -438,6 +447,18 @@ class SqlStore(reports.TrainerReportsSql, tokens.TokensSql, Store):
         def job(conn: Connection) -> None:
             if conn.execute(statement).rowcount == 0:
                 raise NotFoundError(f"no active collaboration {collaboration_id!r}")
+
+        await self._write(job)
+
+    async def set_collaborations_progress(self, progress: Mapping[str, float]) -> None:
+        """One write job, one statement run for all (the hub flushes what was reported since
+        its last flush: at scale, hundreds of collaborations a second)."""
+        if not progress:
+            return
+        params = [{"target": cid, "new_progress": value} for cid, value in progress.items()]
+
+        def job(conn: Connection) -> None:
+            conn.execute(_PROGRESS_OF_ACTIVE, params)
 
         await self._write(job)
 
