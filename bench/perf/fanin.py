@@ -114,30 +114,29 @@ class Publisher:
 def executemany_ceiling(db: Path, seconds: float, batch: int = REFERENCE_BATCH) -> dict[str, Any]:
     """Rows/s of ``executemany`` batches into ``shared_patterns`` of a migrated ``db`` (WAL,
     ``synchronous=FULL``), for about ``seconds``, on the server core."""
-    procs.pin_self(procs.SERVER_CORE)
-    conn = sqlite3.connect(db, isolation_level=None)
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        sql = (
-            "INSERT INTO shared_patterns (pattern_id, pattern_data, contributor, timestamp,"
-            " usage_count) VALUES (?, ?, ?, ?, 0)"
-        )
-        rows = commits = 0
-        started = time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            now = time.time()
-            values = [(f"ref-{rows + i}", PATTERN_DATA, "reference", now) for i in range(batch)]
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(sql, values)
-            conn.execute("COMMIT")
-            rows += batch
-            commits += 1
-        elapsed = time.perf_counter() - started
-        (stored,) = conn.execute("SELECT COUNT(*) FROM shared_patterns").fetchone()
-    finally:
-        conn.close()
-        procs.pin_self(procs.LOAD_CORE)
+    with procs.pinned_to(procs.SERVER_CORE):
+        conn = sqlite3.connect(db, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            sql = (
+                "INSERT INTO shared_patterns (pattern_id, pattern_data, contributor, timestamp,"
+                " usage_count) VALUES (?, ?, ?, ?, 0)"
+            )
+            rows = commits = 0
+            started = time.perf_counter()
+            while time.perf_counter() - started < seconds:
+                now = time.time()
+                values = [(f"ref-{rows + i}", PATTERN_DATA, "reference", now) for i in range(batch)]
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(sql, values)
+                conn.execute("COMMIT")
+                rows += batch
+                commits += 1
+            elapsed = time.perf_counter() - started
+            (stored,) = conn.execute("SELECT COUNT(*) FROM shared_patterns").fetchone()
+        finally:
+            conn.close()
     return {
         "rows_per_s": rows / elapsed,
         "rows": rows,

@@ -22,6 +22,7 @@ import shutil
 import signal
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +52,19 @@ def pin_self(core: int) -> None:
     """Pin the calling thread (the bench's main thread) to ``core``, when pinning is possible."""
     if can_pin():
         os.sched_setaffinity(0, {core})
+
+
+@contextlib.contextmanager
+def pinned_to(core: int) -> Iterator[None]:
+    """The calling thread on ``core`` for the block (when pinning is possible), then back on
+    the cores it had: whoever called (bench/run, or the tests in one pytest process) keeps its
+    own pinning, and the processes it starts later inherit that, not ``core``."""
+    before = os.sched_getaffinity(0)
+    pin_self(core)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def raise_nofile() -> int:

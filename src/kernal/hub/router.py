@@ -5,12 +5,12 @@ committed), or raises :class:`ProtocolError` before anything is persisted or rel
 contributors and timestamps always come from the authenticated session and the hub's clock.
 
 The router gets its collaborators (store, registry of peers, collaboration book, standings,
-clock) and knows nothing of sessions, sockets or the server around it.
+clock) and knows nothing of sessions, sockets or the server around it. FEEDBACK and
+TRAINER_REPORT go to the :class:`~kernal.hub.feedback.FeedbackDesk` it owns.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from kernal.hub.collaborations import CollaborationBook
 from kernal.hub.counters import HubCounters
+from kernal.hub.feedback import FeedbackDesk
 from kernal.hub.knowledge import Knowledge
 from kernal.hub.limits import Pace
 from kernal.hub.peers import Peer, Peers
@@ -41,14 +42,12 @@ from kernal.storage import (
     CollaborationStatus,
     ComponentRecord,
     ConflictError,
-    ItemKind,
     ItemRecord,
     NewShare,
     NotFoundError,
     PatternRecord,
     ShareOutcome,
     Store,
-    TrainerReportRecord,
 )
 from kernal.timing import Clock
 
@@ -70,6 +69,19 @@ class Router:
     max_data_bytes: int = 512 * 1024
     feedback_pace: Pace | None = None  # None: FEEDBACK as fast as they come
     counters: HubCounters = field(default_factory=HubCounters)
+    feedback: FeedbackDesk = field(init=False)
+    """FEEDBACK and TRAINER_REPORT: what AIs say of others' work and of their own learning."""
+
+    def __post_init__(self) -> None:
+        desk = FeedbackDesk(
+            store=self.store,
+            standings=self.standings,
+            knowledge=self.knowledge,
+            clock=self.clock,
+            pace=self.feedback_pace,
+            counters=self.counters,
+        )
+        object.__setattr__(self, "feedback", desk)  # frozen: set once, here
 
     @staticmethod
     def can_pipeline(message: m.ClientMessage) -> bool:
@@ -106,9 +118,9 @@ class Router:
             case m.CollaborationComplete() | m.CollaborationFailed():
                 await self._end(sender, peer, message, raw)
             case m.Feedback():
-                await self._feedback(sender, peer, message)
+                await self.feedback.feedback(sender, peer, message)
             case m.TrainerFigures():
-                await self._trainer_report(sender, peer, message)
+                await self.feedback.trainer_report(sender, peer, message)
             case _:  # HELLO and PING are handled by the session
                 raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unexpected {message.type}")
 
@@ -366,75 +378,6 @@ class Router:
             self.peers.send_to(msg.to, frame)
         else:
             self.peers.broadcast(frame, exclude=sender, topic="components")
-
-    async def _feedback(self, sender: str, peer: Peer, msg: m.Feedback) -> None:
-        await self._pace_feedback(sender, peer)
-        kind = ItemKind(msg.kind)
-        item = await self.store.get_item(kind, msg.id)
-        if item is None:
-            raise ProtocolError(ErrorCode.NOT_FOUND, f"no {msg.kind} {msg.id!r}", msg.msg_id)
-        if item.contributor == sender:
-            raise ProtocolError(
-                ErrorCode.FORBIDDEN,
-                f"{sender} cannot rate its own {msg.kind} {msg.id!r}: only other AIs' "
-                "feedback counts toward an AI's standing; send FEEDBACK on others' work",
-                msg.msg_id,
-            )
-        try:
-            result = await self.store.record_feedback(
-                kind, msg.id, sender, msg.score, self.clock.now(), usefulness=msg.usefulness
-            )
-        except NotFoundError as exc:
-            raise ProtocolError(ErrorCode.NOT_FOUND, str(exc), msg.msg_id) from None
-        self.standings.voted(sender, result.contributor, (kind.value, msg.id), result.vote)
-        self.knowledge.rated(kind, msg.id, result)
-        peer.send_raw(ack_frame(msg.msg_id, msg.type, msg.id))
-
-    async def _pace_feedback(self, sender: str, peer: Peer) -> None:
-        """Hold ``sender`` to its FEEDBACK rate: each costs a read and a commit of its own, and
-        one AI's flood of them must not take the hub's time from everyone's shares. Over it,
-        this FEEDBACK waits (and so do the sender's frames behind it); told once per episode,
-        with no ``ref``: the FEEDBACK is still carried out."""
-        pace = self.feedback_pace
-        if pace is None:
-            return
-        wait, first = pace.take(sender)
-        if wait <= 0:
-            return
-        if first:
-            self.counters.errors[ErrorCode.RATE_LIMITED] += 1
-            peer.send(
-                m.Error(
-                    code=ErrorCode.RATE_LIMITED,
-                    error=f"slow down: at most {pace.rate:g} FEEDBACK per second; "
-                    "they are carried out, later",
-                )
-            )
-        await asyncio.sleep(wait)
-
-    async def _trainer_report(self, sender: str, peer: Peer, msg: m.TrainerFigures) -> None:
-        # Whose figures these are is the session's identity, never a field of the frame.
-        if sender in msg.trust or sender in msg.rejected or sender in msg.refused_merges:
-            raise ProtocolError(
-                ErrorCode.INVALID_FIELD,
-                f"trust: {sender} cannot report trust in itself; list only its peers",
-                msg.msg_id,
-            )
-        record = TrainerReportRecord(
-            ai_id=sender,
-            timestamp=self.clock.now(),
-            accuracy=msg.accuracy,
-            local_only_accuracy=msg.local_only_accuracy,
-            centralized_baseline=msg.centralized_baseline,
-            merges_kept=msg.merges_kept,
-            merges_rejected=msg.merges_rejected,
-            trust=dict(msg.trust),
-            rejected={peer_id: (r.count, r.reason) for peer_id, r in msg.rejected.items()},
-            refused_merges={p: (r.count, r.reason) for p, r in msg.refused_merges.items()},
-            final=msg.final,
-        )
-        await self.store.add_trainer_report(record)
-        peer.send_raw(ack_frame(msg.msg_id, msg.type))
 
     # ------------------------------------------------------------------ collaborations
 
