@@ -493,6 +493,24 @@ class StoreContract(abc.ABC):
         with pytest.raises(NotFoundError):
             await store.set_collaboration_progress("unknown", 1.0)
 
+    async def test_collaborations_created_together(self, store: Store) -> None:
+        """Created at once (the writer may store them in one batch): each stored as it was
+        given, and only the second of two with one id refused."""
+        await store.create_collaboration(collaboration("c0"))
+        records = [collaboration(cid) for cid in ("c1", "c2", "c1", "c0", "c3")]
+        results = await asyncio.gather(
+            *(store.create_collaboration(r) for r in records), return_exceptions=True
+        )
+        assert [type(r).__name__ for r in results] == [
+            "NoneType",
+            "NoneType",
+            "ConflictError",
+            "ConflictError",
+            "NoneType",
+        ]
+        for cid in ("c0", "c1", "c2", "c3"):
+            assert await store.get_collaboration(cid) == collaboration(cid)
+
     async def test_progress_of_many_collaborations_at_once(self, store: Store) -> None:
         """Active ones take it; an ended or unknown one is skipped, without an error and
         without holding back the others."""

@@ -466,6 +466,28 @@ def insert_collaboration(conn: Connection, row: dict[str, Any]) -> None:
     conn.execute(t.collaborations.insert().values(row))
 
 
+def insert_collaborations(conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[bool, Any]]:
+    """:func:`insert_collaboration` for many rows in two statements: one lookup of the ids
+    already taken, one insert of the others. A row whose id is taken (in the table, or by an
+    earlier row of the same call) gets ``(False, ConflictError)`` and writes nothing."""
+    c = t.collaborations.c
+    ids = [row["collaboration_id"] for row in rows]
+    taken = set(conn.scalars(sa.select(c.collaboration_id).where(c.collaboration_id.in_(ids))))
+    new: list[dict[str, Any]] = []
+    outcomes: list[tuple[bool, Any]] = []
+    for row in rows:
+        cid = row["collaboration_id"]
+        if cid in taken:
+            outcomes.append((False, ConflictError(f"collaboration {cid!r} already exists")))
+            continue
+        taken.add(cid)
+        new.append(row)
+        outcomes.append((True, None))
+    if new:
+        insert_rows(conn, t.collaborations, new)
+    return outcomes
+
+
 def is_active() -> sa.ColumnElement[bool]:
     return t.collaborations.c.status == CollaborationStatus.ACTIVE.value
 
