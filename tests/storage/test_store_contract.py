@@ -624,6 +624,25 @@ class StoreContract(abc.ABC):
         assert (zed.first_seen, zed.last_seen) == (T0, T0 + 2)
         assert (await store.counts()).extra["ais"] == 2
 
+    async def test_ais_upserted_together(self, store: Store) -> None:
+        """Upserts at once (the writer may store them in one batch) end as one at a time
+        would: a new AI first seen at its first upsert, the last profile kept."""
+        await store.upsert_ai("old", "vision", ["see"], T0)
+        await asyncio.gather(
+            store.upsert_ai("new", "nlp", ["read"], T0 + 1),
+            store.upsert_ai("old", "audio", ["hear"], T0 + 2),
+            store.upsert_ai("new", "nlp+vision", ["read", "see"], T0 + 3),
+            store.upsert_ai("other", "gpu", [], T0 + 4),
+        )
+        found = {ai.ai_id: ai for ai in await store.list_ais()}
+        assert set(found) == {"new", "old", "other"}
+        new, old, other = found["new"], found["old"], found["other"]
+        assert (new.specialization, new.capabilities) == ("nlp+vision", ["read", "see"])
+        assert (new.first_seen, new.last_seen) == (T0 + 1, T0 + 3)
+        assert (old.specialization, old.capabilities) == ("audio", ["hear"])
+        assert (old.first_seen, old.last_seen) == (T0, T0 + 2)
+        assert (other.capabilities, other.first_seen) == ([], T0 + 4)
+
     # ------------------------------------------------------------------ tokens
 
     async def test_tokens(self, store: Store) -> None:

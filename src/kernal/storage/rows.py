@@ -466,6 +466,45 @@ def insert_collaboration(conn: Connection, row: dict[str, Any]) -> None:
     conn.execute(t.collaborations.insert().values(row))
 
 
+_UPDATE_AI = (
+    t.ais.update()
+    .where(t.ais.c.ai_id == sa.bindparam("target"))
+    .values(
+        specialization=sa.bindparam("new_specialization"),
+        capabilities=sa.bindparam("new_capabilities"),
+        last_seen=sa.bindparam("new_last_seen"),
+    )
+)
+
+
+def upsert_ais(
+    conn: Connection, payloads: list[tuple[str, dict[str, Any], float]]
+) -> list[tuple[bool, Any]]:
+    """Many ``(ai_id, profile, timestamp)`` upserts in order, in three statements: one lookup
+    of the AIs known, one insert of the new ones (first seen at their first ``timestamp``), one
+    update of the others. Of two for one id, the later profile wins, as one at a time."""
+    c = t.ais.c
+    ids = {ai_id for ai_id, _, _ in payloads}
+    known = set(conn.scalars(sa.select(c.ai_id).where(c.ai_id.in_(ids))))
+    new: dict[str, dict[str, Any]] = {}
+    updates: dict[str, dict[str, Any]] = {}
+    for ai_id, profile, timestamp in payloads:
+        if ai_id in known:
+            updates[ai_id] = {
+                "target": ai_id,
+                **{f"new_{name}": value for name, value in profile.items()},
+            }
+        elif ai_id in new:
+            new[ai_id].update(profile)
+        else:
+            new[ai_id] = {"ai_id": ai_id, "first_seen": timestamp, **profile}
+    if new:
+        insert_rows(conn, t.ais, list(new.values()))
+    if updates:
+        conn.execute(_UPDATE_AI, list(updates.values()))
+    return [(True, None)] * len(payloads)
+
+
 def insert_collaborations(conn: Connection, rows: list[dict[str, Any]]) -> list[tuple[bool, Any]]:
     """:func:`insert_collaboration` for many rows in two statements: one lookup of the ids
     already taken, one insert of the others. A row whose id is taken (in the table, or by an

@@ -418,7 +418,10 @@ class SqlStore(reports.TrainerReportsSql, tokens.TokensSql, Store):
             if conn.execute(t.ais.update().where(key).values(profile)).rowcount == 0:
                 conn.execute(t.ais.insert().values(ai_id=ai_id, first_seen=timestamp, **profile))
 
-        await self._write(job)
+        # A burst of HELLOs (a thousand trainers starting) is stored in a few statements, not
+        # a job each: every HELLO waits for its row before STATE.
+        batch = Batchable("ais", (ai_id, profile, timestamp), rows.upsert_ais)
+        await self._write(job, batch=batch)
 
     async def touch_ai(self, ai_id: str, timestamp: float) -> None:
         statement = t.ais.update().where(t.ais.c.ai_id == ai_id).values(last_seen=timestamp)
