@@ -29,10 +29,10 @@ def test_figures_of_no_wake_ups_are_zero() -> None:
 
 
 def test_falling_behind_is_judged_in_scenario_seconds() -> None:
-    late = {"samples": 100, "p50": 0.01, "p99": 0.3, "max": 0.9}
+    late = {"samples": 100, "p50": 0.01, "p99": 1.5, "max": 2.5}
     prompt = {"samples": 100, "p50": 0.001, "p99": 0.004, "max": 0.02}
-    warning = fell_behind([prompt, late], speed=5)  # 0.3 s is 1.5 scenario seconds at 5x
-    assert warning is not None and "0.30 s late" in warning and "--speed 5" in warning
-    assert fell_behind([late], speed=2) is None  # 0.6 scenario seconds: it kept up
-    assert fell_behind([prompt], speed=500) is None  # 2 scenario seconds, but only 4 ms
+    warning = fell_behind([prompt, late], speed=5)  # 1.5 s is 7.5 scenario seconds at 5x
+    assert warning is not None and "1.50 s late" in warning and "--speed 5" in warning
+    assert fell_behind([late], speed=2) is None  # 3 scenario seconds: it kept up
+    assert fell_behind([prompt], speed=2000) is None  # 8 scenario seconds, but only 4 ms
     assert fell_behind([], speed=5) is None
