@@ -185,13 +185,14 @@ async def test_standings_pages_update_known_peers_only_and_slow_down_on_a_big_hu
     thousands it may never meet; and the more AIs the hub counts, the rarer ``LIST_AIS``."""
     from kernal.config import TrainerSettings
     from kernal.protocol.messages import AiInfo, Ais
+    from kernal.trainer import policy
     from kernal.trainer.trainer import Trainer
 
     trainer = Trainer(
         TrainerSettings(ai_id="AI_Me", specialization="networking", token="t", engine="simulated")
     )
     trainer.peers = {"AI_Known": "graphics"}
-    few = trainer._standings_every()
+    few = policy.standings_every(len(trainer.peers), trainer._hub_ais)
     page = Ais(
         ais=[
             AiInfo(
@@ -210,4 +211,6 @@ async def test_standings_pages_update_known_peers_only_and_slow_down_on_a_big_hu
     assert "AI_Stranger" not in trainer.reputation.scores
     assert trainer.reputation.get("AI_Stranger") == 0.5
     assert "AI_Me" not in trainer.reputation.scores
-    assert trainer._standings_every() > 10 * few  # 5,000 AIs: far fewer rounds of pages
+    assert (
+        policy.standings_every(len(trainer.peers), trainer._hub_ais) > 10 * few
+    )  # 5,000 AIs: far fewer rounds of pages

@@ -138,7 +138,7 @@ class WorkerPool:
                         log.debug("[%s] Finished early: %s", message[1], message[2])
                     case "reports":
                         worker.reports = [TrainerReport.from_json(r) for r in message[1]]
-                        worker.lag = message[2] if len(message) > 2 else None
+                        worker.lag = message[2]
                         worker.done.set()
                         return
         except ChannelClosed:

@@ -44,8 +44,6 @@ from kernal.storage.records import (
     CollaborationStatus,
     ComponentRecord,
     ConflictError,
-    FeedbackEdge,
-    FeedbackScore,
     ItemKind,
     ItemQuery,
     ItemRecord,
@@ -65,9 +63,8 @@ __all__ = [
     "collaboration_record",
     "collaboration_row",
     "dumps",
-    "feedback_edges",
-    "feedback_scores",
     "insert_collaboration",
+    "insert_collaborations",
     "is_active",
     "item_filters",
     "item_record",
@@ -79,6 +76,7 @@ __all__ = [
     "require_active",
     "share",
     "share_many",
+    "upsert_ais",
 ]
 
 R = TypeVar("R", bound=ItemRecord)
@@ -565,81 +563,3 @@ def close_collaboration(
     conn.execute(
         t.collaborations.update().where(c.collaboration_id == collaboration_id).values(values)
     )
-
-
-def _rated(since: float) -> sa.Subquery:
-    """Feedback since ``since`` with the rated item's contributor: (rater, contributor, score,
-    timestamp). One join per item table, glued with UNION ALL: feedback names its item by
-    (kind, id)."""
-    f = t.feedback.c
-    return sa.union_all(
-        *(
-            sa.select(
-                f.ai_id.label("rater"),
-                spec.table.c.contributor.label("contributor"),
-                f.score,
-                f.timestamp,
-            )
-            .select_from(t.feedback.join(spec.table, spec.key == f.item_id))
-            .where(f.kind == spec.kind.value, f.timestamp >= since)
-            for spec in ITEM_TABLES.values()
-        )
-    ).subquery()
-
-
-def feedback_edges(conn: Connection, since: float, limit: int) -> list[FeedbackEdge]:
-    """Feedback since ``since`` summed per (rater, contributor), newest activity first."""
-    j = _rated(since).c
-    query = (
-        sa.select(
-            j.rater,
-            j.contributor,
-            sa.func.count().label("uses"),
-            sa.func.count(j.score).label("scored"),
-            sa.func.coalesce(sa.func.sum(j.score), 0.0).label("score_total"),
-            sa.func.min(j.timestamp).label("first_at"),
-            sa.func.max(j.timestamp).label("last_at"),
-        )
-        .where(j.contributor.is_not(None), j.contributor != "", j.rater != j.contributor)
-        .group_by(j.rater, j.contributor)
-        .order_by(sa.func.max(j.timestamp).desc(), j.rater, j.contributor)
-        .limit(max(limit, 0))
-    )
-    return [
-        FeedbackEdge(
-            rater=str(row.rater),
-            contributor=str(row.contributor),
-            count=int(row.uses),
-            scored=int(row.scored),
-            score_total=float(row.score_total),
-            first_at=float(row.first_at),
-            last_at=float(row.last_at),
-        )
-        for row in conn.execute(query)
-    ]
-
-
-def feedback_scores(conn: Connection, since: float, limit: int) -> list[FeedbackScore]:
-    """Scored feedback since ``since`` on others' items: the newest ``limit``, oldest first."""
-    j = _rated(since).c
-    query = (
-        sa.select(j.rater, j.contributor, j.score, j.timestamp)
-        .where(
-            j.score.is_not(None),
-            j.contributor.is_not(None),
-            j.contributor != "",
-            j.rater != j.contributor,
-        )
-        .order_by(j.timestamp.desc(), j.rater.desc())
-        .limit(max(limit, 0))
-    )
-    found = [
-        FeedbackScore(
-            rater=str(row.rater),
-            contributor=str(row.contributor),
-            score=float(row.score),
-            timestamp=float(row.timestamp),
-        )
-        for row in conn.execute(query)
-    ]
-    return found[::-1]

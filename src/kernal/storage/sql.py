@@ -397,10 +397,10 @@ class SqlStore(reports.TrainerReportsSql, tokens.TokensSql, Store):
         return await self._read(votes.collaboration_pairs)
 
     async def feedback_edges(self, since: float = 0.0, limit: int = 10_000) -> list[FeedbackEdge]:
-        return await self._read(lambda conn: rows.feedback_edges(conn, since, limit))
+        return await self._read(lambda conn: votes.feedback_edges(conn, since, limit))
 
     async def feedback_scores(self, since: float = 0.0, limit: int = 10_000) -> list[FeedbackScore]:
-        return await self._read(lambda conn: rows.feedback_scores(conn, since, limit))
+        return await self._read(lambda conn: votes.feedback_scores(conn, since, limit))
 
     # ------------------------------------------------------------------ AIs
 

@@ -15,16 +15,31 @@ from sqlalchemy import Connection
 from kernal.storage import schema as t
 from kernal.storage.base import (
     CollaborationStatus,
+    FeedbackEdge,
     FeedbackResult,
+    FeedbackScore,
     ItemKind,
     ItemVote,
     NotFoundError,
     RatingRecord,
     Vote,
 )
-from kernal.storage.rows import ItemTable, lenient_count, lenient_float, lenient_text
+from kernal.storage.rows import (
+    ITEM_TABLES,
+    ItemTable,
+    lenient_count,
+    lenient_float,
+    lenient_text,
+)
 
-__all__ = ["collaboration_pairs", "item_votes", "ratings", "record_feedback"]
+__all__ = [
+    "collaboration_pairs",
+    "feedback_edges",
+    "feedback_scores",
+    "item_votes",
+    "ratings",
+    "record_feedback",
+]
 
 
 def record_feedback(
@@ -138,3 +153,84 @@ def collaboration_pairs(conn: Connection) -> set[tuple[str, str]]:
         .distinct()
     )
     return {(str(row.requester), str(row.acceptor)) for row in conn.execute(query)}
+
+
+# ---------------------------------------------------------------------- who rated whom
+
+
+def _rated(since: float) -> sa.Subquery:
+    """Feedback since ``since`` with the rated item's contributor: (rater, contributor, score,
+    timestamp). One join per item table, glued with UNION ALL: feedback names its item by
+    (kind, id)."""
+    f = t.feedback.c
+    return sa.union_all(
+        *(
+            sa.select(
+                f.ai_id.label("rater"),
+                spec.table.c.contributor.label("contributor"),
+                f.score,
+                f.timestamp,
+            )
+            .select_from(t.feedback.join(spec.table, spec.key == f.item_id))
+            .where(f.kind == spec.kind.value, f.timestamp >= since)
+            for spec in ITEM_TABLES.values()
+        )
+    ).subquery()
+
+
+def feedback_edges(conn: Connection, since: float, limit: int) -> list[FeedbackEdge]:
+    """Feedback since ``since`` summed per (rater, contributor), newest activity first."""
+    j = _rated(since).c
+    query = (
+        sa.select(
+            j.rater,
+            j.contributor,
+            sa.func.count().label("uses"),
+            sa.func.count(j.score).label("scored"),
+            sa.func.coalesce(sa.func.sum(j.score), 0.0).label("score_total"),
+            sa.func.min(j.timestamp).label("first_at"),
+            sa.func.max(j.timestamp).label("last_at"),
+        )
+        .where(j.contributor.is_not(None), j.contributor != "", j.rater != j.contributor)
+        .group_by(j.rater, j.contributor)
+        .order_by(sa.func.max(j.timestamp).desc(), j.rater, j.contributor)
+        .limit(max(limit, 0))
+    )
+    return [
+        FeedbackEdge(
+            rater=str(row.rater),
+            contributor=str(row.contributor),
+            count=int(row.uses),
+            scored=int(row.scored),
+            score_total=float(row.score_total),
+            first_at=float(row.first_at),
+            last_at=float(row.last_at),
+        )
+        for row in conn.execute(query)
+    ]
+
+
+def feedback_scores(conn: Connection, since: float, limit: int) -> list[FeedbackScore]:
+    """Scored feedback since ``since`` on others' items: the newest ``limit``, oldest first."""
+    j = _rated(since).c
+    query = (
+        sa.select(j.rater, j.contributor, j.score, j.timestamp)
+        .where(
+            j.score.is_not(None),
+            j.contributor.is_not(None),
+            j.contributor != "",
+            j.rater != j.contributor,
+        )
+        .order_by(j.timestamp.desc(), j.rater.desc())
+        .limit(max(limit, 0))
+    )
+    found = [
+        FeedbackScore(
+            rater=str(row.rater),
+            contributor=str(row.contributor),
+            score=float(row.score),
+            timestamp=float(row.timestamp),
+        )
+        for row in conn.execute(query)
+    ]
+    return found[::-1]

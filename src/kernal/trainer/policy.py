@@ -9,6 +9,19 @@ from dataclasses import dataclass
 
 MAX_ACTIVE_FOR_REQUESTS = 2  # ask for more work only below this many collaborations
 MAX_ACTIVE_FOR_ACCEPT = 3  # accept non-complementary requests only below this many
+# Ticks between two LIST_AIS: the hub's standings of every joined AI, so that what it learned
+# from others (kernal.hub.credibility) reaches this trainer's trust of peers it already knows,
+# not only of those it meets for the first time (STATE, AI_JOINED, relayed requests).
+STANDINGS_TICKS = 2
+STANDINGS_PER_TICK = 100  # on a big hub, each LIST_AIS round waits a tick per this many AIs
+
+
+def standings_every(known_peers: int, hub_ais: int) -> int:
+    """Ticks between two LIST_AIS. Every trainer asking for every standing is quadratic, so
+    the wait grows with the AIs on the hub (``hub_ais``, its count, not the peers we know: past
+    the presence limit a trainer hears of only some of them, but each AIS lists them all). The
+    standings every trainer fetches per tick then stay about constant per trainer."""
+    return STANDINGS_TICKS * (1 + max(known_peers, hub_ais) // STANDINGS_PER_TICK)
 
 
 @dataclass(frozen=True)

@@ -62,11 +62,6 @@ TICK = 5.0  # collaboration requests and progress
 REQUEST_PATIENCE = 2  # ticks a request counts as pending work while nobody answers it
 STOP_TIMEOUT = 10.0  # real seconds run() waits for its tasks to finish when stopping
 REPORT_INTERVAL = 5.0  # scenario seconds between TRAINER_REPORTs (the hub's stats interval)
-# Ticks between two LIST_AIS: the hub's standings of every joined AI, so that what it learned
-# from others (kernal.hub.credibility) reaches this trainer's trust of peers it already knows,
-# not only of those it meets for the first time (STATE, AI_JOINED, relayed requests).
-STANDINGS_TICKS = 2
-STANDINGS_PER_TICK = 100  # on a big hub, each LIST_AIS round waits a tick per this many AIs
 
 
 @dataclass
@@ -302,7 +297,7 @@ class Trainer:
             if not self.client.connected.is_set():
                 continue
             self._ticks += 1
-            if self._ticks % self._standings_every() == 0:
+            if self._ticks % policy.standings_every(len(self.peers), self._hub_ais) == 0:
                 with contextlib.suppress(ConnectionLost):
                     await self.client.send(ListAis())
             # A request nobody accepted within two ticks no longer counts as pending work.
@@ -324,13 +319,6 @@ class Trainer:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
                     raise asyncio.CancelledError from None
-
-    def _standings_every(self) -> int:
-        """Ticks between two LIST_AIS. Every trainer asking for every standing is quadratic,
-        so the wait grows with the AIs on the hub (its count, not the peers we know: past the
-        presence limit a trainer hears of only some of them, but each AIS lists them all). The
-        standings every trainer fetches per tick then stay about constant per trainer."""
-        return STANDINGS_TICKS * (1 + max(len(self.peers), self._hub_ais) // STANDINGS_PER_TICK)
 
     async def _broadcast_request(self) -> None:
         request_id = self._new_id("request")
