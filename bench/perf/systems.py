@@ -93,8 +93,12 @@ class Hub(System):
     """kernal: AUTH + HELLO → STATE; a request is ACKed to the sender, relayed to the rest."""
 
     name = "kernal"
-    marker = b"\n"
-    marker_ends_frame = True
+    # The opening of a relayed request, not its newline: ``bytes.count`` of one byte walks the
+    # data a byte at a time (about 0.24 us per 320-byte frame here), while a longer marker is
+    # found by a skipping search (0.09 us), as Redis's and NATS's are; with the newline the
+    # harness's counting, not the hub, set the N = 100 figure. It also counts only relayed
+    # requests, nothing else the hub might send a subscriber.
+    marker = b'{"type":"COLLABORATION_REQUEST","from":"' + PUBLISHER.encode() + b'"'
 
     async def start(self, subscribers: int, profile: Path | None) -> None:
         db = self.workdir / f"relay-{subscribers}.db"
