@@ -56,3 +56,28 @@ def test_a_sybil_clique_stays_distrusted_by_every_trainer_it_poisoned() -> None:
     assert all(final[h, s] < result.threshold for h, s in victims)
     assert result.honest_pairs_below() == 0.0
     # Measured without strikes (the plain average), 3 of these 12 victims end trusting again.
+
+
+def test_pairs_below_the_threshold_are_counted_of_all_pairs_and_of_pairs_that_met() -> None:
+    """Three honest trainers: 0 distrusts 1 after meeting it, and distrusts 2, which it never
+    met (its seeded trust); ``honest_met_pairs_below`` counts only the ordered pairs that
+    interacted, as the harness report does. The poisoner (3) counts in neither."""
+    final = np.full((4, 4), 0.8)
+    final[0, 1] = final[0, 2] = final[1, 3] = 0.2
+    interactions = np.zeros((4, 4), dtype=np.int64)
+    interactions[0, 1] = interactions[1, 0] = interactions[1, 2] = interactions[1, 3] = 1
+    result = SimResult(
+        behaviours=["honest", "honest", "honest", "sign_flip"],
+        local_accuracy=[0.5] * 4,
+        final_accuracy=[0.9] * 4,
+        centralized_accuracy=0.95,
+        reputation=[final],
+        interactions=interactions,
+        detection={},
+        backdoor_success=[0.0] * 4,
+    )
+    assert result.honest_pairs_below() == pytest.approx(2 / 6)
+    assert result.honest_met_pairs_below() == pytest.approx(1 / 3)  # (0,1) of (0,1) (1,0) (1,2)
+    assert result.summary()["honest_met_pairs_below"] == pytest.approx(1 / 3)
+    interactions[:] = 0
+    assert np.isnan(result.honest_met_pairs_below())

@@ -151,6 +151,21 @@ class SimResult:
             return 0.0
         return float(np.mean([final[a, b] < self.threshold for a, b in pairs]))
 
+    def honest_met_pairs_below(self) -> float:
+        """:meth:`honest_pairs_below` over the ordered honest pairs that interacted at least
+        once (the harness's figure): a pair that never met keeps its seeded trust, which says
+        nothing of the gate. NaN when no honest pair met."""
+        final = self.reputation[-1]
+        pairs = [
+            (a, b)
+            for a in self.honest
+            for b in self.honest
+            if a != b and self.interactions[a, b] > 0
+        ]
+        if not pairs:
+            return float("nan")
+        return float(np.mean([final[a, b] < self.threshold for a, b in pairs]))
+
     def worst_gain(self) -> float:
         """Min over honest trainers of final minus local-only test accuracy."""
         return min(self.final_accuracy[i] - self.local_accuracy[i] for i in self.honest)
@@ -164,6 +179,7 @@ class SimResult:
             "worst_gain": self.worst_gain(),
             "detected_within_5": self.detected_within(),
             "honest_pairs_below": self.honest_pairs_below(),
+            "honest_met_pairs_below": self.honest_met_pairs_below(),
             "final_poisoner_reputation": (self.poisoner_reputation() or [float("nan")])[-1],
             "kept": float(self.kept),
             "refused": float(self.refused),
