@@ -32,7 +32,7 @@ from typing import Any
 from perf import procs, relay
 from perf.fanin import Publisher, _settle, _summary
 from perf.systems import PUBLISHER, Hub, join_hub, subscriber_id
-from perf.wire import Counter, Link, Replies, Tally
+from perf.wire import Link, Replies, Tally
 
 PG_URL = os.environ.get("KERNAL_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 NATS_URL = os.environ.get("KERNAL_BENCH_NATS_URL", "nats://127.0.0.1:4222")
@@ -187,16 +187,16 @@ async def _relay(
         replies = Replies(b"\n", b'"ERROR"')
         publisher.count_with(replies.feed, lambda: None)
         tally = Tally()
+        system = Hub(Path("."))
         for link in links:
             await link.read_until(b'"' + PUBLISHER.encode() + b'"', options.join_timeout)
             await link.read_until(b"\n", options.join_timeout)
-            link.count_with(Counter(tally, b"\n", marker_ends_frame=True).feed, lambda: None)
+            link.count_with(system.counter(tally).feed, lambda: None)  # as the relay row counts
         links.append(publisher)
         relay_options = relay.RelayOptions(
             duration=options.duration, window=options.relay_window, stall=options.stall
         )
         usage = usage_of()
-        system = Hub(Path("."))
         sent, problem = await relay.pump(system, publisher, replies, tally, n, relay_options)
         complete = await relay.settle(tally, replies, sent, options.stall) and problem is None
         result["cpu"] = usage.finish()
