@@ -145,6 +145,24 @@ def test_harness_exit_status_is_nonzero_when_a_trainer_fails(tmp_path: Path) -> 
     assert not any(t["success"] for t in report["trainers"].values())
 
 
+def test_python_dash_m_kernal_runs_the_harness_from_the_checkout_root(tmp_path: Path) -> None:
+    """From the checkout root ``python -m kernal`` names ``kernal.py``; the harness's spawned
+    children import the main module again by name, which there is the package: each one ran
+    the whole command again and the run failed (or hung) with "bootstrapping phase"."""
+    out = tmp_path / "report.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "kernal", "harness", "basic", "--speed", "60", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "bootstrapping phase" not in result.stderr
+    assert json.loads(out.read_text())["scenario"] == "Basic Collaboration"
+
+
 def test_import_from_checkout_root_finds_the_package() -> None:
     result = subprocess.run(
         [sys.executable, "-c", "import kernal, kernal.cli; print(kernal.__file__)"],
