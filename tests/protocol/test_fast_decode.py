@@ -10,8 +10,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kernal.protocol import ProtocolError, decode_client_frame
-from kernal.protocol.codec import _decode_careful, _decode_hot
+from kernal.protocol import ProtocolError, decode_client_frame, decode_server_message
+from kernal.protocol.codec import _decode_careful, _decode_hot, _fast_json, _validate, parse_object
+from kernal.protocol.messages import SERVER_MESSAGE_TYPES
 from tests.protocol.fuzzing import client_objects, json_values, near_valid_shares
 from tests.protocol.test_fuzz import FAST
 
@@ -98,3 +99,78 @@ def test_duplicate_keys_resolve_as_the_careful_path_does() -> None:
     _agree(frame)
     fast = _decode_hot(frame)
     assert fast is not None and fast[1].text_of("pattern_data") == '{"y":2}'
+
+
+# ---------------------------------------------------------------- frames from the hub
+
+SERVER_KINDS = sorted(SERVER_MESSAGE_TYPES)
+_SERVER_FIELDS = sorted(
+    {name for model in SERVER_MESSAGE_TYPES.values() for name in model.model_fields}
+)
+
+
+def _careful_server(frame: bytes) -> Any:
+    """What :func:`decode_server_message` gave before its fast path: the careful parse."""
+    obj = parse_object(frame, max_depth=None)
+    model = SERVER_MESSAGE_TYPES.get(str(obj.get("type")))
+    return obj if model is None else _validate(model, obj, None)
+
+
+def _server_agrees(frame: bytes) -> None:
+    try:
+        expected = _careful_server(frame)
+    except ProtocolError as exc:
+        try:
+            decode_server_message(frame)
+        except ProtocolError as got:
+            assert (got.code, got.reason) == (exc.code, exc.reason)
+        else:
+            raise AssertionError(f"the client accepted what the careful path refuses: {exc}")
+        return
+    got = decode_server_message(frame)
+    assert type(got) is type(expected)
+    assert got == expected
+
+
+server_objects = st.builds(
+    lambda kind, rest: {**rest, "type": kind},
+    st.sampled_from([*SERVER_KINDS, "NOPE"]),
+    st.dictionaries(st.sampled_from(_SERVER_FIELDS), json_values, max_size=8),
+)
+
+
+@FAST
+@given(obj=server_objects)
+def test_server_frames_decode_as_the_careful_path_does(obj: dict[str, Any]) -> None:
+    _server_agrees(json.dumps(obj).encode())
+    _server_agrees(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+@FAST
+@given(data=st.data(), obj=server_objects)
+def test_damaged_server_frames_get_the_careful_paths_error(
+    data: st.DataObject, obj: dict[str, Any]
+) -> None:
+    _server_agrees(data.draw(_mutations(json.dumps(obj).encode())))
+
+
+@FAST
+@given(value=json_values, spelling=st.sampled_from(["1e400", "1" * 400, '"\\udc00"', "NaN"]))
+def test_what_the_careful_path_refuses_from_the_hub_the_fast_one_declines(
+    value: Any, spelling: str
+) -> None:
+    frame = ('{"type":"PONG","a":' + json.dumps(value) + ',"b":' + spelling + "}").encode()
+    assert _fast_json(frame, None) is None
+    _server_agrees(frame)
+
+
+def test_a_state_takes_the_fast_path_and_deep_data_is_not_limited() -> None:
+    deep = "[" * 200 + "]" * 200
+    frame = (
+        '{"type":"STATE","active_ais":[{"ai_id":"a","specialization":"s","capabilities":[]}],'
+        '"knowledge_base":{"shared_patterns":1,"shared_components":0,"recent_patterns":'
+        '[{"pattern_id":"p","contributor":"a","pattern_data":{"w":' + deep + "}}],"
+        '"recent_components":[]}}'
+    ).encode()
+    assert _fast_json(frame, None) is not None
+    _server_agrees(frame)
