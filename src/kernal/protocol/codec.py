@@ -519,9 +519,9 @@ def decode_server_message(frame: bytes) -> ServerMessage | dict[str, Any]:
     No nesting limit beyond Python's: the hub sends client data a few levels deeper than the
     client sent it (``STATE`` lists recent patterns with their data).
 
-    Parsed by msgspec where :func:`_fast_json` takes the frame (a 28 KB ``STATE`` of 200 AIs:
-    0.42 ms instead of 1.05 ms, most of it the member-by-member parse that finds raw values,
-    which a client never needs), else the careful way, with the same answers and errors.
+    Parsed by msgspec where :func:`_fast_json` takes the frame (a 28 KB ``STATE`` of 200 AIs,
+    parsed and validated: 0.47 ms instead of 0.85 ms; the careful parse finds raw values, which
+    a client never needs), else the careful way, with the same answers and errors.
     """
     obj = _fast_json(frame, None)
     if obj is None:
