@@ -143,28 +143,24 @@ class SimResult:
         final = self.reputation[-1]
         return len(pairs), sum(bool(final[h, p] < self.threshold) for h, p in pairs)
 
+    def _below(self, pairs: list[tuple[int, int]], empty: float) -> float:
+        """Fraction of ``pairs`` (receiver, sender) whose final reputation is below threshold."""
+        if not pairs:
+            return empty
+        final = self.reputation[-1]
+        return float(np.mean([final[a, b] < self.threshold for a, b in pairs]))
+
     def honest_pairs_below(self) -> float:
         """Fraction of ordered honest-honest pairs whose final reputation is below threshold."""
-        final = self.reputation[-1]
-        pairs = [(a, b) for a in self.honest for b in self.honest if a != b]
-        if not pairs:
-            return 0.0
-        return float(np.mean([final[a, b] < self.threshold for a, b in pairs]))
+        return self._below([(a, b) for a in self.honest for b in self.honest if a != b], 0.0)
 
     def honest_met_pairs_below(self) -> float:
         """:meth:`honest_pairs_below` over the ordered honest pairs that interacted at least
         once (the harness's figure): a pair that never met keeps its seeded trust, which says
         nothing of the gate. NaN when no honest pair met."""
-        final = self.reputation[-1]
-        pairs = [
-            (a, b)
-            for a in self.honest
-            for b in self.honest
-            if a != b and self.interactions[a, b] > 0
-        ]
-        if not pairs:
-            return float("nan")
-        return float(np.mean([final[a, b] < self.threshold for a, b in pairs]))
+        met = self.interactions
+        pairs = [(a, b) for a in self.honest for b in self.honest if a != b and met[a, b] > 0]
+        return self._below(pairs, float("nan"))
 
     def worst_gain(self) -> float:
         """Min over honest trainers of final minus local-only test accuracy."""
