@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from kernal import runtime
 from kernal.config import HubSettings
 from kernal.hub.auth import is_loopback
 from kernal.hub.server import Hub
@@ -103,29 +103,16 @@ async def serving(settings: HubSettings) -> AsyncIterator[Service]:
 
 Companion = Callable[[Hub], Coroutine[Any, Any, Any]]
 
-YOUNG_OBJECTS = 50_000
-"""The collector's first threshold in a serving hub (Python's default: 700)."""
-
 
 async def run(settings: HubSettings, companions: list[Companion] | None = None) -> None:
     """Serve until cancelled, with ``companions`` (coroutines given the started hub, such as
     demo trainers) running beside it and cancelled with it."""
     async with serving(settings) as service:
-        # Everything made while starting (modules, models, the schema...) lives as long as the
-        # process: out of the collector's sight, a full collection walks only what serving
-        # makes, instead of hundreds of thousands of objects that never die. And a young
-        # generation large enough that the shares in flight (alive until their commit) do not
-        # set off a collection every few hundred allocations: they die by reference count.
-        # Undone when serving ends: a caller in the same process (a test) keeps its own.
-        thresholds = gc.get_threshold()
-        gc.freeze()
-        gc.set_threshold(YOUNG_OBJECTS, *thresholds[1:])
-        tasks = [asyncio.create_task(companion(service.hub)) for companion in companions or []]
-        try:
-            await service.hub.serve_forever()
-        finally:
-            gc.set_threshold(*thresholds)
-            gc.unfreeze()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        with runtime.long_lived():  # what starting made lives as long as the process
+            tasks = [asyncio.create_task(companion(service.hub)) for companion in companions or []]
+            try:
+                await service.hub.serve_forever()
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)

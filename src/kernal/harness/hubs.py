@@ -194,7 +194,8 @@ async def _serve(settings: HubSettings, conn: Connection) -> None:
         channel.send(("ready", service.hub.address, service.dashboard_address))
         parent_gone = asyncio.create_task(_until_closed(channel))
         stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait({parent_gone, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        with runtime.long_lived():  # as `kernal hub` serves
+            await asyncio.wait({parent_gone, stopped}, return_when=asyncio.FIRST_COMPLETED)
         parent_gone.cancel()
         stopped.cancel()
     finally:

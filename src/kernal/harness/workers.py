@@ -228,10 +228,13 @@ async def _work(job: WorkerJob, conn: Connection) -> None:
         channel.send(("finished", report.ai_id, report.error))
 
     try:
-        message = await channel.recv()
-        if message[0] == "start":
-            crew.start(message[1], finished)
-            await channel.recv()  # ("stop",)
+        # The trainers and their data are built: they live as long as the process, and the
+        # collector's walks of them were most of a big run's pauses (runtime.long_lived).
+        with runtime.long_lived():
+            message = await channel.recv()
+            if message[0] == "start":
+                crew.start(message[1], finished)
+                await channel.recv()  # ("stop",)
     except ChannelClosed:  # the parent is gone: nobody to report to, just stop
         with contextlib.suppress(Exception):
             await crew.stop()
