@@ -34,6 +34,8 @@ async def test_state_and_arrivals_and_departures_span_the_cluster(
     await c.send({"type": "LIST_AIS", "msg_id": "l"})
     page = await c.recv_type("AIS")
     assert [ai["ai_id"] for ai in page["ais"]] == ["AI_Node_1", "AI_Node_2", "AI_Node_3"]
+    await c.send({"type": "LIST_AIS", "ids": ["AI_Node_2", "AI_Node_9"]})  # on another replica
+    assert [ai["ai_id"] for ai in (await c.recv_type("AIS"))["ais"]] == ["AI_Node_2"]
 
     await b.close()
     for client in (a, c):

@@ -116,6 +116,49 @@ async def test_past_the_presence_limit_state_is_bounded_and_arrivals_are_quiet(
     assert [f["type"] for f in await nothing_more(first)] == ["AI_LEFT"]
 
 
+async def test_list_ais_by_id_lists_only_those_joined(make_hub: HubFactory) -> None:
+    hub = await make_hub(presence_limit=2)
+    asker = await join(hub, 1)
+    for n in (2, 3, 4):
+        await join(hub, n, "graphics" if n == 3 else "networking")
+    named = ["AI_Node_4", "AI_Node_2", "AI_Gone", "AI_Node_4"]  # unsorted, unknown, twice
+    await asker.send({"type": "LIST_AIS", "msg_id": "i", "ids": named})
+    page = await asker.recv_type("AIS")
+    assert page["ref"] == "i" and page["active_total"] == 4 and "next" not in page
+    assert [ai["ai_id"] for ai in page["ais"]] == ["AI_Node_2", "AI_Node_4"]
+    assert all(ai["reputation"] == 0.5 for ai in page["ais"])
+    # after, limit and specialization still apply, among the ids.
+    three = ["AI_Node_1", "AI_Node_2", "AI_Node_3"]
+    await asker.send({"type": "LIST_AIS", "ids": three, "limit": 2})
+    first = await asker.recv_type("AIS")
+    assert [ai["ai_id"] for ai in first["ais"]] == ["AI_Node_1", "AI_Node_2"]
+    await asker.send({"type": "LIST_AIS", "ids": three, "limit": 2, "after": first["next"]})
+    assert [ai["ai_id"] for ai in (await asker.recv_type("AIS"))["ais"]] == ["AI_Node_3"]
+    await asker.send({"type": "LIST_AIS", "ids": three, "specialization": "graphics"})
+    assert [ai["ai_id"] for ai in (await asker.recv_type("AIS"))["ais"]] == ["AI_Node_3"]
+    await asker.send({"type": "LIST_AIS", "ids": []})
+    assert (await asker.recv_type("AIS"))["ais"] == []
+
+
+@pytest.mark.parametrize(
+    ("ids", "reason"),
+    [
+        ([f"AI_{n}" for n in range(1001)], "ids: List should have at most 1000 items"),
+        (["not an id"], "ids.0: String should match pattern"),
+        ("AI_Node_2", "ids: Input should be a valid list"),
+    ],
+)
+async def test_list_ais_ids_out_of_bounds_get_an_error(
+    make_hub: HubFactory, ids: object, reason: str
+) -> None:
+    hub = await make_hub()
+    asker = await join(hub, 1)
+    await asker.send({"type": "LIST_AIS", "msg_id": "bad", "ids": ids})
+    error = await asker.recv_type("ERROR")
+    assert (error["code"], error["ref"]) == ("invalid_field", "bad")
+    assert reason in error["error"]
+
+
 async def test_list_ais_needs_hello(make_hub: HubFactory) -> None:
     hub = await make_hub()
     client = await RawClient.connect(hub)

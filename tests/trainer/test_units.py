@@ -180,6 +180,18 @@ def test_engine_options_are_typed_and_checked() -> None:
         SimulatedEngine.parse_options({"split": "iid"})
 
 
+def test_a_standings_round_names_the_known_peers_in_sorted_batches() -> None:
+    from kernal.trainer import policy
+
+    known = {"AI_c", "AI_a", "AI_Me", "AI_b", "AI_d", "AI_e"}
+    assert policy.standings_batches(known, "AI_Me", 2) == [
+        ["AI_a", "AI_b"],
+        ["AI_c", "AI_d"],
+        ["AI_e"],
+    ]
+    assert policy.standings_batches({"AI_Me"}, "AI_Me", 1000) == []  # nobody to ask about
+
+
 async def test_standings_pages_update_known_peers_only_and_slow_down_on_a_big_hub() -> None:
     """An ``AIS`` page refreshes the hub's word on peers the trainer knows of, not on the
     thousands it may never meet; and the more AIs the hub counts, the rarer ``LIST_AIS``."""

@@ -197,6 +197,12 @@ FIELDS: dict[str, str] = {
     "LIST_AIS.after": "Start after this `ai_id` (the `next` of the previous page); absent: first.",
     "LIST_AIS.limit": "How many AIs at most in the page.",
     "LIST_AIS.specialization": "Only AIs of this specialization.",
+    "LIST_AIS.ids": (
+        "Only these AIs (those of them joined): the standings of the peers you know, without"
+        " paging through everyone on a big hub. Ask with `limit` at least the number of ids for"
+        " one page. A hub older than this field ignores it and lists everyone, so keep only"
+        " the AIs you asked for."
+    ),
     "AIS.ref": "The `msg_id` of the `LIST_AIS`; absent if it had none.",
     "AIS.ais": "Joined AIs, ordered by `ai_id`.",
     "AIS.next": "Pass it as `after` for the next page; absent on the last page.",

@@ -232,6 +232,18 @@ class Peers:
             found += [p for p in self.cluster.remote_profiles() if p.ai_id not in self._joined]
         return sorted(found, key=lambda profile: profile.ai_id)
 
+    def profiles_of(self, ai_ids: Iterable[str]) -> list[Profile]:
+        """Profiles of those of ``ai_ids`` that are joined (here or, clustered, on another
+        replica), ordered by AI id: a lookup per id, however many have joined."""
+        found: list[Profile] = []
+        for ai_id in sorted(set(ai_ids)):
+            peer = self._joined.get(ai_id)
+            if peer is None and self.cluster is not None:
+                peer = self.cluster.remote_peer(ai_id)
+            if peer is not None and peer.profile is not None:
+                found.append(peer.profile)
+        return found
+
     def newest_profiles(self, limit: int, *, exclude: str | None = None) -> list[Profile]:
         """Profiles of at most ``limit`` joined peers, the ones that joined last (clustered:
         here and on the other replicas, by when they connected)."""

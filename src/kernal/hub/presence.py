@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -68,16 +69,23 @@ class Presence:
         return self.info(profile, AiJoined)
 
     def page(
-        self, after: str | None, limit: int, specialization: str | None, ref: str | None = None
+        self,
+        after: str | None,
+        limit: int,
+        specialization: str | None,
+        ref: str | None = None,
+        ids: Collection[str] | None = None,
     ) -> bytes:
-        """The encoded ``AIS`` answer: joined AIs with ids after ``after``, in id order.
+        """The encoded ``AIS`` answer: joined AIs with ids after ``after`` (and among ``ids``
+        when given), in id order.
 
         Built from the pieces ``STATE`` uses (each AI encoded once while its profile and
         standing stay the same): on a hub of thousands, every trainer pages through every
         standing now and then, and building a model per AI per page was most of its cost."""
         chosen: list[Profile] = []
         more = False
-        for profile in self.peers.profiles():
+        candidates = self.peers.profiles() if ids is None else self.peers.profiles_of(ids)
+        for profile in candidates:
             if after is not None and profile.ai_id <= after:
                 continue
             if specialization is not None and profile.specialization != specialization:

@@ -478,7 +478,13 @@ class Session:
         elif isinstance(message, ListAis):
             presence = self._services.presence
             self.conn.send_raw(
-                presence.page(message.after, message.limit, message.specialization, message.msg_id)
+                presence.page(
+                    message.after,
+                    message.limit,
+                    message.specialization,
+                    message.msg_id,
+                    message.ids,
+                )
             )
         else:
             started = time.perf_counter()

@@ -100,13 +100,20 @@ class Hello(Message):
     resume: ResumePoint | None = None
 
 
+LIST_AIS_MAX = 1000
+"""The most AIs one ``AIS`` page lists, and the most ids one ``LIST_AIS`` names."""
+
+
 class ListAis(Message):
-    """Asks for joined AIs, a page at a time, ordered by id; answered with ``AIS``."""
+    """Asks for joined AIs, a page at a time, ordered by id; answered with ``AIS``. ``ids``
+    asks for those AIs only (the ones of them joined): a trainer on a hub of thousands wants
+    the standings of the peers it knows, not a page of every AI."""
 
     type: Literal["LIST_AIS"] = "LIST_AIS"
     after: AiId | None = None
-    limit: Annotated[int, Field(ge=1, le=1000)] = 500
+    limit: Annotated[int, Field(ge=1, le=LIST_AIS_MAX)] = 500
     specialization: Label | None = None
+    ids: Annotated[list[AiId], Field(max_length=LIST_AIS_MAX)] | None = None
 
 
 class PatternShare(Message):

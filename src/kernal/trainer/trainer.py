@@ -17,6 +17,7 @@ from typing import Any
 from kernal.config import TrainerSettings
 from kernal.engines.base import CollaborationTask, Engine, EngineContext, load_engine
 from kernal.protocol.messages import (
+    LIST_AIS_MAX,
     AiJoined,
     AiLeft,
     Ais,
@@ -298,8 +299,10 @@ class Trainer:
                 continue
             self._ticks += 1
             if self._ticks % policy.standings_every(len(self.peers), self._hub_ais) == 0:
+                known = self.reputation.scores.keys() | self.peers.keys()
                 with contextlib.suppress(ConnectionLost):
-                    await self.client.send(ListAis())
+                    for ids in policy.standings_batches(known, self.ai_id, LIST_AIS_MAX):
+                        await self.client.send(ListAis(ids=ids, limit=LIST_AIS_MAX))
             # A request nobody accepted within two ticks no longer counts as pending work.
             oldest = self._ticks - REQUEST_PATIENCE
             self._unanswered = {r: sent for r, sent in self._unanswered.items() if sent >= oldest}
@@ -525,14 +528,10 @@ class Trainer:
             case AiLeft():
                 self.peers.pop(message.ai_id, None)
             case Ais():
-                # The peers we know of (presence, requests, work): on a big hub a page lists
-                # thousands we may never meet, and a relayed request carries its sender's
-                # standing when we do.
-                known = self.reputation.scores
-                self.reputation.seed_all(
-                    (ai for ai in message.ais if ai.ai_id in known or ai.ai_id in self.peers),
-                    own=self.ai_id,
-                )
+                # The peers we know of (presence, requests, work), as asked: a hub older than
+                # LIST_AIS's ids lists every AI, thousands we may never meet.
+                known = self.reputation.scores.keys() | self.peers.keys()
+                self.reputation.seed_all((a for a in message.ais if a.ai_id in known), self.ai_id)
                 self._hub_ais = message.active_total
                 if message.next is not None:
                     with contextlib.suppress(ConnectionLost):
