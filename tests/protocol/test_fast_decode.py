@@ -75,6 +75,43 @@ def test_what_the_careful_path_refuses_the_fast_one_declines(value: Any, spellin
     _agree(frame)
 
 
+# JSON numbers with exponents, around and past a double's range (1.7976931348623157e308) and
+# below its smallest step: msgspec must refuse exactly those the careful path refuses.
+exponent_numbers = st.from_regex(r"\A-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,24})?[eE][+-]?[0-9]{1,5}\Z")
+boundary_numbers = st.sampled_from(
+    [
+        "1.7976931348623157e308",
+        "1.7976931348623158e308",
+        "1.7976931348623159e308",
+        "17976931348623159e292",
+        "-1E+400",
+        "1e-400",
+        "-0e999",
+        "4.9e-324",
+        "2e-324",
+    ]
+)
+
+
+@FAST
+@given(number=exponent_numbers | boundary_numbers)
+def test_numbers_with_exponents_are_judged_as_the_careful_path_does(number: str) -> None:
+    data = '{"w":[' + number + "]}"
+    _agree(('{"type":"PATTERN_SHARE","pattern_id":"p","pattern_data":' + data + "}").encode())
+    frame = (
+        '{"type":"AI_JOINED","ai_id":"a","specialization":"s","capabilities":[],'
+        '"reputation":' + number + "}"
+    ).encode()
+    _server_agrees(frame)
+
+
+def test_ids_that_look_like_exponents_take_the_fast_path() -> None:
+    # Hex ids often hold an "e" before three digits ("b023e5580f31"): not a number.
+    frame = b'{"type":"PATTERN_SHARE","pattern_id":"AI_1_pattern_b023e5580f31_1","pattern_data":{}}'
+    assert _decode_hot(frame) is not None
+    assert _fast_json(b'{"type":"ACK","id":"x_1e999"}', None) == {"type": "ACK", "id": "x_1e999"}
+
+
 def test_the_hot_frames_take_the_fast_path() -> None:
     frames = [
         b'{"type":"PATTERN_SHARE","msg_id":"m","pattern_id":"p","pattern_data":{"w":[1,2.5]}}',
