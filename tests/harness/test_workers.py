@@ -7,17 +7,28 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
+import pytest
+
 from kernal.config import TrainerSettings
 from kernal.harness.crew import Member
-from kernal.harness.processes import LogForwarder
+from kernal.harness.processes import (
+    Channel,
+    ChannelClosed,
+    Connection,
+    LogForwarder,
+    Process,
+    reap,
+    start_with,
+)
 from kernal.harness.report import summarize
 from kernal.harness.runner import RunOptions, run_scenario
 from kernal.harness.scenarios import SCENARIOS
-from kernal.harness.workers import WorkerPool, deal
+from kernal.harness.workers import WorkerPool, deal, worker_main
 from kernal.hub.server import Hub
 from kernal.trainer.trainer import Trainer
 from tests.conftest import HubFactory
@@ -94,6 +105,34 @@ async def test_a_killed_worker_fails_its_trainers_with_the_reason() -> None:
     summary = report["summary"]
     assert (summary["succeeded"], summary["failed"], summary["never_connected"]) == (2, 2, 2)
     assert summary["errors"] == {reason: 2}  # one line for identical failures
+
+
+async def test_a_child_that_dies_before_reading_its_job_is_not_waited_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A job far past a pipe's 64 KiB buffer, for a child that dies at once. multiprocessing
+    itself blocks for good on such a child when the job travels with the process object: what
+    a main module failing to import in every child did to a whole run."""
+    job = [Member(_settings(f"AI_{n}", "t")) for n in range(5000)]
+    with LogForwarder() as logs:  # its queue starts the resource tracker with a sound env
+        monkeypatch.setenv("PYTHONHOME", "/nonexistent")  # the child cannot even start Python
+        # In a daemon thread: were the parent blocked again, the test fails, not the suite.
+        loop = asyncio.get_running_loop()
+        started: asyncio.Future[tuple[Process, Connection]] = loop.create_future()
+
+        def start() -> None:
+            result = start_with(worker_main, job, logs, name="kernal-test-doomed")
+            loop.call_soon_threadsafe(started.set_result, result)
+
+        threading.Thread(target=start, daemon=True).start()
+        process, conn = await asyncio.wait_for(started, 60)
+        monkeypatch.delenv("PYTHONHOME")
+        channel = Channel(conn)
+        with pytest.raises(ChannelClosed):
+            await asyncio.wait_for(channel.recv(), 60)
+        await reap(process, 30)
+        channel.close()
+    assert process.exitcode not in (0, None)
 
 
 async def test_a_refused_trainer_says_so_in_its_report(make_hub: HubFactory) -> None:

@@ -130,21 +130,37 @@ def spawn(
     """Start ``main(arg, conn)`` in a harness child (:func:`start_child`, set up by
     :func:`child_setup` to send its logs to ``logs``), ``conn`` its end of a new pipe; return
     the process and the parent's end as a :class:`Channel` (so: call it in the event loop)."""
-    parent, child = pipe()
-    process = start_child(_child_main, main, arg, child, logs.queue, logs.level, name=name)
-    child.close()
+    process, parent = start_with(main, arg, logs, name=name)
     return process, Channel(parent)
+
+
+def start_with(
+    main: Callable[[Any, Connection], None], arg: Any, logs: LogForwarder, *, name: str
+) -> tuple[Process, Connection]:
+    """:func:`spawn` without the :class:`Channel`: the process and the parent's end of the pipe.
+
+    ``arg`` (a worker's trainers: a megabyte for 500) goes over that pipe, not with the
+    process object. multiprocessing writes the process object to the child while it still
+    holds the pipe's other end itself, so past the pipe's 64 KiB buffer a child that dies
+    before reading it all (a main module that fails to import) left the parent blocked in
+    ``Process.start`` for good: a harness that never ended. Here the parent holds only its own
+    end, so such a write fails with a broken pipe and the child's exit is reported."""
+    parent, child = pipe()
+    process = start_child(_child_main, main, child, logs.queue, logs.level, name=name)
+    child.close()
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        parent.send(arg)  # the child gone: its Channel sees the end of the pipe
+    return process, parent
 
 
 def _child_main(
     main: Callable[[Any, Connection], None],
-    arg: Any,
     conn: Connection,
     queue: LogQueue[logging.LogRecord],
     level: int,
 ) -> None:
     child_setup(queue, level)
-    main(arg, conn)
+    main(conn.recv(), conn)
 
 
 async def reap(process: Process, timeout: float) -> None:
