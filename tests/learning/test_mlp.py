@@ -12,6 +12,7 @@ from kernal.learning.merge import evaluate_merge, merge
 from kernal.learning.mlp import MAX_PARAMETERS, MLPModel, parse_hidden
 from kernal.learning.model import SoftmaxModel
 from kernal.learning.models import model_from_json, new_model
+from kernal.learning.simulate import SimResult, simulate
 from kernal.learning.waves import load_waves
 
 
@@ -54,24 +55,21 @@ def test_every_trainer_starts_from_the_same_model_and_training_is_seeded(pool: D
     assert not np.array_equal(other.parameters(), new_model("mlp", 64, 10).parameters())
 
 
-def test_averaging_works_from_a_shared_start_not_from_separate_ones(
-    pool: Dataset, test_set: Dataset
-) -> None:
-    """Two halves of the data (classes 0-4, 5-9), one model each, merged: from one
-    initialisation the merge knows both halves (measured 0.83); from two, the hidden units no
-    longer line up and the merge loses 11 points (0.72)."""
-    low, high = pool.subset(np.flatnonzero(pool.y < 5)), pool.subset(np.flatnonzero(pool.y >= 5))
+def test_collaboration_works_from_a_shared_start_not_from_separate_ones() -> None:
+    """Four trainers on digits, gated merges: from one initialisation they keep merges and
+    learn from each other; from four, every first merge mixes hidden units that do not line up,
+    the gate refuses it, and each trainer stays alone (measured on seeds 0-2: 0.80 / 0.84 /
+    0.75 shared, 0.71 / 0.69 / 0.63 separate, no merge kept)."""
 
-    def pair(seed_a: int, seed_b: int) -> tuple[float, float]:
-        a = MLPModel.initial(64, 10, seed=seed_a).fit(low.X, low.y, 30, lr=0.01, seed=0)
-        b = MLPModel.initial(64, 10, seed=seed_b).fit(high.X, high.y, 30, lr=0.01, seed=0)
-        best = max(a.accuracy(test_set.X, test_set.y), b.accuracy(test_set.X, test_set.y))
-        return merge(a, b).accuracy(test_set.X, test_set.y), best
+    def run(shared: bool) -> SimResult:
+        return simulate(
+            n_trainers=4, seed=0, model="mlp", rounds=6, local_epochs=3, shared_init=shared
+        )
 
-    shared, best_shared = pair(3, 3)
-    separate, _ = pair(3, 4)
-    assert shared > separate + 0.05
-    assert shared > best_shared  # the merge knows both halves' classes
+    shared, separate = run(True), run(False)
+    assert shared.kept > 0
+    assert separate.kept < shared.kept / 2
+    assert shared.mean_honest_accuracy > separate.mean_honest_accuracy + 0.05
 
 
 def test_merge_of_a_model_with_itself_is_itself_and_the_gate_keeps_it(pool: Dataset) -> None:
