@@ -97,7 +97,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         for b, s in zip(behaviours, shards, strict=True)
     ]
     rng = np.random.default_rng(seed)
-    global_model = new_model("softmax", d, k)
+    global_model = new_model(str(job.get("model", "softmax")), d, k)
     strategy = strategy_for(str(job["strategy"]), n, len(bad), global_model)
     proxies = [_Proxy(str(i)) for i in range(n)]
     for r in range(rounds):

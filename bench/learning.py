@@ -119,8 +119,9 @@ def kernal_run(seed: int, attack: str | None, merge: str, speed: float) -> Kerna
     adversaries = Adversaries(attack or "label_flip", POISONER_FRACTION)
     options = RunOptions(
         engine="learning",
-        split=SPLIT,
-        merge=merge,
+        # This bench is learning v1's (its local-only and Flower references are softmax models):
+        # it pins the model the engine used before the MLP became the default.
+        engine_options={"model": "softmax", "split": SPLIT, "merge": merge},
         adversaries=adversaries,
         trust_threshold=TRUST_THRESHOLD,
     )

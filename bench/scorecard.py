@@ -8,7 +8,7 @@ mean and median, on the same shards and poisoners. 30% poisoners (the last 3 of 
 attack-free run is the reference of each (method, dataset, seed). Adaptive attackers are
 omniscient in both (they know every honest model of the moment).
 
-    .venv/bin/python bench/learning.py --scorecard [--seeds 0 1 2] [--rounds 20] [--out F.json]
+    .venv/bin/python bench/learning.py --scorecard [--seeds 0 1 2] [--model mlp] [--out F.json]
 
 Printed: per dataset, one row per attack with each method's mean honest (or global) accuracy
 over seeds and its ratio to attack-free; the backdoor row adds the attack success rate; the
@@ -32,6 +32,7 @@ from bench.flower_names import FLOWER_STRATEGIES
 from bench.robust_fl import AGGREGATORS, run_fl
 from kernal.learning.attacks import BEHAVIOURS
 from kernal.learning.datasets import load_source
+from kernal.learning.models import DEFAULT_MODEL, MODEL_KINDS, SCHEDULES
 from kernal.learning.simulate import simulate
 
 ATTACKS = [b for b in BEHAVIOURS if b != "honest"]
@@ -102,6 +103,7 @@ def run_flower(
     seeds: list[int],
     rounds: int,
     epochs: int,
+    model: str,
     attacks: list[str],
     datasets: list[str],
     strategies: list[str],
@@ -121,6 +123,7 @@ def run_flower(
             "seed": s,
             "rounds": rounds,
             "epochs": epochs,
+            "model": model,
             "trainers": N_TRAINERS,
             "malicious": list(range(N_TRAINERS - N_BAD, N_TRAINERS)) if a else [],
         }
@@ -170,7 +173,7 @@ def run(
     version = None
     if flower:
         print(f"[scorecard] Flower: {', '.join(flower)} ...", file=sys.stderr, flush=True)
-        flower_runs, version = run_flower(seeds, rounds, epochs, attacks, datasets, flower)
+        flower_runs, version = run_flower(seeds, rounds, epochs, model, attacks, datasets, flower)
         runs.update(flower_runs)
     return {
         "runs": runs,
@@ -300,9 +303,9 @@ def table(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--model", default="softmax", choices=["softmax", "mlp"])
+    parser.add_argument("--rounds", type=int, help="default: the model's schedule")
+    parser.add_argument("--epochs", type=int, help="default: the model's schedule")
+    parser.add_argument("--model", default=DEFAULT_MODEL, choices=list(MODEL_KINDS))
     parser.add_argument("--attacks", nargs="+", default=ATTACKS)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
@@ -315,6 +318,9 @@ def main(argv: list[str] | None = None) -> None:
         help="print the table of earlier --out files together (runs nothing)",
     )
     args = parser.parse_args(argv)
+    rounds, epochs = SCHEDULES[args.model]
+    args.rounds = rounds if args.rounds is None else args.rounds
+    args.epochs = epochs if args.epochs is None else args.epochs
     if args.flower:
         args.methods = [*args.methods, *FLOWER_STRATEGIES]
     if args.merge:

@@ -12,12 +12,25 @@ from kernal.engines.base import CollaborationTask, EngineContext
 from kernal.engines.learning import LearningEngine, data_seed
 from kernal.learning.merge import TYPICAL_WINDOW, typical_change, typical_norm
 from kernal.learning.model import SoftmaxModel
+from kernal.learning.models import model_from_json
 
 TASK = CollaborationTask("c1", "AI_Peer", "graphics", {})
 
 
 def _engine(ai_id: str = "AI_Node_1", **options: object) -> LearningEngine:
+    """A learning engine; softmax unless ``model`` is given (most tests here read its W and b)."""
+    options.setdefault("model", "softmax")
     return LearningEngine(EngineContext(ai_id, "networking", [], seed=7, options=options))
+
+
+async def test_the_default_model_is_the_mlp_and_its_offer_fits_in_a_frame() -> None:
+    engine = LearningEngine(EngineContext("AI_Node_1", "networking", [], seed=7, options={}))
+    await engine.train()
+    offer = engine.offer(TASK)
+    assert offer.data["model"]["kind"] == "mlp" and engine.summary()["model"] == "mlp"
+    assert len(json.dumps(offer.data)) < 64 * 1024  # digits, 64-64-10: about 48 KB
+    model = model_from_json(offer.data["model"])
+    assert model.accuracy(engine.test.X, engine.test.y) == pytest.approx(engine.test_accuracy())
 
 
 async def test_trains_on_its_own_shard_and_reports() -> None:

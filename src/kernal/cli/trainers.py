@@ -112,7 +112,7 @@ def trainer(
         typer.Option(help="learning: honest (default), or an adversary (label_flip, ...)."),
     ] = None,
     merge: MergeFlag = None,
-    model: Annotated[str | None, typer.Option(help="learning: softmax (default) or mlp.")] = None,
+    model: Annotated[str | None, typer.Option(help="learning: mlp (default) or softmax.")] = None,
     capabilities_file: Annotated[
         Path | None, typer.Option(help="TOML file with extra [capabilities] lists.")
     ] = None,
@@ -239,7 +239,7 @@ def harness(
     trust_threshold: Annotated[
         float, typer.Option(min=0, max=1, help="Trainers reject peers below this reputation.")
     ] = 0.5,
-    model: Annotated[str | None, typer.Option(help="learning: softmax (default) or mlp.")] = None,
+    model: Annotated[str | None, typer.Option(help="learning: mlp (default) or softmax.")] = None,
     log_level: LogLevelOption = "WARNING",
     log_json: LogJsonOption = False,
 ) -> None:

@@ -2,7 +2,7 @@
 
 Each trainer draws its own shard of a dataset (scikit-learn's bundled digits by default, the
 built-in ``waves``, or ``--data FILE``), keeps a private validation slice of it, and trains a
-softmax classifier or a small MLP (``model``). In a
+small MLP or a softmax classifier (``model``). In a
 collaboration both partners send their current model; each merges the partner's model into
 its own through a gate measured on its private validation data (a merge that makes things
 worse is not kept), and the measured result is the partner's outcome: it feeds reputation and
@@ -11,7 +11,7 @@ the FEEDBACK the hub keeps (its usefulness). The held-out test set is only used 
 Options (``EngineContext.options``, from the command line or the harness):
 
 ``data``            ``digits`` (default), ``waves`` or the path of a CSV/NPZ file
-``model``           ``softmax`` (default, see docs/learning.md for the measurement) or ``mlp``
+``model``           ``mlp`` (default, see docs/learning.md for the measurement) or ``softmax``
 ``hidden``          the MLP's hidden layers, e.g. ``64`` (default) or ``64,32``
 ``split``           ``iid``, ``dirichlet:ALPHA`` (default ``dirichlet:0.5``) or ``shards:K``
 ``shard_size``      samples per trainer; default: a tenth of the training pool
@@ -57,7 +57,7 @@ from kernal.learning.merge import (
     typical_norm,
 )
 from kernal.learning.mlp import COLLABORATIVE_PROX, MLPModel, parse_hidden
-from kernal.learning.models import Model, model_from_json, new_model
+from kernal.learning.models import DEFAULT_MODEL, Model, ModelKind, model_from_json, new_model
 
 MERGE_MODES = ("gated", "fedavg")
 OBSERVED = 8  # received models an adaptive attacker keeps to estimate honest statistics
@@ -71,7 +71,7 @@ class LearningOptions(EngineOptions):
     shard_size: int | None = Field(default=None, ge=1)
     behaviour: str = "honest"
     merge: Literal["gated", "fedavg"] = "gated"
-    model: Literal["softmax", "mlp"] = "softmax"
+    model: ModelKind = DEFAULT_MODEL
     hidden: str = "64"
     local_epochs: int = Field(default=30, ge=0)
     epochs_per_tick: int = Field(default=5, ge=0)

@@ -9,7 +9,7 @@ from typing import Any
 
 from kernal.engines.learning import LearningEngine, dataset_for
 from kernal.learning.mlp import parse_hidden
-from kernal.learning.models import new_model
+from kernal.learning.models import DEFAULT_MODEL, new_model
 from kernal.trainer.report import TrainerReport
 
 CENTRALIZED_EPOCHS = 100
@@ -20,7 +20,7 @@ def centralized_accuracy(
     source: str | None,
     *,
     epochs: int = CENTRALIZED_EPOCHS,
-    model_kind: str = "softmax",
+    model_kind: str = DEFAULT_MODEL,
     hidden: str = "64",
 ) -> float:
     """Test accuracy of one model (of the run's kind) trained on the whole training pool: the
@@ -50,7 +50,7 @@ def learning_section(reports: dict[str, TrainerReport], threshold: float) -> dic
     final = {ai: s.get("final_accuracy") for ai, s in summaries.items()}
     local = {ai: s.get("local_only_accuracy") for ai, s in summaries.items()}
     sources = {s.get("data") for s in summaries.values()}
-    kinds = {s.get("model", "softmax") for s in summaries.values()}
+    kinds = {s.get("model", DEFAULT_MODEL) for s in summaries.values()}
     trust = {ai: reports[ai].trust for ai in summaries}
     section: dict[str, Any] = {
         "honest_trainers": honest,

@@ -35,6 +35,7 @@ from kernal.harness.processes import LogForwarder
 from kernal.harness.report import sampled, summarize, trainer_entry
 from kernal.harness.scenarios import Adversaries, Scenario, TrainerSpec
 from kernal.harness.workers import WorkerPool, deal
+from kernal.learning.models import DEFAULT_MODEL
 from kernal.runtime import cancel_and_wait
 from kernal.trainer import policy
 from kernal.trainer.report import TrainerReport
@@ -301,7 +302,7 @@ async def _run(
 async def _prepare_learning_section(options: RunOptions) -> None:
     if options.engine == LearningEngine.name:
         source = options.engine_options.get("data")
-        kind = str(options.engine_options.get("model", "softmax"))
+        kind = str(options.engine_options.get("model", DEFAULT_MODEL))
         with contextlib.suppress(Exception):  # learning_section() raises it again, in full
             await asyncio.to_thread(centralized_accuracy, source, model_kind=kind)
 

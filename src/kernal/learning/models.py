@@ -8,7 +8,7 @@ for a peer's model: it dispatches on ``kind`` and raises ``ValueError`` (only) o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -16,7 +16,15 @@ from kernal.learning.mlp import DEFAULT_HIDDEN, INIT_SEED, MLPModel
 from kernal.learning.model import SoftmaxModel
 
 Model = SoftmaxModel | MLPModel
-MODEL_KINDS = ("softmax", "mlp")
+ModelKind = Literal["softmax", "mlp"]
+MODEL_KINDS: tuple[ModelKind, ...] = ("softmax", "mlp")
+# What a trainer, the harness, the simulator's command line and the scorecard use unless told:
+# the MLP is ahead of softmax on both built-in datasets, through the simulator and the harness
+# (docs/learning.md, "The default is the MLP, by measurement").
+DEFAULT_MODEL: ModelKind = "mlp"
+# Rounds x local epochs per round of the simulator and the scorecard for each model, the best
+# of the settings measured (docs/learning.md): an MLP gains from merging more often.
+SCHEDULES = {"softmax": (20, 10), "mlp": (40, 3)}
 
 
 def new_model(

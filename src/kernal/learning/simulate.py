@@ -46,7 +46,7 @@ from kernal.learning.merge import (
 )
 from kernal.learning.mlp import COLLABORATIVE_PROX, DEFAULT_HIDDEN, INIT_SEED, MLPModel
 from kernal.learning.model import FloatArray, IntArray
-from kernal.learning.models import Model, new_model
+from kernal.learning.models import DEFAULT_MODEL, MODEL_KINDS, SCHEDULES, Model, new_model
 from kernal.trainer import policy
 from kernal.trainer.reputation import ReputationBook
 
@@ -214,8 +214,11 @@ def simulate(
     they are the colluders, taking turns in that order); ``data`` defaults to the bundled
     digits; ``gate`` and ``fit_options`` are extra keyword arguments for
     :func:`evaluate_merge` and the model's ``fit`` (for tuning). ``model`` is ``softmax`` or
-    ``mlp`` (``hidden`` layers); ``shared_init=False`` starts each MLP from its own seed
-    (only to measure what the shared start is worth). ``omniscient``: adaptive attackers know
+    ``mlp`` (``hidden`` layers; the function's default stays ``softmax`` with its 20 x 10
+    schedule, which its tests and the v1 figures use, while the command line and the scorecard
+    take :data:`~kernal.learning.models.DEFAULT_MODEL` and its schedule);
+    ``shared_init=False`` starts each MLP from its own seed (only to measure what the shared
+    start is worth). ``omniscient``: adaptive attackers know
     every honest trainer's current model (else only their own and the last models they
     received, as in the real system). ``seed_from_hub``: as the reference trainer does, each
     trainer takes the hub's standing of every peer at the start of each round (its periodic
@@ -467,13 +470,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--trainers", type=int, default=10)
     parser.add_argument("--split", default="dirichlet:0.5")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=None, help="default: the model's schedule")
     parser.add_argument("--malicious", type=int, default=0, help="how many attackers (first N)")
     parser.add_argument("--attack", default="label_flip")
     parser.add_argument("--merge", default="gated", choices=["gated", "fedavg"])
-    parser.add_argument("--epochs", type=int, default=10, help="local epochs per round")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="local epochs per round (default: the schedule)"
+    )
     parser.add_argument("--honest-only-initiate", action="store_true")
-    parser.add_argument("--model", default="softmax", choices=["softmax", "mlp"])
+    parser.add_argument("--model", default=DEFAULT_MODEL, choices=list(MODEL_KINDS))
     parser.add_argument("--data", default=None, help="digits (default), waves or a CSV/NPZ")
     parser.add_argument("--omniscient", action="store_true")
     parser.add_argument(
@@ -497,16 +502,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     from kernal.learning.datasets import load_source
 
     dataset = load_source(args.data)
+    rounds, epochs = SCHEDULES[args.model]
+    rounds = rounds if args.rounds is None else args.rounds
+    epochs = epochs if args.epochs is None else args.epochs
     for s in args.seeds:
         res = simulate(
             args.trainers,
             args.split,
             s,
-            args.rounds,
+            rounds,
             malicious=range(args.malicious),
             attack=args.attack,
             merge=args.merge,
-            local_epochs=args.epochs,
+            local_epochs=epochs,
             attackers_initiate=not args.honest_only_initiate,
             data=dataset,
             model=args.model,
