@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from kernal import runtime
 from kernal.cli.common import (
     EngineOption,
     LogJsonOption,
@@ -320,6 +321,7 @@ def _run_stoppable(main: Callable[[asyncio.Event], Coroutine[Any, Any, T]]) -> T
         return await main(stop)
 
     try:
-        return asyncio.run(runner())
+        with runtime.one_blas_thread():  # trainers may run in this process (--workers 0)
+            return asyncio.run(runner())
     except (asyncio.CancelledError, KeyboardInterrupt):
         raise typer.Exit(130) from None
