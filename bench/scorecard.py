@@ -32,7 +32,7 @@ from bench.flower_names import FLOWER_STRATEGIES
 from bench.robust_fl import AGGREGATORS, run_fl
 from kernal.learning.attacks import BEHAVIOURS
 from kernal.learning.datasets import load_source
-from kernal.learning.models import DEFAULT_MODEL, MODEL_KINDS, SCHEDULES
+from kernal.learning.models import DEFAULT_MODEL, MODEL_KINDS, schedule
 from kernal.learning.simulate import simulate
 
 ATTACKS = [b for b in BEHAVIOURS if b != "honest"]
@@ -318,9 +318,7 @@ def main(argv: list[str] | None = None) -> None:
         help="print the table of earlier --out files together (runs nothing)",
     )
     args = parser.parse_args(argv)
-    rounds, epochs = SCHEDULES[args.model]
-    args.rounds = rounds if args.rounds is None else args.rounds
-    args.epochs = epochs if args.epochs is None else args.epochs
+    args.rounds, args.epochs = schedule(args.model, args.rounds, args.epochs)
     if args.flower:
         args.methods = [*args.methods, *FLOWER_STRATEGIES]
     if args.merge:

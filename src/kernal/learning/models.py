@@ -27,6 +27,15 @@ DEFAULT_MODEL: ModelKind = "mlp"
 SCHEDULES = {"softmax": (20, 10), "mlp": (40, 3)}
 
 
+def schedule(kind: str, rounds: int | None, epochs: int | None) -> tuple[int, int]:
+    """``(rounds, epochs)``: the ones given, else ``kind``'s from :data:`SCHEDULES`."""
+    default_rounds, default_epochs = SCHEDULES[kind]
+    return (
+        default_rounds if rounds is None else rounds,
+        default_epochs if epochs is None else epochs,
+    )
+
+
 def new_model(
     kind: str, d: int, k: int, hidden: tuple[int, ...] = DEFAULT_HIDDEN, seed: int = INIT_SEED
 ) -> Model:

@@ -46,7 +46,7 @@ from kernal.learning.merge import (
 )
 from kernal.learning.mlp import COLLABORATIVE_PROX, DEFAULT_HIDDEN, INIT_SEED, MLPModel
 from kernal.learning.model import FloatArray, IntArray
-from kernal.learning.models import DEFAULT_MODEL, MODEL_KINDS, SCHEDULES, Model, new_model
+from kernal.learning.models import DEFAULT_MODEL, MODEL_KINDS, Model, new_model, schedule
 from kernal.trainer import policy
 from kernal.trainer.reputation import ReputationBook
 
@@ -502,9 +502,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from kernal.learning.datasets import load_source
 
     dataset = load_source(args.data)
-    rounds, epochs = SCHEDULES[args.model]
-    rounds = rounds if args.rounds is None else args.rounds
-    epochs = epochs if args.epochs is None else args.epochs
+    rounds, epochs = schedule(args.model, args.rounds, args.epochs)
     for s in args.seeds:
         res = simulate(
             args.trainers,
