@@ -194,6 +194,40 @@ def test_a_partly_backdoored_receiver_still_refuses_the_backdoor(
     assert not anchored.kept and anchored.outcome == 0.0 and "patch" in anchored.reason
 
 
+def test_a_partner_carrying_part_of_a_backdoor_gets_no_competent_allowance(
+    pool: Dataset, shards: tuple[Shard, ...], models: tuple[SoftmaxModel, ...]
+) -> None:
+    """Diluted below the patch scan's limit, a backdoor still shows in the partner's rate, and
+    the partner is right on clean rows: it is judged against the typical cost alone, not
+    excused the cost of averaging."""
+    from kernal.learning.merge import (
+        COMPETENT_ALLOWANCE,
+        COMPETENT_HIJACK,
+        HIJACK_LIMIT,
+        claimed_accuracy,
+        hijack_rate,
+        merge,
+    )
+
+    X, y = backdoor_training_set(shards[1].train.X, shards[1].train.y)
+    bad = SoftmaxModel.zeros(64, 10).fit(X, y, 30, seed=0)
+    own, val = models[0], shards[0].val
+    clean_rate = hijack_rate(own, val.X)
+    carriers = [merge(models[3], bad, weight=w) for w in (0.4, 0.5, 0.6, 0.7)]
+    carriers = [
+        m
+        for m in carriers
+        if clean_rate + COMPETENT_HIJACK <= hijack_rate(m, val.X) < HIJACK_LIMIT
+        and (claimed_accuracy(own, m, val.X, val.y) or 0.0) >= 0.5
+    ]
+    assert carriers, "no diluted carrier between the two limits"
+    for carrier in carriers:
+        decision = evaluate_merge(own, carrier, val.X, val.y, typical=-0.05)
+        assert decision.measured and decision.baseline == -0.05
+    clean = evaluate_merge(own, models[3], val.X, val.y, typical=-0.05)
+    assert clean.baseline == COMPETENT_ALLOWANCE
+
+
 def test_the_hubs_credibility_reaches_trainers_the_sybils_never_attacked() -> None:
     """The same clique, with and without the hub's word reaching the trainers: without it,
     only the trainers a sybil poisoned distrust it; with it (the hub's rule, which finds the

@@ -323,9 +323,10 @@ class LearningEngine(Engine):
         if decision.kept:
             await self._train(self.epochs_per_tick)  # settle the merged model on our own data
         score = self.behaviour.reported_score(decision.partner_accuracy, colluder)
-        # The merge's measured effect on our validation set (clip(1 + (dp - typical) / tau, 0,
-        # 1): beyond what a merge typically costs us), as a
-        # sybil reports it (its colluders up, everyone else down) when it is one.
+        # The merge's measured effect on our validation set (clip(1 + (dp - baseline) / tau,
+        # 0, 1): beyond what a merge typically costs us, or what averaging costs when the
+        # partner is right on the rows it would move), as a sybil reports it (its colluders
+        # up, everyone else down) when it is one.
         usefulness = self.behaviour.reported_score(decision.outcome, colluder)
         return Assessment(
             outcome=decision.outcome,

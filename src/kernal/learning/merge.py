@@ -36,9 +36,14 @@ TYPICAL_WINDOW = 20
 TYPICAL_FLOOR = -0.2
 # If the partner's model gets less than CLAIM_ACCURACY of our validation rows right among the
 # classes a merge takes at least CLAIM_SHARE from it, its outcome gets no typical-cost allowance
-# (:func:`fails_own_classes`).
+# (:func:`fails_own_classes`); if it gets at least that many right, it gets the full allowance,
+# COMPETENT_ALLOWANCE (see :func:`evaluate_merge`, rule 3).
 CLAIM_SHARE = 0.2
 CLAIM_ACCURACY = 0.5
+COMPETENT_ALLOWANCE = TYPICAL_FLOOR
+# ...unless stamping a patch on our inputs sends COMPETENT_HIJACK more of them to one class under
+# its model than under ours before any merge (:func:`hijack_rate`): a trace of a trigger.
+COMPETENT_HIJACK = 0.15
 # The norm check's reference (see :func:`typical_norm`): the NORM_QUANTILE-th percentile (the
 # lower quartile) of the parameter norms of the last TYPICAL_WINDOW partner models the receiver
 # measured, once it has measured at least NORM_SAMPLES of them.
@@ -203,19 +208,26 @@ def typical_norm(
     return float(np.percentile(recent, quantile))
 
 
-def fails_own_classes(own: Model, other: Model, val_X: FloatArray, val_y: IntArray) -> bool:
-    """Whether ``other`` gets less than ``CLAIM_ACCURACY`` (half) of our validation rows right
-    among the classes a merge would take at least ``CLAIM_SHARE`` (a fifth) from it
-    (:func:`class_shares`, so among the classes it says it saw): the rows its model would move.
-    An honest model knows the classes it trained on; a sign-flipped, label-flipped or noisy one
-    does not, and claiming fewer samples only shrinks what it moves. False when we hold no row
-    of those classes (nothing to check)."""
+def claimed_accuracy(own: Model, other: Model, val_X: FloatArray, val_y: IntArray) -> float | None:
+    """``other``'s accuracy on our validation rows among the classes a merge would take at
+    least ``CLAIM_SHARE`` (a fifth) from it (:func:`class_shares`, so among the classes it says
+    it saw): the rows its model would move. None when we hold no row of those classes (nothing
+    to check)."""
     shares = class_shares(own, other)
     moved = np.flatnonzero((shares >= CLAIM_SHARE) & (other.class_counts > 0))
     rows = np.isin(val_y, moved)
     if not rows.any():
-        return False
-    return other.accuracy(val_X[rows], val_y[rows]) < CLAIM_ACCURACY
+        return None
+    return other.accuracy(val_X[rows], val_y[rows])
+
+
+def fails_own_classes(own: Model, other: Model, val_X: FloatArray, val_y: IntArray) -> bool:
+    """Whether ``other`` gets less than ``CLAIM_ACCURACY`` (half) of the rows its model would
+    move right (:func:`claimed_accuracy`). An honest model knows the classes it trained on; a
+    sign-flipped, label-flipped or noisy one does not, and claiming fewer samples only shrinks
+    what it moves. False when we hold no row of those classes (nothing to check)."""
+    accuracy = claimed_accuracy(own, other, val_X, val_y)
+    return accuracy is not None and accuracy < CLAIM_ACCURACY
 
 
 def evaluate_merge(
@@ -234,6 +246,8 @@ def evaluate_merge(
     typical: float = 0.0,
     check_claims: bool = True,
     norm_reference: float = 0.0,
+    competent_allowance: float = COMPETENT_ALLOWANCE,
+    competent_hijack: float = COMPETENT_HIJACK,
 ) -> MergeDecision:
     """The gate: merge ``other`` into ``own`` only if that does not hurt on OUR validation data.
 
@@ -270,9 +284,19 @@ def evaluate_merge(
        ones mostly lose 0.1 to 0.6 (tau 0.1 or the accuracy made 5-25% of honest pairs end up
        distrusted). ``baseline`` is ``typical`` (the receiver's :func:`typical_change`, at
        most 0; 0 by default: the absolute rule), so a partner is blamed only for what it costs
-       beyond what merging a partner typically costs this receiver, except when ``other``
-       :func:`fails_own_classes` (then 0: a model wrong on the very rows its merge would move
-       gets no allowance; ``check_claims=False`` skips that check). The outcome feeds
+       beyond what merging a partner typically costs this receiver. The partner's
+       :func:`claimed_accuracy` then decides (``check_claims=False`` skips this): a model
+       wrong on most of the very rows its merge would move gets no allowance (0), and one
+       right on most of them gets at least ``competent_allowance`` (-0.2, one ``tau``): what
+       such a merge costs is the cost of averaging two models, not evidence against the
+       partner. Not if, with ``trigger_scan``, its :func:`hijack_rate` is
+       ``competent_hijack`` (0.15) or more above the reference: a model carrying part of a
+       backdoor is right on clean rows too. Measured with the MLP (the simulator, 10
+       trainers, dirichlet:0.5, `waves`, seed 0): the first merges of two honest MLPs cost
+       0.11-0.24 of the true labels' probability while the receiver has no typical cost yet,
+       and one such outcome below 0.5 left the pair below the threshold for good (a
+       distrusted peer is never asked again); the scorecard's figures are in
+       docs/learning.md ("A partner right on its classes is not blamed"). The outcome feeds
        reputation only.
     4. ``kept`` iff ``da >= 0`` and the absolute outcome ``clip(1 + dp / tau, 0, 1)`` is at
        least 0.5 (the baseline never changes which merges are kept): a merge that costs
@@ -310,10 +334,10 @@ def evaluate_merge(
             and _relative_distance(other, seen) < duplicate_distance
         ):
             return refuse("a copy of a model we already have", partner_acc)
-    reference = 0.0
+    reference = partner_hijack = 0.0
     if trigger_scan:
         reference = hijack_rate(own, val_X) if hijack_reference is None else hijack_reference
-        hijack = hijack_rate(other, val_X)
+        hijack = partner_hijack = hijack_rate(other, val_X)
         if hijack >= HIJACK_LIMIT and hijack >= reference + HIJACK_MARGIN:
             return refuse(f"a patch sends {hijack:.0%} of our inputs to one class", partner_acc)
     merged = merge(own, other, weight)
@@ -330,8 +354,11 @@ def evaluate_merge(
     )
     absolute = float(np.clip(1.0 + dp / tau, 0.0, 1.0))
     baseline = min(0.0, typical)
-    if baseline < 0.0 and check_claims and fails_own_classes(own, other, val_X, val_y):
+    claimed = claimed_accuracy(own, other, val_X, val_y) if check_claims else None
+    if claimed is not None and claimed < CLAIM_ACCURACY:
         baseline = 0.0
+    elif claimed is not None and partner_hijack < reference + competent_hijack:
+        baseline = min(baseline, competent_allowance, 0.0)
     outcome = float(np.clip(1.0 + (dp - baseline) / tau, 0.0, 1.0))
     kept = merged_acc >= own_acc and absolute >= 0.5 and not diluted
     reason = "kept" if kept else "worse on our validation data"

@@ -231,7 +231,8 @@ def simulate(
     ``outcome`` (the usefulness, which the hub counts before the score when the engine sends
     both, as the learning engine does). ``typical_window``: how many of its last measured
     merges each trainer keeps for the gate's baseline (:func:`typical_change`, as the learning
-    engine does); 0 measures every outcome absolutely, as before that baseline existed.
+    engine does); 0 keeps none (``gate={"competent_allowance": 0.0, "check_claims": False}``
+    as well measures every outcome absolutely, as before either allowance existed).
     ``typical_norms``: the gate's norm check compares a partner with the larger of the
     receiver's own norm and its :func:`typical_norm` of the partners it measured (as the
     learning engine does); False compares with its own norm only, as before.
@@ -491,7 +492,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--typical-window",
         type=int,
         default=TYPICAL_WINDOW,
-        help="merges kept for the gate's typical-cost baseline (0: absolute outcomes)",
+        help="merges kept for the gate's typical-cost baseline (0: none; a partner right on "
+        "the rows its merge would move still gets the competent allowance)",
     )
     parser.add_argument(
         "--own-norm",

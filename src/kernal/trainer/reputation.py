@@ -15,7 +15,8 @@ MAX_HISTORY = 100_000  # updates kept for charts; a long-running trainer stops r
 # measured in the simulator: none below 0.7 on digits at dirichlet:0.5; on waves 0.6% (the
 # trigger scan refusing a model); at dirichlet:0.1, 3.5% (digits) and 11% (waves). Those are
 # absolute outcomes: the gate now measures them beyond the receiver's typical cost
-# (kernal.learning.merge.typical_change), and a skewed honest partner strikes far less.
+# (kernal.learning.merge.typical_change), or beyond one tau for a partner right on the rows
+# its merge would move (COMPETENT_ALLOWANCE there), and an honest partner strikes far less.
 STRIKE_OUTCOME = 0.25
 # Clean measured interactions (outcome >= CLEAN_OUTCOME) that lift one strike, per strike.
 FORGIVE_AFTER = 10
