@@ -176,6 +176,9 @@ class LearningEngine(Engine):
         self.history: list[tuple[float, float]] = []
         self._fits = 0
         self._schedule: list[tuple[int, int, float | None]] = []  # each local fit, in order
+        # (fits replayed, accuracy): the same-budget baseline replays every fit, and the final
+        # report and the summary both ask for it.
+        self._same_budget: tuple[int, float] | None = None
         self._lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ learning
@@ -352,10 +355,15 @@ class LearningEngine(Engine):
         """Test accuracy of this trainer's own training schedule replayed without any merge:
         what it would have reached alone with the same epochs (and seeds). A trainer that kept
         no merge gets exactly its final accuracy; one that merged is compared on equal terms."""
+        fits = len(self._schedule)
+        if self._same_budget is not None and self._same_budget[0] == fits:
+            return self._same_budget[1]
         model = self.start.copy()
-        for epochs, seed, prox in self._schedule:
+        for epochs, seed, prox in self._schedule[:fits]:
             _fit(model, self.train_X, self.train_y, epochs, seed, prox)
-        return model.accuracy(self.test.X, self.test.y)
+        accuracy = model.accuracy(self.test.X, self.test.y)
+        self._same_budget = (fits, accuracy)
+        return accuracy
 
     def figures(self, *, final: bool = False) -> Figures:
         """Test accuracy (what reports use, never decisions: validation accuracy drives those),
