@@ -43,28 +43,26 @@ async def test_trains_on_its_own_shard_and_reports() -> None:
     assert data_seed(7, "AI_Node_1") == data_seed(7, "AI_Node_1")
 
 
-async def test_the_same_budget_baseline_replays_the_run_once_per_new_fit(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The final report and the summary both ask for it, and it replays every fit: 50 MLP
-    trainers of one harness worker took longer than the worker's stop allowance to ask."""
-    import kernal.engines.learning as learning
-
-    engine = _engine()
+async def test_the_same_budget_baseline_is_fitted_beside_the_model_and_never_merges() -> None:
+    """Fit for fit the same training, without the merges: equal to the model while nothing is
+    merged, apart from it once a merge is kept, and ready at the end without replaying the run
+    (a replay of 50 MLP trainers' runs outlasted a harness worker's stop allowance)."""
+    engine, partner = _engine("AI_Node_1"), _engine("AI_Node_2")
     await engine.train()
+    await partner.train()
     await engine.work(TASK, 0.0)
-    replayed = []
-    real_fit = learning._fit
-    monkeypatch.setattr(learning, "_fit", lambda *a: (replayed.append(1), real_fit(*a))[1])
-    first = engine.same_budget_local_accuracy()
-    fits = len(replayed)
-    assert fits >= 2
-    assert engine.figures(final=True).local_only_accuracy == round(first, 4)
-    assert engine.summary()["local_only_accuracy"] == round(first, 4)
-    assert len(replayed) == fits  # asked three times, replayed once
-    await engine.work(TASK, 0.0)  # one more fit of its own, then a new replay
-    engine.same_budget_local_accuracy()
-    assert len(replayed) == 2 * fits + 2
+    assert engine.same_budget_local_accuracy() == engine.test_accuracy()
+    np.testing.assert_array_equal(engine._alone.parameters(), engine.model.parameters())
+    kept = False
+    for _ in range(4):
+        kept = kept or (await engine.assess(TASK, partner.offer(TASK).data)).kept
+        await partner.work(TASK, 0.0)
+    assert kept
+    assert not np.array_equal(engine._alone.parameters(), engine.model.parameters())
+    alone = engine._alone.copy()
+    await engine.work(TASK, 0.0)  # trains both, from where each was
+    assert not np.array_equal(engine._alone.parameters(), alone.parameters())
+    assert engine.summary()["local_only_accuracy"] == round(engine.same_budget_local_accuracy(), 4)
 
 
 async def test_shared_models_fit_in_a_frame_and_round_trip() -> None:

@@ -175,10 +175,11 @@ class LearningEngine(Engine):
         self.refused: dict[str, tuple[int, str]] = {}  # partner -> (models refused, why)
         self.history: list[tuple[float, float]] = []
         self._fits = 0
-        self._schedule: list[tuple[int, int, float | None]] = []  # each local fit, in order
-        # (fits replayed, accuracy): the same-budget baseline replays every fit, and the final
-        # report and the summary both ask for it.
-        self._same_budget: tuple[int, float] | None = None
+        # The same training without any merge, fitted beside the model (the same epochs, seeds
+        # and proximal term): the same-budget local-only baseline, ready at any time. Replaying
+        # every fit at the end instead kept a harness worker of 50 MLP trainers busy past its
+        # stop allowance, and its trainers' reports were lost.
+        self._alone = self.start.copy()
         self._lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ learning
@@ -190,13 +191,17 @@ class LearningEngine(Engine):
             return
         async with self._lock:
             self._fits += 1
-            model = self.model.copy()
+            model, alone = self.model.copy(), self._alone.copy()
             train_X, train_y, seed = self.train_X, self.train_y, self.seed + self._fits
             # Between merges an MLP stays near where it was (FedProx); softmax needs no term.
             prox = COLLABORATIVE_PROX if isinstance(model, MLPModel) and self._fits > 1 else None
-            self._schedule.append((epochs, seed, prox))
-            await asyncio.to_thread(_fit, model, train_X, train_y, epochs, seed, prox)
-            self.model = model
+
+            def fit_both() -> None:
+                _fit(model, train_X, train_y, epochs, seed, prox)
+                _fit(alone, train_X, train_y, epochs, seed, prox)
+
+            await asyncio.to_thread(fit_both)
+            self.model, self._alone = model, alone
             self._record()
 
     def _record(self) -> None:
@@ -352,23 +357,16 @@ class LearningEngine(Engine):
     # ------------------------------------------------------------------ reporting
 
     def same_budget_local_accuracy(self) -> float:
-        """Test accuracy of this trainer's own training schedule replayed without any merge:
-        what it would have reached alone with the same epochs (and seeds). A trainer that kept
-        no merge gets exactly its final accuracy; one that merged is compared on equal terms."""
-        fits = len(self._schedule)
-        if self._same_budget is not None and self._same_budget[0] == fits:
-            return self._same_budget[1]
-        model = self.start.copy()
-        for epochs, seed, prox in self._schedule[:fits]:
-            _fit(model, self.train_X, self.train_y, epochs, seed, prox)
-        accuracy = model.accuracy(self.test.X, self.test.y)
-        self._same_budget = (fits, accuracy)
-        return accuracy
+        """Test accuracy of this trainer's own training schedule without any merge (fitted
+        beside the model, fit for fit): what it would have reached alone with the same epochs
+        (and seeds). A trainer that kept no merge gets exactly its final accuracy; one that
+        merged is compared on equal terms."""
+        return self._alone.accuracy(self.test.X, self.test.y)
 
     def figures(self, *, final: bool = False) -> Figures:
         """Test accuracy (what reports use, never decisions: validation accuracy drives those),
         rounded as :meth:`summary` rounds it so the hub's record and the report agree; the
-        equal-budget local-only baseline only at the end (it replays every fit)."""
+        equal-budget local-only baseline only in the final report."""
         return Figures(
             accuracy=round(self.test_accuracy(), 4),
             local_only_accuracy=round(self.same_budget_local_accuracy(), 4) if final else None,

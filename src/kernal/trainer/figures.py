@@ -7,7 +7,6 @@ actually judged first). :func:`send_report` sends it, when the hub takes it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from kernal.engines.base import Engine, Figures
@@ -95,10 +94,7 @@ async def send_report(
     :data:`FINAL_TIMEOUT` at most) is dropped: the next report says the same, newer."""
     if not (client.connected.is_set() and client.supports(FEATURE_TRAINER_REPORT)):
         return False
-    # The final figures may replay a whole run (the learning engine's same-budget baseline):
-    # off the event loop, so a process's other trainers keep stopping meanwhile. Behaviour has
-    # stopped by then, so nothing else touches the engine.
-    figures = await asyncio.to_thread(engine.figures, final=True) if final else engine.figures()
+    figures = engine.figures(final=final)
     if figures is None:
         return False
     message = trainer_report(figures, book, rejected_for_trust, final=final)
