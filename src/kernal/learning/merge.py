@@ -273,7 +273,8 @@ def evaluate_merge(
     2. Otherwise ``merged = merge(own, other, weight)``; with ``trigger_scan`` it is not kept
        if the *merged* model fails the scan (a backdoor diluted below the limit in ``other``,
        which merging would still pass on), but the outcome is measured as below: a diluted
-       backdoor mostly comes from an honest peer that caught it, which is not to blame. Then,
+       backdoor mostly comes from an honest peer that caught it, which is not to blame. (The
+       merged model is scanned only when the merge would otherwise be kept.) Then,
        on the validation slice,
        ``dp`` = change in the mean probability given to the true label (merged minus own) and
        ``da`` = change in accuracy.
@@ -341,10 +342,6 @@ def evaluate_merge(
         if hijack >= HIJACK_LIMIT and hijack >= reference + HIJACK_MARGIN:
             return refuse(f"a patch sends {hijack:.0%} of our inputs to one class", partner_acc)
     merged = merge(own, other, weight)
-    diluted = False
-    if trigger_scan:
-        hijack = hijack_rate(merged, val_X)
-        diluted = hijack >= HIJACK_LIMIT and hijack >= reference + HIJACK_MARGIN
     merged_acc = merged.accuracy(val_X, val_y)
     dp = float(
         np.mean(
@@ -360,10 +357,16 @@ def evaluate_merge(
     elif claimed is not None and partner_hijack < reference + competent_hijack:
         baseline = min(baseline, competent_allowance, 0.0)
     outcome = float(np.clip(1.0 + (dp - baseline) / tau, 0.0, 1.0))
-    kept = merged_acc >= own_acc and absolute >= 0.5 and not diluted
+    kept = merged_acc >= own_acc and absolute >= 0.5
     reason = "kept" if kept else "worse on our validation data"
-    if diluted:
-        reason = f"merged, a patch sends {hijack:.0%} of our inputs to one class"
+    # The merged model's scan decides only a merge that would otherwise be kept: a scan costs
+    # as much as the rest of the gate (an MLP on digits: 2.2 of 4.8 ms), and most merges that
+    # reach this point are refused anyway.
+    if kept and trigger_scan:
+        hijack = hijack_rate(merged, val_X)
+        if hijack >= HIJACK_LIMIT and hijack >= reference + HIJACK_MARGIN:
+            kept = False
+            reason = f"merged, a patch sends {hijack:.0%} of our inputs to one class"
     model = merged if kept else own
     return MergeDecision(
         kept,
