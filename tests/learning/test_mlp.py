@@ -163,3 +163,53 @@ def test_decoding_rejects_wrong_sizes_and_oversized_models() -> None:
     assert parse_hidden("64, 32") == (64, 32)
     with pytest.raises(ValueError):
         model_from_json([1, 2])
+
+
+def _adam_per_array(
+    model: MLPModel, X: np.ndarray, y: np.ndarray, epochs: int, prox: float
+) -> None:
+    """The MLP's fit as first written: Adam on each weight and bias array in turn (the oracle
+    for the flat-vector fit, which must give the same parameters to the last bit)."""
+    from kernal.learning.model import minibatches, softmax
+
+    lr, l2, seed, batch = 0.003, 1e-4, 4, 32
+    _seen, onehot, offset = model._fit_targets(
+        X, y, epochs=epochs, lr=lr, l2=l2, batch_size=batch, balance=0.1
+    )
+    params = [a for W, b in model.layers for a in (W, b)]
+    anchor = [p.copy() for p in params]
+    m1 = [np.zeros_like(p) for p in params]
+    m2 = [np.zeros_like(p) for p in params]
+    for step, (xb, target) in enumerate(minibatches(X, onehot, epochs, batch, seed), 1):
+        acts, logits = model._forward(xb)
+        delta = (softmax(logits + offset) - target) / len(xb)
+        grads = []
+        for li in range(len(model.layers) - 1, -1, -1):
+            W, _ = model.layers[li]
+            grads += [delta.sum(axis=0), acts[li].T @ delta + l2 * W]
+            if li:
+                delta = (delta @ W.T) * (acts[li] > 0)
+        grads.reverse()
+        c1, c2 = 1 - 0.9**step, 1 - 0.999**step
+        for p, g, a0, a, s in zip(params, grads, anchor, m1, m2, strict=True):
+            g += prox * (p - a0)
+            a *= 0.9
+            a += (1 - 0.9) * g
+            s *= 0.999
+            s += (1 - 0.999) * g * g
+            p -= lr * (a / c1) / (np.sqrt(s / c2) + 1e-8)
+
+
+@pytest.mark.parametrize("hidden", [(16,), (12, 8)])
+def test_the_flat_vector_fit_is_adam_on_every_array(hidden: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(0)
+    X, y = rng.uniform(0.0, 1.0, (90, 6)), rng.integers(0, 3, 90)
+    fast = MLPModel.initial(6, 3, hidden).fit(X, y, 3, seed=1)
+    reference = fast.copy()
+    fast.fit(X, y, 4, seed=4, prox=0.05)
+    _adam_per_array(reference, X, y, 4, prox=0.05)
+    np.testing.assert_array_equal(fast.parameters(), reference.parameters())
+    # The layers are views into one vector now; the model still behaves as its own.
+    copy = fast.copy()
+    fast.fit(X, y, 1, seed=5)
+    assert not np.array_equal(copy.parameters(), fast.parameters())
