@@ -57,32 +57,17 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-INTERRUPT_REPEAT = 5.0
-"""Seconds after a Ctrl+C or SIGTERM at which a command that has not stopped is cancelled
-again (see :func:`run_until_interrupted`)."""
-
-
 def run_until_interrupted(main: Coroutine[Any, Any, T], *, loop: str = "auto") -> T:
     """Run ``main`` (on uvloop when installed, see :mod:`kernal.runtime`); Ctrl+C or SIGTERM
-    cancel it (its ``finally`` blocks clean up), again every :data:`INTERRUPT_REPEAT` seconds
-    until it has stopped, and exit 130."""
+    cancel it (its ``finally`` blocks clean up) and exit 130."""
     from kernal import runtime
 
     async def runner() -> T:
         task = asyncio.current_task()
         assert task is not None
         loop = asyncio.get_running_loop()
-
-        def interrupt() -> None:
-            # Python 3.11 can lose a cancellation that lands in the same loop turn as what the
-            # task was waiting for: a trainer was seen still running 30 s after its Ctrl+C,
-            # and stopped at the second. Until the task has ended, ask again.
-            if not task.done():
-                task.cancel()
-                loop.call_later(INTERRUPT_REPEAT, interrupt)
-
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, interrupt)
+            loop.add_signal_handler(sig, task.cancel)
         return await main
 
     try:
