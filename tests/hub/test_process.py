@@ -286,3 +286,29 @@ def test_a_bad_limit_is_refused_with_what_to_write(tmp_path: Path) -> None:
         env={"KERNAL_LIMITS": "rate_bytes=10 presence_limit=0"},
     )
     assert result.exit_code == 2 and "presence_limit must be 1 or more" in result.output
+
+
+def test_ctrl_c_during_start_up_stops_a_trainer_started_with_sigint_ignored(
+    tmp_path: Path,
+) -> None:
+    """A background job of a script, or a test runner's worker, starts its children with
+    SIGINT ignored: a Ctrl+C during the trainer's start-up must still stop it."""
+    import subprocess
+
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "kernal.py"), "trainer", "AI_Node_1", "networking", "x"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    import time
+
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err.decode()
+    assert b"Traceback" not in err

@@ -3,6 +3,15 @@ new-trainer, mcp, report."""
 
 from __future__ import annotations
 
+import signal
+
+# A process started with Ctrl+C ignored (a background job of a shell script, a test runner's
+# worker) would ignore a SIGINT for all of its start-up, until the event loop installs its own
+# handler, and then run on: a trainer was seen still running 30 s after one. Take Python's
+# default now, before the slow imports, as the running command will anyway.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 from typing import Annotated
 
 import typer
