@@ -124,6 +124,19 @@ async def test_the_engine_keeps_what_its_merges_cost_for_the_gates_baseline() ->
     assert typical_norm(engine.norms) > 0.0
 
 
+async def test_the_engine_keeps_the_trigger_scans_rise_of_the_merges_it_would_keep() -> None:
+    """The rise check's reference (kernal.learning.merge.typical_rise): the scan's rise of
+    every merge that passed the other checks, kept or refused by the rise check alone."""
+    engine, partner = _engine("AI_Node_1"), _engine("AI_Node_2")
+    await engine.train()
+    for _ in range(TYPICAL_WINDOW + 2):
+        await partner.train()
+        await engine.assess(TASK, partner.offer(TASK).data)
+    assert engine.kept > 0
+    assert min(engine.kept, TYPICAL_WINDOW) <= len(engine.rises) <= TYPICAL_WINDOW
+    assert all(rise >= 0.0 for rise in engine.rises)
+
+
 async def test_malformed_offers_score_zero_without_crashing() -> None:
     engine = _engine()
     for data in ({}, {"model": "x"}, {"model": {"kind": "softmax", "W": [[float("nan")]]}}):

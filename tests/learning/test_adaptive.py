@@ -241,3 +241,48 @@ def test_the_hubs_credibility_reaches_trainers_the_sybils_never_attacked() -> No
     assert result.detected_within() == 1.0
     assert result.honest_pairs_below() == 0.0
     assert max(result.hub_standing[s] for s in result.poisoners) < 0.5
+
+
+def test_a_backdoor_diluted_below_the_scans_limit_is_not_kept_past_the_usual_rise(
+    shards: tuple[Shard, ...], models: tuple[SoftmaxModel, ...]
+) -> None:
+    """A carrier of a diluted backdoor passes the patch scan (under 70%) and would be kept, but
+    merging it moves one stamp's class far more than the receiver's honest merges move any:
+    with the limit its own honest merges set (:func:`typical_rise`), it is refused while every
+    honest partner is still kept, and its outcome is the same either way."""
+    from kernal.learning.merge import HIJACK_LIMIT, hijack_rate, merge, scan_rise, typical_rise
+
+    X, y = backdoor_training_set(shards[1].train.X, shards[1].train.y)
+    bad = SoftmaxModel.zeros(64, 10).fit(X, y, 30, seed=0)
+    own, val = models[2], shards[2].val
+    reference = hijack_rate(own, val.X)
+    honest = [m for i, m in enumerate(models) if i not in (1, 2)]
+    decisions = [evaluate_merge(own, m, val.X, val.y, hijack_reference=reference) for m in honest]
+    assert all(d.kept and d.scan_rise is not None for d in decisions)
+    rises = [d.scan_rise for d in decisions if d.scan_rise is not None]
+    assert rises == [pytest.approx(scan_rise(merge(own, m), own, val.X)) for m in honest]
+    limit = typical_rise(rises)
+    assert limit is not None and limit >= max(rises)
+    assert typical_rise(rises[:3]) is None  # too few to know what is usual
+
+    carrier = merge(models[0], bad, weight=0.8)
+    assert hijack_rate(carrier, val.X) < HIJACK_LIMIT
+    unchecked = evaluate_merge(own, carrier, val.X, val.y, hijack_reference=reference)
+    assert unchecked.kept and unchecked.scan_rise is not None and unchecked.scan_rise > limit
+    checked = evaluate_merge(
+        own, carrier, val.X, val.y, hijack_reference=reference, rise_limit=limit
+    )
+    assert not checked.kept and checked.model is own and "more of our inputs" in checked.reason
+    assert checked.outcome == unchecked.outcome and checked.scan_rise == unchecked.scan_rise
+    for m in honest:
+        again = evaluate_merge(own, m, val.X, val.y, hijack_reference=reference, rise_limit=limit)
+        assert again.kept
+
+
+def test_the_rise_limit_is_a_multiple_of_the_usual_rise_with_a_floor() -> None:
+    from kernal.learning.merge import RISE_FACTOR, RISE_FLOOR, typical_rise
+
+    assert typical_rise([]) is None
+    assert typical_rise([0.01, 0.02, 0.01, 0.02]) == RISE_FLOOR
+    assert typical_rise([0.1, 0.1, 0.2, 0.1, 0.9]) == pytest.approx(RISE_FACTOR * 0.1)
+    assert typical_rise([0.9] * 30 + [0.1] * 20) == pytest.approx(RISE_FACTOR * 0.1)  # last 20

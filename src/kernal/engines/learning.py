@@ -55,6 +55,7 @@ from kernal.learning.merge import (
     hijack_rate,
     typical_change,
     typical_norm,
+    typical_rise,
 )
 from kernal.learning.mlp import COLLABORATIVE_PROX, MLPModel, parse_hidden
 from kernal.learning.models import DEFAULT_MODEL, Model, ModelKind, model_from_json, new_model
@@ -169,6 +170,9 @@ class LearningEngine(Engine):
         # Parameter norms of the last partner models we measured: the norm check's reference
         # when larger than our own (kernal.learning.merge.typical_norm).
         self.norms: deque[float] = deque(maxlen=TYPICAL_WINDOW)
+        # How much each of our last kept merges raised the trigger scan: the rise check's
+        # reference (kernal.learning.merge.typical_rise).
+        self.rises: deque[float] = deque(maxlen=TYPICAL_WINDOW)
         self.interactions = 0
         self.kept = 0
         self.rejected = 0
@@ -325,11 +329,14 @@ class LearningEngine(Engine):
                 hijack_reference=self.hijack_reference,
                 typical=typical_change(self.changes),
                 norm_reference=typical_norm(self.norms),
+                rise_limit=typical_rise(self.rises),
             )
             if decision.measured:
                 self.changes.append(decision.likelihood_change)
             if decision.partner_norm > 0.0:
                 self.norms.append(decision.partner_norm)
+            if decision.scan_rise is not None:
+                self.rises.append(decision.scan_rise)
             if decision.kept:
                 self.kept += 1
                 self._merged = True

@@ -49,6 +49,13 @@ COMPETENT_HIJACK = 0.15
 # measured, once it has measured at least NORM_SAMPLES of them.
 NORM_QUANTILE = 25.0
 NORM_SAMPLES = 4
+# The scan's rise check (see :func:`typical_rise`): a merge is not kept if stamping a patch sends
+# at least RISE_FACTOR times the receiver's typical rise more of its inputs to one class under
+# the merged model than under its own (and at least RISE_FLOOR more), once it has RISE_SAMPLES
+# rises measured among its last TYPICAL_WINDOW kept merges.
+RISE_FACTOR = 3.0
+RISE_FLOOR = 0.15
+RISE_SAMPLES = 4
 
 
 def _check_compatible(a: Model, b: Model) -> None:
@@ -128,6 +135,10 @@ class MergeDecision:
     # The partner model's parameter norm (0 if incompatible or all zeros): what the receiver
     # keeps for :func:`typical_norm`.
     partner_norm: float = 0.0
+    # How much more of our inputs a stamp sends to one class under the merged model than under
+    # ours (:func:`scan_rise`), measured for a merge that passed every other check (None
+    # otherwise): what the receiver keeps for :func:`typical_rise`.
+    scan_rise: float | None = None
 
 
 def _relative_distance(a: Model, b: Model) -> float:
@@ -141,17 +152,12 @@ def _true_class_probability(model: Model, X: FloatArray, y: IntArray) -> FloatAr
     return probabilities
 
 
-def hijack_rate(model: Model, X: FloatArray, block: int = SCAN_BLOCK) -> float:
-    """The largest share of ``X`` whose prediction one stamp sends to one class: over every
-    run of ``block`` consecutive features set to 1 (a blunt trigger scan), the fraction of
-    rows whose predicted class changes *to the same class*, maximised over stamps and classes.
-
-    An honest model's predictions scatter when a patch is stamped on (digits: 0.1-0.5 measured
-    on six shards); a model trained to map a patch to a target class sends most rows there
-    (0.77-1.0 for the ``backdoor`` attack's 4-pixel trigger).
-    """
+def stamp_scan(model: Model, X: FloatArray, block: int = SCAN_BLOCK) -> FloatArray:
+    """A blunt trigger scan: for every run of ``block`` consecutive features set to 1 (a
+    stamp) and every class, the fraction of the rows of ``X`` whose predicted class the stamp
+    changes *to that class*. Shape (stamps, classes); empty if ``X`` is empty or too narrow."""
     if len(X) == 0 or X.shape[1] < block:
-        return 0.0
+        return np.zeros((0, model.n_classes))
     n, d = X.shape
     positions = d - block + 1
     clean = model.predict(X)
@@ -162,7 +168,27 @@ def hijack_rate(model: Model, X: FloatArray, block: int = SCAN_BLOCK) -> float:
     changed = moved != clean[None, :]
     counts = np.zeros((positions, model.n_classes))
     np.add.at(counts, (np.nonzero(changed)[0], moved[changed]), 1.0)
-    return float(counts.max()) / float(n)
+    fractions: FloatArray = counts / n
+    return fractions
+
+
+def hijack_rate(model: Model, X: FloatArray, block: int = SCAN_BLOCK) -> float:
+    """The largest share of ``X`` whose prediction one stamp sends to one class: the maximum of
+    :func:`stamp_scan`.
+
+    An honest model's predictions scatter when a patch is stamped on (digits: 0.1-0.5 measured
+    on six shards); a model trained to map a patch to a target class sends most rows there
+    (0.77-1.0 for the ``backdoor`` attack's 4-pixel trigger).
+    """
+    scan = stamp_scan(model, X, block)
+    return float(scan.max()) if scan.size else 0.0
+
+
+def scan_rise(merged: Model, own: Model, X: FloatArray) -> float:
+    """How much more of ``X`` one stamp sends to one class under ``merged`` than under
+    ``own``: the largest rise of one cell of :func:`stamp_scan` (0 if nothing rises)."""
+    rise = stamp_scan(merged, X) - stamp_scan(own, X)
+    return max(0.0, float(rise.max())) if rise.size else 0.0
 
 
 def typical_change(changes: Sequence[float], window: int = TYPICAL_WINDOW) -> float:
@@ -208,6 +234,31 @@ def typical_norm(
     return float(np.percentile(recent, quantile))
 
 
+def typical_rise(
+    rises: Sequence[float],
+    window: int = TYPICAL_WINDOW,
+    samples: int = RISE_SAMPLES,
+    factor: float = RISE_FACTOR,
+    floor: float = RISE_FLOOR,
+) -> float | None:
+    """The rise check's limit for this receiver (see :func:`evaluate_merge`, rule 4): ``factor``
+    (3) times the median :func:`scan_rise` of its last ``window`` kept merges
+    (:attr:`MergeDecision.scan_rise`), at least ``floor`` (0.15); None (no check) while it has
+    fewer than ``samples`` (4).
+
+    A backdoor diluted below the scan's absolute limit still moves its trigger's cell more than
+    honest merges move any cell: measured with the MLP (simulator, 10 trainers, 3 ``backdoor``
+    attackers, dirichlet:0.5, seeds 0 1 2), honest merges rose by a median 0.06 (digits) and
+    0.10-0.13 (``waves``), the attackers' merges that were kept by 0.26 and 0.59. An absolute
+    limit cannot serve both: 0.25 stopped the backdoor on both but refused so many honest
+    ``waves`` merges that its attack-free accuracy fell from 0.83 to 0.69. Relative to what the
+    receiver's own merges usually do, it cost no attack-free accuracy on either."""
+    recent = list(rises)[-window:] if window > 0 else []
+    if len(recent) < max(samples, 1):
+        return None
+    return max(floor, factor * float(np.median(recent)))
+
+
 def claimed_accuracy(own: Model, other: Model, val_X: FloatArray, val_y: IntArray) -> float | None:
     """``other``'s accuracy on our validation rows among the classes a merge would take at
     least ``CLAIM_SHARE`` (a fifth) from it (:func:`class_shares`, so among the classes it says
@@ -248,6 +299,7 @@ def evaluate_merge(
     norm_reference: float = 0.0,
     competent_allowance: float = COMPETENT_ALLOWANCE,
     competent_hijack: float = COMPETENT_HIJACK,
+    rise_limit: float | None = None,
 ) -> MergeDecision:
     """The gate: merge ``other`` into ``own`` only if that does not hurt on OUR validation data.
 
@@ -303,6 +355,12 @@ def evaluate_merge(
        least 0.5 (the baseline never changes which merges are kept): a merge that costs
        validation accuracy, or too much of the true labels' probability, is not kept; ties are
        kept because the merge brings classes our validation slice cannot show.
+    5. With ``trigger_scan``, a merge that would be kept is not if the *merged* model fails the
+       scan (rule 2), or, with ``rise_limit`` (the receiver's :func:`typical_rise`), if a stamp
+       sends at least ``rise_limit`` more of our inputs to one class under the merged model
+       than under ours (:func:`scan_rise`, returned as :attr:`MergeDecision.scan_rise` for the
+       receiver to keep): a backdoor diluted below the scan's limit, which merge after merge
+       would add up. Like rule 2, this changes what is kept, never the outcome.
 
     Raises ``ValueError`` only for an empty validation set.
     """
@@ -362,11 +420,18 @@ def evaluate_merge(
     # The merged model's scan decides only a merge that would otherwise be kept: a scan costs
     # as much as the rest of the gate (an MLP on digits: 2.2 of 4.8 ms), and most merges that
     # reach this point are refused anyway.
+    rise: float | None = None
     if kept and trigger_scan:
-        hijack = hijack_rate(merged, val_X)
+        merged_scan = stamp_scan(merged, val_X)
+        hijack = float(merged_scan.max()) if merged_scan.size else 0.0
         if hijack >= HIJACK_LIMIT and hijack >= reference + HIJACK_MARGIN:
             kept = False
             reason = f"merged, a patch sends {hijack:.0%} of our inputs to one class"
+        elif merged_scan.size:
+            rise = max(0.0, float((merged_scan - stamp_scan(own, val_X)).max()))
+            if rise_limit is not None and rise >= rise_limit:
+                kept = False
+                reason = f"merged, a patch sends {rise:.0%} more of our inputs to one class"
     model = merged if kept else own
     return MergeDecision(
         kept,
@@ -380,6 +445,7 @@ def evaluate_merge(
         True,
         baseline,
         other_norm,
+        rise,
     )
 
 

@@ -43,6 +43,7 @@ from kernal.learning.merge import (
     hijack_rate,
     typical_change,
     typical_norm,
+    typical_rise,
 )
 from kernal.learning.mlp import COLLABORATIVE_PROX, DEFAULT_HIDDEN, INIT_SEED, MLPModel
 from kernal.learning.model import FloatArray, IntArray
@@ -71,6 +72,7 @@ class _Trainer:
     hijack_reference: float | None = None  # its model's trigger-scan rate before any merge
     changes: list[float] = field(default_factory=list)  # dp of its measured merges, in order
     norms: list[float] = field(default_factory=list)  # its partners' parameter norms, in order
+    rises: list[float] = field(default_factory=list)  # scan rises of its kept merges, in order
 
 
 @dataclass
@@ -348,12 +350,14 @@ def simulate(
             hijack_reference=me.hijack_reference,
             typical=typical_change(me.changes, typical_window),
             norm_reference=typical_norm(me.norms) if typical_norms else 0.0,
-            **(gate or {}),
+            **{"rise_limit": typical_rise(me.rises), **(gate or {})},
         )
         if decision.measured:
             me.changes = [*me.changes, decision.likelihood_change][-max(typical_window, 1) :]
         if decision.partner_norm > 0.0:
             me.norms = [*me.norms, decision.partner_norm][-TYPICAL_WINDOW:]
+        if decision.scan_rise is not None:
+            me.rises = [*me.rises, decision.scan_rise][-TYPICAL_WINDOW:]
         tally["kept" if decision.kept else "refused"] += 1
         me.model = decision.model
         colluder = me.behaviour.malicious and trainers[sender].behaviour.malicious
