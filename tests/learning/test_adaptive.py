@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from functools import cache
 
 import numpy as np
@@ -248,9 +249,17 @@ def test_a_backdoor_diluted_below_the_scans_limit_is_not_kept_past_the_usual_ris
 ) -> None:
     """A carrier of a diluted backdoor passes the patch scan (under 70%) and would be kept, but
     merging it moves one stamp's class far more than the receiver's honest merges move any:
-    with the limit its own honest merges set (:func:`typical_rise`), it is refused while every
-    honest partner is still kept, and its outcome is the same either way."""
-    from kernal.learning.merge import HIJACK_LIMIT, hijack_rate, merge, scan_rise, typical_rise
+    with the usual rise its own honest merges set (:func:`typical_rise`), it is refused while
+    every honest partner is still kept, and its outcome is the same either way."""
+    from kernal.learning.merge import (
+        HIJACK_LIMIT,
+        RISE_FACTOR,
+        RISE_FLOOR,
+        hijack_rate,
+        merge,
+        scan_rise,
+        typical_rise,
+    )
 
     X, y = backdoor_training_set(shards[1].train.X, shards[1].train.y)
     bad = SoftmaxModel.zeros(64, 10).fit(X, y, 30, seed=0)
@@ -261,28 +270,70 @@ def test_a_backdoor_diluted_below_the_scans_limit_is_not_kept_past_the_usual_ris
     assert all(d.kept and d.scan_rise is not None for d in decisions)
     rises = [d.scan_rise for d in decisions if d.scan_rise is not None]
     assert rises == [pytest.approx(scan_rise(merge(own, m), own, val.X)) for m in honest]
-    limit = typical_rise(rises)
-    assert limit is not None and limit >= max(rises)
+    usual = typical_rise(rises)
+    assert usual is not None and max(RISE_FLOOR, RISE_FACTOR * usual) > max(rises)
     assert typical_rise(rises[:3]) is None  # too few to know what is usual
 
     carrier = merge(models[0], bad, weight=0.8)
     assert hijack_rate(carrier, val.X) < HIJACK_LIMIT
     unchecked = evaluate_merge(own, carrier, val.X, val.y, hijack_reference=reference)
-    assert unchecked.kept and unchecked.scan_rise is not None and unchecked.scan_rise > limit
+    assert unchecked.kept and unchecked.scan_rise is not None
+    assert unchecked.scan_rise >= max(RISE_FLOOR, RISE_FACTOR * usual)
     checked = evaluate_merge(
-        own, carrier, val.X, val.y, hijack_reference=reference, rise_limit=limit
+        own, carrier, val.X, val.y, hijack_reference=reference, usual_rise=usual
     )
     assert not checked.kept and checked.model is own and "more of our inputs" in checked.reason
     assert checked.outcome == unchecked.outcome and checked.scan_rise == unchecked.scan_rise
     for m in honest:
-        again = evaluate_merge(own, m, val.X, val.y, hijack_reference=reference, rise_limit=limit)
+        again = evaluate_merge(own, m, val.X, val.y, hijack_reference=reference, usual_rise=usual)
         assert again.kept
 
 
-def test_the_rise_limit_is_a_multiple_of_the_usual_rise_with_a_floor() -> None:
-    from kernal.learning.merge import RISE_FACTOR, RISE_FLOOR, typical_rise
+def test_a_merge_that_costs_accuracy_is_kept_only_if_its_scan_rises_no_more_than_usual(
+    shards: tuple[Shard, ...], models: tuple[SoftmaxModel, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a usual rise (a receiver's first merges) a merge that costs validation accuracy
+    is refused, as it always was; with one, it is kept if the trigger scan rises no more than
+    usual and it costs little probability, and refused otherwise."""
+    # The module (the package's ``merge`` is the function of that name).
+    merge_module = importlib.import_module("kernal.learning.merge")
+    from kernal.learning.merge import LOSSY_COST, RISE_FACTOR, RISE_FLOOR, merge, scan_rise
+
+    lossy = []
+    for i, own in enumerate(models):
+        val = shards[i].val
+        for j, other in enumerate(models):
+            if i == j:
+                continue
+            decision = evaluate_merge(own, other, val.X, val.y)
+            if decision.merged_accuracy < decision.own_accuracy and "validation" in decision.reason:
+                lossy.append((own, other, val, decision))
+    candidates = [
+        (own, other, val, scan_rise(merge(own, other), own, val.X))
+        for own, other, val, d in lossy
+        if d.likelihood_change >= -LOSSY_COST  # costs little probability: accuracy refused it
+    ]
+    assert candidates, "no merge refused on accuracy alone"
+    for own, other, val, rise in candidates:
+        assert not evaluate_merge(own, other, val.X, val.y).kept
+        assert evaluate_merge(own, other, val.X, val.y, usual_rise=max(rise, RISE_FLOOR)).kept
+        below = max(RISE_FLOOR, RISE_FACTOR * rise) / RISE_FACTOR * 0.99
+        if rise > RISE_FLOOR / RISE_FACTOR:
+            tight = evaluate_merge(own, other, val.X, val.y, usual_rise=below)
+            assert not tight.kept and tight.reason == "worse on our validation data"
+    # However usual its rise, a merge costing more than LOSSY_COST of the probability is not kept.
+    costs = [-d.likelihood_change for _, _, _, d in lossy if d.likelihood_change < 0]
+    assert costs, "no lossy merge costs any probability"
+    monkeypatch.setattr(merge_module, "LOSSY_COST", min(costs) / 2)
+    for own, other, val, d in lossy:
+        if d.likelihood_change < 0:
+            assert not evaluate_merge(own, other, val.X, val.y, usual_rise=1.0).kept
+
+
+def test_the_usual_rise_is_the_median_of_the_last_merges() -> None:
+    from kernal.learning.merge import typical_rise
 
     assert typical_rise([]) is None
-    assert typical_rise([0.01, 0.02, 0.01, 0.02]) == RISE_FLOOR
-    assert typical_rise([0.1, 0.1, 0.2, 0.1, 0.9]) == pytest.approx(RISE_FACTOR * 0.1)
-    assert typical_rise([0.9] * 30 + [0.1] * 20) == pytest.approx(RISE_FACTOR * 0.1)  # last 20
+    assert typical_rise([0.01, 0.02, 0.01]) is None
+    assert typical_rise([0.1, 0.1, 0.2, 0.1, 0.9]) == pytest.approx(0.1)
+    assert typical_rise([0.9] * 30 + [0.1] * 20) == pytest.approx(0.1)  # the last 20

@@ -329,7 +329,7 @@ class LearningEngine(Engine):
                 hijack_reference=self.hijack_reference,
                 typical=typical_change(self.changes),
                 norm_reference=typical_norm(self.norms),
-                rise_limit=typical_rise(self.rises),
+                usual_rise=typical_rise(self.rises),
             )
             if decision.measured:
                 self.changes.append(decision.likelihood_change)

@@ -49,10 +49,13 @@ COMPETENT_HIJACK = 0.15
 # measured, once it has measured at least NORM_SAMPLES of them.
 NORM_QUANTILE = 25.0
 NORM_SAMPLES = 4
-# The scan's rise check (see :func:`typical_rise`): a merge is not kept if stamping a patch sends
-# at least RISE_FACTOR times the receiver's typical rise more of its inputs to one class under
-# the merged model than under its own (and at least RISE_FLOOR more), once it has RISE_SAMPLES
-# rises measured among its last TYPICAL_WINDOW kept merges.
+# The scan's rise check (see :func:`typical_rise` and :func:`evaluate_merge`, rule 5): the
+# receiver's usual rise is the median rise of its last TYPICAL_WINDOW merges that reached the
+# check, once it has RISE_SAMPLES of them. A merge is not kept if a stamp sends RISE_FACTOR times
+# that (and at least RISE_FLOOR) more of our inputs to one class under the merged model than under
+# ours; a merge that costs validation accuracy is kept only if it rises no more than the usual.
+# ...and only if it costs at most LOSSY_COST of the true labels' probability (``dp``; tau / 5).
+LOSSY_COST = 0.04
 RISE_FACTOR = 3.0
 RISE_FLOOR = 0.15
 RISE_SAMPLES = 4
@@ -235,28 +238,25 @@ def typical_norm(
 
 
 def typical_rise(
-    rises: Sequence[float],
-    window: int = TYPICAL_WINDOW,
-    samples: int = RISE_SAMPLES,
-    factor: float = RISE_FACTOR,
-    floor: float = RISE_FLOOR,
+    rises: Sequence[float], window: int = TYPICAL_WINDOW, samples: int = RISE_SAMPLES
 ) -> float | None:
-    """The rise check's limit for this receiver (see :func:`evaluate_merge`, rule 4): ``factor``
-    (3) times the median :func:`scan_rise` of its last ``window`` kept merges
-    (:attr:`MergeDecision.scan_rise`), at least ``floor`` (0.15); None (no check) while it has
-    fewer than ``samples`` (4).
+    """How much this receiver's merges usually raise the trigger scan: the median
+    :func:`scan_rise` of its last ``window`` merges that reached the rise check
+    (:attr:`MergeDecision.scan_rise`); None (no check) while it has fewer than ``samples`` (4).
+    :func:`evaluate_merge` takes it as ``usual_rise``.
 
     A backdoor diluted below the scan's absolute limit still moves its trigger's cell more than
-    honest merges move any cell: measured with the MLP (simulator, 10 trainers, 3 ``backdoor``
+    honest merges move any: measured with the MLP (simulator, 10 trainers, 3 ``backdoor``
     attackers, dirichlet:0.5, seeds 0 1 2), honest merges rose by a median 0.06 (digits) and
-    0.10-0.13 (``waves``), the attackers' merges that were kept by 0.26 and 0.59. An absolute
+    0.10-0.13 (``waves``), the attackers' merges that were kept by 0.26 and 0.59. One absolute
     limit cannot serve both: 0.25 stopped the backdoor on both but refused so many honest
-    ``waves`` merges that its attack-free accuracy fell from 0.83 to 0.69. Relative to what the
-    receiver's own merges usually do, it cost no attack-free accuracy on either."""
+    ``waves`` merges that its attack-free accuracy fell from 0.83 to 0.69. Relative to the
+    receiver's own merges it cost no attack-free accuracy on either (docs/learning.md, "A
+    backdoor diluted below the scan's limit")."""
     recent = list(rises)[-window:] if window > 0 else []
     if len(recent) < max(samples, 1):
         return None
-    return max(floor, factor * float(np.median(recent)))
+    return float(np.median(recent))
 
 
 def claimed_accuracy(own: Model, other: Model, val_X: FloatArray, val_y: IntArray) -> float | None:
@@ -299,7 +299,9 @@ def evaluate_merge(
     norm_reference: float = 0.0,
     competent_allowance: float = COMPETENT_ALLOWANCE,
     competent_hijack: float = COMPETENT_HIJACK,
-    rise_limit: float | None = None,
+    usual_rise: float | None = None,
+    rise_factor: float = RISE_FACTOR,
+    rise_floor: float = RISE_FLOOR,
 ) -> MergeDecision:
     """The gate: merge ``other`` into ``own`` only if that does not hurt on OUR validation data.
 
@@ -351,16 +353,24 @@ def evaluate_merge(
        distrusted peer is never asked again); the scorecard's figures are in
        docs/learning.md ("A partner right on its classes is not blamed"). The outcome feeds
        reputation only.
-    4. ``kept`` iff ``da >= 0`` and the absolute outcome ``clip(1 + dp / tau, 0, 1)`` is at
-       least 0.5 (the baseline never changes which merges are kept): a merge that costs
-       validation accuracy, or too much of the true labels' probability, is not kept; ties are
-       kept because the merge brings classes our validation slice cannot show.
+    4. ``kept`` needs the absolute outcome ``clip(1 + dp / tau, 0, 1)`` to be at least 0.5
+       (the baseline never changes which merges are kept) and ``da >= 0``, unless rule 5 lets
+       a merge that costs accuracy through: a merge that costs too much of the true labels'
+       probability is never kept; ties are kept because the merge brings classes our
+       validation slice cannot show.
     5. With ``trigger_scan``, a merge that would be kept is not if the *merged* model fails the
-       scan (rule 2), or, with ``rise_limit`` (the receiver's :func:`typical_rise`), if a stamp
-       sends at least ``rise_limit`` more of our inputs to one class under the merged model
-       than under ours (:func:`scan_rise`, returned as :attr:`MergeDecision.scan_rise` for the
-       receiver to keep): a backdoor diluted below the scan's limit, which merge after merge
-       would add up. Like rule 2, this changes what is kept, never the outcome.
+       scan (rule 2), or, with ``usual_rise`` (the receiver's :func:`typical_rise`), if a stamp
+       sends at least ``max(rise_floor, rise_factor * usual_rise)`` (0.15, 3x) more of our
+       inputs to one class under the merged model than under ours (:func:`scan_rise`, returned
+       as :attr:`MergeDecision.scan_rise` for the receiver to keep): a backdoor diluted below
+       the scan's limit, which merge after merge would add up. A merge with ``da < 0`` is kept
+       only with ``usual_rise``, if it costs at most ``LOSSY_COST`` (0.04, ``tau / 5``: what
+       95% of honest softmax merges cost on digits) of the true labels' probability, and if it
+       rises by at most a ``rise_factor``-th of that limit (no more than usual): on 80
+       validation rows a row or two of accuracy is mostly noise, and what the accuracy rule
+       still has to stop is a carrier of a trigger, which this rise shows, or a merge that
+       costs much more than a row (``ipm``'s, on softmax). Like rule 2, this changes what is
+       kept, never the outcome.
 
     Raises ``ValueError`` only for an empty validation set.
     """
@@ -415,7 +425,10 @@ def evaluate_merge(
     elif claimed is not None and partner_hijack < reference + competent_hijack:
         baseline = min(baseline, competent_allowance, 0.0)
     outcome = float(np.clip(1.0 + (dp - baseline) / tau, 0.0, 1.0))
-    kept = merged_acc >= own_acc and absolute >= 0.5
+    lossy = merged_acc < own_acc
+    # A merge that costs accuracy is scanned, and kept if the scan vouches for it (rule 5).
+    vouchable = trigger_scan and usual_rise is not None and dp >= -LOSSY_COST
+    kept = absolute >= 0.5 and (not lossy or vouchable)
     reason = "kept" if kept else "worse on our validation data"
     # The merged model's scan decides only a merge that would otherwise be kept: a scan costs
     # as much as the rest of the gate (an MLP on digits: 2.2 of 4.8 ms), and most merges that
@@ -429,9 +442,16 @@ def evaluate_merge(
             reason = f"merged, a patch sends {hijack:.0%} of our inputs to one class"
         elif merged_scan.size:
             rise = max(0.0, float((merged_scan - stamp_scan(own, val_X)).max()))
-            if rise_limit is not None and rise >= rise_limit:
+            limit = None if usual_rise is None else max(rise_floor, rise_factor * usual_rise)
+            if limit is not None and rise >= limit:
                 kept = False
                 reason = f"merged, a patch sends {rise:.0%} more of our inputs to one class"
+            elif lossy and (limit is None or rise > limit / rise_factor):
+                kept = False
+                reason = "worse on our validation data"
+        elif lossy:
+            kept = False
+            reason = "worse on our validation data"
     model = merged if kept else own
     return MergeDecision(
         kept,

@@ -350,7 +350,7 @@ def simulate(
             hijack_reference=me.hijack_reference,
             typical=typical_change(me.changes, typical_window),
             norm_reference=typical_norm(me.norms) if typical_norms else 0.0,
-            **{"rise_limit": typical_rise(me.rises), **(gate or {})},
+            **{"usual_rise": typical_rise(me.rises), **(gate or {})},
         )
         if decision.measured:
             me.changes = [*me.changes, decision.likelihood_change][-max(typical_window, 1) :]
