@@ -170,8 +170,8 @@ class LearningEngine(Engine):
         # Parameter norms of the last partner models we measured: the norm check's reference
         # when larger than our own (kernal.learning.merge.typical_norm).
         self.norms: deque[float] = deque(maxlen=TYPICAL_WINDOW)
-        # How much each of our last kept merges raised the trigger scan: the rise check's
-        # reference (kernal.learning.merge.typical_rise).
+        # How much each of our last merges that reached the rise check raised the trigger
+        # scan: the check's reference (kernal.learning.merge.typical_rise).
         self.rises: deque[float] = deque(maxlen=TYPICAL_WINDOW)
         self.interactions = 0
         self.kept = 0

@@ -53,12 +53,12 @@ NORM_SAMPLES = 4
 # receiver's usual rise is the median rise of its last TYPICAL_WINDOW merges that reached the
 # check, once it has RISE_SAMPLES of them. A merge is not kept if a stamp sends RISE_FACTOR times
 # that (and at least RISE_FLOOR) more of our inputs to one class under the merged model than under
-# ours; a merge that costs validation accuracy is kept only if it rises no more than the usual.
-# ...and only if it costs at most LOSSY_COST of the true labels' probability (``dp``; tau / 5).
-LOSSY_COST = 0.04
+# ours. A merge that costs validation accuracy is kept only if it rises no more than usual and
+# costs at most LOSSY_COST of the true labels' probability (``dp``; tau / 5).
 RISE_FACTOR = 3.0
 RISE_FLOOR = 0.15
 RISE_SAMPLES = 4
+LOSSY_COST = 0.04
 
 
 def _check_compatible(a: Model, b: Model) -> None:

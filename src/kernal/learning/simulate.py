@@ -72,7 +72,7 @@ class _Trainer:
     hijack_reference: float | None = None  # its model's trigger-scan rate before any merge
     changes: list[float] = field(default_factory=list)  # dp of its measured merges, in order
     norms: list[float] = field(default_factory=list)  # its partners' parameter norms, in order
-    rises: list[float] = field(default_factory=list)  # scan rises of its kept merges, in order
+    rises: list[float] = field(default_factory=list)  # its merges' scan rises (rise check)
 
 
 @dataclass
