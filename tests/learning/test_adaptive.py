@@ -22,7 +22,20 @@ from kernal.learning.adaptive import (
 )
 from kernal.learning.attacks import Behaviour
 from kernal.learning.data import Dataset, Shard
-from kernal.learning.merge import evaluate_merge
+from kernal.learning.merge import (
+    COMPETENT_ALLOWANCE,
+    COMPETENT_HIJACK,
+    HIJACK_LIMIT,
+    LOSSY_COST,
+    RISE_FACTOR,
+    RISE_FLOOR,
+    claimed_accuracy,
+    evaluate_merge,
+    hijack_rate,
+    merge,
+    scan_rise,
+    typical_rise,
+)
 from kernal.learning.model import SoftmaxModel
 from kernal.learning.simulate import SimResult, simulate
 
@@ -160,13 +173,17 @@ def test_adaptive_attacks_run_in_the_simulator() -> None:
         assert 0.0 <= result.mean_backdoor_success <= 1.0
 
 
+def _backdoored(shard: Shard) -> SoftmaxModel:
+    """A model trained on ``shard`` plus its every sample triggered and relabelled."""
+    X, y = backdoor_training_set(shard.train.X, shard.train.y)
+    return SoftmaxModel.zeros(64, 10).fit(X, y, 30, seed=0)
+
+
 def test_the_gates_trigger_scan_refuses_a_patch_backdoor_not_honest_models(
     pool: Dataset, shards: tuple[Shard, ...], models: tuple[SoftmaxModel, ...]
 ) -> None:
-    from kernal.learning.merge import hijack_rate
 
-    X, y = backdoor_training_set(shards[1].train.X, shards[1].train.y)
-    bad = SoftmaxModel.zeros(64, 10).fit(X, y, 30, seed=0)
+    bad = _backdoored(shards[1])
     val = shards[0].val
     assert hijack_rate(bad, val.X) >= 0.7 > hijack_rate(models[0], val.X)
     decision = evaluate_merge(models[0], bad, val.X, val.y)
@@ -181,10 +198,8 @@ def test_a_partly_backdoored_receiver_still_refuses_the_backdoor(
     """Once a backdoor slipped in partly, the receiver's own model maps the patch too: measured
     against that model the next backdoored share would pass; against the receiver's rate before
     any merge (``hijack_reference``) it does not."""
-    from kernal.learning.merge import hijack_rate, merge
 
-    X, y = backdoor_training_set(shards[1].train.X, shards[1].train.y)
-    bad = SoftmaxModel.zeros(64, 10).fit(X, y, 30, seed=0)
+    bad = _backdoored(shards[1])
     val = shards[0].val
     clean_rate = hijack_rate(models[0], val.X)
     infected = merge(models[0], bad, weight=0.8)
@@ -201,17 +216,8 @@ def test_a_partner_carrying_part_of_a_backdoor_gets_no_competent_allowance(
     """Diluted below the patch scan's limit, a backdoor still shows in the partner's rate, and
     the partner is right on clean rows: it is judged against the typical cost alone, not
     excused the cost of averaging."""
-    from kernal.learning.merge import (
-        COMPETENT_ALLOWANCE,
-        COMPETENT_HIJACK,
-        HIJACK_LIMIT,
-        claimed_accuracy,
-        hijack_rate,
-        merge,
-    )
 
-    X, y = backdoor_training_set(shards[1].train.X, shards[1].train.y)
-    bad = SoftmaxModel.zeros(64, 10).fit(X, y, 30, seed=0)
+    bad = _backdoored(shards[1])
     own, val = models[0], shards[0].val
     clean_rate = hijack_rate(own, val.X)
     carriers = [merge(models[3], bad, weight=w) for w in (0.4, 0.5, 0.6, 0.7)]
@@ -251,18 +257,8 @@ def test_a_backdoor_diluted_below_the_scans_limit_is_not_kept_past_the_usual_ris
     merging it moves one stamp's class far more than the receiver's honest merges move any:
     with the usual rise its own honest merges set (:func:`typical_rise`), it is refused while
     every honest partner is still kept, and its outcome is the same either way."""
-    from kernal.learning.merge import (
-        HIJACK_LIMIT,
-        RISE_FACTOR,
-        RISE_FLOOR,
-        hijack_rate,
-        merge,
-        scan_rise,
-        typical_rise,
-    )
 
-    X, y = backdoor_training_set(shards[1].train.X, shards[1].train.y)
-    bad = SoftmaxModel.zeros(64, 10).fit(X, y, 30, seed=0)
+    bad = _backdoored(shards[1])
     own, val = models[2], shards[2].val
     reference = hijack_rate(own, val.X)
     honest = [m for i, m in enumerate(models) if i not in (1, 2)]
@@ -297,7 +293,6 @@ def test_a_merge_that_costs_accuracy_is_kept_only_if_its_scan_rises_no_more_than
     usual and it costs little probability, and refused otherwise."""
     # The module (the package's ``merge`` is the function of that name).
     merge_module = importlib.import_module("kernal.learning.merge")
-    from kernal.learning.merge import LOSSY_COST, RISE_FACTOR, RISE_FLOOR, merge, scan_rise
 
     lossy = []
     for i, own in enumerate(models):
@@ -331,7 +326,6 @@ def test_a_merge_that_costs_accuracy_is_kept_only_if_its_scan_rises_no_more_than
 
 
 def test_the_usual_rise_is_the_median_of_the_last_merges() -> None:
-    from kernal.learning.merge import typical_rise
 
     assert typical_rise([]) is None
     assert typical_rise([0.01, 0.02, 0.01]) is None
