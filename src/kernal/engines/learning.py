@@ -184,9 +184,6 @@ class LearningEngine(Engine):
         # every fit at the end instead kept a harness worker of 50 MLP trainers busy past its
         # stop allowance, and its trainers' reports were lost.
         self._alone = self.start.copy()
-        # Until a merge is kept the two are the same model fitted the same way, so the baseline
-        # is a copy, not a second fit (a fifth of an MLP trainer's CPU at 100 trainers).
-        self._merged = False
         self._lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ learning
@@ -198,15 +195,18 @@ class LearningEngine(Engine):
             return
         async with self._lock:
             self._fits += 1
-            model, alone = self.model.copy(), self._alone.copy()
+            model = self.model.copy()
+            # Until a merge is kept the two are the same model fitted the same way, so the
+            # baseline is a copy, not a second fit (a fifth of an MLP trainer's CPU at 100
+            # trainers).
+            alone = self._alone.copy() if self.kept else None
             train_X, train_y, seed = self.train_X, self.train_y, self.seed + self._fits
             # Between merges an MLP stays near where it was (FedProx); softmax needs no term.
             prox = COLLABORATIVE_PROX if isinstance(model, MLPModel) and self._fits > 1 else None
-            apart = self._merged
 
             def fit_both() -> Model:
                 _fit(model, train_X, train_y, epochs, seed, prox)
-                if not apart:
+                if alone is None:
                     return model.copy()
                 _fit(alone, train_X, train_y, epochs, seed, prox)
                 return alone
@@ -314,7 +314,6 @@ class LearningEngine(Engine):
             async with self._lock:
                 partner_accuracy = other.accuracy(val_X, val_y)
                 self.model = fedavg([self.model, other])
-                self._merged = True
                 self.kept += 1
                 self._record()
             return Assessment(outcome=1.0, score=round(partner_accuracy, 4), kept=True)
@@ -339,7 +338,6 @@ class LearningEngine(Engine):
                 self.rises.append(decision.scan_rise)
             if decision.kept:
                 self.kept += 1
-                self._merged = True
                 self.model = decision.model
                 self._record()
             else:

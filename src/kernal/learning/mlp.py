@@ -178,14 +178,13 @@ class MLPModel(Classifier):
         vector = np.asarray(vector, dtype=np.float64)
         if vector.shape != (self.parameters().size,):
             raise ValueError(f"need {self.parameters().size} parameters, got {vector.shape}")
-        layers: Layers = []
-        at = 0
-        for W, b in self.layers:
-            nw = W.size
-            weights = vector[at : at + nw].reshape(W.shape).copy()
-            layers.append((weights, vector[at + nw : at + nw + b.size].copy()))
-            at += nw + b.size
+        pieces = [piece.copy() for piece in _views(vector, self._shapes())]
+        layers: Layers = list(zip(pieces[::2], pieces[1::2], strict=True))
         return MLPModel(layers, self.class_counts.copy(), self.rounds)
+
+    def _shapes(self) -> list[tuple[int, ...]]:
+        """The shapes of every weight and bias, in :meth:`parameters` order."""
+        return [a.shape for W, b in self.layers for a in (W, b)]
 
     def _forward(self, X: FloatArray) -> tuple[list[FloatArray], FloatArray]:
         """The standardised inputs, then the activations of every hidden layer; and the output
@@ -229,10 +228,10 @@ class MLPModel(Classifier):
         # views into it), so each step's update is a dozen numpy calls, not a dozen per array:
         # on these small layers the calls, not the arithmetic, were the cost. Elementwise, the
         # same operations in the same order: the result is the same to the last bit.
-        shapes = [a.shape for W, b in self.layers for a in (W, b)]
-        theta = np.concatenate([a.ravel() for W, b in self.layers for a in (W, b)])
+        shapes = self._shapes()
+        theta = self.parameters()
         views = _views(theta, shapes)
-        self.layers = [(views[i], views[i + 1]) for i in range(0, len(views), 2)]
+        self.layers = list(zip(views[::2], views[1::2], strict=True))
         grad = np.zeros_like(theta)
         grads = _views(grad, shapes)
         anchor = theta.copy() if prox > 0 else None
