@@ -8,6 +8,9 @@ all of them). One multi-row ``INSERT ... VALUES (...), (...)`` steps once for th
 a statement of exactly the run's length costs less than cutting the run into cached sizes.
 
 PostgreSQL keeps ``executemany`` (psycopg pipelines it: one round trip for the lot).
+
+:func:`select_in` is the lookup that goes with such a run (which of these ids are taken), as
+plain SQL too: built by SQLAlchemy, its expanding ``IN`` cost the writer more than the insert.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-__all__ = ["MAX_ROWS", "insert_many"]
+__all__ = ["MAX_ROWS", "insert_many", "select_in"]
 
 MAX_ROWS = 1024
 """Rows of one multi-row statement: the store's largest batch (SQLite allows 32,766 parameters
@@ -48,6 +51,30 @@ def insert_many(
         flat = tuple(value for row in rows[start : start + n] for value in row)
         conn.exec_driver_sql(_statement(table, columns, suffix, mark, n), flat)
         start += n
+
+
+def select_in(
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    key: str,
+    values: Sequence[Any],
+) -> list[tuple[Any, ...]]:
+    """The rows (``columns``, in order) of ``table`` whose ``key`` is one of ``values``: on
+    SQLite ``IN (?, ...)`` of up to :data:`MAX_ROWS` values a statement, on PostgreSQL one
+    ``= ANY(%s)`` of an array. ``table``, ``columns`` and ``key`` are SQL as written, never user
+    input."""
+    head = f"SELECT {', '.join(columns)} FROM {table} WHERE {key}"
+    if not values:
+        return []
+    if conn.dialect.name != "sqlite":
+        return [tuple(row) for row in conn.exec_driver_sql(head + " = ANY(%s)", (list(values),))]
+    found: list[tuple[Any, ...]] = []
+    for start in range(0, len(values), MAX_ROWS):
+        part = tuple(values[start : start + MAX_ROWS])
+        sql = f"{head} IN ({', '.join(['?'] * len(part))})"
+        found += [tuple(row) for row in conn.exec_driver_sql(sql, part)]
+    return found
 
 
 def _statement(table: str, columns: Sequence[str], suffix: str, mark: str, n: int) -> str:

@@ -373,13 +373,12 @@ def share_many(
     ids already taken, one insert of the new rows. Each row's outcome is ``(True,
     ShareOutcome)`` or ``(False, ConflictError)``; a conflicting row writes nothing and leaves
     the others alone."""
-    ids = {row[spec.id_column] for row in rows}
-    taken: dict[str, str | None] = {
-        found.item_id: found.contributor
-        for found in conn.execute(
-            sa.select(spec.key.label("item_id"), spec.table.c.contributor).where(spec.key.in_(ids))
-        )
-    }
+    ids = list({row[spec.id_column]: None for row in rows})
+    quote = conn.dialect.identifier_preparer.quote
+    key, table = quote(spec.id_column), quote(spec.table.name)
+    taken: dict[str, str | None] = dict(
+        bulk.select_in(conn, table, (key, quote("contributor")), key, ids)
+    )
     new: list[dict[str, Any]] = []
     outcomes: list[tuple[bool, Any]] = []
     for row in rows:
