@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -177,10 +179,11 @@ def test_the_baseline_follows_what_the_partner_gets_right_on_the_rows_it_would_m
     skewed_models: tuple[SoftmaxModel, ...], skewed_shards: tuple[Shard, ...]
 ) -> None:
     """Right on most of those rows: at least the competent allowance (one tau), whatever the
-    receiver's typical cost; wrong on most: none at all; no such row to check: the typical
-    cost alone. Which merges are kept never depends on it."""
+    receiver's typical cost; right on a fraction c of them below half: c / CLAIM_ACCURACY of
+    the typical cost (none for a model wrong on all of them); no such row to check: the
+    typical cost alone. Which merges are kept never depends on it."""
     flip = Behaviour("sign_flip")
-    seen = {"competent": 0, "wrong": 0}
+    seen = {"competent": 0, "wrong": 0, "partly": 0}
     for i, own in enumerate(skewed_models[:6]):
         val = skewed_shards[i].val
         for j, honest in enumerate(skewed_models):
@@ -205,9 +208,38 @@ def test_the_baseline_follows_what_the_partner_gets_right_on_the_rows_it_would_m
                         np.clip(1 + (d.likelihood_change - COMPETENT_ALLOWANCE) / 0.2, 0, 1)
                     )
                 else:
-                    seen["wrong"] += 1
-                    assert d.baseline == 0.0
+                    seen["wrong" if claimed == 0.0 else "partly"] += 1
+                    assert d.baseline == pytest.approx(-0.05 * claimed / CLAIM_ACCURACY)
+                    assert d.baseline > -0.05  # never the whole allowance
     assert seen["competent"] > 0 and seen["wrong"] > 0
+
+
+def test_a_partner_partly_right_on_the_rows_it_would_move_gets_that_part_of_the_allowance(
+    skewed_models: tuple[SoftmaxModel, ...],
+    skewed_shards: tuple[Shard, ...],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the bar for a competent partner above every honest one's claimed accuracy, each
+    gets the typical allowance in proportion to what it gets right (a partner right on 45% of
+    the rows it moves, as honest MLPs of other shards are on `waves`, gets 90% of it): the
+    outcome rises with the claimed accuracy, and a model wrong on them all gets none."""
+    # The module, not the package's `merge` (the function of the same name).
+    gate = importlib.import_module("kernal.learning.merge")
+    monkeypatch.setattr(gate, "CLAIM_ACCURACY", 1.01)
+    own, val = skewed_models[0], skewed_shards[0].val
+    flip = Behaviour("sign_flip")
+    fractions = []
+    for partner in skewed_models[1:]:
+        for candidate in (partner, flip.outgoing(partner, 0, None, np.random.default_rng(0))):
+            d = evaluate_merge(own, candidate, val.X, val.y, trigger_scan=False, typical=-0.1)
+            claimed = claimed_accuracy(own, candidate, val.X, val.y)
+            if not d.measured or claimed is None:
+                continue
+            assert d.baseline == pytest.approx(-0.1 * claimed / 1.01)
+            plain = evaluate_merge(own, candidate, val.X, val.y, trigger_scan=False, typical=0.0)
+            assert d.outcome >= plain.outcome and d.kept == plain.kept
+            fractions.append(claimed)
+    assert min(fractions) == 0.0 and 0.5 < max(fractions) < 1.01
 
 
 def test_a_flipped_model_fails_the_classes_it_would_move(

@@ -34,10 +34,11 @@ HIJACK_MARGIN = 0.3
 # TYPICAL_WINDOW measured changes, clamped to [TYPICAL_FLOOR, 0].
 TYPICAL_WINDOW = 20
 TYPICAL_FLOOR = -0.2
-# If the partner's model gets less than CLAIM_ACCURACY of our validation rows right among the
-# classes a merge takes at least CLAIM_SHARE from it, its outcome gets no typical-cost allowance
-# (:func:`fails_own_classes`); if it gets at least that many right, it gets the full allowance,
-# COMPETENT_ALLOWANCE (see :func:`evaluate_merge`, rule 3).
+# If the partner's model gets a fraction c below CLAIM_ACCURACY of our validation rows right
+# among the classes a merge takes at least CLAIM_SHARE from it, its outcome gets that part of
+# the typical-cost allowance, c / CLAIM_ACCURACY (none for a model wrong on all of them); if it
+# gets at least that many right, the full allowance, at least COMPETENT_ALLOWANCE (see
+# :func:`evaluate_merge`, rule 3).
 CLAIM_SHARE = 0.2
 CLAIM_ACCURACY = 0.5
 COMPETENT_ALLOWANCE = TYPICAL_FLOOR
@@ -341,7 +342,10 @@ def evaluate_merge(
        most 0; 0 by default: the absolute rule), so a partner is blamed only for what it costs
        beyond what merging a partner typically costs this receiver. The partner's
        :func:`claimed_accuracy` then decides (``check_claims=False`` skips this): a model
-       wrong on most of the very rows its merge would move gets no allowance (0), and one
+       right on a fraction ``c`` below half of the very rows its merge would move gets that
+       part of the allowance, ``c / CLAIM_ACCURACY`` of it (none if wrong on all of them: a
+       label flipper's ``c`` is near 0, an honest partner's of another shard mostly 0.37-0.48,
+       so all or nothing struck 11% of honest pairs on `waves`), and one
        right on most of them gets at least ``competent_allowance`` (-0.2, one ``tau``): what
        such a merge costs is the cost of averaging two models, not evidence against the
        partner. Not if, with ``trigger_scan``, its :func:`hijack_rate` is
@@ -421,7 +425,7 @@ def evaluate_merge(
     baseline = min(0.0, typical)
     claimed = claimed_accuracy(own, other, val_X, val_y) if check_claims else None
     if claimed is not None and claimed < CLAIM_ACCURACY:
-        baseline = 0.0
+        baseline *= max(0.0, claimed) / CLAIM_ACCURACY
     elif claimed is not None and partner_hijack < reference + competent_hijack:
         baseline = min(baseline, competent_allowance, 0.0)
     outcome = float(np.clip(1.0 + (dp - baseline) / tau, 0.0, 1.0))
