@@ -10,7 +10,8 @@ a statement of exactly the run's length costs less than cutting the run into cac
 PostgreSQL keeps ``executemany`` (psycopg pipelines it: one round trip for the lot).
 
 :func:`select_in` is the lookup that goes with such a run (which of these ids are taken), as
-plain SQL too: built by SQLAlchemy, its expanding ``IN`` cost the writer more than the insert.
+plain SQL too: built by SQLAlchemy, its expanding ``IN`` cost the writer about as much as the
+insert (py-spy, a batch of 160 shares: 13% of the batch each).
 """
 
 from __future__ import annotations
