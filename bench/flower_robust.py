@@ -31,7 +31,7 @@ from flwr.server.strategy import FedAvg, FedMedian, FedTrimmedAvg, Krum, Strateg
 
 from kernal.learning.adaptive import Knowledge, attack_success_rate
 from kernal.learning.attacks import Behaviour, parse_behaviour
-from kernal.learning.data import holdout, make_shard
+from kernal.learning.data import holdout, trainer_shards
 from kernal.learning.datasets import load_source
 from kernal.learning.models import Model, new_model
 
@@ -91,7 +91,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         else Behaviour("honest")
         for i in range(n)
     ]
-    shards = [make_shard(pool, "dirichlet:0.5", seed=seed * 1000 + i) for i in range(n)]
+    shards = trainer_shards(pool, "dirichlet:0.5", n, seed, str(job.get("layout", "draw")))
     train_sets = [
         b.training_set(s.train.X, b.training_labels(s.train.y, k))
         for b, s in zip(behaviours, shards, strict=True)

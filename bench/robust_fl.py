@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 
 from kernal.learning.adaptive import Knowledge, attack_success_rate
 from kernal.learning.attacks import Behaviour, parse_behaviour
-from kernal.learning.data import Dataset, holdout, make_shard
+from kernal.learning.data import Dataset, holdout, trainer_shards
 from kernal.learning.models import Model, new_model
 
 AGGREGATORS = ("fedavg", "krum", "multikrum", "trimmed_mean", "median")
@@ -83,10 +83,11 @@ def run_fl(
     rounds: int = 20,
     epochs: int = 10,
     model: str = "softmax",
+    layout: str = "draw",
 ) -> FLResult:
     """``rounds`` rounds of server FL with ``rule``; the same shards as
-    :func:`kernal.learning.simulate.simulate` with the same ``seed`` (``make_shard`` seeded
-    ``seed * 1000 + i``, test split ``holdout(data, seed=seed)``)."""
+    :func:`kernal.learning.simulate.simulate` with the same ``seed`` and ``layout``
+    (:func:`~kernal.learning.data.trainer_shards`, test split ``holdout(data, seed=seed)``)."""
     pool, test = holdout(data, seed=seed)
     d, k = pool.X.shape[1], pool.n_classes
     bad = list(dict.fromkeys(malicious))
@@ -97,7 +98,7 @@ def run_fl(
         else Behaviour("honest")
         for i in range(n_trainers)
     ]
-    shards = [make_shard(pool, split, seed=seed * 1000 + i) for i in range(n_trainers)]
+    shards = trainer_shards(pool, split, n_trainers, seed, layout)
     train_sets = []
     for b, shard in zip(behaviours, shards, strict=True):
         y = b.training_labels(shard.train.y, k)

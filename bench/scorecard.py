@@ -31,6 +31,7 @@ if __package__ in (None, ""):
 from bench.flower_names import FLOWER_STRATEGIES
 from bench.robust_fl import AGGREGATORS, run_fl
 from kernal.learning.attacks import BEHAVIOURS
+from kernal.learning.data import SHARD_LAYOUTS
 from kernal.learning.datasets import load_source
 from kernal.learning.models import DEFAULT_MODEL, MODEL_KINDS, schedule
 from kernal.learning.simulate import simulate
@@ -43,7 +44,14 @@ N_BAD = 3
 
 
 def one(
-    method: str, data: str, seed: int, attack: str | None, rounds: int, epochs: int, model: str
+    method: str,
+    data: str,
+    seed: int,
+    attack: str | None,
+    rounds: int,
+    epochs: int,
+    model: str,
+    layout: str = "draw",
 ) -> dict[str, float]:
     """Accuracy (mean honest, or the global model's) and backdoor success of one run."""
     ds = load_source(data)
@@ -67,6 +75,7 @@ def one(
             # (0.9322 -> 0.9209, seeds 0 1 2), not yet understood (docs/learning.md).
             seed_from_hub=method == "gated" and name == "sybil",
             feedback="outcome",
+            layout=layout,
         )
         out = {
             "accuracy": res.mean_honest_accuracy,
@@ -92,6 +101,7 @@ def one(
         rounds=rounds,
         epochs=epochs,
         model=model,
+        layout=layout,
     )
     return {"accuracy": fl.accuracy, "backdoor": fl.backdoor_success}
 
@@ -107,6 +117,7 @@ def run_flower(
     attacks: list[str],
     datasets: list[str],
     strategies: list[str],
+    layout: str,
 ) -> tuple[dict[str, dict[str, float]], str]:
     """Flower's strategies (``bench/flower_robust.py`` in Flower's venv) on the same jobs."""
     import os
@@ -126,6 +137,7 @@ def run_flower(
             "model": model,
             "trainers": N_TRAINERS,
             "malicious": list(range(N_TRAINERS - N_BAD, N_TRAINERS)) if a else [],
+            "layout": layout,
         }
         for d in datasets
         for m in strategies
@@ -155,6 +167,7 @@ def run(
     attacks: list[str],
     datasets: list[str],
     methods: list[str],
+    layout: str = "draw",
 ) -> dict[str, Any]:
     """Every run; ``{"runs": {"data|method|attack|seed": figures}}`` plus the timing."""
     runs: dict[str, dict[str, float]] = {}
@@ -163,7 +176,7 @@ def run(
     plan = [(d, m, a, s) for d in datasets for m in ours for a in [None, *attacks] for s in seeds]
     started = time.perf_counter()
     for n, (d, m, a, s) in enumerate(plan, start=1):
-        runs[f"{d}|{m}|{a or 'none'}|{s}"] = one(m, d, s, a, rounds, epochs, model)
+        runs[f"{d}|{m}|{a or 'none'}|{s}"] = one(m, d, s, a, rounds, epochs, model, layout)
         if n % 20 == 0 or n == len(plan):
             print(
                 f"[scorecard] {n}/{len(plan)} runs, {time.perf_counter() - started:.0f} s",
@@ -173,12 +186,15 @@ def run(
     version = None
     if flower:
         print(f"[scorecard] Flower: {', '.join(flower)} ...", file=sys.stderr, flush=True)
-        flower_runs, version = run_flower(seeds, rounds, epochs, model, attacks, datasets, flower)
+        flower_runs, version = run_flower(
+            seeds, rounds, epochs, model, attacks, datasets, flower, layout
+        )
         runs.update(flower_runs)
     return {
         "runs": runs,
         "wall_time": round(time.perf_counter() - started, 1),
         "flwr_version": version,
+        "layout": layout,
     }
 
 
@@ -217,7 +233,8 @@ def table(
             local = statistics.fmean(x["local"] for x in g)
             reference = f"; centralized {central:.4f}, local-only {local:.4f}"
         lines.append(
-            f"\n{d}: {N_TRAINERS} trainers, {N_BAD} poisoners, dirichlet:0.5, seeds"
+            f"\n{d}: {N_TRAINERS} trainers, {N_BAD} poisoners, dirichlet:0.5"
+            f" ({result.get('layout', 'draw')}), seeds"
             f" {' '.join(map(str, seeds))}{reference}"
         )
         lines.append(f"{'attack':<12}" + "".join(f"{m:>19}" for m in methods))
@@ -310,6 +327,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--flower", action="store_true", help="add Flower's strategies")
+    parser.add_argument(
+        "--layout",
+        default="draw",
+        choices=list(SHARD_LAYOUTS),
+        help="shards: each trainer's own draw of the pool (default; they overlap, as trainers'"
+        " on separate machines may) or a partition of it (every row to one trainer, the usual"
+        " federated benchmark)",
+    )
     parser.add_argument("--out", type=Path)
     parser.add_argument(
         "--merge",
@@ -328,6 +353,7 @@ def main(argv: list[str] | None = None) -> None:
             merged["runs"].update(part["runs"])
             merged["wall_time"] += part["wall_time"]
             merged["flwr_version"] = part.get("flwr_version") or merged.get("flwr_version")
+            merged["layout"] = part.get("layout", "draw")
         names = {key.split("|")[1] for key in merged["runs"]}
         methods = [m for m in args.methods if m in names]
         text, headline = table(merged, args.seeds, args.attacks, args.datasets, methods)
@@ -340,7 +366,14 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({"headline": headline}))
         return
     result = run(
-        args.seeds, args.rounds, args.epochs, args.model, args.attacks, args.datasets, args.methods
+        args.seeds,
+        args.rounds,
+        args.epochs,
+        args.model,
+        args.attacks,
+        args.datasets,
+        args.methods,
+        args.layout,
     )
     text, headline = table(result, args.seeds, args.attacks, args.datasets, args.methods)
     print(

@@ -9,11 +9,14 @@ import pytest
 
 from kernal.learning.data import (
     Dataset,
+    Shard,
     holdout,
     load_digits,
     load_file,
     make_shard,
     parse_split,
+    partition,
+    trainer_shards,
 )
 
 
@@ -176,3 +179,57 @@ def test_make_shard_rejects_bad_arguments(pool: Dataset) -> None:
         make_shard(pool, "dirichlet:x", seed=0)
     with pytest.raises(ValueError, match="val_fraction"):
         make_shard(pool, "iid", seed=0, val_fraction=0.0)
+
+
+@pytest.mark.parametrize("split", ["dirichlet:0.5", "dirichlet:0.1", "iid", "shards:2"])
+@pytest.mark.parametrize("n", [3, 10, 40])
+def test_a_partition_gives_every_row_to_exactly_one_trainer(split: str, n: int) -> None:
+    ds = _with_ids()
+    shards = partition(ds, split, n, seed=5)
+    assert len(shards) == n
+    held = [_ids(s.train) | _ids(s.val) for s in shards]
+    assert sum(len(h) for h in held) == len(ds)  # nobody shares a row ...
+    assert set().union(*held) == _ids(ds)  # ... and no row is left out
+    for shard in shards:
+        assert _ids(shard.train).isdisjoint(_ids(shard.val))
+        assert len(shard.train) >= 1 and len(shard.val) >= 1
+
+
+def test_a_dirichlet_partition_is_as_skewed_as_independent_draws_and_the_same_size(
+    pool: Dataset,
+) -> None:
+    drawn = [make_shard(pool, "dirichlet:0.1", seed=s) for s in range(10)]
+    parted = partition(pool, "dirichlet:0.1", 10, seed=0)
+
+    def top_share(shards: list[Shard]) -> float:
+        counts = [s.train.counts() + s.val.counts() for s in shards]
+        return float(np.mean([c.max() / c.sum() for c in counts]))
+
+    assert {len(s.train) + len(s.val) for s in parted} <= {len(pool) // 10, len(pool) // 10 + 1}
+    # Later trainers take what is left, so a partition is a little less skewed than free draws,
+    # but still far from balanced (0.1 here).
+    assert top_share(parted) > 0.5
+    assert top_share(parted) > 0.7 * top_share(drawn)
+
+
+def test_shards_by_layout_are_deterministic_and_draw_is_make_shard(pool: Dataset) -> None:
+    drawn = trainer_shards(pool, "dirichlet:0.5", 4, seed=2, layout="draw")
+    np.testing.assert_array_equal(drawn[3].val.X, make_shard(pool, "dirichlet:0.5", 2003).val.X)
+    a = trainer_shards(pool, "dirichlet:0.5", 4, seed=2, layout="partition")
+    b = partition(pool, "dirichlet:0.5", 4, seed=2)
+    c = partition(pool, "dirichlet:0.5", 4, seed=3)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x.train.X, y.train.X)
+    assert not np.array_equal(a[0].train.counts(), c[0].train.counts())
+    with pytest.raises(ValueError, match="unknown shard layout"):
+        trainer_shards(pool, "iid", 4, seed=0, layout="overlap")
+
+
+def test_a_partition_rejects_what_it_cannot_split() -> None:
+    ds = _with_ids(n=10)
+    with pytest.raises(ValueError, match="2 rows each"):
+        partition(ds, "iid", 6, seed=0)
+    with pytest.raises(ValueError, match="at least one part"):
+        partition(ds, "iid", 0, seed=0)
+    with pytest.raises(ValueError, match="bad split"):
+        partition(ds, "zipf:2", 2, seed=0)

@@ -43,6 +43,15 @@ def test_simulation_is_deterministic_and_validates_arguments() -> None:
     assert set(again.summary()) >= {"mean_honest_accuracy", "honest_pairs_below"}
     with pytest.raises(ValueError):
         simulate(n_trainers=3, rounds=1, merge="magic")
+    with pytest.raises(ValueError, match="shard layout"):
+        simulate(n_trainers=3, rounds=1, layout="overlap")
+
+
+def test_trainers_partitioning_the_pool_gain_together_too() -> None:
+    parted = simulate(n_trainers=6, rounds=6, seed=0, layout="partition")
+    assert parted.mean_honest_accuracy > parted.mean_local_accuracy + 0.05
+    assert parted.worst_gain() > 0.0
+    assert parted.mean_local_accuracy != _run().mean_local_accuracy  # other shards
 
 
 def test_a_sybil_clique_stays_distrusted_by_every_trainer_it_poisoned() -> None:

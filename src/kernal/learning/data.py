@@ -248,7 +248,14 @@ def make_shard(
     if size < 2:
         raise ValueError(f"shard size must be at least 2, got {size}")
     rng = np.random.default_rng(seed)
-    rows = _pick_rows(pool, kind, param, size, rng)
+    return _shard_of(pool, _pick_rows(pool, kind, param, size, rng), val_fraction, rng)
+
+
+def _shard_of(
+    pool: Dataset, rows: IntArray, val_fraction: float, rng: np.random.Generator
+) -> Shard:
+    """``rows`` of ``pool`` as a shard, its validation slice stratified as :func:`make_shard`
+    says; the training rows shuffled with ``rng``."""
     val_rows: list[int] = []
     train_rows: list[int] = []
     for c in range(pool.n_classes):
@@ -260,3 +267,79 @@ def make_shard(
     train_index = rng.permutation(np.array(train_rows, dtype=np.int64))
     val_index = np.array(val_rows, dtype=np.int64)
     return Shard(pool.subset(train_index), pool.subset(val_index))
+
+
+# How the shards of a run where one process draws them all (the simulator, the scorecard's
+# server baselines) relate: "draw", each trainer its own independent draw, as a trainer on its
+# own machine does (shards overlap, and rows nobody holds stay in the pool, which the
+# centralized reference still trains on); "partition", every row of the pool to exactly one
+# trainer, the usual federated benchmark (see :func:`partition`).
+SHARD_LAYOUTS = ("draw", "partition")
+
+
+def partition(
+    pool: Dataset, split: str, n: int, seed: int, val_fraction: float = 0.25
+) -> list[Shard]:
+    """``n`` disjoint shards holding every row of ``pool`` between them.
+
+    ``dirichlet:ALPHA``: as :func:`make_shard`, each trainer's class mix is drawn from
+    Dirichlet(ALPHA) and its size is a ``1/n`` of the pool, but its rows are taken from those no
+    trainer has yet, in a seeded order of trainers; a class that has run out is made up from the
+    trainer's other classes, then from whatever is left (the balanced Dirichlet partition of
+    federated benchmarks such as FedLab's, after Hsu, Qi & Brown, 2019). ``iid``: a
+    shuffled pool cut into ``n`` near-equal parts. ``shards:K``: the pool sorted by class, cut
+    into ``n * K`` runs and ``K`` runs dealt to each trainer (McMahan et al., 2017). Each part
+    gets its validation slice as in :func:`make_shard`. Deterministic in ``seed``.
+    """
+    kind, param = parse_split(split)
+    if n < 1:
+        raise ValueError(f"a partition needs at least one part, got {n}")
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    if len(pool) < 2 * n:
+        raise ValueError(f"a pool of {len(pool)} rows cannot give {n} trainers 2 rows each")
+    rng = np.random.default_rng(seed)
+    parts = _partition_rows(pool, kind, param, n, rng)
+    return [_shard_of(pool, rows, val_fraction, rng) for rows in parts]
+
+
+def _partition_rows(
+    pool: Dataset, kind: str, param: float, n: int, rng: np.random.Generator
+) -> list[IntArray]:
+    if kind == "iid":
+        return list(np.array_split(rng.permutation(len(pool)).astype(np.int64), n))
+    by_class = [rng.permutation(np.flatnonzero(pool.y == c)) for c in range(pool.n_classes)]
+    if kind == "shards":
+        runs = np.array_split(np.concatenate(by_class).astype(np.int64), n * int(param))
+        order = rng.permutation(len(runs))
+        return [np.concatenate([runs[j] for j in order[i::n]]) for i in range(n)]
+    remaining = [list(members) for members in by_class]
+    sizes = [len(part) for part in np.array_split(np.arange(len(pool)), n)]
+    parts: list[IntArray] = [np.zeros(0, dtype=np.int64)] * n
+    for i in rng.permutation(n):  # in a seeded order: no index is always served last
+        mix = rng.dirichlet(np.full(pool.n_classes, param))
+        taken: list[int] = []
+        while len(taken) < sizes[i]:
+            left = np.array([len(r) for r in remaining], dtype=np.float64)
+            weights = mix * (left > 0)
+            if weights.sum() <= 0:  # its classes ran out: the rest from what the pool has
+                weights = left
+            wanted = rng.multinomial(sizes[i] - len(taken), weights / weights.sum())
+            for c in np.flatnonzero(wanted):
+                take = min(int(wanted[c]), len(remaining[c]))
+                taken.extend(remaining[c][:take])
+                del remaining[c][:take]
+        parts[i] = np.array(taken, dtype=np.int64)
+    return parts
+
+
+def trainer_shards(
+    pool: Dataset, split: str, n: int, seed: int, layout: str = "draw"
+) -> list[Shard]:
+    """The ``n`` shards of a run with ``seed``: :func:`make_shard` seeded ``seed * 1000 + i``
+    for trainer ``i`` (``layout="draw"``) or :func:`partition` (``"partition"``)."""
+    if layout == "draw":
+        return [make_shard(pool, split, seed=seed * 1000 + i) for i in range(n)]
+    if layout == "partition":
+        return partition(pool, split, n, seed)
+    raise ValueError(f"unknown shard layout {layout!r}: expected one of {', '.join(SHARD_LAYOUTS)}")

@@ -2,7 +2,8 @@
 
 The real system runs trainers over the network; this mirrors its logic in one process:
 
-1. Every trainer draws its own shard (``make_shard`` with its own seed) and trains
+1. Every trainer draws its own shard (``make_shard`` with its own seed, or its part of a
+   partition of the pool, ``layout="partition"``) and trains
    ``warmup_epochs`` before it shares anything (an untrained model would be refused).
 2. Each round, in a seeded random order, every honest trainer (and, unless
    ``attackers_initiate=False``, every attacker: in the real system they run the same loop)
@@ -35,7 +36,14 @@ from numpy.typing import NDArray
 from kernal.hub.credibility import Opinion, Verdicts, judge, rater_weight
 from kernal.learning.adaptive import Knowledge, attack_success_rate
 from kernal.learning.attacks import Behaviour, parse_behaviour
-from kernal.learning.data import Dataset, Shard, holdout, load_digits, make_shard
+from kernal.learning.data import (
+    SHARD_LAYOUTS,
+    Dataset,
+    Shard,
+    holdout,
+    load_digits,
+    trainer_shards,
+)
 from kernal.learning.merge import (
     TYPICAL_WINDOW,
     evaluate_merge,
@@ -209,6 +217,7 @@ def simulate(
     feedback: str = "accuracy",
     typical_window: int = TYPICAL_WINDOW,
     typical_norms: bool = True,
+    layout: str = "draw",
 ) -> SimResult:
     """Run the protocol offline (see the module docstring); deterministic given ``seed``.
 
@@ -237,7 +246,10 @@ def simulate(
     as well measures every outcome absolutely, as before either allowance existed).
     ``typical_norms``: the gate's norm check compares a partner with the larger of the
     receiver's own norm and its :func:`typical_norm` of the partners it measured (as the
-    learning engine does); False compares with its own norm only, as before.
+    learning engine does); False compares with its own norm only, as before. ``layout``: the
+    shards are each trainer's own draw (``"draw"``, as trainers on their own machines) or a
+    partition of the pool (``"partition"``, the usual federated benchmark): see
+    :func:`~kernal.learning.data.trainer_shards`.
     """
     if feedback not in ("accuracy", "outcome"):
         raise ValueError(f"feedback must be 'accuracy' or 'outcome', got {feedback!r}")
@@ -261,7 +273,8 @@ def simulate(
 
     rng = np.random.default_rng(seed)
     trainers: list[_Trainer] = []
-    for i in range(n_trainers):
+    shards = trainer_shards(pool, split, n_trainers, seed, layout)
+    for i, shard in enumerate(shards):
         b = Behaviour("honest")
         if i in bad:
             b = (
@@ -269,7 +282,6 @@ def simulate(
                 if attack == "sybil"
                 else behaviour
             )
-        shard = make_shard(pool, split, seed=seed * 1000 + i)
         train_y, val_y = b.training_labels(shard.train.y, k), b.training_labels(shard.val.y, k)
         train_X, train_y = b.training_set(shard.train.X, train_y)
         trainers.append(_Trainer(i, b, shard, train_X, train_y, val_y, fresh(i)))
@@ -504,6 +516,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="the gate's norm check against our own norm only (not a typical partner's)",
     )
+    parser.add_argument(
+        "--layout",
+        default="draw",
+        choices=list(SHARD_LAYOUTS),
+        help="each trainer's own draw of the pool (overlapping, as on separate machines) or a "
+        "partition of it (every row to one trainer, the usual federated benchmark)",
+    )
     args = parser.parse_args(argv)
     from kernal.learning.datasets import load_source
 
@@ -527,6 +546,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             feedback=args.feedback,
             typical_window=args.typical_window,
             typical_norms=not args.own_norm,
+            layout=args.layout,
         )
         figures = " ".join(f"{key} {value:.3f}" for key, value in res.summary().items())
         print(f"seed {s}: {figures}")
