@@ -243,14 +243,22 @@ def _summary(
         "complete": complete,
     }
     stalled = sum(p.stalled for p in pubs)
+    # Every cause is named: at P=1,000 publishers both stall and are dropped as slow
+    # consumers, and the dropped ones' relays are not expected (``_expected_relays``).
+    notes = []
     if errors:
-        out["note"] = f"{len(errors)} publishers got ERRORs, e.g. {errors[0][:160]}"
-    elif stalled:
-        out["note"] = f"{stalled} publishers stopped sending after waiting {stall:g} s for an ACK"
-    elif out["lost"]:
-        out["note"] = f"{out['lost']} publishers disconnected by the hub"
-    elif not complete:
-        out["note"] = "not every ACK or relay arrived before the stall limit"
+        notes.append(f"{len(errors)} publishers got ERRORs, e.g. {errors[0][:160]}")
+    if stalled:
+        notes.append(f"{stalled} publishers stopped sending after waiting {stall:g} s for an ACK")
+    if out["lost"]:
+        notes.append(
+            f"{out['lost']} publishers disconnected by the hub (relays expected only for the "
+            "others)"
+        )
+    if not notes and not complete:
+        notes.append("not every ACK or relay arrived before the stall limit")
+    if notes:
+        out["note"] = "; ".join(notes)
     return out
 
 
