@@ -21,6 +21,7 @@ from kernal.learning.merge import (
     fails_own_classes,
     fedavg,
     merge,
+    moved_rows,
     typical_change,
     typical_norm,
 )
@@ -192,7 +193,15 @@ def test_the_baseline_follows_what_the_partner_gets_right_on_the_rows_it_would_m
             bad = flip.outgoing(honest, 0, None, np.random.default_rng(0))
             for partner in (honest, bad):
                 claimed = claimed_accuracy(own, partner, val.X, val.y)
-                d = evaluate_merge(own, partner, val.X, val.y, trigger_scan=False, typical=-0.05)
+                d = evaluate_merge(
+                    own,
+                    partner,
+                    val.X,
+                    val.y,
+                    trigger_scan=False,
+                    typical=-0.05,
+                    credit_moved_rows=False,
+                )
                 plain = evaluate_merge(
                     own, partner, val.X, val.y, trigger_scan=False, check_claims=False
                 )
@@ -212,6 +221,48 @@ def test_the_baseline_follows_what_the_partner_gets_right_on_the_rows_it_would_m
                     assert d.baseline == pytest.approx(-0.05 * claimed / CLAIM_ACCURACY)
                     assert d.baseline > -0.05  # never the whole allowance
     assert seen["competent"] > 0 and seen["wrong"] > 0
+
+
+def _true_label_change(
+    merged: SoftmaxModel, own: SoftmaxModel, X: np.ndarray, y: np.ndarray
+) -> np.ndarray:
+    rows = np.arange(len(y))
+    change: np.ndarray = merged.predict_proba(X)[rows, y] - own.predict_proba(X)[rows, y]
+    return change
+
+
+def test_a_competent_partner_is_also_measured_on_the_rows_its_merge_moves(
+    skewed_models: tuple[SoftmaxModel, ...], skewed_shards: tuple[Shard, ...]
+) -> None:
+    """A partner right on most of the rows its merge moves gets the better of the allowed
+    plain measure and the change on those rows alone; one wrong on them (sign-flipped) gets
+    nothing of it. Which merges are kept never depends on it. (No allowance here, so that the
+    plain measure is not already 1 for these softmax models.)"""
+    flip = Behaviour("sign_flip")
+    credited = {"competent": 0, "lifted": 0, "other": 0}
+    for i, own in enumerate(skewed_models[:6]):
+        val = skewed_shards[i].val
+        for j, honest in enumerate(skewed_models):
+            if j == i:
+                continue
+            bad = flip.outgoing(honest, 0, None, np.random.default_rng(0))
+            for partner in (honest, bad):
+                gate = {"trigger_scan": False, "competent_allowance": 0.0}
+                d = evaluate_merge(own, partner, val.X, val.y, **gate)
+                plain = evaluate_merge(own, partner, val.X, val.y, **gate, credit_moved_rows=False)
+                assert d.kept == plain.kept and d.baseline == plain.baseline
+                claimed = claimed_accuracy(own, partner, val.X, val.y)
+                if not d.measured or claimed is None or claimed < CLAIM_ACCURACY:
+                    credited["other"] += 1
+                    assert d.outcome == plain.outcome
+                    continue
+                credited["competent"] += 1
+                moved = moved_rows(own, partner, val.y)
+                on_moved = _true_label_change(merge(own, partner), own, val.X, val.y)[moved]
+                expected = max(plain.outcome, float(np.clip(1 + on_moved.mean() / 0.2, 0, 1)))
+                assert d.outcome == pytest.approx(expected)
+                credited["lifted"] += d.outcome > plain.outcome + 1e-9
+    assert credited["lifted"] > 0 and credited["other"] > 0
 
 
 def test_a_partner_partly_right_on_the_rows_it_would_move_gets_that_part_of_the_allowance(

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from kernal.learning.model import FloatArray, IntArray
 from kernal.learning.models import Model
@@ -260,14 +261,19 @@ def typical_rise(
     return float(np.median(recent))
 
 
-def claimed_accuracy(own: Model, other: Model, val_X: FloatArray, val_y: IntArray) -> float | None:
-    """``other``'s accuracy on our validation rows among the classes a merge would take at
-    least ``CLAIM_SHARE`` (a fifth) from it (:func:`class_shares`, so among the classes it says
-    it saw): the rows its model would move. None when we hold no row of those classes (nothing
-    to check)."""
+def moved_rows(own: Model, other: Model, val_y: IntArray) -> NDArray[np.bool_]:
+    """Which of our validation rows belong to the classes a merge would take at least
+    ``CLAIM_SHARE`` (a fifth) from ``other`` (:func:`class_shares`, so among the classes it says
+    it saw): the rows its model would move."""
     shares = class_shares(own, other)
     moved = np.flatnonzero((shares >= CLAIM_SHARE) & (other.class_counts > 0))
-    rows = np.isin(val_y, moved)
+    return np.isin(val_y, moved)
+
+
+def claimed_accuracy(own: Model, other: Model, val_X: FloatArray, val_y: IntArray) -> float | None:
+    """``other``'s accuracy on our validation rows of :func:`moved_rows`. None when we hold no
+    row of those classes (nothing to check)."""
+    rows = moved_rows(own, other, val_y)
     if not rows.any():
         return None
     return other.accuracy(val_X[rows], val_y[rows])
@@ -300,6 +306,7 @@ def evaluate_merge(
     norm_reference: float = 0.0,
     competent_allowance: float = COMPETENT_ALLOWANCE,
     competent_hijack: float = COMPETENT_HIJACK,
+    credit_moved_rows: bool = True,
     usual_rise: float | None = None,
     rise_factor: float = RISE_FACTOR,
     rise_floor: float = RISE_FLOOR,
@@ -355,8 +362,17 @@ def evaluate_merge(
        0.11-0.24 of the true labels' probability while the receiver has no typical cost yet,
        and one such outcome below 0.5 left the pair below the threshold for good (a
        distrusted peer is never asked again); the scorecard's figures are in
-       docs/learning.md ("A partner right on its classes is not blamed"). The outcome feeds
-       reputation only.
+       docs/learning.md ("A partner right on its classes is not blamed"). Such a partner's
+       outcome is the better of that and ``clip(1 + dp_moved / tau, 0, 1)``, with ``dp_moved``
+       the change on the rows its merge moves alone (:func:`moved_rows`;
+       ``credit_moved_rows=False`` skips this): averaging an MLP's hidden layers costs a
+       receiver's other rows whoever the partner is, while what the partner brings shows where
+       it claims to know better. Measured (digits, 3 sybils among 10, seed 2): an honest
+       receiver holding mostly two classes lost 0.16 and 0.34 of the true labels' probability
+       on its first two honest merges, rated those partners 0.19 and 0.31 (the second right on
+       71% of the rows it moves), and the hub, seeing it contradict the other raters, capped
+       its standing at 0 (docs/learning.md, "A competent partner measured where its merge
+       moves"). The outcome feeds reputation only.
     4. ``kept`` needs the absolute outcome ``clip(1 + dp / tau, 0, 1)`` to be at least 0.5
        (the baseline never changes which merges are kept) and ``da >= 0``, unless rule 5 lets
        a merge that costs accuracy through: a merge that costs too much of the true labels'
@@ -415,20 +431,28 @@ def evaluate_merge(
             return refuse(f"a patch sends {hijack:.0%} of our inputs to one class", partner_acc)
     merged = merge(own, other, weight)
     merged_acc = merged.accuracy(val_X, val_y)
-    dp = float(
-        np.mean(
-            _true_class_probability(merged, val_X, val_y)
-            - _true_class_probability(own, val_X, val_y)
-        )
+    change = _true_class_probability(merged, val_X, val_y) - _true_class_probability(
+        own, val_X, val_y
     )
+    dp = float(np.mean(change))
     absolute = float(np.clip(1.0 + dp / tau, 0.0, 1.0))
     baseline = min(0.0, typical)
-    claimed = claimed_accuracy(own, other, val_X, val_y) if check_claims else None
+    moved = moved_rows(own, other, val_y)
+    claimed = None
+    if check_claims and moved.any():
+        claimed = other.accuracy(val_X[moved], val_y[moved])
+    competent = False
     if claimed is not None and claimed < CLAIM_ACCURACY:
         baseline *= max(0.0, claimed) / CLAIM_ACCURACY
     elif claimed is not None and partner_hijack < reference + competent_hijack:
         baseline = min(baseline, competent_allowance, 0.0)
-    outcome = float(np.clip(1.0 + (dp - baseline) / tau, 0.0, 1.0))
+        competent = True
+    blamed = dp - baseline
+    if competent and credit_moved_rows:
+        # What it brings where it claims to know better (rule 3): averaging hidden layers
+        # costs our other rows whoever the partner is.
+        blamed = max(blamed, float(np.mean(change[moved])))
+    outcome = float(np.clip(1.0 + blamed / tau, 0.0, 1.0))
     lossy = merged_acc < own_acc
     # A merge that costs accuracy is scanned, and kept if the scan vouches for it (rule 5).
     vouchable = trigger_scan and usual_rise is not None and dp >= -LOSSY_COST
