@@ -94,9 +94,7 @@ def test_honest_mlps_stay_trusted_when_a_partner_right_on_its_classes_is_not_bla
     assert allowed <= blamed / 2
 
 
-def test_fewer_honest_mlps_end_distrusted_when_a_competent_partner_is_measured_where_it_moves() -> (
-    None
-):
+def test_fewer_honest_mlps_end_distrusted_with_the_credit_for_the_moved_rows() -> None:
     """Skewed shards (dirichlet:0.3): a receiver holding few classes loses on its own rows
     when two MLPs' hidden layers are averaged, whoever the partner; measuring a competent
     partner on the rows its merge moves as well leaves fewer honest pairs below the threshold
