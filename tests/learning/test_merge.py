@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -176,6 +177,20 @@ def test_typical_cost_spares_skewed_honest_partners_not_flipped_ones(
     assert strikes["sign_flip unchecked"][1] < flipped_after
 
 
+def _skewed_pairs(
+    models: tuple[SoftmaxModel, ...], shards: tuple[Shard, ...]
+) -> Iterator[tuple[SoftmaxModel, Dataset, SoftmaxModel]]:
+    """(receiver, its validation slice, partner) for the first six skewed receivers and every
+    other trainer's model, honest and sign-flipped."""
+    flip = Behaviour("sign_flip")
+    for i, own in enumerate(models[:6]):
+        for j, honest in enumerate(models):
+            if j != i:
+                bad = flip.outgoing(honest, 0, None, np.random.default_rng(0))
+                for partner in (honest, bad):
+                    yield own, shards[i].val, partner
+
+
 def test_the_baseline_follows_what_the_partner_gets_right_on_the_rows_it_would_move(
     skewed_models: tuple[SoftmaxModel, ...], skewed_shards: tuple[Shard, ...]
 ) -> None:
@@ -183,43 +198,34 @@ def test_the_baseline_follows_what_the_partner_gets_right_on_the_rows_it_would_m
     receiver's typical cost; right on a fraction c of them below half: c / CLAIM_ACCURACY of
     the typical cost (none for a model wrong on all of them); no such row to check: the
     typical cost alone. Which merges are kept never depends on it."""
-    flip = Behaviour("sign_flip")
     seen = {"competent": 0, "wrong": 0}
-    for i, own in enumerate(skewed_models[:6]):
-        val = skewed_shards[i].val
-        for j, honest in enumerate(skewed_models):
-            if j == i:
-                continue
-            bad = flip.outgoing(honest, 0, None, np.random.default_rng(0))
-            for partner in (honest, bad):
-                claimed = claimed_accuracy(own, partner, val.X, val.y)
-                d = evaluate_merge(
-                    own,
-                    partner,
-                    val.X,
-                    val.y,
-                    trigger_scan=False,
-                    typical=-0.05,
-                    credit_moved_rows=False,
-                )
-                plain = evaluate_merge(
-                    own, partner, val.X, val.y, trigger_scan=False, check_claims=False
-                )
-                assert d.kept == plain.kept
-                if not d.measured:
-                    continue
-                if claimed is None:
-                    assert d.baseline == -0.05
-                elif claimed >= CLAIM_ACCURACY:
-                    seen["competent"] += 1
-                    assert d.baseline == COMPETENT_ALLOWANCE
-                    assert d.outcome == pytest.approx(
-                        np.clip(1 + (d.likelihood_change - COMPETENT_ALLOWANCE) / 0.2, 0, 1)
-                    )
-                else:
-                    seen["wrong"] += 1
-                    assert d.baseline == pytest.approx(-0.05 * claimed / CLAIM_ACCURACY)
-                    assert d.baseline > -0.05  # never the whole allowance
+    for own, val, partner in _skewed_pairs(skewed_models, skewed_shards):
+        claimed = claimed_accuracy(own, partner, val.X, val.y)
+        d = evaluate_merge(
+            own,
+            partner,
+            val.X,
+            val.y,
+            trigger_scan=False,
+            typical=-0.05,
+            credit_moved_rows=False,
+        )
+        plain = evaluate_merge(own, partner, val.X, val.y, trigger_scan=False, check_claims=False)
+        assert d.kept == plain.kept
+        if not d.measured:
+            continue
+        if claimed is None:
+            assert d.baseline == -0.05
+        elif claimed >= CLAIM_ACCURACY:
+            seen["competent"] += 1
+            assert d.baseline == COMPETENT_ALLOWANCE
+            assert d.outcome == pytest.approx(
+                np.clip(1 + (d.likelihood_change - COMPETENT_ALLOWANCE) / 0.2, 0, 1)
+            )
+        else:
+            seen["wrong"] += 1
+            assert d.baseline == pytest.approx(-0.05 * claimed / CLAIM_ACCURACY)
+            assert d.baseline > -0.05  # never the whole allowance
     assert seen["competent"] > 0 and seen["wrong"] > 0
 
 
@@ -238,30 +244,22 @@ def test_a_competent_partner_is_also_measured_on_the_rows_its_merge_moves(
     plain measure and the change on those rows alone; one wrong on them (sign-flipped) gets
     nothing of it. Which merges are kept never depends on it. (No allowance here, so that the
     plain measure is not already 1 for these softmax models.)"""
-    flip = Behaviour("sign_flip")
-    credited = {"competent": 0, "lifted": 0, "other": 0}
-    for i, own in enumerate(skewed_models[:6]):
-        val = skewed_shards[i].val
-        for j, honest in enumerate(skewed_models):
-            if j == i:
-                continue
-            bad = flip.outgoing(honest, 0, None, np.random.default_rng(0))
-            for partner in (honest, bad):
-                gate = {"trigger_scan": False, "competent_allowance": 0.0}
-                d = evaluate_merge(own, partner, val.X, val.y, **gate)
-                plain = evaluate_merge(own, partner, val.X, val.y, **gate, credit_moved_rows=False)
-                assert d.kept == plain.kept and d.baseline == plain.baseline
-                claimed = claimed_accuracy(own, partner, val.X, val.y)
-                if not d.measured or claimed is None or claimed < CLAIM_ACCURACY:
-                    credited["other"] += 1
-                    assert d.outcome == plain.outcome
-                    continue
-                credited["competent"] += 1
-                moved = moved_rows(own, partner, val.y)
-                on_moved = _true_label_change(merge(own, partner), own, val.X, val.y)[moved]
-                expected = max(plain.outcome, float(np.clip(1 + on_moved.mean() / 0.2, 0, 1)))
-                assert d.outcome == pytest.approx(expected)
-                credited["lifted"] += d.outcome > plain.outcome + 1e-9
+    credited = {"lifted": 0, "other": 0}
+    gate = {"trigger_scan": False, "competent_allowance": 0.0}
+    for own, val, partner in _skewed_pairs(skewed_models, skewed_shards):
+        d = evaluate_merge(own, partner, val.X, val.y, **gate)
+        plain = evaluate_merge(own, partner, val.X, val.y, **gate, credit_moved_rows=False)
+        assert d.kept == plain.kept and d.baseline == plain.baseline
+        claimed = claimed_accuracy(own, partner, val.X, val.y)
+        if not d.measured or claimed is None or claimed < CLAIM_ACCURACY:
+            credited["other"] += 1
+            assert d.outcome == plain.outcome
+            continue
+        moved = moved_rows(own, partner, val.y)
+        on_moved = _true_label_change(merge(own, partner), own, val.X, val.y)[moved]
+        expected = max(plain.outcome, float(np.clip(1 + on_moved.mean() / 0.2, 0, 1)))
+        assert d.outcome == pytest.approx(expected)
+        credited["lifted"] += d.outcome > plain.outcome + 1e-9
     assert credited["lifted"] > 0 and credited["other"] > 0
 
 
