@@ -114,6 +114,21 @@ def _others(result: dict[str, Any]) -> str:
     return f" (other work took {' and '.join(other)})" if other else ""
 
 
+def _relays(run: dict[str, Any]) -> str:
+    """Relays received against those expected (each acked share, to every other publisher
+    still connected at the end), and how many that was."""
+    received, expected = run.get("relays_received", 0), run.get("relays_expected", 0)
+    speed = rate(received / run["seconds"])
+    lost, publishers = run.get("lost", 0), run.get("publishers")
+    if not (lost and publishers):
+        return f"relays {received:,} of {expected:,} expected ({speed})"
+    left = publishers - lost
+    return (
+        f"relays {received:,} ({speed}), {expected:,} expected counting only the {left:,}"
+        f" publisher{'' if left == 1 else 's'} left connected"
+    )
+
+
 def fanin_rows(results: dict[str, Any]) -> list[Row]:
     reference = results["reference"]
     ceiling = reference["rows_per_s"]
@@ -134,9 +149,7 @@ def fanin_rows(results: dict[str, Any]) -> list[Row]:
             row.verdict = _verdict(k is not None and k >= 100_000 and (value or 0) >= 0.4)
         if "relays_received" in run and run.get("seconds"):
             row.notes.append(
-                f"relays {run['relays_received']:,}/{run['relays_expected']:,} "
-                f"({rate(run['relays_received'] / run['seconds'])}), hub at "
-                f"{run.get('server_cpu', 0):.0%} of a core{_others(run)}, "
+                f"{_relays(run)}, hub at {run.get('server_cpu', 0):.0%} of a core{_others(run)}, "
                 f"{run.get('rows_committed', '?')} rows committed for {run['acked']:,} ACKs"
             )
         if run.get("note"):
@@ -231,9 +244,7 @@ def cluster_rows(results: list[dict[str, Any]]) -> list[Row]:
             )
             if kind == "persist" and run.get("seconds"):
                 row.notes.append(
-                    f"relays {run.get('relays_received', 0):,}/{run.get('relays_expected', 0):,} "
-                    f"({rate(run.get('relays_received', 0) / run['seconds'])}), "
-                    f"{run.get('rows_committed', '?')} rows committed for "
+                    f"{_relays(run)}, {run.get('rows_committed', '?')} rows committed for "
                     f"{run.get('acked', 0):,} ACKs"
                 )
             row.notes.append(_cluster_cpu(run.get("cpu"), work, unit))
