@@ -115,8 +115,8 @@ def _others(result: dict[str, Any]) -> str:
 
 
 def _relays(run: dict[str, Any]) -> str:
-    """Relays received against those expected (each acked share, to every other publisher
-    still connected at the end), and how many that was."""
+    """Relays received (and their rate) against those expected: each acked share, to every
+    other publisher still connected at the end."""
     received, expected = run.get("relays_received", 0), run.get("relays_expected", 0)
     speed = rate(received / run["seconds"])
     lost, publishers = run.get("lost", 0), run.get("publishers")
