@@ -61,6 +61,52 @@ def test_csv_without_label_column_uses_the_last_and_sorts_ints_numerically(
     assert load_file(floats).y.tolist() == [0, 1, 0]
 
 
+def test_csv_text_columns_are_one_hot_and_missing_cells_filled(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.csv"
+    path.write_text("size,colour,label\n1,red,a\nNA,blue,b\n3,,a\n?,red,b\n5,green,a\n")
+    ds = load_file(path)
+    # size: the missing cells take the median of 1, 3, 5; colour: blue, green, red in sorted
+    # order, a missing colour is none of them.
+    np.testing.assert_allclose(
+        ds.X,
+        [[0, 0, 0, 1], [0.5, 1, 0, 0], [0.5, 0, 0, 0], [0.5, 0, 0, 1], [1, 0, 1, 0]],
+    )
+    assert ds.y.tolist() == [0, 1, 0, 1, 0]
+
+
+def test_csv_skewed_columns_are_power_transformed_and_others_only_scaled(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(0)
+    heavy = np.exp(2.0 * rng.normal(size=400))  # log-normal: skewness in the tens
+    plain = rng.normal(size=400)
+    path = tmp_path / "skewed.csv"
+    path.write_text(
+        "heavy,plain,label\n"
+        + "".join(
+            f"{float(h)!r},{float(p)!r},{i % 2}\n"
+            for i, (h, p) in enumerate(zip(heavy, plain, strict=True))
+        )
+    )
+    ds = load_file(path)
+    assert ds.X.min() == 0.0 and ds.X.max() == 1.0
+    np.testing.assert_allclose(ds.X[:, 1], (plain - plain.min()) / np.ptp(plain))
+    # min-max alone leaves most of a log-normal column in the bottom few percent of [0, 1]
+    assert np.median((heavy - heavy.min()) / np.ptp(heavy)) < 0.02
+    assert 0.3 < np.median(ds.X[:, 0]) < 0.7
+    assert np.argsort(ds.X[:, 0]).tolist() == np.argsort(heavy).tolist()  # order kept
+
+
+def test_an_extreme_scale_keeps_the_column_only_scaled(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    huge = np.exp(rng.normal(size=200)) * 1e300  # a power transform overflows here
+    path = tmp_path / "huge.csv"
+    path.write_text("x,label\n" + "".join(f"{float(v)!r},{i % 2}\n" for i, v in enumerate(huge)))
+    ds = load_file(path)
+    assert np.all(np.isfinite(ds.X))
+    np.testing.assert_allclose(ds.X[:, 0], (huge - huge.min()) / (huge.max() - huge.min()))
+
+
 def test_npz_round_trip(tmp_path: Path) -> None:
     digits = load_digits()
     path = tmp_path / "digits.npz"
@@ -79,10 +125,11 @@ def test_npz_round_trip(tmp_path: Path) -> None:
     [
         ("empty.csv", "", "empty"),
         ("header.csv", "a,label\n", "no samples"),
-        ("text.csv", "a,label\n1,x\nfoo,y\n", "non-numeric"),
+        ("ids.csv", "a,label\n" + "".join(f"id{i},x\nid{i}b,y\n" for i in range(30)), "ids"),
         ("ragged.csv", "a,b,label\n1,2,x\n1,y\n", "fields"),
         ("one.csv", "a,label\n1,x\n2,x\n", "2 distinct labels"),
-        ("nan.csv", "a,label\n1,x\nnan,y\n", "non-finite"),
+        ("inf.csv", "a,label\n1,x\ninf,y\n", "non-finite"),
+        ("nolabel.csv", "a,label\n1,x\n2, \n", "no label"),
         ("bad.npz", "not a zip", "NPZ"),
     ],
 )

@@ -10,6 +10,7 @@ int64 of length ``n`` with labels in ``0 .. n_classes - 1``.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import zipfile
 from dataclasses import dataclass
@@ -17,6 +18,10 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+
+from kernal.learning.tabular import encode, is_missing, scale_numeric
+
+logger = logging.getLogger(__name__)
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -83,15 +88,6 @@ def _encode_labels(raw: list[str], path: Path) -> tuple[IntArray, int]:
     return y, len(classes)
 
 
-def _minmax(X: FloatArray) -> FloatArray:
-    """Scale each column to [0, 1]; a constant column becomes all zeros (it carries nothing)."""
-    low = X.min(axis=0)
-    span = X.max(axis=0) - low
-    span[span == 0] = 1.0
-    scaled: FloatArray = np.clip((X - low) / span, 0.0, 1.0)
-    return scaled
-
-
 def _load_csv(path: Path, label: str) -> Dataset:
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -108,26 +104,20 @@ def _load_csv(path: Path, label: str) -> Dataset:
     body = rows[1:]
     if not body:
         raise ValueError(f"{path}: no samples after the header row")
-    X = np.empty((len(body), len(header) - 1), dtype=np.float64)
-    labels: list[str] = []
     for line, row in enumerate(body, start=2):
         if len(row) != len(header):
             raise ValueError(f"{path}: line {line} has {len(row)} fields, header has {len(header)}")
-        labels.append(row[label_at])
-        features = row[:label_at] + row[label_at + 1 :]
-        for j, cell in enumerate(features):
-            try:
-                value = float(cell)
-            except ValueError:
-                column = (header[:label_at] + header[label_at + 1 :])[j]
-                raise ValueError(
-                    f"{path}: line {line}, column {column!r}: non-numeric feature {cell!r}"
-                ) from None
-            if not math.isfinite(value):
-                raise ValueError(f"{path}: line {line}: non-finite feature {cell!r}")
-            X[line - 2, j] = value
+        if is_missing(row[label_at]):
+            raise ValueError(f"{path}: line {line}: no label in column {header[label_at]!r}")
+    labels = [row[label_at] for row in body]
+    feature_at = [j for j in range(len(header)) if j != label_at]
+    features = encode(
+        [[row[j] for row in body] for j in feature_at], [header[j] for j in feature_at], str(path)
+    )
+    for note in features.notes():
+        logger.info("%s: %s", path, note)
     y, k = _encode_labels(labels, path)
-    return Dataset(_minmax(X), y, k)
+    return Dataset(features.X, y, k)
 
 
 def _load_npz(path: Path) -> Dataset:
@@ -153,18 +143,21 @@ def _load_npz(path: Path) -> Dataset:
     if not np.all(np.isfinite(X)):
         raise ValueError(f"{path}: X holds NaN or infinite values")
     y, k = _encode_labels([str(v) for v in y_raw.tolist()], path)
-    # Data already in [0, 1] is kept as is (e.g. digits / 16); anything else is min-max scaled.
+    # Data already in [0, 1] is kept as is (e.g. digits / 16); anything else is scaled as a
+    # CSV's numeric columns are (skewed ones power-transformed, then min-max).
     if X.min() < 0.0 or X.max() > 1.0:
-        X = _minmax(X)
+        X = np.column_stack([scale_numeric(column)[0] for column in X.T])
     return Dataset(X, y, k)
 
 
 def load_file(path: str | Path, label: str = "label") -> Dataset:
     """Load a CSV (header row; ``label`` column or else the last one) or an NPZ (``X``, ``y``).
 
-    CSV features are min-max scaled to [0, 1] over the whole file; NPZ features are kept when
-    already within [0, 1] and min-max scaled otherwise. Labels (ints or strings) map to
-    ``0..k-1`` in sorted order. Raises ``ValueError`` naming the file on any bad input.
+    CSV features are encoded over the whole file (:mod:`kernal.learning.tabular`: missing cells
+    filled, text columns one-hot, skewed columns power-transformed, all min-max scaled to
+    [0, 1]); NPZ features are kept when already within [0, 1] and scaled as a CSV's numeric
+    columns otherwise. Labels (ints or strings) map to ``0..k-1`` in sorted order. Raises
+    ``ValueError`` naming the file on any bad input.
     """
     path = Path(path)
     if not path.is_file():

@@ -50,15 +50,15 @@ DEFAULT_HIDDEN = (64,)
 # (10 trainers, dirichlet:0.5, 3 local epochs per round): honest accuracy on digits 0.88 -> 0.92
 # with it; the first, local-only training runs without it.
 COLLABORATIVE_PROX = 0.1
-# Every dataset reaches a model with features in [0, 1] (digits / 16, a CSV or NPZ min-max
-# scaled, waves by a fixed map). The first layer sees ``(x - 0.5) * sqrt(12)``: a fixed map, the
-# same for every trainer and every dataset, that gives a feature spread uniformly over [0, 1]
-# zero mean and unit variance, the inputs He initialisation assumes. Without it every hidden
-# unit's input carries a large common offset (waves: feature means 0.49, spreads 0.06-0.14) and
-# Adam spends most of a short collaboration learning to cancel it. Measured in the simulator (10
-# trainers, dirichlet:0.5, 40 rounds x 3 epochs, seeds 0 1 2, mean honest accuracy): waves 0.57 ->
-# 0.83, digits 0.91 -> 0.95; server FedAvg on waves' shards, 40 rounds, seed 0: 0.60 -> 0.87-0.88
-# (z-scored, or scaled by 4 instead of sqrt(12)).
+# Every dataset reaches a model with features in [0, 1] (digits / 16, a CSV or NPZ encoded and
+# min-max scaled, waves by a fixed map). The first layer sees ``(x - 0.5) * sqrt(12)``: a fixed
+# map, the same for every trainer and every dataset, that gives a feature spread uniformly over
+# [0, 1] zero mean and unit variance, the inputs He initialisation assumes. Without it every
+# hidden unit's input carries a large common offset (waves: feature means 0.49, spreads
+# 0.06-0.14) and Adam spends most of a short collaboration learning to cancel it. Measured in the
+# simulator (10 trainers, dirichlet:0.5, 40 rounds x 3 epochs, seeds 0 1 2, mean honest
+# accuracy): waves 0.57 -> 0.83, digits 0.91 -> 0.95; server FedAvg on waves' shards, 40 rounds,
+# seed 0: 0.60 -> 0.87-0.88 (z-scored, or scaled by 4 instead of sqrt(12)).
 INPUT_CENTRE = 0.5
 INPUT_SCALE = math.sqrt(12.0)
 Layers = list[tuple[FloatArray, FloatArray]]
