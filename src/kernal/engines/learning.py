@@ -57,7 +57,7 @@ from kernal.learning.merge import (
     typical_norm,
     typical_rise,
 )
-from kernal.learning.mlp import COLLABORATIVE_PROX, MLPModel, parse_hidden
+from kernal.learning.mlp import COLLABORATIVE_LR, COLLABORATIVE_PROX, MLPModel, parse_hidden
 from kernal.learning.models import DEFAULT_MODEL, Model, ModelKind, model_from_json, new_model
 
 MERGE_MODES = ("gated", "fedavg")
@@ -115,9 +115,10 @@ def data_seed(seed: int | None, ai_id: str) -> int:
 def _fit(
     model: Model, X: FloatArray, y: IntArray, epochs: int, seed: int, prox: float | None
 ) -> None:
-    """One local fit, with a proximal term when ``prox`` is given (MLP only)."""
+    """One local fit; with ``prox`` (MLP only, between merges) a proximal term and
+    :data:`~kernal.learning.mlp.COLLABORATIVE_LR`."""
     if prox is not None and isinstance(model, MLPModel):
-        model.fit(X, y, epochs, seed=seed, prox=prox)
+        model.fit(X, y, epochs, seed=seed, prox=prox, lr=COLLABORATIVE_LR)
     else:
         model.fit(X, y, epochs, seed=seed)
 

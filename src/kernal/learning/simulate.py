@@ -53,7 +53,13 @@ from kernal.learning.merge import (
     typical_norm,
     typical_rise,
 )
-from kernal.learning.mlp import COLLABORATIVE_PROX, DEFAULT_HIDDEN, INIT_SEED, MLPModel
+from kernal.learning.mlp import (
+    COLLABORATIVE_LR,
+    COLLABORATIVE_PROX,
+    DEFAULT_HIDDEN,
+    INIT_SEED,
+    MLPModel,
+)
 from kernal.learning.model import FloatArray, IntArray
 from kernal.learning.models import DEFAULT_MODEL, MODEL_KINDS, Model, new_model, schedule
 from kernal.trainer import policy
@@ -268,7 +274,9 @@ def simulate(
 
     def train(m: Model, X: FloatArray, y: IntArray, epochs: int, s: int, after: bool) -> None:
         """``after``: training between merges (an MLP then keeps near what it merged)."""
-        extra = {"prox": COLLABORATIVE_PROX} if after and isinstance(m, MLPModel) else {}
+        extra: dict[str, float] = {}
+        if after and isinstance(m, MLPModel):
+            extra = {"prox": COLLABORATIVE_PROX, "lr": COLLABORATIVE_LR}
         m.fit(X, y, epochs, seed=s, **{**extra, **fit_kwargs})
 
     rng = np.random.default_rng(seed)
