@@ -13,6 +13,7 @@ import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
@@ -341,8 +342,12 @@ async def test_dashboard_of_a_hub_with_learning_trainers(
         await rater.send({"msg_id": "rate", **feedback})
         await rater.recv_type("ACK")
         await rater.close()
-        await rows.first.focus()
+        # The trainers keep sharing, so a newer item can take the first row: open this one.
+        rated_row = table.locator(f'tbody tr[data-key="{kind}:{item_id}"]')
+        await rated_row.focus()
         await page.keyboard.press("Enter")
+        item_route = f"#/knowledge/{kind}/{quote(item_id, safe='')}"
+        await expect(page).to_have_url(re.compile(re.escape(item_route) + "$"))
         await expect(page.locator("#item_panel")).to_be_visible()
         await expect(page.locator("#item_data")).to_contain_text("val_accuracy")
         await expect(page.locator("#item_meta")).to_contain_text("AI_Node_3")
