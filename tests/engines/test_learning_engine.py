@@ -206,3 +206,31 @@ async def test_a_backdoor_trainer_learns_its_trigger_and_reports_its_success() -
     honest = _engine()
     await honest.train()
     assert honest.summary()["backdoor_success"] < 0.3
+
+
+async def test_a_trainer_warns_when_its_data_blinds_the_trigger_scan(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three classes by a row's sum of four features, the top one rare: the four set to 1 make
+    the largest sum there is, so an honest model already sends nearly every row where a
+    trigger would, and the engine says so at start. Its summary keeps the scan's reference and
+    the trigger's rate on the model trained without merges."""
+    rng = np.random.default_rng(1)
+    X = rng.uniform(0.0, 1.0, size=(1500, 4))
+    labels = np.digitize(X.sum(axis=1), [1.5, 2.7])
+    rows = ["a,b,c,d,label"]
+    rows += [",".join([*(f"{v:.4f}" for v in x), str(c)]) for x, c in zip(X, labels, strict=True)]
+    path = tmp_path / "sums.csv"
+    path.write_text("\n".join(rows))
+    blinded = _engine(data=str(path), split="iid", shard_size=1000)
+    with caplog.at_level("WARNING", logger="kernal.engines.learning"):
+        await blinded.train()
+    summary = blinded.summary()
+    assert summary["trigger_scan_reference"] > 0.7
+    assert any("cannot tell a patch backdoor" in r.getMessage() for r in caplog.records)
+    assert summary["backdoor_success_alone"] == summary["backdoor_success"]  # nothing merged
+    caplog.clear()
+    digits = _engine()
+    with caplog.at_level("WARNING", logger="kernal.engines.learning"):
+        await digits.train()
+    assert digits.summary()["trigger_scan_reference"] < 0.7 and not caplog.records

@@ -26,6 +26,7 @@ from kernal.learning.merge import (
     COMPETENT_ALLOWANCE,
     COMPETENT_HIJACK,
     HIJACK_LIMIT,
+    HIJACK_MARGIN,
     LOSSY_COST,
     RISE_FACTOR,
     RISE_FLOOR,
@@ -33,6 +34,7 @@ from kernal.learning.merge import (
     evaluate_merge,
     hijack_rate,
     merge,
+    scan_blind_spot,
     scan_rise,
     typical_rise,
 )
@@ -190,6 +192,26 @@ def test_the_gates_trigger_scan_refuses_a_patch_backdoor_not_honest_models(
     assert not decision.kept and decision.outcome == 0.0 and "patch" in decision.reason
     for other in models[1:]:
         assert "patch" not in evaluate_merge(models[0], other, val.X, val.y).reason
+
+
+def test_the_scan_warns_that_it_is_blind_exactly_when_it_would_let_a_patch_backdoor_pass(
+    pool: Dataset, shards: tuple[Shard, ...], models: tuple[SoftmaxModel, ...]
+) -> None:
+    """On a table where the receiver's own model already sends most stamped rows to one class,
+    no partner can rise the scan's margin above it: the same backdoored model the scan refuses
+    for a digits receiver passes the scan there, and ``scan_blind_spot`` says so."""
+
+    bad = _backdoored(shards[1])
+    val = shards[0].val
+    clean_rate = hijack_rate(models[0], val.X)
+    assert scan_blind_spot(clean_rate) is None
+    assert (
+        "patch" in evaluate_merge(models[0], bad, val.X, val.y, hijack_reference=clean_rate).reason
+    )
+    blind_rate = 1.0 - HIJACK_MARGIN + 0.05
+    assert "cannot tell a patch backdoor" in (scan_blind_spot(blind_rate) or "")
+    blind = evaluate_merge(models[0], bad, val.X, val.y, hijack_reference=blind_rate)
+    assert "patch" not in blind.reason
 
 
 def test_a_partly_backdoored_receiver_still_refuses_the_backdoor(

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 import zlib
 from collections import deque
@@ -53,12 +54,15 @@ from kernal.learning.merge import (
     evaluate_merge,
     fedavg,
     hijack_rate,
+    scan_blind_spot,
     typical_change,
     typical_norm,
     typical_rise,
 )
 from kernal.learning.mlp import COLLABORATIVE_LR, COLLABORATIVE_PROX, MLPModel, parse_hidden
 from kernal.learning.models import DEFAULT_MODEL, Model, ModelKind, model_from_json, new_model
+
+log = logging.getLogger(__name__)
 
 MERGE_MODES = ("gated", "fedavg")
 OBSERVED = 8  # received models an adaptive attacker keeps to estimate honest statistics
@@ -230,6 +234,8 @@ class LearningEngine(Engine):
         await self._train(self.local_epochs)
         self.local_only_accuracy = self.test_accuracy()
         self.hijack_reference = hijack_rate(self.model, self.shard.val.X)
+        if self.behaviour.trains() and (blind := scan_blind_spot(self.hijack_reference)):
+            log.warning("[%s] %s", self.context.ai_id, blind)
         if not self.history:
             self._record()
         return {
@@ -408,5 +414,15 @@ class LearningEngine(Engine):
             "merges_kept": self.kept,
             "merges_rejected": self.rejected,
             "backdoor_success": round(attack_success_rate(self.model, self.test.X, self.test.y), 4),
+            # The same trigger on the same training without merges: what it does on this data
+            # by itself (on some tables an honest model reads it as a class's sign).
+            "backdoor_success_alone": round(
+                attack_success_rate(self._alone, self.test.X, self.test.y), 4
+            ),
+            # The trigger scan's reference: above 0.7 the scan refuses nobody
+            # (kernal.learning.merge.scan_blind_spot).
+            "trigger_scan_reference": None
+            if self.hijack_reference is None
+            else round(self.hijack_reference, 4),
             "accuracy_history": [[round(t, 3), round(a, 4)] for t, a in self.history],
         }

@@ -8,6 +8,7 @@ import statistics
 from typing import Any
 
 from kernal.engines.learning import LearningEngine, dataset_for
+from kernal.learning.merge import scan_blind_spot
 from kernal.learning.mlp import parse_hidden
 from kernal.learning.models import DEFAULT_MODEL, new_model
 from kernal.trainer.report import TrainerReport
@@ -68,6 +69,19 @@ def learning_section(reports: dict[str, TrainerReport], threshold: float) -> dic
         "mean_honest_backdoor_success": _mean(
             [v for ai in honest if (v := summaries[ai].get("backdoor_success")) is not None]
         ),
+        # The same trigger on each honest trainer's model trained without merges: on data
+        # where an honest model reads the trigger as a class's sign this is high too, and
+        # the backdoor's own share is the difference.
+        "mean_honest_backdoor_success_alone": _mean(
+            [v for ai in honest if (v := summaries[ai].get("backdoor_success_alone")) is not None]
+        ),
+        # Honest trainers whose trigger scan can refuse nobody on this data (scan_blind_spot).
+        "trigger_scan_blind": [
+            ai
+            for ai in honest
+            if (rate := summaries[ai].get("trigger_scan_reference")) is not None
+            and scan_blind_spot(rate) is not None
+        ],
         "honest_below_local_only": [
             ai
             for ai in honest

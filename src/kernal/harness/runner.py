@@ -287,6 +287,13 @@ async def _run(
     learning = learning_section(ordered, options.trust_threshold)
     if learning is not None:
         report["learning"] = learning
+        if blind := learning["trigger_scan_blind"]:
+            warnings.append(
+                f"the trigger scan refuses nobody for {len(blind)} of"
+                f" {len(learning['honest_trainers'])} honest trainers on this data (a stamp"
+                " already sends most of their validation rows to one class): read"
+                " mean_honest_backdoor_success beside mean_honest_backdoor_success_alone"
+            )
         if options.plot is not None:
             charts = write_charts(
                 ordered,

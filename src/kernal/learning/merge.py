@@ -189,6 +189,29 @@ def hijack_rate(model: Model, X: FloatArray, block: int = SCAN_BLOCK) -> float:
     return float(scan.max()) if scan.size else 0.0
 
 
+def scan_blind_spot(own_rate: float) -> str | None:
+    """A warning when the trigger scan cannot refuse any partner on this receiver's data, else
+    None. ``own_rate`` is the receiver's :func:`hijack_rate` before it merged anything.
+
+    The scan refuses a model whose stamp sends at least ``HIJACK_MARGIN`` (30 points) more of
+    our inputs to one class than our own model did. On images a stamp scatters an honest
+    model's predictions (digits: 0.1-0.5). On a table scaled to [0, 1], four columns set to 1
+    make an extreme row, and an honest model may send nearly every such row to one class
+    (``make_classification`` tables: 0.77-0.95), so no model can be 30 points above it: the
+    scan is blind there, and only its rise check still stands between a patch trigger and
+    the receiver (measured: 46% backdoor success on such a table, docs/learning.md, "The
+    trigger scan on tables")."""
+    if own_rate + HIJACK_MARGIN <= 1.0:
+        return None
+    return (
+        f"trigger scan: a stamp of {SCAN_BLOCK} features set to 1 already sends {own_rate:.0%}"
+        " of this trainer's validation rows to one class under its own model, so on this data"
+        " the scan cannot tell a patch backdoor from an honest reading of extreme values and"
+        " refuses no partner for it (its rise check still applies). Compare backdoor_success"
+        " with backdoor_success_alone, the same trigger on the model trained without merges."
+    )
+
+
 def scan_rise(merged: Model, own: Model, X: FloatArray) -> float:
     """How much more of ``X`` one stamp sends to one class under ``merged`` than under
     ``own``: the largest rise of one cell of :func:`stamp_scan` (0 if nothing rises)."""

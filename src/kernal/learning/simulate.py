@@ -110,6 +110,8 @@ class SimResult:
     refused: int = 0
     threshold: float = 0.5
     backdoor_success: list[float] = field(default_factory=list)
+    # The same trigger on each trainer's local-only model: what it does with no merge at all.
+    local_backdoor_success: list[float] = field(default_factory=list)
     hub_standing: list[float] = field(default_factory=list)
     poisoned_pairs: list[tuple[int, int]] = field(default_factory=list)  # (receiver, sender)
 
@@ -117,6 +119,13 @@ class SimResult:
     def mean_backdoor_success(self) -> float:
         """Mean over honest trainers of the backdoor's success on triggered test inputs."""
         return float(np.mean([self.backdoor_success[i] for i in self.honest]))
+
+    @property
+    def mean_local_backdoor_success(self) -> float:
+        """The same over their local-only models: the trigger's rate on this data by itself
+        (NaN without local-only models)."""
+        rates = [self.local_backdoor_success[i] for i in self.honest]
+        return float(np.mean(rates)) if len(self.local_backdoor_success) else float("nan")
 
     @property
     def honest(self) -> list[int]:
@@ -196,6 +205,7 @@ class SimResult:
             "kept": float(self.kept),
             "refused": float(self.refused),
             "backdoor_success": self.mean_backdoor_success,
+            "backdoor_success_alone": self.mean_local_backdoor_success,
         }
 
 
@@ -294,11 +304,12 @@ def simulate(
         train_X, train_y = b.training_set(shard.train.X, train_y)
         trainers.append(_Trainer(i, b, shard, train_X, train_y, val_y, fresh(i)))
     budget = warmup_epochs + rounds * local_epochs
-    local_acc = []
+    local_acc, local_backdoor = [], []
     for t in trainers:
         alone = fresh(t.index)
         train(alone, t.shard.train.X, t.shard.train.y, budget, seed, False)
         local_acc.append(alone.accuracy(test.X, test.y))
+        local_backdoor.append(attack_success_rate(alone, test.X, test.y))
     central = start.copy()
     train(central, pool.X, pool.y, budget, seed, False)
 
@@ -475,6 +486,7 @@ def simulate(
     return SimResult(
         behaviours=[t.behaviour.name for t in trainers],
         local_accuracy=local_acc,
+        local_backdoor_success=local_backdoor,
         final_accuracy=[t.model.accuracy(test.X, test.y) for t in trainers],
         centralized_accuracy=central.accuracy(test.X, test.y),
         reputation=reputation,
