@@ -31,7 +31,8 @@ async def test_collaboration_beats_local_only(tmp_path: Path) -> None:
     assert 0.5 < learning["centralized_baseline"] <= 1.0
     # On digits a stamp scatters honest predictions: the scan can refuse, and the trigger
     # alone sends few digits to its target.
-    assert learning["trigger_scan_blind"] == [] and not report["warnings"]
+    assert learning["trigger_scan_blind"] == []
+    assert not [w for w in report["warnings"] if "trigger scan" in w]
     assert learning["mean_honest_backdoor_success_alone"] < 0.3
     for entry in report["trainers"].values():
         results = entry["results"]

@@ -124,8 +124,9 @@ class SimResult:
     def mean_local_backdoor_success(self) -> float:
         """The same over their local-only models: the trigger's rate on this data by itself
         (NaN without local-only models)."""
-        rates = [self.local_backdoor_success[i] for i in self.honest]
-        return float(np.mean(rates)) if len(self.local_backdoor_success) else float("nan")
+        if not self.local_backdoor_success:
+            return float("nan")
+        return float(np.mean([self.local_backdoor_success[i] for i in self.honest]))
 
     @property
     def honest(self) -> list[int]:
