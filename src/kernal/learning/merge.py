@@ -196,11 +196,11 @@ def scan_blind_spot(own_rate: float) -> str | None:
     The scan refuses a model whose stamp sends at least ``HIJACK_MARGIN`` (30 points) more of
     our inputs to one class than our own model did. On images a stamp scatters an honest
     model's predictions (digits: 0.1-0.5). On a table scaled to [0, 1], four columns set to 1
-    make an extreme row, and an honest model may send nearly every such row to one class
-    (``make_classification`` tables: 0.77-0.95), so no model can be 30 points above it: the
-    scan is blind there, and only its rise check still stands between a patch trigger and
-    the receiver (measured: 46% backdoor success on such a table, docs/learning.md, "The
-    trigger scan on tables")."""
+    make an extreme row, and an honest model may send nearly every such row to one class (a
+    ``make_classification`` table: 0.47-0.86 over ten trainers, seven above 0.7), so no model
+    can be 30 points above it: the scan is blind there, and only its rise check still stands
+    between a patch trigger and the receiver (measured: 46% backdoor success on such a table,
+    docs/learning.md, "The trigger scan on tables")."""
     if own_rate + HIJACK_MARGIN <= 1.0:
         return None
     return (
