@@ -12,7 +12,7 @@ from kernal.engines.base import CollaborationTask, EngineContext
 from kernal.engines.learning import LearningEngine, data_seed
 from kernal.learning.merge import TYPICAL_WINDOW, typical_change, typical_norm
 from kernal.learning.model import SoftmaxModel
-from kernal.learning.models import model_from_json
+from kernal.learning.models import TRAINER_EPOCHS, model_from_json
 
 TASK = CollaborationTask("c1", "AI_Peer", "graphics", {})
 
@@ -31,6 +31,17 @@ async def test_the_default_model_is_the_mlp_and_its_offer_fits_in_a_frame() -> N
     assert len(json.dumps(offer.data)) < 64 * 1024  # digits, 64-64-10: about 48 KB
     model = model_from_json(offer.data["model"])
     assert model.accuracy(engine.test.X, engine.test.y) == pytest.approx(engine.test_accuracy())
+
+
+def test_each_model_trains_on_its_own_schedule_unless_told() -> None:
+    """The MLP's epochs are the simulator's (10 before sharing, 3 a tick): the scorecard
+    measures that schedule; softmax keeps the v1 figures' 30 and 5. An option still wins."""
+    mlp = _engine(model="mlp", hidden="32")
+    assert (mlp.local_epochs, mlp.epochs_per_tick) == TRAINER_EPOCHS["mlp"] == (10, 3)
+    softmax = _engine()
+    assert (softmax.local_epochs, softmax.epochs_per_tick) == TRAINER_EPOCHS["softmax"] == (30, 5)
+    told = _engine(model="mlp", hidden="32", local_epochs=0, epochs_per_tick=7)
+    assert (told.local_epochs, told.epochs_per_tick) == (0, 7)
 
 
 async def test_trains_on_its_own_shard_and_reports() -> None:

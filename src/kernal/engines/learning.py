@@ -17,8 +17,10 @@ Options (``EngineContext.options``, from the command line or the harness):
 ``shard_size``      samples per trainer; default: a tenth of the training pool
 ``behaviour``       ``honest`` (default) or an adversary, see :mod:`kernal.learning.attacks`
 ``merge``           ``gated`` (default) or ``fedavg`` (plain averaging, no gate: a baseline)
-``local_epochs``    epochs of the first, local-only training (default 30)
-``epochs_per_tick`` epochs per collaboration tick and after each kept merge (default 5)
+``local_epochs``    epochs of the first, local-only training (default: 10 for the MLP, 30 for
+                    softmax, :data:`~kernal.learning.models.TRAINER_EPOCHS`)
+``epochs_per_tick`` epochs per collaboration tick and after each kept merge (default: 3 for
+                    the MLP, 5 for softmax)
 ``colluders``       for ``behaviour=sybil``: the ids of every sybil, this one included, in turn
                     order (the harness fills it in)
 ``peers``           how many trainers the run has (ALIE's ``n``; the harness fills it in)
@@ -60,7 +62,14 @@ from kernal.learning.merge import (
     typical_rise,
 )
 from kernal.learning.mlp import COLLABORATIVE_LR, COLLABORATIVE_PROX, MLPModel, parse_hidden
-from kernal.learning.models import DEFAULT_MODEL, Model, ModelKind, model_from_json, new_model
+from kernal.learning.models import (
+    DEFAULT_MODEL,
+    TRAINER_EPOCHS,
+    Model,
+    ModelKind,
+    model_from_json,
+    new_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +87,8 @@ class LearningOptions(EngineOptions):
     merge: Literal["gated", "fedavg"] = "gated"
     model: ModelKind = DEFAULT_MODEL
     hidden: str = "64"
-    local_epochs: int = Field(default=30, ge=0)
-    epochs_per_tick: int = Field(default=5, ge=0)
+    local_epochs: int | None = Field(default=None, ge=0)  # None: the model's own
+    epochs_per_tick: int | None = Field(default=None, ge=0)
     colluders: str = ""
     peers: int = Field(default=10, ge=1)
 
@@ -145,8 +154,11 @@ class LearningEngine(Engine):
             )
         self.peers = options.peers
         self.merge_mode = options.merge
-        self.local_epochs = options.local_epochs
-        self.epochs_per_tick = options.epochs_per_tick
+        first_epochs, tick_epochs = TRAINER_EPOCHS[options.model]
+        self.local_epochs = first_epochs if options.local_epochs is None else options.local_epochs
+        self.epochs_per_tick = (
+            tick_epochs if options.epochs_per_tick is None else options.epochs_per_tick
+        )
         shard_size = options.shard_size
         self.seed = data_seed(self.context.seed, self.context.ai_id)
         self.rng = np.random.default_rng(self.seed)

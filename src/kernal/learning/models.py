@@ -25,6 +25,11 @@ DEFAULT_MODEL: ModelKind = "mlp"
 # Rounds x local epochs per round of the simulator and the scorecard for each model, the best
 # of the settings measured (docs/learning.md): an MLP gains from merging more often.
 SCHEDULES = {"softmax": (20, 10), "mlp": (40, 3)}
+# A real trainer's (the learning engine's) epochs for each model: before it shares anything,
+# and at each collaboration tick and after each merge it keeps. The MLP's are the simulator's
+# (10 epochs of warm-up, 3 per round): with 30 and 5, trainers drifted apart before they first
+# merged and on some runs kept almost no merge (docs/learning.md, "A real trainer's epochs").
+TRAINER_EPOCHS = {"softmax": (30, 5), "mlp": (10, 3)}
 
 
 def schedule(kind: str, rounds: int | None, epochs: int | None) -> tuple[int, int]:
