@@ -71,7 +71,7 @@ ATTACKS = ("label_flip", "sign_flip", "noise", "scale")
 QUICK_ATTACKS = ("label_flip", "sign_flip")
 MERGES = ("gated", "fedavg")
 TRUST_THRESHOLD = 0.5
-FLOWER_EPOCHS = 5  # the learning engine's default epochs_per_tick
+FLOWER_EPOCHS = 5  # the learning engine's epochs_per_tick for softmax (TRAINER_EPOCHS)
 DEFAULT_SPEED = 50.0  # see the module docstring: faster runs get fewer collaborations
 
 # The targets.

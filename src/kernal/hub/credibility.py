@@ -42,17 +42,17 @@ cleared in the next round, once the clique it rated as low as everyone is doubte
 starts. From the usual start (every rater believed) the raters that weigh most on each AI form
 its consensus. Early in a run a clique can be those on every honest AI: its members rate every
 honest AI at once, while the honest raters have rated only a few of one another. The clique
-then outweighs them AI by AI, the honest raters contradict "the consensus", and the hub
-doubts them and believes the clique (simulator, 3 sybils among 10, seeds 0-9: on 4 runs of 20
-the hub ended doubting 6 or 7 of the 7 honest raters; every honest pair
-ended below the threshold and the trainers never recovered, as they cap peers at the
-credibility and stopped working with one another). The rule assumes what any rating rule
-does, that the honest raters are the majority; a verdict doubting more than half of the judged
-raters contradicts it. Then the iteration runs again from the other side, the doubted raters
-believed and the rest not, and the verdict under which the judged raters have more
-credibility in total is kept. Most verdicts doubt a few raters and never run it. Where the
-honest verdict itself doubts most raters (the clique and several harsh honest raters), the
-other start's verdict, doubting the honest, may have more credibility in total and be kept.
+then outweighs them AI by AI, the honest raters contradict "the consensus", and the hub doubts
+them and believes the clique (simulator, 3 sybils among 10, seeds 0-9: on 4 runs of 20 the hub
+ended doubting 6 or 7 of the 7 honest raters; every honest pair ended below the threshold and
+the trainers never recovered, as they cap peers at the credibility and stopped working with one
+another). The rule assumes what any rating rule does, that the honest raters are the majority;
+a verdict doubting more than half of the judged raters contradicts it. Then the iteration runs
+again from the other side, the doubted raters believed and the rest not, and the verdict under
+which the judged raters have more credibility in total is kept. Most verdicts doubt a few
+raters and never run it. Where the honest verdict itself doubts most raters (the clique and
+several harsh honest raters), the other start's verdict, doubting the honest, may have more
+credibility in total and be kept.
 
 So a rater contradicting everyone loses its votes' weight whatever the reason (agreement),
 but only one that also favours the doubted loses its credibility, the figure that caps its
